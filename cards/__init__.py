@@ -1,0 +1,1 @@
+"""Jinja templates for dataset cards (rendered by scas_hub.publish.card)."""

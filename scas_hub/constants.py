@@ -1,0 +1,32 @@
+"""Defaults and environment-driven settings, in one place."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant."
+"""Used for every row without its own `system`, so no template injects a default for some rows only."""
+
+DEFAULT_LAMBDA = 0.5
+DEFAULT_GROUPS = 5
+DEFAULT_GROUP = 1
+DEFAULT_SEED = 42
+DEFAULT_STRATEGY = "scas"
+DEFAULT_STUDENT = "smollm2-135m"
+
+SCAS_POOL_REPO = "Student-Centric-Answer-Sampling/scas_verified_teacher_pool"
+PAPER_URL = "https://arxiv.org/abs/2605.26872"
+
+DEFAULT_CONFIG = "default"
+CANDIDATES_CONFIG = "candidates"
+STATS_FILENAME = "selection_stats.json"
+
+
+def cache_dir() -> Path:
+    """Where converted students and score caches live (`SCAS_HUB_CACHE`, else the HF cache home)."""
+    explicit = os.environ.get("SCAS_HUB_CACHE")
+    if explicit:
+        return Path(explicit).expanduser()
+    hf_home = os.environ.get("HF_HOME") or os.path.join(os.path.expanduser("~"), ".cache", "huggingface")
+    return Path(hf_home) / "scas_hub"

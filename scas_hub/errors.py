@@ -1,0 +1,27 @@
+"""Named exceptions for every failure a user can hit; each message says what to do."""
+
+from __future__ import annotations
+
+
+class ScasHubError(Exception):
+    """Base class of every scas-hub error."""
+
+
+class SourceError(ScasHubError):
+    """The corpus cannot be found or read (bad path, unknown builder, missing subset)."""
+
+
+class CorpusFormatError(SourceError):
+    """A corpus file is malformed; the message names the file and line."""
+
+
+class StudentError(ScasHubError):
+    """The student model cannot be resolved or loaded, or lacks what scoring needs."""
+
+
+class SelectionError(ScasHubError):
+    """Selection settings are invalid (unknown strategy, bad group, unknown teacher)."""
+
+
+class PublishError(ScasHubError):
+    """Writing or pushing the dataset failed."""

@@ -1,0 +1,1 @@
+"""Write the Hub-layout dataset folder, render its card, push it."""

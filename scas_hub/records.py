@@ -1,0 +1,64 @@
+"""The one record that flows through the pipeline: a candidate answer to a question.
+
+source -> verify -> score -> select only ever add to a `Candidate`: sources fill the identity,
+text and provenance; verification sets `skip_reason` for unusable rows; scoring attaches a
+`ProxyComponents`; selection sets `selected`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .constants import DEFAULT_SYSTEM_PROMPT
+from .score.proxy import ProxyComponents
+
+
+@dataclass
+class Candidate:
+    """One teacher's answer to one question, plus everything the pipeline learns about it."""
+
+    question_id: str
+    teacher: str
+    instruction: str
+    answer: str
+    system: str | None = None
+    source_dataset: str | None = None
+    reference_answer: str | None = None
+    verified: bool | None = None
+    provenance: dict[str, Any] = field(default_factory=dict)
+    # filled by later stages
+    skip_reason: str | None = None
+    score: ProxyComponents | None = None
+    selected: bool = False
+
+    @property
+    def system_prompt(self) -> str:
+        """The system prompt used for rendering: the row's own, else the fixed default."""
+        return self.system if self.system else DEFAULT_SYSTEM_PROMPT
+
+    def prompt_messages(self) -> list[dict[str, str]]:
+        return [
+            {"role": "system", "content": self.system_prompt},
+            {"role": "user", "content": self.instruction},
+        ]
+
+    def messages(self) -> list[dict[str, str]]:
+        """Conversational format (system, user, assistant), as TRL's SFTTrainer takes it."""
+        return [*self.prompt_messages(), {"role": "assistant", "content": self.answer}]
+
+    @property
+    def is_scored(self) -> bool:
+        return self.score is not None
+
+
+@dataclass
+class Question:
+    """All candidates of one question, in source order."""
+
+    question_id: str
+    candidates: list[Candidate]
+
+    @property
+    def scored(self) -> list[Candidate]:
+        return [c for c in self.candidates if c.score is not None]

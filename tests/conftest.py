@@ -1,0 +1,56 @@
+"""Shared fixtures. Hub access is pointed at nothing real: tests never touch the network."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+# must happen before huggingface_hub / datasets are imported anywhere
+_HF_HOME = tempfile.mkdtemp(prefix="scas-hf-home-")
+os.environ.setdefault("HF_HUB_DISABLE_XET", "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "0")
+os.environ["HF_HOME"] = _HF_HOME
+os.environ.setdefault("HF_TOKEN", "hf_dummy_test_token")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# converted students and the Qwen tokenizer are cached across runs (they take ~30 s to build)
+os.environ.setdefault(
+    "SCAS_HUB_CACHE",
+    os.path.join(os.environ.get("HF_HOME_ORIG", os.path.expanduser("~/.cache/huggingface")), "scas_hub"),
+)
+
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def qwen_tokenizer():
+    from scas_hub.testing.models import qwen_tokenizer as build
+
+    return build()
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen_dir(tmp_path_factory, qwen_tokenizer) -> Path:
+    from scas_hub.testing.models import tiny_qwen2
+
+    return tiny_qwen2(tmp_path_factory.mktemp("tiny-qwen2"), tokenizer=qwen_tokenizer)
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen(tiny_qwen_dir):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_qwen_dir, dtype="float32").eval()
+    return model, AutoTokenizer.from_pretrained(tiny_qwen_dir)
+
+
+@pytest.fixture(scope="session")
+def smollm2():
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from scas_hub.score.students import resolve_student
+
+    path = resolve_student("smollm2-135m").path
+    model = AutoModelForCausalLM.from_pretrained(path, dtype="float32").eval()
+    return model, AutoTokenizer.from_pretrained(path)

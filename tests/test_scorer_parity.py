@@ -1,0 +1,91 @@
+"""The engine must give the naive per-sample algorithm's numbers (1e-4 relative, float32)."""
+
+from __future__ import annotations
+
+import pytest
+
+from scas_hub import Candidate, PipelineStats, Question, ScoringConfig, StudentScorer
+from scas_hub.testing.naive import naive_components, naive_score
+
+FIELDS = ["answer_mean_nll", "question_mean_nll", "sim_aa", "sim_aq"]
+
+
+def _questions(long_words: int = 400) -> list[Question]:
+    long_answer = " ".join(f"step {i}: add {i} and {i + 1} to get {2 * i + 1}." for i in range(long_words // 8))
+    specs = {
+        "q-many": ("What is 17 * 23? Show your work.", [
+            ("t-terse", "391"),
+            ("t-steps", "17 * 23 = 17 * 20 + 17 * 3 = 340 + 51 = 391. The answer is \\boxed{391}."),
+            ("t-verbose", "Let us multiply carefully. Twenty times seventeen is three hundred forty; "
+                          "three times seventeen is fifty-one; together, three hundred ninety-one."),
+            ("t-latex", "$17 \\times 23 = 391$"),
+            ("t-long", long_answer),
+            ("t-unicode", "Résultat : 391 ✓ — vérifié deux fois."),
+        ]),
+        "q-single": ("Name a prime number larger than 10.", [("t-steps", "11 is prime.")]),
+        "q-system": ("Translate 'cat' to French.", [("t-terse", "chat"), ("t-steps", "The French word is « chat ».")]),
+    }
+    out = []
+    for qid, (instruction, answers) in specs.items():
+        system = "You are a terse math tutor." if qid == "q-system" else None
+        out.append(Question(qid, [Candidate(qid, t, instruction, a, system=system) for t, a in answers]))
+    return out
+
+
+def _check(model, tokenizer, questions, budget):
+    stats = PipelineStats()
+    scorer = StudentScorer(model, tokenizer, ScoringConfig(token_budget=budget, progress=False))
+    list(scorer.score_questions(questions, stats))
+    scorer.close()
+    n = 0
+    for q in questions:
+        for c in q.candidates:
+            ref = naive_components(model, tokenizer, c.instruction, c.answer, c.system)
+            got = c.score
+            assert got is not None, c.teacher
+            assert got.n_answer_tokens == ref["n_answer_tokens"]
+            assert got.n_question_tokens == ref["n_question_tokens"]
+            for f in FIELDS:
+                assert getattr(got, f) == pytest.approx(ref[f], rel=1e-4, abs=1e-7), (c.teacher, f)
+            for lam in (0.0, 0.5, 1.0):
+                assert got.scas_score(lam) == pytest.approx(naive_score(ref, lam), rel=1e-4, abs=1e-7)
+            n += 1
+    assert stats.rows_scored == n
+    return n
+
+
+@pytest.mark.parametrize("budget", [64, 100_000])
+def test_engine_matches_naive_tiny_qwen(tiny_qwen, budget):
+    """Qwen tokenizer (151k vocab), random weights; small budget forces many batches and padding."""
+    model, tokenizer = tiny_qwen
+    assert _check(model, tokenizer, _questions(), budget) == 9
+
+
+def test_engine_matches_naive_embedded_student(smollm2):
+    model, tokenizer = smollm2
+    assert _check(model, tokenizer, _questions(long_words=160), 512) == 9
+
+
+def test_answers_without_ordinary_tokens_are_skipped_not_zero(tiny_qwen):
+    model, tokenizer = tiny_qwen
+    texts = {"control": "<|im_end|>", "inside": "4<|im_end|><|im_start|>user\nmore", "empty": "", "ok": "ok"}
+    q = Question("q", [Candidate("q", t, "Say something.", a) for t, a in texts.items()])
+    stats = PipelineStats()
+    scorer = StudentScorer(model, tokenizer, ScoringConfig(progress=False))
+    list(scorer.score_questions([q], stats))
+    reasons = {c.teacher: c.skip_reason for c in q.candidates}
+    assert reasons == {"control": "control_tokens_in_answer", "inside": "control_tokens_in_answer",
+                       "empty": "no_answer_tokens", "ok": None}
+    assert [c.score is None for c in q.candidates] == [True, True, True, False]
+    assert stats.skipped == {"control_tokens_in_answer": 2, "no_answer_tokens": 1}
+    assert q.candidates[3].score.scas_score() != 0
+
+
+def test_max_length_skips_and_counts(tiny_qwen):
+    model, tokenizer = tiny_qwen
+    q = Question("q", [Candidate("q", "short", "Hi", "ok"), Candidate("q", "long", "Hi", "word " * 200)])
+    stats = PipelineStats()
+    scorer = StudentScorer(model, tokenizer, ScoringConfig(max_length=60, progress=False))
+    list(scorer.score_questions([q], stats))
+    assert [c.skip_reason for c in q.candidates] == [None, "too_long"]
+    assert stats.skipped_by_teacher == {"long": {"too_long": 1}}
