@@ -40,17 +40,17 @@ curate: $(STAMP)
 	$(BIN)/scas-hub curate $(CURATE_ARGS)
 
 test: $(STAMP)
-	$(BIN)/ruff check scas_hub builders tests benchmarks
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow
 
 lint: $(STAMP)
-	$(BIN)/ruff check scas_hub builders tests benchmarks
+	$(BIN)/ruff check .
 
 format: $(STAMP)
-	$(BIN)/ruff format scas_hub builders tests benchmarks
+	$(BIN)/ruff format .
 
 clean:
 	rm -rf $(VENV) out build *.egg-info
