@@ -52,5 +52,8 @@ lint: $(STAMP)
 format: $(STAMP)
 	$(BIN)/ruff format .
 
+bench: $(STAMP)
+	cd benchmarks && ../$(BIN)/python bench_scoring.py $(ARGS)
+
 clean:
 	rm -rf $(VENV) out build *.egg-info

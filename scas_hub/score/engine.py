@@ -1,18 +1,23 @@
 """The scoring engine: batching, shared question prefixes, chunked LM head, feature hook.
 
-Per question, the prompt prefix is run once (its KV cache, Q-region NLL and features are shared by
-every candidate); answers then run in token-budget batches on top of the cached prefix, sorted by
-length to keep padding small. NLL is computed only at target positions, with the LM head applied
-in chunks, so full-vocabulary logits for a whole batch never exist. The math lives in `proxy`.
+Work runs in windows of questions. Within a window:
+1. every distinct question prefix (the rendered prompt) runs once, in length-sorted token-budget
+   batches; its Q-region NLL and features, its KV cache, and the log-probs of the first answer
+   token are kept, since they are identical for every candidate of the question;
+2. all answers of the window, sorted by length across questions (little padding), run in
+   token-budget batches on top of their own question's cached prefix (per-row prefix lengths,
+   masked prefix padding, explicit positions);
+3. NLL is computed only at target positions, the LM head applied in chunks of bounded bytes, so
+   full-vocabulary logits for a batch never exist; features are reduced to per-region means.
+The proxy formula itself lives in `proxy.py`.
 """
 
 from __future__ import annotations
 
-import copy
 import inspect
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from tqdm.auto import tqdm
@@ -31,14 +36,17 @@ class ScoringConfig:
     """How to run the student; none of these change the proxy's definition."""
 
     token_budget: int = 8192
-    """Padded answer tokens per forward pass (a single longer answer still runs, alone)."""
+    """Padded tokens per forward pass (a single longer sequence still runs, alone)."""
+    window_tokens: int = 65_536
+    """Tokens of candidates gathered before scheduling (answers are length-sorted across them)."""
     max_length: int | None = None
     """Skip (and count) candidates whose rendered conversation has more tokens than this."""
     feature_module: str | None = None
     """Dotted path of the feature module; `{layer}` is replaced by `feature_layer`."""
     feature_layer: int | None = None
     """Decoder layer whose MLP up-projection gives the features (default: the last)."""
-    lm_head_chunk: int = 2048
+    lm_head_chunk_bytes: int = 64 * 2**20
+    """Float32 logits held at once by the chunked LM head."""
     progress: bool = True
 
 
@@ -65,12 +73,8 @@ class _FeatureCapture:
 def resolve_feature_module(model: torch.nn.Module, config: ScoringConfig) -> torch.nn.Module:
     """Find `model.layers[L-1].mlp.up_proj` (or the configured module) inside a causal LM."""
     n_layers = getattr(model.config, "num_hidden_layers", None)
-    if config.feature_layer is not None:
-        layer = config.feature_layer
-    elif n_layers is not None:
-        layer = n_layers - 1
-    else:
-        layer = None
+    layer = config.feature_layer if config.feature_layer is not None else (
+        n_layers - 1 if n_layers is not None else None)
     path = config.feature_module or "model.layers.{layer}.mlp.up_proj"
     if "{layer}" in path:
         if layer is None:
@@ -85,6 +89,17 @@ def resolve_feature_module(model: torch.nn.Module, config: ScoringConfig) -> tor
         ) from err
 
 
+@dataclass
+class _Prefix:
+    """One distinct question prefix and what all its candidates share."""
+
+    ids: tuple[int, ...]
+    items: list[tuple[Candidate, EncodedCandidate]] = field(default_factory=list)
+    question: RegionSummary | None = None
+    first_nll: dict[int, float] = field(default_factory=dict)  # NLL of each first answer token used
+    kv: list[tuple[torch.Tensor, torch.Tensor]] | None = None  # per layer, (1, heads, P, dim)
+
+
 class StudentScorer:
     """Scores candidates with one student model (see `score_questions`)."""
 
@@ -96,6 +111,7 @@ class StudentScorer:
         self.lm_head = model.get_output_embeddings()
         self.device = next(model.parameters()).device
         self.special_ids = torch.tensor(sorted(special_token_ids(tokenizer)), dtype=torch.long)
+        self._special_on_device = self.special_ids.to(self.device)
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
         self._capture = _FeatureCapture(resolve_feature_module(model, self.config))
         # transformers >= 5.2x renamed `past_key_values` to `cache`; support both
@@ -110,106 +126,74 @@ class StudentScorer:
     def score_questions(
         self, questions: Iterable[Question], stats: PipelineStats, total_rows: int | None = None
     ) -> Iterator[Question]:
-        """Attach a `ProxyComponents` to every scorable candidate; count the others in `stats`."""
+        """Attach a `ProxyComponents` to every scorable candidate; count the others in `stats`.
+
+        Questions are yielded in input order once their window is scored.
+        """
         bar = tqdm(total=total_rows, unit="ans", desc="scoring", disable=not self.config.progress)
         start, tokens = time.perf_counter(), 0
         try:
-            for question in questions:
-                pending = sum(c.skip_reason is None and c.score is None for c in question.candidates)
-                tokens += self.score_question(question.candidates, stats)
+            for window, pending in self._windows(questions, stats):
+                tokens += self._score_window(window, stats)
                 bar.update(pending)
                 elapsed = time.perf_counter() - start
                 bar.set_postfix(tok_s=f"{tokens / max(elapsed, 1e-9):,.0f}", refresh=False)
-                yield question
+                yield from (q for q, _ in window)
         finally:
             stats.scoring_seconds += time.perf_counter() - start
             bar.close()
 
-    @torch.inference_mode()
     def score_question(self, candidates: list[Candidate], stats: PipelineStats) -> int:
         """Score the pending candidates of one question in place; returns tokens scored."""
-        pending = [c for c in candidates if c.skip_reason is None and c.score is None]
+        q = Question(candidates[0].question_id if candidates else "", candidates)
+        return self._score_window([(q, self._encode(q, stats))], stats)
+
+    # ---- scheduling ---------------------------------------------------------------------------
+
+    def _encode(self, question: Question, stats: PipelineStats) -> list[tuple[Candidate, EncodedCandidate]]:
+        pending = [c for c in question.candidates if c.skip_reason is None and c.score is None]
         encoded = self.encoder.encode(pending)
         self.encoder.clear_cache()
-        by_prefix: dict[tuple[int, ...], list[tuple[Candidate, EncodedCandidate]]] = {}
+        valid = []
         for cand, enc in zip(pending, encoded, strict=True):
             reason = self._invalid_reason(enc)
             if reason:
                 cand.skip_reason = reason
                 stats.skip(reason, cand.teacher)
-                continue
-            by_prefix.setdefault(enc.prefix, []).append((cand, enc))
-        tokens = 0
-        for prefix, group in by_prefix.items():
-            tokens += self._score_prefix_group(prefix, group, stats)
-        return tokens
+            else:
+                valid.append((cand, enc))
+        return valid
 
-    # ---- internals ----------------------------------------------------------------------------
+    def _windows(self, questions: Iterable[Question], stats: PipelineStats):
+        window, pending, tokens = [], 0, 0
+        for q in questions:
+            n_pending = sum(c.skip_reason is None and c.score is None for c in q.candidates)
+            items = self._encode(q, stats)
+            window.append((q, items))
+            pending += n_pending
+            tokens += sum(len(e.input_ids) for _, e in items)
+            if tokens >= self.config.window_tokens:
+                yield window, pending
+                window, pending, tokens = [], 0, 0
+        if window:
+            yield window, pending
 
     def _invalid_reason(self, enc: EncodedCandidate) -> str | None:
         if self.config.max_length is not None and len(enc.input_ids) > self.config.max_length:
             return "too_long"
         content = torch.tensor(enc.answer_content_ids, dtype=torch.long)
-        is_special = torch.isin(content, self.special_ids)
-        if bool(is_special.any()):
+        if bool(torch.isin(content, self.special_ids).any()):
             # e.g. a literal "<|im_end|>" inside the answer would end the turn early
             return "control_tokens_in_answer"
         if content.numel() == 0:
             return "no_answer_tokens"
         return None
 
-    def _target_nll(self, hidden_rows: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        """NLL of `targets` given the final hidden states that predict them; LM head in chunks."""
-        out = torch.empty(targets.shape[0], dtype=torch.float32, device=hidden_rows.device)
-        step = self.config.lm_head_chunk
-        for i in range(0, targets.shape[0], step):
-            logits = self.lm_head(hidden_rows[i : i + step]).float()
-            logp = torch.log_softmax(logits, dim=-1)
-            out[i : i + step] = -logp.gather(1, targets[i : i + step, None]).squeeze(1)
-        return out
-
-    def _score_prefix_group(
-        self, prefix: tuple[int, ...], group: list[tuple[Candidate, EncodedCandidate]], stats: PipelineStats
-    ) -> int:
-        ids = torch.tensor([prefix], dtype=torch.long, device=self.device)
-        out = self.decoder(input_ids=ids, use_cache=True)
-        features = self._capture.pop()[0]
-        hidden = out.last_hidden_state[0]
-        not_special = ~torch.isin(ids[0], self.special_ids.to(self.device))
-        nll_targets = not_special.clone()
-        nll_targets[0] = False  # position 0 has no NLL
-        if not bool(nll_targets.any()):
-            for cand, _ in group:
-                cand.skip_reason = "no_question_tokens"
-                stats.skip("no_question_tokens", cand.teacher)
-            return 0
-        q_pos = nll_targets.nonzero().squeeze(1)
-        q_nll = self._target_nll(hidden[q_pos - 1], ids[0, q_pos])
-        question = RegionSummary(
-            mean_nll=float(q_nll.mean()),
-            mean_unit_feature=unit_features(features[not_special]).mean(dim=0),
-            n_tokens=int(q_nll.numel()),
-        )
-        last_logp = torch.log_softmax(self.lm_head(hidden[-1:]).float(), dim=-1)[0]
-        cache = out.get("cache", None)
-        if cache is None:
-            cache = out.past_key_values
-
-        group = sorted(group, key=lambda ce: len(ce[1].answer_ids), reverse=True)
-        tokens = 0
-        for batch in self._budget_batches(group):
-            scores = self._score_answers(batch, cache, last_logp, question)
-            for (cand, _), comps in zip(batch, scores, strict=True):
-                cand.score = comps
-                stats.rows_scored += 1
-            tokens += sum(len(enc.input_ids) for _, enc in batch)
-        stats.tokens_scored += tokens
-        return tokens
-
-    def _budget_batches(self, group):
+    def _batches(self, items: list, length) -> Iterator[list]:
+        """Consecutive runs of length-sorted `items` whose padded size fits the token budget."""
         batch: list = []
-        for item in group:
-            width = len(batch[0][1].answer_ids) if batch else len(item[1].answer_ids)
+        for item in items:
+            width = length(batch[0]) if batch else length(item)
             if batch and (len(batch) + 1) * width > self.config.token_budget:
                 yield batch
                 batch = []
@@ -217,42 +201,127 @@ class StudentScorer:
         if batch:
             yield batch
 
-    def _score_answers(self, batch, prefix_cache, last_logp: torch.Tensor, question: RegionSummary):
-        n_prefix = len(batch[0][1].prefix)
-        width = max(len(enc.answer_ids) for _, enc in batch)
-        answers = torch.full((len(batch), width), self.pad_id, dtype=torch.long)
-        valid = torch.zeros((len(batch), width), dtype=torch.bool)
-        for i, (_, enc) in enumerate(batch):
-            answers[i, : len(enc.answer_ids)] = torch.tensor(enc.answer_ids)
-            valid[i, : len(enc.answer_ids)] = True
-        answers, valid = answers.to(self.device), valid.to(self.device)
-        attention = torch.cat([torch.ones((len(batch), n_prefix), dtype=torch.long, device=self.device),
-                               valid.long()], dim=1)
-        cache = copy.deepcopy(prefix_cache)
-        if len(batch) > 1:
-            cache.batch_repeat_interleave(len(batch))
-        out = self.decoder(input_ids=answers, attention_mask=attention, use_cache=True,
+    @torch.inference_mode()
+    def _score_window(self, window: list[tuple[Question, list]], stats: PipelineStats) -> int:
+        prefixes: dict[tuple[str, tuple[int, ...]], _Prefix] = {}
+        for q, items in window:
+            for cand, enc in items:
+                prefixes.setdefault((q.question_id, enc.prefix), _Prefix(enc.prefix)).items.append((cand, enc))
+        groups = sorted(prefixes.values(), key=lambda g: len(g.ids), reverse=True)
+        for batch in self._batches(groups, lambda g: len(g.ids)):
+            self._run_prefixes(batch)
+        answers = [(cand, enc, g) for g in groups if g.question is not None for cand, enc in g.items]
+        for g in groups:
+            if g.question is None:
+                for cand, _ in g.items:
+                    cand.skip_reason = "no_question_tokens"
+                    stats.skip("no_question_tokens", cand.teacher)
+        answers.sort(key=lambda x: len(x[1].answer_ids), reverse=True)
+        tokens = 0
+        for batch in self._batches(answers, lambda x: len(x[1].answer_ids)):
+            for (cand, _, _), comps in zip(batch, self._run_answers(batch), strict=True):
+                cand.score = comps
+            stats.rows_scored += len(batch)
+            tokens += sum(len(enc.input_ids) for _, enc, _ in batch)
+        stats.tokens_scored += tokens
+        return tokens
+
+    # ---- forward passes -----------------------------------------------------------------------
+
+    def _target_nll(self, hidden_rows: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """NLL of `targets` given the final hidden states that predict them; LM head in chunks."""
+        out = torch.empty(targets.shape[0], dtype=torch.float32, device=hidden_rows.device)
+        vocab = self.lm_head.weight.shape[0]
+        step = max(1, self.config.lm_head_chunk_bytes // (4 * vocab))
+        for i in range(0, targets.shape[0], step):
+            logits = self.lm_head(hidden_rows[i : i + step]).float()
+            target_logit = logits.gather(1, targets[i : i + step, None]).squeeze(1)
+            out[i : i + step] = torch.logsumexp(logits, dim=-1) - target_logit
+        return out
+
+    def _pad(self, rows: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        width = max(map(len, rows))
+        ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.bool)
+        for i, r in enumerate(rows):
+            ids[i, : len(r)] = torch.tensor(r, dtype=torch.long)
+            mask[i, : len(r)] = True
+        return ids.to(self.device), mask.to(self.device)
+
+    def _region_means(self, features: torch.Tensor, region: torch.Tensor) -> torch.Tensor:
+        """Per-row mean unit feature over the positions in `region` (b, t) -> (b, d), float32."""
+        weights = region.float() / region.sum(dim=1).clamp_min(1)[:, None]
+        return torch.einsum("bt,btd->bd", weights, unit_features(features))
+
+    def _run_prefixes(self, groups: list[_Prefix]) -> None:
+        ids, valid = self._pad([list(g.ids) for g in groups])
+        out = self.decoder(input_ids=ids, attention_mask=valid.long(), use_cache=True)
+        hidden, features = out.last_hidden_state, self._capture.pop()
+        cache = out.get("cache", None)
+        if cache is None:
+            cache = out.past_key_values
+        in_q = valid & ~torch.isin(ids, self._special_on_device)
+        has_nll = in_q.clone()
+        has_nll[:, 0] = False  # position 0 has no NLL
+        rows, cols = has_nll.nonzero(as_tuple=True)
+        nll = self._target_nll(hidden[rows, cols - 1], ids[rows, cols])
+        nll_sum = torch.zeros(len(groups), dtype=torch.float32, device=self.device).index_add_(0, rows, nll)
+        counts = has_nll.sum(dim=1)
+        mean_u = self._region_means(features, in_q)
+        lengths = valid.sum(dim=1)
+        last = hidden[torch.arange(len(groups), device=self.device), lengths - 1]
+        first_logp = torch.log_softmax(self.lm_head(last).float(), dim=-1)
+        layers = [(layer.keys, layer.values) for layer in cache.layers]
+        for i, g in enumerate(groups):
+            if int(counts[i]) == 0:
+                continue
+            p = int(lengths[i])
+            g.question = RegionSummary(float(nll_sum[i] / counts[i]), mean_u[i], int(counts[i]))
+            firsts = sorted({enc.answer_ids[0] for _, enc in g.items})
+            values = (-first_logp[i, firsts]).tolist()
+            g.first_nll = dict(zip(firsts, values, strict=True))
+            g.kv = [(k[i : i + 1, :, :p].clone(), v[i : i + 1, :, :p].clone()) for k, v in layers]
+
+    def _batched_cache(self, groups: list[_Prefix]):
+        """Stack the rows' prefix caches, right-padded to the longest prefix."""
+        from transformers import DynamicCache
+
+        width = max(len(g.ids) for g in groups)
+        data = []
+        for layer in range(len(groups[0].kv)):
+            k0, v0 = groups[0].kv[layer]
+            keys = k0.new_zeros((len(groups), k0.shape[1], width, k0.shape[3]))
+            values = v0.new_zeros((len(groups), v0.shape[1], width, v0.shape[3]))
+            for i, g in enumerate(groups):
+                k, v = g.kv[layer]
+                keys[i, :, : k.shape[2]] = k[0]
+                values[i, :, : v.shape[2]] = v[0]
+            data.append((keys, values))
+        return DynamicCache(data), width
+
+    def _run_answers(self, batch: list[tuple[Candidate, EncodedCandidate, _Prefix]]):
+        groups = [g for _, _, g in batch]
+        answers, valid = self._pad([enc.answer_ids for _, enc, _ in batch])
+        cache, width = self._batched_cache(groups)
+        prefix_len = torch.tensor([len(g.ids) for g in groups], device=self.device)
+        prefix_mask = torch.arange(width, device=self.device)[None, :] < prefix_len[:, None]
+        attention = torch.cat([prefix_mask, valid], dim=1).long()
+        positions = prefix_len[:, None] + torch.arange(answers.shape[1], device=self.device)[None, :]
+        out = self.decoder(input_ids=answers, attention_mask=attention, position_ids=positions, use_cache=True,
                            **{self._cache_kwarg: cache})
         hidden, features = out.last_hidden_state, self._capture.pop()
         del cache, out
 
-        in_a = valid & ~torch.isin(answers, self.special_ids.to(self.device))  # (b, width)
+        in_a = valid & ~torch.isin(answers, self._special_on_device)
         counts = in_a.sum(dim=1)
-        nll_sum = torch.zeros(len(batch), dtype=torch.float32, device=self.device)
         # first answer token: predicted by the prefix's last position
-        first = in_a[:, 0]
-        nll_sum += torch.where(first, -last_logp[answers[:, 0]], torch.zeros_like(nll_sum))
+        first_nll = torch.tensor([g.first_nll[enc.answer_ids[0]] for _, enc, g in batch], device=self.device)
+        nll_sum = torch.where(in_a[:, 0], first_nll, torch.zeros_like(first_nll))
         # the rest: predicted by the previous answer position
-        rest = in_a[:, 1:]
-        rows, cols = rest.nonzero(as_tuple=True)
+        rows, cols = in_a[:, 1:].nonzero(as_tuple=True)
         if rows.numel():
-            nll = self._target_nll(hidden[rows, cols], answers[rows, cols + 1])
-            nll_sum.index_add_(0, rows, nll)
-        weights = in_a.float() / counts.clamp_min(1)[:, None]
-        mean_u = torch.einsum("bt,btd->bd", weights, unit_features(features))
-        for i in range(len(batch)):
-            answer = RegionSummary(
-                mean_nll=float(nll_sum[i] / counts[i]), mean_unit_feature=mean_u[i], n_tokens=int(counts[i])
-            )
-            yield combine(answer, question)
-
+            nll_sum = nll_sum.index_add(0, rows, self._target_nll(hidden[rows, cols], answers[rows, cols + 1]))
+        mean_u = self._region_means(features, in_a)
+        for i, g in enumerate(groups):
+            answer = RegionSummary(float(nll_sum[i] / counts[i]), mean_u[i], int(counts[i]))
+            yield combine(answer, g.question)

@@ -1,0 +1,200 @@
+"""Scoring throughput and memory: the engine vs the naive reference algorithm vs a bare forward.
+
+Measured side by side in one run on the same model and the same tokens:
+  (a) engine   - StudentScorer (shared question prefix, token-budget batches, chunked LM head)
+  (b) naive    - the reference algorithm: one candidate per forward, full float32 logits,
+                 pairwise O(n^2) similarities (scas_hub.testing.naive), always float32
+  (c) forward  - a bare forward pass of the causal LM over each conversation, batch 1, same dtype
+Prints tokens/s and peak memory of each, one `ratio ...` line per ratio and dtype, the number of
+selections that differ between bfloat16 and float32, throughput at 1x and Nx corpus size, and
+the peak memory for one very long answer with a 151k-vocabulary model.
+
+    python benchmarks/bench_scoring.py                 # CPU, embedded SmolLM2-135M
+    python benchmarks/bench_scoring.py --quick         # smoke run (seconds)
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import statistics
+import tempfile
+from pathlib import Path
+
+import torch
+from _common import gib, measure
+
+from scas_hub import PipelineStats, ScoringConfig, SelectionConfig, StudentScorer, load_questions, select
+from scas_hub.score.engine import DTYPES
+from scas_hub.score.regions import ChatEncoder
+from scas_hub.testing.corpus import synthetic_pool, write_pool
+from scas_hub.testing.naive import naive_components, naive_score
+
+
+def build_corpus(folder: Path, questions: int, teachers: int, max_words: int, copies: int = 1, seed: int = 0):
+    rows = synthetic_pool(questions, teachers=teachers, max_words=max_words, seed=seed)
+    if copies > 1:  # same length distribution, distinct questions
+        rows = {t: [{**r, "id": f"{k}-{r['id']}", "instruction": f"({k}) {r['instruction']}"}
+                    for k in range(copies) for r in rs] for t, rs in rows.items()}
+    write_pool(rows, folder)
+    _, qs = load_questions(str(folder), None, None, PipelineStats())
+    return qs
+
+
+def conversation_tokens(tokenizer, questions) -> list[list[int]]:
+    encoder = ChatEncoder(tokenizer)
+    return [e.input_ids for q in questions for e in encoder.encode(q.candidates)]
+
+
+def run_engine(model, tokenizer, questions, device, budget):
+    qs = copy.deepcopy(questions)
+    stats = PipelineStats()
+    scorer = StudentScorer(model, tokenizer, ScoringConfig(token_budget=budget, progress=False))
+    with measure(device) as m:
+        for _ in scorer.score_questions(qs, stats):
+            pass
+    scorer.close()
+    return qs, m
+
+
+@torch.inference_mode()
+def run_forward(model, sequences, device):
+    with measure(device) as m:
+        for ids in sequences:
+            model(torch.tensor([ids], device=device)).logits.float()
+    return m
+
+
+def run_naive(model, tokenizer, questions, device):
+    scores = {}
+    with measure(device) as m:
+        for q in questions:
+            for c in q.candidates:
+                ref = naive_components(model, tokenizer, c.instruction, c.answer, c.system)
+                scores[(q.question_id, c.teacher)] = naive_score(ref)
+    return scores, m
+
+
+def scores_of(questions) -> dict:
+    return {(q.question_id, c.teacher): c.score.scas_score() for q in questions for c in q.candidates}
+
+
+def selections(questions) -> dict:
+    qs = copy.deepcopy(questions)
+    select(qs, SelectionConfig(), PipelineStats())
+    return {q.question_id: c.teacher for q in qs for c in q.candidates if c.selected}
+
+
+def rel_errors(a: dict, b: dict) -> list[float]:
+    return [abs(a[k] - b[k]) / max(abs(b[k]), 1e-12) for k in b]
+
+
+def line(name: str, tokens: int, m) -> None:
+    print(f"{name:28} {tokens / m.seconds:10,.0f} tok/s   {m.seconds:8.2f} s   peak {gib(m.peak_bytes)}")
+
+
+def load_model(student: str, dtype: str, device: str):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from scas_hub.score.students import resolve_student
+
+    path = resolve_student(student).path
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=DTYPES[dtype]).to(device).eval()
+    return model, AutoTokenizer.from_pretrained(path)
+
+
+def long_answer_memory(device: str, answer_tokens: int, with_naive: bool) -> None:
+    """One ~6.3k-token answer through a random Qwen2 with the real 151,936-token vocabulary."""
+    from scas_hub import Candidate, Question
+    from scas_hub.testing.models import qwen_tokenizer, tiny_qwen2
+
+    tokenizer = qwen_tokenizer()
+    with tempfile.TemporaryDirectory() as tmp:
+        from transformers import AutoModelForCausalLM
+
+        model = AutoModelForCausalLM.from_pretrained(tiny_qwen2(tmp, tokenizer=tokenizer)).to(device).eval()
+    ids = tokenizer(" ".join(f"step {i} adds {i % 7}." for i in range(answer_tokens)))["input_ids"]
+    text = tokenizer.decode(ids[:answer_tokens])
+    q = Question("long", [Candidate("long", "t", "Write a long answer.", text)])
+    n = len(conversation_tokens(tokenizer, [q])[0])
+    _, m = run_engine(model, tokenizer, [q], device, budget=8192)
+    line(f"engine long answer ({n} tok)", n, m)
+    if with_naive:
+        _, mn = run_naive(model, tokenizer, [q], device)
+        line(f"naive long answer ({n} tok)", n, mn)
+    print(f"long-answer peak memory: engine {gib(m.peak_bytes)} (target < 1.50 GiB)")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--student", default="smollm2-135m")
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--questions", type=int, default=6)
+    p.add_argument("--teachers", type=int, default=6)
+    p.add_argument("--max-words", type=int, default=1500, help="longest answers (~1.3 tokens/word)")
+    p.add_argument("--dtypes", default="float32,bfloat16")
+    p.add_argument("--budget", type=int, default=8192, help="engine token budget")
+    p.add_argument("--scale", type=int, default=8, help="corpus multiple for the flatness check (0: skip)")
+    p.add_argument("--long-answer", type=int, default=6300, help="tokens of the long answer (0: skip)")
+    p.add_argument("--no-naive", action="store_true", help="skip the (slow) naive algorithm")
+    p.add_argument("--quick", action="store_true", help="tiny sizes, for a smoke test")
+    args = p.parse_args()
+    if args.quick:
+        args.questions, args.teachers, args.max_words, args.scale, args.long_answer = 2, 6, 60, 2, 300
+    torch.manual_seed(0)
+    dtypes = args.dtypes.split(",")
+    print(f"device {args.device}, torch {torch.__version__}, threads {torch.get_num_threads()}, "
+          f"student {args.student}")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        questions = build_corpus(Path(tmp) / "c1", args.questions, args.teachers, args.max_words)
+        big = build_corpus(Path(tmp) / "c8", args.questions, args.teachers, args.max_words, args.scale) \
+            if args.scale else None
+
+    models = {d: load_model(args.student, d, args.device) for d in dtypes}
+    tokenizer = models[dtypes[0]][1]
+    sequences = conversation_tokens(tokenizer, questions)
+    tokens = sum(map(len, sequences))
+    lengths = sorted(map(len, sequences))
+    print(f"corpus: {len(questions)} questions, {len(sequences)} candidates, {tokens:,} tokens "
+          f"(conversation length min {lengths[0]}, median {lengths[len(lengths) // 2]}, max {lengths[-1]})")
+
+    naive_scores = None
+    if not args.no_naive:
+        fp32 = models.get("float32") or load_model(args.student, "float32", args.device)
+        naive_scores, mn = run_naive(fp32[0], tokenizer, questions, args.device)
+        line("naive (float32)", tokens, mn)
+    results = {}
+    for d in dtypes:
+        model = models[d][0]
+        mf = run_forward(model, sequences, args.device)
+        line(f"forward ({d})", tokens, mf)
+        scored, me = run_engine(model, tokenizer, questions, args.device, args.budget)
+        line(f"engine ({d})", tokens, me)
+        results[d] = scored
+        if naive_scores is not None:
+            print(f"ratio engine/naive = {mn.seconds / me.seconds:.2f}   [{d}]")
+            errs = rel_errors(scores_of(scored), naive_scores)
+            print(f"score error vs naive float32 [{d}]: max rel {max(errs):.2e}, median rel "
+                  f"{statistics.median(errs):.2e}")
+        print(f"ratio engine/forward = {mf.seconds / me.seconds:.2f}   [{d}]")
+    if "float32" in results and "bfloat16" in results:
+        a, b = selections(results["float32"]), selections(results["bfloat16"])
+        flips = sum(a[k] != b.get(k) for k in a)
+        errs = rel_errors(scores_of(results["bfloat16"]), scores_of(results["float32"]))
+        print(f"selections differing bfloat16 vs float32: {flips} of {len(a)} "
+              f"(score rel error max {max(errs):.2e}, median {statistics.median(errs):.2e})")
+    if big is not None:
+        d = dtypes[-1]
+        big_tokens = sum(map(len, conversation_tokens(tokenizer, big)))
+        _, m1 = run_engine(models[d][0], tokenizer, questions, args.device, args.budget)
+        _, m8 = run_engine(models[d][0], tokenizer, big, args.device, args.budget)
+        t1, t8 = tokens / m1.seconds, big_tokens / m8.seconds
+        print(f"throughput 1x {t1:,.0f} tok/s, {args.scale}x {t8:,.0f} tok/s [{d}]: "
+              f"ratio {args.scale}x/1x = {t8 / t1:.2f} (peak {gib(m1.peak_bytes)} vs {gib(m8.peak_bytes)})")
+    if args.long_answer:
+        long_answer_memory(args.device, args.long_answer, with_naive=not args.no_naive)
+
+
+if __name__ == "__main__":
+    main()
