@@ -11,6 +11,8 @@ the peak memory for one very long answer with a 151k-vocabulary model.
 
     python benchmarks/bench_scoring.py                 # CPU, embedded SmolLM2-135M
     python benchmarks/bench_scoring.py --quick         # smoke run (seconds)
+    python benchmarks/bench_scoring.py --student random:qwen2.5-1.5b --dtypes bfloat16 --device cuda
+                                                       # GPU: Qwen2.5-1.5B shape, prints MFU (989 TFLOP/s peak)
 """
 
 from __future__ import annotations
@@ -89,16 +91,43 @@ def rel_errors(a: dict, b: dict) -> list[float]:
     return [abs(a[k] - b[k]) / max(abs(b[k]), 1e-12) for k in b]
 
 
-def line(name: str, tokens: int, m) -> None:
-    print(f"{name:28} {tokens / m.seconds:10,.0f} tok/s   {m.seconds:8.2f} s   peak {gib(m.peak_bytes)}")
+def forward_flops_per_token(config, context: float) -> float:
+    """2 x parameters (LM head included) + attention scores and mixing at the mean causal context."""
+    h, layers, inter = config.hidden_size, config.num_hidden_layers, config.intermediate_size
+    heads, kv = config.num_attention_heads, config.num_key_value_heads
+    head_dim = h // heads
+    per_layer = 2 * h * (h + 2 * kv * head_dim) + 2 * h * h + 3 * 2 * h * inter
+    attention = 2 * 2 * layers * h * context
+    return layers * per_layer + 2 * h * config.vocab_size + attention
+
+
+PEAK_FLOPS = {"cuda": 989e12}
+
+
+def line(name: str, tokens: int, m, flops_per_token: float | None = None) -> None:
+    rate = tokens / m.seconds
+    mfu = f"   MFU {100 * flops_per_token * rate / PEAK_FLOPS['cuda']:.1f}%" if flops_per_token else ""
+    print(f"{name:28} {rate:10,.0f} tok/s   {m.seconds:8.2f} s   peak {gib(m.peak_bytes)}{mfu}")
+
+
+_RANDOM_QWEN = {}
 
 
 def load_model(student: str, dtype: str, device: str):
+    """`student` is an alias/folder, or `random:qwen2.5-1.5b` (that shape, random weights, real tokenizer)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from scas_hub.score.students import resolve_student
 
-    path = resolve_student(student).path
+    if student == "random:qwen2.5-1.5b":
+        if student not in _RANDOM_QWEN:
+            from scas_hub.testing.models import QWEN25_1P5B_SHAPE, qwen_tokenizer, tiny_qwen2
+
+            folder = Path(tempfile.mkdtemp(prefix="bench-qwen-"))
+            _RANDOM_QWEN[student] = tiny_qwen2(folder, tokenizer=qwen_tokenizer(), **QWEN25_1P5B_SHAPE)
+        path = _RANDOM_QWEN[student]
+    else:
+        path = resolve_student(student).path
     model = AutoModelForCausalLM.from_pretrained(path, dtype=DTYPES[dtype]).to(device).eval()
     return model, AutoTokenizer.from_pretrained(path)
 
@@ -159,18 +188,21 @@ def main() -> None:
     print(f"corpus: {len(questions)} questions, {len(sequences)} candidates, {tokens:,} tokens "
           f"(conversation length min {lengths[0]}, median {lengths[len(lengths) // 2]}, max {lengths[-1]})")
 
+    mean_context = statistics.fmean(n / 2 for n in map(len, sequences))
+    fpt = forward_flops_per_token(models[dtypes[0]][0].config, mean_context) \
+        if args.device.startswith("cuda") else None
     naive_scores = None
     if not args.no_naive:
         fp32 = models.get("float32") or load_model(args.student, "float32", args.device)
         naive_scores, mn = run_naive(fp32[0], tokenizer, questions, args.device)
-        line("naive (float32)", tokens, mn)
+        line("naive (float32)", tokens, mn, fpt)
     results = {}
     for d in dtypes:
         model = models[d][0]
         mf = run_forward(model, sequences, args.device)
-        line(f"forward ({d})", tokens, mf)
+        line(f"forward ({d})", tokens, mf, fpt)
         scored, me = run_engine(model, tokenizer, questions, args.device, args.budget)
-        line(f"engine ({d})", tokens, me)
+        line(f"engine ({d})", tokens, me, fpt)
         results[d] = scored
         if naive_scores is not None:
             print(f"ratio engine/naive = {mn.seconds / me.seconds:.2f}   [{d}]")

@@ -10,7 +10,7 @@ from scas_hub.testing.naive import naive_components, naive_score
 FIELDS = ["answer_mean_nll", "question_mean_nll", "sim_aa", "sim_aq"]
 
 
-def _questions(long_words: int = 400) -> list[Question]:
+def _questions(long_words: int = 1600) -> list[Question]:
     long_answer = " ".join(f"step {i}: add {i} and {i + 1} to get {2 * i + 1}." for i in range(long_words // 8))
     specs = {
         "q-many": ("What is 17 * 23? Show your work.", [

@@ -63,7 +63,8 @@ def qwen_tokenizer():
 
 
 def tiny_qwen2(folder: str | Path, *, vocab_size: int = 151_936, hidden_size: int = 64, layers: int = 2,
-               intermediate_size: int = 128, seed: int = 0, tokenizer=None) -> Path:
+               intermediate_size: int = 128, heads: int = 4, kv_heads: int = 2, seed: int = 0,
+               tokenizer=None) -> Path:
     """Save a random Qwen2 causal LM (and the tokenizer, if given) to `folder`."""
     import torch
     from transformers import Qwen2Config, Qwen2ForCausalLM
@@ -71,7 +72,7 @@ def tiny_qwen2(folder: str | Path, *, vocab_size: int = 151_936, hidden_size: in
     torch.manual_seed(seed)
     config = Qwen2Config(
         vocab_size=vocab_size, hidden_size=hidden_size, intermediate_size=intermediate_size,
-        num_hidden_layers=layers, num_attention_heads=4, num_key_value_heads=2,
+        num_hidden_layers=layers, num_attention_heads=heads, num_key_value_heads=kv_heads,
         max_position_embeddings=32_768, tie_word_embeddings=True,
     )
     model = Qwen2ForCausalLM(config)
@@ -82,5 +83,5 @@ def tiny_qwen2(folder: str | Path, *, vocab_size: int = 151_936, hidden_size: in
     return folder
 
 
-QWEN25_1P5B_SHAPE = dict(hidden_size=1536, layers=28, intermediate_size=8960)
+QWEN25_1P5B_SHAPE = dict(hidden_size=1536, layers=28, intermediate_size=8960, heads=12, kv_heads=2)
 """Qwen2.5-1.5B's shape (SCAS.md, "Scale"): for GPU benchmarks with random weights."""
