@@ -8,6 +8,14 @@ from scas_hub import Candidate, PipelineStats, Question, ScoringConfig, StudentS
 from scas_hub.testing.naive import naive_components, naive_score
 
 FIELDS = ["answer_mean_nll", "question_mean_nll", "sim_aa", "sim_aq"]
+_NAIVE: dict = {}
+
+
+def _naive(model, tokenizer, c: Candidate) -> dict:
+    key = (id(model), c.instruction, c.answer, c.system)
+    if key not in _NAIVE:
+        _NAIVE[key] = naive_components(model, tokenizer, c.instruction, c.answer, c.system)
+    return _NAIVE[key]
 
 
 def _questions(long_words: int = 1600) -> list[Question]:
@@ -40,7 +48,7 @@ def _check(model, tokenizer, questions, budget):
     n = 0
     for q in questions:
         for c in q.candidates:
-            ref = naive_components(model, tokenizer, c.instruction, c.answer, c.system)
+            ref = _naive(model, tokenizer, c)
             got = c.score
             assert got is not None, c.teacher
             assert got.n_answer_tokens == ref["n_answer_tokens"]
