@@ -15,7 +15,7 @@ def _curate(args: argparse.Namespace) -> int:
 
     result = curate(
         student=args.student, source=args.source, out=args.out, subset=args.subset,
-        source_revision=args.source_revision, student_revision=args.student_revision,
+        source_revision=args.source_revision, verification=args.verify, student_revision=args.student_revision,
         strategy=args.strategy, groups=args.groups, group=args.group, seed=args.seed, lam=args.lam,
         small_policy=args.small_policy, dtype=args.dtype, device=args.device,
         scoring=ScoringConfig(token_budget=args.token_budget, max_length=args.max_length,
@@ -47,8 +47,10 @@ def _builders(args: argparse.Namespace) -> int:
     from .source import list_builders
 
     for name, recipe in sorted(list_builders().items()):
-        where = recipe.repo_id or "bundled"
-        print(f"{name:14} {where:60} {recipe.description}")
+        where = recipe.repo_id or " + ".join(t.repo_id or t.teacher for t in recipe.teachers) or "bundled"
+        subsets = ",".join(recipe.subsets) or "-"
+        print(f"{name:14} {recipe.layout:6} {recipe.verification:8} {subsets:34} {where}")
+        print(f"{'':14} {recipe.description}")
     return 0
 
 
@@ -68,10 +70,12 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--student", default=DEFAULT_STUDENT, help="alias, Hub model id or local folder")
     c.add_argument("--student-revision", default=None)
     c.add_argument("--source", default=None,
-                   help="builder name, folder of per-teacher JSONL, or Hub dataset id "
+                   help="builder name, recipe file (.py), folder of per-teacher files, or Hub dataset id "
                         "(default: demo for the embedded student, scas_pool otherwise)")
     c.add_argument("--subset", default=None, help="e.g. deepscaler, hendrycks_math, all")
     c.add_argument("--source-revision", default=None)
+    c.add_argument("--verify", default=None, choices=["auto", "flags", "math", "trusted"],
+                   help="override the source's verification rule (default: the recipe's; auto for local files)")
     c.add_argument("--out", default=None, help="output folder (default out/scas-<student>)")
     c.add_argument("--strategy", default="scas", help="scas, argmin, lowest-nll, teacher:<name>, strongest, random")
     c.add_argument("--groups", type=int, default=DEFAULT_GROUPS)
