@@ -143,22 +143,22 @@ def _json_lines_rows(path: Path, f: IO[str]):
 def _json_array_rows(path: Path, f: IO[str]):
     """Parse `[{...}, {...}]` incrementally: memory holds one read buffer plus the current object."""
     decoder = json.JSONDecoder()
-    buf, pos, line, index, eof = "", 0, 1, 0, False
-    opened = False
+    buf, pos, line, index, opened = "", 0, 1, 0, False
 
     def fill() -> bool:
         nonlocal buf, pos
         chunk = f.read(_JSON_BUFFER)
-        buf = buf[pos:] + chunk
-        pos = 0
-        return bool(chunk)
+        if not chunk:
+            return False
+        buf, pos = buf[pos:] + chunk, 0
+        return True
 
     while True:
         while pos < len(buf) and (buf[pos].isspace() or buf[pos] == ","):
             line += buf[pos] == "\n"
             pos += 1
         if pos >= len(buf):
-            if eof or not fill():
+            if not fill():
                 raise CorpusFormatError(f"{path}:{line}: the JSON array is not closed with ']'")
             continue
         if not opened:
@@ -171,9 +171,8 @@ def _json_array_rows(path: Path, f: IO[str]):
         try:
             row, end = decoder.raw_decode(buf, pos)
         except json.JSONDecodeError as err:
-            if not eof and fill():  # the value may continue past the buffer
+            if fill():  # the value may continue past the buffer
                 continue
-            eof = True
             err_line = line + buf.count("\n", pos, err.pos)
             raise CorpusFormatError(
                 f"{path}:{err_line}: broken JSON value in array ({err.msg}); fix that row"
