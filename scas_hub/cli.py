@@ -18,7 +18,7 @@ def _curate(args: argparse.Namespace) -> int:
         source_revision=args.source_revision, verification=args.verify, student_revision=args.student_revision,
         strategy=args.strategy, groups=args.groups, group=args.group, seed=args.seed, lam=args.lam,
         small_policy=args.small_policy, dtype=args.dtype, device=args.device,
-        scoring=ScoringConfig(token_budget=args.token_budget, max_length=args.max_length,
+        scoring=ScoringConfig(token_budget=args.token_budget, max_length=args.max_length, truncate=args.truncate,
                               feature_module=args.feature_module, feature_layer=args.feature_layer,
                               progress=not args.no_progress),
         push=args.push, version=args.version, private=args.private,
@@ -88,6 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--device", default=None)
     c.add_argument("--token-budget", type=int, default=8192, help="padded answer tokens per forward pass")
     c.add_argument("--max-length", type=int, default=None, help="skip candidates longer than this (tokens)")
+    c.add_argument("--truncate", action="store_true", help="score the first --max-length tokens instead of skipping")
     c.add_argument("--feature-module", default=None, help="dotted module path; {layer} is replaced")
     c.add_argument("--feature-layer", type=int, default=None)
     c.add_argument("--push", default=None, metavar="REPO_ID", help="push to this Hub dataset repo (or org)")

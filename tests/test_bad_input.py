@@ -191,3 +191,23 @@ def test_selection_stats_and_card_account_for_every_row(tmp_path, tiny_qwen_dir)
     for reason, n in stats["skipped"].items():
         assert f"| skipped: `{reason}` | {n} |" in card
     assert "| dropped: `no_valid_candidate` | 1 |" in card and "rule `auto`" in card
+
+
+def test_over_max_length_is_truncated_only_when_asked(tiny_qwen):
+    from scas_hub import Candidate, Question, ScoringConfig, StudentScorer
+
+    model, tokenizer = tiny_qwen
+    for truncate in (False, True):
+        q = Question("q", [Candidate("q", "short", "Hi", "ok"), Candidate("q", "long", "Hi", "word " * 200)])
+        stats = PipelineStats()
+        scorer = StudentScorer(model, tokenizer, ScoringConfig(max_length=60, truncate=truncate, progress=False))
+        list(scorer.score_questions([q], stats))
+        n_prompt = scorer.encoder.encode(q.candidates[1:])[0].n_prompt
+        scorer.close()
+        long = q.candidates[1]
+        if truncate:
+            assert long.skip_reason is None and long.score.n_answer_tokens == 60 - n_prompt
+            assert (stats.rows_scored, stats.rows_truncated, dict(stats.skipped)) == (2, 1, {})
+        else:
+            assert long.skip_reason == "too_long" and long.score is None
+            assert (stats.rows_scored, stats.rows_truncated, dict(stats.skipped)) == (1, 0, {"too_long": 1})

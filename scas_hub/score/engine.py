@@ -12,7 +12,7 @@ import copy
 import inspect
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from tqdm.auto import tqdm
@@ -34,6 +34,8 @@ class ScoringConfig:
     """Padded answer tokens per forward pass (a single longer answer still runs, alone)."""
     max_length: int | None = None
     """Skip (and count) candidates whose rendered conversation has more tokens than this."""
+    truncate: bool = False
+    """With `max_length`: score a longer candidate's first `max_length` tokens instead (counted)."""
     feature_module: str | None = None
     """Dotted path of the feature module; `{layer}` is replaced by `feature_layer`."""
     feature_layer: int | None = None
@@ -134,6 +136,10 @@ class StudentScorer:
         by_prefix: dict[tuple[int, ...], list[tuple[Candidate, EncodedCandidate]]] = {}
         for cand, enc in zip(pending, encoded, strict=True):
             reason = self._invalid_reason(enc)
+            if reason == "too_long" and self.config.truncate and enc.n_prompt < self.config.max_length:
+                enc = replace(enc, input_ids=enc.input_ids[: self.config.max_length])
+                reason = self._invalid_reason(enc)
+                stats.rows_truncated += reason is None
             if reason:
                 cand.skip_reason = reason
                 stats.skip(reason, cand.teacher)

@@ -25,36 +25,44 @@ TEXT_FIELDS = ("instruction", "answer")
 """Required text: a row without it (or with only whitespace) is skipped."""
 
 
-def parse_path(path: str) -> tuple[str | int, ...]:
-    """`messages.[role=user].content` -> ("messages", "[role=user]", "content"); ints for indices."""
-    parts: list[str | int] = []
+Segment = tuple  # ("key", name) | ("index", i) | ("select", key, value) | ("star",)
+STAR: Segment = ("star",)
+
+
+def parse_path(path: str) -> tuple[Segment, ...]:
+    """`messages.[role=user].content` -> key, select and key segments (parsed once per recipe)."""
+    parts: list[Segment] = []
     for seg in path.split("."):
         if not seg:
             raise SourceError(f"empty segment in column path {path!r}")
-        parts.append(int(seg) if re.fullmatch(r"-?\d+", seg) else seg)
+        selector = _SELECTOR.match(seg)
+        if seg == "*":
+            parts.append(STAR)
+        elif re.fullmatch(r"-?\d+", seg):
+            parts.append(("index", int(seg)))
+        elif selector:
+            parts.append(("select", *selector.groups()))
+        else:
+            parts.append(("key", seg))
     return tuple(parts)
 
 
-def get_path(value: Any, parts: tuple[str | int, ...]) -> Any:
+def get_path(value: Any, parts: tuple[Segment, ...]) -> Any:
     """Follow `parts` into nested dicts/lists; `_MISSING` when a step does not exist."""
-    for seg in parts:
-        if value is None:
-            return _MISSING
-        if isinstance(seg, int):
-            if not isinstance(value, list) or not -len(value) <= seg < len(value):
+    for kind, *arg in parts:
+        if kind == "key":
+            if not isinstance(value, dict):
                 return _MISSING
-            value = value[seg]
-            continue
-        match = _SELECTOR.match(seg)
-        if match:
-            key, wanted = match.groups()
+            value = value.get(arg[0], _MISSING)
+        elif kind == "index":
+            if not isinstance(value, list) or not -len(value) <= arg[0] < len(value):
+                return _MISSING
+            value = value[arg[0]]
+        else:  # select: the first dict in the list whose key has the value
             if not isinstance(value, list):
                 return _MISSING
+            key, wanted = arg
             value = next((v for v in value if isinstance(v, dict) and str(v.get(key)) == wanted), _MISSING)
-        elif isinstance(value, dict):
-            value = value.get(seg, _MISSING)
-        else:
-            return _MISSING
         if value is _MISSING:
             return _MISSING
     return value
@@ -94,23 +102,25 @@ class RowMapper:
     def __init__(self, columns: Columns, teacher: str | None = None):
         self.columns = columns
         self.teacher = teacher
-        self.top_level = sorted({str(parse_path(p)[0]) for p in columns.paths().values()})
-        """The top-level columns a reader needs (parquet readers load only these)."""
         self._row_paths: dict[str, tuple] = {}
         self._answer_paths: dict[str, tuple[tuple, tuple]] = {}
+        top_level = set()
         for name, path in columns.paths().items():
             parts = parse_path(path)
-            if "*" in parts:
-                star = parts.index("*")
-                if "*" in parts[star + 1 :]:
+            if parts[0][0] != "key":
+                raise SourceError(f"column path {path!r} must start with a column name")
+            top_level.add(parts[0][1])
+            if STAR in parts:
+                star = parts.index(STAR)
+                if STAR in parts[star + 1 :]:
                     raise SourceError(f"column path {path!r} has more than one '*'")
                 self._answer_paths[name] = (parts[:star], parts[star + 1 :])
             else:
                 self._row_paths[name] = parts
         if self._answer_paths and "answer" not in self._answer_paths:
             raise SourceError("in a wide layout the answer path needs the '*' (e.g. 'completions.*.response')")
-        lists = {p[0] for p in self._answer_paths.values()}
-        self._parallel = len(lists) > 1
+        self.top_level = sorted(top_level)
+        """The top-level columns a reader needs (parquet readers load only these)."""
 
     # ---- one row -> candidates ----------------------------------------------------------------
 
@@ -144,7 +154,11 @@ class RowMapper:
         if name in per_answer:
             return per_answer[name]
         parts = self._row_paths.get(name)
-        return _MISSING if parts is None else get_path(row, parts)
+        if parts is None:
+            return _MISSING
+        if len(parts) == 1:  # a plain column: the common case, kept fast
+            return row.get(parts[0][1], _MISSING)
+        return get_path(row, parts)
 
     def _teacher(self, value: Any, ctx: RowContext, index: int | None, n_answers: int) -> tuple[str, str | None]:
         """(teacher name, skip reason)."""
@@ -207,7 +221,7 @@ class RowMapper:
                      reasons: list[str]) -> str:
         if self.columns.question_id is None:
             return question_hash(instruction) if instruction and instruction.strip() else ""
-        raw = get_path(row, self._row_paths["question_id"])
+        raw = self._value("question_id", row, {})
         if raw is _MISSING or raw is None or raw == "":
             return ""
         if isinstance(raw, bool) or not isinstance(raw, (str, int)):

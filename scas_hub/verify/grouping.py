@@ -21,7 +21,7 @@ from pathlib import Path
 
 from ..records import Candidate
 
-DEFAULT_MAX_ROWS = 100_000
+DEFAULT_MAX_ROWS = 50_000
 DEFAULT_MAX_CHARS = 64 * 1024 * 1024
 BLOCK_ROWS = 512
 _DIGITS = re.compile(r"(\d+)")
