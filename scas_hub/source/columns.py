@@ -21,10 +21,6 @@ from .recipe import FILE_TEACHER, Columns
 _MISSING = object()
 _SELECTOR = re.compile(r"^\[(\w+)=(.*)\]$")
 
-TEXT_FIELDS = ("instruction", "answer")
-"""Required text: a row without it (or with only whitespace) is skipped."""
-
-
 Segment = tuple  # ("key", name) | ("index", i) | ("select", key, value) | ("star",)
 STAR: Segment = ("star",)
 
@@ -117,6 +113,8 @@ class RowMapper:
                 self._answer_paths[name] = (parts[:star], parts[star + 1 :])
             else:
                 self._row_paths[name] = parts
+        if "question_id" in self._answer_paths:
+            raise SourceError("the question id is one per row: its column path cannot contain '*'")
         if self._answer_paths and "answer" not in self._answer_paths:
             raise SourceError("in a wide layout the answer path needs the '*' (e.g. 'completions.*.response')")
         self.top_level = sorted(top_level)
@@ -140,8 +138,10 @@ class RowMapper:
         mismatch = len(lengths) > 1 or any(v is not _MISSING and v is not None and not isinstance(v, list)
                                            for v in lists.values())
         for i in range(len(answers)):
-            per_answer = {name: (get_path(lst[i], tail) if isinstance(lst, list) and i < len(lst) else _MISSING)
-                          for name, lst, (_, tail) in ((n, lists[n], self._answer_paths[n]) for n in lists)}
+            per_answer = {}
+            for name, values in lists.items():
+                present = isinstance(values, list) and i < len(values)
+                per_answer[name] = get_path(values[i], self._answer_paths[name][1]) if present else _MISSING
             cand = self._candidate(row, per_answer, ctx, {**location, "answer_index": i}, index=i,
                                    n_answers=len(answers))
             if mismatch and cand.skip_reason is None:

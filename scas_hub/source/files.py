@@ -21,8 +21,12 @@ PARQUET_BATCH_ROWS = 1024
 _JSON_BUFFER = 1 << 20
 
 
+NOT_DATA = ("dataset_info.json", "dataset_infos.json", "dataset_dict.json", "state.json")
+"""Metadata files that `datasets` and the Hub keep next to data files."""
+
+
 def is_data_file(path: Path) -> bool:
-    return path.is_file() and path.name.endswith(DATA_SUFFIXES)
+    return path.is_file() and path.name.endswith(DATA_SUFFIXES) and path.name not in NOT_DATA
 
 
 def _data_files(folder: Path, recursive: bool = False) -> list[Path]:
