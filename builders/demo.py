@@ -1,6 +1,6 @@
 """The bundled demo corpus: synthetic arithmetic questions answered in six teacher styles."""
 
-from scas_hub.source.recipe import CorpusRecipe
+from scas_hub.source.recipe import FILE_TEACHER, CorpusRecipe
 
 RECIPE = CorpusRecipe(
     name="demo",
@@ -11,6 +11,8 @@ RECIPE = CorpusRecipe(
     local_path="data",
     subsets=("demo",),
     default_subset="demo",
+    teacher=FILE_TEACHER,
+    verification="math",  # every answer is checked against the reference with math-verify
     license="mit",
     tags=("math", "demo"),
     synthetic=True,

@@ -1,7 +1,11 @@
-"""The SCAS paper's verified multi-teacher answer pool (9 teachers, 13,807 questions)."""
+"""The SCAS paper's verified multi-teacher answer pool (9 teachers, 13,807 questions).
+
+Layout: `data/<subset>/<teacher_name>.jsonl`, one row per (question, teacher), `id` aligned across a
+subset's teacher files; every answer was verified correct by the authors (`trusted`).
+"""
 
 from scas_hub.constants import SCAS_POOL_REPO
-from scas_hub.source.recipe import CorpusRecipe
+from scas_hub.source.recipe import FILE_TEACHER, CorpusRecipe
 
 RECIPE = CorpusRecipe(
     name="scas_pool",
@@ -9,6 +13,9 @@ RECIPE = CorpusRecipe(
     repo_id=SCAS_POOL_REPO,
     subsets=("hendrycks_math", "deepscaler"),
     default_subset="all",
+    data_files={"*": ("data/{subset}/*.jsonl",)},
+    teacher=FILE_TEACHER,
+    verification="trusted",
     license="mit",
     tags=("math", "reasoning"),
 )

@@ -15,10 +15,10 @@ def _curate(args: argparse.Namespace) -> int:
 
     result = curate(
         student=args.student, source=args.source, out=args.out, subset=args.subset,
-        source_revision=args.source_revision, student_revision=args.student_revision,
+        source_revision=args.source_revision, verification=args.verify, student_revision=args.student_revision,
         strategy=args.strategy, groups=args.groups, group=args.group, seed=args.seed, lam=args.lam,
         small_policy=args.small_policy, dtype=args.dtype, device=args.device,
-        scoring=ScoringConfig(token_budget=args.token_budget, max_length=args.max_length,
+        scoring=ScoringConfig(token_budget=args.token_budget, max_length=args.max_length, truncate=args.truncate,
                               feature_module=args.feature_module, feature_layer=args.feature_layer,
                               progress=not args.no_progress),
         push=args.push, version=args.version, private=args.private,
@@ -47,8 +47,10 @@ def _builders(args: argparse.Namespace) -> int:
     from .source import list_builders
 
     for name, recipe in sorted(list_builders().items()):
-        where = recipe.repo_id or "bundled"
-        print(f"{name:14} {where:60} {recipe.description}")
+        where = recipe.repo_id or " + ".join(t.repo_id or t.teacher for t in recipe.teachers) or "bundled"
+        subsets = ",".join(recipe.subsets) or "-"
+        print(f"{name:14} {recipe.layout:6} {recipe.verification:8} {subsets:34} {where}")
+        print(f"{'':14} {recipe.description}")
     return 0
 
 
@@ -68,10 +70,12 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--student", default=DEFAULT_STUDENT, help="alias, Hub model id or local folder")
     c.add_argument("--student-revision", default=None)
     c.add_argument("--source", default=None,
-                   help="builder name, folder of per-teacher JSONL, or Hub dataset id "
+                   help="builder name, recipe file (.py), folder of per-teacher files, or Hub dataset id "
                         "(default: demo for the embedded student, scas_pool otherwise)")
     c.add_argument("--subset", default=None, help="e.g. deepscaler, hendrycks_math, all")
     c.add_argument("--source-revision", default=None)
+    c.add_argument("--verify", default=None, choices=["auto", "flags", "math", "trusted"],
+                   help="override the source's verification rule (default: the recipe's; auto for local files)")
     c.add_argument("--out", default=None, help="output folder (default out/scas-<student>)")
     c.add_argument("--strategy", default="scas", help="scas, argmin, lowest-nll, teacher:<name>, strongest, random")
     c.add_argument("--groups", type=int, default=DEFAULT_GROUPS)
@@ -84,6 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--device", default=None)
     c.add_argument("--token-budget", type=int, default=8192, help="padded answer tokens per forward pass")
     c.add_argument("--max-length", type=int, default=None, help="skip candidates longer than this (tokens)")
+    c.add_argument("--truncate", action="store_true", help="score the first --max-length tokens instead of skipping")
     c.add_argument("--feature-module", default=None, help="dotted module path; {layer} is replaced")
     c.add_argument("--feature-layer", type=int, default=None)
     c.add_argument("--push", default=None, metavar="REPO_ID", help="push to this Hub dataset repo (or org)")

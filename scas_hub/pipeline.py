@@ -19,7 +19,7 @@ from .score.students import check_student, load_student, resolve_student, studen
 from .select import SelectionConfig, select
 from .source import open_source
 from .stats import PipelineStats
-from .verify import group_questions, verify
+from .verify import iter_verified
 
 
 @dataclass
@@ -51,10 +51,14 @@ def default_repo(repo: str, student: str) -> str:
     return repo if "/" in repo else f"{repo}/scas-{student_slug(student)}"
 
 
-def load_questions(source: str, subset: str | None, revision: str | None, stats: PipelineStats):
-    """Source + verify stages: candidate records grouped per question, unusable rows marked."""
-    opened = open_source(source, subset=subset, revision=revision)
-    questions = verify(group_questions(opened.candidates(), stats), stats)
+def load_questions(source, subset: str | None, revision: str | None, stats: PipelineStats,
+                   verification: str | None = None):
+    """Source + verify stages: candidate records grouped per question, unusable rows marked.
+
+    The stages stream in bounded memory (`iter_verified`); this list is what scoring takes.
+    """
+    opened = open_source(source, subset=subset, revision=revision, verification=verification)
+    questions = list(iter_verified(opened.candidates(), stats, rule=opened.verification))
     return opened.info, questions
 
 
@@ -98,6 +102,7 @@ def curate(
     *,
     subset: str | None = None,
     source_revision: str | None = None,
+    verification: str | None = None,
     student_revision: str | None = None,
     strategy: str = "scas",
     groups: int = 5,
@@ -116,8 +121,10 @@ def curate(
 
     Args:
         student: alias (`scas-hub students`), Hub model id, or local model folder.
-        source: builder name, local folder of per-teacher JSONL, or Hub dataset id; default: the
-            demo corpus for the embedded student, the published pool otherwise.
+        source: builder name, recipe file or `CorpusRecipe`, local folder of per-teacher files, or
+            Hub dataset id; default: the demo corpus for the embedded student, the published pool
+            otherwise.
+        verification: override the source's verification rule (`auto`, `flags`, `math`, `trusted`).
         out: output folder (default `out/scas-<student>`), laid out as a Hub dataset repo.
         push: Hub repo id (or just an org) to push to; the commit is tagged `vN` or `version`.
 
@@ -133,7 +140,7 @@ def curate(
     repo_id = default_repo(push, student) if push else None
 
     stats = PipelineStats()
-    source_info, questions = load_questions(source, subset, source_revision, stats)
+    source_info, questions = load_questions(source, subset, source_revision, stats, verification)
     if not questions:
         raise SelectionError(f"the source {source!r} holds no questions")
     student_info = score(questions, student, stats, dtype=dtype, device=device, scoring=scoring,
@@ -150,7 +157,9 @@ def curate(
         **stats_dict,
         "student": student_info,
         "source": {"name": source_info.name, "repo_id": source_info.repo_id,
-                   "revision": source_info.revision, "subsets": list(source_info.subsets)},
+                   "revision": source_info.revision, "subsets": list(source_info.subsets),
+                   "layout": source_info.layout, "verification": source_info.verification,
+                   "datasets": [f"{r}@{sha}" for r, sha in source_info.datasets]},
         "selection": {"strategy": strategy, "lam": lam, "groups": groups, "group": group, "seed": seed,
                       "small_policy": small_policy},
     }
@@ -160,7 +169,9 @@ def curate(
         student=student_info,
         source={"name": source_info.name, "repo_id": source_info.repo_id, "revision": source_info.revision,
                 "subsets": list(source_info.subsets), "license": source_info.license,
-                "tags": list(source_info.tags), "synthetic": source_info.synthetic},
+                "tags": list(source_info.tags), "synthetic": source_info.synthetic,
+                "layout": source_info.layout, "verification": source_info.verification,
+                "datasets": [r for r, _ in source_info.datasets]},
         selection=record["selection"],
         stats=stats_dict,
         run={"created": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "wall_seconds": wall,

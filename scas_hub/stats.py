@@ -23,6 +23,8 @@ class PipelineStats:
     questions_dropped: Counter = field(default_factory=Counter)
     policy_applied: Counter = field(default_factory=Counter)
     skipped_by_teacher: dict[str, Counter] = field(default_factory=dict)
+    rows_truncated: int = 0
+    """Scored rows cut to `--max-length` tokens (only with `--truncate`; they count as scored)."""
     tokens_scored: int = 0
     scoring_seconds: float = 0.0
 
@@ -55,6 +57,7 @@ class PipelineStats:
             "questions_dropped": dict(sorted(self.questions_dropped.items())),
             "policy_applied": dict(sorted(self.policy_applied.items())),
             "skipped_by_teacher": {t: dict(c) for t, c in sorted(self.skipped_by_teacher.items())},
+            "rows_truncated": self.rows_truncated,
             "tokens_scored": self.tokens_scored,
             "scoring_seconds": round(self.scoring_seconds, 3),
         }

@@ -56,7 +56,7 @@ def test_unknown_source_and_missing_subset(tmp_path):
 
 def test_verify_counts_every_set_aside_row(tmp_path):
     rows = {
-        "a": [row(0, "a"), row(1, "a", answer=""), row(2, "a", verified=False), row("", "a")],
+        "a": [row(0, "a"), row(1, "a", answer=""), row(2, "a", is_correct=False), row("", "a")],
         "b": [row(0, "b"), row(1, "b", instruction="a different question?")],
         "c": [row(0, "c", answer="another"), row(0, "c", answer="again")],
     }
@@ -65,15 +65,17 @@ def test_verify_counts_every_set_aside_row(tmp_path):
     _, questions = load_questions(str(tmp_path), None, None, stats)
     assert stats.rows_in == 8
     assert dict(stats.skipped) == {"empty_answer": 1, "not_verified": 1, "missing_question_id": 1,
-                                   "duplicate_answer": 1, "question_text_mismatch": 1, "duplicate_row": 1}
+                                   "duplicate_answer": 1, "question_text_mismatch": 1,
+                                   "unverifiable": 1, "conflicting_duplicate_row": 1}
     valid = [c.teacher for q in questions for c in q.candidates if c.skip_reason is None]
-    assert valid == ["a", "c"]
+    assert valid == ["a"]
     assert stats.skipped_by_teacher["b"] == {"duplicate_answer": 1, "question_text_mismatch": 1}
+    assert stats.skipped_by_teacher["c"] == {"unverifiable": 1, "conflicting_duplicate_row": 1}
 
 
 def test_builders_registry_and_demo():
     builders = list_builders()
-    assert {"demo", "scas_pool"} <= set(builders)
+    assert {"demo", "scas_pool", "ultrafeedback", "openr1_math", "am_distilled"} <= set(builders)
     assert builders["scas_pool"].subsets == ("hendrycks_math", "deepscaler")
     opened = open_source("demo")
     assert opened.info.synthetic and opened.info.subsets == ("demo",)

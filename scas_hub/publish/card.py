@@ -60,7 +60,7 @@ def render_card(ctx: CardContext):
 
     student_tag = ctx.student["name"].lower().replace("/", "-")
     tags = ["scas", "distillation", "synthetic", student_tag, *ctx.source.get("tags", ())]
-    source_datasets = [ctx.source["repo_id"]] if ctx.source.get("repo_id") else []
+    source_datasets = list(ctx.source.get("datasets") or ([ctx.source["repo_id"]] if ctx.source.get("repo_id") else []))
     data = DatasetCardData(
         license=ctx.source.get("license") or "other",
         task_categories=["text-generation"],

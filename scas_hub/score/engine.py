@@ -17,7 +17,7 @@ from __future__ import annotations
 import inspect
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 from tqdm.auto import tqdm
@@ -41,6 +41,8 @@ class ScoringConfig:
     """Tokens of candidates gathered before scheduling (answers are length-sorted across them)."""
     max_length: int | None = None
     """Skip (and count) candidates whose rendered conversation has more tokens than this."""
+    truncate: bool = False
+    """With `max_length`: score a longer candidate's first `max_length` tokens instead (counted)."""
     feature_module: str | None = None
     """Dotted path of the feature module; `{layer}` is replaced by `feature_layer`."""
     feature_layer: int | None = None
@@ -157,6 +159,10 @@ class StudentScorer:
         valid = []
         for cand, enc in zip(pending, encoded, strict=True):
             reason = self._invalid_reason(enc)
+            if reason == "too_long" and self.config.truncate and enc.n_prompt < self.config.max_length:
+                enc = replace(enc, input_ids=enc.input_ids[: self.config.max_length])
+                reason = self._invalid_reason(enc)
+                stats.rows_truncated += reason is None
             if reason:
                 cand.skip_reason = reason
                 stats.skip(reason, cand.teacher)

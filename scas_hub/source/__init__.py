@@ -1,19 +1,29 @@
-"""Sources: adapters that turn a corpus into `Candidate` records, plus builder lookup."""
+"""Sources: adapters that turn a corpus into `Candidate` records, plus builder lookup.
+
+`open_source` takes a builder name (`scas-hub builders`), a recipe file (`my_corpus.py` defining
+`RECIPE = CorpusRecipe(...)`), a `CorpusRecipe` object, a local folder or file in the published
+pool's layout, or a Hub dataset id in that layout.
+"""
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import pkgutil
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..errors import SourceError
 from ..records import Candidate
-from .jsonl_pool import find_teacher_files, iter_candidates
-from .recipe import CorpusRecipe
+from .files import DATA_SUFFIXES, find_pattern_files, find_pool_files
+from .layouts import DataFile, iter_candidates
+from .recipe import FILE_TEACHER, VERIFY_RULES, Columns, CorpusRecipe, TeacherDataset
 
-__all__ = ["CorpusRecipe", "SourceInfo", "OpenedSource", "open_source", "list_builders", "load_builder"]
+__all__ = ["Columns", "CorpusRecipe", "DataFile", "OpenedSource", "SourceInfo", "TeacherDataset",
+           "VERIFY_RULES", "list_builders", "load_builder", "load_recipe_file", "open_source"]
+
+PACKAGE_DIR = Path(__file__).resolve().parent.parent
 
 
 @dataclass(frozen=True)
@@ -29,15 +39,36 @@ class SourceInfo:
     synthetic: bool = False
     builder: str | None = None
     description: str = ""
+    layout: str = "long"
+    verification: str = "auto"
+    datasets: tuple[tuple[str, str], ...] = ()
+    """(Hub dataset id, commit SHA) of every dataset read; several for joined corpora."""
 
 
 @dataclass
 class OpenedSource:
+    """A resolved corpus: its data files and the recipe that maps their rows to candidates."""
+
     info: SourceInfo
-    files: list[tuple[str | None, Path]] = field(default_factory=list)
+    files: list[DataFile] = field(default_factory=list)
+    recipe: CorpusRecipe | None = None
+
+    @property
+    def verification(self) -> str:
+        return self.info.verification
 
     def candidates(self) -> Iterator[Candidate]:
-        return iter_candidates(self.files)
+        """Stream the candidates of every data file (bounded memory)."""
+        recipe = self.recipe or _pool_recipe(self.info.name)
+        return iter_candidates(self.files, recipe.columns, recipe.teacher)
+
+
+def _pool_recipe(name: str) -> CorpusRecipe:
+    """Local folders and Hub ids without a recipe: the published pool's schema, a file per teacher."""
+    return CorpusRecipe(name=name, description="", teacher=FILE_TEACHER)
+
+
+# ---- builders ---------------------------------------------------------------------------------------
 
 
 def list_builders() -> dict[str, CorpusRecipe]:
@@ -53,13 +84,33 @@ def list_builders() -> dict[str, CorpusRecipe]:
 
 
 def load_builder(name: str) -> CorpusRecipe:
+    """The `RECIPE` of builders/<name>.py.
+
+    Raises:
+        SourceError: no such builder, or it defines no `RECIPE`.
+    """
     try:
         module = importlib.import_module(f"scas_hub.builders.{name.replace('-', '_')}")
     except ModuleNotFoundError as err:
         raise SourceError(f"no builder named {name!r}") from err
+    return _recipe_of(module, f"builders/{name}.py")
+
+
+def load_recipe_file(path: str | Path) -> CorpusRecipe:
+    """The `RECIPE` of a user's recipe file (a few lines of `CorpusRecipe(...)`)."""
+    path = Path(path)
+    spec = importlib.util.spec_from_file_location(f"scas_hub_user_recipe_{path.stem}", path)
+    if spec is None or spec.loader is None:
+        raise SourceError(f"cannot load recipe file {path}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return _recipe_of(module, str(path))
+
+
+def _recipe_of(module, where: str) -> CorpusRecipe:
     recipe = getattr(module, "RECIPE", None)
     if not isinstance(recipe, CorpusRecipe):
-        raise SourceError(f"builders/{name}.py does not define RECIPE = CorpusRecipe(...)")
+        raise SourceError(f"{where} does not define RECIPE = CorpusRecipe(...)")
     return recipe
 
 
@@ -71,19 +122,23 @@ def _is_builder(name: str) -> bool:
     return True
 
 
-def _hub_download(repo_id: str, subsets: tuple[str, ...], revision: str | None) -> tuple[Path, str]:
-    """Download the teacher files of `subsets` at a revision resolved to a commit SHA."""
+# ---- Hub ----------------------------------------------------------------------------------------------
+
+
+def _hub_download(repo_id: str, patterns: list[str], revision: str | None) -> tuple[Path, str]:
+    """Download the files matching `patterns` at a revision resolved to a commit SHA."""
     from huggingface_hub import HfApi, snapshot_download
-    from huggingface_hub.errors import RepositoryNotFoundError
+    from huggingface_hub.errors import RepositoryNotFoundError, RevisionNotFoundError
 
     try:
         sha = HfApi().dataset_info(repo_id, revision=revision).sha
-        patterns = [f"data/{s}/*.jsonl" for s in subsets] if subsets else ["*.jsonl", "**/*.jsonl"]
         path = snapshot_download(repo_id, repo_type="dataset", revision=sha, allow_patterns=patterns)
     except RepositoryNotFoundError as err:
         raise SourceError(
             f"dataset {repo_id!r} not found on the Hub (if it is private, log in with `hf auth login`)"
         ) from err
+    except RevisionNotFoundError as err:
+        raise SourceError(f"dataset {repo_id!r} has no revision {revision!r}") from err
     except Exception as err:  # HTTP, connection and cache errors all mean the same to the user
         raise SourceError(
             f"cannot download {repo_id!r} from the Hub ({type(err).__name__}: {err}); "
@@ -92,40 +147,97 @@ def _hub_download(repo_id: str, subsets: tuple[str, ...], revision: str | None) 
     return Path(path), sha
 
 
-def open_source(source: str, subset: str | None = None, revision: str | None = None) -> OpenedSource:
-    """Resolve a builder name, a local folder/file, or a Hub dataset id to candidate records.
+def _download_patterns(recipe: CorpusRecipe, subsets: tuple[str, ...]) -> list[str]:
+    if recipe.data_files:
+        return sorted({p for s in subsets for p in recipe.patterns(s)})
+    if subsets:
+        return [f"{base}{s}/*{suffix}" for s in subsets for base in ("data/", "") for suffix in DATA_SUFFIXES]
+    return [f"{glob}{suffix}" for glob in ("*", "**/*") for suffix in DATA_SUFFIXES]
+
+
+# ---- opening a source ---------------------------------------------------------------------------------
+
+
+def _subsets(recipe: CorpusRecipe, subset: str | None) -> tuple[str, ...]:
+    subsets = recipe.resolve_subsets(subset)
+    unknown = [s for s in subsets if recipe.subsets and s not in recipe.subsets]
+    if unknown:
+        raise SourceError(
+            f"{recipe.name} has no subset {', '.join(unknown)}; subsets: {', '.join(recipe.subsets)}, all"
+        )
+    return subsets
+
+
+def _files_under(root: Path, recipe: CorpusRecipe, subsets: tuple[str, ...], teacher: str | None = None):
+    pairs = find_pattern_files(root, subsets, recipe.patterns) if recipe.data_files else find_pool_files(root, subsets)
+    return [DataFile(path, subset, teacher) for subset, path in pairs]
+
+
+def _open_recipe(recipe: CorpusRecipe, subset: str | None, revision: str | None, base: Path,
+                 builder: str | None, verification: str | None) -> OpenedSource:
+    subsets = _subsets(recipe, subset)
+    datasets: list[tuple[str, str]] = []
+
+    def root_of(repo_id: str | None, local_path: str | None, rev: str | None) -> Path:
+        if repo_id:
+            root, sha = _hub_download(repo_id, _download_patterns(recipe, subsets), rev)
+            datasets.append((repo_id, sha))
+            return root
+        if local_path:
+            return (base / local_path).resolve()
+        raise SourceError(f"recipe {recipe.name!r} names neither a Hub repo_id nor a local_path")
+
+    if recipe.teachers:
+        if revision:
+            raise SourceError(f"{recipe.name} joins several datasets: pin their revisions in the recipe")
+        files = [f for t in recipe.teachers
+                 for f in _files_under(root_of(t.repo_id, t.local_path, t.revision), recipe, subsets, t.teacher)]
+    else:
+        files = _files_under(root_of(recipe.repo_id, recipe.local_path, revision or recipe.revision),
+                             recipe, subsets)
+    rule = verification or recipe.verification
+    if rule not in VERIFY_RULES:
+        raise SourceError(f"unknown verification rule {rule!r}; choose one of {', '.join(VERIFY_RULES)}")
+    found_subsets = subsets or tuple(sorted({f.subset for f in files if f.subset}))
+    info = SourceInfo(
+        name=recipe.name, repo_id=datasets[0][0] if len(datasets) == 1 else None,
+        revision=datasets[0][1] if len(datasets) == 1 else (revision or recipe.revision),
+        subsets=found_subsets, license=recipe.license, tags=recipe.tags, synthetic=recipe.synthetic,
+        builder=builder, description=recipe.description, layout=recipe.layout, verification=rule,
+        datasets=tuple(datasets),
+    )
+    return OpenedSource(info, files, recipe)
+
+
+def open_source(source: str | CorpusRecipe, subset: str | None = None, revision: str | None = None,
+                *, verification: str | None = None) -> OpenedSource:
+    """Resolve a source to its data files and recipe (nothing is read yet).
+
+    Args:
+        source: builder name, recipe file (`*.py` defining `RECIPE`), `CorpusRecipe`, local folder
+            or file in the published pool's layout, or Hub dataset id in that layout.
+        subset: a subset, `a,b`, or `all` (default: the recipe's default subset).
+        revision: Hub revision (branch, tag or SHA); resolved to a commit SHA for the card.
+        verification: override the recipe's rule (`auto`, `flags`, `math`, `trusted`).
 
     Raises:
-        SourceError: the source does not exist, or has no teacher files for the subset.
+        SourceError: the source does not exist, or has no data files for the subset.
     """
+    if isinstance(source, CorpusRecipe):
+        return _open_recipe(source, subset, revision, Path.cwd(), None, verification)
     local = Path(source).expanduser()
+    if local.is_file() and local.suffix == ".py":
+        recipe = load_recipe_file(local)
+        return _open_recipe(recipe, subset, revision, local.resolve().parent, None, verification)
     if local.exists():
-        subsets = tuple(s.strip() for s in subset.split(",")) if subset and subset != "all" else ()
-        files = find_teacher_files(local, subsets)
-        info = SourceInfo(name=local.name, repo_id=None, revision=None,
-                          subsets=tuple(sorted({s for s, _ in files if s})))
-        return OpenedSource(info, files)
+        recipe = replace(_pool_recipe(local.name), local_path=str(local.resolve()))
+        return _open_recipe(recipe, subset, None, Path.cwd(), None, verification)
     if _is_builder(source):
-        recipe = load_builder(source)
-        subsets = recipe.resolve_subsets(subset)
-        rev = revision or recipe.revision
-        if recipe.local_path:
-            root = Path(__file__).resolve().parent.parent / recipe.local_path
-            files, sha = find_teacher_files(root, subsets), rev
-        else:
-            root, sha = _hub_download(recipe.repo_id, subsets, rev)
-            files = find_teacher_files(root, subsets)
-        info = SourceInfo(name=recipe.name, repo_id=recipe.repo_id, revision=sha, subsets=subsets,
-                          license=recipe.license, tags=recipe.tags, synthetic=recipe.synthetic,
-                          builder=recipe.name, description=recipe.description)
-        return OpenedSource(info, files)
+        return _open_recipe(load_builder(source), subset, revision, PACKAGE_DIR, source, verification)
     if source.count("/") == 1 and not source.startswith((".", "/", "~")):
-        subsets = tuple(s.strip() for s in subset.split(",")) if subset and subset != "all" else ()
-        root, sha = _hub_download(source, subsets, revision)
-        files = find_teacher_files(root, subsets)
-        return OpenedSource(SourceInfo(name=source, repo_id=source, revision=sha,
-                                       subsets=tuple(sorted({s for s, _ in files if s}))), files)
+        recipe = replace(_pool_recipe(source), repo_id=source)
+        return _open_recipe(recipe, subset, revision, Path.cwd(), None, verification)
     raise SourceError(
-        f"source {source!r} is not a local path, a builder ({', '.join(sorted(list_builders()))}) "
-        "or a Hub dataset id (org/name)"
+        f"source {source!r} is not a local path, a recipe file, a builder "
+        f"({', '.join(sorted(list_builders()))}) or a Hub dataset id (org/name)"
     )

@@ -119,5 +119,23 @@ def write_pool(rows: dict[str, list[dict]], folder: str | Path) -> Path:
     return folder
 
 
+def write_rows(rows: list[dict], path: str | Path) -> Path:
+    """Write rows as one data file; the format follows the suffix (`.jsonl`, `.json` array, `.parquet`)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix == ".parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        pq.write_table(pa.Table.from_pylist(rows), path)
+    elif path.suffix == ".json":
+        path.write_text(json.dumps(rows, ensure_ascii=False, indent=1), encoding="utf-8")
+    else:
+        with open(path, "w", encoding="utf-8") as f:
+            for row in rows:
+                f.write(json.dumps(row, ensure_ascii=False) + "\n")
+    return path
+
+
 if __name__ == "__main__":
     write_pool(demo_rows(), sys.argv[1] if len(sys.argv) > 1 else "scas_hub/data/demo")
