@@ -14,11 +14,12 @@ OUT      ?=
 REPO     ?=
 VERSION  ?=
 STRATEGY ?= scas
+NPROC    ?= 1
 ARGS     ?=
 
 CURATE_ARGS = --student $(STUDENT) --strategy $(STRATEGY) \
 	$(if $(SOURCE),--source $(SOURCE)) $(if $(SUBSET),--subset $(SUBSET)) $(if $(OUT),--out $(OUT)) \
-	$(if $(REPO),--push $(REPO)) $(if $(VERSION),--version $(VERSION)) $(ARGS)
+	$(if $(REPO),--push $(REPO)) $(if $(VERSION),--version $(VERSION)) --num-processes $(NPROC) $(ARGS)
 
 .PHONY: help install curate test test-slow lint format bench clean
 

@@ -13,16 +13,22 @@ def _curate(args: argparse.Namespace) -> int:
     from .pipeline import curate
     from .score.engine import ScoringConfig
 
+    if args.num_processes > 1 and not _launched_by_accelerate():
+        return _relaunch(args.num_processes)
     result = curate(
         student=args.student, source=args.source, out=args.out, subset=args.subset,
         source_revision=args.source_revision, verification=args.verify, student_revision=args.student_revision,
         strategy=args.strategy, groups=args.groups, group=args.group, seed=args.seed, lam=args.lam,
         small_policy=args.small_policy, dtype=args.dtype, device=args.device,
-        scoring=ScoringConfig(token_budget=args.token_budget, max_length=args.max_length, truncate=args.truncate,
+        scoring=ScoringConfig(token_budget=args.token_budget, window_chars=args.window_chars,
+                              max_length=args.max_length, truncate=args.truncate,
                               feature_module=args.feature_module, feature_layer=args.feature_layer,
                               progress=not args.no_progress),
         push=args.push, version=args.version, private=args.private,
+        score_cache=False if args.no_score_cache else (args.score_cache or True),
     )
+    if result is None:  # another rank of an `accelerate launch`: rank 0 reports
+        return 0
     s = result.stats
     print(f"\nSelected {s['questions_selected']} of {s['questions_in']} questions "
           f"from {s['rows_scored']} scored candidates ({s['rows_in']} rows in).")
@@ -33,6 +39,35 @@ def _curate(args: argparse.Namespace) -> int:
     print("    from datasets import load_dataset")
     print(f'    ds = load_dataset("{result.repo_id or result.out.resolve()}")')
     return 0
+
+
+def _launched_by_accelerate() -> bool:
+    import os
+
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def _relaunch(num_processes: int) -> int:
+    """Start this same command under `accelerate launch` with N processes (CPU ranks use gloo)."""
+    import os
+    import subprocess
+
+    import torch
+
+    argv = list(sys.argv[1:])
+    for i, a in enumerate(argv):  # drop --num-processes N / --num-processes=N
+        if a == "--num-processes":
+            del argv[i : i + 2]
+            break
+        if a.startswith("--num-processes="):
+            del argv[i]
+            break
+    env = dict(os.environ)
+    if not torch.cuda.is_available():
+        env["ACCELERATE_USE_CPU"] = "true"
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", str(num_processes),
+           "--multi_gpu", "-m", "scas_hub", *argv]
+    return subprocess.call(cmd, env=env)
 
 
 def _students(args: argparse.Namespace) -> int:
@@ -87,6 +122,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"])
     c.add_argument("--device", default=None)
     c.add_argument("--token-budget", type=int, default=8192, help="padded answer tokens per forward pass")
+    c.add_argument("--window-chars", type=int, default=262_144,
+                   help="characters of candidate text per scheduling window (the unit of sharding and resume)")
     c.add_argument("--max-length", type=int, default=None, help="skip candidates longer than this (tokens)")
     c.add_argument("--truncate", action="store_true", help="score the first --max-length tokens instead of skipping")
     c.add_argument("--feature-module", default=None, help="dotted module path; {layer} is replaced")
@@ -95,6 +132,11 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--version", default=None, help="tag for the pushed commit (default: next vN)")
     c.add_argument("--private", action="store_true")
     c.add_argument("--no-progress", action="store_true")
+    c.add_argument("--num-processes", type=int, default=1,
+                   help="score on N processes via `accelerate launch` (one per GPU; CPU ranks use gloo)")
+    c.add_argument("--score-cache", default=None, metavar="DIR",
+                   help="score cache / resume folder (default: under $SCAS_HUB_CACHE or $HF_HOME/scas_hub)")
+    c.add_argument("--no-score-cache", action="store_true", help="score everything, write no cache")
     c.set_defaults(func=_curate)
 
     s = sub.add_parser("students", help="list student aliases")

@@ -30,3 +30,9 @@ def cache_dir() -> Path:
         return Path(explicit).expanduser()
     hf_home = os.environ.get("HF_HOME") or os.path.join(os.path.expanduser("~"), ".cache", "huggingface")
     return Path(hf_home) / "scas_hub"
+
+
+def score_cache_dir() -> Path:
+    """Default score cache / resume folder (`SCAS_HUB_SCORE_CACHE`, else `cache_dir()/scores`)."""
+    explicit = os.environ.get("SCAS_HUB_SCORE_CACHE")
+    return Path(explicit).expanduser() if explicit else cache_dir() / "scores"

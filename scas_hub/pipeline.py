@@ -14,8 +14,9 @@ from .errors import SelectionError
 from .publish.card import CardContext, render_card, teacher_table
 from .publish.folder import write_data_files, write_stats
 from .records import Question
-from .score.engine import ScoringConfig, StudentScorer
-from .score.students import check_student, load_student, resolve_student, student_slug
+from .score.engine import ScoringConfig
+from .score.runner import ScoreReport, score_corpus
+from .score.students import check_student, student_slug
 from .select import SelectionConfig, select
 from .source import open_source
 from .stats import PipelineStats
@@ -63,19 +64,12 @@ def load_questions(source, subset: str | None, revision: str | None, stats: Pipe
 
 
 def score(questions: list[Question], student: str, stats: PipelineStats, *, dtype: str = "auto",
-          device: str | None = None, scoring: ScoringConfig | None = None, revision: str | None = None):
-    """Score stage: attach proxy components to every scorable candidate; returns student facts."""
-    resolved = resolve_student(student, revision)
-    model, tokenizer, dtype, device = load_student(resolved, dtype=dtype, device=device)
-    scorer = StudentScorer(model, tokenizer, scoring)
-    total = sum(1 for q in questions for c in q.candidates if c.skip_reason is None)
-    try:
-        for _ in scorer.score_questions(questions, stats, total_rows=total):
-            pass
-    finally:
-        scorer.close()
-    return {"name": resolved.name, "repo_id": resolved.repo_id, "revision": resolved.revision,
-            "dtype": dtype, "device": device}
+          device: str | None = None, scoring: ScoringConfig | None = None, revision: str | None = None,
+          score_cache: str | Path | bool | None = True) -> ScoreReport | None:
+    """Score stage: attach proxy components to every scorable candidate, on one process or all
+    processes of an `accelerate launch`; resumes from the score cache. `None` off the main process."""
+    return score_corpus(questions, student, stats, dtype=dtype, device=device, scoring=scoring,
+                        revision=revision, score_cache=score_cache)
 
 
 def _hardware(device: str) -> str:
@@ -116,7 +110,8 @@ def curate(
     push: str | None = None,
     version: str | None = None,
     private: bool = False,
-) -> CurateResult:
+    score_cache: str | Path | bool | None = True,
+) -> CurateResult | None:
     """Build a student-specific SCAS dataset folder (and optionally push it).
 
     Args:
@@ -127,6 +122,11 @@ def curate(
         verification: override the source's verification rule (`auto`, `flags`, `math`, `trusted`).
         out: output folder (default `out/scas-<student>`), laid out as a Hub dataset repo.
         push: Hub repo id (or just an org) to push to; the commit is tagged `vN` or `version`.
+        score_cache: score cache folder (`True`: the default one, `False`: none); reruns and
+            resumed runs score only candidates missing from it.
+
+    Returns:
+        The result on the main process; `None` on the other processes of an `accelerate launch`.
 
     Raises:
         SourceError, StudentError, SelectionError, PublishError: with what to do.
@@ -143,8 +143,11 @@ def curate(
     source_info, questions = load_questions(source, subset, source_revision, stats, verification)
     if not questions:
         raise SelectionError(f"the source {source!r} holds no questions")
-    student_info = score(questions, student, stats, dtype=dtype, device=device, scoring=scoring,
-                         revision=student_revision)
+    report = score(questions, student, stats, dtype=dtype, device=device, scoring=scoring,
+                   revision=student_revision, score_cache=score_cache)
+    if report is None:  # not the main process: rank 0 selects, writes and publishes
+        return None
+    student_info = report.student
     select(questions, selection, stats)
     stats.check_balanced()
 
@@ -176,7 +179,9 @@ def curate(
         stats=stats_dict,
         run={"created": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "wall_seconds": wall,
              "tokens_per_second": stats.tokens_scored / stats.scoring_seconds if stats.scoring_seconds else 0.0,
-             "hardware": _hardware(student_info["device"]), "versions": _versions()},
+             "hardware": _hardware(student_info["device"]), "versions": _versions(),
+             "processes": student_info["processes"], "ranks": report.ranks,
+             "scores_from_cache": report.from_cache},
         teachers=teacher_table(candidates, lam),
     )
     render_card(ctx).save(out / "README.md")

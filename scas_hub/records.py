@@ -30,6 +30,8 @@ class Candidate:
     # filled by later stages
     skip_reason: str | None = None
     score: ProxyComponents | None = None
+    truncated: bool = False
+    """Scored on its first `--max-length` tokens (`--truncate`)."""
     selected: bool = False
 
     @property

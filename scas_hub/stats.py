@@ -27,6 +27,7 @@ class PipelineStats:
     """Scored rows cut to `--max-length` tokens (only with `--truncate`; they count as scored)."""
     tokens_scored: int = 0
     scoring_seconds: float = 0.0
+    scores_from_cache: int = 0
 
     def skip(self, reason: str, teacher: str | None = None, n: int = 1) -> None:
         self.skipped[reason] += n
@@ -60,4 +61,5 @@ class PipelineStats:
             "rows_truncated": self.rows_truncated,
             "tokens_scored": self.tokens_scored,
             "scoring_seconds": round(self.scoring_seconds, 3),
+            "scores_from_cache": self.scores_from_cache,
         }

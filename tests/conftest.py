@@ -18,6 +18,9 @@ os.environ.setdefault(
     os.path.join(os.environ.get("HF_HOME_ORIG", os.path.expanduser("~/.cache/huggingface")), "scas_hub"),
 )
 
+# scores are never reused across test sessions (a stale cache could hide an engine change)
+os.environ["SCAS_HUB_SCORE_CACHE"] = os.path.join(_HF_HOME, "scores")
+
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402

@@ -37,8 +37,10 @@ class ScoringConfig:
 
     token_budget: int = 8192
     """Padded tokens per forward pass (a single longer sequence still runs, alone)."""
-    window_tokens: int = 65_536
-    """Tokens of candidates gathered before scheduling (answers are length-sorted across them)."""
+    window_chars: int = 262_144
+    """Characters of candidate text per scheduling window (about 64k tokens); answers are
+    length-sorted across a window's questions. Windows depend on the corpus alone, so a window
+    is scored the same way whatever the number of processes or the cache state."""
     max_length: int | None = None
     """Skip (and count) candidates whose rendered conversation has more tokens than this."""
     truncate: bool = False
@@ -50,6 +52,25 @@ class ScoringConfig:
     lm_head_chunk_bytes: int = 64 * 2**20
     """Float32 logits held at once by the chunked LM head."""
     progress: bool = True
+
+
+def pending_candidates(question: Question) -> list[Candidate]:
+    """Candidates still to score: not set aside, not scored (e.g. from a cache)."""
+    return [c for c in question.candidates if c.skip_reason is None and c.score is None]
+
+
+def plan_windows(questions: Iterable[Question], window_chars: int) -> Iterator[list[Question]]:
+    """Consecutive runs of questions holding about `window_chars` characters of pending text."""
+    window: list[Question] = []
+    chars = 0
+    for q in questions:
+        window.append(q)
+        chars += sum(len(c.system_prompt) + len(c.instruction) + len(c.answer) for c in pending_candidates(q))
+        if chars >= window_chars:
+            yield window
+            window, chars = [], 0
+    if window:
+        yield window
 
 
 class _FeatureCapture:
@@ -135,25 +156,25 @@ class StudentScorer:
         bar = tqdm(total=total_rows, unit="ans", desc="scoring", disable=not self.config.progress)
         start, tokens = time.perf_counter(), 0
         try:
-            for window, pending in self._windows(questions, stats):
-                tokens += self._score_window(window, stats)
+            for window in plan_windows(questions, self.config.window_chars):
+                pending = sum(len(pending_candidates(q)) for q in window)
+                tokens += self.score_window(window, stats)
                 bar.update(pending)
                 elapsed = time.perf_counter() - start
                 bar.set_postfix(tok_s=f"{tokens / max(elapsed, 1e-9):,.0f}", refresh=False)
-                yield from (q for q, _ in window)
+                yield from window
         finally:
             stats.scoring_seconds += time.perf_counter() - start
             bar.close()
 
-    def score_question(self, candidates: list[Candidate], stats: PipelineStats) -> int:
-        """Score the pending candidates of one question in place; returns tokens scored."""
-        q = Question(candidates[0].question_id if candidates else "", candidates)
-        return self._score_window([(q, self._encode(q, stats))], stats)
+    def score_window(self, questions: list[Question], stats: PipelineStats) -> int:
+        """Score the pending candidates of these questions as one schedule; returns tokens scored."""
+        return self._score_window([(q, self._encode(q, stats)) for q in questions], stats)
 
     # ---- scheduling ---------------------------------------------------------------------------
 
     def _encode(self, question: Question, stats: PipelineStats) -> list[tuple[Candidate, EncodedCandidate]]:
-        pending = [c for c in question.candidates if c.skip_reason is None and c.score is None]
+        pending = pending_candidates(question)
         encoded = self.encoder.encode(pending)
         self.encoder.clear_cache()
         valid = []
@@ -162,6 +183,7 @@ class StudentScorer:
             if reason == "too_long" and self.config.truncate and enc.n_prompt < self.config.max_length:
                 enc = replace(enc, input_ids=enc.input_ids[: self.config.max_length])
                 reason = self._invalid_reason(enc)
+                cand.truncated = reason is None
                 stats.rows_truncated += reason is None
             if reason:
                 cand.skip_reason = reason
@@ -169,20 +191,6 @@ class StudentScorer:
             else:
                 valid.append((cand, enc))
         return valid
-
-    def _windows(self, questions: Iterable[Question], stats: PipelineStats):
-        window, pending, tokens = [], 0, 0
-        for q in questions:
-            n_pending = sum(c.skip_reason is None and c.score is None for c in q.candidates)
-            items = self._encode(q, stats)
-            window.append((q, items))
-            pending += n_pending
-            tokens += sum(len(e.input_ids) for _, e in items)
-            if tokens >= self.config.window_tokens:
-                yield window, pending
-                window, pending, tokens = [], 0, 0
-        if window:
-            yield window, pending
 
     def _invalid_reason(self, enc: EncodedCandidate) -> str | None:
         if self.config.max_length is not None and len(enc.input_ids) > self.config.max_length:

@@ -1,0 +1,106 @@
+"""Scoring on several processes, resuming after a crash, and the score cache."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from scas_hub import curate
+from scas_hub.testing.corpus import synthetic_pool, write_pool
+
+
+def data_hashes(out: Path) -> dict[str, str]:
+    return {str(p.relative_to(out)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(out.glob("*/*.parquet"))}
+
+
+def cli(model: Path, corpus: Path, out: Path, cache: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "scas_hub", "curate", "--student", str(model), "--source", str(corpus),
+            "--out", str(out), "--verify", "trusted", "--window-chars", "3000", "--score-cache", str(cache),
+            "--no-progress", *extra]
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("corpus")
+    write_pool(synthetic_pool(30, teachers=5, max_words=150, seed=11), folder)
+    return folder
+
+
+def test_two_cpu_ranks_give_the_single_process_dataset(tmp_path, corpus, tiny_qwen_dir):
+    single = subprocess.run(cli(tiny_qwen_dir, corpus, tmp_path / "one", tmp_path / "c1"),
+                            capture_output=True, text=True, timeout=600)
+    assert single.returncode == 0, single.stderr[-3000:]
+    double = subprocess.run(cli(tiny_qwen_dir, corpus, tmp_path / "two", tmp_path / "c2", "--num-processes", "2"),
+                            capture_output=True, text=True, timeout=600)
+    assert double.returncode == 0, double.stderr[-3000:]
+    assert data_hashes(tmp_path / "one") == data_hashes(tmp_path / "two")
+    s1 = json.loads((tmp_path / "one" / "selection_stats.json").read_text())
+    s2 = json.loads((tmp_path / "two" / "selection_stats.json").read_text())
+    for key in ["rows_in", "rows_scored", "skipped", "questions_in", "questions_selected", "questions_dropped",
+                "tokens_scored"]:
+        assert s1[key] == s2[key], key
+    assert s2["student"]["processes"] == 2
+    card = (tmp_path / "two" / "README.md").read_text()
+    ranks = [line for line in card.splitlines() if line.startswith(("| 0 | cpu", "| 1 | cpu"))]
+    assert len(ranks) == 2  # both ranks scored a share
+    assert double.stdout.count("Dataset folder:") == 1  # rank 0 alone writes and reports
+
+
+def test_killed_run_resumes_without_rescoring(tmp_path, corpus, tiny_qwen_dir):
+    cache = tmp_path / "cache"
+    proc = subprocess.Popen(cli(tiny_qwen_dir, corpus, tmp_path / "resumed", cache), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while time.time() < deadline and len(list(cache.glob("*/window-*.json"))) < 2:
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    shards = list(cache.glob("*/window-*.json"))
+    finished = sum(len(json.loads(p.read_text())) for p in shards)
+    assert 0 < finished < 150, "the kill must land mid-scoring"
+
+    rerun = subprocess.run(cli(tiny_qwen_dir, corpus, tmp_path / "resumed", cache), capture_output=True,
+                           text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    stats = json.loads((tmp_path / "resumed" / "selection_stats.json").read_text())
+    assert stats["scores_from_cache"] == finished
+    assert stats["rows_scored"] == 150
+    fresh = subprocess.run(cli(tiny_qwen_dir, corpus, tmp_path / "fresh", tmp_path / "other-cache"),
+                           capture_output=True, text=True, timeout=600)
+    assert fresh.returncode == 0, fresh.stderr[-3000:]
+    assert data_hashes(tmp_path / "resumed") == data_hashes(tmp_path / "fresh")
+
+
+def test_cache_is_keyed_by_student_and_content_not_selection(tmp_path, tiny_qwen_dir, qwen_tokenizer):
+    from scas_hub.score.engine import ScoringConfig
+    from scas_hub.testing.models import tiny_qwen2
+
+    rows = synthetic_pool(4, teachers=3, max_words=30, seed=5)
+    write_pool(rows, tmp_path / "corpus")
+    cache = tmp_path / "cache"
+    kw = dict(source=str(tmp_path / "corpus"), verification="trusted", score_cache=cache,
+              scoring=ScoringConfig(progress=False))
+    first = curate(str(tiny_qwen_dir), out=tmp_path / "a", **kw)
+    assert first.stats["scores_from_cache"] == 0
+    # new lambda and strategy: every score comes from the cache
+    again = curate(str(tiny_qwen_dir), out=tmp_path / "b", lam=0.2, strategy="argmin", **kw)
+    assert again.stats["scores_from_cache"] == 12 == again.stats["rows_scored"]
+    # one answer edited: exactly that candidate is scored again
+    rows["teacher-1"][2]["teacher_output"] += " (edited)"
+    write_pool(rows, tmp_path / "corpus")
+    edited = curate(str(tiny_qwen_dir), out=tmp_path / "c", **kw)
+    assert edited.stats["scores_from_cache"] == 11
+    # another student (other weights): nothing from the cache
+    other = tiny_qwen2(tmp_path / "other-student", tokenizer=qwen_tokenizer, seed=1)
+    assert curate(str(other), out=tmp_path / "d", **kw).stats["scores_from_cache"] == 0
+    # another dtype: nothing from the cache
+    assert curate(str(tiny_qwen_dir), out=tmp_path / "e", dtype="bfloat16", **kw).stats["scores_from_cache"] == 0
