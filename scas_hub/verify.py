@@ -13,6 +13,10 @@ from collections.abc import Iterable
 from .records import Candidate, Question
 from .stats import PipelineStats
 
+VERIFY_REASONS = frozenset({"missing_question_id", "empty_instruction", "empty_answer", "not_verified",
+                            "duplicate_row", "question_text_mismatch", "duplicate_answer"})
+"""Skip reasons set by this stage; any other reason (e.g. `too_long`) is set by scoring, after verification."""
+
 
 def _row_reason(c: Candidate) -> str | None:
     if not c.question_id:
