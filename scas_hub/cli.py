@@ -131,7 +131,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default: demo for the embedded student, scas_pool otherwise)")
     c.add_argument("--subset", default=None, help="e.g. deepscaler, hendrycks_math, all")
     c.add_argument("--source-revision", default=None)
-    c.add_argument("--out", default=None, help="output folder (default out/scas-<student>)")
+    c.add_argument("--out", default=None,
+                   help="output folder (default out/scas-<student>); with several students their parent (default out)")
     _add_selection_args(c)
     c.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"])
     c.add_argument("--device", default=None)

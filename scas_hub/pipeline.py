@@ -239,6 +239,7 @@ def curate(
     source_info, questions = load_questions(source, subset, source_revision, stats)
     if not questions:
         raise SelectionError(f"the source {source!r} holds no questions")
+    teacher_order(questions, selection)  # unknown teacher names fail here, not after scoring
     student_info = score(questions, student, stats, dtype=dtype, device=device, scoring=scoring,
                          revision=student_revision)
     return publish(questions, selection, stats, out, student=student_info, source=source_record(source_info),

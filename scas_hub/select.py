@@ -41,6 +41,8 @@ STRATEGIES = ("scas", "argmin", "lowest-nll", "teacher:<name>", "strongest", "ra
 
 @dataclass(frozen=True)
 class SelectionConfig:
+    """How one answer per question is chosen (see the module docstring for each strategy)."""
+
     strategy: str = "scas"
     groups: int = 5
     group: int = 1
@@ -48,7 +50,7 @@ class SelectionConfig:
     lam: float = 0.5
     small_policy: str = "nearest"
     teacher_ranking: tuple[str, ...] | None = None
-    """For `strongest`: an explicit ranking, best first (else verified accuracy in the corpus)."""
+    """For `strongest`: teachers best first; unlisted ones follow by verified answers in the corpus."""
 
     def validate(self) -> SelectionConfig:
         """Return self, or raise `SelectionError` naming the bad setting."""
@@ -103,7 +105,8 @@ def verified_answers(candidates: Iterable[Candidate]) -> Counter:
     """Per teacher, the answers that passed verification (scored, or set aside only by scoring)."""
     counts: Counter = Counter()
     for c in candidates:
-        counts[c.teacher] += c.skip_reason not in VERIFY_REASONS  # also lists teachers with none
+        # += 0 still lists a teacher without verified answers (so `teacher:<name>` knows it)
+        counts[c.teacher] += c.verified is not False and c.skip_reason not in VERIFY_REASONS
     return counts
 
 

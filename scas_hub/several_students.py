@@ -16,7 +16,7 @@ from .pipeline import CurateResult, default_repo, load_questions, publish, score
 from .publish.summary import students_summary, summary_markdown, write_summary
 from .score.engine import ScoringConfig
 from .score.students import check_student, student_slug
-from .select import SelectionConfig
+from .select import SelectionConfig, teacher_order
 from .stats import PipelineStats
 
 
@@ -89,6 +89,7 @@ def curate_students(
     source_info, verified_questions = load_questions(source, subset, source_revision, corpus_stats)
     if not verified_questions:
         raise SelectionError(f"the source {source!r} holds no questions")
+    teacher_order(verified_questions, selection)  # unknown teacher names fail here, not after scoring
     results: dict[str, CurateResult] = {}
     for student, slug in zip(students, slugs, strict=True):
         started = time.perf_counter()

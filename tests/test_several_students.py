@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import scas_hub.several_students as several
-from scas_hub import PublishError, ScoringConfig, StudentError, curate, curate_students
+from scas_hub import PublishError, ScoringConfig, SelectionError, StudentError, curate, curate_students
 from scas_hub.cli import main
 from scas_hub.score.students import student_slug
 from scas_hub.testing.corpus import synthetic_pool, write_pool
@@ -106,10 +106,13 @@ def test_several_students_cli(corpus, tiny_qwen_dir, tmp_path, capsys):
     assert "| 4 | 4 | 100.0% |" in printed
 
 
-def test_several_students_errors(corpus, tiny_qwen_dir, tmp_path, capsys):
+def test_several_students_errors(corpus, tiny_qwen_dir, tmp_path, capsys, monkeypatch):
     with pytest.raises(StudentError, match="distinct names"):
         curate_students([str(tiny_qwen_dir), str(tiny_qwen_dir)], str(corpus), tmp_path)
     with pytest.raises(PublishError, match="takes an org"):
         curate_students(["smollm2-135m", str(tiny_qwen_dir)], str(corpus), tmp_path, push="org/name")
     assert main(["curate", "--student", "qwen-0.5b", "--student", "qwen-1.5b", "--round", "2"]) == 2
     assert "take one student" in capsys.readouterr().err
+    monkeypatch.setattr(several, "score", lambda *a, **k: pytest.fail("scored before checking the teacher name"))
+    with pytest.raises(SelectionError, match="not in the corpus"):
+        curate_students(["smollm2-135m", str(tiny_qwen_dir)], str(corpus), tmp_path, strategy="teacher:nobody")
