@@ -111,7 +111,7 @@ def verified_answers(candidates: Iterable[Candidate]) -> Counter:
 
 
 def strongest_teacher(verified: Mapping[str, int], ranking: Iterable[str] | None = None) -> list[str]:
-    """Teachers best first: the given `ranking`, then the others by verified answers, then name.
+    """Teachers best first: the given `ranking`, then the others with verified answers, by count, then name.
 
     Raises:
         SelectionError: the ranking names a teacher absent from the corpus, or one twice.
@@ -123,7 +123,8 @@ def strongest_teacher(verified: Mapping[str, int], ranking: Iterable[str] | None
                              f"teachers: {', '.join(sorted(verified))}")
     if len(set(ranking)) != len(ranking):
         raise SelectionError(f"teacher ranking lists a teacher twice: {', '.join(ranking)}")
-    rest = sorted((t for t in verified if t not in ranking), key=lambda t: (-verified[t], t))
+    # teachers without a verified answer can never be picked: leave them out of the order
+    rest = sorted((t for t in verified if t not in ranking and verified[t] > 0), key=lambda t: (-verified[t], t))
     return ranking + rest
 
 
