@@ -15,16 +15,22 @@ REPO     ?=
 VERSION  ?=
 STRATEGY ?= scas
 NPROC    ?= 1
+TEACHER_RANKING ?=
+ROUND    ?=
+CANDIDATES ?=
 ARGS     ?=
 
-CURATE_ARGS = --student $(STUDENT) --strategy $(STRATEGY) \
-	$(if $(SOURCE),--source $(SOURCE)) $(if $(SUBSET),--subset $(SUBSET)) $(if $(OUT),--out $(OUT)) \
-	$(if $(REPO),--push $(REPO)) $(if $(VERSION),--version $(VERSION)) --num-processes $(NPROC) $(ARGS)
+SELECT_ARGS = --strategy $(STRATEGY) $(if $(TEACHER_RANKING),--teacher-ranking $(TEACHER_RANKING)) \
+	$(if $(REPO),--push $(REPO)) $(if $(VERSION),--version $(VERSION)) $(ARGS)
+CURATE_ARGS = --student $(STUDENT) $(if $(ROUND),--round $(ROUND)) --num-processes $(NPROC) \
+	$(if $(SOURCE),--source $(SOURCE)) $(if $(SUBSET),--subset $(SUBSET)) $(if $(OUT),--out $(OUT)) $(SELECT_ARGS)
 
-.PHONY: help install curate test test-slow lint format bench clean
+.PHONY: help install curate select test test-slow lint format bench clean
 
 help:
 	@echo "make curate [STUDENT=qwen-1.5b SOURCE=... OUT=... REPO=org/name VERSION=v1 STRATEGY=scas]"
+	@echo "             [STUDENT=qwen-0.5b,qwen-1.5b (one dataset each + summary)] [ROUND=2 STUDENT=path/to/ckpt]"
+	@echo "make select CANDIDATES=out/scas-qwen-1.5b|org/name STRATEGY=argmin OUT=out/argmin [REPO=...]"
 	@echo "make test | make test-slow | make lint | make bench"
 
 $(STAMP): pyproject.toml
@@ -39,6 +45,10 @@ install: $(STAMP)
 
 curate: $(STAMP)
 	$(BIN)/scas-hub curate $(CURATE_ARGS)
+
+select: $(STAMP)
+	$(BIN)/scas-hub select --candidates $(or $(CANDIDATES),out/scas-$(STUDENT)) \
+		--out $(or $(OUT),out/scas-$(STUDENT)-$(subst :,-,$(STRATEGY))) $(SELECT_ARGS)
 
 test: $(STAMP)
 	$(BIN)/ruff check .

@@ -3,6 +3,9 @@
 The pipeline, stage by stage (each a plain function over `Candidate` records):
 
     load_questions (source + verify) -> score -> select -> write/publish; `curate` runs them all.
+
+`reselect` selects again from a published dataset's stored scores (no model); `curate_students`
+scores one corpus with several students and compares their selections.
 """
 
 from .errors import (
@@ -13,11 +16,12 @@ from .errors import (
     SourceError,
     StudentError,
 )
-from .pipeline import CurateResult, curate, load_questions, score
+from .pipeline import CurateResult, curate, load_questions, reselect, score
 from .records import Candidate, Question
 from .score.engine import ScoringConfig, StudentScorer
 from .score.proxy import ProxyComponents
 from .select import SelectionConfig, select
+from .several_students import StudentsResult, curate_students
 from .stats import PipelineStats
 
 __version__ = "0.1.0"
@@ -25,5 +29,6 @@ __version__ = "0.1.0"
 __all__ = [
     "Candidate", "CorpusFormatError", "CurateResult", "ProxyComponents", "PipelineStats", "PublishError",
     "Question", "ScasHubError", "ScoringConfig", "SelectionConfig", "SelectionError", "SourceError",
-    "StudentError", "StudentScorer", "curate", "load_questions", "score", "select",
+    "StudentError", "StudentScorer", "StudentsResult", "curate", "curate_students", "load_questions", "reselect",
+    "score", "select",
 ]

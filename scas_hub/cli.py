@@ -6,7 +6,32 @@ import argparse
 import sys
 
 from .constants import DEFAULT_GROUP, DEFAULT_GROUPS, DEFAULT_LAMBDA, DEFAULT_SEED, DEFAULT_STUDENT
-from .errors import ScasHubError
+from .errors import ScasHubError, StudentError
+
+
+def _split_list(values: list[str] | None) -> list[str]:
+    """`--x a,b --x c` -> `[a, b, c]`."""
+    return [v.strip() for value in values or [] for v in value.split(",") if v.strip()]
+
+
+def _selection_kwargs(args: argparse.Namespace) -> dict:
+    return dict(strategy=args.strategy, groups=args.groups, group=args.group, seed=args.seed, lam=args.lam,
+                small_policy=args.small_policy, teacher_ranking=_split_list(args.teacher_ranking) or None)
+
+
+def _print_result(result) -> None:
+    s = result.stats
+    print(f"\nSelected {s['questions_selected']} of {s['questions_in']} questions "
+          f"from {s['rows_scored']} scored candidates ({s['rows_in']} rows in).")
+    print(f"Dataset folder: {result.out.resolve()}")
+    if result.repo_id:
+        print(f"Pushed to https://huggingface.co/datasets/{result.repo_id} as {result.version}")
+
+
+def _print_load_line(target) -> None:
+    print("Load it with:\n")
+    print("    from datasets import load_dataset")
+    print(f'    ds = load_dataset("{target}")')
 
 
 def _curate(args: argparse.Namespace) -> int:
@@ -15,29 +40,42 @@ def _curate(args: argparse.Namespace) -> int:
 
     if args.num_processes > 1 and not _launched_by_accelerate():
         return _relaunch(args.num_processes)
-    result = curate(
-        student=args.student, source=args.source, out=args.out, subset=args.subset,
-        source_revision=args.source_revision, verification=args.verify, student_revision=args.student_revision,
-        strategy=args.strategy, groups=args.groups, group=args.group, seed=args.seed, lam=args.lam,
-        small_policy=args.small_policy, dtype=args.dtype, device=args.device,
-        scoring=ScoringConfig(token_budget=args.token_budget, window_chars=args.window_chars,
-                              max_length=args.max_length, truncate=args.truncate,
-                              feature_module=args.feature_module, feature_layer=args.feature_layer,
-                              progress=not args.no_progress),
-        push=args.push, version=args.version, private=args.private,
-        score_cache=False if args.no_score_cache else (args.score_cache or True),
-    )
+    students = _split_list(args.student) or [DEFAULT_STUDENT]
+    scoring = ScoringConfig(token_budget=args.token_budget, window_chars=args.window_chars,
+                            max_length=args.max_length, truncate=args.truncate,
+                            feature_module=args.feature_module, feature_layer=args.feature_layer,
+                            progress=not args.no_progress)
+    common = dict(source=args.source, out=args.out, subset=args.subset, source_revision=args.source_revision,
+                  verification=args.verify, **_selection_kwargs(args), dtype=args.dtype, device=args.device,
+                  scoring=scoring, push=args.push, version=args.version, private=args.private,
+                  score_cache=False if args.no_score_cache else (args.score_cache or True))
+    if len(students) > 1:
+        if args.student_revision or args.round is not None:
+            raise StudentError("--student-revision and --round take one student; run the students one by one")
+        from .several_students import curate_students
+
+        run = curate_students(students, **common)
+        if run is None:  # another rank of an `accelerate launch`: rank 0 reports
+            return 0
+        for result in run.results.values():
+            _print_result(result)
+        print(f"\n{run.table}\nSummary: {run.summary_json.resolve()} and {run.summary_markdown.name}")
+        return 0
+    result = curate(student=students[0], student_revision=args.student_revision, round_number=args.round, **common)
     if result is None:  # another rank of an `accelerate launch`: rank 0 reports
         return 0
-    s = result.stats
-    print(f"\nSelected {s['questions_selected']} of {s['questions_in']} questions "
-          f"from {s['rows_scored']} scored candidates ({s['rows_in']} rows in).")
-    print(f"Dataset folder: {result.out.resolve()}")
-    if result.repo_id:
-        print(f"Pushed to https://huggingface.co/datasets/{result.repo_id} as {result.version}")
-    print("Load it with:\n")
-    print("    from datasets import load_dataset")
-    print(f'    ds = load_dataset("{result.repo_id or result.out.resolve()}")')
+    _print_result(result)
+    _print_load_line(result.repo_id or result.out.resolve())
+    return 0
+
+
+def _select(args: argparse.Namespace) -> int:
+    from .pipeline import reselect
+
+    result = reselect(args.candidates, args.out, revision=args.revision, **_selection_kwargs(args),
+                      push=args.push, version=args.version, private=args.private)
+    _print_result(result)
+    _print_load_line(result.repo_id or result.out.resolve())
     return 0
 
 
@@ -97,28 +135,46 @@ def _push(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_selection_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--strategy", default="scas", help="scas, argmin, lowest-nll, teacher:<name>, strongest, random")
+    p.add_argument("--groups", type=int, default=DEFAULT_GROUPS)
+    p.add_argument("--group", type=int, default=DEFAULT_GROUP)
+    p.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    p.add_argument("--lambda", dest="lam", type=float, default=DEFAULT_LAMBDA)
+    p.add_argument("--small-policy", default="nearest", choices=["nearest", "drop"],
+                   help="questions with fewer candidates than groups: nearest non-empty group, or drop")
+    p.add_argument("--teacher-ranking", action="append", default=None, metavar="A,B,C",
+                   help="for --strategy strongest: teachers best first (default: most verified answers)")
+
+
+def _add_push_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--push", default=None, metavar="REPO_ID", help="push to this Hub dataset repo (or org)")
+    p.add_argument("--version", default=None, help="tag for the pushed commit (default: next vN)")
+    p.add_argument("--private", action="store_true")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="scas-hub", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
     c = sub.add_parser("curate", help="score a multi-teacher corpus with a student and select per question")
-    c.add_argument("--student", default=DEFAULT_STUDENT, help="alias, Hub model id or local folder")
+    c.add_argument("--student", action="append", default=None,
+                   help="alias, Hub model id or local folder; several (repeated or a,b) write one dataset each "
+                        f"and a comparison (default: {DEFAULT_STUDENT})")
     c.add_argument("--student-revision", default=None)
+    c.add_argument("--round", type=int, default=None, metavar="N",
+                   help="training round of this student checkpoint: publishes the next version of the same "
+                        "dataset and shows every round in the card (round N > 1 reads round N-1 from --push or --out)")
     c.add_argument("--source", default=None,
                    help="builder name, recipe file (.py), folder of per-teacher files, or Hub dataset id "
                         "(default: demo for the embedded student, scas_pool otherwise)")
     c.add_argument("--subset", default=None, help="e.g. deepscaler, hendrycks_math, all")
     c.add_argument("--source-revision", default=None)
+    c.add_argument("--out", default=None,
+                   help="output folder (default out/scas-<student>); with several students their parent (default out)")
     c.add_argument("--verify", default=None, choices=["auto", "flags", "math", "trusted"],
                    help="override the source's verification rule (default: the recipe's; auto for local files)")
-    c.add_argument("--out", default=None, help="output folder (default out/scas-<student>)")
-    c.add_argument("--strategy", default="scas", help="scas, argmin, lowest-nll, teacher:<name>, strongest, random")
-    c.add_argument("--groups", type=int, default=DEFAULT_GROUPS)
-    c.add_argument("--group", type=int, default=DEFAULT_GROUP)
-    c.add_argument("--seed", type=int, default=DEFAULT_SEED)
-    c.add_argument("--lambda", dest="lam", type=float, default=DEFAULT_LAMBDA)
-    c.add_argument("--small-policy", default="nearest", choices=["nearest", "drop"],
-                   help="questions with fewer candidates than groups: nearest non-empty group, or drop")
+    _add_selection_args(c)
     c.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"])
     c.add_argument("--device", default=None)
     c.add_argument("--token-budget", type=int, default=8192, help="padded answer tokens per forward pass")
@@ -128,9 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--truncate", action="store_true", help="score the first --max-length tokens instead of skipping")
     c.add_argument("--feature-module", default=None, help="dotted module path; {layer} is replaced")
     c.add_argument("--feature-layer", type=int, default=None)
-    c.add_argument("--push", default=None, metavar="REPO_ID", help="push to this Hub dataset repo (or org)")
-    c.add_argument("--version", default=None, help="tag for the pushed commit (default: next vN)")
-    c.add_argument("--private", action="store_true")
+    _add_push_args(c)
     c.add_argument("--no-progress", action="store_true")
     c.add_argument("--num-processes", type=int, default=1,
                    help="score on N processes via `accelerate launch` (one per GPU; CPU ranks use gloo)")
@@ -138,6 +192,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="score cache / resume folder (default: under $SCAS_HUB_CACHE or $HF_HOME/scas_hub)")
     c.add_argument("--no-score-cache", action="store_true", help="score everything, write no cache")
     c.set_defaults(func=_curate)
+
+    r = sub.add_parser("select", help="select again from a dataset's stored scores (no model is loaded)")
+    r.add_argument("--candidates", required=True, metavar="SRC",
+                   help="an output folder of `curate`, or a Hub dataset id (its `candidates` config)")
+    r.add_argument("--revision", default=None, help="Hub revision of SRC: a tag (v1, ...), branch or commit")
+    r.add_argument("--out", required=True, help="the new output folder")
+    _add_selection_args(r)
+    _add_push_args(r)
+    r.set_defaults(func=_select)
 
     s = sub.add_parser("students", help="list student aliases")
     s.set_defaults(func=_students)

@@ -1,24 +1,32 @@
-"""`curate`: source -> verify -> score -> select -> card/publish, as one call."""
+"""`curate`: source -> verify -> score -> select -> card/publish, as one call.
+
+`reselect` starts from a published dataset's scores instead, and `curate_students` scores one
+corpus with several students; all three end in `publish`: select -> write -> card -> push.
+"""
 
 from __future__ import annotations
 
 import platform
 import time
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from .compare import Pick, selection_of
 from .constants import DEFAULT_STUDENT
-from .errors import SelectionError
+from .errors import PublishError, SelectionError
 from .publish.card import CardContext, render_card, teacher_table
 from .publish.folder import write_data_files, write_stats
 from .records import Question
+from .rounds import RoundContext, card_rows
 from .score.engine import ScoringConfig
 from .score.runner import ScoreReport, score_corpus
 from .score.students import check_student, student_slug
-from .select import SelectionConfig, select
-from .source import open_source
+from .select import SelectionConfig, select, teacher_order
+from .source import SourceInfo, open_source
+from .source.candidates import open_published
 from .stats import PipelineStats
 from .verify import iter_verified
 
@@ -31,6 +39,8 @@ class CurateResult:
     stats: dict[str, Any]
     repo_id: str | None = None
     version: str | None = None
+    selection: dict[str, Pick] = field(default_factory=dict)
+    """The selected answer per question id (see `scas_hub.compare`)."""
 
     @property
     def load_line(self) -> str:
@@ -72,7 +82,9 @@ def score(questions: list[Question], student: str, stats: PipelineStats, *, dtyp
                         revision=revision, score_cache=score_cache)
 
 
-def _hardware(device: str) -> str:
+def _hardware(device: str | None) -> str:
+    if device is None:
+        return "none: re-selection from stored scores, no model run"
     if device.startswith("cuda"):
         import torch
 
@@ -89,6 +101,93 @@ def _versions() -> list[str]:
     return [f"{n} {version(n)}" for n in names]
 
 
+def source_record(info: SourceInfo) -> dict[str, Any]:
+    """What `selection_stats.json` and the card record about the corpus."""
+    return {"name": info.name, "repo_id": info.repo_id, "revision": info.revision, "subsets": list(info.subsets),
+            "license": info.license, "tags": list(info.tags), "synthetic": info.synthetic,
+            "layout": info.layout, "verification": info.verification,
+            "datasets": [f"{r}@{sha}" for r, sha in info.datasets]}
+
+
+def publish(
+    questions: list[Question],
+    selection: SelectionConfig,
+    stats: PipelineStats,
+    out: Path,
+    *,
+    student: dict[str, Any],
+    source: dict[str, Any],
+    started: float,
+    repo_id: str | None = None,
+    version: str | None = None,
+    private: bool = False,
+    verified: Mapping[str, int] | None = None,
+    scores_from: dict[str, Any] | None = None,
+    rounds: RoundContext | None = None,
+    report: ScoreReport | None = None,
+) -> CurateResult:
+    """The tail shared by `curate`, `reselect` and `curate_students`: select -> write the output
+    folder -> card -> optional push.
+
+    Args:
+        questions: scored candidates per question; `selected` is set here.
+        stats: the counters so far; selection adds to them, then they must balance.
+        student, source: facts recorded in `selection_stats.json` and the card.
+        started: `time.perf_counter()` at the start of the run (for the card's wall time).
+        verified: verified answers per teacher, for `strongest` (see `select.teacher_order`).
+        scores_from: where re-used scores came from (`reselect`); shown in the card.
+        rounds: this round and the ones before it (`curate(..., round_number=N)`).
+        report: how scoring ran (processes, per-rank figures, cache use), for the card's run facts.
+
+    Raises:
+        SelectionError, PublishError: with what to do.
+    """
+    order = teacher_order(questions, selection, verified)
+    select(questions, selection, stats, verified)
+    stats.check_balanced()
+    candidates = [c for q in questions for c in q.candidates]
+    chosen = selection_of(candidates)
+    out.mkdir(parents=True, exist_ok=True)
+    write_data_files(out, candidates, selection.lam)
+
+    stats_dict = stats.to_dict()
+    settings = selection.to_dict()
+    if selection.strategy == "strongest":
+        settings["teacher_order"] = order
+    record = {**stats_dict, "student": student, "source": source, "selection": settings}
+    lineage: dict[str, Any] = {}
+    if scores_from is not None:
+        record["scores_from"] = lineage["scores_from"] = scores_from
+    if rounds is not None:
+        record["rounds"] = rounds.rounds(student, chosen)
+        lineage["rounds"] = card_rows(record["rounds"])
+    write_stats(out, record)
+    device = None if scores_from is not None else student.get("device")
+    ctx = CardContext(
+        repo_id=repo_id,
+        student=student,
+        source=source,
+        selection=settings,
+        stats=stats_dict,
+        run={"created": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+             "wall_seconds": time.perf_counter() - started,
+             "tokens_per_second": stats.tokens_scored / stats.scoring_seconds if stats.scoring_seconds else 0.0,
+             "hardware": _hardware(device), "versions": _versions(),
+             "processes": report.student.get("processes", 1) if report else 1,
+             "ranks": report.ranks if report else [],
+             "scores_from_cache": report.from_cache if report else stats.scores_from_cache},
+        teachers=teacher_table(candidates, selection.lam),
+        lineage=lineage or None,
+    )
+    render_card(ctx).save(out / "README.md")
+    result = CurateResult(out=out, stats=record, repo_id=repo_id, selection=chosen)
+    if repo_id:
+        from .publish.hub import push_folder
+
+        result.version, _ = push_folder(out, repo_id, version=version, private=private)
+    return result
+
+
 def curate(
     student: str = DEFAULT_STUDENT,
     source: str | None = None,
@@ -96,7 +195,6 @@ def curate(
     *,
     subset: str | None = None,
     source_revision: str | None = None,
-    verification: str | None = None,
     student_revision: str | None = None,
     strategy: str = "scas",
     groups: int = 5,
@@ -104,23 +202,30 @@ def curate(
     seed: int = 42,
     lam: float = 0.5,
     small_policy: str = "nearest",
+    teacher_ranking: Sequence[str] | None = None,
+    round_number: int | None = None,
     dtype: str = "auto",
     device: str | None = None,
     scoring: ScoringConfig | None = None,
     push: str | None = None,
     version: str | None = None,
     private: bool = False,
+    verification: str | None = None,
     score_cache: str | Path | bool | None = True,
 ) -> CurateResult | None:
     """Build a student-specific SCAS dataset folder (and optionally push it).
 
     Args:
-        student: alias (`scas-hub students`), Hub model id, or local model folder.
+        student: alias (`scas-hub students`), Hub model id, or local model folder (e.g. the
+            checkpoint of a training round).
         source: builder name, recipe file or `CorpusRecipe`, local folder of per-teacher files, or
             Hub dataset id; default: the demo corpus for the embedded student, the published pool
             otherwise.
         verification: override the source's verification rule (`auto`, `flags`, `math`, `trusted`).
         out: output folder (default `out/scas-<student>`), laid out as a Hub dataset repo.
+        teacher_ranking: for `strategy="strongest"`, teachers best first (default: by verified answers).
+        round_number: the training round this student checkpoint belongs to; round N > 1 reads round
+            N-1 from `push`'s repo (else from `out`) and the card shows every round so far.
         push: Hub repo id (or just an org) to push to; the commit is tagged `vN` or `version`.
         score_cache: score cache folder (`True`: the default one, `False`: none); reruns and
             resumed runs score only candidates missing from it.
@@ -133,61 +238,75 @@ def curate(
     """
     started = time.perf_counter()
     selection = SelectionConfig(strategy=strategy, groups=groups, group=group, seed=seed, lam=lam,
-                                small_policy=small_policy).validate()
+                                small_policy=small_policy,
+                                teacher_ranking=tuple(teacher_ranking) if teacher_ranking else None).validate()
     check_student(student)
     source = source or default_source(student)
     out = Path(out) if out else default_out(student)
+    if round_number is not None and push and "/" not in push:
+        raise PublishError(f"with --round, --push takes the dataset's full repo id (org/name), not {push!r}: "
+                           "every round is a new version of the same dataset, whatever the checkpoint is called")
     repo_id = default_repo(push, student) if push else None
+    rounds = RoundContext.load(round_number, out, repo_id) if round_number is not None else None
 
     stats = PipelineStats()
     source_info, questions = load_questions(source, subset, source_revision, stats, verification)
     if not questions:
         raise SelectionError(f"the source {source!r} holds no questions")
+    teacher_order(questions, selection)  # unknown teacher names fail here, not after scoring
     report = score(questions, student, stats, dtype=dtype, device=device, scoring=scoring,
                    revision=student_revision, score_cache=score_cache)
     if report is None:  # not the main process: rank 0 selects, writes and publishes
         return None
-    student_info = report.student
-    select(questions, selection, stats)
-    stats.check_balanced()
+    return publish(questions, selection, stats, out, student=report.student, source=source_record(source_info),
+                   started=started, repo_id=repo_id, version=version, private=private, rounds=rounds,
+                   report=report)
 
-    out.mkdir(parents=True, exist_ok=True)
-    candidates = [c for q in questions for c in q.candidates]
-    write_data_files(out, candidates, lam)
-    wall = time.perf_counter() - started
-    stats_dict = stats.to_dict()
-    record = {
-        **stats_dict,
-        "student": student_info,
-        "source": {"name": source_info.name, "repo_id": source_info.repo_id,
-                   "revision": source_info.revision, "subsets": list(source_info.subsets),
-                   "layout": source_info.layout, "verification": source_info.verification,
-                   "datasets": [f"{r}@{sha}" for r, sha in source_info.datasets]},
-        "selection": {"strategy": strategy, "lam": lam, "groups": groups, "group": group, "seed": seed,
-                      "small_policy": small_policy},
-    }
-    write_stats(out, record)
-    ctx = CardContext(
-        repo_id=repo_id,
-        student=student_info,
-        source={"name": source_info.name, "repo_id": source_info.repo_id, "revision": source_info.revision,
-                "subsets": list(source_info.subsets), "license": source_info.license,
-                "tags": list(source_info.tags), "synthetic": source_info.synthetic,
-                "layout": source_info.layout, "verification": source_info.verification,
-                "datasets": [r for r, _ in source_info.datasets]},
-        selection=record["selection"],
-        stats=stats_dict,
-        run={"created": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "wall_seconds": wall,
-             "tokens_per_second": stats.tokens_scored / stats.scoring_seconds if stats.scoring_seconds else 0.0,
-             "hardware": _hardware(student_info["device"]), "versions": _versions(),
-             "processes": student_info["processes"], "ranks": report.ranks,
-             "scores_from_cache": report.from_cache},
-        teachers=teacher_table(candidates, lam),
-    )
-    render_card(ctx).save(out / "README.md")
-    result = CurateResult(out=out, stats=record, repo_id=repo_id)
-    if repo_id:
-        from .publish.hub import push_folder
 
-        result.version, _ = push_folder(out, repo_id, version=version, private=private)
-    return result
+def reselect(
+    candidates: str | Path,
+    out: str | Path,
+    *,
+    revision: str | None = None,
+    strategy: str = "scas",
+    groups: int = 5,
+    group: int = 1,
+    seed: int = 42,
+    lam: float = 0.5,
+    small_policy: str = "nearest",
+    teacher_ranking: Sequence[str] | None = None,
+    push: str | None = None,
+    version: str | None = None,
+    private: bool = False,
+) -> CurateResult:
+    """Select again from a published dataset's scores: no model is loaded.
+
+    Args:
+        candidates: an output folder of `curate`, or a Hub dataset id whose `candidates` config is read.
+        out: the new output folder (card included).
+        revision: Hub revision (tag `vN`, branch or commit) of `candidates`; default: main.
+        push: Hub repo id (or an org: `<org>/scas-<student>`) to push the new folder to.
+
+    Rows set aside before scoring are not in the `candidates` config: their counts (and questions
+    left without a scored candidate) are carried forward from the source's `selection_stats.json`.
+
+    Raises:
+        SourceError, CorpusFormatError, SelectionError, PublishError: with what to do.
+    """
+    started = time.perf_counter()
+    selection = SelectionConfig(strategy=strategy, groups=groups, group=group, seed=seed, lam=lam,
+                                small_policy=small_policy,
+                                teacher_ranking=tuple(teacher_ranking) if teacher_ranking else None).validate()
+    published = open_published(candidates, revision)
+    questions = published.questions()
+    if not questions:
+        raise SelectionError(f"{published.location} holds no scored candidates")
+    record = published.record or {}
+    student = record.get("student") or {"name": "unknown-student", "repo_id": "unknown", "revision": "unknown",
+                                        "dtype": "unknown", "device": None}
+    source = record.get("source") or {"name": published.location, "repo_id": None, "revision": None,
+                                      "subsets": []}
+    repo_id = default_repo(push, student["name"]) if push else None
+    return publish(questions, selection, published.carried_stats(), Path(out), student=student, source=source,
+                   started=started, repo_id=repo_id, version=version, private=private,
+                   verified=published.verified_answers(), scores_from=published.origin)

@@ -4,8 +4,16 @@ Strategies (all deterministic for a seed):
 - `scas` (paper default, "group sampling"): rank candidates by (score, teacher); rank k of M
   (1-based) falls in group ceil(k * G / M); draw one uniformly (seeded) from the chosen group.
 - `argmin`: the lowest score. `lowest-nll`: the lowest answer mean NLL (GRAPE's rule).
-- `teacher:<name>`: that teacher's answer. `strongest`: the teacher with the highest verified
-  accuracy over the corpus. `random`: uniform (seeded).
+- `teacher:<name>`: that teacher's answer (questions it did not answer are dropped, counted).
+- `strongest`: the answer of the highest-ranked teacher that answered the question. Teachers are
+  ranked by verified answers in the corpus (= accuracy over the corpus's questions; rows set aside
+  by scoring, e.g. `too_long`, still count, so the ranking does not depend on the student), ties
+  by name; a user-given `teacher_ranking` comes first, unlisted teachers follow in that order.
+- `random`: uniform (seeded).
+
+Ties: candidates are ordered by (cost, teacher name), so equal scores never depend on input order;
+a NaN cost sorts last. Draws use one RNG per (seed, question id): a question's pick depends on
+nothing but its own candidates.
 
 Questions with fewer candidates than groups (M < G) leave low groups empty under the paper's
 formula; the reference code then drops them silently. `small_policy` decides instead:
@@ -19,11 +27,11 @@ from __future__ import annotations
 import math
 import random
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from .errors import SelectionError
-from .records import Candidate, Question
+from .records import SCORING_SKIP_REASONS, Candidate, Question
 from .stats import PipelineStats
 
 SMALL_POLICIES = ("nearest", "drop")
@@ -32,6 +40,8 @@ STRATEGIES = ("scas", "argmin", "lowest-nll", "teacher:<name>", "strongest", "ra
 
 @dataclass(frozen=True)
 class SelectionConfig:
+    """How one answer per question is chosen (see the module docstring for each strategy)."""
+
     strategy: str = "scas"
     groups: int = 5
     group: int = 1
@@ -39,13 +49,14 @@ class SelectionConfig:
     lam: float = 0.5
     small_policy: str = "nearest"
     teacher_ranking: tuple[str, ...] | None = None
-    """For `strongest`: an explicit ranking, best first (else verified accuracy in the corpus)."""
+    """For `strongest`: teachers best first; unlisted ones follow by verified answers in the corpus."""
 
     def validate(self) -> SelectionConfig:
+        """Return self, or raise `SelectionError` naming the bad setting."""
         base = self.strategy.split(":", 1)[0]
         if base not in {s.split(":", 1)[0] for s in STRATEGIES}:
             raise SelectionError(f"unknown strategy {self.strategy!r}; choose one of {', '.join(STRATEGIES)}")
-        if base == "teacher" and not self.strategy.split(":", 1)[1:]:
+        if base == "teacher" and not self.strategy.partition(":")[2].strip():
             raise SelectionError("strategy teacher:<name> needs a teacher name, e.g. teacher:gpt-4o")
         if self.groups < 1:
             raise SelectionError(f"--groups must be >= 1, got {self.groups}")
@@ -55,12 +66,28 @@ class SelectionConfig:
             raise SelectionError(f"unknown small-question policy {self.small_policy!r}; choose {SMALL_POLICIES}")
         if not 0.0 <= self.lam <= 1.0:
             raise SelectionError(f"lambda must be in [0, 1], got {self.lam}")
+        if self.teacher_ranking and base != "strongest":
+            raise SelectionError("a teacher ranking only applies to --strategy strongest")
         return self
+
+    def to_dict(self) -> dict:
+        """The settings as recorded in `selection_stats.json` and the card."""
+        out = {"strategy": self.strategy, "lam": self.lam, "groups": self.groups, "group": self.group,
+               "seed": self.seed, "small_policy": self.small_policy}
+        if self.teacher_ranking:
+            out["teacher_ranking"] = list(self.teacher_ranking)
+        return out
+
+
+def _cost_key(cost: float, teacher: str) -> tuple[bool, float, str]:
+    # NaN compares false with everything and would make the order depend on the input order
+    nan = math.isnan(cost)
+    return (nan, 0.0 if nan else cost, teacher)
 
 
 def rank(candidates: list[Candidate], lam: float) -> list[Candidate]:
     """Sort scored candidates by (score, teacher name): lowest cost first, ties broken by name."""
-    return sorted(candidates, key=lambda c: (c.score.scas_score(lam), c.teacher))
+    return sorted(candidates, key=lambda c: _cost_key(c.score.scas_score(lam), c.teacher))
 
 
 def group_of(rank_1based: int, n: int, groups: int) -> int:
@@ -73,20 +100,36 @@ def question_rng(seed: int, question_id: str) -> random.Random:
     return random.Random(f"{seed}:{question_id}")
 
 
-def strongest_teacher(candidates: Iterable[Candidate], ranking: tuple[str, ...] | None = None) -> list[str]:
-    """Teachers ordered best first: by the given ranking, else verified accuracy then count then name."""
-    total, verified = Counter(), Counter()
+def verified_answers(candidates: Iterable[Candidate]) -> Counter:
+    """Per teacher, the answers that passed verification (scored, or set aside only by scoring)."""
+    counts: Counter = Counter()
     for c in candidates:
-        total[c.teacher] += 1
-        if c.verified is not False and c.skip_reason is None:
-            verified[c.teacher] += 1
-    if ranking:
-        return list(ranking)
-    return sorted(total, key=lambda t: (-verified[t] / total[t], -verified[t], t))
+        # += 0 still lists a teacher without verified answers (so `teacher:<name>` knows it)
+        usable = c.skip_reason is None or c.skip_reason in SCORING_SKIP_REASONS
+        counts[c.teacher] += c.verified is not False and usable
+    return counts
+
+
+def strongest_teacher(verified: Mapping[str, int], ranking: Iterable[str] | None = None) -> list[str]:
+    """Teachers best first: the given `ranking`, then the others with verified answers, by count, then name.
+
+    Raises:
+        SelectionError: the ranking names a teacher absent from the corpus, or one twice.
+    """
+    ranking = list(ranking or ())
+    unknown = [t for t in ranking if t not in verified]
+    if unknown:
+        raise SelectionError(f"teacher ranking names {', '.join(unknown)}, not in the corpus; "
+                             f"teachers: {', '.join(sorted(verified))}")
+    if len(set(ranking)) != len(ranking):
+        raise SelectionError(f"teacher ranking lists a teacher twice: {', '.join(ranking)}")
+    # teachers without a verified answer can never be picked: leave them out of the order
+    rest = sorted((t for t in verified if t not in ranking and verified[t] > 0), key=lambda t: (-verified[t], t))
+    return ranking + rest
 
 
 def pick(question: Question, config: SelectionConfig, stats: PipelineStats,
-         teacher_order: list[str] | None = None) -> Candidate | None:
+         order: list[str] | None = None) -> Candidate | None:
     """Choose one candidate of a question (or None, with the reason counted in `stats`)."""
     scored = question.scored
     if not scored:
@@ -110,13 +153,12 @@ def pick(question: Question, config: SelectionConfig, stats: PipelineStats,
     if base == "argmin":
         return rank(scored, config.lam)[0]
     if base == "lowest-nll":
-        return min(scored, key=lambda c: (c.score.answer_mean_nll, c.teacher))
+        return min(scored, key=lambda c: _cost_key(c.score.answer_mean_nll, c.teacher))
     if base == "random":
         return rng.choice(sorted(scored, key=lambda c: c.teacher))
     if base in {"teacher", "strongest"}:
-        order = [arg] if base == "teacher" else (teacher_order or [])
         by_teacher = {c.teacher: c for c in scored}
-        for teacher in order:
+        for teacher in order or [arg]:
             if teacher in by_teacher:
                 return by_teacher[teacher]
         stats.drop_question("teacher_has_no_valid_answer")
@@ -124,25 +166,46 @@ def pick(question: Question, config: SelectionConfig, stats: PipelineStats,
     raise SelectionError(f"unknown strategy {config.strategy!r}")
 
 
-def select(questions: list[Question], config: SelectionConfig, stats: PipelineStats) -> list[Candidate]:
-    """Select one candidate per question; marks `selected` and counts every drop.
+def teacher_order(questions: list[Question], config: SelectionConfig,
+                  verified: Mapping[str, int] | None = None) -> list[str] | None:
+    """The order `teacher:<name>` and `strongest` pick from (None for the other strategies).
+
+    Args:
+        verified: verified answers per teacher; default: counted from the questions' candidates
+            (pass it when rows set aside before scoring are not in `questions`, as when re-selecting).
 
     Raises:
-        SelectionError: invalid settings, or `teacher:<name>` names a teacher absent from the corpus.
+        SelectionError: the named or ranked teachers are not in the corpus.
+    """
+    base, _, arg = config.strategy.partition(":")
+    if base not in {"teacher", "strongest"}:
+        return None
+    if verified is None:
+        verified = verified_answers(c for q in questions for c in q.candidates)
+    if base == "teacher":
+        if arg not in verified:
+            raise SelectionError(f"teacher {arg!r} is not in the corpus; teachers: {', '.join(sorted(verified))}")
+        return [arg]
+    return strongest_teacher(verified, config.teacher_ranking)
+
+
+def select(questions: list[Question], config: SelectionConfig, stats: PipelineStats,
+           verified: Mapping[str, int] | None = None) -> list[Candidate]:
+    """Select one candidate per question; marks `selected` and counts every drop.
+
+    Args:
+        verified: see `teacher_order` (only `strongest` uses it).
+
+    Raises:
+        SelectionError: invalid settings, or `teacher:<name>` / the ranking names a teacher absent
+            from the corpus.
     """
     config.validate()
-    all_candidates = [c for q in questions for c in q.candidates]
-    teacher_order = None
-    base, _, arg = config.strategy.partition(":")
-    if base == "teacher" and arg not in {c.teacher for c in all_candidates}:
-        known = sorted({c.teacher for c in all_candidates})
-        raise SelectionError(f"teacher {arg!r} is not in the corpus; teachers: {', '.join(known)}")
-    if base == "strongest":
-        teacher_order = strongest_teacher(all_candidates, config.teacher_ranking)
+    order = teacher_order(questions, config, verified)
     chosen = []
     for question in questions:
         stats.questions_in += 1
-        winner = pick(question, config, stats, teacher_order)
+        winner = pick(question, config, stats, order)
         if winner is not None:
             winner.selected = True
             stats.questions_selected += 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from scas_hub import Candidate, PipelineStats, ProxyComponents, Question, SelectionConfig, SelectionError, select
-from scas_hub.select import group_of, rank
+from scas_hub.select import group_of, rank, strongest_teacher, teacher_order, verified_answers
 
 
 def cand(qid: str, teacher: str, score: float, nll: float | None = None) -> Candidate:
@@ -118,5 +118,140 @@ def test_fixed_and_strongest_teacher():
     ({"strategy": "teacher:zed"}, "not in the corpus"),
 ])
 def test_bad_settings_raise(kw, msg):
+    with pytest.raises(SelectionError, match=msg):
+        run([question("q", {"a": 1.0})], **kw)
+
+
+# ---- every strategy: deterministic for a seed, independent of input order, ties by teacher name ----
+
+STRATEGIES = ["scas", "argmin", "lowest-nll", "random", "strongest", "teacher:t1"]
+
+
+def corpus_with_ties(n: int = 48) -> list[Question]:
+    """Questions whose candidates share scores and NLLs, so every tie-break rule is exercised."""
+    qs = []
+    for i in range(n):
+        qs.append(Question(f"q{i}", [cand(f"q{i}", f"t{j}", score=float((i + j) % 3), nll=1.0 + (j % 2))
+                                     for j in range(1 + i % 12)]))
+    return qs
+
+
+def picks(questions: list[Question], **kw) -> dict[str, str]:
+    chosen, _ = run(questions, **kw)
+    return {c.question_id: c.teacher for c in chosen}
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_strategy_is_deterministic_and_ignores_input_order(strategy):
+    import random as _random
+
+    reference = picks(corpus_with_ties(), strategy=strategy, seed=3)
+    assert reference == picks(corpus_with_ties(), strategy=strategy, seed=3)
+    shuffled = corpus_with_ties()
+    rng = _random.Random(0)
+    rng.shuffle(shuffled)
+    for q in shuffled:
+        rng.shuffle(q.candidates)
+    assert picks(shuffled, strategy=strategy, seed=3) == reference
+
+
+@pytest.mark.parametrize("strategy", ["scas", "random"])
+def test_seeded_strategies_depend_on_the_seed(strategy):
+    assert picks(corpus_with_ties(), strategy=strategy, seed=1) != picks(corpus_with_ties(), strategy=strategy, seed=2)
+
+
+@pytest.mark.parametrize("strategy", ["argmin", "lowest-nll", "strongest", "teacher:t1"])
+def test_unseeded_strategies_ignore_the_seed(strategy):
+    assert picks(corpus_with_ties(), strategy=strategy, seed=1) == picks(corpus_with_ties(), strategy=strategy, seed=2)
+
+
+def test_scas_tie_on_the_group_boundary_goes_by_teacher_name():
+    # M=10, G=5: ranks 1-2 form group 1; "b" and "a" tie for rank 2, "a" wins it
+    scores = {"t0": 0.0, "b": 1.0, "a": 1.0, **{f"u{i}": 2.0 + i for i in range(7)}}
+    drawn = {picks([question("q", scores)], seed=s)["q"] for s in range(40)}
+    assert drawn == {"t0", "a"}
+
+
+def test_nearest_group_tie_prefers_the_lower_cost_group():
+    # M=3, G=5: ranks fall in groups 2, 4, 5; group 3 is empty and 2 and 4 are equally near
+    chosen, stats = run([question("q", {"a": 1.0, "b": 2.0, "c": 3.0})], group=3)
+    assert chosen[0].teacher == "a" and stats.policy_applied == {"nearest_group": 1}
+
+
+def test_argmin_exact_tie_goes_by_teacher_name():
+    assert picks([question("q", {"b": 1.0, "a": 1.0, "c": 2.0})], strategy="argmin") == {"q": "a"}
+
+
+def test_lowest_nll_tie_goes_by_teacher_name_not_score():
+    q = Question("q", [cand("q", "b", score=0.1, nll=1.5), cand("q", "a", score=9.0, nll=1.5),
+                       cand("q", "c", score=0.0, nll=2.0)])
+    assert picks([q], strategy="lowest-nll") == {"q": "a"}
+
+
+def test_nan_cost_sorts_last():
+    q = Question("q", [cand("q", "a", score=float("nan")), cand("q", "b", score=5.0)])
+    assert [c.teacher for c in rank(q.scored, 0.0)] == ["b", "a"]
+    assert picks([q], strategy="argmin") == {"q": "b"}
+
+
+def test_random_is_uniform_over_the_candidates():
+    counts = {"a": 0, "b": 0, "c": 0}
+    for s in range(300):
+        counts[picks([question("q", {"a": 1.0, "b": 2.0, "c": 3.0})], strategy="random", seed=s)["q"]] += 1
+    assert all(70 <= n <= 130 for n in counts.values()), counts
+
+
+# ---- strongest: verified answers in the corpus, or a ranking the user gives ----
+
+def strongest_corpus() -> list[Question]:
+    """Verified answers: a 3 (one set aside by scoring, still verified), b 3, c 2 (+1 not verified)."""
+    qs = [question("q1", {"a": 1.0, "b": 2.0, "c": 3.0}), question("q2", {"b": 1.0, "c": 0.5}),
+          question("q3", {"a": 1.0, "b": 2.0})]
+    qs[1].candidates.append(Candidate("q2", "a", "x", "long answer", skip_reason="too_long"))
+    qs[2].candidates.append(Candidate("q3", "c", "x", "wrong", verified=False, skip_reason="not_verified"))
+    qs[2].candidates.append(Candidate("q3", "d", "x", "same text", skip_reason="duplicate_answer"))
+    return qs
+
+
+def test_verified_answers_count_scoring_skips_but_not_verification_skips():
+    counts = verified_answers(c for q in strongest_corpus() for c in q.candidates)
+    assert counts == {"a": 3, "b": 3, "c": 2, "d": 0}
+    assert strongest_teacher(counts) == ["a", "b", "c"]  # a and b tie on 3: by name; d has none
+
+
+def test_strongest_picks_best_available_teacher_and_records_order():
+    qs = strongest_corpus()
+    assert teacher_order(qs, SelectionConfig(strategy="strongest")) == ["a", "b", "c"]
+    # q2: a was set aside, so b
+    assert picks(strongest_corpus(), strategy="strongest") == {"q1": "a", "q2": "b", "q3": "a"}
+
+
+def test_strongest_with_a_user_ranking():
+    got = picks(strongest_corpus(), strategy="strongest", teacher_ranking=("c", "b", "a"))
+    assert got == {"q1": "c", "q2": "c", "q3": "b"}
+    # a partial ranking: the listed teachers first, then the others by verified answers
+    assert strongest_teacher({"a": 3, "b": 3, "c": 2}, ["c"]) == ["c", "a", "b"]
+    assert picks(strongest_corpus(), strategy="strongest", teacher_ranking=("c",)) == {"q1": "c", "q2": "c",
+                                                                                      "q3": "a"}
+
+
+def test_strongest_uses_given_counts_when_rows_are_missing():
+    """Re-selection passes counts carried forward from the original run (rows not in `questions`)."""
+    qs = [question("q1", {"a": 1.0, "b": 2.0})]
+    chosen, _ = run(qs, strategy="strongest")
+    assert chosen[0].teacher == "a"  # 1 each: by name
+    stats = PipelineStats()
+    chosen = select([question("q1", {"a": 1.0, "b": 2.0})], SelectionConfig(strategy="strongest"), stats,
+                    verified={"a": 1, "b": 4})
+    assert chosen[0].teacher == "b"
+
+
+@pytest.mark.parametrize("kw, msg", [
+    ({"strategy": "strongest", "teacher_ranking": ("a", "zed")}, "zed, not in the corpus"),
+    ({"strategy": "strongest", "teacher_ranking": ("a", "a")}, "twice"),
+    ({"strategy": "argmin", "teacher_ranking": ("a",)}, "only applies to --strategy strongest"),
+    ({"strategy": "teacher:"}, "needs a teacher name"),
+])
+def test_bad_rankings_raise(kw, msg):
     with pytest.raises(SelectionError, match=msg):
         run([question("q", {"a": 1.0})], **kw)

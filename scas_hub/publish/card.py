@@ -34,6 +34,8 @@ class CardContext:
     stats: dict[str, Any]
     run: dict[str, Any]
     teachers: list[dict[str, Any]] = field(default_factory=list)
+    lineage: dict[str, Any] | None = None
+    """Re-selection and rounds (`scores_from`, `rounds` display rows); None for a plain curate run."""
 
 
 def teacher_table(candidates: list[Candidate], lam: float) -> list[dict[str, Any]]:

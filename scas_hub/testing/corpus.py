@@ -12,6 +12,8 @@ import random
 import sys
 from pathlib import Path
 
+import jsonlines
+
 POOL_FIELDS = ("id", "source_dataset", "teacher_name", "system", "instruction", "teacher_output",
                "reference_answer", "reference_solution", "is_common_correct")
 
@@ -113,9 +115,7 @@ def write_pool(rows: dict[str, list[dict]], folder: str | Path) -> Path:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     for teacher, teacher_rows in rows.items():
-        with open(folder / f"{teacher}.jsonl", "w", encoding="utf-8") as f:
-            for row in teacher_rows:
-                f.write(json.dumps(row, ensure_ascii=False) + "\n")
+        write_rows(teacher_rows, folder / f"{teacher}.jsonl")
     return folder
 
 
@@ -131,10 +131,13 @@ def write_rows(rows: list[dict], path: str | Path) -> Path:
     elif path.suffix == ".json":
         path.write_text(json.dumps(rows, ensure_ascii=False, indent=1), encoding="utf-8")
     else:
-        with open(path, "w", encoding="utf-8") as f:
-            for row in rows:
-                f.write(json.dumps(row, ensure_ascii=False) + "\n")
+        with jsonlines.open(path, "w", dumps=_dumps) as writer:
+            writer.write_all(rows)
     return path
+
+
+def _dumps(value) -> str:
+    return json.dumps(value, ensure_ascii=False)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,67 @@
+"""The several-students summary: teacher shares per student and agreement between selections.
+
+Written next to the per-student datasets as `students_summary.json` and `students_summary.md`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from ..compare import Pick, agreement, teacher_shares
+
+SUMMARY_STEM = "students_summary"
+
+
+def students_summary(selections: Mapping[str, Mapping[str, Pick]],
+                     datasets: Mapping[str, dict[str, Any]]) -> dict[str, Any]:
+    """Teacher shares per student, and for each pair of students the share of questions (selected
+    for both) on which they select the same answer.
+
+    Args:
+        selections: per student name, its selection by question id.
+        datasets: per student name, where its dataset went (`out`, `repo_id`, `version`, counts).
+    """
+    pairs = []
+    for a, b in itertools.combinations(selections, 2):
+        agree = agreement(selections[a], selections[b])
+        pairs.append({"students": [a, b], "questions_compared": agree.compared, "same_answer": agree.same,
+                      "share": agree.share})
+    return {
+        "students": list(selections),
+        "datasets": {s: dict(datasets.get(s, {})) for s in selections},
+        "teacher_shares": {s: teacher_shares(sel) for s, sel in selections.items()},
+        "agreement": pairs,
+    }
+
+
+def summary_markdown(summary: dict[str, Any]) -> str:
+    """The summary as two markdown tables: teacher shares (teachers x students) and agreement."""
+    students = summary["students"]
+    shares = summary["teacher_shares"]
+    teachers = sorted({t for s in students for t in shares[s]},
+                      key=lambda t: (-sum(shares[s].get(t, 0.0) for s in students), t))
+    lines = ["| teacher | " + " | ".join(f"`{s}`" for s in students) + " |",
+             "|---|" + "---:|" * len(students)]
+    for t in teachers:
+        lines.append(f"| `{t}` | " + " | ".join(f"{100 * shares[s].get(t, 0.0):.1f}%" for s in students) + " |")
+    lines.append("| questions selected | " + " | ".join(
+        str(summary["datasets"][s].get("questions_selected", "")) for s in students) + " |")
+    lines += ["", "| students | questions selected for both | same answer | share |", "|---|---:|---:|---:|"]
+    for p in summary["agreement"]:
+        share = "n/a" if p["share"] is None else f"{100 * p['share']:.1f}%"
+        a, b = p["students"]
+        lines.append(f"| `{a}` vs `{b}` | {p['questions_compared']} | {p['same_answer']} | {share} |")
+    return "\n".join(lines) + "\n"
+
+
+def write_summary(folder: Path, summary: dict[str, Any]) -> tuple[Path, Path]:
+    """Write `students_summary.json` and `.md` into `folder`; returns both paths."""
+    folder.mkdir(parents=True, exist_ok=True)
+    json_path, md_path = folder / f"{SUMMARY_STEM}.json", folder / f"{SUMMARY_STEM}.md"
+    json_path.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    md_path.write_text(summary_markdown(summary), encoding="utf-8")
+    return json_path, md_path

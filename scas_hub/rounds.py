@@ -1,0 +1,115 @@
+"""Rounds: score -> select -> (train, elsewhere) -> score again with the new checkpoint.
+
+Round N of a dataset is scored with the student checkpoint of round N and published as a new
+version of the same dataset. Each version's `selection_stats.json` carries the list of rounds so
+far (`rounds`): per round the student revision, the teacher shares, and how many questions
+changed their selected answer since the previous round. Round N > 1 reads round N-1 from the Hub
+repo it is pushed to, else from its output folder, before anything is overwritten.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .compare import Pick, agreement, format_shares, teacher_shares
+from .constants import STATS_FILENAME
+from .errors import SelectionError, SourceError
+from .source.candidates import PublishedDataset, open_published
+
+
+def _hub_has_dataset(repo_id: str) -> bool:
+    from huggingface_hub import HfApi
+
+    api = HfApi()
+    try:
+        return api.repo_exists(repo_id, repo_type="dataset") and api.file_exists(
+            repo_id, STATS_FILENAME, repo_type="dataset")
+    except Exception as err:  # HTTP, connection and auth errors all mean the same to the user
+        raise SourceError(f"cannot read {repo_id!r} on the Hub to find the previous round "
+                          f"({type(err).__name__}: {err}); check your network and `hf auth login`") from err
+
+
+def previous_round(out: Path, repo_id: str | None) -> PublishedDataset | None:
+    """The latest published version: the Hub repo's main branch when pushing there, else `out`."""
+    if repo_id and _hub_has_dataset(repo_id):
+        return open_published(repo_id)
+    if (out / STATS_FILENAME).exists() and (out / "candidates").is_dir():
+        return open_published(out)
+    return None
+
+
+def _student_facts(student: dict[str, Any]) -> dict[str, Any]:
+    return {k: student.get(k) for k in ("name", "repo_id", "revision")}
+
+
+@dataclass
+class RoundContext:
+    """Round N, the rounds before it, and round N-1's selection to compare against."""
+
+    number: int
+    history: list[dict[str, Any]] = field(default_factory=list)
+    previous: dict[str, Pick] | None = None
+    previous_location: str | None = None
+
+    @classmethod
+    def load(cls, number: int, out: Path, repo_id: str | None) -> RoundContext:
+        """Read round `number - 1` from the Hub repo (when pushing) or the output folder.
+
+        Raises:
+            SelectionError: `number` < 1, no previous round found for `number` > 1, or the dataset
+                already holds round `number` or a later one.
+        """
+        if number < 1:
+            raise SelectionError(f"--round must be >= 1, got {number}")
+        if number == 1:
+            return cls(1)
+        prev = previous_round(out, repo_id)
+        if prev is None:
+            where = f"the Hub repo {repo_id} or " if repo_id else ""
+            raise SelectionError(
+                f"round {number} compares with round {number - 1}, but {where}the output folder {out} holds no "
+                "scas-hub dataset; pass the --out (or --push) of the previous round, or --round 1"
+            )
+        record = prev.record or {}
+        selection = prev.selection()
+        history = list(record.get("rounds") or [])
+        if not history:  # a dataset built without --round counts as the round before this one
+            history = [{"round": number - 1, "student": _student_facts(record.get("student") or {}),
+                        "teacher_shares": teacher_shares(selection), "changed": None}]
+        last = history[-1]["round"]
+        if last >= number:
+            raise SelectionError(f"{prev.location} already holds round {last}; pass --round {last + 1}, "
+                                 "or a fresh --out / --push for a new series")
+        return cls(number, history, selection, prev.location)
+
+    def entry(self, student: dict[str, Any], selection: dict[str, Pick]) -> dict[str, Any]:
+        """This round's record: student revision, teacher shares, answers changed since the previous."""
+        changed = None
+        if self.previous is not None:
+            a = agreement(self.previous, selection)
+            changed = {"questions_compared": a.compared, "questions_changed": a.compared - a.same,
+                       "share": a.changed_share}
+        return {"round": self.number, "student": _student_facts(student),
+                "teacher_shares": teacher_shares(selection), "changed": changed}
+
+    def rounds(self, student: dict[str, Any], selection: dict[str, Pick]) -> list[dict[str, Any]]:
+        return [*self.history, self.entry(student, selection)]
+
+
+def card_rows(rounds: list[dict[str, Any]]) -> list[dict[str, str]]:
+    """The rounds table of the card, one row of display strings per round."""
+    rows = []
+    for r in rounds:
+        changed = r.get("changed")
+        if changed and changed.get("share") is not None:
+            shown = (f"{100 * changed['share']:.1f}% ({changed['questions_changed']} of "
+                     f"{changed['questions_compared']})")
+        else:
+            shown = "n/a"
+        student = r.get("student") or {}
+        rows.append({"round": str(r["round"]), "student": str(student.get("repo_id") or student.get("name")),
+                     "revision": str(student.get("revision")), "shares": format_shares(r["teacher_shares"]),
+                     "changed": shown})
+    return rows

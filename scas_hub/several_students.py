@@ -1,0 +1,118 @@
+"""Several students in one run: read and verify the corpus once, then score, select and publish
+one dataset per student, and a summary comparing their selections."""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .constants import DEFAULT_STUDENT
+from .errors import PublishError, SelectionError, StudentError
+from .pipeline import CurateResult, default_repo, load_questions, publish, score, source_record
+from .publish.summary import students_summary, summary_markdown, write_summary
+from .score.engine import ScoringConfig
+from .score.students import check_student, student_slug
+from .select import SelectionConfig, teacher_order
+from .stats import PipelineStats
+
+
+@dataclass
+class StudentsResult:
+    """What `curate_students` wrote: one dataset per student (by short name) and the summary."""
+
+    results: dict[str, CurateResult]
+    summary: dict[str, Any]
+    summary_json: Path
+    summary_markdown: Path
+
+    @property
+    def table(self) -> str:
+        return summary_markdown(self.summary)
+
+
+def curate_students(
+    students: Sequence[str],
+    source: str | None = None,
+    out: str | Path | None = None,
+    *,
+    subset: str | None = None,
+    source_revision: str | None = None,
+    strategy: str = "scas",
+    groups: int = 5,
+    group: int = 1,
+    seed: int = 42,
+    lam: float = 0.5,
+    small_policy: str = "nearest",
+    teacher_ranking: Sequence[str] | None = None,
+    dtype: str = "auto",
+    device: str | None = None,
+    scoring: ScoringConfig | None = None,
+    push: str | None = None,
+    version: str | None = None,
+    private: bool = False,
+    verification: str | None = None,
+    score_cache: str | Path | bool | None = True,
+) -> StudentsResult | None:
+    """Score one corpus with several students: one dataset per student, and a comparison.
+
+    The corpus is read and verified once; each student scores a fresh copy of the verified
+    candidates. Writes `<out>/scas-<student>/` per student and `<out>/students_summary.{json,md}`:
+    teacher shares per student and, per pair of students, the share of questions with the same
+    selected answer.
+
+    Args:
+        students: aliases, Hub model ids or local folders (their short names must differ).
+        out: parent folder (default `out`).
+        push: an org; student S goes to `<org>/scas-<S>`.
+        Other arguments: as in `curate`.
+
+    Returns:
+        The result on the main process; `None` on the other processes of an `accelerate launch`.
+
+    Raises:
+        SourceError, StudentError, SelectionError, PublishError: with what to do.
+    """
+    slugs = [student_slug(s) for s in students]
+    if not students or len(set(slugs)) != len(slugs):
+        raise StudentError(f"several students need distinct names for their datasets, got {', '.join(slugs)}")
+    for s in students:
+        check_student(s)
+    if push and "/" in push:
+        raise PublishError(f"with several students --push takes an org (each dataset goes to <org>/scas-<student>), "
+                           f"not {push!r}")
+    selection = SelectionConfig(strategy=strategy, groups=groups, group=group, seed=seed, lam=lam,
+                                small_policy=small_policy,
+                                teacher_ranking=tuple(teacher_ranking) if teacher_ranking else None).validate()
+    source = source or ("demo" if all(s == DEFAULT_STUDENT for s in students) else "scas_pool")
+    parent = Path(out) if out else Path("out")
+
+    corpus_stats = PipelineStats()
+    source_info, verified_questions = load_questions(source, subset, source_revision, corpus_stats,
+                                                            verification)
+    if not verified_questions:
+        raise SelectionError(f"the source {source!r} holds no questions")
+    teacher_order(verified_questions, selection)  # unknown teacher names fail here, not after scoring
+    results: dict[str, CurateResult] = {}
+    for student, slug in zip(students, slugs, strict=True):
+        started = time.perf_counter()
+        # scoring and selection write into the records and the counters: each student starts afresh
+        questions, stats = copy.deepcopy(verified_questions), copy.deepcopy(corpus_stats)
+        report = score(questions, student, stats, dtype=dtype, device=device, scoring=scoring,
+                       score_cache=score_cache)
+        if report is None:  # not the main process: rank 0 publishes
+            continue
+        results[slug] = publish(questions, selection, stats, parent / f"scas-{slug}", student=report.student,
+                                source=source_record(source_info), started=started,
+                                repo_id=default_repo(push, student) if push else None, version=version,
+                                private=private, report=report)
+    if not results:
+        return None
+    datasets = {s: {"out": str(r.out), "repo_id": r.repo_id, "version": r.version,
+                    "questions_selected": r.stats["questions_selected"]} for s, r in results.items()}
+    summary = students_summary({s: r.selection for s, r in results.items()}, datasets)
+    json_path, md_path = write_summary(parent, summary)
+    return StudentsResult(results, summary, json_path, md_path)
