@@ -11,7 +11,9 @@ from typing import Any
 
 from .constants import DEFAULT_STUDENT
 from .errors import SelectionError
-from .publish.card import CardContext, render_card, teacher_table
+from .publish.card import write_card
+from .publish.card_stats import card_numbers, score_distributions
+from .publish.figures import write_figures
 from .publish.folder import write_data_files, write_stats
 from .records import Question
 from .score.engine import ScoringConfig, StudentScorer
@@ -144,34 +146,27 @@ def curate(
     out.mkdir(parents=True, exist_ok=True)
     candidates = [c for q in questions for c in q.candidates]
     write_data_files(out, candidates, lam)
+    numbers = card_numbers(candidates, lam)
     wall = time.perf_counter() - started
-    stats_dict = stats.to_dict()
     record = {
-        **stats_dict,
+        **stats.to_dict(),
         "student": student_info,
-        "source": {"name": source_info.name, "repo_id": source_info.repo_id,
-                   "revision": source_info.revision, "subsets": list(source_info.subsets)},
+        "source": {"name": source_info.name, "repo_id": source_info.repo_id, "revision": source_info.revision,
+                   "subsets": list(source_info.subsets), "license": source_info.license,
+                   "tags": list(source_info.tags), "synthetic": source_info.synthetic},
         "selection": {"strategy": strategy, "lam": lam, "groups": groups, "group": group, "seed": seed,
                       "small_policy": small_policy},
+        "run": {"created": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "wall_seconds": wall,
+                "tokens_per_second": stats.tokens_scored / stats.scoring_seconds if stats.scoring_seconds else 0.0,
+                "hardware": _hardware(student_info["device"]), "versions": _versions()},
+        **numbers,
+        "figures": write_figures(out, numbers["teachers"], score_distributions(candidates, lam)),
     }
     write_stats(out, record)
-    ctx = CardContext(
-        repo_id=repo_id,
-        student=student_info,
-        source={"name": source_info.name, "repo_id": source_info.repo_id, "revision": source_info.revision,
-                "subsets": list(source_info.subsets), "license": source_info.license,
-                "tags": list(source_info.tags), "synthetic": source_info.synthetic},
-        selection=record["selection"],
-        stats=stats_dict,
-        run={"created": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "wall_seconds": wall,
-             "tokens_per_second": stats.tokens_scored / stats.scoring_seconds if stats.scoring_seconds else 0.0,
-             "hardware": _hardware(student_info["device"]), "versions": _versions()},
-        teachers=teacher_table(candidates, lam),
-    )
-    render_card(ctx).save(out / "README.md")
+    write_card(out)
     result = CurateResult(out=out, stats=record, repo_id=repo_id)
     if repo_id:
         from .publish.hub import push_folder
 
-        result.version, _ = push_folder(out, repo_id, version=version, private=private)
+        result.version = push_folder(out, repo_id, version=version, private=private).version
     return result
