@@ -43,17 +43,21 @@ def commits_on_main(hub, repo_id: str) -> list[str]:
     return chain
 
 
-def add_column_and_drop_rows(folder) -> None:
-    """A schema change between versions: a new column, fewer rows."""
+def add_column_and_reshard(folder) -> None:
+    """A schema change between versions: a new column, fewer rows, two shards instead of one."""
     path = next((folder / "data").glob("*.parquet"))
     table = pq.read_table(path).slice(0, 4)
-    pq.write_table(table.append_column("difficulty", pa.array([0.5] * 4, pa.float64())), path)
+    table = table.append_column("difficulty", pa.array([0.5] * 4, pa.float64()))
+    path.unlink()
+    for i in range(2):
+        pq.write_table(table.slice(2 * i, 2), folder / "data" / f"train-{i:05d}-of-00002.parquet")
 
 
 def test_versions_are_tags_and_each_loads_with_its_own_schema(fake_hub, folder):
     first = push_folder(folder, "org/sel", retry=FAST)
     assert (first.version, fake_hub.repo("org/sel").tags) == ("v1", {"v1": first.commit})
-    add_column_and_drop_rows(folder)
+    fake_hub.commit_files("org/sel", {"NOTES.md": "the owner's own file"})
+    add_column_and_reshard(folder)
     second = push_folder(folder, "org/sel", retry=FAST)
     assert second.version == "v2" and fake_hub.repo("org/sel").tags == {"v1": first.commit, "v2": second.commit}
     assert fake_hub.repo("org/sel").branches["main"] == second.commit
@@ -74,7 +78,10 @@ def test_versions_are_tags_and_each_loads_with_its_own_schema(fake_hub, folder):
         assert [v["version"] for v in stats["versions"]] == history
         assert stats["release"] == {"repo_id": "org/sel", "version": version, "date": stats["release"]["date"]}
         assert f'revision="{version}")' in card.text and "[`v1`](/datasets/org/sel/tree/v1)" in card.text
-    assert {"figures/selected_share.png", "figures/score_distribution.png"} <= set(fake_hub.files("org/sel", "v2"))
+    v2_files = set(fake_hub.files("org/sel", "v2"))
+    assert {p for p in v2_files if p.startswith("data/")} == {"data/train-00000-of-00002.parquet",
+                                                             "data/train-00001-of-00002.parquet"}
+    assert {"figures/selected_share.png", "figures/score_distribution.png", "NOTES.md"} <= v2_files
 
 
 def test_explicit_version_and_tags_never_move(fake_hub, folder):
@@ -146,6 +153,10 @@ def test_private_repo_and_token_stays_secret(fake_hub, folder):
     assert secret in fake_hub.tokens_seen
     assert not any(secret.encode() in blob for blob in fake_hub.stored_blobs())
     assert HfApi(token=secret).dataset_info("org/private").sha == pushed.commit
+    fake_hub.create_repo("org/public")
+    with pytest.raises(PublishError, match="exists and is public"):
+        push_folder(folder, "org/public", private=True, token=secret, retry=FAST)
+    assert fake_hub.repo("org/public").tags == {}
 
 
 def test_push_needs_a_scas_hub_folder(fake_hub, tmp_path):
@@ -166,3 +177,15 @@ def test_local_card_embeds_figures_and_the_recorded_numbers(curated):
     top = stats["teachers"][0]
     assert f"| `{top['teacher']}` | {top['candidates']} | {top['selected']} |" in card.text
     assert 'load_dataset("path/to/out", split="train")' in card.text and "## Versions" not in card.text
+
+
+def test_cli_push(fake_hub, folder, capsys, monkeypatch):
+    from scas_hub.cli import main
+
+    monkeypatch.setenv("SCAS_HUB_PUSH_BACKOFF", "0.01")
+    assert main(["push", str(folder), "org/cli"]) == 0
+    assert 'as v1' in capsys.readouterr().out
+    assert main(["push", str(folder), "org/cli", "--version", "v1"]) == 2
+    assert "never moved" in capsys.readouterr().err
+    assert main(["push", str(folder), "org/cli", "--version", "v1.1"]) == 0
+    assert set(fake_hub.repo("org/cli").tags) == {"v1", "v1.1"}

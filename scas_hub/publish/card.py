@@ -9,6 +9,7 @@ features would break `load_dataset`, datasets issue 8608).
 
 from __future__ import annotations
 
+import re
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -58,8 +59,9 @@ def dataset_info_metadata(folder: Path) -> dict[str, Any] | list[dict[str, Any]]
     return card_data.get("dataset_info")
 
 
-def _short(sha: str | None, n: int = 10) -> str:
-    return sha[:n] if sha and len(sha) >= 40 else (sha or "")
+def _short(revision: str | None, n: int = 10) -> str:
+    """Commit SHAs shortened for tables; other revisions (local content tags) as they are."""
+    return revision[:n] if revision and re.fullmatch(r"[0-9a-f]{40}", revision) else (revision or "")
 
 
 def render_card(record: dict[str, Any], folder: str | Path):

@@ -16,7 +16,7 @@ _SELECTED, _ALL = "#e8743b", "#9aa5b1"
 def _figure(n_rows: int):
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(7.0, 1.2 + 0.42 * max(n_rows, 1)), dpi=110, layout="constrained")
+    fig = Figure(figsize=(7.0, 1.5 + 0.42 * max(n_rows, 1)), dpi=110, layout="constrained")
     ax = fig.subplots()
     ax.spines[["top", "right"]].set_visible(False)
     return fig, ax
@@ -41,7 +41,7 @@ def plot_selected_share(teachers: list[dict[str, Any]], path: Path) -> None:
     ax.set_yticks(list(y), [t["teacher"] for t in rows])
     ax.set_xlabel("% of answers")
     ax.set_title("Which teachers' answers the student keeps", loc="left", fontsize=11)
-    ax.legend(loc="lower right", frameon=False, fontsize=8)
+    fig.legend(loc="outside lower center", ncols=2, frameon=False, fontsize=8)
     _save(fig, path)
 
 
@@ -65,7 +65,7 @@ def plot_score_distribution(distributions: dict[str, dict[str, list[float]]], pa
     ax.set_xlabel("SCAS score (lower = cheaper for the student to learn)")
     ax.set_title("Score distribution per teacher", loc="left", fontsize=11)
     if labelled:
-        ax.legend(loc="best", fontsize=8)
+        fig.legend(loc="outside lower center", frameon=False, fontsize=8)
     _save(fig, path)
 
 

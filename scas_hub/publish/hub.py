@@ -7,9 +7,10 @@ The order makes every step safe to retry and a failed push safe to run again:
 3. read the version history from the head's `selection_stats.json`, add this version, and
    re-render `selection_stats.json` and README.md in the folder;
 4. upload the folder in one commit on top of the head read in 1 (`parent_commit`: a concurrent
-   push fails instead of being overwritten); files missing from the folder are deleted, so the
-   commit holds exactly the folder. If the commit landed but its answer was lost, the retry finds
-   nothing to change and returns the head, i.e. that commit;
+   push fails instead of being overwritten); data and figure files missing from the folder are
+   deleted, so the commit holds exactly the folder's data (other files, e.g. a LICENSE added on
+   the Hub, are kept). If the commit landed but its answer was lost, the retry finds nothing to
+   change and returns the head, i.e. that commit;
 5. tag that commit. Only now does the version exist: a push that failed earlier leaves no tag.
 """
 
@@ -26,13 +27,17 @@ from typing import Any
 from ..constants import STATS_FILENAME
 from ..errors import PublishError
 from .card import write_card
-from .folder import read_stats, write_stats
+from .figures import FIGURES_DIR
+from .folder import CONFIG_DIRS, read_stats, write_stats
 from .retry import RetryPolicy, with_retries
 
 logger = logging.getLogger("scas_hub.publish")
 VERSION_TAG = re.compile(r"^v(\d+)$")
 TAG_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 REPO_TYPE = "dataset"
+# remote files under these folders that are not in the local folder are deleted in the same commit
+# (an old version's extra shard would otherwise be loaded with the new one); other files are kept
+MANAGED = tuple(f"{d}/*" for d in (*CONFIG_DIRS.values(), FIGURES_DIR))
 
 
 @dataclass(frozen=True)
@@ -141,6 +146,9 @@ def push_folder(folder: str | Path, repo_id: str, *, version: str | None = None,
     try:
         with_retries(api.create_repo, repo_id, repo_type=REPO_TYPE, private=private, exist_ok=True,
                      what=f"create {repo_id}", policy=retry)
+        if private and not with_retries(api.dataset_info, repo_id, what="read repo info", policy=retry).private:
+            raise PublishError(f"{repo_id} exists and is public, but a private push was asked for; nothing was "
+                               "pushed. Make the repo private in its settings on the Hub, or leave --private out.")
         step = "reading the repo's refs"
         refs = with_retries(api.list_repo_refs, repo_id, repo_type=REPO_TYPE, what="list refs", policy=retry)
         tags = [t.name for t in refs.tags]
@@ -163,12 +171,12 @@ def push_folder(folder: str | Path, repo_id: str, *, version: str | None = None,
             commit_message=f"scas-hub: publish {version}",
             commit_description=f"Student {record['student']['repo_id']}, strategy {record['selection']['strategy']}, "
                                f"{record['questions_selected']} rows.",
-            parent_commit=head, delete_patterns="*", what="upload", policy=retry,
+            parent_commit=head, delete_patterns=list(MANAGED), what="upload", policy=retry,
         ).oid
         step = f"tagging commit {commit}"
         with_retries(_tag, api, repo_id, version, commit, what=f"tag {version}", policy=retry)
     except HfHubHTTPError as err:
-        hint = ("someone else pushed to main meanwhile; run the push again"
+        hint = ("someone else pushed to main meanwhile; nothing was tagged, run the push again"
                 if err.response is not None and err.response.status_code == 412 else
                 "nothing was tagged; run the same command again to retry")
         raise PublishError(_redact(f"pushing {folder} to {repo_id} failed while {step}: {err} ({hint})", token)) \
