@@ -14,7 +14,7 @@ from huggingface_hub import DatasetCard, HfApi
 from scas_hub import PublishError, curate
 from scas_hub.publish import hub as hub_module
 from scas_hub.publish.hub import push_folder
-from scas_hub.publish.retry import RetryPolicy
+from scas_hub.publish.retry import RetryPolicy, transient, with_retries
 from scas_hub.testing.corpus import synthetic_pool, write_pool
 
 FAST = RetryPolicy(attempts=4, base_seconds=0.01)
@@ -97,7 +97,7 @@ def test_explicit_version_and_tags_never_move(fake_hub, folder):
 
 
 def test_transient_faults_are_retried_without_duplicate_commits(fake_hub, folder):
-    fake_hub.fail("/refs$", status=503)
+    fake_hub.fail("/refs$", status=None)  # connection dropped
     fake_hub.fail("/preupload/", status=429)
     fake_hub.fail("^/__lfs/", status=None, method="PUT")  # connection dropped mid-upload
     fake_hub.fail("/commit/", status=500, times=2)
@@ -189,3 +189,39 @@ def test_cli_push(fake_hub, folder, capsys, monkeypatch):
     assert "never moved" in capsys.readouterr().err
     assert main(["push", str(folder), "org/cli", "--version", "v1.1"]) == 0
     assert set(fake_hub.repo("org/cli").tags) == {"v1", "v1.1"}
+
+
+def test_retry_classification_and_retry_after():
+    import httpx2
+    from huggingface_hub.errors import HfHubHTTPError
+
+    def http_error(status: int, **headers) -> HfHubHTTPError:
+        response = httpx2.Response(status, headers=headers, request=httpx2.Request("POST", "http://hub/api/x"))
+        return HfHubHTTPError(f"HTTP {status}", response=response)
+
+    assert transient(http_error(429, **{"Retry-After": "3"})) == (True, 3.0)
+    assert transient(http_error(502)) == (True, None)
+    assert transient(httpx2.ReadTimeout("slow")) == (True, None)
+    wrapped = RuntimeError("Error while uploading 'data/x.parquet' to the Hub.")
+    wrapped.__cause__ = http_error(503)
+    assert transient(wrapped)[0]
+    assert transient(http_error(404)) == (False, None) and transient(ValueError("bad")) == (False, None)
+
+    calls = []
+
+    def flaky():
+        calls.append(1)
+        if len(calls) < 3:
+            raise http_error(500)
+        return "done"
+
+    assert with_retries(flaky, what="flaky", policy=FAST) == "done" and len(calls) == 3
+
+    def bad_request():
+        calls.append(1)
+        raise http_error(400)
+
+    calls.clear()
+    with pytest.raises(HfHubHTTPError):
+        with_retries(bad_request, what="bad request", policy=FAST)
+    assert len(calls) == 1  # a client error is not retried
