@@ -130,8 +130,9 @@ def _builders(args: argparse.Namespace) -> int:
 def _push(args: argparse.Namespace) -> int:
     from .publish.hub import push_folder
 
-    version, sha = push_folder(args.folder, args.repo_id, version=args.version, private=args.private)
-    print(f"Pushed {args.folder} to {args.repo_id} as {version} (commit {sha})")
+    pushed = push_folder(args.folder, args.repo_id, version=args.version, private=args.private)
+    print(f"Pushed {args.folder} to {args.repo_id} as {pushed.version} (commit {pushed.commit})")
+    print(f'Load it with: load_dataset("{args.repo_id}", revision="{pushed.version}")')
     return 0
 
 

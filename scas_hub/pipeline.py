@@ -17,14 +17,16 @@ from typing import Any
 from .compare import Pick, selection_of
 from .constants import DEFAULT_STUDENT
 from .errors import PublishError, SelectionError
-from .publish.card import CardContext, render_card, teacher_table
+from .publish.card import write_card
+from .publish.card_stats import card_numbers, score_distributions
+from .publish.figures import write_figures
 from .publish.folder import write_data_files, write_stats
 from .records import Question
 from .rounds import RoundContext, card_rows
 from .score.engine import ScoringConfig
 from .score.runner import ScoreReport, score_corpus
 from .score.students import check_student, student_slug
-from .select import SelectionConfig, select, teacher_order
+from .select import SelectionConfig, select, strongest_teacher, teacher_order, verified_answers
 from .source import SourceInfo, open_source
 from .source.candidates import open_published
 from .stats import PipelineStats
@@ -150,41 +152,37 @@ def publish(
     out.mkdir(parents=True, exist_ok=True)
     write_data_files(out, candidates, selection.lam)
 
-    stats_dict = stats.to_dict()
     settings = selection.to_dict()
     if selection.strategy == "strongest":
         settings["teacher_order"] = order
-    record = {**stats_dict, "student": student, "source": source, "selection": settings}
-    lineage: dict[str, Any] = {}
+    # the card's "strongest teacher" row uses the same ranking as `--strategy strongest` would
+    strongest = order if selection.strategy == "strongest" else strongest_teacher(
+        verified if verified is not None else verified_answers(candidates), selection.teacher_ranking)
+    numbers = card_numbers(candidates, selection.lam, strongest)
+    device = None if scores_from is not None else student.get("device")
+    record = {
+        **stats.to_dict(), "student": student, "source": source, "selection": settings,
+        "run": {"created": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+                "wall_seconds": time.perf_counter() - started,
+                "tokens_per_second": stats.tokens_scored / stats.scoring_seconds if stats.scoring_seconds else 0.0,
+                "hardware": _hardware(device), "versions": _versions(),
+                "processes": report.student.get("processes", 1) if report else 1,
+                "ranks": report.ranks if report else []},
+        **numbers,
+        "figures": write_figures(out, numbers["teachers"], score_distributions(candidates, selection.lam)),
+    }
     if scores_from is not None:
-        record["scores_from"] = lineage["scores_from"] = scores_from
+        record["scores_from"] = scores_from
     if rounds is not None:
         record["rounds"] = rounds.rounds(student, chosen)
-        lineage["rounds"] = card_rows(record["rounds"])
+        record["rounds_table"] = card_rows(record["rounds"])
     write_stats(out, record)
-    device = None if scores_from is not None else student.get("device")
-    ctx = CardContext(
-        repo_id=repo_id,
-        student=student,
-        source=source,
-        selection=settings,
-        stats=stats_dict,
-        run={"created": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-             "wall_seconds": time.perf_counter() - started,
-             "tokens_per_second": stats.tokens_scored / stats.scoring_seconds if stats.scoring_seconds else 0.0,
-             "hardware": _hardware(device), "versions": _versions(),
-             "processes": report.student.get("processes", 1) if report else 1,
-             "ranks": report.ranks if report else [],
-             "scores_from_cache": report.from_cache if report else stats.scores_from_cache},
-        teachers=teacher_table(candidates, selection.lam),
-        lineage=lineage or None,
-    )
-    render_card(ctx).save(out / "README.md")
+    write_card(out)
     result = CurateResult(out=out, stats=record, repo_id=repo_id, selection=chosen)
     if repo_id:
         from .publish.hub import push_folder
 
-        result.version, _ = push_folder(out, repo_id, version=version, private=private)
+        result.version = push_folder(out, repo_id, version=version, private=private).version
     return result
 
 

@@ -3,10 +3,23 @@
 from __future__ import annotations
 
 import os
+import socket
 import tempfile
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
 
 # must happen before huggingface_hub / datasets are imported anywhere
 _HF_HOME = tempfile.mkdtemp(prefix="scas-hf-home-")
+# every Hub call goes to the fake Hub on loopback (the `fake_hub` fixture serves it on this port)
+_FAKE_HUB_PORT = _free_port()
+os.environ["HF_ENDPOINT"] = f"http://127.0.0.1:{_FAKE_HUB_PORT}"
+os.environ["HF_UPDATE_DOWNLOAD_COUNTS"] = "0"
+os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
 os.environ.setdefault("HF_HUB_DISABLE_XET", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "0")
 os.environ["HF_HOME"] = _HF_HOME
@@ -24,6 +37,22 @@ os.environ["SCAS_HUB_SCORE_CACHE"] = os.path.join(_HF_HOME, "scores")
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def _fake_hub_server():
+    from scas_hub.testing.fake_hub import FakeHub
+
+    with FakeHub(port=_FAKE_HUB_PORT) as hub:
+        yield hub
+
+
+@pytest.fixture
+def fake_hub(_fake_hub_server):
+    """The fake Hub behind HF_ENDPOINT, emptied for each test."""
+    _fake_hub_server.reset()
+    yield _fake_hub_server
+    _fake_hub_server.reset()
 
 
 @pytest.fixture(scope="session")

@@ -1,8 +1,7 @@
 """Re-selection from a dataset's stored scores: same selection as the original run and as scoring
 again, statistics carried forward, a complete output folder, and the `select` CLI.
 
-Selecting from a `candidates` config on the Hub is not tested here yet: it needs the fake Hub
-(scas_hub/testing/fake_hub.py) being built on another branch.
+Selecting from a published dataset's `candidates` config runs against the fake Hub (`fake_hub`).
 """
 
 from __future__ import annotations
@@ -67,6 +66,8 @@ def test_reselect_with_the_same_settings_reproduces_the_original(original, tmp_p
     before, after = stats(original), stats(out)
     assert after.pop("scores_from") == {"location": str(original), "repo_id": None, "revision": None,
                                         "stats_carried_forward": True}
+    assert after.pop("run")["hardware"].startswith("none: re-selection")  # a new run: its own run facts
+    before.pop("run")
     assert after == before  # skipped rows, dropped questions, scoring figures: all carried forward
     assert {q: p.teacher for q, p in result.selection.items()} == picks(original)
     card = (out / "README.md").read_text()
@@ -162,3 +163,20 @@ def test_select_cli(original, tmp_path, capsys):
     assert selection["teacher_order"][:3] == ["teacher-2", "teacher-4", "teacher-0"]
     assert main(["select", "--candidates", str(original), "--out", str(out), "--strategy", "teacher:nobody"]) == 2
     assert "not in the corpus" in capsys.readouterr().err
+
+
+def test_reselect_from_a_published_version_on_the_hub(fake_hub, original, tmp_path):
+    from scas_hub.publish.hub import push_folder
+
+    repo_id = "org/scas-tiny"
+    shutil.copytree(original, tmp_path / "pushed")
+    assert push_folder(tmp_path / "pushed", repo_id).version == "v1"
+    local = reselect(original, tmp_path / "local", strategy="argmin", seed=7)
+    hub = reselect(repo_id, tmp_path / "hub", revision="v1", strategy="argmin", seed=7)
+    assert picks(tmp_path / "hub") == picks(tmp_path / "local")
+    assert table(tmp_path / "hub").equals(table(tmp_path / "local"))
+    origin = hub.stats["scores_from"]
+    assert origin["repo_id"] == repo_id and origin["stats_carried_forward"]
+    assert len(origin["revision"]) == 40  # the tag was resolved to the commit it names
+    for key in ("rows_in", "skipped", "questions_in", "questions_dropped"):
+        assert hub.stats[key] == local.stats[key], key

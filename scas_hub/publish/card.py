@@ -1,18 +1,29 @@
-"""Render the dataset card from cards/dataset_card.md.j2 with numbers computed by the pipeline."""
+"""Render the dataset card (README.md) from `cards/dataset_card.md.j2` and the folder's record.
+
+The record is `selection_stats.json`: the pipeline's counters, the student/source/selection facts,
+the card numbers (`card_stats.card_numbers`), run facts and, once pushed, the release and the
+version history. The YAML `dataset_info` is read from the parquet files themselves, so every
+version's card describes exactly the files of that version (a stale `dataset_info` with old
+features would break `load_dataset`, datasets issue 8608).
+"""
 
 from __future__ import annotations
 
-import statistics
-from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+import re
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 from ..constants import PAPER_URL
-from ..records import Candidate
-from .folder import configs_metadata
+from .folder import CONFIG_DIRS, configs_metadata, read_stats
 
 TEMPLATE = "dataset_card.md.j2"
+BIBTEX = f"""@article{{scas2026,
+  title   = {{The Strongest Teacher Is Not Always the Best Teacher: Student-Centric Answer Selection}},
+  journal = {{arXiv preprint arXiv:2605.26872}},
+  year    = {{2026}},
+  url     = {{{PAPER_URL}}}
+}}"""
 
 
 def size_category(n: int) -> str:
@@ -23,56 +34,66 @@ def size_category(n: int) -> str:
     return "n>10M"
 
 
-@dataclass
-class CardContext:
-    """Everything the template shows; built by `curate` from what the stages recorded."""
+def dataset_info_metadata(folder: Path) -> dict[str, Any] | list[dict[str, Any]] | None:
+    """The YAML `dataset_info` block (features, row counts, sizes per config) read from the parquet files."""
+    import pyarrow.parquet as pq
+    from datasets import DatasetInfo, Features, SplitDict, SplitInfo
+    from datasets.info import DatasetInfosDict
+    from huggingface_hub import DatasetCardData
 
-    repo_id: str | None
-    student: dict[str, Any]
-    source: dict[str, Any]
-    selection: dict[str, Any]
-    stats: dict[str, Any]
-    run: dict[str, Any]
-    teachers: list[dict[str, Any]] = field(default_factory=list)
-    lineage: dict[str, Any] | None = None
-    """Re-selection and rounds (`scores_from`, `rounds` display rows); None for a plain curate run."""
-
-
-def teacher_table(candidates: list[Candidate], lam: float) -> list[dict[str, Any]]:
-    """Per teacher: scored candidates, selected count and share, mean and median score."""
-    scores: dict[str, list[float]] = defaultdict(list)
-    picked: Counter = Counter()
-    for c in candidates:
-        if c.score is None:
+    infos = {}
+    for config, subdir in CONFIG_DIRS.items():
+        files = sorted((folder / subdir).glob("train-*.parquet"))
+        if not files:
             continue
-        scores[c.teacher].append(c.score.scas_score(lam))
-        picked[c.teacher] += c.selected
-    total = sum(picked.values()) or 1
-    rows = [
-        {"teacher": t, "candidates": len(v), "selected": picked[t], "share": picked[t] / total,
-         "mean_score": statistics.fmean(v), "median_score": statistics.median(v)}
-        for t, v in scores.items()
-    ]
-    return sorted(rows, key=lambda r: (-r["selected"], r["teacher"]))
+        metas = [pq.ParquetFile(f).metadata for f in files]
+        rows = sum(m.num_rows for m in metas)
+        nbytes = sum(m.row_group(i).total_byte_size for m in metas for i in range(m.num_row_groups))
+        infos[config] = DatasetInfo(
+            features=Features.from_arrow_schema(pq.read_schema(files[0])),
+            splits=SplitDict({"train": SplitInfo(name="train", num_bytes=nbytes, num_examples=rows)}),
+            download_size=sum(f.stat().st_size for f in files), dataset_size=nbytes, config_name=config,
+        )
+    card_data = DatasetCardData()
+    DatasetInfosDict(infos).to_dataset_card_data(card_data)
+    return card_data.get("dataset_info")
 
 
-def render_card(ctx: CardContext):
-    """Return a `huggingface_hub.DatasetCard` (YAML metadata + body) for the output folder."""
+def _short(revision: str | None, n: int = 10) -> str:
+    """Commit SHAs shortened for tables; other revisions (local content tags) as they are."""
+    return revision[:n] if revision and re.fullmatch(r"[0-9a-f]{40}", revision) else (revision or "")
+
+
+def render_card(record: dict[str, Any], folder: str | Path):
+    """Return a `huggingface_hub.DatasetCard` (YAML metadata + body) for the folder holding `record`."""
     from huggingface_hub import DatasetCard, DatasetCardData
 
-    student_tag = ctx.student["name"].lower().replace("/", "-")
-    tags = ["scas", "distillation", "synthetic", student_tag, *ctx.source.get("tags", ())]
-    source_datasets = list(ctx.source.get("datasets") or ([ctx.source["repo_id"]] if ctx.source.get("repo_id") else []))
+    folder = Path(folder)
+    student, source = record["student"], record["source"]
+    student_tag = student["name"].lower().replace("/", "-")
+    tags = ["scas", "distillation", "synthetic", student_tag, *source.get("tags", ())]
     data = DatasetCardData(
-        license=ctx.source.get("license") or "other",
+        license=source.get("license") or "other",
         task_categories=["text-generation"],
         tags=list(dict.fromkeys(tags)),
-        size_categories=[size_category(ctx.stats["questions_selected"])],
-        source_datasets=source_datasets,
-        pretty_name=f"SCAS selection for {ctx.student['name']}",
+        size_categories=[size_category(record["questions_selected"])],
+        source_datasets=[source["repo_id"]] if source.get("repo_id") else None,
+        pretty_name=f"SCAS selection for {student['name']}",
         configs=configs_metadata(),
+        dataset_info=dataset_info_metadata(folder),
     )
+    release = record.get("release") or {}
     template = resources.files("scas_hub.cards").joinpath(TEMPLATE).read_text(encoding="utf-8")
     return DatasetCard.from_template(
-        data, template_str=template, ctx=ctx, paper_url=PAPER_URL,
+        data, template_str=template, r=record, release=release, target=release.get("repo_id") or folder.name,
+        versions=list(reversed(record.get("versions", []))), paper_url=PAPER_URL, bibtex=BIBTEX, short=_short,
+        is_local=not release,
     )
+
+
+def write_card(folder: str | Path) -> Path:
+    """Render README.md in `folder` from its `selection_stats.json`; returns the card's path."""
+    folder = Path(folder)
+    path = folder / "README.md"
+    render_card(read_stats(folder), folder).save(path)
+    return path

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..constants import CANDIDATES_CONFIG, DEFAULT_CONFIG, STATS_FILENAME
+from ..errors import PublishError
 from ..records import Candidate
 
 CONFIG_DIRS = {DEFAULT_CONFIG: "data", CANDIDATES_CONFIG: "candidates"}
@@ -110,3 +111,16 @@ def write_stats(out: Path, stats: dict[str, Any]) -> Path:
     path = out / STATS_FILENAME
     path.write_text(json.dumps(stats, indent=2, sort_keys=False) + "\n", encoding="utf-8")
     return path
+
+
+def read_stats(out: Path) -> dict[str, Any]:
+    """Read `selection_stats.json` back (the card and the push are rendered from it).
+
+    Raises:
+        PublishError: the folder is not a scas-hub output folder.
+    """
+    path = Path(out) / STATS_FILENAME
+    if not path.is_file():
+        raise PublishError(f"{out} has no {STATS_FILENAME}, so it is not a scas-hub output folder; "
+                           "write one with `scas-hub curate --out DIR` first")
+    return json.loads(path.read_text(encoding="utf-8"))

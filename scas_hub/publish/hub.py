@@ -1,13 +1,52 @@
-"""Push an output folder to a Hub dataset repo and tag the commit with a version."""
+"""Push an output folder to a Hub dataset repo as a new version: one commit, tagged `vN`.
+
+The order makes every step safe to retry and a failed push safe to run again:
+
+1. create the repo if needed; read its refs (tags and the head of `main`);
+2. pick the version (next `vN`, or the one asked for) and refuse an existing tag;
+3. read the version history from the head's `selection_stats.json`, add this version, and
+   re-render `selection_stats.json` and README.md in the folder;
+4. upload the folder in one commit on top of the head read in 1 (`parent_commit`: a concurrent
+   push fails instead of being overwritten); data and figure files missing from the folder are
+   deleted, so the commit holds exactly the folder's data (other files, e.g. a LICENSE added on
+   the Hub, are kept). If the commit landed but its answer was lost, the retry finds nothing to
+   change and returns the head, i.e. that commit;
+5. tag that commit. Only now does the version exist: a push that failed earlier leaves no tag.
+"""
 
 from __future__ import annotations
 
+import json
+import logging
 import re
+from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
+from ..constants import STATS_FILENAME
 from ..errors import PublishError
+from .card import write_card
+from .figures import FIGURES_DIR
+from .folder import CONFIG_DIRS, read_stats, write_stats
+from .retry import RetryPolicy, with_retries
 
+logger = logging.getLogger("scas_hub.publish")
 VERSION_TAG = re.compile(r"^v(\d+)$")
+TAG_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+REPO_TYPE = "dataset"
+# remote files under these folders that are not in the local folder are deleted in the same commit
+# (an old version's extra shard would otherwise be loaded with the new one); other files are kept
+MANAGED = tuple(f"{d}/*" for d in (*CONFIG_DIRS.values(), FIGURES_DIR))
+
+
+@dataclass(frozen=True)
+class PushResult:
+    """What a push made: the version tag and the commit it points to."""
+
+    repo_id: str
+    version: str
+    commit: str
 
 
 def next_version(existing_tags: list[str]) -> str:
@@ -16,26 +55,133 @@ def next_version(existing_tags: list[str]) -> str:
     return f"v{max(numbers, default=0) + 1}"
 
 
+def check_version(version: str, existing_tags: list[str], repo_id: str) -> str:
+    """Raise `PublishError` for a malformed tag name or one that exists already (tags never move)."""
+    if not TAG_NAME.match(version):
+        raise PublishError(f"version {version!r} is not a valid tag name; use e.g. v3 (letters, digits, . _ -)")
+    if version in existing_tags:
+        raise PublishError(
+            f"{repo_id} already has a tag {version!r}; published versions are never moved or reused. "
+            f"Leave --version out to publish as {next_version(existing_tags)}, or pick another name."
+        )
+    return version
+
+
+def version_entry(record: dict[str, Any], version: str, date: str) -> dict[str, Any]:
+    """One row of the version history, from a folder's record."""
+    student, source = record["student"], record["source"]
+    return {"version": version, "date": date, "student": student["repo_id"], "student_revision": student["revision"],
+            "source": source.get("repo_id") or source["name"], "source_revision": source.get("revision"),
+            "strategy": record["selection"]["strategy"], "rows": record["questions_selected"],
+            "candidates": record["rows_scored"]}
+
+
+def remote_history(api, repo_id: str, revision: str) -> list[dict[str, Any]]:
+    """The version history stored in the repo's `selection_stats.json` at `revision` ([] if none)."""
+    from huggingface_hub.errors import EntryNotFoundError
+
+    try:
+        path = api.hf_hub_download(repo_id, STATS_FILENAME, repo_type=REPO_TYPE, revision=revision)
+    except EntryNotFoundError:
+        return []
+    try:
+        versions = json.loads(Path(path).read_text(encoding="utf-8")).get("versions", [])
+    except (ValueError, AttributeError):
+        logger.warning("%s in %s is not readable; starting a new version history", STATS_FILENAME, repo_id)
+        return []
+    return [v for v in versions if isinstance(v, dict) and "version" in v]
+
+
+def _tag(api, repo_id: str, version: str, commit: str) -> None:
+    """Create the tag; a 409 after a lost answer is fine if the tag already points at `commit`."""
+    from huggingface_hub.errors import HfHubHTTPError
+
+    try:
+        api.create_tag(repo_id, repo_type=REPO_TYPE, tag=version, revision=commit)
+    except HfHubHTTPError as err:
+        if err.response is None or err.response.status_code != 409:
+            raise
+        tags = {t.name: t.target_commit for t in api.list_repo_refs(repo_id, repo_type=REPO_TYPE).tags}
+        if tags.get(version) != commit:
+            raise PublishError(
+                f"tag {version!r} was created in {repo_id} by someone else during this push; your data is on "
+                f"main at commit {commit} but untagged. Run the push again to publish it as the next version."
+            ) from None
+
+
+def _redact(text: str, token: str | None) -> str:
+    from huggingface_hub import get_token
+
+    for secret in {token, get_token()} - {None, ""}:
+        text = text.replace(secret, "<token>")
+    return text
+
+
 def push_folder(folder: str | Path, repo_id: str, *, version: str | None = None, private: bool = False,
-                token: str | None = None) -> tuple[str, str]:
-    """Upload `folder` in one commit, then tag that commit. Returns `(version, commit_sha)`.
+                token: str | None = None, retry: RetryPolicy | None = None) -> PushResult:
+    """Publish `folder` (a `scas-hub curate` output) to the Hub dataset repo `repo_id` as a new version.
+
+    Args:
+        folder: the output folder; its README.md and `selection_stats.json` are re-rendered with the
+            release and the version history before upload.
+        repo_id: `org/name`; created (private if `private`) when it does not exist.
+        version: the tag to create; default `v<N+1>` after the highest `vN` tag in the repo.
+        token: Hub token; default the logged-in one (`HF_TOKEN` or `hf auth login`).
+        retry: how transient Hub failures are retried (default from `SCAS_HUB_PUSH_*` env vars).
+
+    Returns:
+        `PushResult` with the version and the commit it tags.
 
     Raises:
-        PublishError: the tag exists already, or the Hub refused the upload.
+        PublishError: not a scas-hub folder, the tag exists, or the Hub refused the push (nothing tagged).
     """
+    import httpx2
     from huggingface_hub import HfApi
     from huggingface_hub.errors import HfHubHTTPError
 
+    folder = Path(folder)
+    record = read_stats(folder)
     api = HfApi(token=token)
+    step = "creating the repo"
     try:
-        api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
-        tags = [t.name for t in api.list_repo_refs(repo_id, repo_type="dataset").tags]
-        version = version or next_version(tags)
-        if version in tags:
-            raise PublishError(f"{repo_id} already has tag {version!r}; tags are never moved. Pick another --version.")
-        commit = api.upload_folder(repo_id=repo_id, repo_type="dataset", folder_path=str(folder),
-                                   commit_message=f"scas-hub: {version}")
-        api.create_tag(repo_id, repo_type="dataset", tag=version, revision=commit.oid)
+        with_retries(api.create_repo, repo_id, repo_type=REPO_TYPE, private=private, exist_ok=True,
+                     what=f"create {repo_id}", policy=retry)
+        if private and not with_retries(api.dataset_info, repo_id, what="read repo info", policy=retry).private:
+            raise PublishError(f"{repo_id} exists and is public, but a private push was asked for; nothing was "
+                               "pushed. Make the repo private in its settings on the Hub, or leave --private out.")
+        step = "reading the repo's refs"
+        refs = with_retries(api.list_repo_refs, repo_id, repo_type=REPO_TYPE, what="list refs", policy=retry)
+        tags = [t.name for t in refs.tags]
+        head = next((b.target_commit for b in refs.branches if b.name == "main"), None)
+        version = check_version(version or next_version(tags), tags, repo_id)
+
+        step = "reading the version history"
+        history = with_retries(remote_history, api, repo_id, head, what="read version history",
+                               policy=retry) if head else []
+        date = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        record["release"] = {"repo_id": repo_id, "version": version, "date": date}
+        record["versions"] = [v for v in history if v["version"] != version] + [version_entry(record, version, date)]
+        write_stats(folder, record)
+        write_card(folder)
+
+        step = "uploading"
+        logger.info("pushing %s to %s as %s", folder, repo_id, version)
+        commit = with_retries(
+            api.upload_folder, repo_id=repo_id, repo_type=REPO_TYPE, folder_path=str(folder),
+            commit_message=f"scas-hub: publish {version}",
+            commit_description=f"Student {record['student']['repo_id']}, strategy {record['selection']['strategy']}, "
+                               f"{record['questions_selected']} rows.",
+            parent_commit=head, delete_patterns=list(MANAGED), what="upload", policy=retry,
+        ).oid
+        step = f"tagging commit {commit}"
+        with_retries(_tag, api, repo_id, version, commit, what=f"tag {version}", policy=retry)
     except HfHubHTTPError as err:
-        raise PublishError(f"pushing to {repo_id} failed: {err}") from err
-    return version, commit.oid
+        hint = ("someone else pushed to main meanwhile; nothing was tagged, run the push again"
+                if err.response is not None and err.response.status_code == 412 else
+                "nothing was tagged; run the same command again to retry")
+        raise PublishError(_redact(f"pushing {folder} to {repo_id} failed while {step}: {err} ({hint})", token)) \
+            from err
+    except (httpx2.TransportError, OSError, RuntimeError, ValueError) as err:  # network, LFS upload, bad metadata
+        raise PublishError(_redact(f"pushing {folder} to {repo_id} failed while {step}: {type(err).__name__}: "
+                                   f"{err} (nothing was tagged; run the same command again to retry)", token)) from err
+    return PushResult(repo_id, version, commit)

@@ -1,0 +1,80 @@
+"""PNG figures for the dataset card, drawn with matplotlib's object API (Agg canvas, no pyplot state)."""
+
+from __future__ import annotations
+
+import shutil
+import statistics
+from pathlib import Path
+from typing import Any
+
+FIGURES_DIR = "figures"
+SELECTED_SHARE = f"{FIGURES_DIR}/selected_share.png"
+SCORE_DISTRIBUTION = f"{FIGURES_DIR}/score_distribution.png"
+_SELECTED, _ALL = "#e8743b", "#9aa5b1"
+
+
+def _figure(n_rows: int):
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(7.0, 1.5 + 0.42 * max(n_rows, 1)), dpi=110, layout="constrained")
+    ax = fig.subplots()
+    ax.spines[["top", "right"]].set_visible(False)
+    return fig, ax
+
+
+def _save(fig, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, format="png", metadata={"Software": None})
+
+
+def plot_selected_share(teachers: list[dict[str, Any]], path: Path) -> None:
+    """Horizontal bars per teacher: its share of the selection next to its share of all candidates."""
+    rows = sorted(teachers, key=lambda t: (t["share"], t["teacher"]))
+    fig, ax = _figure(len(rows))
+    y = range(len(rows))
+    ax.barh([i + 0.2 for i in y], [100 * t["share"] for t in rows], height=0.4, color=_SELECTED,
+            label="share of the selection")
+    ax.barh([i - 0.2 for i in y], [100 * t["candidate_share"] for t in rows], height=0.4, color=_ALL,
+            label="share of all candidates")
+    for i, t in zip(y, rows, strict=True):
+        ax.text(100 * t["share"] + 0.5, i + 0.2, f"{100 * t['share']:.0f}%", va="center", fontsize=8)
+    ax.set_yticks(list(y), [t["teacher"] for t in rows])
+    ax.set_xlabel("% of answers")
+    ax.set_title("Which teachers' answers the student keeps", loc="left", fontsize=11)
+    fig.legend(loc="outside lower center", ncols=2, frameon=False, fontsize=8)
+    _save(fig, path)
+
+
+def plot_score_distribution(distributions: dict[str, dict[str, list[float]]], path: Path) -> None:
+    """Box plot of SCAS scores per teacher (lower = cheaper to learn), selected answers as dots."""
+    # highest median at the bottom, so the cheapest teacher is read first
+    names = sorted(distributions, key=lambda t: (-statistics.median(distributions[t]["all"]), t))
+    fig, ax = _figure(len(names))
+    ax.boxplot([distributions[t]["all"] for t in names], orientation="horizontal", widths=0.55, showfliers=True,
+               patch_artist=True, boxprops={"facecolor": "#dfe5ec", "edgecolor": _ALL},
+               medianprops={"color": "#34495e"}, whiskerprops={"color": _ALL}, capprops={"color": _ALL},
+               flierprops={"marker": ".", "markeredgecolor": _ALL})
+    labelled = False
+    for i, t in enumerate(names, start=1):
+        picked = distributions[t]["selected"]
+        if picked:
+            ax.scatter(picked, [i] * len(picked), s=14, color=_SELECTED, zorder=3,
+                       label=None if labelled else "selected answers")
+            labelled = True
+    ax.set_yticks(range(1, len(names) + 1), names)
+    ax.set_xlabel("SCAS score (lower = cheaper for the student to learn)")
+    ax.set_title("Score distribution per teacher", loc="left", fontsize=11)
+    if labelled:
+        fig.legend(loc="outside lower center", frameon=False, fontsize=8)
+    _save(fig, path)
+
+
+def write_figures(out: Path, teachers: list[dict[str, Any]],
+                  distributions: dict[str, dict[str, list[float]]]) -> dict[str, str]:
+    """Draw both figures into `out/figures/`; returns their paths relative to `out` (for the card)."""
+    shutil.rmtree(out / FIGURES_DIR, ignore_errors=True)
+    if not teachers:
+        return {}
+    plot_selected_share(teachers, out / SELECTED_SHARE)
+    plot_score_distribution(distributions, out / SCORE_DISTRIBUTION)
+    return {"selected_share": SELECTED_SHARE, "score_distribution": SCORE_DISTRIBUTION}
