@@ -9,6 +9,7 @@ scores one corpus with several students and compares their selections.
 """
 
 from .errors import (
+    ConfigError,
     CorpusFormatError,
     PublishError,
     ScasHubError,
@@ -27,7 +28,7 @@ from .stats import PipelineStats
 __version__ = "0.1.0"
 
 __all__ = [
-    "Candidate", "CorpusFormatError", "CurateResult", "ProxyComponents", "PipelineStats", "PublishError",
+    "Candidate", "ConfigError", "CorpusFormatError", "CurateResult", "ProxyComponents", "PipelineStats", "PublishError",
     "Question", "ScasHubError", "ScoringConfig", "SelectionConfig", "SelectionError", "SourceError",
     "StudentError", "StudentScorer", "StudentsResult", "curate", "curate_students", "load_questions", "reselect",
     "score", "select",

@@ -7,6 +7,10 @@ class ScasHubError(Exception):
     """Base class of every scas-hub error."""
 
 
+class ConfigError(ScasHubError, ValueError):
+    """Settings that contradict each other (e.g. `--truncate` without `--max-length`)."""
+
+
 class SourceError(ScasHubError):
     """The corpus cannot be found or read (bad path, unknown builder, missing subset)."""
 

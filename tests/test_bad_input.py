@@ -211,3 +211,10 @@ def test_over_max_length_is_truncated_only_when_asked(tiny_qwen):
         else:
             assert long.skip_reason == "too_long" and long.score is None
             assert (stats.rows_scored, stats.rows_truncated, dict(stats.skipped)) == (1, 0, {"too_long": 1})
+
+
+def test_truncate_without_max_length_is_an_error():
+    from scas_hub import ConfigError, ScoringConfig
+
+    with pytest.raises(ConfigError, match="--max-length"):
+        ScoringConfig(truncate=True)

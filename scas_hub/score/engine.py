@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, replace
 import torch
 from tqdm.auto import tqdm
 
-from ..errors import StudentError
+from ..errors import ConfigError, StudentError
 from ..records import Candidate, Question
 from ..stats import PipelineStats
 from .proxy import RegionSummary, combine, unit_features
@@ -49,9 +49,17 @@ class ScoringConfig:
     """Dotted path of the feature module; `{layer}` is replaced by `feature_layer`."""
     feature_layer: int | None = None
     """Decoder layer whose MLP up-projection gives the features (default: the last)."""
+    max_padding: float = 0.1
+    """Largest share of a row that may be padding: a shorter sequence starts a new batch."""
     lm_head_chunk_bytes: int = 64 * 2**20
     """Float32 logits held at once by the chunked LM head."""
     progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.truncate and self.max_length is None:
+            raise ConfigError("--truncate needs --max-length N: the number of tokens to keep")
+        if self.token_budget < 1 or self.window_chars < 1:
+            raise ConfigError("--token-budget and --window-chars must be positive")
 
 
 def pending_candidates(question: Question) -> list[Candidate]:
@@ -204,11 +212,14 @@ class StudentScorer:
         return None
 
     def _batches(self, items: list, length) -> Iterator[list]:
-        """Consecutive runs of length-sorted `items` whose padded size fits the token budget."""
+        """Consecutive runs of length-sorted `items` whose padded size fits the token budget and
+        whose rows are at most `max_padding` padding (padded tokens are compute thrown away)."""
         batch: list = []
         for item in items:
             width = length(batch[0]) if batch else length(item)
-            if batch and (len(batch) + 1) * width > self.config.token_budget:
+            too_big = (len(batch) + 1) * width > self.config.token_budget
+            too_short = length(item) < (1.0 - self.config.max_padding) * width
+            if batch and (too_big or too_short):
                 yield batch
                 batch = []
             batch.append(item)
