@@ -40,9 +40,10 @@ def _questions(long_words: int = 1600) -> list[Question]:
     return out
 
 
-def _check(model, tokenizer, questions, budget):
+def _check(model, tokenizer, questions, budget, full_pass_ratio=4.0):
     stats = PipelineStats()
-    scorer = StudentScorer(model, tokenizer, ScoringConfig(token_budget=budget, progress=False))
+    config = ScoringConfig(token_budget=budget, full_pass_ratio=full_pass_ratio, progress=False)
+    scorer = StudentScorer(model, tokenizer, config)
     list(scorer.score_questions(questions, stats))
     scorer.close()
     n = 0
@@ -62,11 +63,12 @@ def _check(model, tokenizer, questions, budget):
     return n
 
 
-@pytest.mark.parametrize("budget", [64, 100_000])
-def test_engine_matches_naive_tiny_qwen(tiny_qwen, budget):
-    """Qwen tokenizer (151k vocab), random weights; small budget forces many batches and padding."""
+@pytest.mark.parametrize("budget, full_pass_ratio", [(64, 4.0), (100_000, 4.0), (100_000, 1e9), (100_000, 0.0)])
+def test_engine_matches_naive_tiny_qwen(tiny_qwen, budget, full_pass_ratio):
+    """Qwen tokenizer (151k vocab), random weights; a small budget forces many batches and padding;
+    the ratio sends answers through the cached prefix (1e9), whole sequences (0) or both (4)."""
     model, tokenizer = tiny_qwen
-    assert _check(model, tokenizer, _questions(), budget) == 9
+    assert _check(model, tokenizer, _questions(), budget, full_pass_ratio) == 9
 
 
 def test_engine_matches_naive_embedded_student(smollm2):

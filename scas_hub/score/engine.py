@@ -49,6 +49,10 @@ class ScoringConfig:
     """Dotted path of the feature module; `{layer}` is replaced by `feature_layer`."""
     feature_layer: int | None = None
     """Decoder layer whose MLP up-projection gives the features (default: the last)."""
+    full_pass_ratio: float = 4.0
+    """Answers this many times longer than their prompt run as whole sequences (plain causal
+    attention, which fused kernels handle best) instead of on the cached prefix, which would save
+    little there; shorter answers reuse their question's cached prefix."""
     max_padding: float = 0.1
     """Largest share of a row that may be padding: a shorter sequence starts a new batch."""
     lm_head_chunk_bytes: int = 64 * 2**20
@@ -244,7 +248,9 @@ class StudentScorer:
         answers.sort(key=lambda x: len(x[1].answer_ids), reverse=True)
         tokens = 0
         for batch in self._batches(answers, lambda x: len(x[1].answer_ids)):
-            for (cand, _, _), comps in zip(batch, self._run_answers(batch), strict=True):
+            whole = len(batch[0][1].answer_ids) >= self.config.full_pass_ratio * max(len(g.ids) for *_, g in batch)
+            run = self._run_whole if whole else self._run_answers
+            for (cand, _, _), comps in zip(batch, run(batch), strict=True):
                 cand.score = comps
             stats.rows_scored += len(batch)
             tokens += sum(len(enc.input_ids) for _, enc, _ in batch)
@@ -323,6 +329,25 @@ class StudentScorer:
                 values[i, :, : v.shape[2]] = v[0]
             data.append((keys, values))
         return DynamicCache(data), width
+
+    def _run_whole(self, batch: list[tuple[Candidate, EncodedCandidate, _Prefix]]):
+        """Answers run with their prompt as one causal sequence; only A-region targets get NLL."""
+        ids, valid = self._pad([enc.input_ids for _, enc, _ in batch])
+        mask = None if bool(valid.all()) else valid.long()  # no mask: the fused causal kernel
+        out = self.decoder(input_ids=ids, attention_mask=mask)
+        hidden, features = out.last_hidden_state, self._capture.pop()
+        del out
+        n_prompt = torch.tensor([enc.n_prompt for _, enc, _ in batch], device=self.device)
+        positions = torch.arange(ids.shape[1], device=self.device)[None, :]
+        in_a = valid & (positions >= n_prompt[:, None]) & ~torch.isin(ids, self._special_on_device)
+        rows, cols = in_a.nonzero(as_tuple=True)
+        nll = self._target_nll(hidden[rows, cols - 1], ids[rows, cols])
+        nll_sum = torch.zeros(len(batch), dtype=torch.float32, device=self.device).index_add_(0, rows, nll)
+        counts = in_a.sum(dim=1)
+        mean_u = self._region_means(features, in_a)
+        for i, (_, _, g) in enumerate(batch):
+            answer = RegionSummary(float(nll_sum[i] / counts[i]), mean_u[i], int(counts[i]))
+            yield combine(answer, g.question)
 
     def _run_answers(self, batch: list[tuple[Candidate, EncodedCandidate, _Prefix]]):
         groups = [g for _, _, g in batch]
