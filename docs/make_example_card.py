@@ -31,8 +31,8 @@ def main(dest: Path = HERE / "example_card") -> None:
         from scas_hub import curate
 
         out = Path(tmp) / "scas-smollm2-135m"
-        curate("smollm2-135m", "demo", out, push=REPO_ID)
-        curate("smollm2-135m", "demo", out, push=REPO_ID, strategy="argmin")
+        curate("smollm2-135m", "demo", out, push=REPO_ID, score_cache=False)
+        curate("smollm2-135m", "demo", out, push=REPO_ID, strategy="argmin", score_cache=False)
         shutil.rmtree(dest, ignore_errors=True)
         dest.mkdir(parents=True)
         shutil.copy(out / "README.md", dest / "README.md")

@@ -25,7 +25,9 @@ def _print_result(result) -> None:
           f"from {s['rows_scored']} scored candidates ({s['rows_in']} rows in).")
     print(f"Dataset folder: {result.out.resolve()}")
     if result.repo_id:
-        print(f"Pushed to https://huggingface.co/datasets/{result.repo_id} as {result.version}")
+        from huggingface_hub import constants
+
+        print(f"Pushed to {constants.ENDPOINT}/datasets/{result.repo_id} as {result.version}")
 
 
 def _print_load_line(target) -> None:

@@ -144,7 +144,6 @@ def publish(
     Raises:
         SelectionError, PublishError: with what to do.
     """
-    order = teacher_order(questions, selection, verified)
     select(questions, selection, stats, verified)
     stats.check_balanced()
     candidates = [c for q in questions for c in q.candidates]
@@ -152,12 +151,12 @@ def publish(
     out.mkdir(parents=True, exist_ok=True)
     write_data_files(out, candidates, selection.lam)
 
+    # the ranking `--strategy strongest` picks by; the card's "strongest teacher" row uses it too
+    strongest = strongest_teacher(verified if verified is not None else verified_answers(candidates),
+                                  selection.teacher_ranking)
     settings = selection.to_dict()
     if selection.strategy == "strongest":
-        settings["teacher_order"] = order
-    # the card's "strongest teacher" row uses the same ranking as `--strategy strongest` would
-    strongest = order if selection.strategy == "strongest" else strongest_teacher(
-        verified if verified is not None else verified_answers(candidates), selection.teacher_ranking)
+        settings["teacher_order"] = strongest
     numbers = card_numbers(candidates, selection.lam, strongest)
     device = None if scores_from is not None else student.get("device")
     record = {
@@ -237,7 +236,7 @@ def curate(
     started = time.perf_counter()
     selection = SelectionConfig(strategy=strategy, groups=groups, group=group, seed=seed, lam=lam,
                                 small_policy=small_policy,
-                                teacher_ranking=tuple(teacher_ranking) if teacher_ranking else None).validate()
+                                teacher_ranking=teacher_ranking).validate()
     check_student(student)
     source = source or default_source(student)
     out = Path(out) if out else default_out(student)
@@ -294,7 +293,7 @@ def reselect(
     started = time.perf_counter()
     selection = SelectionConfig(strategy=strategy, groups=groups, group=group, seed=seed, lam=lam,
                                 small_policy=small_policy,
-                                teacher_ranking=tuple(teacher_ranking) if teacher_ranking else None).validate()
+                                teacher_ranking=teacher_ranking).validate()
     published = open_published(candidates, revision)
     questions = published.questions()
     if not questions:

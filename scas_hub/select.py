@@ -51,6 +51,10 @@ class SelectionConfig:
     teacher_ranking: tuple[str, ...] | None = None
     """For `strongest`: teachers best first; unlisted ones follow by verified answers in the corpus."""
 
+    def __post_init__(self) -> None:
+        # any sequence of names is accepted; an empty one means "no ranking"
+        object.__setattr__(self, "teacher_ranking", tuple(self.teacher_ranking) if self.teacher_ranking else None)
+
     def validate(self) -> SelectionConfig:
         """Return self, or raise `SelectionError` naming the bad setting."""
         base = self.strategy.split(":", 1)[0]

@@ -86,7 +86,7 @@ def curate_students(
                            f"not {push!r}")
     selection = SelectionConfig(strategy=strategy, groups=groups, group=group, seed=seed, lam=lam,
                                 small_policy=small_policy,
-                                teacher_ranking=tuple(teacher_ranking) if teacher_ranking else None).validate()
+                                teacher_ranking=teacher_ranking).validate()
     source = source or ("demo" if all(s == DEFAULT_STUDENT for s in students) else "scas_pool")
     parent = Path(out) if out else Path("out")
 

@@ -71,13 +71,19 @@ def pending_candidates(question: Question) -> list[Candidate]:
     return [c for c in question.candidates if c.skip_reason is None and c.score is None]
 
 
+def pending_chars(questions: Iterable[Question]) -> int:
+    """Characters of text still to score: the size measure of windows and of rank shares."""
+    return sum(len(c.system_prompt) + len(c.instruction) + len(c.answer)
+               for q in questions for c in pending_candidates(q))
+
+
 def plan_windows(questions: Iterable[Question], window_chars: int) -> Iterator[list[Question]]:
     """Consecutive runs of questions holding about `window_chars` characters of pending text."""
     window: list[Question] = []
     chars = 0
     for q in questions:
         window.append(q)
-        chars += sum(len(c.system_prompt) + len(c.instruction) + len(c.answer) for c in pending_candidates(q))
+        chars += pending_chars([q])
         if chars >= window_chars:
             yield window
             window, chars = [], 0
@@ -130,6 +136,8 @@ class _Prefix:
 
     ids: tuple[int, ...]
     items: list[tuple[Candidate, EncodedCandidate]] = field(default_factory=list)
+    reused: bool = False
+    """Some answer runs on this prefix's cache (the others run as whole sequences)."""
     question: RegionSummary | None = None
     first_nll: dict[int, float] = field(default_factory=dict)  # NLL of each first answer token used
     kv: list[tuple[torch.Tensor, torch.Tensor]] | None = None  # per layer, (1, heads, P, dim)
@@ -145,8 +153,8 @@ class StudentScorer:
         self.decoder = model.get_decoder()
         self.lm_head = model.get_output_embeddings()
         self.device = next(model.parameters()).device
-        self.special_ids = torch.tensor(sorted(special_token_ids(tokenizer)), dtype=torch.long)
-        self._special_on_device = self.special_ids.to(self.device)
+        self._special = frozenset(special_token_ids(tokenizer))
+        self._special_on_device = torch.tensor(sorted(self._special), dtype=torch.long, device=self.device)
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
         self._capture = _FeatureCapture(resolve_feature_module(model, self.config))
         # transformers >= 5.2x renamed `past_key_values` to `cache`; support both
@@ -207,11 +215,10 @@ class StudentScorer:
     def _invalid_reason(self, enc: EncodedCandidate) -> str | None:
         if self.config.max_length is not None and len(enc.input_ids) > self.config.max_length:
             return "too_long"
-        content = torch.tensor(enc.answer_content_ids, dtype=torch.long)
-        if bool(torch.isin(content, self.special_ids).any()):
+        if not self._special.isdisjoint(enc.answer_content_ids):
             # e.g. a literal "<|im_end|>" inside the answer would end the turn early
             return "control_tokens_in_answer"
-        if content.numel() == 0:
+        if not enc.answer_content_ids:
             return "no_answer_tokens"
         return None
 
@@ -230,12 +237,19 @@ class StudentScorer:
         if batch:
             yield batch
 
+    def _whole(self, enc: EncodedCandidate) -> bool:
+        """Run as one causal sequence: the answer is so much longer than its prompt that reusing
+        the cached prompt would save little and cost the masked (slower) attention path."""
+        return len(enc.answer_ids) >= self.config.full_pass_ratio * enc.n_prompt
+
     @torch.inference_mode()
     def _score_window(self, window: list[tuple[Question, list]], stats: PipelineStats) -> int:
         prefixes: dict[tuple[str, tuple[int, ...]], _Prefix] = {}
         for q, items in window:
             for cand, enc in items:
-                prefixes.setdefault((q.question_id, enc.prefix), _Prefix(enc.prefix)).items.append((cand, enc))
+                g = prefixes.setdefault((q.question_id, enc.prefix), _Prefix(enc.prefix))
+                g.items.append((cand, enc))
+                g.reused |= not self._whole(enc)
         groups = sorted(prefixes.values(), key=lambda g: len(g.ids), reverse=True)
         for batch in self._batches(groups, lambda g: len(g.ids)):
             self._run_prefixes(batch)
@@ -245,15 +259,15 @@ class StudentScorer:
                 for cand, _ in g.items:
                     cand.skip_reason = "no_question_tokens"
                     stats.skip("no_question_tokens", cand.teacher)
-        answers.sort(key=lambda x: len(x[1].answer_ids), reverse=True)
         tokens = 0
-        for batch in self._batches(answers, lambda x: len(x[1].answer_ids)):
-            whole = len(batch[0][1].answer_ids) >= self.config.full_pass_ratio * max(len(g.ids) for *_, g in batch)
-            run = self._run_whole if whole else self._run_answers
-            for (cand, _, _), comps in zip(batch, run(batch), strict=True):
-                cand.score = comps
-            stats.rows_scored += len(batch)
-            tokens += sum(len(enc.input_ids) for _, enc, _ in batch)
+        for whole, run, length in [(True, self._run_whole, lambda x: len(x[1].input_ids)),
+                                   (False, self._run_answers, lambda x: len(x[1].answer_ids))]:
+            items = sorted((a for a in answers if self._whole(a[1]) == whole), key=length, reverse=True)
+            for batch in self._batches(items, length):
+                for (cand, _, _), comps in zip(batch, run(batch), strict=True):
+                    cand.score = comps
+                stats.rows_scored += len(batch)
+                tokens += sum(len(enc.input_ids) for _, enc, _ in batch)
         stats.tokens_scored += tokens
         return tokens
 
@@ -308,10 +322,10 @@ class StudentScorer:
                 continue
             p = int(lengths[i])
             g.question = RegionSummary(float(nll_sum[i] / counts[i]), mean_u[i], int(counts[i]))
-            firsts = sorted({enc.answer_ids[0] for _, enc in g.items})
-            values = (-first_logp[i, firsts]).tolist()
-            g.first_nll = dict(zip(firsts, values, strict=True))
-            g.kv = [(k[i : i + 1, :, :p].clone(), v[i : i + 1, :, :p].clone()) for k, v in layers]
+            if g.reused:
+                firsts = sorted({enc.answer_ids[0] for _, enc in g.items})
+                g.first_nll = dict(zip(firsts, (-first_logp[i, firsts]).tolist(), strict=True))
+                g.kv = [(k[i : i + 1, :, :p].clone(), v[i : i + 1, :, :p].clone()) for k, v in layers]
 
     def _batched_cache(self, groups: list[_Prefix]):
         """Stack the rows' prefix caches, right-padded to the longest prefix."""

@@ -24,8 +24,8 @@ from ..constants import score_cache_dir
 from ..records import Question
 from ..stats import PipelineStats
 from .cache import SCORER_VERSION, ScoreCache, apply_outcome, candidate_digest, outcome_of, scoring_key, shard_name
-from .engine import ScoringConfig, StudentScorer, pending_candidates, plan_windows
-from .students import load_student, resolve_student
+from .engine import ScoringConfig, StudentScorer, pending_candidates, pending_chars, plan_windows
+from .students import load_student, resolve_dtype, resolve_student
 
 
 @dataclass
@@ -48,11 +48,6 @@ def assign_windows(sizes: list[int], world_size: int) -> list[list[int]]:
     return [sorted(ix) for ix in out]
 
 
-def _window_chars(window: list[Question]) -> int:
-    return sum(len(c.system_prompt) + len(c.instruction) + len(c.answer) for q in window
-               for c in pending_candidates(q))
-
-
 class _Progress:
     """One bar on the main process; other ranks report through small files in the cache folder."""
 
@@ -65,7 +60,10 @@ class _Progress:
         self._write(finished=False)
 
     def _file(self, rank: int) -> Path | None:
-        return self.folder / ".progress" / f"rank-{rank}.json" if self.folder else None
+        """Progress files exist only to show other ranks' work on rank 0's bar."""
+        if self.folder is None or self.state.num_processes == 1:
+            return None
+        return self.folder / ".progress" / f"rank-{rank}.json"
 
     def _write(self, finished: bool) -> None:
         path = self._file(self.state.process_index)
@@ -104,7 +102,7 @@ class _Progress:
 
     def finish(self) -> None:
         self._write(finished=True)
-        if self.state.is_main_process and self.folder is not None and self.state.num_processes > 1:
+        if self.state.is_main_process and self._file(0) is not None:
             # keep the bar moving while other ranks finish (their files live on the shared cache folder)
             while True:
                 others = self.refresh()
@@ -144,8 +142,7 @@ def score_corpus(
         resolved = resolve_student(student, revision)
     if device is None:
         device = str(state.device)
-    if dtype == "auto":
-        dtype = "bfloat16" if device.startswith("cuda") else "float32"
+    dtype = resolve_dtype(dtype, device)
     truncate_to = scoring.max_length if scoring.truncate else None
     key = scoring_key(engine=SCORER_VERSION, repo_id=resolved.repo_id, revision=resolved.revision, dtype=dtype,
                       feature_module=scoring.feature_module, feature_layer=scoring.feature_layer,
@@ -167,7 +164,7 @@ def score_corpus(
             apply_outcome(c, outcome)
             from_cache += 1
     windows = list(plan_windows(questions, scoring.window_chars))
-    mine = assign_windows([_window_chars(w) for w in windows], state.num_processes)[state.process_index]
+    mine = assign_windows([pending_chars(w) for w in windows], state.num_processes)[state.process_index]
     progress = _Progress(state, folder, total=len(pending) - from_cache, enabled=scoring.progress)
 
     scorer, local, scratch = None, {}, PipelineStats()

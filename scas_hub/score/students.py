@@ -164,6 +164,17 @@ def _folder_revision(folder: Path) -> str:
     return "local-" + h.hexdigest()[:12]
 
 
+def resolve_dtype(dtype: str, device: str) -> str:
+    """`auto` -> bfloat16 on CUDA, float32 elsewhere; anything else must be a known dtype name."""
+    from .engine import DTYPES
+
+    if dtype == "auto":
+        return "bfloat16" if str(device).startswith("cuda") else "float32"
+    if dtype not in DTYPES:
+        raise StudentError(f"unknown dtype {dtype!r}; choose one of {', '.join(DTYPES)} or auto")
+    return dtype
+
+
 def load_student(resolved: ResolvedStudent, dtype: str = "auto", device: str | None = None):
     """Load model and tokenizer; returns `(model, tokenizer, torch_dtype_name, device)`."""
     import torch
@@ -173,10 +184,7 @@ def load_student(resolved: ResolvedStudent, dtype: str = "auto", device: str | N
 
     if device is None:
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    if dtype == "auto":
-        dtype = "bfloat16" if str(device).startswith("cuda") else "float32"
-    if dtype not in DTYPES:
-        raise StudentError(f"unknown dtype {dtype!r}; choose one of {', '.join(DTYPES)} or auto")
+    dtype = resolve_dtype(dtype, device)
     try:
         tokenizer = AutoTokenizer.from_pretrained(resolved.path)
         model = AutoModelForCausalLM.from_pretrained(resolved.path, dtype=DTYPES[dtype])
