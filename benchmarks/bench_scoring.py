@@ -1,11 +1,12 @@
 """Scoring throughput and memory: the engine vs the naive reference algorithm vs a bare forward.
 
 Measured side by side in one run on the same model and the same tokens:
-  (a) engine   - StudentScorer (shared question prefix, token-budget batches, chunked LM head)
+  (a) engine   - StudentScorer (padding-free packs, each prompt once, blocked LM head)
   (b) naive    - the reference algorithm: one candidate per forward, full float32 logits,
                  pairwise O(n^2) similarities (scas_hub.testing.naive), always float32
   (c) forward  - a bare forward pass of the causal LM over each conversation, batch 1, same dtype
-Prints tokens/s and peak memory of each, one `ratio ...` line per ratio and dtype, the number of
+Each figure is the best of `--repeat` interleaved rounds (noise on a shared machine only slows
+runs down). Prints tokens/s and peak memory of each, one `ratio ...` line per ratio and dtype, the number of
 selections that differ between bfloat16 and float32, throughput at 1x and Nx corpus size, and
 the peak memory for one very long answer with a 151k-vocabulary model.
 
@@ -21,20 +22,25 @@ import argparse
 import copy
 import statistics
 import tempfile
+from collections import defaultdict
 from pathlib import Path
 
 import torch
-from _common import gib, measure
+from _common import Measurement, gib, measure
 
 from scas_hub import PipelineStats, ScoringConfig, SelectionConfig, StudentScorer, load_questions, select
 from scas_hub.score.engine import DTYPES
 from scas_hub.score.regions import ChatEncoder
-from scas_hub.testing.corpus import synthetic_pool, write_pool
+from scas_hub.testing.corpus import POOL_SYSTEM_PROMPT, synthetic_pool, write_pool
 from scas_hub.testing.naive import naive_components, naive_score
 
 
-def build_corpus(folder: Path, questions: int, teachers: int, max_words: int, copies: int = 1, seed: int = 0):
-    rows = synthetic_pool(questions, teachers=teachers, max_words=max_words, seed=seed)
+def build_corpus(folder: Path, questions: int, teachers: int, max_words: int, copies: int = 1, seed: int = 0,
+                 problem_words: tuple[int, int] = (15, 150)):
+    """Shaped like the published pool: 9 verified answers per question (124,263 / 13,807), the
+    pool's kind of system prompt, competition-math-length problems, answers of a few to ~2k tokens."""
+    rows = synthetic_pool(questions, teachers=teachers, max_words=max_words, seed=seed,
+                          system=POOL_SYSTEM_PROMPT, problem_words=problem_words)
     if copies > 1:  # same length distribution, distinct questions
         rows = {t: [{**r, "id": f"{k}-{r['id']}", "instruction": f"({k}) {r['instruction']}"}
                     for k in range(copies) for r in rs] for t, rs in rows.items()}
@@ -104,10 +110,18 @@ def forward_flops_per_token(config, context: float) -> float:
 PEAK_FLOPS = {"cuda": 989e12}
 
 
-def line(name: str, tokens: int, m, flops_per_token: float | None = None) -> None:
+def best(runs: list) -> Measurement:
+    """The fastest of interleaved repeats (noise on a shared machine only ever slows a run down)."""
+    return Measurement(min(m.seconds for m in runs), max(m.peak_bytes for m in runs))
+
+
+def line(name: str, tokens: int, runs, flops_per_token: float | None = None) -> None:
+    runs = runs if isinstance(runs, list) else [runs]
+    m = best(runs)
     rate = tokens / m.seconds
     mfu = f"   MFU {100 * flops_per_token * rate / PEAK_FLOPS['cuda']:.1f}%" if flops_per_token else ""
-    print(f"{name:28} {rate:10,.0f} tok/s   {m.seconds:8.2f} s   peak {gib(m.peak_bytes)}{mfu}")
+    each = f"   (runs: {', '.join(f'{r.seconds:.2f}' for r in runs)} s)" if len(runs) > 1 else ""
+    print(f"{name:28} {rate:10,.0f} tok/s   {m.seconds:8.2f} s   peak {gib(m.peak_bytes)}{mfu}{each}")
 
 
 _RANDOM_QWEN = {}
@@ -146,7 +160,7 @@ def long_answer_memory(device: str, answer_tokens: int, with_naive: bool) -> Non
     text = tokenizer.decode(ids[:answer_tokens])
     q = Question("long", [Candidate("long", "t", "Write a long answer.", text)])
     n = len(conversation_tokens(tokenizer, [q])[0])
-    _, m = run_engine(model, tokenizer, [q], device, budget=8192)
+    _, m = run_engine(model, tokenizer, [q], device, budget=None)
     line(f"engine long answer ({n} tok)", n, m)
     if with_naive:
         _, mn = run_naive(model, tokenizer, [q], device)
@@ -159,17 +173,18 @@ def main() -> None:
     p.add_argument("--student", default="smollm2-135m")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--questions", type=int, default=6)
-    p.add_argument("--teachers", type=int, default=6)
+    p.add_argument("--teachers", type=int, default=9)
     p.add_argument("--max-words", type=int, default=1500, help="longest answers (~1.3 tokens/word)")
     p.add_argument("--dtypes", default="float32,bfloat16")
-    p.add_argument("--budget", type=int, default=8192, help="engine token budget")
+    p.add_argument("--budget", type=int, default=None, help="engine token budget (default: the engine's, by device)")
     p.add_argument("--scale", type=int, default=8, help="corpus multiple for the flatness check (0: skip)")
     p.add_argument("--long-answer", type=int, default=6300, help="tokens of the long answer (0: skip)")
     p.add_argument("--no-naive", action="store_true", help="skip the (slow) naive algorithm")
+    p.add_argument("--repeat", type=int, default=2, help="interleaved rounds; figures are the best of them")
     p.add_argument("--quick", action="store_true", help="tiny sizes, for a smoke test")
     args = p.parse_args()
     if args.quick:
-        args.questions, args.teachers, args.max_words, args.scale, args.long_answer = 2, 6, 60, 2, 300
+        args.questions, args.teachers, args.max_words, args.scale, args.long_answer, args.repeat = 2, 6, 60, 2, 300, 1
     torch.manual_seed(0)
     dtypes = args.dtypes.split(",")
     print(f"device {args.device}, torch {torch.__version__}, threads {torch.get_num_threads()}, "
@@ -191,22 +206,26 @@ def main() -> None:
     mean_context = statistics.fmean(n / 2 for n in map(len, sequences))
     fpt = forward_flops_per_token(models[dtypes[0]][0].config, mean_context) \
         if args.device.startswith("cuda") else None
-    naive_scores = None
-    if not args.no_naive:
-        fp32 = models.get("float32") or load_model(args.student, "float32", args.device)
-        naive_scores, mn = run_naive(fp32[0], tokenizer, questions, args.device)
-        line("naive (float32)", tokens, mn, fpt)
-    results = {}
+    naive_scores, results, runs = None, {}, defaultdict(list)
+    fp32 = None if args.no_naive else (models.get("float32") or load_model(args.student, "float32", args.device))
+    for _ in range(args.repeat):  # interleaved rounds; each figure is the best of its runs
+        if fp32 is not None:
+            naive_scores, m = run_naive(fp32[0], tokenizer, questions, args.device)
+            runs["naive"].append(m)
+        for d in dtypes:
+            runs[f"forward {d}"].append(run_forward(models[d][0], sequences, args.device))
+            results[d], m = run_engine(models[d][0], tokenizer, questions, args.device, args.budget)
+            runs[f"engine {d}"].append(m)
+    print(f"best of {args.repeat} interleaved rounds:")
+    if naive_scores is not None:
+        line("naive (float32)", tokens, runs["naive"], fpt)
     for d in dtypes:
-        model = models[d][0]
-        mf = run_forward(model, sequences, args.device)
-        line(f"forward ({d})", tokens, mf, fpt)
-        scored, me = run_engine(model, tokenizer, questions, args.device, args.budget)
-        line(f"engine ({d})", tokens, me, fpt)
-        results[d] = scored
+        mf, me = best(runs[f"forward {d}"]), best(runs[f"engine {d}"])
+        line(f"forward ({d})", tokens, runs[f"forward {d}"], fpt)
+        line(f"engine ({d})", tokens, runs[f"engine {d}"], fpt)
         if naive_scores is not None:
-            print(f"ratio engine/naive = {mn.seconds / me.seconds:.2f}   [{d}]")
-            errs = rel_errors(scores_of(scored), naive_scores)
+            print(f"ratio engine/naive = {best(runs['naive']).seconds / me.seconds:.2f}   [{d}]")
+            errs = rel_errors(scores_of(results[d]), naive_scores)
             print(f"score error vs naive float32 [{d}]: max rel {max(errs):.2e}, median rel "
                   f"{statistics.median(errs):.2e}")
         print(f"ratio engine/forward = {mf.seconds / me.seconds:.2f}   [{d}]")
@@ -219,8 +238,13 @@ def main() -> None:
     if big is not None:
         d = dtypes[-1]
         big_tokens = sum(map(len, conversation_tokens(tokenizer, big)))
-        _, m1 = run_engine(models[d][0], tokenizer, questions, args.device, args.budget)
-        _, m8 = run_engine(models[d][0], tokenizer, big, args.device, args.budget)
+        small_runs, big_runs = [], []
+        for _ in range(args.repeat):
+            small_runs.append(run_engine(models[d][0], tokenizer, questions, args.device, args.budget)[1])
+            big_runs.append(run_engine(models[d][0], tokenizer, big, args.device, args.budget)[1])
+        line(f"engine 1x ({d})", tokens, small_runs)
+        line(f"engine {args.scale}x ({d})", big_tokens, big_runs)
+        m1, m8 = best(small_runs), best(big_runs)
         t1, t8 = tokens / m1.seconds, big_tokens / m8.seconds
         print(f"throughput 1x {t1:,.0f} tok/s, {args.scale}x {t8:,.0f} tok/s [{d}]: "
               f"ratio {args.scale}x/1x = {t8 / t1:.2f} (peak {gib(m1.peak_bytes)} vs {gib(m8.peak_bytes)})")

@@ -180,7 +180,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_selection_args(c)
     c.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"])
     c.add_argument("--device", default=None)
-    c.add_argument("--token-budget", type=int, default=8192, help="padded answer tokens per forward pass")
+    c.add_argument("--token-budget", type=int, default=None,
+                   help="tokens per (packed) forward pass; default 4096 on CPU, 16384 on GPU")
     c.add_argument("--window-chars", type=int, default=262_144,
                    help="characters of candidate text per scheduling window (the unit of sharding and resume)")
     c.add_argument("--max-length", type=int, default=None, help="skip candidates longer than this (tokens)")

@@ -40,9 +40,9 @@ def _questions(long_words: int = 1600) -> list[Question]:
     return out
 
 
-def _check(model, tokenizer, questions, budget, full_pass_ratio=4.0):
+def _check(model, tokenizer, questions, budget, causal_ratio=4.0):
     stats = PipelineStats()
-    config = ScoringConfig(token_budget=budget, full_pass_ratio=full_pass_ratio, progress=False)
+    config = ScoringConfig(token_budget=budget, causal_ratio=causal_ratio, progress=False)
     scorer = StudentScorer(model, tokenizer, config)
     list(scorer.score_questions(questions, stats))
     scorer.close()
@@ -63,12 +63,15 @@ def _check(model, tokenizer, questions, budget, full_pass_ratio=4.0):
     return n
 
 
-@pytest.mark.parametrize("budget, full_pass_ratio", [(64, 4.0), (100_000, 4.0), (100_000, 1e9), (100_000, 0.0)])
-def test_engine_matches_naive_tiny_qwen(tiny_qwen, budget, full_pass_ratio):
-    """Qwen tokenizer (151k vocab), random weights; a small budget forces many batches and padding;
-    the ratio sends answers through the cached prefix (1e9), whole sequences (0) or both (4)."""
+@pytest.mark.parametrize("budget, causal_ratio", [(64, 4.0), (100_000, 4.0), (100_000, 1e9), (100_000, 0.0),
+                                                   (700, 0.5)])
+def test_engine_matches_naive_tiny_qwen(tiny_qwen, budget, causal_ratio):
+    """Qwen tokenizer (151k vocab), random weights. A small budget splits questions across packs
+    (the prompt runs again, its Q statistics come from its first pack); the ratio sends every
+    answer through the masked kernel (1e9, short answers grouped), the causal kernel over prompt +
+    answer (0), or a mix (4, 0.5)."""
     model, tokenizer = tiny_qwen
-    assert _check(model, tokenizer, _questions(), budget, full_pass_ratio) == 9
+    assert _check(model, tokenizer, _questions(), budget, causal_ratio) == 9
 
 
 def test_engine_matches_naive_embedded_student(smollm2):
@@ -99,3 +102,31 @@ def test_max_length_skips_and_counts(tiny_qwen):
     list(scorer.score_questions([q], stats))
     assert [c.skip_reason for c in q.candidates] == [None, "too_long"]
     assert stats.skipped_by_teacher == {"long": {"too_long": 1}}
+
+
+def test_packs_are_padding_free_and_within_budget(tiny_qwen):
+    """Every forward pass is one packed row of at most `token_budget` tokens (a longer candidate
+    runs alone); the only tokens beyond the candidates' own are prompts repeated when a question's
+    answers spill into the next pack. The model gets its attention implementation back."""
+    model, tokenizer = tiny_qwen
+    budget = 300
+    lengths = []
+    scorer = StudentScorer(model, tokenizer, ScoringConfig(token_budget=budget, progress=False))
+    hook = scorer.decoder.register_forward_pre_hook(
+        lambda module, args, kwargs: lengths.append(kwargs["input_ids"].shape[1]), with_kwargs=True)
+    questions = _questions()
+    stats = PipelineStats()
+    list(scorer.score_questions(questions, stats))
+    hook.remove()
+    scorer.close()
+    assert model.config._attn_implementation != "scas_packed"
+
+    encoded = [e for q in questions for e in scorer.encoder.encode(q.candidates)]
+    answers = sum(len(e.answer_ids) for e in encoded)
+    prompts = {e.prefix for e in encoded}
+    over = [len(e.input_ids) for e in encoded if len(e.input_ids) > budget]
+    assert sorted(n for n in lengths if n > budget) == sorted(over)
+    assert len(lengths) > 2
+    assert answers + sum(map(len, prompts)) <= sum(lengths)
+    assert sum(lengths) <= answers + sum(map(len, prompts)) + len(lengths) * max(map(len, prompts))
+    assert stats.rows_scored == len(encoded)

@@ -20,7 +20,7 @@ from typing import Any
 from ..records import Candidate
 from .proxy import ProxyComponents
 
-SCORER_VERSION = 1
+SCORER_VERSION = 2  # 2: packed engine (bf16 scores move within rounding)
 """Bump when a change to the engine or the proxy changes any score: old cache entries then miss."""
 
 # Skip reasons that depend only on the tokenizer and the text, so they can be cached too.

@@ -1,25 +1,25 @@
-"""The scoring engine: batching, shared question prefixes, chunked LM head, feature hook.
+"""The scoring engine: padding-free packs, shared question prefixes, blocked LM head, feature hook.
 
-Work runs in windows of questions. Within a window:
-1. every distinct question prefix (the rendered prompt) runs once, in length-sorted token-budget
-   batches; its Q-region NLL and features, its KV cache, and the log-probs of the first answer
-   token are kept, since they are identical for every candidate of the question;
-2. all answers of the window, sorted by length across questions (little padding), run in
-   token-budget batches on top of their own question's cached prefix (per-row prefix lengths,
-   masked prefix padding, explicit positions);
-3. NLL is computed only at target positions, the LM head applied in chunks of bounded bytes, so
-   full-vocabulary logits for a batch never exist; features are reduced to per-region means.
-The proxy formula itself lives in `proxy.py`.
+Work runs in windows of questions. Within a window, candidates are laid out in packs: rows of at
+most `token_budget` tokens, no padding. A pack holds units `[prompt, answer_1, ..., answer_k]`:
+each question prompt once, followed by the answer tokens of its candidates, with the positions
+each answer has in its own conversation. Attention (`packed_attention`, a transformers attention
+function) lets every answer see its prompt and itself, causally, and nothing else, so each
+candidate gets exactly the numbers of its own forward pass while the prompt is computed once.
+Q-region statistics come from the prompt's first appearance. NLL is computed only at target
+positions, the LM head applied in vocabulary blocks with an online log-sum-exp, so
+full-vocabulary logits never exist; features are reduced to per-region means. The proxy formula
+itself lives in `proxy.py`.
 """
 
 from __future__ import annotations
 
-import inspect
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 
 import torch
+import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from ..errors import ConfigError, StudentError
@@ -29,18 +29,20 @@ from .proxy import RegionSummary, combine, unit_features
 from .regions import ChatEncoder, EncodedCandidate, special_token_ids
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+ATTENTION = "scas_packed"
 
 
 @dataclass
 class ScoringConfig:
     """How to run the student; none of these change the proxy's definition."""
 
-    token_budget: int = 8192
-    """Padded tokens per forward pass (a single longer sequence still runs, alone)."""
+    token_budget: int | None = None
+    """Tokens per forward pass (packed, no padding; a single longer candidate still runs, alone).
+    Default: 4096 on CPU (activations stay in cache), 16384 on accelerators."""
     window_chars: int = 262_144
-    """Characters of candidate text per scheduling window (about 64k tokens); answers are
-    length-sorted across a window's questions. Windows depend on the corpus alone, so a window
-    is scored the same way whatever the number of processes or the cache state."""
+    """Characters of candidate text per scheduling window (about 64k tokens). Windows depend on
+    the corpus alone, so a window is scored the same way whatever the number of processes or the
+    cache state."""
     max_length: int | None = None
     """Skip (and count) candidates whose rendered conversation has more tokens than this."""
     truncate: bool = False
@@ -49,21 +51,22 @@ class ScoringConfig:
     """Dotted path of the feature module; `{layer}` is replaced by `feature_layer`."""
     feature_layer: int | None = None
     """Decoder layer whose MLP up-projection gives the features (default: the last)."""
-    full_pass_ratio: float = 4.0
-    """Answers this many times longer than their prompt run as whole sequences (plain causal
-    attention, which fused kernels handle best) instead of on the cached prefix, which would save
-    little there; shorter answers reuse their question's cached prefix."""
-    max_padding: float = 0.1
-    """Largest share of a row that may be padding: a shorter sequence starts a new batch."""
-    lm_head_chunk_bytes: int = 64 * 2**20
-    """Float32 logits held at once by the chunked LM head."""
+    causal_ratio: float = 3.0
+    """Answers at least this many times longer than their prompt attend with the fused causal
+    kernel over prompt + answer (recomputing the prompt's attention rows, cheaper than a masked
+    kernel at that length); shorter ones attend through a mask over prompt + answer."""
+    lm_head_block_bytes: int | None = None
+    """Float32 logits held at once by the blocked LM head (default: 4 MiB on CPU, to stay in
+    cache; 512 MiB on accelerators, for few large kernels)."""
     progress: bool = True
 
     def __post_init__(self) -> None:
         if self.truncate and self.max_length is None:
             raise ConfigError("--truncate needs --max-length N: the number of tokens to keep")
-        if self.token_budget < 1 or self.window_chars < 1:
+        if (self.token_budget is not None and self.token_budget < 1) or self.window_chars < 1:
             raise ConfigError("--token-budget and --window-chars must be positive")
+        if self.causal_ratio < 0:
+            raise ConfigError("causal_ratio must be >= 0")
 
 
 def pending_candidates(question: Question) -> list[Candidate]:
@@ -89,6 +92,74 @@ def plan_windows(questions: Iterable[Question], window_chars: int) -> Iterator[l
             window, chars = [], 0
     if window:
         yield window
+
+
+# ---- packed attention ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Call:
+    """One attention call over a pack: `queries` rows attend to `keys` rows (both concatenated in
+    order); the outputs after the first `skip` query rows are the pack rows `out`."""
+
+    queries: tuple[slice, ...]
+    keys: tuple[slice, ...]
+    out: slice
+    mask: torch.Tensor | None = None
+    """(queries, keys) booleans, True = attend; None = plain causal over the square."""
+    skip: int = 0
+
+
+def _rows(x: torch.Tensor, parts: tuple[slice, ...]) -> torch.Tensor:
+    if len(parts) == 1:
+        return x[:, :, parts[0]]
+    return torch.cat([x[:, :, s] for s in parts], dim=2)
+
+
+def packed_attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kwargs):
+    """Attention over a pack of prompt/answer segments (transformers attention interface).
+
+    `query` is (1, heads, T, dim), `key`/`value` (1, kv_heads, T, dim), already rotated with the
+    per-segment positions; `scas_layout` is the pack's list of `_Call`s."""
+    layout: list[_Call] | None = kwargs.get("scas_layout")
+    if layout is None:
+        raise StudentError("packed attention was called without a pack layout: this architecture does not pass "
+                           "attention kwargs through its layers")
+    window = kwargs.get("sliding_window")
+    gqa = key.shape[1] != query.shape[1]
+    if gqa and query.device.type != "cpu":  # CUDA's masked (memory-efficient) kernel wants equal heads
+        key = key.repeat_interleave(query.shape[1] // key.shape[1], dim=1)
+        value = value.repeat_interleave(query.shape[1] // value.shape[1], dim=1)
+        gqa = False
+    out = torch.empty_like(query)
+    for call in layout:
+        keys = _rows(key, call.keys)
+        if window and keys.shape[2] > window:
+            raise StudentError(f"a candidate is longer than this student's sliding attention window ({window} "
+                               "tokens), which the packed scorer does not implement; pass --max-length")
+        o = F.scaled_dot_product_attention(_rows(query, call.queries), keys, _rows(value, call.keys),
+                                           attn_mask=call.mask, is_causal=call.mask is None, scale=scaling,
+                                           enable_gqa=gqa)
+        out[:, :, call.out] = o[:, :, call.skip :]
+    return out.transpose(1, 2).contiguous(), None
+
+
+def _register_attention() -> None:
+    from transformers import AttentionInterface
+
+    AttentionInterface.register(ATTENTION, packed_attention)
+
+
+def _answers_mask(prompt: int, lengths: list[int], device) -> torch.Tensor:
+    """Mask of answers laid out one after another, attending to `[prompt, answers...]`: each
+    answer sees the whole prompt and itself, causally, and no other answer."""
+    segment = torch.repeat_interleave(torch.arange(len(lengths)), torch.tensor(lengths))
+    row = torch.arange(segment.numel())
+    own = (segment[None, :] == segment[:, None]) & (row[None, :] <= row[:, None])
+    return torch.cat([torch.ones(len(row), prompt, dtype=torch.bool), own], dim=1).to(device)
+
+
+# ---- packs -----------------------------------------------------------------------------------
 
 
 class _FeatureCapture:
@@ -131,16 +202,38 @@ def resolve_feature_module(model: torch.nn.Module, config: ScoringConfig) -> tor
 
 
 @dataclass
-class _Prefix:
-    """One distinct question prefix and what all its candidates share."""
+class _Prompt:
+    """One distinct question prompt and what all its candidates share."""
 
     ids: tuple[int, ...]
     items: list[tuple[Candidate, EncodedCandidate]] = field(default_factory=list)
-    reused: bool = False
-    """Some answer runs on this prefix's cache (the others run as whole sequences)."""
     question: RegionSummary | None = None
-    first_nll: dict[int, float] = field(default_factory=dict)  # NLL of each first answer token used
-    kv: list[tuple[torch.Tensor, torch.Tensor]] | None = None  # per layer, (1, heads, P, dim)
+
+
+@dataclass
+class _Unit:
+    """A prompt followed by some of its answers, as laid out in a pack."""
+
+    prompt: _Prompt
+    items: list[tuple[Candidate, EncodedCandidate]] = field(default_factory=list)
+    with_question: bool = False
+    """The Q-region statistics come from this unit (the prompt's first appearance)."""
+
+    @property
+    def tokens(self) -> int:
+        return len(self.prompt.ids) + sum(len(enc.answer_ids) for _, enc in self.items)
+
+
+@dataclass
+class _Pack:
+    """One forward pass: token ids, positions, attention calls and the regions to reduce."""
+
+    ids: list[int] = field(default_factory=list)
+    positions: list[int] = field(default_factory=list)
+    calls: list[_Call] = field(default_factory=list)
+    questions: list[tuple[_Prompt, int]] = field(default_factory=list)  # (prompt, start row)
+    answers: list[tuple[Candidate, _Prompt, int, int, int]] = field(default_factory=list)
+    """(candidate, prompt, prompt start row, answer start row, answer length)"""
 
 
 class StudentScorer:
@@ -155,13 +248,15 @@ class StudentScorer:
         self.device = next(model.parameters()).device
         self._special = frozenset(special_token_ids(tokenizer))
         self._special_on_device = torch.tensor(sorted(self._special), dtype=torch.long, device=self.device)
-        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
         self._capture = _FeatureCapture(resolve_feature_module(model, self.config))
-        # transformers >= 5.2x renamed `past_key_values` to `cache`; support both
-        params = inspect.signature(self.decoder.forward).parameters
-        self._cache_kwarg = "cache" if "cache" in params else "past_key_values"
+        _register_attention()
+        on_cpu = self.device.type == "cpu"
+        self._budget = self.config.token_budget or (4096 if on_cpu else 16384)
+        self._head_rows = 1024 if on_cpu else 16384
+        self._head_bytes = self.config.lm_head_block_bytes or (4 if on_cpu else 512) * 2**20
 
     def close(self) -> None:
+        """Remove the feature hook."""
         self._capture.remove()
 
     # ---- public API -------------------------------------------------------------------------
@@ -220,172 +315,165 @@ class StudentScorer:
             return "control_tokens_in_answer"
         if not enc.answer_content_ids:
             return "no_answer_tokens"
+        if all(t in self._special for t in enc.prefix[1:]):  # position 0 has no NLL
+            return "no_question_tokens"
         return None
 
-    def _batches(self, items: list, length) -> Iterator[list]:
-        """Consecutive runs of length-sorted `items` whose padded size fits the token budget and
-        whose rows are at most `max_padding` padding (padded tokens are compute thrown away)."""
-        batch: list = []
-        for item in items:
-            width = length(batch[0]) if batch else length(item)
-            too_big = (len(batch) + 1) * width > self.config.token_budget
-            too_short = length(item) < (1.0 - self.config.max_padding) * width
-            if batch and (too_big or too_short):
-                yield batch
-                batch = []
-            batch.append(item)
-        if batch:
-            yield batch
+    def _units(self, prompts: list[_Prompt]) -> Iterator[list[_Unit]]:
+        """Packs of units, filled in order up to the token budget (no padding to minimise, so
+        order does not matter); a prompt whose answers overflow a pack starts again in the next."""
+        budget = self._budget
+        pack: list[_Unit] = []
+        used = 0
+        for g in prompts:
+            unit = _Unit(g, with_question=True)
+            for item in sorted(g.items, key=lambda it: len(it[1].answer_ids)):
+                size = len(item[1].answer_ids)
+                if used + unit.tokens + size > budget and (pack or unit.items):
+                    if unit.items:
+                        pack.append(unit)
+                        unit = _Unit(g)
+                    yield pack
+                    pack, used = [], 0
+                unit.items.append(item)
+            pack.append(unit)
+            used += unit.tokens
+        if pack:
+            yield pack
 
-    def _whole(self, enc: EncodedCandidate) -> bool:
-        """Run as one causal sequence: the answer is so much longer than its prompt that reusing
-        the cached prompt would save little and cost the masked (slower) attention path."""
-        return len(enc.answer_ids) >= self.config.full_pass_ratio * enc.n_prompt
+    def _layout(self, units: list[_Unit]) -> _Pack:
+        """Lay units out in one row and plan their attention calls: the prompt, causal; each long
+        answer with the fused causal kernel over prompt + answer (prompt rows recomputed there,
+        outputs dropped); the others over prompt + themselves with a mask, very short ones
+        grouped (at most half a prompt of answer tokens per call) to save calls."""
+        pack = _Pack()
+        for unit in units:
+            start, p = len(pack.ids), len(unit.prompt.ids)
+            prompt = slice(start, start + p)
+            pack.ids += unit.prompt.ids
+            pack.positions += range(p)
+            pack.calls.append(_Call((prompt,), (prompt,), prompt))
+            if unit.with_question:
+                pack.questions.append((unit.prompt, start))
+            groups: list[list[int]] = []
+            for cand, enc in unit.items:  # shortest first
+                n = len(enc.answer_ids)
+                pack.answers.append((cand, unit.prompt, start, len(pack.ids), n))
+                pack.ids += enc.answer_ids
+                pack.positions += range(p, p + n)
+                rows = slice(len(pack.ids) - n, len(pack.ids))
+                if n >= self.config.causal_ratio * p:
+                    pack.calls.append(_Call((prompt, rows), (prompt, rows), rows, skip=p))
+                elif groups and sum(groups[-1]) + n <= p / 2:
+                    groups[-1].append(n)
+                else:
+                    groups.append([n])
+            first = start + p
+            for lengths in groups:
+                rows = slice(first, first + sum(lengths))
+                pack.calls.append(_Call((rows,), (prompt, rows), rows, _answers_mask(p, lengths, self.device)))
+                first = rows.stop
+        return pack
 
     @torch.inference_mode()
     def _score_window(self, window: list[tuple[Question, list]], stats: PipelineStats) -> int:
-        prefixes: dict[tuple[str, tuple[int, ...]], _Prefix] = {}
+        prompts: dict[tuple[str, tuple[int, ...]], _Prompt] = {}
         for q, items in window:
             for cand, enc in items:
-                g = prefixes.setdefault((q.question_id, enc.prefix), _Prefix(enc.prefix))
-                g.items.append((cand, enc))
-                g.reused |= not self._whole(enc)
-        groups = sorted(prefixes.values(), key=lambda g: len(g.ids), reverse=True)
-        for batch in self._batches(groups, lambda g: len(g.ids)):
-            self._run_prefixes(batch)
-        answers = [(cand, enc, g) for g in groups if g.question is not None for cand, enc in g.items]
-        for g in groups:
-            if g.question is None:
-                for cand, _ in g.items:
-                    cand.skip_reason = "no_question_tokens"
-                    stats.skip("no_question_tokens", cand.teacher)
-        tokens = 0
-        for whole, run, length in [(True, self._run_whole, lambda x: len(x[1].input_ids)),
-                                   (False, self._run_answers, lambda x: len(x[1].answer_ids))]:
-            items = sorted((a for a in answers if self._whole(a[1]) == whole), key=length, reverse=True)
-            for batch in self._batches(items, length):
-                for (cand, _, _), comps in zip(batch, run(batch), strict=True):
-                    cand.score = comps
-                stats.rows_scored += len(batch)
-                tokens += sum(len(enc.input_ids) for _, enc, _ in batch)
+                prompts.setdefault((q.question_id, enc.prefix), _Prompt(enc.prefix)).items.append((cand, enc))
+        for units in self._units(list(prompts.values())):
+            pack = self._layout(units)
+            self._run(pack)
+            stats.rows_scored += len(pack.answers)
+        tokens = sum(len(enc.input_ids) for _, items in window for _, enc in items)
         stats.tokens_scored += tokens
         return tokens
 
     # ---- forward passes -----------------------------------------------------------------------
 
     def _target_nll(self, hidden_rows: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        """NLL of `targets` given the final hidden states that predict them; LM head in chunks."""
+        """NLL of `targets` given the final hidden states that predict them.
+
+        The LM head runs over vocabulary blocks with an online log-sum-exp in float32 (running
+        max and rescaled sum), so only `(rows, block)` logits exist at a time, sized to stay in
+        cache on CPU; each target's logit is a float32 dot product."""
+        weight, bias = self.lm_head.weight, self.lm_head.bias
+        vocab = weight.shape[0]
         out = torch.empty(targets.shape[0], dtype=torch.float32, device=hidden_rows.device)
-        vocab = self.lm_head.weight.shape[0]
-        step = max(1, self.config.lm_head_chunk_bytes // (4 * vocab))
-        for i in range(0, targets.shape[0], step):
-            logits = self.lm_head(hidden_rows[i : i + step]).float()
-            target_logit = logits.gather(1, targets[i : i + step, None]).squeeze(1)
-            out[i : i + step] = torch.logsumexp(logits, dim=-1) - target_logit
-        return out
+        rows = self._head_rows
+        block = max(128, self._head_bytes // (4 * min(rows, max(1, targets.shape[0]))))
+        for i in range(0, targets.shape[0], rows):
+            h = hidden_rows[i : i + rows]
+            running_max = total = None
+            for j in range(0, vocab, block):
+                logits = F.linear(h, weight[j : j + block], None if bias is None else bias[j : j + block]).float()
+                block_max = logits.amax(dim=1)
+                if running_max is None:
+                    running_max, total = block_max, logits.sub_(block_max[:, None]).exp_().sum(dim=1)
+                else:
+                    new_max = torch.maximum(running_max, block_max)
+                    total = total * (running_max - new_max).exp_() + logits.sub_(new_max[:, None]).exp_().sum(dim=1)
+                    running_max = new_max
+            out[i : i + rows] = running_max + total.log()
+        target_logit = (hidden_rows.float() * weight[targets].float()).sum(dim=1)
+        if bias is not None:
+            target_logit += bias[targets].float()
+        return out - target_logit
 
-    def _pad(self, rows: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
-        width = max(map(len, rows))
-        ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(rows), width), dtype=torch.bool)
-        for i, r in enumerate(rows):
-            ids[i, : len(r)] = torch.tensor(r, dtype=torch.long)
-            mask[i, : len(r)] = True
-        return ids.to(self.device), mask.to(self.device)
-
-    def _region_means(self, features: torch.Tensor, region: torch.Tensor) -> torch.Tensor:
-        """Per-row mean unit feature over the positions in `region` (b, t) -> (b, d), float32."""
-        weights = region.float() / region.sum(dim=1).clamp_min(1)[:, None]
-        return torch.einsum("bt,btd->bd", weights, unit_features(features))
-
-    def _run_prefixes(self, groups: list[_Prefix]) -> None:
-        ids, valid = self._pad([list(g.ids) for g in groups])
-        out = self.decoder(input_ids=ids, attention_mask=valid.long(), use_cache=True)
-        hidden, features = out.last_hidden_state, self._capture.pop()
-        cache = out.get("cache", None)
-        if cache is None:
-            cache = out.past_key_values
-        in_q = valid & ~torch.isin(ids, self._special_on_device)
-        has_nll = in_q.clone()
-        has_nll[:, 0] = False  # position 0 has no NLL
-        rows, cols = has_nll.nonzero(as_tuple=True)
-        nll = self._target_nll(hidden[rows, cols - 1], ids[rows, cols])
-        nll_sum = torch.zeros(len(groups), dtype=torch.float32, device=self.device).index_add_(0, rows, nll)
-        counts = has_nll.sum(dim=1)
-        mean_u = self._region_means(features, in_q)
-        lengths = valid.sum(dim=1)
-        last = hidden[torch.arange(len(groups), device=self.device), lengths - 1]
-        first_logp = torch.log_softmax(self.lm_head(last).float(), dim=-1)
-        layers = [(layer.keys, layer.values) for layer in cache.layers]
-        for i, g in enumerate(groups):
-            if int(counts[i]) == 0:
-                continue
-            p = int(lengths[i])
-            g.question = RegionSummary(float(nll_sum[i] / counts[i]), mean_u[i], int(counts[i]))
-            if g.reused:
-                firsts = sorted({enc.answer_ids[0] for _, enc in g.items})
-                g.first_nll = dict(zip(firsts, (-first_logp[i, firsts]).tolist(), strict=True))
-                g.kv = [(k[i : i + 1, :, :p].clone(), v[i : i + 1, :, :p].clone()) for k, v in layers]
-
-    def _batched_cache(self, groups: list[_Prefix]):
-        """Stack the rows' prefix caches, right-padded to the longest prefix."""
-        from transformers import DynamicCache
-
-        width = max(len(g.ids) for g in groups)
-        data = []
-        for layer in range(len(groups[0].kv)):
-            k0, v0 = groups[0].kv[layer]
-            keys = k0.new_zeros((len(groups), k0.shape[1], width, k0.shape[3]))
-            values = v0.new_zeros((len(groups), v0.shape[1], width, v0.shape[3]))
-            for i, g in enumerate(groups):
-                k, v = g.kv[layer]
-                keys[i, :, : k.shape[2]] = k[0]
-                values[i, :, : v.shape[2]] = v[0]
-            data.append((keys, values))
-        return DynamicCache(data), width
-
-    def _run_whole(self, batch: list[tuple[Candidate, EncodedCandidate, _Prefix]]):
-        """Answers run with their prompt as one causal sequence; only A-region targets get NLL."""
-        ids, valid = self._pad([enc.input_ids for _, enc, _ in batch])
-        mask = None if bool(valid.all()) else valid.long()  # no mask: the fused causal kernel
-        out = self.decoder(input_ids=ids, attention_mask=mask)
-        hidden, features = out.last_hidden_state, self._capture.pop()
+    def _run(self, pack: _Pack) -> None:
+        dev = self.device
+        ids = torch.tensor(pack.ids, dtype=torch.long, device=dev)
+        positions = torch.tensor(pack.positions, dtype=torch.long, device=dev)
+        config = self.model.config
+        attention, config._attn_implementation = config._attn_implementation, ATTENTION
+        try:  # packed attention for this forward only: the model stays usable as it was
+            out = self.decoder(input_ids=ids[None], position_ids=positions[None], use_cache=False,
+                               scas_layout=pack.calls)
+        finally:
+            config._attn_implementation = attention
+        hidden, features = out.last_hidden_state[0], self._capture.pop()[0]
         del out
-        n_prompt = torch.tensor([enc.n_prompt for _, enc, _ in batch], device=self.device)
-        positions = torch.arange(ids.shape[1], device=self.device)[None, :]
-        in_a = valid & (positions >= n_prompt[:, None]) & ~torch.isin(ids, self._special_on_device)
-        rows, cols = in_a.nonzero(as_tuple=True)
-        nll = self._target_nll(hidden[rows, cols - 1], ids[rows, cols])
-        nll_sum = torch.zeros(len(batch), dtype=torch.float32, device=self.device).index_add_(0, rows, nll)
-        counts = in_a.sum(dim=1)
-        mean_u = self._region_means(features, in_a)
-        for i, (_, _, g) in enumerate(batch):
-            answer = RegionSummary(float(nll_sum[i] / counts[i]), mean_u[i], int(counts[i]))
-            yield combine(answer, g.question)
 
-    def _run_answers(self, batch: list[tuple[Candidate, EncodedCandidate, _Prefix]]):
-        groups = [g for _, _, g in batch]
-        answers, valid = self._pad([enc.answer_ids for _, enc, _ in batch])
-        cache, width = self._batched_cache(groups)
-        prefix_len = torch.tensor([len(g.ids) for g in groups], device=self.device)
-        prefix_mask = torch.arange(width, device=self.device)[None, :] < prefix_len[:, None]
-        attention = torch.cat([prefix_mask, valid], dim=1).long()
-        positions = prefix_len[:, None] + torch.arange(answers.shape[1], device=self.device)[None, :]
-        out = self.decoder(input_ids=answers, attention_mask=attention, position_ids=positions, use_cache=True,
-                           **{self._cache_kwarg: cache})
-        hidden, features = out.last_hidden_state, self._capture.pop()
-        del cache, out
+        # regions: questions first, then answers; (region, row predicting the target, target row)
+        # for NLL, and (region, row) for features
+        nll_parts, feat_parts = [], []
+        for r, (g, s) in enumerate(pack.questions):
+            target = torch.arange(s + 1, s + len(g.ids))
+            nll_parts.append((r, target - 1, target))
+            feat_parts.append((r, torch.arange(s, s + len(g.ids))))
+        n_q = len(pack.questions)
+        for r, (_, g, s, b, n) in enumerate(pack.answers, start=n_q):
+            target = torch.arange(b, b + n)
+            predictor = target - 1
+            predictor[0] = s + len(g.ids) - 1  # the first answer token is predicted by the prompt's last row
+            nll_parts.append((r, predictor, target))
+            feat_parts.append((r, target))
+        n_regions = n_q + len(pack.answers)
 
-        in_a = valid & ~torch.isin(answers, self._special_on_device)
-        counts = in_a.sum(dim=1)
-        # first answer token: predicted by the prefix's last position
-        first_nll = torch.tensor([g.first_nll[enc.answer_ids[0]] for _, enc, g in batch], device=self.device)
-        nll_sum = torch.where(in_a[:, 0], first_nll, torch.zeros_like(first_nll))
-        # the rest: predicted by the previous answer position
-        rows, cols = in_a[:, 1:].nonzero(as_tuple=True)
-        if rows.numel():
-            nll_sum = nll_sum.index_add(0, rows, self._target_nll(hidden[rows, cols], answers[rows, cols + 1]))
-        mean_u = self._region_means(features, in_a)
-        for i, g in enumerate(groups):
-            answer = RegionSummary(float(nll_sum[i] / counts[i]), mean_u[i], int(counts[i]))
-            yield combine(answer, g.question)
+        def flat(parts, k):
+            return torch.cat([p[k] for p in parts]).to(dev)
+
+        def region_ids(parts, k):
+            return torch.cat([torch.full((len(p[k]),), p[0], dtype=torch.long) for p in parts]).to(dev)
+
+        target, predictor, nll_region = flat(nll_parts, 2), flat(nll_parts, 1), region_ids(nll_parts, 2)
+        keep = ~torch.isin(ids[target], self._special_on_device)
+        target, predictor, nll_region = target[keep], predictor[keep], nll_region[keep]
+        nll = self._target_nll(hidden[predictor], ids[target])
+        nll_sum = torch.zeros(n_regions, dtype=torch.float32, device=dev).index_add_(0, nll_region, nll)
+        nll_count = torch.bincount(nll_region, minlength=n_regions)
+
+        rows, feat_region = flat(feat_parts, 1), region_ids(feat_parts, 1)
+        keep = ~torch.isin(ids[rows], self._special_on_device)
+        rows, feat_region = rows[keep], feat_region[keep]
+        unit = unit_features(features[rows])
+        mean_u = torch.zeros((n_regions, unit.shape[1]), dtype=torch.float32, device=dev).index_add_(
+            0, feat_region, unit)
+        mean_u /= torch.bincount(feat_region, minlength=n_regions).clamp_min(1)[:, None]
+
+        mean_nll = (nll_sum / nll_count.clamp_min(1)).tolist()
+        counts = nll_count.tolist()
+        for r, (g, _) in enumerate(pack.questions):
+            g.question = RegionSummary(mean_nll[r], mean_u[r], counts[r])
+        for r, (cand, g, *_) in enumerate(pack.answers, start=n_q):
+            cand.score = combine(RegionSummary(mean_nll[r], mean_u[r], counts[r]), g.question)

@@ -91,9 +91,18 @@ def demo_rows(n_questions: int = 24, seed: int = 7) -> dict[str, list[dict]]:
     return out
 
 
+POOL_SYSTEM_PROMPT = "Please reason step by step, and put your final answer within \\boxed{}."
+"""A typical system prompt of math answer pools (the published pool carries one per row)."""
+
+
 def synthetic_pool(n_questions: int, teachers: int = 6, min_words: int = 2, max_words: int = 1500,
-                   seed: int = 0, subset: str = "synthetic") -> dict[str, list[dict]]:
-    """A pool-shaped corpus with answers from a few words to `max_words` words (log-uniform)."""
+                   seed: int = 0, subset: str = "synthetic", system: str | None = None,
+                   problem_words: tuple[int, int] | None = None) -> dict[str, list[dict]]:
+    """A pool-shaped corpus with answers from a few words to `max_words` words (log-uniform).
+
+    `system` fills every row's system prompt; `problem_words=(lo, hi)` pads each word problem with
+    a log-uniform number of words of context, for prompts as long as competition-math problems.
+    """
     rng = random.Random(seed)
     vocab = str.split("the of and to in is that for it as was with be by on not he this are or his from at which "
                       "but have an they you were her she there been one all we their has would when if so no will "
@@ -101,10 +110,14 @@ def synthetic_pool(n_questions: int, teachers: int = 6, min_words: int = 2, max_
     out: dict[str, list[dict]] = {f"teacher-{k}": [] for k in range(teachers)}
     for i in range(n_questions):
         q, ans, _ = _problem(i, rng)
+        if problem_words:
+            lo, hi = problem_words
+            n = int(round(lo * (hi / lo) ** rng.random()))
+            q = " ".join(rng.choice(vocab) for _ in range(n)) + ". " + q
         for t in out:
             n = int(round(min_words * (max_words / min_words) ** rng.random()))
             body = " ".join(rng.choice(vocab) for _ in range(n))
-            out[t].append({"id": i, "source_dataset": subset, "teacher_name": t, "system": None,
+            out[t].append({"id": i, "source_dataset": subset, "teacher_name": t, "system": system,
                            "instruction": q, "teacher_output": f"{body} \\boxed{{{ans}}}",
                            "reference_answer": str(ans), "reference_solution": "", "is_common_correct": True})
     return out
