@@ -130,3 +130,68 @@ def test_packs_are_padding_free_and_within_budget(tiny_qwen):
     assert answers + sum(map(len, prompts)) <= sum(lengths)
     assert sum(lengths) <= answers + sum(map(len, prompts)) + len(lengths) * max(map(len, prompts))
     assert stats.rows_scored == len(encoded)
+
+
+@pytest.mark.parametrize("kernel_gqa", [True, False])
+def test_packed_attention_matches_dense_masked_attention(monkeypatch, kernel_gqa):
+    """Two units `[prompt, answers...]` in one pack, every kind of call (prompt, grouped short
+    answers, a masked answer, a long answer on the causal kernel), grouped heads passed to the
+    kernel or repeated first: the same as eager attention under the full tree mask."""
+    import torch
+
+    from scas_hub.score import engine
+
+    if not kernel_gqa:
+        monkeypatch.setattr(engine, "KERNEL_GQA_DEVICES", frozenset())
+    scorer = engine.StudentScorer.__new__(engine.StudentScorer)
+    scorer.config, scorer.device = ScoringConfig(causal_ratio=2.0), torch.device("cpu")
+    units, segments, start = [], [], 0
+    for prompt, answers in [(6, [1, 2, 5, 13]), (4, [3, 9])]:
+        p = engine._Prompt(tuple(range(prompt)))
+        items = [(Candidate("q", f"t{n}", "i", "a"), _encoded(prompt, n)) for n in answers]
+        units.append(engine._Unit(p, items, with_question=True))
+        segments.append((start, prompt, answers))
+        start += prompt + sum(answers)
+    pack = scorer._layout(units)
+    assert {c.mask is None for c in pack.calls[1:]} == {True, False}  # both kernels are used
+    total = len(pack.ids)
+    allowed = torch.zeros(total, total, dtype=torch.bool)
+    for s, prompt, answers in segments:
+        allowed[s : s + prompt, s : s + prompt] = torch.ones(prompt, prompt).tril().bool()
+        b = s + prompt
+        for n in answers:
+            allowed[b : b + n, s : s + prompt] = True
+            allowed[b : b + n, b : b + n] = torch.ones(n, n).tril().bool()
+            b += n
+    torch.manual_seed(0)
+    q, k, v = torch.randn(1, 4, total, 8), torch.randn(1, 2, total, 8), torch.randn(1, 2, total, 8)
+    got, _ = engine.packed_attention(None, q, k, v, None, scaling=0.3, scas_layout=pack.calls)
+    scores = (q @ k.repeat_interleave(2, dim=1).transpose(-1, -2) * 0.3).masked_fill(~allowed, float("-inf"))
+    want = (scores.softmax(dim=-1) @ v.repeat_interleave(2, dim=1)).transpose(1, 2)
+    assert torch.allclose(got, want, atol=1e-5)
+
+
+def _encoded(prompt: int, answer: int):
+    from scas_hub.score.regions import EncodedCandidate
+
+    return EncodedCandidate(input_ids=list(range(prompt + answer)), n_prompt=prompt, answer_content_ids=(1,))
+
+
+@pytest.mark.parametrize("rows, block_bytes", [(1024, 4 * 2**20), (16384, 512 * 2**20), (7, 3000)])
+def test_blocked_lm_head_matches_full_log_softmax(tiny_qwen, rows, block_bytes):
+    """CPU tiles, accelerator tiles and tiny tiles (many blocks, a ragged last block) give the
+    NLL of full-vocabulary float32 log-softmax."""
+    import torch
+
+    model, tokenizer = tiny_qwen
+    scorer = StudentScorer(model, tokenizer, ScoringConfig(progress=False))
+    scorer._head_rows, scorer._head_bytes = rows, block_bytes
+    torch.manual_seed(0)
+    hidden = torch.randn(50, model.config.hidden_size)
+    targets = torch.randint(0, model.config.vocab_size, (50,))
+    targets[:2] = torch.tensor([0, model.config.vocab_size - 1])
+    with torch.inference_mode():
+        got = scorer._target_nll(hidden, targets)
+        want = -torch.log_softmax(scorer.lm_head(hidden).float(), dim=-1)[torch.arange(50), targets]
+    scorer.close()
+    assert torch.allclose(got, want, rtol=1e-5, atol=1e-5)

@@ -30,6 +30,9 @@ from .regions import ChatEncoder, EncodedCandidate, special_token_ids
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 ATTENTION = "scas_packed"
+KERNEL_GQA_DEVICES = frozenset({"cpu"})
+"""Device types whose attention kernels take grouped key/value heads directly, masked or not
+(elsewhere, e.g. CUDA's masked memory-efficient kernel, heads are repeated first)."""
 
 
 @dataclass
@@ -127,7 +130,7 @@ def packed_attention(module, query, key, value, attention_mask, scaling=None, dr
                            "attention kwargs through its layers")
     window = kwargs.get("sliding_window")
     gqa = key.shape[1] != query.shape[1]
-    if gqa and query.device.type != "cpu":  # CUDA's masked (memory-efficient) kernel wants equal heads
+    if gqa and query.device.type not in KERNEL_GQA_DEVICES:
         key = key.repeat_interleave(query.shape[1] // key.shape[1], dim=1)
         value = value.repeat_interleave(query.shape[1] // value.shape[1], dim=1)
         gqa = False
