@@ -5,10 +5,12 @@ Measured side by side in one run on the same model and the same tokens:
   (b) naive    - the reference algorithm: one candidate per forward, full float32 logits,
                  pairwise O(n^2) similarities (scas_hub.testing.naive), always float32
   (c) forward  - a bare forward pass of the causal LM over each conversation, batch 1, same dtype
-Each figure is the best of `--repeat` interleaved rounds (noise on a shared machine only slows
-runs down). Prints tokens/s and peak memory of each, one `ratio ...` line per ratio and dtype, the number of
-selections that differ between bfloat16 and float32, throughput at 1x and Nx corpus size, and
-the peak memory for one very long answer with a 151k-vocabulary model.
+The methods are interleaved per chunk of questions (`--chunks`) over `--repeat` rounds, and each
+figure sums every chunk's best round: on a shared machine noise only slows runs down, and a slow
+spell then hits all methods alike. Prints tokens/s and peak memory of each, one `ratio ...` line
+per ratio and dtype, the number of selections that differ between bfloat16 and float32,
+throughput at 1x and Nx corpus size, and the peak memory for one very long answer with a
+151k-vocabulary model.
 
     python benchmarks/bench_scoring.py                 # CPU, embedded SmolLM2-135M
     python benchmarks/bench_scoring.py --quick         # smoke run (seconds)
@@ -115,12 +117,10 @@ def best(runs: list) -> Measurement:
     return Measurement(min(m.seconds for m in runs), max(m.peak_bytes for m in runs))
 
 
-def line(name: str, tokens: int, runs, flops_per_token: float | None = None) -> None:
-    runs = runs if isinstance(runs, list) else [runs]
-    m = best(runs)
+def line(name: str, tokens: int, m: Measurement, flops_per_token: float | None = None, rounds=None) -> None:
     rate = tokens / m.seconds
     mfu = f"   MFU {100 * flops_per_token * rate / PEAK_FLOPS['cuda']:.1f}%" if flops_per_token else ""
-    each = f"   (runs: {', '.join(f'{r.seconds:.2f}' for r in runs)} s)" if len(runs) > 1 else ""
+    each = f"   (rounds: {', '.join(f'{r.seconds:.2f}' for r in rounds)} s)" if rounds and len(rounds) > 1 else ""
     print(f"{name:28} {rate:10,.0f} tok/s   {m.seconds:8.2f} s   peak {gib(m.peak_bytes)}{mfu}{each}")
 
 
@@ -180,7 +180,8 @@ def main() -> None:
     p.add_argument("--scale", type=int, default=8, help="corpus multiple for the flatness check (0: skip)")
     p.add_argument("--long-answer", type=int, default=6300, help="tokens of the long answer (0: skip)")
     p.add_argument("--no-naive", action="store_true", help="skip the (slow) naive algorithm")
-    p.add_argument("--repeat", type=int, default=2, help="interleaved rounds; figures are the best of them")
+    p.add_argument("--repeat", type=int, default=2, help="rounds; each chunk's figure is its best round")
+    p.add_argument("--chunks", type=int, default=3, help="interleave the methods per chunk of questions")
     p.add_argument("--quick", action="store_true", help="tiny sizes, for a smoke test")
     args = p.parse_args()
     if args.quick:
@@ -206,25 +207,44 @@ def main() -> None:
     mean_context = statistics.fmean(n / 2 for n in map(len, sequences))
     fpt = forward_flops_per_token(models[dtypes[0]][0].config, mean_context) \
         if args.device.startswith("cuda") else None
-    naive_scores, results, runs = None, {}, defaultdict(list)
+    # Interleaved at a fine grain: the corpus is cut into chunks of whole questions and every
+    # method runs on a chunk before the next chunk starts, so a slow spell of the machine hits all
+    # methods alike; each method's figure sums, over chunks, its best time across rounds.
+    k = max(1, min(args.chunks, len(questions)))
+    chunks = [questions[i * len(questions) // k : (i + 1) * len(questions) // k] for i in range(k)]
     fp32 = None if args.no_naive else (models.get("float32") or load_model(args.student, "float32", args.device))
-    for _ in range(args.repeat):  # interleaved rounds; each figure is the best of its runs
-        if fp32 is not None:
-            naive_scores, m = run_naive(fp32[0], tokenizer, questions, args.device)
-            runs["naive"].append(m)
+    times: dict[str, list[list]] = defaultdict(lambda: [[] for _ in chunks])  # method -> chunk -> runs
+    naive_scores: dict | None = None if fp32 is None else {}
+    results: dict[str, list] = {}
+    for _ in range(args.repeat):
         for d in dtypes:
-            runs[f"forward {d}"].append(run_forward(models[d][0], sequences, args.device))
-            results[d], m = run_engine(models[d][0], tokenizer, questions, args.device, args.budget)
-            runs[f"engine {d}"].append(m)
-    print(f"best of {args.repeat} interleaved rounds:")
+            results[d] = []
+        for c, chunk in enumerate(chunks):
+            if fp32 is not None:
+                scores, m = run_naive(fp32[0], tokenizer, chunk, args.device)
+                naive_scores.update(scores)
+                times["naive"][c].append(m)
+            for d in dtypes:
+                times[f"forward {d}"][c].append(
+                    run_forward(models[d][0], conversation_tokens(tokenizer, chunk), args.device))
+                scored, m = run_engine(models[d][0], tokenizer, chunk, args.device, args.budget)
+                results[d] += scored
+                times[f"engine {d}"][c].append(m)
+    runs = {name: [Measurement(sum(per_chunk[r].seconds for per_chunk in per_method),
+                               max(per_chunk[r].peak_bytes for per_chunk in per_method)) for r in range(args.repeat)]
+            for name, per_method in times.items()}
+    fastest = {name: Measurement(sum(min(m.seconds for m in per_chunk) for per_chunk in per_method),
+                                 max(m.peak_bytes for per_chunk in per_method for m in per_chunk))
+               for name, per_method in times.items()}
+    print(f"{args.repeat} rounds over {k} chunks of questions, interleaved; figures sum each chunk's best time:")
     if naive_scores is not None:
-        line("naive (float32)", tokens, runs["naive"], fpt)
+        line("naive (float32)", tokens, fastest["naive"], fpt, runs["naive"])
     for d in dtypes:
-        mf, me = best(runs[f"forward {d}"]), best(runs[f"engine {d}"])
-        line(f"forward ({d})", tokens, runs[f"forward {d}"], fpt)
-        line(f"engine ({d})", tokens, runs[f"engine {d}"], fpt)
+        mf, me = fastest[f"forward {d}"], fastest[f"engine {d}"]
+        line(f"forward ({d})", tokens, mf, fpt, runs[f"forward {d}"])
+        line(f"engine ({d})", tokens, me, fpt, runs[f"engine {d}"])
         if naive_scores is not None:
-            print(f"ratio engine/naive = {best(runs['naive']).seconds / me.seconds:.2f}   [{d}]")
+            print(f"ratio engine/naive = {fastest['naive'].seconds / me.seconds:.2f}   [{d}]")
             errs = rel_errors(scores_of(results[d]), naive_scores)
             print(f"score error vs naive float32 [{d}]: max rel {max(errs):.2e}, median rel "
                   f"{statistics.median(errs):.2e}")
@@ -242,9 +262,9 @@ def main() -> None:
         for _ in range(args.repeat):
             small_runs.append(run_engine(models[d][0], tokenizer, questions, args.device, args.budget)[1])
             big_runs.append(run_engine(models[d][0], tokenizer, big, args.device, args.budget)[1])
-        line(f"engine 1x ({d})", tokens, small_runs)
-        line(f"engine {args.scale}x ({d})", big_tokens, big_runs)
         m1, m8 = best(small_runs), best(big_runs)
+        line(f"engine 1x ({d})", tokens, m1, None, small_runs)
+        line(f"engine {args.scale}x ({d})", big_tokens, m8, None, big_runs)
         t1, t8 = tokens / m1.seconds, big_tokens / m8.seconds
         print(f"throughput 1x {t1:,.0f} tok/s, {args.scale}x {t8:,.0f} tok/s [{d}]: "
               f"ratio {args.scale}x/1x = {t8 / t1:.2f} (peak {gib(m1.peak_bytes)} vs {gib(m8.peak_bytes)})")

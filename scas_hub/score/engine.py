@@ -15,7 +15,7 @@ itself lives in `proxy.py`.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 
 import torch
@@ -273,21 +273,30 @@ class StudentScorer:
         """
         bar = tqdm(total=total_rows, unit="ans", desc="scoring", disable=not self.config.progress)
         start, tokens = time.perf_counter(), 0
+
+        def advance(answers: int, pack_tokens: int) -> None:
+            nonlocal tokens
+            tokens += pack_tokens
+            bar.update(answers)
+            bar.set_postfix(tok_s=f"{tokens / max(time.perf_counter() - start, 1e-9):,.0f}", refresh=False)
+
         try:
             for window in plan_windows(questions, self.config.window_chars):
                 pending = sum(len(pending_candidates(q)) for q in window)
-                tokens += self.score_window(window, stats)
-                bar.update(pending)
-                elapsed = time.perf_counter() - start
-                bar.set_postfix(tok_s=f"{tokens / max(elapsed, 1e-9):,.0f}", refresh=False)
+                scored_before = stats.rows_scored
+                self.score_window(window, stats, advance)
+                bar.update(pending - (stats.rows_scored - scored_before))  # the skipped ones
                 yield from window
         finally:
             stats.scoring_seconds += time.perf_counter() - start
             bar.close()
 
-    def score_window(self, questions: list[Question], stats: PipelineStats) -> int:
-        """Score the pending candidates of these questions as one schedule; returns tokens scored."""
-        return self._score_window([(q, self._encode(q, stats)) for q in questions], stats)
+    def score_window(self, questions: list[Question], stats: PipelineStats,
+                     on_pack: Callable[[int, int], None] | None = None) -> int:
+        """Score the pending candidates of these questions as one schedule; returns tokens scored.
+
+        `on_pack(candidates, tokens)` is called after each forward pass (for progress bars)."""
+        return self._score_window([(q, self._encode(q, stats)) for q in questions], stats, on_pack)
 
     # ---- scheduling ---------------------------------------------------------------------------
 
@@ -379,16 +388,21 @@ class StudentScorer:
         return pack
 
     @torch.inference_mode()
-    def _score_window(self, window: list[tuple[Question, list]], stats: PipelineStats) -> int:
+    def _score_window(self, window: list[tuple[Question, list]], stats: PipelineStats, on_pack=None) -> int:
         prompts: dict[tuple[str, tuple[int, ...]], _Prompt] = {}
         for q, items in window:
             for cand, enc in items:
                 prompts.setdefault((q.question_id, enc.prefix), _Prompt(enc.prefix)).items.append((cand, enc))
+        tokens = 0
         for units in self._units(list(prompts.values())):
             pack = self._layout(units)
             self._run(pack)
             stats.rows_scored += len(pack.answers)
-        tokens = sum(len(enc.input_ids) for _, items in window for _, enc in items)
+            # conversation tokens, as a per-candidate forward pass would count them
+            pack_tokens = sum(len(enc.input_ids) for u in units for _, enc in u.items)
+            tokens += pack_tokens
+            if on_pack is not None:
+                on_pack(len(pack.answers), pack_tokens)
         stats.tokens_scored += tokens
         return tokens
 

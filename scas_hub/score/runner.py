@@ -176,11 +176,12 @@ def score_corpus(
         if scorer is None:
             model, tokenizer, _, _ = load_student(resolved, dtype=dtype, device=device)
             scorer = StudentScorer(model, tokenizer, scoring)
-        tokens = scorer.score_window(windows[index], scratch)
+        scored_before = scratch.rows_scored
+        scorer.score_window(windows[index], scratch, progress.update)  # the bar moves per forward pass
         outcomes = {candidate_digest(c, truncate_to): outcome_of(c) for c in todo}
         cache.write(shard_name(outcomes), outcomes)
         local.update(outcomes)
-        progress.update(len(todo), tokens)
+        progress.update(len(todo) - (scratch.rows_scored - scored_before), 0)  # candidates set aside
     if scorer is not None:
         scorer.close()
     rank_facts = {"rank": state.process_index, "device": device, "candidates": len(local),
