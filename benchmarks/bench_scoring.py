@@ -259,9 +259,10 @@ def main() -> None:
         d = dtypes[-1]
         big_tokens = sum(map(len, conversation_tokens(tokenizer, big)))
         small_runs, big_runs = [], []
-        for _ in range(args.repeat):
+        for _ in range(args.repeat):  # 1x before and after each Nx run, to sample the same spells
             small_runs.append(run_engine(models[d][0], tokenizer, questions, args.device, args.budget)[1])
             big_runs.append(run_engine(models[d][0], tokenizer, big, args.device, args.budget)[1])
+            small_runs.append(run_engine(models[d][0], tokenizer, questions, args.device, args.budget)[1])
         m1, m8 = best(small_runs), best(big_runs)
         line(f"engine 1x ({d})", tokens, m1, None, small_runs)
         line(f"engine {args.scale}x ({d})", big_tokens, m8, None, big_runs)
