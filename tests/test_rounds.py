@@ -62,7 +62,10 @@ def test_round_two_compares_with_round_one(two_rounds, checkpoints):
     rounds = second.stats["rounds"]
     assert [r["round"] for r in rounds] == [1, 2]
     assert rounds[0] == first.stats["rounds"][0]
-    assert rounds[1]["student"]["repo_id"] == str(checkpoints[1].resolve())
+    assert rounds[1]["student"]["repo_id"] == f"local:{checkpoints[1].name}"
+    for path in checkpoints:  # local paths stay on this machine
+        assert str(path.resolve()) not in (out / "README.md").read_text()
+        assert str(path.resolve()) not in (out / "selection_stats.json").read_text()
     common = round1.keys() & round2.keys()
     changed = sum(round1[q] != round2[q] for q in common)
     assert rounds[1]["changed"] == {"questions_compared": len(common), "questions_changed": changed,

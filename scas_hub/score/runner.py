@@ -214,7 +214,7 @@ def score_corpus(
     stats.scoring_seconds += max((f["seconds"] for f in ranks), default=0.0)
     stats.scores_from_cache += from_cache
     return ScoreReport(
-        student={"name": resolved.name, "repo_id": resolved.repo_id, "revision": resolved.revision,
+        student={"name": resolved.name, "repo_id": resolved.public_id, "revision": resolved.revision,
                  "dtype": dtype, "device": device, "processes": state.num_processes},
         from_cache=from_cache, ranks=ranks,
     )

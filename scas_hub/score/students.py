@@ -54,6 +54,12 @@ class ResolvedStudent:
     """Commit SHA for Hub models; a content tag for local or embedded ones."""
     path: str
 
+    @property
+    def public_id(self) -> str:
+        """The id a dataset card may show: the Hub id, or `local:<folder name>` for a local
+        checkpoint (its absolute path stays on this machine; `revision` still pins its content)."""
+        return f"local:{Path(self.repo_id).name}" if Path(self.repo_id).is_absolute() else self.repo_id
+
 
 def student_slug(student: str) -> str:
     """Short name for output folders and repo names: `qwen-1.5b`, `Qwen2.5-1.5B`, `my-ckpt`."""
