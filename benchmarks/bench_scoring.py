@@ -212,6 +212,7 @@ def main() -> None:
     # methods alike; each method's figure sums, over chunks, its best time across rounds.
     k = max(1, min(args.chunks, len(questions)))
     chunks = [questions[i * len(questions) // k : (i + 1) * len(questions) // k] for i in range(k)]
+    chunk_sequences = [conversation_tokens(tokenizer, chunk) for chunk in chunks]  # tokenised once
     fp32 = None if args.no_naive else (models.get("float32") or load_model(args.student, "float32", args.device))
     times: dict[str, list[list]] = defaultdict(lambda: [[] for _ in chunks])  # method -> chunk -> runs
     naive_scores: dict | None = None if fp32 is None else {}
@@ -225,8 +226,7 @@ def main() -> None:
                 naive_scores.update(scores)
                 times["naive"][c].append(m)
             for d in dtypes:
-                times[f"forward {d}"][c].append(
-                    run_forward(models[d][0], conversation_tokens(tokenizer, chunk), args.device))
+                times[f"forward {d}"][c].append(run_forward(models[d][0], chunk_sequences[c], args.device))
                 scored, m = run_engine(models[d][0], tokenizer, chunk, args.device, args.budget)
                 results[d] += scored
                 times[f"engine {d}"][c].append(m)

@@ -26,7 +26,7 @@ from ..errors import ConfigError, StudentError
 from ..records import Candidate, Question
 from ..stats import PipelineStats
 from .proxy import RegionSummary, combine, unit_features
-from .regions import ChatEncoder, EncodedCandidate, special_token_ids
+from .regions import ChatEncoder, EncodedCandidate, special_mask, special_token_ids
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 ATTENTION = "scas_packed"
@@ -222,10 +222,6 @@ class _Unit:
     with_question: bool = False
     """The Q-region statistics come from this unit (the prompt's first appearance)."""
 
-    @property
-    def tokens(self) -> int:
-        return len(self.prompt.ids) + sum(len(enc.answer_ids) for _, enc in self.items)
-
 
 @dataclass
 class _Pack:
@@ -338,18 +334,19 @@ class StudentScorer:
         pack: list[_Unit] = []
         used = 0
         for g in prompts:
-            unit = _Unit(g, with_question=True)
+            unit, unit_tokens = _Unit(g, with_question=True), len(g.ids)
             for item in sorted(g.items, key=lambda it: len(it[1].answer_ids)):
                 size = len(item[1].answer_ids)
-                if used + unit.tokens + size > budget and (pack or unit.items):
+                if used + unit_tokens + size > budget and (pack or unit.items):
                     if unit.items:
                         pack.append(unit)
-                        unit = _Unit(g)
+                        unit, unit_tokens = _Unit(g), len(g.ids)
                     yield pack
                     pack, used = [], 0
                 unit.items.append(item)
+                unit_tokens += size
             pack.append(unit)
-            used += unit.tokens
+            used += unit_tokens
         if pack:
             yield pack
 
@@ -474,14 +471,14 @@ class StudentScorer:
             return torch.cat([torch.full((len(p[k]),), p[0], dtype=torch.long) for p in parts]).to(dev)
 
         target, predictor, nll_region = flat(nll_parts, 2), flat(nll_parts, 1), region_ids(nll_parts, 2)
-        keep = ~torch.isin(ids[target], self._special_on_device)
+        keep = ~special_mask(ids[target], self._special_on_device)
         target, predictor, nll_region = target[keep], predictor[keep], nll_region[keep]
         nll = self._target_nll(hidden[predictor], ids[target])
         nll_sum = torch.zeros(n_regions, dtype=torch.float32, device=dev).index_add_(0, nll_region, nll)
         nll_count = torch.bincount(nll_region, minlength=n_regions)
 
         rows, feat_region = flat(feat_parts, 1), region_ids(feat_parts, 1)
-        keep = ~torch.isin(ids[rows], self._special_on_device)
+        keep = ~special_mask(ids[rows], self._special_on_device)
         rows, feat_region = rows[keep], feat_region[keep]
         unit = unit_features(features[rows])
         mean_u = torch.zeros((n_regions, unit.shape[1]), dtype=torch.float32, device=dev).index_add_(
