@@ -139,10 +139,10 @@ def test_packed_attention_matches_dense_masked_attention(monkeypatch, kernel_gqa
     kernel or repeated first: the same as eager attention under the full tree mask."""
     import torch
 
-    from scas_hub.score import engine
+    from scas_hub.score import attention, engine
 
     if not kernel_gqa:
-        monkeypatch.setattr(engine, "KERNEL_GQA_DEVICES", frozenset())
+        monkeypatch.setattr(attention, "KERNEL_GQA_DEVICES", frozenset())
     scorer = engine.StudentScorer.__new__(engine.StudentScorer)
     scorer.config, scorer.device = ScoringConfig(causal_ratio=2.0), torch.device("cpu")
     units, segments, start = [], [], 0
@@ -165,7 +165,7 @@ def test_packed_attention_matches_dense_masked_attention(monkeypatch, kernel_gqa
             b += n
     torch.manual_seed(0)
     q, k, v = torch.randn(1, 4, total, 8), torch.randn(1, 2, total, 8), torch.randn(1, 2, total, 8)
-    got, _ = engine.packed_attention(None, q, k, v, None, scaling=0.3, scas_layout=pack.calls)
+    got, _ = attention.packed_attention(None, q, k, v, None, scaling=0.3, scas_layout=pack.calls)
     scores = (q @ k.repeat_interleave(2, dim=1).transpose(-1, -2) * 0.3).masked_fill(~allowed, float("-inf"))
     want = (scores.softmax(dim=-1) @ v.repeat_interleave(2, dim=1)).transpose(1, 2)
     assert torch.allclose(got, want, atol=1e-5)
@@ -185,13 +185,13 @@ def test_blocked_lm_head_matches_full_log_softmax(tiny_qwen, rows, block_bytes):
 
     model, tokenizer = tiny_qwen
     scorer = StudentScorer(model, tokenizer, ScoringConfig(progress=False))
-    scorer._head_rows, scorer._head_bytes = rows, block_bytes
+    scorer.head.rows, scorer.head.block_bytes = rows, block_bytes
     torch.manual_seed(0)
     hidden = torch.randn(50, model.config.hidden_size)
     targets = torch.randint(0, model.config.vocab_size, (50,))
     targets[:2] = torch.tensor([0, model.config.vocab_size - 1])
     with torch.inference_mode():
-        got = scorer._target_nll(hidden, targets)
+        got = scorer.head.nll(hidden, targets)
         want = -torch.log_softmax(scorer.lm_head(hidden).float(), dim=-1)[torch.arange(50), targets]
     scorer.close()
     assert torch.allclose(got, want, rtol=1e-5, atol=1e-5)

@@ -3,12 +3,11 @@
 Work runs in windows of questions. Within a window, candidates are laid out in packs: rows of at
 most `token_budget` tokens, no padding. A pack holds units `[prompt, answer_1, ..., answer_k]`:
 each question prompt once, followed by the answer tokens of its candidates, with the positions
-each answer has in its own conversation. Attention (`packed_attention`, a transformers attention
-function) lets every answer see its prompt and itself, causally, and nothing else, so each
-candidate gets exactly the numbers of its own forward pass while the prompt is computed once.
-Q-region statistics come from the prompt's first appearance. NLL is computed only at target
-positions, the LM head applied in vocabulary blocks with an online log-sum-exp, so
-full-vocabulary logits never exist; features are reduced to per-region means. The proxy formula
+each answer has in its own conversation. Attention (`attention.py`) lets every answer see its
+prompt and itself, causally, and nothing else, so each candidate gets exactly the numbers of its
+own forward pass while the prompt is computed once. Q-region statistics come from the prompt's
+first appearance. NLL is computed only at target positions, by the blocked LM head (`head.py`),
+so full-vocabulary logits never exist; features are reduced to per-region means. The proxy formula
 itself lives in `proxy.py`.
 """
 
@@ -19,20 +18,18 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 
 import torch
-import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from ..errors import ConfigError, StudentError
 from ..records import Candidate, Question
 from ..stats import PipelineStats
+from . import attention
+from .attention import ATTENTION, Call, answers_mask
+from .head import BlockedHead, measure_transform
 from .proxy import RegionSummary, combine, unit_features
 from .regions import ChatEncoder, EncodedCandidate, special_mask, special_token_ids
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-ATTENTION = "scas_packed"
-KERNEL_GQA_DEVICES = frozenset({"cpu"})
-"""Device types whose attention kernels take grouped key/value heads directly, masked or not
-(elsewhere, e.g. CUDA's masked memory-efficient kernel, heads are repeated first)."""
 
 
 @dataclass
@@ -95,71 +92,6 @@ def plan_windows(questions: Iterable[Question], window_chars: int) -> Iterator[l
             window, chars = [], 0
     if window:
         yield window
-
-
-# ---- packed attention ------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Call:
-    """One attention call over a pack: `queries` rows attend to `keys` rows (both concatenated in
-    order); the outputs after the first `skip` query rows are the pack rows `out`."""
-
-    queries: tuple[slice, ...]
-    keys: tuple[slice, ...]
-    out: slice
-    mask: torch.Tensor | None = None
-    """(queries, keys) booleans, True = attend; None = plain causal over the square."""
-    skip: int = 0
-
-
-def _rows(x: torch.Tensor, parts: tuple[slice, ...]) -> torch.Tensor:
-    if len(parts) == 1:
-        return x[:, :, parts[0]]
-    return torch.cat([x[:, :, s] for s in parts], dim=2)
-
-
-def packed_attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kwargs):
-    """Attention over a pack of prompt/answer segments (transformers attention interface).
-
-    `query` is (1, heads, T, dim), `key`/`value` (1, kv_heads, T, dim), already rotated with the
-    per-segment positions; `scas_layout` is the pack's list of `_Call`s."""
-    layout: list[_Call] | None = kwargs.get("scas_layout")
-    if layout is None:
-        raise StudentError("packed attention was called without a pack layout: this architecture does not pass "
-                           "attention kwargs through its layers")
-    window = kwargs.get("sliding_window")
-    gqa = key.shape[1] != query.shape[1]
-    if gqa and query.device.type not in KERNEL_GQA_DEVICES:
-        key = key.repeat_interleave(query.shape[1] // key.shape[1], dim=1)
-        value = value.repeat_interleave(query.shape[1] // value.shape[1], dim=1)
-        gqa = False
-    out = torch.empty_like(query)
-    for call in layout:
-        keys = _rows(key, call.keys)
-        if window and keys.shape[2] > window:
-            raise StudentError(f"a candidate is longer than this student's sliding attention window ({window} "
-                               "tokens), which the packed scorer does not implement; pass --max-length")
-        o = F.scaled_dot_product_attention(_rows(query, call.queries), keys, _rows(value, call.keys),
-                                           attn_mask=call.mask, is_causal=call.mask is None, scale=scaling,
-                                           enable_gqa=gqa)
-        out[:, :, call.out] = o[:, :, call.skip :]
-    return out.transpose(1, 2).contiguous(), None
-
-
-def _register_attention() -> None:
-    from transformers import AttentionInterface
-
-    AttentionInterface.register(ATTENTION, packed_attention)
-
-
-def _answers_mask(prompt: int, lengths: list[int], device) -> torch.Tensor:
-    """Mask of answers laid out one after another, attending to `[prompt, answers...]`: each
-    answer sees the whole prompt and itself, causally, and no other answer."""
-    segment = torch.repeat_interleave(torch.arange(len(lengths)), torch.tensor(lengths))
-    row = torch.arange(segment.numel())
-    own = (segment[None, :] == segment[:, None]) & (row[None, :] <= row[:, None])
-    return torch.cat([torch.ones(len(row), prompt, dtype=torch.bool), own], dim=1).to(device)
 
 
 # ---- packs -----------------------------------------------------------------------------------
@@ -229,7 +161,7 @@ class _Pack:
 
     ids: list[int] = field(default_factory=list)
     positions: list[int] = field(default_factory=list)
-    calls: list[_Call] = field(default_factory=list)
+    calls: list[Call] = field(default_factory=list)
     questions: list[tuple[_Prompt, int]] = field(default_factory=list)  # (prompt, start row)
     answers: list[tuple[Candidate, _Prompt, int, int, int]] = field(default_factory=list)
     """(candidate, prompt, prompt start row, answer start row, answer length)"""
@@ -248,11 +180,12 @@ class StudentScorer:
         self._special = frozenset(special_token_ids(tokenizer))
         self._special_on_device = torch.tensor(sorted(self._special), dtype=torch.long, device=self.device)
         self._capture = _FeatureCapture(resolve_feature_module(model, self.config))
-        _register_attention()
+        attention.register()
         on_cpu = self.device.type == "cpu"
         self._budget = self.config.token_budget or (4096 if on_cpu else 16384)
-        self._head_rows = 1024 if on_cpu else 16384
-        self._head_bytes = self.config.lm_head_block_bytes or (4 if on_cpu else 512) * 2**20
+        self.head = BlockedHead(self.lm_head, rows=1024 if on_cpu else 16384,
+                                block_bytes=self.config.lm_head_block_bytes or (4 if on_cpu else 512) * 2**20,
+                                transform=measure_transform(model, self.decoder, self.lm_head))
 
     def close(self) -> None:
         """Remove the feature hook."""
@@ -361,7 +294,7 @@ class StudentScorer:
             prompt = slice(start, start + p)
             pack.ids += unit.prompt.ids
             pack.positions += range(p)
-            pack.calls.append(_Call((prompt,), (prompt,), prompt))
+            pack.calls.append(Call((prompt,), (prompt,), prompt))
             if unit.with_question:
                 pack.questions.append((unit.prompt, start))
             groups: list[list[int]] = []
@@ -372,7 +305,7 @@ class StudentScorer:
                 pack.positions += range(p, p + n)
                 rows = slice(len(pack.ids) - n, len(pack.ids))
                 if n >= self.config.causal_ratio * p:
-                    pack.calls.append(_Call((prompt, rows), (prompt, rows), rows, skip=p))
+                    pack.calls.append(Call((prompt, rows), (prompt, rows), rows, skip=p))
                 elif groups and sum(groups[-1]) + n <= p / 2:
                     groups[-1].append(n)
                 else:
@@ -380,7 +313,7 @@ class StudentScorer:
             first = start + p
             for lengths in groups:
                 rows = slice(first, first + sum(lengths))
-                pack.calls.append(_Call((rows,), (prompt, rows), rows, _answers_mask(p, lengths, self.device)))
+                pack.calls.append(Call((rows,), (prompt, rows), rows, answers_mask(p, lengths, self.device)))
                 first = rows.stop
         return pack
 
@@ -404,35 +337,6 @@ class StudentScorer:
         return tokens
 
     # ---- forward passes -----------------------------------------------------------------------
-
-    def _target_nll(self, hidden_rows: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        """NLL of `targets` given the final hidden states that predict them.
-
-        The LM head runs over vocabulary blocks with an online log-sum-exp in float32 (running
-        max and rescaled sum), so only `(rows, block)` logits exist at a time, sized to stay in
-        cache on CPU; each target's logit is a float32 dot product."""
-        weight, bias = self.lm_head.weight, self.lm_head.bias
-        vocab = weight.shape[0]
-        out = torch.empty(targets.shape[0], dtype=torch.float32, device=hidden_rows.device)
-        rows = self._head_rows
-        block = max(128, self._head_bytes // (4 * min(rows, max(1, targets.shape[0]))))
-        for i in range(0, targets.shape[0], rows):
-            h = hidden_rows[i : i + rows]
-            running_max = total = None
-            for j in range(0, vocab, block):
-                logits = F.linear(h, weight[j : j + block], None if bias is None else bias[j : j + block]).float()
-                block_max = logits.amax(dim=1)
-                if running_max is None:
-                    running_max, total = block_max, logits.sub_(block_max[:, None]).exp_().sum(dim=1)
-                else:
-                    new_max = torch.maximum(running_max, block_max)
-                    total = total * (running_max - new_max).exp_() + logits.sub_(new_max[:, None]).exp_().sum(dim=1)
-                    running_max = new_max
-            out[i : i + rows] = running_max + total.log()
-        target_logit = (hidden_rows.float() * weight[targets].float()).sum(dim=1)
-        if bias is not None:
-            target_logit += bias[targets].float()
-        return out - target_logit
 
     def _run(self, pack: _Pack) -> None:
         dev = self.device
@@ -473,7 +377,7 @@ class StudentScorer:
         target, predictor, nll_region = flat(nll_parts, 2), flat(nll_parts, 1), region_ids(nll_parts, 2)
         keep = ~special_mask(ids[target], self._special_on_device)
         target, predictor, nll_region = target[keep], predictor[keep], nll_region[keep]
-        nll = self._target_nll(hidden[predictor], ids[target])
+        nll = self.head.nll(hidden[predictor], ids[target])
         nll_sum = torch.zeros(n_regions, dtype=torch.float32, device=dev).index_add_(0, nll_region, nll)
         nll_count = torch.bincount(nll_region, minlength=n_regions)
 
