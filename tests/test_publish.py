@@ -192,8 +192,11 @@ def test_cli_push(fake_hub, folder, capsys, monkeypatch):
 
 
 def test_retry_classification_and_retry_after():
-    import httpx2
     from huggingface_hub.errors import HfHubHTTPError
+
+    from scas_hub.publish.retry import http_library
+
+    httpx2 = http_library()  # the HTTP client of the installed huggingface_hub
 
     def http_error(status: int, **headers) -> HfHubHTTPError:
         response = httpx2.Response(status, headers=headers, request=httpx2.Request("POST", "http://hub/api/x"))

@@ -29,7 +29,7 @@ from ..errors import PublishError
 from .card import write_card
 from .figures import FIGURES_DIR
 from .folder import CONFIG_DIRS, read_stats, write_stats
-from .retry import RetryPolicy, with_retries
+from .retry import RetryPolicy, http_library, with_retries
 
 logger = logging.getLogger("scas_hub.publish")
 VERSION_TAG = re.compile(r"^v(\d+)$")
@@ -135,9 +135,10 @@ def push_folder(folder: str | Path, repo_id: str, *, version: str | None = None,
     Raises:
         PublishError: not a scas-hub folder, the tag exists, or the Hub refused the push (nothing tagged).
     """
-    import httpx2
     from huggingface_hub import HfApi
     from huggingface_hub.errors import HfHubHTTPError
+
+    http = http_library()
 
     folder = Path(folder)
     record = read_stats(folder)
@@ -181,7 +182,7 @@ def push_folder(folder: str | Path, repo_id: str, *, version: str | None = None,
                 "nothing was tagged; run the same command again to retry")
         raise PublishError(_redact(f"pushing {folder} to {repo_id} failed while {step}: {err} ({hint})", token)) \
             from err
-    except (httpx2.TransportError, OSError, RuntimeError, ValueError) as err:  # network, LFS upload, bad metadata
+    except (http.TransportError, OSError, RuntimeError, ValueError) as err:  # network, LFS upload, bad metadata
         raise PublishError(_redact(f"pushing {folder} to {repo_id} failed while {step}: {type(err).__name__}: "
                                    f"{err} (nothing was tagged; run the same command again to retry)", token)) from err
     return PushResult(repo_id, version, commit)

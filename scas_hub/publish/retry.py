@@ -44,10 +44,20 @@ def _causes(err: BaseException):
         err = err.__cause__ or err.__context__
 
 
+def http_library():
+    """The HTTP client huggingface_hub uses, for its exception types: `httpx2` from hub 2.x, `httpx` before."""
+    try:
+        import httpx2
+    except ImportError:  # huggingface_hub 1.x
+        import httpx as httpx2
+    return httpx2
+
+
 def transient(err: BaseException) -> tuple[bool, float | None]:
     """Whether `err` (or an error it was raised from) is worth retrying, and the server's Retry-After."""
-    import httpx2
     from huggingface_hub.errors import HfHubHTTPError
+
+    httpx2 = http_library()
 
     for e in _causes(err):
         if isinstance(e, HfHubHTTPError) and e.response is not None:
