@@ -56,13 +56,18 @@ def conversation_tokens(tokenizer, questions) -> list[list[int]]:
     return [e.input_ids for q in questions for e in encoder.encode(q.candidates)]
 
 
-def run_engine(model, tokenizer, questions, device, budget):
+def run_engine(model, tokenizer, questions, device, budget, positions: list | None = None):
+    """Score a copy of `questions`; the decoder's row lengths are appended to `positions` if given."""
     qs = copy.deepcopy(questions)
     stats = PipelineStats()
     scorer = StudentScorer(model, tokenizer, ScoringConfig(token_budget=budget, progress=False))
+    hook = None if positions is None else scorer.decoder.register_forward_pre_hook(
+        lambda module, args, kwargs: positions.append(kwargs["input_ids"].shape[1]), with_kwargs=True)
     with measure(device) as m:
         for _ in scorer.score_questions(qs, stats):
             pass
+    if hook is not None:
+        hook.remove()
     scorer.close()
     return qs, m
 
@@ -99,14 +104,33 @@ def rel_errors(a: dict, b: dict) -> list[float]:
     return [abs(a[k] - b[k]) / max(abs(b[k]), 1e-12) for k in b]
 
 
-def forward_flops_per_token(config, context: float) -> float:
-    """2 x parameters (LM head included) + attention scores and mixing at the mean causal context."""
+def weight_flops(config) -> tuple[float, float]:
+    """Matmul FLOPs with the weights per token position: (decoder layers, LM head row)."""
     h, layers, inter = config.hidden_size, config.num_hidden_layers, config.intermediate_size
     heads, kv = config.num_attention_heads, config.num_key_value_heads
-    head_dim = h // heads
-    per_layer = 2 * h * (h + 2 * kv * head_dim) + 2 * h * h + 3 * 2 * h * inter
-    attention = 2 * 2 * layers * h * context
-    return layers * per_layer + 2 * h * config.vocab_size + attention
+    head_dim = getattr(config, "head_dim", None) or h // heads
+    per_layer = 2 * h * (heads * head_dim + 2 * kv * head_dim) + 2 * heads * head_dim * h + 3 * 2 * h * inter
+    return layers * per_layer, 2 * h * config.vocab_size
+
+
+def work_ratio(config, sequences, engine_positions: int, questions) -> float:
+    """Weight-matmul work of the naive algorithm over the engine's: naive runs every conversation
+    position through the layers and the LM head; the engine runs its pack rows (each prompt once
+    per pack) through the layers and only NLL targets through the head. At equal matmul rates this
+    is the ceiling of engine/naive."""
+    body, head = weight_flops(config)
+    naive = sum(map(len, sequences)) * (body + head)
+    scores = [[c.score for c in q.candidates if c.score is not None] for q in questions]
+    targets = sum(s.n_answer_tokens for ss in scores for s in ss) + sum(ss[0].n_question_tokens for ss in scores if ss)
+    return naive / (engine_positions * body + targets * head)
+
+
+def forward_flops_per_token(config, context: float) -> float:
+    """2 x parameters (LM head included) + attention scores and mixing at the mean causal context."""
+    body, head = weight_flops(config)
+    attention = 2 * 2 * config.num_hidden_layers * config.num_attention_heads * \
+        (getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads) * context
+    return body + head + attention
 
 
 PEAK_FLOPS = {"cuda": 989e12}
@@ -217,7 +241,8 @@ def main() -> None:
     times: dict[str, list[list]] = defaultdict(lambda: [[] for _ in chunks])  # method -> chunk -> runs
     naive_scores: dict | None = None if fp32 is None else {}
     results: dict[str, list] = {}
-    for _ in range(args.repeat):
+    positions: list[int] = []  # the engine's pack rows, counted in the first round
+    for r in range(args.repeat):
         for d in dtypes:
             results[d] = []
         for c, chunk in enumerate(chunks):
@@ -227,7 +252,8 @@ def main() -> None:
                 times["naive"][c].append(m)
             for d in dtypes:
                 times[f"forward {d}"][c].append(run_forward(models[d][0], chunk_sequences[c], args.device))
-                scored, m = run_engine(models[d][0], tokenizer, chunk, args.device, args.budget)
+                counted = positions if r == 0 and d == dtypes[0] else None
+                scored, m = run_engine(models[d][0], tokenizer, chunk, args.device, args.budget, counted)
                 results[d] += scored
                 times[f"engine {d}"][c].append(m)
     runs = {name: [Measurement(sum(per_chunk[r].seconds for per_chunk in per_method),
@@ -249,6 +275,9 @@ def main() -> None:
             print(f"score error vs naive float32 [{d}]: max rel {max(errs):.2e}, median rel "
                   f"{statistics.median(errs):.2e}")
         print(f"ratio engine/forward = {mf.seconds / me.seconds:.2f}   [{d}]")
+    ratio = work_ratio(models[dtypes[0]][0].config, sequences, sum(positions), results[dtypes[0]])
+    print(f"matmul work naive/engine = {ratio:.2f}   (weight FLOPs: {sum(positions):,} engine rows vs {tokens:,} "
+          "conversation tokens, LM head on targets only; the ceiling of engine/naive at equal matmul rates)")
     if "float32" in results and "bfloat16" in results:
         a, b = selections(results["float32"]), selections(results["bfloat16"])
         flips = sum(a[k] != b.get(k) for k in a)

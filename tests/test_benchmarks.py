@@ -18,7 +18,7 @@ def test_bench_quick_prints_ratios():
     assert proc.returncode == 0, proc.stderr[-2000:]
     out = proc.stdout
     for needle in ["ratio engine/naive =", "ratio engine/forward =", "selections differing bfloat16 vs float32",
-                   "ratio 2x/1x =", "long-answer peak memory"]:
+                   "ratio 2x/1x =", "long-answer peak memory", "matmul work naive/engine ="]:
         assert needle in out, needle
     # speed never buys a different answer
     line = next(x for x in out.splitlines() if "score error vs naive float32 [float32]" in x)
