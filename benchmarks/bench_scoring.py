@@ -14,8 +14,8 @@ throughput at 1x and Nx corpus size, and the peak memory for one very long answe
 
     python benchmarks/bench_scoring.py                 # CPU, embedded SmolLM2-135M
     python benchmarks/bench_scoring.py --quick         # smoke run (seconds)
-    python benchmarks/bench_scoring.py --student random:qwen2.5-1.5b --dtypes bfloat16 --device cuda
-                                                       # GPU: Qwen2.5-1.5B shape, prints MFU (989 TFLOP/s peak)
+    python benchmarks/bench_scoring.py --student random:qwen2.5-1.5b --dtypes bfloat16 --device cuda \
+        --attention sdpa,flex                          # GPU: Qwen2.5-1.5B shape, both attention layouts, MFU
 """
 
 from __future__ import annotations
@@ -56,11 +56,11 @@ def conversation_tokens(tokenizer, questions) -> list[list[int]]:
     return [e.input_ids for q in questions for e in encoder.encode(q.candidates)]
 
 
-def run_engine(model, tokenizer, questions, device, budget, positions: list | None = None):
+def run_engine(model, tokenizer, questions, device, budget, positions: list | None = None, attention: str = "sdpa"):
     """Score a copy of `questions`; the decoder's row lengths are appended to `positions` if given."""
     qs = copy.deepcopy(questions)
     stats = PipelineStats()
-    scorer = StudentScorer(model, tokenizer, ScoringConfig(token_budget=budget, progress=False))
+    scorer = StudentScorer(model, tokenizer, ScoringConfig(token_budget=budget, attention=attention, progress=False))
     hook = None if positions is None else scorer.decoder.register_forward_pre_hook(
         lambda module, args, kwargs: positions.append(kwargs["input_ids"].shape[1]), with_kwargs=True)
     with measure(device) as m:
@@ -170,7 +170,7 @@ def load_model(student: str, dtype: str, device: str):
     return model, AutoTokenizer.from_pretrained(path)
 
 
-def long_answer_memory(device: str, answer_tokens: int, with_naive: bool) -> None:
+def long_answer_memory(device: str, answer_tokens: int, with_naive: bool, attention: str = "sdpa") -> None:
     """One ~6.3k-token answer through a random Qwen2 with the real 151,936-token vocabulary."""
     from scas_hub import Candidate, Question
     from scas_hub.testing.models import qwen_tokenizer, tiny_qwen2
@@ -184,7 +184,7 @@ def long_answer_memory(device: str, answer_tokens: int, with_naive: bool) -> Non
     text = tokenizer.decode(ids[:answer_tokens])
     q = Question("long", [Candidate("long", "t", "Write a long answer.", text)])
     n = len(conversation_tokens(tokenizer, [q])[0])
-    _, m = run_engine(model, tokenizer, [q], device, budget=None)
+    _, m = run_engine(model, tokenizer, [q], device, None, None, attention)
     line(f"engine long answer ({n} tok)", n, m)
     if with_naive:
         _, mn = run_naive(model, tokenizer, [q], device)
@@ -201,6 +201,8 @@ def main() -> None:
     p.add_argument("--max-words", type=int, default=1500, help="longest answers (~1.3 tokens/word)")
     p.add_argument("--dtypes", default="float32,bfloat16")
     p.add_argument("--budget", type=int, default=None, help="engine token budget (default: the engine's, by device)")
+    p.add_argument("--attention", default="sdpa",
+                   help="engine attention mode(s), comma-separated (sdpa, flex): each one is timed side by side")
     p.add_argument("--scale", type=int, default=8, help="corpus multiple for the flatness check (0: skip)")
     p.add_argument("--long-answer", type=int, default=6300, help="tokens of the long answer (0: skip)")
     p.add_argument("--no-naive", action="store_true", help="skip the (slow) naive algorithm")
@@ -211,7 +213,7 @@ def main() -> None:
     if args.quick:
         args.questions, args.teachers, args.max_words, args.scale, args.long_answer, args.repeat = 2, 6, 60, 2, 300, 1
     torch.manual_seed(0)
-    dtypes = args.dtypes.split(",")
+    dtypes, attentions = args.dtypes.split(","), args.attention.split(",")
     print(f"device {args.device}, torch {torch.__version__}, threads {torch.get_num_threads()}, "
           f"student {args.student}")
 
@@ -240,11 +242,12 @@ def main() -> None:
     fp32 = None if args.no_naive else (models.get("float32") or load_model(args.student, "float32", args.device))
     times: dict[str, list[list]] = defaultdict(lambda: [[] for _ in chunks])  # method -> chunk -> runs
     naive_scores: dict | None = None if fp32 is None else {}
-    results: dict[str, list] = {}
+    engines = [(d, a, f"{d}" if len(attentions) == 1 else f"{d}, {a}") for d in dtypes for a in attentions]
+    results: dict[str, list] = {}  # by engine label
     positions: list[int] = []  # the engine's pack rows, counted in the first round
     for r in range(args.repeat):
-        for d in dtypes:
-            results[d] = []
+        for *_, label in engines:
+            results[label] = []
         for c, chunk in enumerate(chunks):
             if fp32 is not None:
                 scores, m = run_naive(fp32[0], tokenizer, chunk, args.device)
@@ -252,10 +255,11 @@ def main() -> None:
                 times["naive"][c].append(m)
             for d in dtypes:
                 times[f"forward {d}"][c].append(run_forward(models[d][0], chunk_sequences[c], args.device))
-                counted = positions if r == 0 and d == dtypes[0] else None
-                scored, m = run_engine(models[d][0], tokenizer, chunk, args.device, args.budget, counted)
-                results[d] += scored
-                times[f"engine {d}"][c].append(m)
+            for d, a, label in engines:
+                counted = positions if r == 0 and label == engines[0][2] else None
+                scored, m = run_engine(models[d][0], tokenizer, chunk, args.device, args.budget, counted, a)
+                results[label] += scored
+                times[f"engine {label}"][c].append(m)
     runs = {name: [Measurement(sum(per_chunk[r].seconds for per_chunk in per_method),
                                max(per_chunk[r].peak_bytes for per_chunk in per_method)) for r in range(args.repeat)]
             for name, per_method in times.items()}
@@ -266,40 +270,48 @@ def main() -> None:
     if naive_scores is not None:
         line("naive (float32)", tokens, fastest["naive"], fpt, runs["naive"])
     for d in dtypes:
-        mf, me = fastest[f"forward {d}"], fastest[f"engine {d}"]
-        line(f"forward ({d})", tokens, mf, fpt, runs[f"forward {d}"])
-        line(f"engine ({d})", tokens, me, fpt, runs[f"engine {d}"])
+        line(f"forward ({d})", tokens, fastest[f"forward {d}"], fpt, runs[f"forward {d}"])
+    for d, _, label in engines:
+        mf, me = fastest[f"forward {d}"], fastest[f"engine {label}"]
+        line(f"engine ({label})", tokens, me, fpt, runs[f"engine {label}"])
         if naive_scores is not None:
-            print(f"ratio engine/naive = {fastest['naive'].seconds / me.seconds:.2f}   [{d}]")
-            errs = rel_errors(scores_of(results[d]), naive_scores)
-            print(f"score error vs naive float32 [{d}]: max rel {max(errs):.2e}, median rel "
+            print(f"ratio engine/naive = {fastest['naive'].seconds / me.seconds:.2f}   [{label}]")
+            errs = rel_errors(scores_of(results[label]), naive_scores)
+            print(f"score error vs naive float32 [{label}]: max rel {max(errs):.2e}, median rel "
                   f"{statistics.median(errs):.2e}")
-        print(f"ratio engine/forward = {mf.seconds / me.seconds:.2f}   [{d}]")
-    ratio = work_ratio(models[dtypes[0]][0].config, sequences, sum(positions), results[dtypes[0]])
+        print(f"ratio engine/forward = {mf.seconds / me.seconds:.2f}   [{label}]")
+    ratio = work_ratio(models[dtypes[0]][0].config, sequences, sum(positions), results[engines[0][2]])
     print(f"matmul work naive/engine = {ratio:.2f}   (weight FLOPs: {sum(positions):,} engine rows vs {tokens:,} "
           "conversation tokens, LM head on targets only; the ceiling of engine/naive at equal matmul rates)")
-    if "float32" in results and "bfloat16" in results:
-        a, b = selections(results["float32"]), selections(results["bfloat16"])
+    label = {d: next(lbl for dd, _, lbl in engines if dd == d) for d in dtypes}  # first attention mode
+    if "float32" in dtypes and "bfloat16" in dtypes:
+        a, b = selections(results[label["float32"]]), selections(results[label["bfloat16"]])
         flips = sum(a[k] != b.get(k) for k in a)
-        errs = rel_errors(scores_of(results["bfloat16"]), scores_of(results["float32"]))
+        errs = rel_errors(scores_of(results[label["bfloat16"]]), scores_of(results[label["float32"]]))
         print(f"selections differing bfloat16 vs float32: {flips} of {len(a)} "
               f"(score rel error max {max(errs):.2e}, median {statistics.median(errs):.2e})")
     if big is not None:
         d = dtypes[-1]
         big_tokens = sum(map(len, conversation_tokens(tokenizer, big)))
         small_runs, big_runs = [], []
+        a = attentions[0]
         for _ in range(args.repeat):  # 1x before and after each Nx run, to sample the same spells
-            small_runs.append(run_engine(models[d][0], tokenizer, questions, args.device, args.budget)[1])
-            big_runs.append(run_engine(models[d][0], tokenizer, big, args.device, args.budget)[1])
-            small_runs.append(run_engine(models[d][0], tokenizer, questions, args.device, args.budget)[1])
+            small_runs.append(run_engine(models[d][0], tokenizer, questions, args.device, args.budget, None, a)[1])
+            big_runs.append(run_engine(models[d][0], tokenizer, big, args.device, args.budget, None, a)[1])
+            small_runs.append(run_engine(models[d][0], tokenizer, questions, args.device, args.budget, None, a)[1])
         m1, m8 = best(small_runs), best(big_runs)
         line(f"engine 1x ({d})", tokens, m1, None, small_runs)
         line(f"engine {args.scale}x ({d})", big_tokens, m8, None, big_runs)
-        t1, t8 = tokens / m1.seconds, big_tokens / m8.seconds
-        print(f"throughput 1x {t1:,.0f} tok/s, {args.scale}x {t8:,.0f} tok/s [{d}]: "
-              f"ratio {args.scale}x/1x = {t8 / t1:.2f} (peak {gib(m1.peak_bytes)} vs {gib(m8.peak_bytes)})")
+        # paired: each Nx run against the mean of the two 1x runs around it (same spell of the machine)
+        pairs = [(big_tokens / big_runs[i].seconds) /
+                 (tokens / statistics.fmean(m.seconds for m in small_runs[2 * i : 2 * i + 2]))
+                 for i in range(len(big_runs))]
+        print(f"throughput 1x {tokens / m1.seconds:,.0f} tok/s, {args.scale}x {big_tokens / m8.seconds:,.0f} tok/s "
+              f"(best runs) [{d}]: ratio {args.scale}x/1x = {statistics.median(pairs):.2f} (median of "
+              f"{', '.join(f'{x:.2f}' for x in pairs)}: each {args.scale}x run over the mean of the 1x runs around it; "
+              f"peak {gib(m1.peak_bytes)} vs {gib(m8.peak_bytes)})")
     if args.long_answer:
-        long_answer_memory(args.device, args.long_answer, with_naive=not args.no_naive)
+        long_answer_memory(args.device, args.long_answer, with_naive=not args.no_naive, attention=attentions[0])
 
 
 if __name__ == "__main__":

@@ -42,11 +42,12 @@ def _questions() -> list[Question]:
             Question("single", [Candidate("single", "terse", "Name a prime.", "7")])]
 
 
-@pytest.mark.parametrize("model_type", sorted(ARCHITECTURES))
-def test_engine_matches_naive_on_other_architectures(qwen_tokenizer, model_type):
+@pytest.mark.parametrize("model_type, attention", [(m, "sdpa") for m in sorted(ARCHITECTURES)] + [("gemma2", "flex")])
+def test_engine_matches_naive_on_other_architectures(qwen_tokenizer, model_type, attention):
     extra, transform = ARCHITECTURES[model_type]
     model = _model(model_type, **extra)
-    scorer = StudentScorer(model, qwen_tokenizer, ScoringConfig(token_budget=120, causal_ratio=2.0, progress=False))
+    config = ScoringConfig(token_budget=120, causal_ratio=2.0, attention=attention, progress=False)
+    scorer = StudentScorer(model, qwen_tokenizer, config)
     assert scorer.head.transform == transform
     questions = _questions()
     list(scorer.score_questions(questions, PipelineStats()))

@@ -40,9 +40,9 @@ def _questions(long_words: int = 1600) -> list[Question]:
     return out
 
 
-def _check(model, tokenizer, questions, budget, causal_ratio=4.0):
+def _check(model, tokenizer, questions, budget, causal_ratio=4.0, attention="sdpa"):
     stats = PipelineStats()
-    config = ScoringConfig(token_budget=budget, causal_ratio=causal_ratio, progress=False)
+    config = ScoringConfig(token_budget=budget, causal_ratio=causal_ratio, attention=attention, progress=False)
     scorer = StudentScorer(model, tokenizer, config)
     list(scorer.score_questions(questions, stats))
     scorer.close()
@@ -72,6 +72,31 @@ def test_engine_matches_naive_tiny_qwen(tiny_qwen, budget, causal_ratio):
     answer (0), or a mix (4, 0.5)."""
     model, tokenizer = tiny_qwen
     assert _check(model, tokenizer, _questions(), budget, causal_ratio) == 9
+
+
+@pytest.mark.parametrize("budget", [64, 700])
+def test_flex_attention_matches_naive(tiny_qwen, budget):
+    """The accelerator layout (one block-sparse flex-attention call per layer, packs padded to
+    whole blocks) gives the naive numbers too; here flex runs in its reference form, on CUDA the
+    same block mask goes to the compiled kernel."""
+    model, tokenizer = tiny_qwen
+    assert _check(model, tokenizer, _questions(long_words=400), budget, attention="flex") == 9
+
+
+@pytest.mark.slow
+def test_compiled_flex_attention_matches_naive(tiny_qwen, monkeypatch):
+    """The CUDA form of the flex layout (compiled kernel, compiled block masks), compiled here for
+    CPU: our mask closures trace, packs of other lengths reuse the compiled code, numbers hold."""
+    import torch
+
+    from scas_hub.score import attention
+
+    monkeypatch.setattr(attention, "COMPILED_FLEX_DEVICES", frozenset({"cpu"}))
+    model, tokenizer = tiny_qwen
+    assert _check(model, tokenizer, _questions(long_words=400), 700, attention="flex") == 9
+    compiled = torch._dynamo.utils.counters["stats"]["unique_graphs"]
+    assert _check(model, tokenizer, _questions(long_words=400), 300, attention="flex") == 9
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == compiled  # no recompiles
 
 
 def test_engine_matches_naive_embedded_student(smollm2):
@@ -169,6 +194,14 @@ def test_packed_attention_matches_dense_masked_attention(monkeypatch, kernel_gqa
     scores = (q @ k.repeat_interleave(2, dim=1).transpose(-1, -2) * 0.3).masked_fill(~allowed, float("-inf"))
     want = (scores.softmax(dim=-1) @ v.repeat_interleave(2, dim=1)).transpose(1, 2)
     assert torch.allclose(got, want, atol=1e-5)
+
+    # the same pack as one flex-attention call, padded to whole blocks
+    rows = attention.FLEX_BLOCK
+    plan = attention.flex_plan(pack.segments, rows, "cpu")
+    padded = [torch.cat([x, torch.randn(1, x.shape[1], rows - total, 8)], dim=2) for x in (q, k, v)]
+    flex, _ = attention.packed_attention(None, *padded, None, scaling=0.3, scas_layout=plan)
+    assert flex.shape == (1, rows, 4, 8)
+    assert torch.allclose(flex[:, :total], want, atol=1e-5)
 
 
 def _encoded(prompt: int, answer: int):

@@ -2,13 +2,21 @@
 
 A pack is one row `[prompt, answer_1, ..., answer_k, prompt', ...]`. Every answer attends to its
 own prompt and to itself, causally, and to nothing else, so each candidate gets exactly the
-numbers of its own forward pass while the prompt runs once. The pack's plan is a list of `Call`s,
-passed to the decoder as the `scas_layout` keyword; the engine switches the model's attention
-implementation to `ATTENTION` only around its own forward passes.
+numbers of its own forward pass while the prompt runs once. The pack's plan is passed to the
+decoder as the `scas_layout` keyword, in one of two forms:
+
+- `"sdpa"`: a list of `Call`s, one SDPA kernel call each (prompts causal, long answers causal over
+  prompt + answer, short ones masked and grouped); fastest on CPU, where calls are cheap;
+- `"flex"`: a `FlexPlan`, one block-sparse flex-attention call per layer over the whole pack
+  (compiled on CUDA), for accelerators where a call per answer per layer would be launch-bound.
+
+The engine switches the model's attention implementation to `ATTENTION` only around its own
+forward passes.
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import torch
@@ -20,6 +28,12 @@ ATTENTION = "scas_packed"
 KERNEL_GQA_DEVICES = frozenset({"cpu"})
 """Device types whose attention kernels take grouped key/value heads directly, masked or not
 (elsewhere, e.g. CUDA's masked memory-efficient kernel, heads are repeated first)."""
+MODES = ("sdpa", "flex")
+COMPILED_FLEX_DEVICES = frozenset({"cuda"})
+"""Device types where flex attention and its block masks are compiled (elsewhere the reference
+form runs: correct, but it materialises whole score matrices)."""
+FLEX_BLOCK = 128
+"""Packs run under flex attention are padded to a multiple of this (its sparse block size)."""
 SOFTCAP_QUERY_BLOCK = 1024
 """Query rows per block on the explicit (soft-capped) path, which materialises its scores."""
 
@@ -35,6 +49,62 @@ class Call:
     mask: torch.Tensor | None = None
     """(queries, keys) booleans, True = attend; None = plain causal over the square."""
     skip: int = 0
+
+
+@dataclass(frozen=True)
+class FlexPlan:
+    """A pack as one flex-attention call per layer: the block mask, and the most keys any row sees."""
+
+    block_mask: object  # torch.nn.attention.flex_attention.BlockMask
+    longest: int
+
+
+def flex_plan(segments: list[tuple[int, int, int]], rows: int, device) -> FlexPlan:
+    """Plan a pack of `segments` `(length, prompt_start, prompt_end)` in row order, padded to `rows`:
+    a row sees its own segment causally and its answer's prompt rows (an empty range for prompts).
+    Padding rows see only themselves."""
+    from torch.nn.attention.flex_attention import create_block_mask
+
+    lengths = torch.tensor([n for n, _, _ in segments] + [1] * (rows - sum(n for n, _, _ in segments)))
+    segment = torch.repeat_interleave(torch.arange(len(lengths)), lengths).to(device)
+    start = torch.repeat_interleave(torch.tensor([s for _, s, _ in segments] + [0] * (len(lengths) - len(segments))),
+                                    lengths).to(device)
+    stop = torch.repeat_interleave(torch.tensor([e for _, _, e in segments] + [0] * (len(lengths) - len(segments))),
+                                   lengths).to(device)
+
+    def mask_mod(b, h, q, kv):
+        return ((segment[q] == segment[kv]) & (kv <= q)) | ((kv >= start[q]) & (kv < stop[q]))
+
+    longest = max(n + e - s for n, s, e in segments)
+    compiled = segment.device.type in COMPILED_FLEX_DEVICES  # the eager form materialises (rows, rows) indices
+    mask = create_block_mask(mask_mod, None, None, rows, rows, device=device, _compile=compiled)
+    return FlexPlan(mask, longest)
+
+
+@functools.cache
+def _flex_kernel(compiled: bool):
+    from torch.nn.attention.flex_attention import flex_attention
+
+    return torch.compile(flex_attention, dynamic=True) if compiled else flex_attention
+
+
+@functools.cache
+def _softcap_mod(softcap: float):
+    def score_mod(score, b, h, q, kv):
+        return softcap * torch.tanh(score / softcap)
+
+    return score_mod
+
+
+def _flex(plan: FlexPlan, query, key, value, scale, softcap, window) -> torch.Tensor:
+    if window and plan.longest > window:
+        raise StudentError(f"a candidate is longer than this student's sliding attention window ({window} "
+                           "tokens), which the packed scorer does not implement; pass --max-length")
+    kernel = _flex_kernel(query.device.type in COMPILED_FLEX_DEVICES)
+    score_mod = None if softcap is None else _softcap_mod(float(softcap))
+    out = kernel(query, key, value, score_mod=score_mod, block_mask=plan.block_mask, scale=scale,
+                 enable_gqa=key.shape[1] != query.shape[1])
+    return out.transpose(1, 2).contiguous()
 
 
 def answers_mask(prompt: int, lengths: list[int], device) -> torch.Tensor:
@@ -78,12 +148,14 @@ def packed_attention(module, query, key, value, attention_mask, scaling=None, dr
     """Attention over a pack of prompt/answer segments (transformers attention interface).
 
     `query` is (1, heads, T, dim), `key`/`value` (1, kv_heads, T, dim), already rotated with the
-    per-segment positions; `scas_layout` is the pack's list of `Call`s."""
-    layout: list[Call] | None = kwargs.get("scas_layout")
+    per-segment positions; `scas_layout` is the pack's list of `Call`s or its `FlexPlan`."""
+    layout: list[Call] | FlexPlan | None = kwargs.get("scas_layout")
     if layout is None:
         raise StudentError("packed attention was called without a pack layout: this architecture does not pass "
                            "attention kwargs through its layers")
     window, softcap = kwargs.get("sliding_window"), kwargs.get("softcap")
+    if isinstance(layout, FlexPlan):
+        return _flex(layout, query, key, value, scaling, softcap, window), None
     gqa = key.shape[1] != query.shape[1]
     if gqa and softcap is None and query.device.type not in KERNEL_GQA_DEVICES:
         key = key.repeat_interleave(query.shape[1] // key.shape[1], dim=1)

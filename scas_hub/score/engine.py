@@ -24,7 +24,7 @@ from ..errors import ConfigError, StudentError
 from ..records import Candidate, Question
 from ..stats import PipelineStats
 from . import attention
-from .attention import ATTENTION, Call, answers_mask
+from .attention import ATTENTION, Call, FlexPlan, answers_mask, flex_plan
 from .head import BlockedHead, measure_transform
 from .proxy import RegionSummary, combine, unit_features
 from .regions import ChatEncoder, EncodedCandidate, special_mask, special_token_ids
@@ -55,6 +55,10 @@ class ScoringConfig:
     """Answers at least this many times longer than their prompt attend with the fused causal
     kernel over prompt + answer (recomputing the prompt's attention rows, cheaper than a masked
     kernel at that length); shorter ones attend through a mask over prompt + answer."""
+    attention: str = "sdpa"
+    """How packs attend: "sdpa" (a kernel call per prompt and answer or group of short answers;
+    best on CPU) or "flex" (one block-sparse flex-attention call per layer, compiled on CUDA; for
+    accelerators, where per-answer calls would be launch-bound). Same numbers either way."""
     lm_head_block_bytes: int | None = None
     """Float32 logits held at once by the blocked LM head (default: 4 MiB on CPU, to stay in
     cache; 512 MiB on accelerators, for few large kernels)."""
@@ -67,6 +71,8 @@ class ScoringConfig:
             raise ConfigError("--token-budget and --window-chars must be positive")
         if self.causal_ratio < 0:
             raise ConfigError("causal_ratio must be >= 0")
+        if self.attention not in attention.MODES:
+            raise ConfigError(f"--attention must be one of {', '.join(attention.MODES)}, not {self.attention!r}")
 
 
 def pending_candidates(question: Question) -> list[Candidate]:
@@ -162,6 +168,8 @@ class _Pack:
     ids: list[int] = field(default_factory=list)
     positions: list[int] = field(default_factory=list)
     calls: list[Call] = field(default_factory=list)
+    segments: list[tuple[int, int, int]] = field(default_factory=list)
+    """(rows, prompt start, prompt stop) per prompt or answer, in row order (prompts: no prompt range)"""
     questions: list[tuple[_Prompt, int]] = field(default_factory=list)  # (prompt, start row)
     answers: list[tuple[Candidate, _Prompt, int, int, int]] = field(default_factory=list)
     """(candidate, prompt, prompt start row, answer start row, answer length)"""
@@ -284,16 +292,18 @@ class StudentScorer:
             yield pack
 
     def _layout(self, units: list[_Unit]) -> _Pack:
-        """Lay units out in one row and plan their attention calls: the prompt, causal; each long
-        answer with the fused causal kernel over prompt + answer (prompt rows recomputed there,
-        outputs dropped); the others over prompt + themselves with a mask, very short ones
-        grouped (at most half a prompt of answer tokens per call) to save calls."""
-        pack = _Pack()
+        """Lay units out in one row and plan their attention. Under "sdpa": the prompt, causal;
+        each long answer with the fused causal kernel over prompt + answer (prompt rows recomputed
+        there, outputs dropped); the others over prompt + themselves with a mask, very short ones
+        grouped (at most half a prompt of answer tokens per call) to save calls. Under "flex" the
+        segments alone make the block mask."""
+        pack, sdpa = _Pack(), self.config.attention == "sdpa"
         for unit in units:
             start, p = len(pack.ids), len(unit.prompt.ids)
             prompt = slice(start, start + p)
             pack.ids += unit.prompt.ids
             pack.positions += range(p)
+            pack.segments.append((p, 0, 0))
             pack.calls.append(Call((prompt,), (prompt,), prompt))
             if unit.with_question:
                 pack.questions.append((unit.prompt, start))
@@ -303,6 +313,7 @@ class StudentScorer:
                 pack.answers.append((cand, unit.prompt, start, len(pack.ids), n))
                 pack.ids += enc.answer_ids
                 pack.positions += range(p, p + n)
+                pack.segments.append((n, start, start + p))
                 rows = slice(len(pack.ids) - n, len(pack.ids))
                 if n >= self.config.causal_ratio * p:
                     pack.calls.append(Call((prompt, rows), (prompt, rows), rows, skip=p))
@@ -311,7 +322,7 @@ class StudentScorer:
                 else:
                     groups.append([n])
             first = start + p
-            for lengths in groups:
+            for lengths in groups if sdpa else ():
                 rows = slice(first, first + sum(lengths))
                 pack.calls.append(Call((rows,), (prompt, rows), rows, answers_mask(p, lengths, self.device)))
                 first = rows.stop
@@ -340,15 +351,21 @@ class StudentScorer:
 
     def _run(self, pack: _Pack) -> None:
         dev = self.device
+        layout: list[Call] | FlexPlan = pack.calls
+        if self.config.attention == "flex":  # padded to whole sparse blocks; padding rows see only themselves
+            rows = -(-len(pack.ids) // attention.FLEX_BLOCK) * attention.FLEX_BLOCK
+            layout = flex_plan(pack.segments, rows, dev)
+            pad = rows - len(pack.ids)
+            pack.ids, pack.positions = pack.ids + [pack.ids[-1]] * pad, pack.positions + [0] * pad
         ids = torch.tensor(pack.ids, dtype=torch.long, device=dev)
         positions = torch.tensor(pack.positions, dtype=torch.long, device=dev)
         config = self.model.config
-        attention, config._attn_implementation = config._attn_implementation, ATTENTION
+        implementation, config._attn_implementation = config._attn_implementation, ATTENTION
         try:  # packed attention for this forward only: the model stays usable as it was
             out = self.decoder(input_ids=ids[None], position_ids=positions[None], use_cache=False,
-                               scas_layout=pack.calls)
+                               scas_layout=layout)
         finally:
-            config._attn_implementation = attention
+            config._attn_implementation = implementation
         hidden, features = out.last_hidden_state[0], self._capture.pop()[0]
         del out
 
