@@ -56,4 +56,5 @@ def measure(device: str = "cpu", interval: float = 0.005):
 
 
 def gib(n: int) -> str:
-    return f"{n / 2**30:.2f} GiB"
+    """A size in GiB, or in MiB below a tenth of a GiB."""
+    return f"{n / 2**30:.2f} GiB" if n >= 2**30 / 10 else f"{n / 2**20:.1f} MiB"
