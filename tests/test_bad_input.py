@@ -145,13 +145,16 @@ def test_broken_json_line_stops_with_file_and_line(tmp_path):
         skipped(None, source=tmp_path / "g.jsonl.gz")
 
 
-def test_broken_json_array_names_the_line(tmp_path):
+def test_broken_json_array_names_the_row(tmp_path):
     path = tmp_path / "a.json"
     path.write_text('[\n {"id": 0, "instruction": "q"},\n {"id": 1, "instruction": "q",,}\n]')
-    with pytest.raises(CorpusFormatError, match=r"a\.json:3: broken JSON value"):
+    with pytest.raises(CorpusFormatError, match=r"a\.json: row 2: broken JSON value in array \(.*,,\}"):
         skipped(None, source=path)
     path.write_text('[\n {"id": 0}\n')
-    with pytest.raises(CorpusFormatError, match="not closed"):
+    with pytest.raises(CorpusFormatError, match=r"row 2: .*premature EOF.*close the array"):
+        skipped(None, source=path)
+    path.write_text('[{"id": 0}, 7]')
+    with pytest.raises(CorpusFormatError, match=r"a\.json: row 2: expected a JSON object per row, got int"):
         skipped(None, source=path)
 
 

@@ -225,7 +225,7 @@ def test_builder_pins_revision_and_subset_patterns(tmp_path, monkeypatch):
 
 
 def test_json_array_is_read_incrementally(tmp_path, monkeypatch):
-    monkeypatch.setattr(source_files, "_JSON_BUFFER", 64)  # force many refills mid-object
+    monkeypatch.setattr(source_files, "JSON_BUFFER", 64)  # force many refills mid-object
     rows = [{"id": i, "instruction": f"question {i}? " * 5, "teacher_output": "x" * (50 + i), "teacher_name": "t"}
             for i in range(20)]
     path = write_rows(rows, tmp_path / "t.json")

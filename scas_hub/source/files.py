@@ -1,9 +1,10 @@
 """Find a corpus's data files and read their rows in bounded chunks.
 
 Formats: JSON lines (`.jsonl`, `.jsonl.gz`, and `.json` holding lines), JSON arrays (`.json`,
-parsed incrementally), and parquet (read batch by batch, only the columns the recipe needs).
-Memory does not grow with the file: at most one parquet batch or one read buffer is held.
-A broken JSON line stops the run with the file and line number.
+parsed incrementally by `ijson`), and parquet (read batch by batch, only the columns the recipe
+needs). Memory does not grow with the file: at most one parquet batch, one line or one array
+element is held. A broken JSON line stops the run with the file and line number, a broken array
+element with the file and row.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from ..errors import CorpusFormatError, SourceError
 
 DATA_SUFFIXES = (".jsonl", ".jsonl.gz", ".json", ".parquet")
 PARQUET_BATCH_ROWS = 1024
-_JSON_BUFFER = 1 << 20
+JSON_BUFFER = 1 << 16
+"""Bytes `ijson` reads at a time from a JSON array file."""
 
 
 NOT_DATA = ("dataset_info.json", "dataset_infos.json", "dataset_dict.json", "state.json")
@@ -101,11 +103,11 @@ def iter_rows(path: Path, columns: list[str] | None = None) -> Iterator[tuple[di
             yield from _parquet_rows(path, columns)
         else:
             with _open_text(path) as f:
-                first = _peek_non_space(f)
-                if first == "[":
-                    yield from _json_array_rows(path, f)
-                else:
+                array = _peek_non_space(f) == "["
+                if not array:
                     yield from _json_lines_rows(path, f)
+            if array:
+                yield from _json_array_rows(path)
     except OSError as err:
         raise SourceError(f"cannot read {path}: {err}") from err
 
@@ -144,47 +146,21 @@ def _json_lines_rows(path: Path, f: IO[str]):
         yield _check_object(path, str(lineno), row), {"file": path.name, "line": lineno}
 
 
-def _json_array_rows(path: Path, f: IO[str]):
-    """Parse `[{...}, {...}]` incrementally: memory holds one read buffer plus the current object."""
-    decoder = json.JSONDecoder()
-    buf, pos, line, index, opened = "", 0, 1, 0, False
+def _json_array_rows(path: Path):
+    """The elements of a top-level `[{...}, {...}]`, one at a time."""
+    import ijson
 
-    def fill() -> bool:
-        nonlocal buf, pos
-        chunk = f.read(_JSON_BUFFER)
-        if not chunk:
-            return False
-        buf, pos = buf[pos:] + chunk, 0
-        return True
-
-    while True:
-        while pos < len(buf) and (buf[pos].isspace() or buf[pos] == ","):
-            line += buf[pos] == "\n"
-            pos += 1
-        if pos >= len(buf):
-            if not fill():
-                raise CorpusFormatError(f"{path}:{line}: the JSON array is not closed with ']'")
-            continue
-        if not opened:
-            if buf[pos] != "[":
-                raise CorpusFormatError(f"{path}:{line}: expected '[' to start a JSON array")
-            opened, pos = True, pos + 1
-            continue
-        if buf[pos] == "]":
-            return
+    opener = gzip.open if path.name.endswith(".gz") else open
+    index = 0
+    with opener(path, "rb") as f:
         try:
-            row, end = decoder.raw_decode(buf, pos)
-        except json.JSONDecodeError as err:
-            if fill():  # the value may continue past the buffer
-                continue
-            err_line = line + buf.count("\n", pos, err.pos)
-            raise CorpusFormatError(
-                f"{path}:{err_line}: broken JSON value in array ({err.msg}); fix that row"
-            ) from err
-        index += 1
-        yield _check_object(path, str(line), row), {"file": path.name, "row": index}
-        line += buf.count("\n", pos, end)
-        pos = end
+            for row in ijson.items(f, "item", use_float=True, buf_size=JSON_BUFFER):
+                index += 1
+                yield _check_object(path, f" row {index}", row), {"file": path.name, "row": index}
+        except ijson.JSONError as err:
+            detail = " ".join(str(err).split())  # ijson's message points at the spot across lines
+            raise CorpusFormatError(f"{path}: row {index + 1}: broken JSON value in array ({detail}); fix that row, "
+                                    "or close the array with ']' if the file was cut short") from err
 
 
 def _parquet_rows(path: Path, columns: list[str] | None):
