@@ -102,3 +102,20 @@ def test_a_dataset_built_without_rounds_counts_as_the_previous_round(two_rounds,
     assert rounds[0]["changed"] is None and rounds[0]["student"]["revision"] == record["student"]["revision"]
     # round 3 uses round 1's checkpoint again: it changes exactly the answers round 2 changed
     assert rounds[1]["changed"] == two_rounds[2].stats["rounds"][1]["changed"]
+
+
+def test_a_checkpoint_saved_again_within_the_second_gets_a_new_tag(tmp_path):
+    """The score cache keys a local checkpoint on its content tag: a retrained checkpoint written
+    over the old one (same names, same sizes, same second) must not reuse the old scores."""
+    import os
+
+    folder = tmp_path / "ckpt"
+    folder.mkdir()
+    (folder / "config.json").write_text("{}")
+    weights = folder / "model.safetensors"
+    weights.write_bytes(b"a" * 64)
+    before = resolve_student(str(folder)).revision
+    stat = weights.stat()
+    weights.write_bytes(b"b" * 64)
+    os.utime(weights, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000))  # a microsecond later
+    assert resolve_student(str(folder)).revision != before

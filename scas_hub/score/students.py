@@ -159,14 +159,14 @@ def resolve_student(student: str, revision: str | None = None) -> ResolvedStuden
 
 
 def _folder_revision(folder: Path) -> str:
-    """A content tag for a local checkpoint: hash of its config and weight file sizes/mtimes."""
+    """A content tag for a local checkpoint: hash of its config and weight files' names, sizes and mtimes (ns)."""
     import hashlib
 
     h = hashlib.sha256()
     for f in sorted(folder.glob("*")):
         if f.is_file() and f.suffix in {".json", ".safetensors", ".bin"}:
             st = f.stat()
-            h.update(f"{f.name}:{st.st_size}:{int(st.st_mtime)}".encode())
+            h.update(f"{f.name}:{st.st_size}:{st.st_mtime_ns}".encode())
     return "local-" + h.hexdigest()[:12]
 
 
