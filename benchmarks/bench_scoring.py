@@ -15,7 +15,7 @@ throughput at 1x and Nx corpus size, and the peak memory for one very long answe
     python benchmarks/bench_scoring.py                 # CPU, embedded SmolLM2-135M
     python benchmarks/bench_scoring.py --quick         # smoke run (seconds)
     python benchmarks/bench_scoring.py --student random:qwen2.5-1.5b --dtypes bfloat16 --device cuda \
-        --attention sdpa,flex                          # GPU: Qwen2.5-1.5B shape, both attention layouts, MFU
+        --engines sdpa,flex,flex+compile               # GPU: Qwen2.5-1.5B shape, attention layouts, MFU
 """
 
 from __future__ import annotations
@@ -56,11 +56,19 @@ def conversation_tokens(tokenizer, questions) -> list[list[int]]:
     return [e.input_ids for q in questions for e in encoder.encode(q.candidates)]
 
 
-def run_engine(model, tokenizer, questions, device, budget, positions: list | None = None, attention: str = "sdpa"):
+def engine_config(spec: str, budget: int | None) -> ScoringConfig:
+    """`sdpa`, `flex`, `sdpa+compile` or `flex+compile`: the attention layout, and fused kernels."""
+    attention, _, extra = spec.partition("+")
+    if extra not in ("", "compile"):
+        raise SystemExit(f"unknown engine {spec!r}: use sdpa, flex, sdpa+compile or flex+compile")
+    return ScoringConfig(token_budget=budget, attention=attention, compile=extra == "compile", progress=False)
+
+
+def run_engine(model, tokenizer, questions, device, budget, positions: list | None = None, spec: str = "sdpa"):
     """Score a copy of `questions`; the decoder's row lengths are appended to `positions` if given."""
     qs = copy.deepcopy(questions)
     stats = PipelineStats()
-    scorer = StudentScorer(model, tokenizer, ScoringConfig(token_budget=budget, attention=attention, progress=False))
+    scorer = StudentScorer(model, tokenizer, engine_config(spec, budget))
     hook = None if positions is None else scorer.decoder.register_forward_pre_hook(
         lambda module, args, kwargs: positions.append(kwargs["input_ids"].shape[1]), with_kwargs=True)
     with measure(device) as m:
@@ -170,7 +178,7 @@ def load_model(student: str, dtype: str, device: str):
     return model, AutoTokenizer.from_pretrained(path)
 
 
-def _long_answer_child(method: str, device: str, answer_tokens: int, attention: str) -> tuple:
+def _long_answer_child(method: str, device: str, answer_tokens: int, spec: str) -> tuple:
     """In a fresh process: one ~`answer_tokens` answer through a random Qwen2 with the real
     151,936-token vocabulary; returns (tokens, seconds, peak above the loaded model, process peak)."""
     import resource
@@ -187,7 +195,7 @@ def _long_answer_child(method: str, device: str, answer_tokens: int, attention: 
     q = Question("long", [Candidate("long", "t", "Write a long answer.", tokenizer.decode(ids[:answer_tokens]))])
     n = len(conversation_tokens(tokenizer, [q])[0])
     if method == "engine":
-        _, m = run_engine(model, tokenizer, [q], device, None, None, attention)
+        _, m = run_engine(model, tokenizer, [q], device, None, None, spec)
     else:
         _, m = run_naive(model, tokenizer, [q], device)
     process_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: KiB
@@ -196,7 +204,7 @@ def _long_answer_child(method: str, device: str, answer_tokens: int, attention: 
     return n, m.seconds, m.peak_bytes, process_peak
 
 
-def long_answer_memory(device: str, answer_tokens: int, with_naive: bool, attention: str = "sdpa") -> None:
+def long_answer_memory(device: str, answer_tokens: int, with_naive: bool, spec: str = "sdpa") -> None:
     """Peak memory for one very long answer, each method in a fresh process (so memory an earlier
     phase left in this process's allocator cannot hide it)."""
     import multiprocessing
@@ -206,7 +214,7 @@ def long_answer_memory(device: str, answer_tokens: int, with_naive: bool, attent
     for method in ["engine"] + (["naive"] if with_naive else []):
         with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
             n, seconds, peak, process = pool.submit(_long_answer_child, method, device, answer_tokens,
-                                                    attention).result()
+                                                    spec).result()
         line(f"{method} long answer ({n} tok)", n, Measurement(seconds, peak))
         print(f"{'':28} whole process peak {gib(process)} (model, tokenizer and interpreter included)")
         peaks[method] = peak
@@ -222,8 +230,9 @@ def main() -> None:
     p.add_argument("--max-words", type=int, default=1500, help="longest answers (~1.3 tokens/word)")
     p.add_argument("--dtypes", default="float32,bfloat16")
     p.add_argument("--budget", type=int, default=None, help="engine token budget (default: the engine's, by device)")
-    p.add_argument("--attention", default="sdpa",
-                   help="engine attention mode(s), comma-separated (sdpa, flex): each one is timed side by side")
+    p.add_argument("--engines", default="sdpa,sdpa+compile",
+                   help="engine variants timed side by side, comma-separated: the attention layout (sdpa, flex), "
+                        "+compile for fused norms and MLP activations (compiled once, before timing)")
     p.add_argument("--scale", type=int, default=8, help="corpus multiple for the flatness check (0: skip)")
     p.add_argument("--long-answer", type=int, default=6300, help="tokens of the long answer (0: skip)")
     p.add_argument("--no-naive", action="store_true", help="skip the (slow) naive algorithm")
@@ -234,7 +243,9 @@ def main() -> None:
     if args.quick:
         args.questions, args.teachers, args.max_words, args.scale, args.long_answer, args.repeat = 2, 6, 60, 2, 300, 1
     torch.manual_seed(0)
-    dtypes, attentions = args.dtypes.split(","), args.attention.split(",")
+    dtypes, specs = args.dtypes.split(","), args.engines.split(",")
+    for spec in specs:
+        engine_config(spec, None)  # a typo fails here, not after the first timed round
     print(f"device {args.device}, torch {torch.__version__}, threads {torch.get_num_threads()}, "
           f"student {args.student}")
 
@@ -263,9 +274,12 @@ def main() -> None:
     fp32 = None if args.no_naive else (models.get("float32") or load_model(args.student, "float32", args.device))
     times: dict[str, list[list]] = defaultdict(lambda: [[] for _ in chunks])  # method -> chunk -> runs
     naive_scores: dict | None = None if fp32 is None else {}
-    engines = [(d, a, f"{d}" if len(attentions) == 1 else f"{d}, {a}") for d in dtypes for a in attentions]
+    engines = [(d, a, f"{d}" if len(specs) == 1 else f"{d}, {a}") for d in dtypes for a in specs]
     results: dict[str, list] = {}  # by engine label
     positions: list[int] = []  # the engine's pack rows, counted in the first round
+    for d, a, _ in engines:  # compile warm-up, untimed (dynamic shapes: once per graph, not per pack length)
+        if "compile" in a:
+            run_engine(models[d][0], tokenizer, chunks[0], args.device, args.budget, None, a)
     for r in range(args.repeat):
         for *_, label in engines:
             results[label] = []
@@ -315,7 +329,7 @@ def main() -> None:
         d = dtypes[-1]
         big_tokens = sum(map(len, conversation_tokens(tokenizer, big)))
         small_runs, big_runs = [], []
-        a = attentions[0]
+        a = specs[0]
         for _ in range(args.repeat):  # 1x before and after each Nx run, to sample the same spells
             small_runs.append(run_engine(models[d][0], tokenizer, questions, args.device, args.budget, None, a)[1])
             big_runs.append(run_engine(models[d][0], tokenizer, big, args.device, args.budget, None, a)[1])
@@ -332,7 +346,7 @@ def main() -> None:
               f"{', '.join(f'{x:.2f}' for x in pairs)}: each {args.scale}x run over the mean of the 1x runs around it; "
               f"peak {gib(m1.peak_bytes)} vs {gib(m8.peak_bytes)})")
     if args.long_answer:
-        long_answer_memory(args.device, args.long_answer, with_naive=not args.no_naive, attention=attentions[0])
+        long_answer_memory(args.device, args.long_answer, with_naive=not args.no_naive, spec=specs[0])
 
 
 if __name__ == "__main__":

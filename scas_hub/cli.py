@@ -43,7 +43,8 @@ def _curate(args: argparse.Namespace) -> int:
     if args.num_processes > 1 and not _launched_by_accelerate():
         return _relaunch(args.num_processes)
     students = _split_list(args.student) or [DEFAULT_STUDENT]
-    scoring = ScoringConfig(token_budget=args.token_budget, attention=args.attention, window_chars=args.window_chars,
+    scoring = ScoringConfig(token_budget=args.token_budget, attention=args.attention, compile=args.compile,
+                            window_chars=args.window_chars,
                             max_length=args.max_length, truncate=args.truncate,
                             feature_module=args.feature_module, feature_layer=args.feature_layer,
                             progress=not args.no_progress)
@@ -185,6 +186,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--attention", default="sdpa", choices=["sdpa", "flex"],
                    help="packed attention: a kernel call per answer (sdpa, best on CPU) or one block-sparse "
                         "flex-attention call per layer (flex, compiled on CUDA); same scores")
+    c.add_argument("--compile", action="store_true",
+                   help="fuse the student's norms and MLP activations with torch.compile (seconds of warm-up)")
     c.add_argument("--window-chars", type=int, default=262_144,
                    help="characters of candidate text per scheduling window (the unit of sharding and resume)")
     c.add_argument("--max-length", type=int, default=None, help="skip candidates longer than this (tokens)")

@@ -42,11 +42,13 @@ def _questions() -> list[Question]:
             Question("single", [Candidate("single", "terse", "Name a prime.", "7")])]
 
 
-@pytest.mark.parametrize("model_type, attention", [(m, "sdpa") for m in sorted(ARCHITECTURES)] + [("gemma2", "flex")])
-def test_engine_matches_naive_on_other_architectures(qwen_tokenizer, model_type, attention):
+@pytest.mark.parametrize("model_type, attention, compile", [(m, "sdpa", False) for m in sorted(ARCHITECTURES)] + [
+    ("gemma2", "flex", False), pytest.param("gemma2", "sdpa", True, marks=pytest.mark.slow)])
+def test_engine_matches_naive_on_other_architectures(qwen_tokenizer, model_type, attention, compile):
+    """Gemma 2 fused (`compile`): its own RMSNorm (1 + weight) and GELU-tanh MLP compiled."""
     extra, transform = ARCHITECTURES[model_type]
     model = _model(model_type, **extra)
-    config = ScoringConfig(token_budget=120, causal_ratio=2.0, attention=attention, progress=False)
+    config = ScoringConfig(token_budget=120, causal_ratio=2.0, attention=attention, compile=compile, progress=False)
     scorer = StudentScorer(model, qwen_tokenizer, config)
     assert scorer.head.transform == transform
     questions = _questions()

@@ -40,9 +40,10 @@ def _questions(long_words: int = 1600) -> list[Question]:
     return out
 
 
-def _check(model, tokenizer, questions, budget, causal_ratio=4.0, attention="sdpa"):
+def _check(model, tokenizer, questions, budget, causal_ratio=4.0, attention="sdpa", compile=False):
     stats = PipelineStats()
-    config = ScoringConfig(token_budget=budget, causal_ratio=causal_ratio, attention=attention, progress=False)
+    config = ScoringConfig(token_budget=budget, causal_ratio=causal_ratio, attention=attention, compile=compile,
+                           progress=False)
     scorer = StudentScorer(model, tokenizer, config)
     list(scorer.score_questions(questions, stats))
     scorer.close()
@@ -97,6 +98,36 @@ def test_compiled_flex_attention_matches_naive(tiny_qwen, monkeypatch):
     compiled = torch._dynamo.utils.counters["stats"]["unique_graphs"]
     assert _check(model, tokenizer, _questions(long_words=400), 300, attention="flex") == 9
     assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == compiled  # no recompiles
+
+
+def test_fused_kernels_match_naive_and_are_removed_after(tiny_qwen):
+    """`compile=True`: RMSNorms and the gated MLP's activation run as compiled kernels during the
+    scorer's forwards (the feature hook on up_proj still fires), numbers as naive, and afterwards
+    every module has its own forward back."""
+    model, tokenizer = tiny_qwen
+    scorer = StudentScorer(model, tokenizer, ScoringConfig(compile=True, progress=False))
+    kinds = {type(m).__name__ for m, _ in scorer._fusion}
+    scorer.close()
+    assert kinds == {"Qwen2RMSNorm", "Qwen2MLP"}
+    assert _check(model, tokenizer, _questions(long_words=400), 700, compile=True) == 9
+    assert not [m for m in model.modules() if "forward" in vars(m)]
+
+
+def test_scoring_goes_on_unfused_when_compiling_fails(tiny_qwen, monkeypatch, caplog):
+    import torch
+
+    from scas_hub.score import fusion
+
+    def broken(fn):
+        def fail(*args, **kwargs):
+            raise torch._dynamo.exc.TorchDynamoException("no C++ compiler")
+        return fail
+
+    monkeypatch.setattr(fusion, "_compiled", broken)
+    model, tokenizer = tiny_qwen
+    assert _check(model, tokenizer, _questions(long_words=100), 700, compile=True) == 9
+    assert "scoring goes on without fused kernels: no C++ compiler" in caplog.text
+    assert not [m for m in model.modules() if "forward" in vars(m)]
 
 
 def test_engine_matches_naive_embedded_student(smollm2):

@@ -9,5 +9,5 @@ python3 -m pip install -q --no-index --no-deps --no-build-isolation --no-cache-d
 export PYTHONPATH=/tmp/site PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1
 nvidia-smi --query-gpu=name,memory.total,clocks.max.sm --format=csv | tee "${OUT:-.}/bench.log"
 cd benchmarks
-python3 bench_scoring.py --device cuda --student random:qwen2.5-1.5b --dtypes bfloat16 --attention sdpa,flex \
+python3 bench_scoring.py --device cuda --student random:qwen2.5-1.5b --dtypes bfloat16 --engines sdpa,sdpa+compile,flex,flex+compile \
     --questions "${QUESTIONS:-48}" --chunks 3 --repeat 2 --scale "${SCALE:-4}" 2>&1 | tee -a "${OUT:-.}/bench.log"

@@ -13,6 +13,7 @@ itself lives in `proxy.py`.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
@@ -25,9 +26,12 @@ from ..records import Candidate, Question
 from ..stats import PipelineStats
 from . import attention
 from .attention import ATTENTION, Call, FlexPlan, answers_mask, flex_plan
+from .fusion import fused, fusible_modules
 from .head import BlockedHead, measure_transform
 from .proxy import RegionSummary, combine, unit_features
 from .regions import ChatEncoder, EncodedCandidate, special_mask, special_token_ids
+
+logger = logging.getLogger(__name__)
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -55,6 +59,9 @@ class ScoringConfig:
     """Answers at least this many times longer than their prompt attend with the fused causal
     kernel over prompt + answer (recomputing the prompt's attention rows, cheaper than a masked
     kernel at that length); shorter ones attend through a mask over prompt + answer."""
+    compile: bool = False
+    """Fuse the student's RMSNorms and gated-MLP activations with `torch.compile` (a warm-up of
+    seconds; needs a C++ compiler on CPU, Triton on GPU; scoring goes on unfused if compiling fails)."""
     attention: str = "sdpa"
     """How packs attend: "sdpa" (a kernel call per prompt and answer or group of short answers;
     best on CPU) or "flex" (one block-sparse flex-attention call per layer, compiled on CUDA; for
@@ -194,6 +201,7 @@ class StudentScorer:
         self.head = BlockedHead(self.lm_head, rows=1024 if on_cpu else 16384,
                                 block_bytes=self.config.lm_head_block_bytes or (4 if on_cpu else 512) * 2**20,
                                 transform=measure_transform(model, self.decoder, self.lm_head))
+        self._fusion = fusible_modules(model) if self.config.compile else []
 
     def close(self) -> None:
         """Remove the feature hook."""
@@ -349,6 +357,26 @@ class StudentScorer:
 
     # ---- forward passes -----------------------------------------------------------------------
 
+    def _forward(self, ids: torch.Tensor, positions: torch.Tensor, layout):
+        """The decoder over one pack, with packed attention (and fused kernels) for this forward
+        only: the model stays usable as it was."""
+        config = self.model.config
+        implementation, config._attn_implementation = config._attn_implementation, ATTENTION
+        try:
+            try:
+                with fused(self._fusion):
+                    return self.decoder(input_ids=ids[None], position_ids=positions[None], use_cache=False,
+                                        scas_layout=layout)
+            except torch._dynamo.exc.TorchDynamoException as err:
+                if not self._fusion:
+                    raise
+                logger.warning("torch.compile failed, scoring goes on without fused kernels: %s", err)
+                self._fusion = []
+                return self.decoder(input_ids=ids[None], position_ids=positions[None], use_cache=False,
+                                    scas_layout=layout)
+        finally:
+            config._attn_implementation = implementation
+
     def _run(self, pack: _Pack) -> None:
         dev = self.device
         layout: list[Call] | FlexPlan = pack.calls
@@ -359,13 +387,7 @@ class StudentScorer:
             pack.ids, pack.positions = pack.ids + [pack.ids[-1]] * pad, pack.positions + [0] * pad
         ids = torch.tensor(pack.ids, dtype=torch.long, device=dev)
         positions = torch.tensor(pack.positions, dtype=torch.long, device=dev)
-        config = self.model.config
-        implementation, config._attn_implementation = config._attn_implementation, ATTENTION
-        try:  # packed attention for this forward only: the model stays usable as it was
-            out = self.decoder(input_ids=ids[None], position_ids=positions[None], use_cache=False,
-                               scas_layout=layout)
-        finally:
-            config._attn_implementation = implementation
+        out = self._forward(ids, positions, layout)
         hidden, features = out.last_hidden_state[0], self._capture.pop()[0]
         del out
 
