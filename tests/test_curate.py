@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 
+import pyarrow.parquet as pq
 import pytest
 from datasets import load_dataset
 
@@ -90,3 +91,12 @@ def test_cli_contract(tmp_path, tiny_qwen_dir):
                                   "small_policy": "nearest"}
     bad = subprocess.run([*cmd[:4], "--student", "no/such/thing/here"], capture_output=True, text=True)
     assert bad.returncode == 2 and "unknown student" in bad.stderr
+
+    # the accelerator layout and fused kernels through the CLI: the same scores
+    fast = tmp_path / "cli-flex"
+    proc = subprocess.run([*cmd[:9], str(fast), *cmd[10:], "--attention", "flex", "--compile", "--no-score-cache"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    a, b = (pq.read_table(d / "candidates").to_pylist() for d in (out, fast))
+    assert [(r["question_id"], r["teacher"]) for r in a] == [(r["question_id"], r["teacher"]) for r in b]
+    assert [r["scas_score"] for r in b] == pytest.approx([r["scas_score"] for r in a], rel=1e-4)
