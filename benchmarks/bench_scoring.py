@@ -64,7 +64,7 @@ def engine_config(spec: str, budget: int | None) -> ScoringConfig:
     return ScoringConfig(token_budget=budget, attention=attention, compile=extra == "compile", progress=False)
 
 
-def run_engine(model, tokenizer, questions, device, budget, positions: list | None = None, spec: str = "sdpa"):
+def run_engine(model, tokenizer, questions, device, budget=None, spec: str = "sdpa", positions: list | None = None):
     """Score a copy of `questions`; the decoder's row lengths are appended to `positions` if given."""
     qs = copy.deepcopy(questions)
     stats = PipelineStats()
@@ -195,7 +195,7 @@ def _long_answer_child(method: str, device: str, answer_tokens: int, spec: str) 
     q = Question("long", [Candidate("long", "t", "Write a long answer.", tokenizer.decode(ids[:answer_tokens]))])
     n = len(conversation_tokens(tokenizer, [q])[0])
     if method == "engine":
-        _, m = run_engine(model, tokenizer, [q], device, None, None, spec)
+        _, m = run_engine(model, tokenizer, [q], device, spec=spec)
     else:
         _, m = run_naive(model, tokenizer, [q], device)
     process_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: KiB
@@ -279,7 +279,7 @@ def main() -> None:
     positions: list[int] = []  # the engine's pack rows, counted in the first round
     for d, a, _ in engines:  # compile warm-up, untimed (dynamic shapes: once per graph, not per pack length)
         if "compile" in a:
-            run_engine(models[d][0], tokenizer, chunks[0], args.device, args.budget, None, a)
+            run_engine(models[d][0], tokenizer, chunks[0], args.device, args.budget, a)
     for r in range(args.repeat):
         for *_, label in engines:
             results[label] = []
@@ -292,7 +292,7 @@ def main() -> None:
                 times[f"forward {d}"][c].append(run_forward(models[d][0], chunk_sequences[c], args.device))
             for d, a, label in engines:
                 counted = positions if r == 0 and label == engines[0][2] else None
-                scored, m = run_engine(models[d][0], tokenizer, chunk, args.device, args.budget, counted, a)
+                scored, m = run_engine(models[d][0], tokenizer, chunk, args.device, args.budget, a, counted)
                 results[label] += scored
                 times[f"engine {label}"][c].append(m)
     runs = {name: [Measurement(sum(per_chunk[r].seconds for per_chunk in per_method),
@@ -331,9 +331,9 @@ def main() -> None:
         small_runs, big_runs = [], []
         a = specs[0]
         for _ in range(args.repeat):  # 1x before and after each Nx run, to sample the same spells
-            small_runs.append(run_engine(models[d][0], tokenizer, questions, args.device, args.budget, None, a)[1])
-            big_runs.append(run_engine(models[d][0], tokenizer, big, args.device, args.budget, None, a)[1])
-            small_runs.append(run_engine(models[d][0], tokenizer, questions, args.device, args.budget, None, a)[1])
+            small_runs.append(run_engine(models[d][0], tokenizer, questions, args.device, args.budget, a)[1])
+            big_runs.append(run_engine(models[d][0], tokenizer, big, args.device, args.budget, a)[1])
+            small_runs.append(run_engine(models[d][0], tokenizer, questions, args.device, args.budget, a)[1])
         m1, m8 = best(small_runs), best(big_runs)
         line(f"engine 1x ({d})", tokens, m1, None, small_runs)
         line(f"engine {args.scale}x ({d})", big_tokens, m8, None, big_runs)

@@ -199,8 +199,6 @@ def test_packed_attention_matches_dense_masked_attention(monkeypatch, kernel_gqa
 
     if not kernel_gqa:
         monkeypatch.setattr(attention, "KERNEL_GQA_DEVICES", frozenset())
-    scorer = engine.StudentScorer.__new__(engine.StudentScorer)
-    scorer.config, scorer.device = ScoringConfig(causal_ratio=2.0), torch.device("cpu")
     units, segments, start = [], [], 0
     for prompt, answers in [(6, [1, 2, 5, 13]), (4, [3, 9])]:
         p = engine._Prompt(tuple(range(prompt)))
@@ -208,8 +206,10 @@ def test_packed_attention_matches_dense_masked_attention(monkeypatch, kernel_gqa
         units.append(engine._Unit(p, items, with_question=True))
         segments.append((start, prompt, answers))
         start += prompt + sum(answers)
-    pack = scorer._layout(units)
-    assert {c.mask is None for c in pack.calls[1:]} == {True, False}  # both kernels are used
+    pack = engine._layout(units)
+    calls = attention.sdpa_calls(pack.segments, 2.0, "cpu")
+    assert {c.mask is None for c in calls[1:]} == {True, False}  # both kernels are used
+    assert any(c.mask is not None and c.out.stop - c.out.start > 1 for c in calls)  # short answers grouped
     total = len(pack.ids)
     allowed = torch.zeros(total, total, dtype=torch.bool)
     for s, prompt, answers in segments:
@@ -221,7 +221,7 @@ def test_packed_attention_matches_dense_masked_attention(monkeypatch, kernel_gqa
             b += n
     torch.manual_seed(0)
     q, k, v = torch.randn(1, 4, total, 8), torch.randn(1, 2, total, 8), torch.randn(1, 2, total, 8)
-    got, _ = attention.packed_attention(None, q, k, v, None, scaling=0.3, scas_layout=pack.calls)
+    got, _ = attention.packed_attention(None, q, k, v, None, scaling=0.3, scas_layout=calls)
     scores = (q @ k.repeat_interleave(2, dim=1).transpose(-1, -2) * 0.3).masked_fill(~allowed, float("-inf"))
     want = (scores.softmax(dim=-1) @ v.repeat_interleave(2, dim=1)).transpose(1, 2)
     assert torch.allclose(got, want, atol=1e-5)

@@ -107,6 +107,33 @@ def _flex(plan: FlexPlan, query, key, value, scale, softcap, window) -> torch.Te
     return out.transpose(1, 2).contiguous()
 
 
+def sdpa_calls(segments: list[tuple[int, int, int]], causal_ratio: float, device) -> list[Call]:
+    """Plan a pack of `segments` `(length, prompt_start, prompt_stop)` in row order (a prompt has an
+    empty prompt range) as SDPA calls: each prompt causal; an answer at least `causal_ratio` times
+    its prompt with the causal kernel over prompt + answer (prompt rows recomputed, outputs
+    dropped); other answers over prompt + themselves with a mask, consecutive short ones grouped
+    (at most half a prompt of answer tokens per call) to save calls."""
+    calls: list[Call] = []
+    groups: list[tuple[slice, int, list[int]]] = []  # (prompt rows, first row, answer lengths)
+    row = 0
+    for n, start, stop in segments:
+        rows, p = slice(row, row + n), stop - start
+        if p == 0:
+            calls.append(Call((rows,), (rows,), rows))
+        elif n >= causal_ratio * p:
+            calls.append(Call((slice(start, stop), rows), (slice(start, stop), rows), rows, skip=p))
+        elif groups and groups[-1][0].start == start and groups[-1][1] + sum(groups[-1][2]) == row \
+                and sum(groups[-1][2]) + n <= p / 2:
+            groups[-1][2].append(n)
+        else:
+            groups.append((slice(start, stop), row, [n]))
+        row += n
+    for prompt, first, lengths in groups:
+        rows = slice(first, first + sum(lengths))
+        calls.append(Call((rows,), (prompt, rows), rows, answers_mask(prompt.stop - prompt.start, lengths, device)))
+    return calls
+
+
 def answers_mask(prompt: int, lengths: list[int], device) -> torch.Tensor:
     """Mask of answers laid out one after another, attending to `[prompt, answers...]`: each
     answer sees the whole prompt and itself, causally, and no other answer."""

@@ -19,13 +19,14 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 
 import torch
+import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from ..errors import ConfigError, StudentError
 from ..records import Candidate, Question
 from ..stats import PipelineStats
 from . import attention
-from .attention import ATTENTION, Call, FlexPlan, answers_mask, flex_plan
+from .attention import ATTENTION, Call, FlexPlan, flex_plan, sdpa_calls
 from .fusion import fused, fusible_modules
 from .head import BlockedHead, measure_transform
 from .proxy import RegionSummary, combine, unit_features
@@ -170,16 +171,35 @@ class _Unit:
 
 @dataclass
 class _Pack:
-    """One forward pass: token ids, positions, attention calls and the regions to reduce."""
+    """One forward pass: token ids, positions, segments (for the attention plan) and the regions to reduce."""
 
     ids: list[int] = field(default_factory=list)
     positions: list[int] = field(default_factory=list)
-    calls: list[Call] = field(default_factory=list)
     segments: list[tuple[int, int, int]] = field(default_factory=list)
     """(rows, prompt start, prompt stop) per prompt or answer, in row order (prompts: no prompt range)"""
     questions: list[tuple[_Prompt, int]] = field(default_factory=list)  # (prompt, start row)
     answers: list[tuple[Candidate, _Prompt, int, int, int]] = field(default_factory=list)
     """(candidate, prompt, prompt start row, answer start row, answer length)"""
+
+
+def _layout(units: list[_Unit]) -> _Pack:
+    """Lay units out in one row: each prompt, then its answers at the positions they have in their
+    own conversations; one segment per prompt and per answer."""
+    pack = _Pack()
+    for unit in units:
+        start, p = len(pack.ids), len(unit.prompt.ids)
+        pack.ids += unit.prompt.ids
+        pack.positions += range(p)
+        pack.segments.append((p, 0, 0))
+        if unit.with_question:
+            pack.questions.append((unit.prompt, start))
+        for cand, enc in unit.items:  # shortest first
+            n = len(enc.answer_ids)
+            pack.answers.append((cand, unit.prompt, start, len(pack.ids), n))
+            pack.ids += enc.answer_ids
+            pack.positions += range(p, p + n)
+            pack.segments.append((n, start, start + p))
+    return pack
 
 
 class StudentScorer:
@@ -299,43 +319,6 @@ class StudentScorer:
         if pack:
             yield pack
 
-    def _layout(self, units: list[_Unit]) -> _Pack:
-        """Lay units out in one row and plan their attention. Under "sdpa": the prompt, causal;
-        each long answer with the fused causal kernel over prompt + answer (prompt rows recomputed
-        there, outputs dropped); the others over prompt + themselves with a mask, very short ones
-        grouped (at most half a prompt of answer tokens per call) to save calls. Under "flex" the
-        segments alone make the block mask."""
-        pack, sdpa = _Pack(), self.config.attention == "sdpa"
-        for unit in units:
-            start, p = len(pack.ids), len(unit.prompt.ids)
-            prompt = slice(start, start + p)
-            pack.ids += unit.prompt.ids
-            pack.positions += range(p)
-            pack.segments.append((p, 0, 0))
-            pack.calls.append(Call((prompt,), (prompt,), prompt))
-            if unit.with_question:
-                pack.questions.append((unit.prompt, start))
-            groups: list[list[int]] = []
-            for cand, enc in unit.items:  # shortest first
-                n = len(enc.answer_ids)
-                pack.answers.append((cand, unit.prompt, start, len(pack.ids), n))
-                pack.ids += enc.answer_ids
-                pack.positions += range(p, p + n)
-                pack.segments.append((n, start, start + p))
-                rows = slice(len(pack.ids) - n, len(pack.ids))
-                if n >= self.config.causal_ratio * p:
-                    pack.calls.append(Call((prompt, rows), (prompt, rows), rows, skip=p))
-                elif groups and sum(groups[-1]) + n <= p / 2:
-                    groups[-1].append(n)
-                else:
-                    groups.append([n])
-            first = start + p
-            for lengths in groups if sdpa else ():
-                rows = slice(first, first + sum(lengths))
-                pack.calls.append(Call((rows,), (prompt, rows), rows, answers_mask(p, lengths, self.device)))
-                first = rows.stop
-        return pack
-
     @torch.inference_mode()
     def _score_window(self, window: list[tuple[Question, list]], stats: PipelineStats, on_pack=None) -> int:
         prompts: dict[tuple[str, tuple[int, ...]], _Prompt] = {}
@@ -344,7 +327,7 @@ class StudentScorer:
                 prompts.setdefault((q.question_id, enc.prefix), _Prompt(enc.prefix)).items.append((cand, enc))
         tokens = 0
         for units in self._units(list(prompts.values())):
-            pack = self._layout(units)
+            pack = _layout(units)
             self._run(pack)
             stats.rows_scored += len(pack.answers)
             # conversation tokens, as a per-candidate forward pass would count them
@@ -363,30 +346,30 @@ class StudentScorer:
         config = self.model.config
         implementation, config._attn_implementation = config._attn_implementation, ATTENTION
         try:
-            try:
-                with fused(self._fusion):
-                    return self.decoder(input_ids=ids[None], position_ids=positions[None], use_cache=False,
-                                        scas_layout=layout)
-            except torch._dynamo.exc.TorchDynamoException as err:
-                if not self._fusion:
-                    raise
-                logger.warning("torch.compile failed, scoring goes on without fused kernels: %s", err)
-                self._fusion = []
-                return self.decoder(input_ids=ids[None], position_ids=positions[None], use_cache=False,
-                                    scas_layout=layout)
+            if self._fusion:
+                try:
+                    with fused(self._fusion):
+                        return self.decoder(input_ids=ids[None], position_ids=positions[None], use_cache=False,
+                                            scas_layout=layout)
+                except torch._dynamo.exc.TorchDynamoException as err:
+                    logger.warning("torch.compile failed, scoring goes on without fused kernels: %s", err)
+                    self._fusion = []
+            return self.decoder(input_ids=ids[None], position_ids=positions[None], use_cache=False,
+                                scas_layout=layout)
         finally:
             config._attn_implementation = implementation
 
     def _run(self, pack: _Pack) -> None:
         dev = self.device
-        layout: list[Call] | FlexPlan = pack.calls
+        ids = torch.tensor(pack.ids, dtype=torch.long, device=dev)
+        positions = torch.tensor(pack.positions, dtype=torch.long, device=dev)
+        layout: list[Call] | FlexPlan
         if self.config.attention == "flex":  # padded to whole sparse blocks; padding rows see only themselves
             rows = -(-len(pack.ids) // attention.FLEX_BLOCK) * attention.FLEX_BLOCK
             layout = flex_plan(pack.segments, rows, dev)
-            pad = rows - len(pack.ids)
-            pack.ids, pack.positions = pack.ids + [pack.ids[-1]] * pad, pack.positions + [0] * pad
-        ids = torch.tensor(pack.ids, dtype=torch.long, device=dev)
-        positions = torch.tensor(pack.positions, dtype=torch.long, device=dev)
+            ids, positions = F.pad(ids, (0, rows - len(pack.ids))), F.pad(positions, (0, rows - len(pack.ids)))
+        else:
+            layout = sdpa_calls(pack.segments, self.config.causal_ratio, dev)
         out = self._forward(ids, positions, layout)
         hidden, features = out.last_hidden_state[0], self._capture.pop()[0]
         del out
