@@ -144,12 +144,13 @@ def publish(
     Raises:
         SelectionError, PublishError: with what to do.
     """
-    select(questions, selection, stats, verified)
-    stats.check_balanced()
-    candidates = [c for q in questions for c in q.candidates]
-    chosen = selection_of(candidates)
-    out.mkdir(parents=True, exist_ok=True)
-    write_data_files(out, candidates, selection.lam)
+    with stats.stage("select_write"):
+        select(questions, selection, stats, verified)
+        stats.check_balanced()
+        candidates = [c for q in questions for c in q.candidates]
+        chosen = selection_of(candidates)
+        out.mkdir(parents=True, exist_ok=True)
+        write_data_files(out, candidates, selection.lam)
 
     # the ranking `--strategy strongest` picks by; the card's "strongest teacher" row uses it too
     strongest = strongest_teacher(verified if verified is not None else verified_answers(candidates),
@@ -166,7 +167,7 @@ def publish(
                 "tokens_per_second": stats.tokens_scored / stats.scoring_seconds if stats.scoring_seconds else 0.0,
                 "hardware": _hardware(device), "versions": _versions(),
                 "processes": report.student.get("processes", 1) if report else 1,
-                "ranks": report.ranks if report else []},
+                "ranks": report.ranks if report else [], "stages": stats.stages},
         **numbers,
         "figures": write_figures(out, numbers["teachers"], score_distributions(candidates, selection.lam)),
     }
@@ -247,12 +248,14 @@ def curate(
     rounds = RoundContext.load(round_number, out, repo_id) if round_number is not None else None
 
     stats = PipelineStats()
-    source_info, questions = load_questions(source, subset, source_revision, stats, verification)
+    with stats.stage("source_verify"):
+        source_info, questions = load_questions(source, subset, source_revision, stats, verification)
     if not questions:
         raise SelectionError(f"the source {source!r} holds no questions")
     teacher_order(questions, selection)  # unknown teacher names fail here, not after scoring
-    report = score(questions, student, stats, dtype=dtype, device=device, scoring=scoring,
-                   revision=student_revision, score_cache=score_cache)
+    with stats.stage("score"):
+        report = score(questions, student, stats, dtype=dtype, device=device, scoring=scoring,
+                       revision=student_revision, score_cache=score_cache)
     if report is None:  # not the main process: rank 0 selects, writes and publishes
         return None
     return publish(questions, selection, stats, out, student=report.student, source=source_record(source_info),

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +31,18 @@ class PipelineStats:
     tokens_scored: int = 0
     scoring_seconds: float = 0.0
     scores_from_cache: int = 0
+    stages: dict[str, dict[str, float]] = field(default_factory=dict)
+    """Wall time per stage of this process (`{"started": epoch seconds, "seconds": ...}`), recorded
+    under `run.stages` in `selection_stats.json`; not a counter, so not in `to_dict`."""
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        """Time one stage (`source_verify`, `score`, `select_write`)."""
+        started, clock = time.time(), time.perf_counter()
+        try:
+            yield
+        finally:
+            self.stages[name] = {"started": started, "seconds": round(time.perf_counter() - clock, 3)}
 
     def skip(self, reason: str, teacher: str | None = None, n: int = 1) -> None:
         self.skipped[reason] += n

@@ -98,21 +98,29 @@ class RowMapper:
     def __init__(self, columns: Columns, teacher: str | None = None):
         self.columns = columns
         self.teacher = teacher
-        self._row_paths: dict[str, tuple] = {}
+        self._row_paths: dict[str, tuple[tuple, ...]] = {}
+        """Field -> its alternative paths (`a|b`: the first one the row has)."""
         self._answer_paths: dict[str, tuple[tuple, tuple]] = {}
         top_level = set()
         for name, path in columns.paths().items():
-            parts = parse_path(path)
-            if parts[0][0] != "key":
-                raise SourceError(f"column path {path!r} must start with a column name")
-            top_level.add(parts[0][1])
+            alternatives = tuple(parse_path(p.strip()) for p in path.split("|"))
+            for parts in alternatives:
+                if parts[0][0] != "key":
+                    raise SourceError(f"column path {path!r} must start with a column name")
+                top_level.add(parts[0][1])
+            if len(alternatives) > 1:
+                if any(STAR in parts for parts in alternatives):
+                    raise SourceError(f"column path {path!r}: alternatives ('|') cannot hold the '*' of a wide layout")
+                self._row_paths[name] = alternatives
+                continue
+            parts = alternatives[0]
             if STAR in parts:
                 star = parts.index(STAR)
                 if STAR in parts[star + 1 :]:
                     raise SourceError(f"column path {path!r} has more than one '*'")
                 self._answer_paths[name] = (parts[:star], parts[star + 1 :])
             else:
-                self._row_paths[name] = parts
+                self._row_paths[name] = (parts,)
         if "question_id" in self._answer_paths:
             raise SourceError("the question id is one per row: its column path cannot contain '*'")
         if self._answer_paths and "answer" not in self._answer_paths:
@@ -153,12 +161,16 @@ class RowMapper:
     def _value(self, name: str, row: dict, per_answer: dict[str, Any]) -> Any:
         if name in per_answer:
             return per_answer[name]
-        parts = self._row_paths.get(name)
-        if parts is None:
+        alternatives = self._row_paths.get(name)
+        if alternatives is None:
             return _MISSING
-        if len(parts) == 1:  # a plain column: the common case, kept fast
-            return row.get(parts[0][1], _MISSING)
-        return get_path(row, parts)
+        value = _MISSING
+        for parts in alternatives:
+            # a plain column is the common case, kept fast
+            value = row.get(parts[0][1], _MISSING) if len(parts) == 1 else get_path(row, parts)
+            if value is not _MISSING and value is not None:
+                return value
+        return value
 
     def _teacher(self, value: Any, ctx: RowContext, index: int | None, n_answers: int) -> tuple[str, str | None]:
         """(teacher name, skip reason)."""

@@ -37,8 +37,9 @@ class Columns:
     """Where each `Candidate` field is read from: a column name or a dotted path.
 
     Path segments: a key (`info`), a list index (`0`, `-1`), the first list element whose key has a
-    value (`[role=user]`), or `*` for the list of answers in wide layouts. A `None` field is absent
-    from the corpus. The defaults are the published pool's schema.
+    value (`[role=user]`), or `*` for the list of answers in wide layouts. `a|b` reads the first of
+    several columns that a row has (not with `*`). A `None` field is absent from the corpus. The
+    defaults are the published pool's schema.
     """
 
     question_id: str | None = "id"
@@ -48,8 +49,9 @@ class Columns:
     teacher: str | None = "teacher_name"
     system: str | None = "system"
     reference_answer: str | None = "reference_answer"
-    verified: str | None = "is_correct"
-    """The corpus's own correctness flag (a bool per answer), if it has one."""
+    verified: str | None = "is_correct|is_common_correct"
+    """The corpus's own correctness flag (a bool per answer), if it has one. The default reads
+    `is_correct`, else the published pool's `is_common_correct`."""
     source_dataset: str | None = "source_dataset"
 
     def paths(self) -> dict[str, str]:
