@@ -36,3 +36,16 @@ def score_cache_dir() -> Path:
     """Default score cache / resume folder (`SCAS_HUB_SCORE_CACHE`, else `cache_dir()/scores`)."""
     explicit = os.environ.get("SCAS_HUB_SCORE_CACHE")
     return Path(explicit).expanduser() if explicit else cache_dir() / "scores"
+
+
+def table_cache_dir() -> Path:
+    """Where candidate tables live (`SCAS_HUB_TABLE_CACHE`, else `cache_dir()/tables`): one per
+    corpus revision, recipe and verification rule, reused by every rerun and every rank."""
+    explicit = os.environ.get("SCAS_HUB_TABLE_CACHE")
+    return Path(explicit).expanduser() if explicit else cache_dir() / "tables"
+
+
+def build_processes() -> int:
+    """Processes that build a candidate table (`SCAS_HUB_NUM_PROC`, else every core)."""
+    explicit = os.environ.get("SCAS_HUB_NUM_PROC")
+    return max(1, int(explicit)) if explicit else max(1, os.cpu_count() or 1)

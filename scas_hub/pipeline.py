@@ -30,7 +30,8 @@ from .select import SelectionConfig, select, strongest_teacher, teacher_order, v
 from .source import SourceInfo, open_source
 from .source.candidates import open_published
 from .stats import PipelineStats
-from .verify import iter_verified
+from .verify.build import open_table
+from .verify.table import CandidateTable
 
 
 @dataclass
@@ -64,15 +65,26 @@ def default_repo(repo: str, student: str) -> str:
     return repo if "/" in repo else f"{repo}/scas-{student_slug(student)}"
 
 
-def load_questions(source, subset: str | None, revision: str | None, stats: PipelineStats,
-                   verification: str | None = None):
-    """Source + verify stages: candidate records grouped per question, unusable rows marked.
+def load_table(source, subset: str | None, revision: str | None, stats: PipelineStats,
+               verification: str | None = None) -> tuple[SourceInfo, CandidateTable]:
+    """Source + verify stages: the corpus's candidate table (built on every core on first use,
+    then reused), with its rows counted into `stats`.
 
-    The stages stream in bounded memory (`iter_verified`); this list is what scoring takes.
+    Raises:
+        SourceError, CorpusFormatError: with what to do.
     """
     opened = open_source(source, subset=subset, revision=revision, verification=verification)
-    questions = list(iter_verified(opened.candidates(), stats, rule=opened.verification))
-    return opened.info, questions
+    table = open_table(opened)
+    table.stats.add_to(stats)
+    return opened.info, table
+
+
+def load_questions(source, subset: str | None, revision: str | None, stats: PipelineStats,
+                   verification: str | None = None) -> tuple[SourceInfo, list[Question]]:
+    """Source + verify stages: candidate records grouped per question, unusable rows marked
+    (every question of the candidate table as Python objects; see `load_table`)."""
+    info, table = load_table(source, subset, revision, stats, verification)
+    return info, table.questions()
 
 
 def score(questions: list[Question], student: str, stats: PipelineStats, *, dtype: str = "auto",

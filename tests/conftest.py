@@ -33,6 +33,7 @@ os.environ.setdefault(
 
 # scores are never reused across test sessions (a stale cache could hide an engine change)
 os.environ["SCAS_HUB_SCORE_CACHE"] = os.path.join(_HF_HOME, "scores")
+os.environ["SCAS_HUB_TABLE_CACHE"] = os.path.join(_HF_HOME, "tables")
 
 from pathlib import Path  # noqa: E402
 

@@ -37,6 +37,15 @@ class ScoreReport:
     ranks: list[dict[str, Any]] = field(default_factory=list)
 
 
+def distributed_state():
+    """The `accelerate` state of this process (one process, or a rank of `accelerate launch`)."""
+    from accelerate import PartialState
+
+    # `accelerate launch` tells CPU ranks apart only through this flag (Accelerator reads it too)
+    on_cpu = os.environ.get("ACCELERATE_USE_CPU", "").lower() in {"1", "true", "yes"}
+    return PartialState(cpu=on_cpu, timeout=timedelta(hours=48))
+
+
 def assign_windows(sizes: list[int], world_size: int) -> list[list[int]]:
     """Window indices per rank: largest first to the least loaded rank (ties: lowest rank)."""
     loads = [0] * world_size
@@ -132,12 +141,8 @@ def score_corpus(
     Returns:
         On the main process, a `ScoreReport` (records updated, `stats` counted); `None` elsewhere.
     """
-    from accelerate import PartialState
-
     scoring = scoring or ScoringConfig()
-    # `accelerate launch` tells CPU ranks apart only through this flag (Accelerator reads it too)
-    on_cpu = os.environ.get("ACCELERATE_USE_CPU", "").lower() in {"1", "true", "yes"}
-    state = PartialState(cpu=on_cpu, timeout=timedelta(hours=48))
+    state = distributed_state()
     with state.main_process_first():  # the main process downloads or converts the student first
         resolved = resolve_student(student, revision)
     if device is None:

@@ -87,11 +87,14 @@ def find_pattern_files(root: Path, subsets: tuple[str, ...], patterns_of) -> lis
 # ---- readers --------------------------------------------------------------------------------------
 
 
-def iter_rows(path: Path, columns: list[str] | None = None) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
+def iter_rows(path: Path, columns: list[str] | None = None,
+              part: tuple[int, int] | None = None) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
     """Yield `(row, location)` for every row of a data file; location is `{"file", "line"|"row"}`.
 
     Args:
         columns: top-level columns to read (parquet only; JSON rows are read whole).
+        part: `(first, last)`: only lines `first..last-1` (0-based) of a JSON lines file, or rows
+            of a parquet file (see `row_parts`); other files are read whole.
 
     Raises:
         CorpusFormatError: a broken JSON line or value (names file and line), a row that is not an
@@ -100,12 +103,12 @@ def iter_rows(path: Path, columns: list[str] | None = None) -> Iterator[tuple[di
     """
     try:
         if path.name.endswith(".parquet"):
-            yield from _parquet_rows(path, columns)
+            yield from _parquet_rows(path, columns, part)
         else:
             with _open_text(path) as f:
                 array = _peek_non_space(f) == "["
                 if not array:
-                    yield from _json_lines_rows(path, f)
+                    yield from _json_lines_rows(path, f, part)
             if array:
                 yield from _json_array_rows(path)
     except OSError as err:
@@ -133,8 +136,13 @@ def _check_object(path: Path, where: str, row: Any) -> dict[str, Any]:
     return row
 
 
-def _json_lines_rows(path: Path, f: IO[str]):
+def _json_lines_rows(path: Path, f: IO[str], part: tuple[int, int] | None = None):
+    first, last = part or (0, None)
     for lineno, line in enumerate(f, start=1):
+        if lineno <= first:
+            continue
+        if last is not None and lineno > last:
+            return
         if not line.strip():
             continue
         try:
@@ -163,7 +171,7 @@ def _json_array_rows(path: Path):
                                     "or close the array with ']' if the file was cut short") from err
 
 
-def _parquet_rows(path: Path, columns: list[str] | None):
+def _parquet_rows(path: Path, columns: list[str] | None, part: tuple[int, int] | None = None):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -173,8 +181,39 @@ def _parquet_rows(path: Path, columns: list[str] | None):
         raise CorpusFormatError(f"{path}: not a readable parquet file ({err})") from err
     present = set(pf.schema_arrow.names)
     wanted = [c for c in columns if c in present] if columns is not None else None
+    first, last = part or (0, pf.metadata.num_rows)
     index = 0
     for batch in pf.iter_batches(batch_size=PARQUET_BATCH_ROWS, columns=wanted):
+        if index + batch.num_rows <= first:
+            index += batch.num_rows
+            continue
         for row in batch.to_pylist():
             index += 1
-            yield row, {"file": path.name, "row": index}
+            if index > last:
+                return
+            if index > first:
+                yield row, {"file": path.name, "row": index}
+
+
+def row_parts(path: Path, rows_per_part: int) -> list[tuple[int, int] | None]:
+    """Split a data file into parts of about `rows_per_part` rows, for reading on several cores:
+    line ranges of an uncompressed JSON lines file, row ranges of a parquet file; `[None]` (the
+    whole file) for anything else or a small file."""
+    if path.name.endswith(".parquet"):
+        import pyarrow.parquet as pq
+
+        try:
+            total = pq.ParquetFile(path).metadata.num_rows
+        except Exception:  # an unreadable file: the reader reports it with its name
+            return [None]
+    elif path.name.endswith(".jsonl") or path.name.endswith(".json"):
+        with open(path, "rb") as f:
+            if path.name.endswith(".json") and f.read(64).lstrip().startswith(b"["):
+                return [None]
+            f.seek(0)
+            total = sum(block.count(b"\n") for block in iter(lambda: f.read(1 << 20), b"")) + 1
+    else:
+        return [None]
+    if total <= rows_per_part:
+        return [None]
+    return [(start, min(start + rows_per_part, total)) for start in range(0, total, rows_per_part)]

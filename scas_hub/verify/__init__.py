@@ -20,7 +20,7 @@ the corpus.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 from ..errors import SourceError
 from ..records import Candidate, Question
@@ -30,7 +30,8 @@ from ..stats import PipelineStats
 from .grouping import QuestionGrouper
 from .math_answers import check as math_check
 
-__all__ = ["VERIFY_RULES", "QuestionGrouper", "iter_verified", "verify_question", "verification_reason"]
+__all__ = ["VERIFY_RULES", "QuestionGrouper", "iter_verified", "question_skip_reasons", "verify_question",
+           "verification_reason"]
 
 
 def verification_reason(c: Candidate, rule: str) -> str | None:
@@ -46,33 +47,53 @@ def verification_reason(c: Candidate, rule: str) -> str | None:
     return math_check(c.answer, c.reference_answer)
 
 
-def verify_question(question: Question, stats: PipelineStats, rule: str = "auto") -> Question:
-    """Set `skip_reason` on every unusable candidate of one question and count it in `stats`."""
-    answer_of_teacher: dict[str, str] = {}
-    seen_answers: set[str] = set()
+def question_skip_reasons(rows: Sequence[tuple[str | None, str, bool, object, object]],
+                          verification: Callable[[int], str | None]) -> list[str | None]:
+    """The skip reason of every candidate of one question (None: usable), in source order.
+
+    Args:
+        rows: per candidate, `(reason set by the source, teacher, has question text, key of the
+            normalised question text, key of the stripped answer)`; keys are any comparable values
+            (the texts themselves, or their hashes).
+        verification: `i -> reason` for candidate `i` under the verification rule; called only for
+            candidates that pass every other check.
+    """
+    answer_of_teacher: dict[str, object] = {}
+    seen_answers: set = set()
     # the question's text is its first row's, even when that row is unusable for another reason
-    first = next((c for c in question.candidates if c.instruction.strip()), None)
-    first_text = normalise_question(first.instruction) if first else ""
-    for c in question.candidates:
-        if c.skip_reason is None:
-            text = normalise_question(c.instruction)
-            answer = c.answer.strip()
-            if first is not None and c.instruction == first.instruction:
-                c.instruction = first.instruction  # one string object per question, not per row
-            if c.teacher in answer_of_teacher:
-                same = answer_of_teacher[c.teacher] == answer
-                c.skip_reason = "duplicate_row" if same else "conflicting_duplicate_row"
-            elif text != first_text:
-                c.skip_reason = "question_text_mismatch"
+    first_text = next((key for _, _, has_text, key, _ in rows if has_text), None)
+    out: list[str | None] = []
+    for i, (reason, teacher, _, text, answer) in enumerate(rows):
+        if reason is None:
+            if teacher in answer_of_teacher:
+                reason = "duplicate_row" if answer_of_teacher[teacher] == answer else "conflicting_duplicate_row"
+            elif first_text is not None and text != first_text:
+                reason = "question_text_mismatch"
             else:
-                answer_of_teacher[c.teacher] = answer
+                answer_of_teacher[teacher] = answer
                 if answer in seen_answers:
-                    c.skip_reason = "duplicate_answer"
+                    reason = "duplicate_answer"
                 else:
                     seen_answers.add(answer)
-                    c.skip_reason = verification_reason(c, rule)
-        if c.skip_reason is not None:
-            stats.skip(c.skip_reason, c.teacher or None)
+                    reason = verification(i)
+        out.append(reason)
+    return out
+
+
+def verify_question(question: Question, stats: PipelineStats, rule: str = "auto") -> Question:
+    """Set `skip_reason` on every unusable candidate of one question and count it in `stats`."""
+    cands = question.candidates
+    first = next((c for c in cands if c.instruction.strip()), None)
+    for c in cands:
+        if first is not None and c.instruction == first.instruction:
+            c.instruction = first.instruction  # one string object per question, not per row
+    rows = [(c.skip_reason, c.teacher, bool(c.instruction.strip()), normalise_question(c.instruction),
+             c.answer.strip()) for c in cands]
+    reasons = question_skip_reasons(rows, lambda i: verification_reason(cands[i], rule))
+    for c, reason in zip(cands, reasons, strict=True):
+        c.skip_reason = reason
+        if reason is not None:
+            stats.skip(reason, c.teacher or None)
     return question
 
 

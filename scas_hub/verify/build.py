@@ -1,0 +1,285 @@
+"""Build the candidate table (`table.py`) once per corpus revision, recipe and verification rule.
+
+1. Every data file (large ones in parts of `PART_ROWS` rows) is mapped to candidates and checked
+   row by row on a pool of processes, math-verify included; each part is written as an Arrow file.
+2. The parts are grouped by question through an index: question ids are ranked in natural order
+   (`grouping.natural_key`) and the rows sorted by (question, source position) with numpy.
+3. One pass over the small columns, question by question, sets what needs the whole question
+   (duplicates, a different question text, the same answer as another teacher) and counts every
+   row set aside; then the rows are written in that order as the table's shards.
+
+The table goes to `table_cache_dir()/<key>`, written in a temporary folder and renamed, so a
+killed build leaves nothing half-written and concurrent builders never see each other's files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from ..constants import build_processes, table_cache_dir
+from ..errors import SourceError
+from ..source import OpenedSource
+from ..source.columns import RowContext, RowMapper, normalise_question
+from ..source.files import iter_rows, row_parts
+from ..source.layouts import DataFile
+from ..source.recipe import VERIFY_RULES, Columns
+from ..stats import PipelineStats
+from . import question_skip_reasons, verification_reason
+from .grouping import natural_key
+from .table import BATCH_ROWS, META_FILE, SHARD_ROWS, TABLE_VERSION, CandidateTable, TableStats, schema
+
+PART_ROWS = 20_000
+"""Rows per part of a large file: the unit of work of one process."""
+
+
+def table_key(opened: OpenedSource) -> str:
+    """Folder name of a corpus's table: its files (path, size, modification time), the recipe's
+    columns and teacher rule, the verification rule and the table version."""
+    recipe = opened.recipe
+    files = [(str(f.path.resolve()), f.path.stat().st_size, f.path.stat().st_mtime_ns, f.subset, f.teacher)
+             for f in opened.files]
+    payload = {"version": TABLE_VERSION, "files": files, "rule": opened.verification,
+               "columns": asdict(recipe.columns) if recipe else asdict(Columns()),
+               "teacher": recipe.teacher if recipe else None, "datasets": list(opened.info.datasets)}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:24]
+
+
+@dataclass(frozen=True)
+class _Part:
+    index: int
+    file: DataFile
+    rows: tuple[int, int] | None
+    columns: Columns
+    teacher: str | None
+    rule: str
+    out: str
+
+
+def _key(text: str) -> bytes:
+    return hashlib.blake2b(text.encode("utf-8"), digest_size=16).digest()
+
+
+def _build_part(part: _Part) -> int:
+    """Map one part's rows to candidates, verify each on its own, write them as an Arrow file."""
+    import pyarrow as pa
+
+    mapper = RowMapper(part.columns, part.teacher)
+    ctx = RowContext(file=part.file.path.name, subset=part.file.subset, teacher=part.file.teacher)
+    fields = schema()
+    extra = [pa.field("question_text", pa.binary()), pa.field("answer_text", pa.binary()),
+             pa.field("has_text", pa.bool_()), pa.field("verification", pa.string()), pa.field("position", pa.int64())]
+    part_schema = pa.schema([*(f for f in fields if f.name != "question_index"), *extra])
+    names = part_schema.names
+    n = 0
+    with pa.OSFile(part.out, "wb") as sink, pa.ipc.new_file(sink, part_schema) as writer:
+        columns: dict[str, list] = {name: [] for name in names}
+        for row, location in iter_rows(part.file.path, mapper.top_level, part.rows):
+            for c in mapper.candidates(row, ctx, location):
+                usable = c.skip_reason is None and bool(c.question_id)
+                values = (c.question_id, c.teacher, c.instruction, c.answer, c.system, c.source_dataset,
+                          c.reference_answer, c.verified, json.dumps(c.provenance) if c.provenance else None,
+                          c.skip_reason, _key(normalise_question(c.instruction)), _key(c.answer.strip()),
+                          bool(c.instruction.strip()), verification_reason(c, part.rule) if usable else None, n)
+                for name, value in zip(names, values, strict=True):
+                    columns[name].append(value)
+                n += 1
+                if len(columns["position"]) >= BATCH_ROWS:
+                    writer.write_batch(pa.record_batch(columns, schema=part_schema))
+                    columns = {name: [] for name in names}
+        if columns["position"]:
+            writer.write_batch(pa.record_batch(columns, schema=part_schema))
+    return n
+
+
+def _parts(opened: OpenedSource, folder: Path) -> list[_Part]:
+    recipe = opened.recipe
+    columns = recipe.columns if recipe else Columns()
+    teacher = recipe.teacher if recipe else "{file}"
+    parts = []
+    for data_file in opened.files:
+        for rows in row_parts(data_file.path, PART_ROWS):
+            index = len(parts)
+            parts.append(_Part(index, data_file, rows, columns, teacher, opened.verification,
+                               str(folder / f"part-{index:06d}.arrow")))
+    return parts
+
+
+def _run_parts(parts: list[_Part], processes: int) -> None:
+    if processes <= 1 or len(parts) <= 1:
+        for part in parts:
+            _build_part(part)
+        return
+    # fork: the workers start at once and inherit the recipe; nothing has started threads yet
+    context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
+    with ProcessPoolExecutor(max_workers=min(processes, len(parts)), mp_context=context) as pool:
+        for _ in pool.map(_build_part, parts):  # in order: the first failing part raises first
+            pass
+
+
+def _order(parts_table, n_parts_rows: list[int]):
+    """Row order of the table: by question (natural order of ids), then source position;
+    rows without a question id last. Returns (order, question index per sorted row)."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    ids = parts_table.column("question_id")
+    encoded = pc.dictionary_encode(ids).combine_chunks()
+    dictionary = encoded.dictionary.to_pylist()
+    ranked = sorted(range(len(dictionary)), key=lambda i: (natural_key(dictionary[i]), dictionary[i]))
+    rank_of = np.empty(len(dictionary), dtype=np.int64)
+    rank_of[ranked] = np.arange(len(dictionary))
+    indices = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    rank = rank_of[indices] if len(indices) else indices
+    empty = [i for i, text in enumerate(dictionary) if not text]
+    if empty:  # rows without a question id belong to no question: they go last
+        missing = indices == empty[0]
+        rank = np.where(missing, len(dictionary), rank)
+    offsets = np.repeat(np.cumsum([0, *n_parts_rows[:-1]]), n_parts_rows)
+    position = parts_table.column("position").to_numpy() + offsets
+    order = np.lexsort((position, rank))
+    sorted_rank = rank[order]
+    # dense question index over the ranks present, -1 for rows without a question id
+    starts = np.concatenate([[True], sorted_rank[1:] != sorted_rank[:-1]]) if len(order) else np.array([], bool)
+    question_index = np.cumsum(starts) - 1
+    if empty:
+        question_index = np.where(sorted_rank == len(dictionary), -1, question_index)
+    del pa
+    return order, question_index
+
+
+def _verify_questions(parts_table, order, question_index, stats: PipelineStats) -> list[str | None]:
+    """Set what needs the whole question and count every row set aside, in table order."""
+    import numpy as np
+
+    small = parts_table.select(["teacher", "skip_reason", "question_text", "answer_text", "has_text",
+                                "verification"])
+    reasons: list[str | None] = [None] * len(order)
+    # rows without a question id first, as the verify stage always counted them
+    bounds = np.flatnonzero(np.concatenate([[True], question_index[1:] != question_index[:-1], [True]])) \
+        if len(order) else np.array([0])
+    groups = list(zip(bounds[:-1], bounds[1:], strict=True))
+    groups.sort(key=lambda g: question_index[g[0]] >= 0)
+    for a, b in groups:
+        rows = small.take(order[a:b]).to_pylist()
+        if question_index[a] < 0:
+            found = [r["skip_reason"] or "missing_question_id" for r in rows]
+        else:
+            keyed = [(r["skip_reason"], r["teacher"], r["has_text"], r["question_text"], r["answer_text"])
+                     for r in rows]
+            found = question_skip_reasons(keyed, lambda i, rows=rows: rows[i]["verification"])
+        for r, reason in zip(rows, found, strict=True):
+            if reason is not None:
+                stats.skip(reason, r["teacher"] or None)
+        reasons[a:b] = found
+    return reasons
+
+
+def _write_table(parts_table, order, question_index, reasons, folder: Path) -> None:
+    import pyarrow as pa
+
+    target = schema()
+    body = parts_table.select([f.name for f in target if f.name not in ("skip_reason", "question_index")])
+    for shard, start in enumerate(range(0, max(len(order), 1), SHARD_ROWS)):
+        stop = min(start + SHARD_ROWS, len(order))
+        with pa.OSFile(str(folder / f"candidates-{shard:05d}.arrow"), "wb") as sink, \
+                pa.ipc.new_file(sink, target) as writer:
+            for a in range(start, stop, BATCH_ROWS):
+                b = min(a + BATCH_ROWS, stop)
+                rows = body.take(order[a:b])
+                batch = {name: rows.column(name) for name in rows.column_names}
+                batch["skip_reason"] = pa.array(reasons[a:b], pa.string())
+                batch["question_index"] = pa.array(question_index[a:b], pa.int64())
+                writer.write_table(pa.table({f.name: batch[f.name] for f in target}, schema=target))
+
+
+def build_table(opened: OpenedSource, folder: Path, processes: int) -> None:
+    """Write the candidate table of `opened` into `folder` (which must not exist yet)."""
+    import pyarrow as pa
+
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=folder.parent))
+    try:
+        parts = _parts(opened, tmp)
+        _run_parts(parts, processes)
+        readers = [pa.ipc.open_file(pa.memory_map(p.out)) for p in parts]
+        tables = [r.read_all() for r in readers]
+        parts_table = pa.concat_tables(tables) if tables else None
+        stats = PipelineStats()
+        if parts_table is None or parts_table.num_rows == 0:
+            question_index, n_questions = [], 0
+            order, reasons = [], []
+        else:
+            stats.rows_in = parts_table.num_rows
+            order, question_index = _order(parts_table, [t.num_rows for t in tables])
+            reasons = _verify_questions(parts_table, order, question_index, stats)
+            n_questions = int(question_index.max()) + 1 if (question_index >= 0).any() else 0
+        if parts_table is not None:
+            _write_table(parts_table, order, question_index, reasons, tmp)
+        table_stats = TableStats.of(stats)
+        (tmp / META_FILE).write_text(json.dumps({
+            "version": TABLE_VERSION, "rows_in": table_stats.rows_in, "questions": n_questions,
+            "usable": sum(r is None for r in reasons), "skipped": table_stats.skipped,
+            "files": [str(f.path) for f in opened.files], "verification": opened.verification}))
+        del parts_table, tables, readers
+        for p in parts:
+            os.remove(p.out)
+        try:
+            os.rename(tmp, folder)
+        except OSError:  # another process built the same table meanwhile: keep theirs
+            shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def open_table(opened: OpenedSource, processes: int | None = None) -> CandidateTable:
+    """The candidate table of a corpus: built on first use (on every core), then reused.
+
+    Under `accelerate launch` the first process of each node builds it while the others wait,
+    then they all memory-map the same files.
+
+    Raises:
+        SourceError: unknown verification rule, or (rule `auto`) no row carries a correctness flag
+            or a reference answer, so nothing could be verified.
+        CorpusFormatError: a broken line or row (named by file and line).
+    """
+    if opened.verification not in VERIFY_RULES:
+        raise SourceError(f"unknown verification rule {opened.verification!r}; choose one of {', '.join(VERIFY_RULES)}")
+    folder = table_cache_dir() / table_key(opened)
+
+    def build() -> None:
+        if not (folder / META_FILE).is_file():
+            build_table(opened, folder, processes or build_processes())
+
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        from ..score.runner import distributed_state
+
+        with distributed_state().local_main_process_first():
+            build()
+    else:
+        build()
+    table = CandidateTable(folder)
+    unverifiable = sum(n for reason, _, n in table.stats.skipped if reason == "no_flag_or_reference")
+    if unverifiable and not json.loads((folder / META_FILE).read_text())["usable"]:
+        raise SourceError(
+            f"none of the rows could be verified: {unverifiable} have neither a correctness flag nor a "
+            "reference answer. Map those columns in the recipe, or, if the corpus was verified upstream, "
+            "use verification 'trusted' (--verify trusted)."
+        )
+    return table
+
+
+def iter_table_questions(table: CandidateTable, stats: PipelineStats) -> Iterator:
+    """Count the table's rows into `stats` and yield its questions (materialised a batch at a time)."""
+    table.stats.add_to(stats)
+    yield from table.iter_questions()
