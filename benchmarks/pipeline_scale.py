@@ -249,7 +249,7 @@ def main() -> None:
     parser.add_argument("--scales", type=int, nargs="+", default=[1, 8])
     parser.add_argument("--processes", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--answer-bytes", type=int, default=4000)
-    parser.add_argument("--max-length", type=int, default=128,
+    parser.add_argument("--max-length", type=int, default=160,
                         help="score each candidate's first N tokens (--truncate), so that the pipeline's own cost "
                              "shows on a CPU; 0: whole answers")
     parser.add_argument("--tokens-per-second", type=float, default=50_000,

@@ -11,6 +11,7 @@ scores one corpus with several students and compares their selections.
 from .errors import (
     ConfigError,
     CorpusFormatError,
+    NoUsableCandidatesError,
     PublishError,
     ScasHubError,
     SelectionError,
@@ -28,7 +29,8 @@ from .stats import PipelineStats
 __version__ = "0.1.0"
 
 __all__ = [
-    "Candidate", "ConfigError", "CorpusFormatError", "CurateResult", "ProxyComponents", "PipelineStats", "PublishError",
+    "Candidate", "ConfigError", "CorpusFormatError", "CurateResult", "NoUsableCandidatesError", "ProxyComponents",
+    "PipelineStats", "PublishError",
     "Question", "ScasHubError", "ScoringConfig", "SelectionConfig", "SelectionError", "SourceError",
     "StudentError", "StudentScorer", "StudentsResult", "curate", "curate_students", "load_questions", "reselect",
     "score", "select",

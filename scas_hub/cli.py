@@ -232,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except ScasHubError as err:
         print(f"scas-hub: error: {err}", file=sys.stderr)
-        return 2
+        return err.exit_code
 
 
 if __name__ == "__main__":

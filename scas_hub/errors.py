@@ -6,6 +6,9 @@ from __future__ import annotations
 class ScasHubError(Exception):
     """Base class of every scas-hub error."""
 
+    exit_code = 2
+    """The command line's exit status for this error."""
+
 
 class ConfigError(ScasHubError, ValueError):
     """Settings that contradict each other (e.g. `--truncate` without `--max-length`)."""
@@ -29,3 +32,9 @@ class SelectionError(ScasHubError):
 
 class PublishError(ScasHubError):
     """Writing or pushing the dataset failed."""
+
+
+class NoUsableCandidatesError(SelectionError):
+    """No candidate survived verification or scoring, so there is nothing to select; nothing was written."""
+
+    exit_code = 1

@@ -27,9 +27,10 @@ from .score.engine import ScoringConfig
 from .score.runner import ScoreReport, score_corpus
 from .score.students import check_student, student_slug
 from .select import SelectionConfig, select, strongest_teacher, teacher_order, verified_answers
-from .source import SourceInfo, open_source
+from .source import OpenedSource, SourceInfo, open_source
 from .source.candidates import open_published
 from .stats import PipelineStats
+from .verify import nothing_usable
 from .verify.build import open_table
 from .verify.table import CandidateTable
 
@@ -66,7 +67,7 @@ def default_repo(repo: str, student: str) -> str:
 
 
 def load_table(source, subset: str | None, revision: str | None, stats: PipelineStats,
-               verification: str | None = None) -> tuple[SourceInfo, CandidateTable]:
+               verification: str | None = None) -> tuple[OpenedSource, CandidateTable]:
     """Source + verify stages: the corpus's candidate table (built on every core on first use,
     then reused), with its rows counted into `stats`.
 
@@ -76,15 +77,15 @@ def load_table(source, subset: str | None, revision: str | None, stats: Pipeline
     opened = open_source(source, subset=subset, revision=revision, verification=verification)
     table = open_table(opened)
     table.stats.add_to(stats)
-    return opened.info, table
+    return opened, table
 
 
 def load_questions(source, subset: str | None, revision: str | None, stats: PipelineStats,
                    verification: str | None = None) -> tuple[SourceInfo, list[Question]]:
     """Source + verify stages: candidate records grouped per question, unusable rows marked
     (every question of the candidate table as Python objects; see `load_table`)."""
-    info, table = load_table(source, subset, revision, stats, verification)
-    return info, table.questions()
+    opened, table = load_table(source, subset, revision, stats, verification)
+    return opened.info, table.questions()
 
 
 def score(questions: list[Question], student: str, stats: PipelineStats, *, dtype: str = "auto",
@@ -261,15 +262,21 @@ def curate(
 
     stats = PipelineStats()
     with stats.stage("source_verify"):
-        source_info, questions = load_questions(source, subset, source_revision, stats, verification)
-    if not questions:
+        opened, table = load_table(source, subset, source_revision, stats, verification)
+    if not stats.rows_in:
         raise SelectionError(f"the source {source!r} holds no questions")
+    if not table.usable:
+        raise nothing_usable(stats, "verification", opened.sample_columns(), opened.verification)
+    questions = table.questions()
     teacher_order(questions, selection)  # unknown teacher names fail here, not after scoring
     with stats.stage("score"):
         report = score(questions, student, stats, dtype=dtype, device=device, scoring=scoring,
                        revision=student_revision, score_cache=score_cache)
     if report is None:  # not the main process: rank 0 selects, writes and publishes
         return None
+    if not stats.rows_scored:
+        raise nothing_usable(stats, "scoring")
+    source_info = opened.info
     return publish(questions, selection, stats, out, student=report.student, source=source_record(source_info),
                    started=started, repo_id=repo_id, version=version, private=private, rounds=rounds,
                    report=report)

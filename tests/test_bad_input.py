@@ -221,3 +221,32 @@ def test_truncate_without_max_length_is_an_error():
 
     with pytest.raises(ConfigError, match="--max-length"):
         ScoringConfig(truncate=True)
+
+
+def test_nothing_survives_verification_exits_1_and_names_the_flag_columns(tmp_path):
+    """A pool-layout folder whose flag column the map does not read: a clear message, exit 1, nothing written."""
+    import subprocess
+    import sys
+
+    rows = [dict(pool_row(i), pool_flag=True) for i in range(3)]
+    write_rows(rows, tmp_path / "corpus" / "t.jsonl")
+    out = tmp_path / "out"
+    proc = subprocess.run([sys.executable, "-m", "scas_hub", "curate", "--source", str(tmp_path / "corpus"),
+                           "--out", str(out), "--verify", "flags", "--no-progress"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert "no candidate survived verification: 3 rows in, 3 set aside (no_verification_flag 3)" in proc.stderr
+    assert "pool_flag (bool)" in proc.stderr and "--verify math" in proc.stderr
+    assert not out.exists()
+
+
+def test_nothing_survives_scoring_says_what_to_do(tmp_path, tiny_qwen_dir):
+    from scas_hub import NoUsableCandidatesError, ScoringConfig, curate
+
+    write_rows([pool_row(0, answer="so " * 300 + "\\boxed{42}")], tmp_path / "corpus" / "t.jsonl")
+    with pytest.raises(NoUsableCandidatesError, match=r"survived scoring: 1 rows in, 1 set aside \(too_long 1\)"
+                                                      r".*--truncate.*Nothing was written"):
+        curate(str(tiny_qwen_dir), str(tmp_path / "corpus"), tmp_path / "out",
+               scoring=ScoringConfig(max_length=100, progress=False), score_cache=False)
+    assert not (tmp_path / "out").exists()

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ..errors import SourceError
 from ..records import Candidate
-from .files import DATA_SUFFIXES, find_pattern_files, find_pool_files
+from .files import DATA_SUFFIXES, find_pattern_files, find_pool_files, iter_rows
 from .layouts import DataFile, iter_candidates
 from .recipe import FILE_TEACHER, VERIFY_RULES, Columns, CorpusRecipe, TeacherDataset
 
@@ -56,6 +56,19 @@ class OpenedSource:
     @property
     def verification(self) -> str:
         return self.info.verification
+
+    def sample_columns(self, files: int = 3, rows: int = 3) -> dict[str, str]:
+        """Top-level columns of the first rows of the first files, with their value types (for
+        messages that say which columns a corpus has)."""
+        found: dict[str, str] = {}
+        for data_file in self.files[:files]:
+            try:
+                for (row, _), _ in zip(iter_rows(data_file.path), range(rows), strict=False):
+                    for name, value in row.items():
+                        found.setdefault(name, type(value).__name__ if value is not None else "null")
+            except SourceError:
+                continue
+        return found
 
     def candidates(self) -> Iterator[Candidate]:
         """Stream the candidates of every data file (bounded memory)."""

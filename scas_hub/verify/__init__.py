@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
 
-from ..errors import SourceError
+from ..errors import NoUsableCandidatesError, SourceError
 from ..records import Candidate, Question
 from ..source.columns import normalise_question
 from ..source.recipe import VERIFY_RULES
@@ -30,8 +30,11 @@ from ..stats import PipelineStats
 from .grouping import QuestionGrouper
 from .math_answers import check as math_check
 
-__all__ = ["VERIFY_RULES", "QuestionGrouper", "iter_verified", "question_skip_reasons", "verify_question",
-           "verification_reason"]
+__all__ = ["VERIFY_RULES", "QuestionGrouper", "iter_verified", "nothing_usable", "question_skip_reasons",
+           "verify_question", "verification_reason"]
+
+FLAG_HINTS = ("correct", "verif", "valid", "pass", "accept", "label", "flag", "reward")
+"""Parts of column names that suggest a correctness flag."""
 
 
 def verification_reason(c: Candidate, rule: str) -> str | None:
@@ -135,3 +138,37 @@ def iter_verified(candidates: Iterable[Candidate], stats: PipelineStats, *, rule
             "reference answer. Map those columns in the recipe, or, if the corpus was verified upstream, "
             "use verification 'trusted' (--verify trusted)."
         )
+
+
+def nothing_usable(stats: PipelineStats, stage: str, columns: dict[str, str] | None = None,
+                   rule: str | None = None) -> NoUsableCandidatesError:
+    """The error for a run where no candidate survived `stage` (`verification` or `scoring`):
+    counts per reason, and what to do about the most common one.
+
+    Args:
+        columns: the corpus's columns and value types (`OpenedSource.sample_columns`), to name
+            the flag-like ones.
+        rule: the verification rule the run used.
+    """
+    reasons = ", ".join(f"{reason} {n}" for reason, n in stats.skipped.most_common())
+    head = (f"no candidate survived {stage}: {stats.rows_in} rows in, "
+            f"{sum(stats.skipped.values())} set aside ({reasons or 'none'}).")
+    top = stats.skipped.most_common(1)[0][0] if stats.skipped else ""
+    columns = columns or {}
+    flags = [f"{name} ({kind})" for name, kind in columns.items()
+             if kind == "bool" or any(hint in name.lower() for hint in FLAG_HINTS)]
+    if top in ("no_verification_flag", "no_flag_or_reference", "not_verified", "no_reference_answer",
+               "unverifiable", "unverifiable_reference"):
+        what = (f"The corpus's flag-like columns: {', '.join(flags)}. " if flags else
+                f"The corpus has no flag-like column (columns: {', '.join(columns) or 'unknown'}). ")
+        what += ("Map the correctness flag in a recipe (`Columns(verified=\"<column>\")`), or choose another "
+                 "rule: `--verify math` checks answers against the reference answer, `--verify trusted` keeps "
+                 "every answer not flagged false.")
+        if rule:
+            what = f"Verification rule: `{rule}`. " + what
+    elif top in ("too_long", "no_answer_tokens", "no_question_tokens", "control_tokens_in_answer"):
+        what = ("The student set every verified candidate aside: raise `--max-length`, or pass `--truncate` to "
+                "score the first `--max-length` tokens of long answers.")
+    else:
+        what = "Every row was set aside for the reasons above: check the corpus and its column map."
+    return NoUsableCandidatesError(f"{head} {what} Nothing was written.")

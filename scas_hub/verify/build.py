@@ -270,7 +270,7 @@ def open_table(opened: OpenedSource, processes: int | None = None) -> CandidateT
         build()
     table = CandidateTable(folder)
     unverifiable = sum(n for reason, _, n in table.stats.skipped if reason == "no_flag_or_reference")
-    if unverifiable and not json.loads((folder / META_FILE).read_text())["usable"]:
+    if unverifiable and not table.usable:
         raise SourceError(
             f"none of the rows could be verified: {unverifiable} have neither a correctness flag nor a "
             "reference answer. Map those columns in the recipe, or, if the corpus was verified upstream, "

@@ -88,6 +88,8 @@ class CandidateTable:
         self.folder = Path(folder)
         meta = json.loads((self.folder / META_FILE).read_text(encoding="utf-8"))
         self.n_questions: int = meta["questions"]
+        self.usable: int = meta["usable"]
+        """Rows that passed verification (not set aside)."""
         self.stats = TableStats(meta["rows_in"], [tuple(x) for x in meta["skipped"]])
         self._maps: list[mmap.mmap] = []
         tables = [self._map(path) for path in sorted(self.folder.glob("candidates-*.arrow"))]
