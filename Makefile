@@ -25,13 +25,13 @@ SELECT_ARGS = --strategy $(STRATEGY) $(if $(TEACHER_RANKING),--teacher-ranking $
 CURATE_ARGS = --student $(STUDENT) $(if $(ROUND),--round $(ROUND)) --num-processes $(NPROC) \
 	$(if $(SOURCE),--source $(SOURCE)) $(if $(SUBSET),--subset $(SUBSET)) $(if $(OUT),--out $(OUT)) $(SELECT_ARGS)
 
-.PHONY: help install curate select test test-slow lint format bench clean
+.PHONY: help install curate select test test-slow lint format bench bench-scale clean
 
 help:
 	@echo "make curate [STUDENT=qwen-1.5b SOURCE=... OUT=... REPO=org/name VERSION=v1 STRATEGY=scas]"
 	@echo "             [STUDENT=qwen-0.5b,qwen-1.5b (one dataset each + summary)] [ROUND=2 STUDENT=path/to/ckpt]"
 	@echo "make select CANDIDATES=out/scas-qwen-1.5b|org/name STRATEGY=argmin OUT=out/argmin [REPO=...]"
-	@echo "make test | make test-slow | make lint | make bench"
+	@echo "make test | make test-slow | make lint | make bench | make bench-scale"
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -65,6 +65,10 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	cd benchmarks && ../$(BIN)/python bench_scoring.py $(ARGS)
+
+# the whole pipeline at 1x and 8x, on 1 and 2 processes: seconds, candidates/s and peak RSS per stage
+bench-scale: $(STAMP)
+	$(BIN)/python benchmarks/pipeline_scale.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) out build *.egg-info

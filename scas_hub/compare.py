@@ -8,6 +8,7 @@ Both are computed over the questions selected in both selections.
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -21,6 +22,11 @@ class Pick:
 
     teacher: str
     answer: str
+    """The answer text, or (`Pick.of`) a digest of it, so a whole selection holds no texts."""
+
+    @classmethod
+    def of(cls, teacher: str, answer: str) -> Pick:
+        return cls(teacher, hashlib.sha256(answer.encode("utf-8")).hexdigest()[:32])
 
 
 @dataclass(frozen=True)
@@ -42,7 +48,7 @@ class Agreement:
 
 def selection_of(candidates: Iterable[Candidate]) -> dict[str, Pick]:
     """The selection marked on candidate records (`selected`), by question id."""
-    return {c.question_id: Pick(c.teacher, c.answer) for c in candidates if c.selected}
+    return {c.question_id: Pick.of(c.teacher, c.answer) for c in candidates if c.selected}
 
 
 def teacher_shares(selection: Mapping[str, Pick]) -> dict[str, float]:

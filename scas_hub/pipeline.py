@@ -8,25 +8,26 @@ from __future__ import annotations
 
 import platform
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from .compare import Pick, selection_of
+from .compare import Pick
 from .constants import DEFAULT_STUDENT
 from .errors import PublishError, SelectionError
 from .publish.card import write_card
-from .publish.card_stats import card_numbers, score_distributions
+from .publish.card_stats import CardNumbers
 from .publish.figures import write_figures
-from .publish.folder import write_data_files, write_stats
+from .publish.folder import DataFilesWriter, write_stats
 from .records import Question
 from .rounds import RoundContext, card_rows
 from .score.engine import ScoringConfig
-from .score.runner import ScoreReport, score_corpus
+from .score.runner import ScoreReport, score_corpus, score_table
+from .score.scored_table import ScoredTable
 from .score.students import check_student, student_slug
-from .select import SelectionConfig, select, strongest_teacher, teacher_order, verified_answers
+from .select import SelectionConfig, pick, strongest_teacher, teacher_order, verified_answers
 from .source import OpenedSource, SourceInfo, open_source
 from .source.candidates import open_published
 from .stats import PipelineStats
@@ -125,7 +126,7 @@ def source_record(info: SourceInfo) -> dict[str, Any]:
 
 
 def publish(
-    questions: list[Question],
+    questions: Iterable[Question],
     selection: SelectionConfig,
     stats: PipelineStats,
     out: Path,
@@ -142,14 +143,17 @@ def publish(
     report: ScoreReport | None = None,
 ) -> CurateResult:
     """The tail shared by `curate`, `reselect` and `curate_students`: select -> write the output
-    folder -> card -> optional push.
+    folder -> card -> optional push. Questions stream through selection, the data files and the
+    card numbers one at a time, so an iterator over a large table never becomes a list.
 
     Args:
-        questions: scored candidates per question; `selected` is set here.
+        questions: scored candidates per question (a list, or an iterator read once); `selected`
+            is set here.
         stats: the counters so far; selection adds to them, then they must balance.
         student, source: facts recorded in `selection_stats.json` and the card.
         started: `time.perf_counter()` at the start of the run (for the card's wall time).
-        verified: verified answers per teacher, for `strongest` (see `select.teacher_order`).
+        verified: verified answers per teacher, for `strongest` (see `select.teacher_order`);
+            required when `questions` is an iterator.
         scores_from: where re-used scores came from (`reselect`); shown in the card.
         rounds: this round and the ones before it (`curate(..., round_number=N)`).
         report: how scoring ran (processes, per-rank figures, cache use), for the card's run facts.
@@ -157,21 +161,34 @@ def publish(
     Raises:
         SelectionError, PublishError: with what to do.
     """
-    with stats.stage("select_write"):
-        select(questions, selection, stats, verified)
-        stats.check_balanced()
-        candidates = [c for q in questions for c in q.candidates]
-        chosen = selection_of(candidates)
-        out.mkdir(parents=True, exist_ok=True)
-        write_data_files(out, candidates, selection.lam)
-
+    selection.validate()
+    if verified is None:
+        questions = list(questions)
+        verified = verified_answers(c for q in questions for c in q.candidates)
+    order = teacher_order([], selection, verified)
     # the ranking `--strategy strongest` picks by; the card's "strongest teacher" row uses it too
-    strongest = strongest_teacher(verified if verified is not None else verified_answers(candidates),
-                                  selection.teacher_ranking)
+    strongest = strongest_teacher(verified, selection.teacher_ranking)
+    with stats.stage("select_write"):
+        out.mkdir(parents=True, exist_ok=True)
+        writer = DataFilesWriter(out, selection.lam)
+        accumulated = CardNumbers(selection.lam, strongest)
+        chosen: dict[str, Pick] = {}
+        for question in questions:
+            stats.questions_in += 1
+            winner = pick(question, selection, stats, order)
+            if winner is not None:
+                winner.selected = True
+                stats.questions_selected += 1
+                chosen[question.question_id] = Pick.of(winner.teacher, winner.answer)
+            writer.add(question.candidates)
+            accumulated.add(question.candidates)
+        writer.close()
+        stats.check_balanced()
+
     settings = selection.to_dict()
     if selection.strategy == "strongest":
         settings["teacher_order"] = strongest
-    numbers = card_numbers(candidates, selection.lam, strongest)
+    numbers = accumulated.numbers()
     device = None if scores_from is not None else student.get("device")
     record = {
         **stats.to_dict(), "student": student, "source": source, "selection": settings,
@@ -182,7 +199,7 @@ def publish(
                 "processes": report.student.get("processes", 1) if report else 1,
                 "ranks": report.ranks if report else [], "stages": stats.stages},
         **numbers,
-        "figures": write_figures(out, numbers["teachers"], score_distributions(candidates, selection.lam)),
+        "figures": write_figures(out, numbers["teachers"], accumulated.score_distributions()),
     }
     if scores_from is not None:
         record["scores_from"] = scores_from
@@ -267,19 +284,19 @@ def curate(
         raise SelectionError(f"the source {source!r} holds no questions")
     if not table.usable:
         raise nothing_usable(stats, "verification", opened.sample_columns(), opened.verification)
-    questions = table.questions()
-    teacher_order(questions, selection)  # unknown teacher names fail here, not after scoring
+    # the student's own checks never change who verified what, so these counts hold after scoring
+    verified = ScoredTable(table).verified_answers()
+    teacher_order([], selection, verified)  # unknown teacher names fail here, not after scoring
     with stats.stage("score"):
-        report = score(questions, student, stats, dtype=dtype, device=device, scoring=scoring,
-                       revision=student_revision, score_cache=score_cache)
+        report = score_table(table, student, stats, dtype=dtype, device=device, scoring=scoring,
+                             revision=student_revision, score_cache=score_cache)
     if report is None:  # not the main process: rank 0 selects, writes and publishes
         return None
     if not stats.rows_scored:
         raise nothing_usable(stats, "scoring")
-    source_info = opened.info
-    return publish(questions, selection, stats, out, student=report.student, source=source_record(source_info),
-                   started=started, repo_id=repo_id, version=version, private=private, rounds=rounds,
-                   report=report)
+    return publish(ScoredTable(table, report.scores).iter_questions(), selection, stats, out,
+                   student=report.student, source=source_record(opened.info), started=started, repo_id=repo_id,
+                   version=version, private=private, verified=verified, rounds=rounds, report=report)
 
 
 def reselect(
@@ -317,9 +334,9 @@ def reselect(
                                 small_policy=small_policy,
                                 teacher_ranking=teacher_ranking).validate()
     published = open_published(candidates, revision)
-    questions = published.questions()
-    if not questions:
+    if not published.n_rows:
         raise SelectionError(f"{published.location} holds no scored candidates")
+    questions = published.questions()
     record = published.record or {}
     student = record.get("student") or {"name": "unknown-student", "repo_id": "unknown", "revision": "unknown",
                                         "dtype": "unknown", "device": None}

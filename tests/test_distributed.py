@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 
 from scas_hub import curate
@@ -60,12 +61,12 @@ def test_killed_run_resumes_without_rescoring(tmp_path, corpus, tiny_qwen_dir):
     proc = subprocess.Popen(cli(tiny_qwen_dir, corpus, tmp_path / "resumed", cache), stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
-    while time.time() < deadline and len(list(cache.glob("*/window-*.json"))) < 2:
+    while time.time() < deadline and len(list(cache.glob("*/window-*.arrow"))) < 2:
         time.sleep(0.02)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    shards = list(cache.glob("*/window-*.json"))
-    finished = sum(len(json.loads(p.read_text())) for p in shards)
+    shards = list(cache.glob("*/window-*.arrow"))
+    finished = sum(pa.ipc.open_file(str(p)).read_all().num_rows for p in shards)
     assert 0 < finished < 150, "the kill must land mid-scoring"
 
     rerun = subprocess.run(cli(tiny_qwen_dir, corpus, tmp_path / "resumed", cache), capture_output=True,

@@ -4,12 +4,14 @@
     data/train-00000-of-00001.parquet         config `default`: the selection
     candidates/train-00000-of-00001.parquet   config `candidates`: every scored candidate
     selection_stats.json
+
+Large configs are written as several shards (`train-00000-of-00003.parquet`, ...) of bounded size,
+streamed question by question: no list of every row is ever built.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import shutil
 from pathlib import Path
 from typing import Any
@@ -19,7 +21,9 @@ from ..errors import PublishError
 from ..records import Candidate
 
 CONFIG_DIRS = {DEFAULT_CONFIG: "data", CANDIDATES_CONFIG: "candidates"}
-ROWS_PER_SHARD = 100_000
+SHARD_BYTES = 500 * 2**20
+"""Upper bound of the (uncompressed Arrow) data in one parquet shard: files stay under ~500 MB."""
+BATCH_ROWS = 1024
 
 
 def selected_row(c: Candidate, lam: float) -> dict[str, Any]:
@@ -82,29 +86,94 @@ def features(config: str):
                      "selected": Value("bool"), "messages": messages, "reference_answer": Value("string")})
 
 
-def _write_parquet(rows: list[dict[str, Any]], folder: Path, config: str) -> list[Path]:
-    from datasets import Dataset
+class ConfigWriter:
+    """Rows of one config streamed into parquet shards of at most `shard_bytes` bytes of data:
+    `train-00000-of-000NN.parquet`, named once the count is known."""
 
-    if folder.exists():
-        shutil.rmtree(folder)
-    folder.mkdir(parents=True)
-    n_shards = max(1, math.ceil(len(rows) / ROWS_PER_SHARD))
-    paths = []
-    for i in range(n_shards):
-        part = rows[i * ROWS_PER_SHARD : (i + 1) * ROWS_PER_SHARD]
-        path = folder / f"train-{i:05d}-of-{n_shards:05d}.parquet"
-        Dataset.from_list(part, features=features(config)).to_parquet(str(path))
-        paths.append(path)
-    return paths
+    def __init__(self, folder: Path, config: str, shard_bytes: int = SHARD_BYTES):
+        if folder.exists():
+            shutil.rmtree(folder)
+        folder.mkdir(parents=True)
+        self.folder, self.config, self.shard_bytes = folder, config, shard_bytes
+        self.schema = features(config).arrow_schema
+        self.rows = 0
+        self._buffer: list[dict[str, Any]] = []
+        self._writer = None
+        self._shards: list[Path] = []
+        self._shard_bytes = 0
+
+    def add(self, row: dict[str, Any]) -> None:
+        self._buffer.append(row)
+        if len(self._buffer) >= BATCH_ROWS:
+            self._flush()
+
+    def _flush(self) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        if not self._buffer:
+            return
+        batch = pa.Table.from_pylist(self._buffer, schema=self.schema)
+        self._buffer = []
+        if self._writer is not None and self._shard_bytes + batch.nbytes > self.shard_bytes:
+            self._writer.close()
+            self._writer = None
+        if self._writer is None:
+            path = self.folder / f".train-{len(self._shards):05d}.parquet"
+            self._shards.append(path)
+            self._writer = pq.ParquetWriter(path, self.schema)
+            self._shard_bytes = 0
+        self._writer.write_table(batch, row_group_size=BATCH_ROWS)
+        self._shard_bytes += batch.nbytes
+        self.rows += batch.num_rows
+
+    def close(self) -> list[Path]:
+        """Finish the last shard and give every shard its final name; returns them."""
+        import pyarrow.parquet as pq
+
+        self._flush()
+        if self._writer is not None:
+            self._writer.close()
+        if not self._shards:  # an empty config still has one file with the contract's columns
+            path = self.folder / ".train-00000.parquet"
+            pq.write_table(self.schema.empty_table(), path)
+            self._shards.append(path)
+        n = len(self._shards)
+        final = [self.folder / f"train-{i:05d}-of-{n:05d}.parquet" for i in range(n)]
+        for tmp, path in zip(self._shards, final, strict=True):
+            tmp.rename(path)
+        return final
+
+
+class DataFilesWriter:
+    """Both configs of an output folder, written question by question as the selection streams."""
+
+    def __init__(self, out: Path, lam: float, shard_bytes: int = SHARD_BYTES):
+        self.lam = lam
+        self.selected = ConfigWriter(out / CONFIG_DIRS[DEFAULT_CONFIG], DEFAULT_CONFIG, shard_bytes)
+        self.candidates = ConfigWriter(out / CONFIG_DIRS[CANDIDATES_CONFIG], CANDIDATES_CONFIG, shard_bytes)
+
+    def add(self, candidates: list[Candidate]) -> None:
+        """One question's candidates: the scored ones go to `candidates`, the selected one to `default`."""
+        for c in candidates:
+            if c.score is None:
+                continue
+            self.candidates.add(candidate_row(c, self.lam))
+            if c.selected:
+                self.selected.add(selected_row(c, self.lam))
+
+    def close(self) -> dict[str, int]:
+        """Row counts per config."""
+        self.selected.close()
+        self.candidates.close()
+        return {DEFAULT_CONFIG: self.selected.rows, CANDIDATES_CONFIG: self.candidates.rows}
 
 
 def write_data_files(out: Path, candidates: list[Candidate], lam: float) -> dict[str, int]:
     """Write both configs' parquet shards; returns row counts per config."""
-    scored = [c for c in candidates if c.score is not None]
-    selected = [c for c in scored if c.selected]
-    _write_parquet([selected_row(c, lam) for c in selected], out / CONFIG_DIRS[DEFAULT_CONFIG], DEFAULT_CONFIG)
-    _write_parquet([candidate_row(c, lam) for c in scored], out / CONFIG_DIRS[CANDIDATES_CONFIG], CANDIDATES_CONFIG)
-    return {DEFAULT_CONFIG: len(selected), CANDIDATES_CONFIG: len(scored)}
+    writer = DataFilesWriter(out, lam)
+    writer.add(candidates)
+    return writer.close()
 
 
 def write_stats(out: Path, stats: dict[str, Any]) -> Path:

@@ -3,8 +3,9 @@
 A score depends only on the student (id + resolved revision), the compute dtype, the feature
 module, the chat template, truncation, and the candidate's text; never on lambda or selection.
 So `scoring_key(...)` names a folder, and each scored window is written there atomically as one
-JSON shard mapping `candidate_digest` -> outcome. A rerun (after a crash, a new strategy, a new
-version) loads the folder and scores only what is missing.
+columnar shard (an Arrow IPC file: `content_digest` plus the proxy components, or the reason the
+student set the candidate aside). A rerun (after a crash, a new strategy, a new version) loads the
+folder's columns and scores only what is missing. Texts never enter the cache.
 """
 
 from __future__ import annotations
@@ -25,10 +26,19 @@ SCORER_VERSION = 2  # 2: packed engine (bf16 scores move within rounding)
 
 # Skip reasons that depend only on the tokenizer and the text, so they can be cached too.
 CACHEABLE_SKIPS = frozenset({"control_tokens_in_answer", "no_answer_tokens", "no_question_tokens"})
-_COMPONENTS = [f.name for f in fields(ProxyComponents)]
+COMPONENTS = [f.name for f in fields(ProxyComponents)]
+_INTEGERS = {"n_answer_tokens", "n_question_tokens"}
+SHARD_SUFFIX = ".arrow"
 
-Outcome = dict[str, Any]
-"""`{"score": {...ProxyComponents fields}, "truncated": bool}` or `{"skip": reason}`."""
+
+def outcome_schema():
+    """One row per scored candidate: its content digest, the components (null when set aside),
+    whether it was truncated, and the reason the student set it aside (null when scored)."""
+    import pyarrow as pa
+
+    return pa.schema([pa.field("content_digest", pa.binary(16)),
+                      *(pa.field(n, pa.int64() if n in _INTEGERS else pa.float64()) for n in COMPONENTS),
+                      pa.field("truncated", pa.bool_()), pa.field("skip", pa.string())])
 
 
 def _digest(payload: Any, n: int) -> str:
@@ -40,58 +50,80 @@ def scoring_key(**settings: Any) -> str:
     return _digest(sorted(settings.items()), 20)
 
 
-def candidate_digest(c: Candidate, truncate_to: int | None = None) -> str:
-    """Content hash of what the student reads: system prompt, question, answer (and truncation)."""
-    return _digest([c.system_prompt, c.instruction, c.answer, truncate_to], 32)
+def content_digest(system_prompt: str, instruction: str, answer: str) -> bytes:
+    """16-byte hash of what the student reads: system prompt, question, answer (truncation is part
+    of the scoring key)."""
+    payload = json.dumps([system_prompt, instruction, answer], ensure_ascii=False).encode()
+    return hashlib.sha256(payload).digest()[:16]
 
 
-def shard_name(outcomes: dict[str, Outcome]) -> str:
+def candidate_digest(c: Candidate) -> bytes:
+    return content_digest(c.system_prompt, c.instruction, c.answer)
+
+
+def shard_name(digests: list[bytes]) -> str:
     """A shard's file name from its candidates: the same window always writes the same file."""
-    return "window-" + hashlib.sha256("".join(sorted(outcomes)).encode()).hexdigest()[:20]
+    return "window-" + hashlib.sha256(b"".join(sorted(digests))).hexdigest()[:20]
 
 
-def outcome_of(c: Candidate) -> Outcome | None:
-    if c.score is not None:
-        return {"score": c.score.to_dict(), "truncated": c.truncated}
-    if c.skip_reason is not None:
-        return {"skip": c.skip_reason}
-    return None
+def outcomes_table(candidates: list[Candidate], digests: list[bytes]):
+    """The outcome rows of scored (or set-aside) candidates, as an Arrow table."""
+    import pyarrow as pa
+
+    columns: dict[str, list] = {"content_digest": digests}
+    for name in COMPONENTS:
+        columns[name] = [getattr(c.score, name) if c.score is not None else None for c in candidates]
+    columns["truncated"] = [bool(c.truncated) for c in candidates]
+    columns["skip"] = [None if c.score is not None else c.skip_reason for c in candidates]
+    return pa.table(columns, schema=outcome_schema())
 
 
-def apply_outcome(c: Candidate, outcome: Outcome) -> None:
-    if "score" in outcome:
-        c.score = ProxyComponents(**{k: outcome["score"][k] for k in _COMPONENTS})
-        c.truncated = bool(outcome.get("truncated", False))
+def apply_outcome(c: Candidate, outcome: dict[str, Any]) -> None:
+    """Set a candidate's score (or skip reason) from one outcome row (`to_pylist` form)."""
+    if outcome["skip"] is None:
+        c.score = ProxyComponents(**{k: outcome[k] for k in COMPONENTS})
+        c.truncated = bool(outcome["truncated"])
     else:
         c.skip_reason = outcome["skip"]
 
 
 class ScoreCache:
-    """A folder of JSON shards; `root=None` disables caching (loads nothing, writes nothing)."""
+    """A folder of columnar shards; `root=None` disables caching (loads nothing, writes nothing)."""
 
     def __init__(self, root: str | Path | None):
         self.root = Path(root) if root is not None else None
 
-    def load(self) -> dict[str, Outcome]:
-        if self.root is None or not self.root.is_dir():
-            return {}
-        known: dict[str, Outcome] = {}
-        for shard in sorted(self.root.glob("*.json")):
-            try:
-                known.update(json.loads(shard.read_text(encoding="utf-8")))
-            except (OSError, json.JSONDecodeError):
-                continue  # a foreign or damaged file: its candidates are simply scored again
-        return known
+    def load(self):
+        """Every cached outcome as one Arrow table (no texts: digests and numbers)."""
+        import pyarrow as pa
 
-    def write(self, name: str, outcomes: dict[str, Outcome]) -> None:
+        tables = []
+        if self.root is not None and self.root.is_dir():
+            for shard in sorted(self.root.glob(f"window-*{SHARD_SUFFIX}")):
+                try:
+                    with pa.OSFile(str(shard)) as f:
+                        tables.append(pa.ipc.open_file(f).read_all().cast(outcome_schema()))
+                except (OSError, pa.ArrowException):
+                    continue  # a foreign or damaged file: its candidates are simply scored again
+        return pa.concat_tables(tables) if tables else outcome_schema().empty_table()
+
+    def write(self, name: str, outcomes) -> None:
         """Write one shard atomically (temp file + rename): a killed run never leaves half a shard."""
-        cacheable = {k: v for k, v in outcomes.items() if "score" in v or v.get("skip") in CACHEABLE_SKIPS}
-        if self.root is None or not cacheable:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        if self.root is None:
+            return
+        keep = pc.or_(pc.is_null(outcomes.column("skip")), pc.is_in(outcomes.column("skip"),
+                                                                  pa.array(sorted(CACHEABLE_SKIPS))))
+        cacheable = outcomes.filter(keep)
+        if not cacheable.num_rows:
             return
         self.root.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".tmp-", suffix=".json")
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(cacheable, f)
+        fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".tmp-", suffix=SHARD_SUFFIX)
+        with os.fdopen(fd, "wb") as f:
+            with pa.ipc.new_file(f, cacheable.schema) as writer:
+                writer.write_table(cacheable)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, self.root / f"{name}.json")
+        os.replace(tmp, self.root / f"{name}{SHARD_SUFFIX}")

@@ -23,8 +23,18 @@ from tqdm.auto import tqdm
 from ..constants import score_cache_dir
 from ..records import Question
 from ..stats import PipelineStats
-from .cache import SCORER_VERSION, ScoreCache, apply_outcome, candidate_digest, outcome_of, scoring_key, shard_name
-from .engine import ScoringConfig, StudentScorer, pending_candidates, pending_chars, plan_windows
+from ..verify.table import CandidateTable
+from .cache import (
+    SCORER_VERSION,
+    ScoreCache,
+    apply_outcome,
+    candidate_digest,
+    outcome_schema,
+    outcomes_table,
+    scoring_key,
+    shard_name,
+)
+from .engine import ScoringConfig, StudentScorer
 from .students import load_student, resolve_dtype, resolve_student
 
 
@@ -35,6 +45,8 @@ class ScoreReport:
     student: dict[str, Any]
     from_cache: int = 0
     ranks: list[dict[str, Any]] = field(default_factory=list)
+    scores: Any = None
+    """One outcome per candidate-table row (`cache.outcome_schema`; null where set aside before scoring)."""
 
 
 def distributed_state():
@@ -121,8 +133,35 @@ class _Progress:
         self.bar.close()
 
 
-def score_corpus(
-    questions: list[Question],
+def plan_table_windows(question_chars, window_chars: int) -> list[tuple[int, int]]:
+    """Question ranges `[start, stop)` holding about `window_chars` characters of pending text
+    each (as `engine.plan_windows` cuts a list of questions)."""
+    windows, start, chars = [], 0, 0
+    for q, n in enumerate(question_chars.tolist()):
+        chars += n
+        if chars >= window_chars:
+            windows.append((start, q + 1))
+            start, chars = q + 1, 0
+    if start < len(question_chars):
+        windows.append((start, len(question_chars)))
+    return windows
+
+
+def _lookup(digests, known):
+    """Row of `known` (an outcome table) for each digest, -1 where it has none."""
+    import numpy as np
+
+    if not known.num_rows or not len(digests):
+        return np.full(len(digests), -1, dtype=np.int64)
+    keys = np.asarray(known.column("content_digest").to_numpy(zero_copy_only=False), dtype="S16")
+    order = np.argsort(keys, kind="stable")
+    sorted_keys = keys[order]
+    at = np.searchsorted(sorted_keys, digests).clip(0, len(keys) - 1)
+    return np.where(sorted_keys[at] == digests, order[at], -1)
+
+
+def score_table(
+    table: CandidateTable,
     student: str,
     stats: PipelineStats,
     *,
@@ -132,15 +171,21 @@ def score_corpus(
     revision: str | None = None,
     score_cache: str | Path | None | bool = True,
 ) -> ScoreReport | None:
-    """Score every pending candidate, across all processes of an `accelerate launch` if any.
+    """Score every usable candidate of a candidate table, across all processes of an
+    `accelerate launch` if any. A rank reads its windows as row ranges of the (memory-mapped)
+    table and holds Python objects only for the window it scores; only scores cross ranks.
 
     Args:
         score_cache: `True` for the default folder under the scas-hub cache, a path, or
             `False`/`None` to disable caching (and resuming).
 
     Returns:
-        On the main process, a `ScoreReport` (records updated, `stats` counted); `None` elsewhere.
+        On the main process, a `ScoreReport` whose `scores` hold one outcome per table row (null
+        for rows set aside before scoring), with `stats` counted; `None` elsewhere.
     """
+    import numpy as np
+    import pyarrow as pa
+
     scoring = scoring or ScoringConfig()
     state = distributed_state()
     with state.main_process_first():  # the main process downloads or converts the student first
@@ -160,36 +205,55 @@ def score_corpus(
         folder = None
     cache = ScoreCache(folder)
 
-    pending = [c for q in questions for c in pending_candidates(q)]
+    columns = table.table.select(["skip_reason", "content_digest", "chars"])
+    usable = columns.column("skip_reason").is_null().to_numpy(zero_copy_only=False)
+    digests = np.asarray(columns.column("content_digest").to_numpy(zero_copy_only=False), dtype="S16")
     known = cache.load()
-    from_cache = 0
-    for c in pending:
-        outcome = known.get(candidate_digest(c, truncate_to))
-        if outcome is not None:
-            apply_outcome(c, outcome)
-            from_cache += 1
-    windows = list(plan_windows(questions, scoring.window_chars))
-    mine = assign_windows([pending_chars(w) for w in windows], state.num_processes)[state.process_index]
-    progress = _Progress(state, folder, total=len(pending) - from_cache, enabled=scoring.progress)
+    cached_row = _lookup(digests, known)
+    cached = usable & (cached_row >= 0)
+    pending = usable & ~cached
+    from_cache = int(cached.sum())
+    # pending characters per question -> windows of whole questions, dealt to ranks by size
+    chars = np.where(pending, columns.column("chars").to_numpy(), 0)
+    n_assigned = int(table.question_starts[-1])
+    per_question = (np.add.reduceat(chars[:n_assigned], table.question_starts[:-1])
+                    if table.n_questions else np.zeros(0, dtype=np.int64))
+    per_question = np.where(np.diff(table.question_starts) > 0, per_question, 0)
+    windows = plan_table_windows(per_question, scoring.window_chars)
+    sizes = [int(per_question[a:b].sum()) for a, b in windows]
+    mine = assign_windows(sizes, state.num_processes)[state.process_index]
+    progress = _Progress(state, folder, total=int(pending.sum()), enabled=scoring.progress)
 
-    scorer, local, scratch = None, {}, PipelineStats()
+    scorer, parts, scratch = None, [], PipelineStats()
     started = time.perf_counter()
     for index in mine:
-        todo = [c for q in windows[index] for c in pending_candidates(q)]
-        if not todo:
+        first_q, stop_q = windows[index]
+        if not sizes[index]:
             continue
+        first_row, _ = table.question_rows(first_q, stop_q)
+        questions = table.questions(first_q, stop_q)
+        todo: list = []
+        offset = first_row
+        for q in questions:  # keep only what this run scores (set-aside and cached rows drop out)
+            keep = [c for i, c in enumerate(q.candidates, offset) if pending[i]]
+            offset += len(q.candidates)
+            q.candidates = keep
+            todo.extend(keep)
         if scorer is None:
             model, tokenizer, _, _ = load_student(resolved, dtype=dtype, device=device)
             scorer = StudentScorer(model, tokenizer, scoring)
         scored_before = scratch.rows_scored
-        scorer.score_window(windows[index], scratch, progress.update)  # the bar moves per forward pass
-        outcomes = {candidate_digest(c, truncate_to): outcome_of(c) for c in todo}
-        cache.write(shard_name(outcomes), outcomes)
-        local.update(outcomes)
+        scorer.score_window([q for q in questions if q.candidates], scratch, progress.update)
+        outcomes = outcomes_table(todo, [candidate_digest(c) for c in todo])
+        cache.write(shard_name(outcomes.column("content_digest").to_pylist()), outcomes)
+        parts.append(outcomes)
         progress.update(len(todo) - (scratch.rows_scored - scored_before), 0)  # candidates set aside
+        del questions, todo
+        table.release()
     if scorer is not None:
         scorer.close()
-    rank_facts = {"rank": state.process_index, "device": device, "candidates": len(local),
+    local = pa.concat_tables(parts) if parts else outcome_schema().empty_table()
+    rank_facts = {"rank": state.process_index, "device": device, "candidates": local.num_rows,
                   "tokens": scratch.tokens_scored, "seconds": round(time.perf_counter() - started, 3)}
     progress.finish()
 
@@ -202,18 +266,21 @@ def score_corpus(
     if not state.is_main_process:
         return None
 
-    merged: dict[str, Any] = {}
-    for part in gathered:
-        merged.update(part["outcomes"])
-    for c in pending:
-        if c.score is None and c.skip_reason is None:
-            apply_outcome(c, merged[candidate_digest(c, truncate_to)])
-    for c in pending:  # accounting on the main process only, whatever the world size
-        if c.score is not None:
+    merged = pa.concat_tables([known, *(part["outcomes"] for part in gathered)])
+    row = _lookup(digests, merged)
+    if (usable & (row < 0)).any():
+        raise RuntimeError(f"{int((usable & (row < 0)).sum())} candidates were neither cached nor scored by any rank")
+    scores = merged.take(pa.array(np.where(usable, row, 0).clip(0), pa.int64())) if merged.num_rows else None
+    scores = _null_unless(scores, usable, table.n_rows)
+    skip = scores.column("skip").to_pylist()
+    teachers = table.table.column("teacher")
+    for i in np.flatnonzero(usable).tolist():  # accounting on the main process, whatever the world size
+        if skip[i] is None:
             stats.rows_scored += 1
-            stats.rows_truncated += c.truncated
         else:
-            stats.skip(c.skip_reason, c.teacher)
+            stats.skip(skip[i], teachers[i].as_py())
+    stats.rows_truncated += int(np.asarray(scores.column("truncated").to_numpy(zero_copy_only=False),
+                                           dtype=bool).sum())
     ranks = sorted((p["facts"] for p in gathered), key=lambda f: f["rank"])
     stats.tokens_scored += sum(f["tokens"] for f in ranks)
     stats.scoring_seconds += max((f["seconds"] for f in ranks), default=0.0)
@@ -221,6 +288,38 @@ def score_corpus(
     return ScoreReport(
         student={"name": resolved.name, "repo_id": resolved.public_id, "revision": resolved.revision,
                  "dtype": dtype, "device": device, "processes": state.num_processes},
-        from_cache=from_cache, ranks=ranks,
+        from_cache=from_cache, ranks=ranks, scores=scores,
     )
 
+
+def _null_unless(scores, usable, n_rows: int):
+    """Outcome rows for the usable rows, nulls elsewhere (rows set aside before scoring)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    schema = outcome_schema()
+    if scores is None:
+        return pa.table({f.name: pa.nulls(n_rows, f.type) for f in schema}, schema=schema)
+    mask = pa.array(~usable)
+    return pa.table({f.name: pc.if_else(mask, pa.scalar(None, f.type), scores.column(f.name))
+                     if f.name != "truncated" else pc.and_(pa.array(usable), scores.column(f.name))
+                     for f in schema}, schema=schema)
+
+
+def score_corpus(
+    questions: list[Question],
+    student: str,
+    stats: PipelineStats,
+    **kwargs,
+) -> ScoreReport | None:
+    """`score_table` for questions already held as objects: their candidates get their scores
+    (or the reason the student set them aside). Keyword arguments as for `score_table`."""
+    table = CandidateTable.from_questions(questions)
+    report = score_table(table, student, stats, **kwargs)
+    if report is None:
+        return None
+    outcomes = report.scores.to_pylist()
+    for c, outcome in zip((c for q in questions for c in q.candidates), outcomes, strict=True):
+        if c.skip_reason is None and c.score is None:
+            apply_outcome(c, outcome)
+    return report

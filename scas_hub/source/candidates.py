@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,18 +28,25 @@ from ..stats import PipelineStats
 REQUIRED_COLUMNS = ("question_id", "teacher", "messages", "answer_mean_nll", "question_mean_nll", "sim_aa",
                     "sim_aq", "n_answer_tokens", "n_question_tokens")
 NO_VALID_CANDIDATE = "no_valid_candidate"
+BATCH_ROWS = 1024
 
 
 @dataclass
 class PublishedDataset:
-    """The `candidates` rows and `selection_stats.json` of one version of a scas-hub dataset."""
+    """The `candidates` rows and `selection_stats.json` of one version of a scas-hub dataset.
+
+    Rows are read in batches (`batches`), never all at once as Python objects: a question's rows
+    are contiguous in the config, so questions stream one by one.
+    """
 
     location: str
     """The folder path or Hub repo id, as given."""
     repo_id: str | None
     revision: str | None
     """Commit SHA on the Hub; None for a local folder."""
-    rows: list[dict[str, Any]]
+    batches: Callable[[list[str] | None], Iterator[Any]]
+    """`batches(columns)` -> Arrow record batches (or tables) of the config, in order."""
+    n_rows: int
     record: dict[str, Any] | None = None
     """`selection_stats.json`, None when the dataset has none."""
 
@@ -49,23 +56,45 @@ class PublishedDataset:
         return {"location": self.location, "repo_id": self.repo_id, "revision": self.revision,
                 "stats_carried_forward": self.record is not None}
 
-    def questions(self) -> list[Question]:
-        """Fresh, scored, unselected `Candidate`s grouped per question (first-seen order)."""
-        grouped: dict[str, Question] = {}
-        for i, row in enumerate(self.rows):
-            c = _candidate(row, i, self.location)
-            grouped.setdefault(c.question_id, Question(c.question_id, [])).candidates.append(c)
-        return list(grouped.values())
+    def questions(self) -> Iterator[Question]:
+        """Fresh, scored, unselected `Candidate`s, one question at a time (rows of a question are
+        contiguous in the config; a question id seen again later is an error)."""
+        seen: set[str] = set()
+        current: Question | None = None
+        index = 0
+        for batch in self.batches(None):
+            for row in batch.to_pylist():
+                c = _candidate(row, index, self.location)
+                index += 1
+                if current is not None and c.question_id == current.question_id:
+                    current.candidates.append(c)
+                    continue
+                if current is not None:
+                    yield current
+                if c.question_id in seen:
+                    raise CorpusFormatError(f"{self.location}: the rows of question {c.question_id!r} are not "
+                                            "together in the candidates config; was it written by scas-hub?")
+                seen.add(c.question_id)
+                current = Question(c.question_id, [c])
+        if current is not None:
+            yield current
 
     def selection(self) -> dict[str, Pick]:
         """The selection this version published (`selected` rows), by question id."""
-        return {row["question_id"]: Pick(row["teacher"], _split_messages(row["messages"], self.location)[2])
-                for row in self.rows if row.get("selected")}
+        out = {}
+        for batch in self.batches(["question_id", "teacher", "messages", "selected"]):
+            for row in batch.to_pylist():
+                if row.get("selected"):
+                    out[row["question_id"]] = Pick.of(row["teacher"],
+                                                      _split_messages(row["messages"], self.location)[2])
+        return out
 
     def verified_answers(self) -> Counter:
         """Verified answers per teacher, as `curate` counted them: scored rows plus rows that only
         scoring set aside (`too_long`, ...), which the candidates config does not hold."""
-        counts: Counter = Counter(row["teacher"] for row in self.rows)
+        counts: Counter = Counter()
+        for batch in self.batches(["teacher"]):
+            counts.update(batch.column(0).to_pylist())
         for teacher, reasons in ((self.record or {}).get("skipped_by_teacher") or {}).items():
             counts[teacher] += sum(n for reason, n in reasons.items() if reason in SCORING_SKIP_REASONS)
         return counts
@@ -74,7 +103,7 @@ class PublishedDataset:
         """A `PipelineStats` before selection: scored rows from the config; skipped rows and
         questions without a scored candidate carried forward from `selection_stats.json`."""
         record = self.record or {}
-        stats = PipelineStats(rows_scored=len(self.rows))
+        stats = PipelineStats(rows_scored=self.n_rows)
         stats.skipped.update(record.get("skipped") or {})
         for teacher, reasons in (record.get("skipped_by_teacher") or {}).items():
             stats.skipped_by_teacher[teacher] = Counter(reasons)
@@ -127,11 +156,16 @@ def _open_folder(folder: Path) -> PublishedDataset:
     files = sorted((folder / "candidates").glob("*.parquet"))
     if not files:
         raise SourceError(f"{folder} has no candidates/*.parquet: pass an output folder written by `scas-hub curate`")
-    table = pq.ParquetDataset([str(f) for f in files]).read()
-    _check_columns(table.column_names, str(folder))
+    _check_columns(pq.read_schema(files[0]).names, str(folder))
+
+    def batches(columns: list[str] | None) -> Iterator[Any]:
+        for f in files:
+            yield from pq.ParquetFile(f).iter_batches(batch_size=BATCH_ROWS, columns=columns)
+
+    n_rows = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
     stats_path = folder / STATS_FILENAME
     record = json.loads(stats_path.read_text(encoding="utf-8")) if stats_path.exists() else None
-    return PublishedDataset(str(folder), None, None, table.to_pylist(), record)
+    return PublishedDataset(str(folder), None, None, batches, n_rows, record)
 
 
 def _open_hub(repo_id: str, revision: str | None) -> PublishedDataset:
@@ -148,17 +182,23 @@ def _open_hub(repo_id: str, revision: str | None) -> PublishedDataset:
         raise SourceError(f"dataset {repo_id!r} has no revision {revision!r}; pass a tag (v1, v2, ...), "
                           "a branch or a commit SHA") from err
     try:
+        # a memory-mapped Arrow dataset in the datasets cache: read below a batch at a time
         rows = load_dataset(repo_id, CANDIDATES_CONFIG, split="train", revision=sha)
     except ValueError as err:  # datasets raises ValueError for an unknown config name
         raise SourceError(f"{repo_id}@{sha[:10]} has no {CANDIDATES_CONFIG!r} config: "
                           "is it a dataset written by scas-hub?") from err
     _check_columns(rows.column_names, f"{repo_id}@{sha}")
+
+    def batches(columns: list[str] | None) -> Iterator[Any]:
+        view = rows.select_columns(columns) if columns is not None else rows
+        yield from view.with_format("arrow").iter(batch_size=BATCH_ROWS)
+
     try:
         record_path = hf_hub_download(repo_id, STATS_FILENAME, repo_type="dataset", revision=sha)
         record = json.loads(Path(record_path).read_text(encoding="utf-8"))
     except EntryNotFoundError:
         record = None
-    return PublishedDataset(repo_id, repo_id, sha, rows.to_list(), record)
+    return PublishedDataset(repo_id, repo_id, sha, batches, rows.num_rows, record)
 
 
 def open_published(source: str | Path, revision: str | None = None) -> PublishedDataset:

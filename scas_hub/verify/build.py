@@ -35,7 +35,7 @@ from ..source.recipe import VERIFY_RULES, Columns
 from ..stats import PipelineStats
 from . import question_skip_reasons, verification_reason
 from .grouping import natural_key
-from .table import BATCH_ROWS, META_FILE, SHARD_ROWS, TABLE_VERSION, CandidateTable, TableStats, schema
+from .table import BATCH_ROWS, META_FILE, SHARD_ROWS, TABLE_VERSION, CandidateTable, TableStats, row_of, schema
 
 PART_ROWS = 20_000
 """Rows per part of a large file: the unit of work of one process."""
@@ -85,12 +85,11 @@ def _build_part(part: _Part) -> int:
         for row, location in iter_rows(part.file.path, mapper.top_level, part.rows):
             for c in mapper.candidates(row, ctx, location):
                 usable = c.skip_reason is None and bool(c.question_id)
-                values = (c.question_id, c.teacher, c.instruction, c.answer, c.system, c.source_dataset,
-                          c.reference_answer, c.verified, json.dumps(c.provenance) if c.provenance else None,
-                          c.skip_reason, _key(normalise_question(c.instruction)), _key(c.answer.strip()),
-                          bool(c.instruction.strip()), verification_reason(c, part.rule) if usable else None, n)
-                for name, value in zip(names, values, strict=True):
-                    columns[name].append(value)
+                values = {**row_of(c), "question_text": _key(normalise_question(c.instruction)),
+                          "answer_text": _key(c.answer.strip()), "has_text": bool(c.instruction.strip()),
+                          "verification": verification_reason(c, part.rule) if usable else None, "position": n}
+                for name in names:
+                    columns[name].append(values[name])
                 n += 1
                 if len(columns["position"]) >= BATCH_ROWS:
                     writer.write_batch(pa.record_batch(columns, schema=part_schema))

@@ -24,7 +24,7 @@ from typing import Any
 from ..records import Candidate, Question
 from ..stats import PipelineStats
 
-TABLE_VERSION = 1
+TABLE_VERSION = 2
 """Bump when the table's schema or the verify stage's rules change: old tables are then rebuilt."""
 BATCH_ROWS = 1024
 SHARD_ROWS = 65_536
@@ -41,7 +41,19 @@ def schema():
     strings = ["question_id", "teacher", "instruction", "answer", "system", "source_dataset", "reference_answer"]
     return pa.schema([*(pa.field(name, pa.string()) for name in strings), pa.field("verified", pa.bool_()),
                       pa.field("provenance", pa.string()), pa.field("skip_reason", pa.string()),
+                      pa.field("content_digest", pa.binary(16)), pa.field("chars", pa.int64()),
                       pa.field("question_index", pa.int64())])
+
+
+def row_of(c: Candidate) -> dict[str, Any]:
+    """A `Candidate` as a table row (without its question index)."""
+    from ..score.cache import candidate_digest
+
+    return {"question_id": c.question_id, "teacher": c.teacher, "instruction": c.instruction, "answer": c.answer,
+            "system": c.system, "source_dataset": c.source_dataset, "reference_answer": c.reference_answer,
+            "verified": c.verified, "provenance": json.dumps(c.provenance) if c.provenance else None,
+            "skip_reason": c.skip_reason, "content_digest": candidate_digest(c),
+            "chars": len(c.system_prompt) + len(c.instruction) + len(c.answer)}
 
 
 def candidate_of(row: dict[str, Any]) -> Candidate:
@@ -81,23 +93,35 @@ class TableStats:
 class CandidateTable:
     """A built candidate table, memory-mapped; Python objects only for the rows asked for."""
 
-    def __init__(self, folder: str | Path):
+    def __init__(self, folder: str | Path | None, table=None, meta: dict[str, Any] | None = None):
         import numpy as np
         import pyarrow as pa
 
-        self.folder = Path(folder)
-        meta = json.loads((self.folder / META_FILE).read_text(encoding="utf-8"))
+        self.folder = Path(folder) if folder is not None else None
+        self._maps: list[mmap.mmap] = []
+        if self.folder is not None:
+            meta = json.loads((self.folder / META_FILE).read_text(encoding="utf-8"))
+            tables = [self._map(path) for path in sorted(self.folder.glob("candidates-*.arrow"))]
+            table = pa.concat_tables(tables) if tables else schema().empty_table()
+        self.table = table
         self.n_questions: int = meta["questions"]
         self.usable: int = meta["usable"]
         """Rows that passed verification (not set aside)."""
         self.stats = TableStats(meta["rows_in"], [tuple(x) for x in meta["skipped"]])
-        self._maps: list[mmap.mmap] = []
-        tables = [self._map(path) for path in sorted(self.folder.glob("candidates-*.arrow"))]
-        self.table = pa.concat_tables(tables) if tables else schema().empty_table()
         # row offset of each question (the table is sorted by question, unassigned rows last)
         index = self.table.column("question_index").to_numpy()
         self.question_starts = np.searchsorted(index[index >= 0], np.arange(self.n_questions + 1)).astype(np.int64)
         self.release()
+
+    @classmethod
+    def from_questions(cls, questions: list[Question]) -> CandidateTable:
+        """An in-memory table of questions already held as objects (e.g. by `scas_hub.score`)."""
+        import pyarrow as pa
+
+        rows = [{**row_of(c), "question_index": i} for i, q in enumerate(questions) for c in q.candidates]
+        meta = {"questions": len(questions), "rows_in": len(rows), "skipped": [],
+                "usable": sum(r["skip_reason"] is None for r in rows)}
+        return cls(None, pa.Table.from_pylist(rows, schema=schema()), meta)
 
     def _map(self, path: Path):
         import pyarrow as pa
@@ -126,7 +150,8 @@ class CandidateTable:
         """Questions `start..stop-1` as `Question`s of fresh `Candidate`s (all of them by default)."""
         stop = self.n_questions if stop is None else stop
         first, last = self.question_rows(start, stop)
-        rows = self.table.slice(first, last - first).drop_columns(["question_index"]).to_pylist()
+        rows = self.table.slice(first, last - first).drop_columns(["question_index", "content_digest", "chars"]
+                                                                  ).to_pylist()
         out: list[Question] = []
         for q in range(start, stop):
             a, b = self.question_rows(q, q + 1)
