@@ -62,6 +62,7 @@ def tabled(folder, processes):
 
 def test_parallel_table_equals_the_streaming_verify_stage(corpus, monkeypatch, tmp_path):
     monkeypatch.setattr(table_build, "PART_ROWS", 17)  # many parts per file, on 2 processes
+    monkeypatch.setattr(table_build, "VERIFY_ROWS", 20)
     expected, expected_stats = streamed(corpus)
     got, stats, table = tabled(corpus, processes=2)
     assert got == expected

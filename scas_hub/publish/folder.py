@@ -90,11 +90,12 @@ class ConfigWriter:
     """Rows of one config streamed into parquet shards of at most `shard_bytes` bytes of data:
     `train-00000-of-000NN.parquet`, named once the count is known."""
 
-    def __init__(self, folder: Path, config: str, shard_bytes: int = SHARD_BYTES):
+    def __init__(self, folder: Path, config: str, shard_bytes: int | None = None):
         if folder.exists():
             shutil.rmtree(folder)
         folder.mkdir(parents=True)
-        self.folder, self.config, self.shard_bytes = folder, config, shard_bytes
+        self.folder, self.config = folder, config
+        self.shard_bytes = shard_bytes or SHARD_BYTES
         self.schema = features(config).arrow_schema
         self.rows = 0
         self._buffer: list[dict[str, Any]] = []
@@ -148,7 +149,7 @@ class ConfigWriter:
 class DataFilesWriter:
     """Both configs of an output folder, written question by question as the selection streams."""
 
-    def __init__(self, out: Path, lam: float, shard_bytes: int = SHARD_BYTES):
+    def __init__(self, out: Path, lam: float, shard_bytes: int | None = None):
         self.lam = lam
         self.selected = ConfigWriter(out / CONFIG_DIRS[DEFAULT_CONFIG], DEFAULT_CONFIG, shard_bytes)
         self.candidates = ConfigWriter(out / CONFIG_DIRS[CANDIDATES_CONFIG], CANDIDATES_CONFIG, shard_bytes)

@@ -1,10 +1,11 @@
 """Build the candidate table (`table.py`) once per corpus revision, recipe and verification rule.
 
-1. Every data file (large ones in parts of `PART_ROWS` rows) is mapped to candidates and checked
-   row by row on a pool of processes, math-verify included; each part is written as an Arrow file.
+1. Every data file (large ones in parts of `PART_ROWS` rows) is mapped to candidates on a pool
+   of processes; each part is written as an Arrow file.
 2. The parts are grouped by question through an index: question ids are ranked in natural order
    (`grouping.natural_key`) and the rows sorted by (question, source position) with numpy.
-3. One pass over the small columns, question by question, sets what needs the whole question
+3. Every usable row is verified (math-verify) on the pool, in chunks of whole questions.
+4. One pass over the small columns, question by question, sets what needs the whole question
    (duplicates, a different question text, the same answer as another teacher) and counts every
    row set aside; then the rows are written in that order as the table's shards.
 
@@ -38,7 +39,9 @@ from .grouping import natural_key
 from .table import BATCH_ROWS, META_FILE, SHARD_ROWS, TABLE_VERSION, CandidateTable, TableStats, row_of, schema
 
 PART_ROWS = 20_000
-"""Rows per part of a large file: the unit of work of one process."""
+"""Rows per part of a large file: the unit of work of one process reading rows."""
+VERIFY_ROWS = 512
+"""Rows (whole questions) per verification task."""
 
 
 def table_key(opened: OpenedSource) -> str:
@@ -76,7 +79,7 @@ def _build_part(part: _Part) -> int:
     ctx = RowContext(file=part.file.path.name, subset=part.file.subset, teacher=part.file.teacher)
     fields = schema()
     extra = [pa.field("question_text", pa.binary()), pa.field("answer_text", pa.binary()),
-             pa.field("has_text", pa.bool_()), pa.field("verification", pa.string()), pa.field("position", pa.int64())]
+             pa.field("has_text", pa.bool_()), pa.field("position", pa.int64())]
     part_schema = pa.schema([*(f for f in fields if f.name != "question_index"), *extra])
     names = part_schema.names
     n = 0
@@ -84,10 +87,9 @@ def _build_part(part: _Part) -> int:
         columns: dict[str, list] = {name: [] for name in names}
         for row, location in iter_rows(part.file.path, mapper.top_level, part.rows):
             for c in mapper.candidates(row, ctx, location):
-                usable = c.skip_reason is None and bool(c.question_id)
                 values = {**row_of(c), "question_text": _key(normalise_question(c.instruction)),
                           "answer_text": _key(c.answer.strip()), "has_text": bool(c.instruction.strip()),
-                          "verification": verification_reason(c, part.rule) if usable else None, "position": n}
+                          "position": n}
                 for name in names:
                     columns[name].append(values[name])
                 n += 1
@@ -112,16 +114,70 @@ def _parts(opened: OpenedSource, folder: Path) -> list[_Part]:
     return parts
 
 
+def _pool(processes: int, tasks: int) -> ProcessPoolExecutor:
+    # fork: the workers start at once and inherit the recipe, the imported math-verify and the
+    # memory-mapped parts
+    context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
+    return ProcessPoolExecutor(max_workers=min(processes, tasks), mp_context=context)
+
+
 def _run_parts(parts: list[_Part], processes: int) -> None:
     if processes <= 1 or len(parts) <= 1:
         for part in parts:
             _build_part(part)
         return
-    # fork: the workers start at once and inherit the recipe; nothing has started threads yet
-    context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
-    with ProcessPoolExecutor(max_workers=min(processes, len(parts)), mp_context=context) as pool:
+    with _pool(processes, len(parts)) as pool:
         for _ in pool.map(_build_part, parts):  # in order: the first failing part raises first
             pass
+
+
+_VERIFY_INPUT: dict = {}
+"""What the verification workers read (set before they fork): the parts table, order and rule."""
+
+
+def _verify_rows(bounds: tuple[int, int]) -> list[str | None]:
+    """Verification reasons of sorted rows `[a, b)` (whole questions, so math-verify's caches of
+    references and parsed values are hit as often as when verifying question by question)."""
+    from ..records import Candidate
+
+    a, b = bounds
+    table, order, rule = _VERIFY_INPUT["table"], _VERIFY_INPUT["order"], _VERIFY_INPUT["rule"]
+    rows = table.take(order[a:b]).to_pylist()
+    out: list[str | None] = []
+    for r in rows:
+        if r["skip_reason"] is not None or not r["question_id"]:
+            out.append(None)
+            continue
+        c = Candidate(question_id=r["question_id"], teacher=r["teacher"], instruction=r["instruction"],
+                      answer=r["answer"], reference_answer=r["reference_answer"], verified=r["verified"])
+        out.append(verification_reason(c, rule))
+    return out
+
+
+def _verification(parts_table, order, question_index, rule: str, processes: int) -> list[str | None]:
+    """Verification reason of every sorted row (math-verify on every core, whole questions per task)."""
+    import numpy as np
+
+    if rule in ("auto", "math"):
+        import math_verify  # noqa: F401  (imported once here, not in every worker)
+    _VERIFY_INPUT.update(table=parts_table.select(["question_id", "teacher", "instruction", "answer",
+                                                   "reference_answer", "verified", "skip_reason"]),
+                         order=order, rule=rule)
+    n = len(order)
+    # chunk boundaries at question starts, about VERIFY_ROWS rows each
+    starts = np.flatnonzero(np.concatenate([[True], question_index[1:] != question_index[:-1]]))
+    cuts = sorted({0, n, *(int(starts[np.searchsorted(starts, k)]) for k in range(VERIFY_ROWS, n, VERIFY_ROWS)
+                           if np.searchsorted(starts, k) < len(starts))})
+    chunks = list(zip(cuts[:-1], cuts[1:], strict=True))
+    try:
+        if processes <= 1 or len(chunks) <= 1 or rule in ("flags", "trusted"):
+            results = [_verify_rows(c) for c in chunks]
+        else:
+            with _pool(processes, len(chunks)) as pool:
+                results = list(pool.map(_verify_rows, chunks))
+    finally:
+        _VERIFY_INPUT.clear()
+    return [reason for chunk in results for reason in chunk]
 
 
 def _order(parts_table, n_parts_rows: list[int]):
@@ -156,12 +212,12 @@ def _order(parts_table, n_parts_rows: list[int]):
     return order, question_index
 
 
-def _verify_questions(parts_table, order, question_index, stats: PipelineStats) -> list[str | None]:
+def _verify_questions(parts_table, order, question_index, verification: list[str | None],
+                      stats: PipelineStats) -> list[str | None]:
     """Set what needs the whole question and count every row set aside, in table order."""
     import numpy as np
 
-    small = parts_table.select(["teacher", "skip_reason", "question_text", "answer_text", "has_text",
-                                "verification"])
+    small = parts_table.select(["teacher", "skip_reason", "question_text", "answer_text", "has_text"])
     reasons: list[str | None] = [None] * len(order)
     # rows without a question id first, as the verify stage always counted them
     bounds = np.flatnonzero(np.concatenate([[True], question_index[1:] != question_index[:-1], [True]])) \
@@ -175,7 +231,7 @@ def _verify_questions(parts_table, order, question_index, stats: PipelineStats) 
         else:
             keyed = [(r["skip_reason"], r["teacher"], r["has_text"], r["question_text"], r["answer_text"])
                      for r in rows]
-            found = question_skip_reasons(keyed, lambda i, rows=rows: rows[i]["verification"])
+            found = question_skip_reasons(keyed, lambda i, a=a: verification[a + i])
         for r, reason in zip(rows, found, strict=True):
             if reason is not None:
                 stats.skip(reason, r["teacher"] or None)
@@ -220,7 +276,8 @@ def build_table(opened: OpenedSource, folder: Path, processes: int) -> None:
         else:
             stats.rows_in = parts_table.num_rows
             order, question_index = _order(parts_table, [t.num_rows for t in tables])
-            reasons = _verify_questions(parts_table, order, question_index, stats)
+            verification = _verification(parts_table, order, question_index, opened.verification, processes)
+            reasons = _verify_questions(parts_table, order, question_index, verification, stats)
             n_questions = int(question_index.max()) + 1 if (question_index >= 0).any() else 0
         if parts_table is not None:
             _write_table(parts_table, order, question_index, reasons, tmp)
