@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from ..errors import ConfigError, StudentError
+from ..progress import progress_bars_enabled
 from ..records import Candidate, Question
 from ..stats import PipelineStats
 from . import attention
@@ -236,7 +237,8 @@ class StudentScorer:
 
         Questions are yielded in input order once their window is scored.
         """
-        bar = tqdm(total=total_rows, unit="ans", desc="scoring", disable=not self.config.progress)
+        bar = tqdm(total=total_rows, unit="ans", desc="scoring",
+                   disable=not (self.config.progress and progress_bars_enabled()))
         start, tokens = time.perf_counter(), 0
 
         def advance(answers: int, pack_tokens: int) -> None:

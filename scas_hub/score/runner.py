@@ -21,6 +21,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from ..constants import score_cache_dir
+from ..progress import progress_bars_enabled
 from ..records import Question
 from ..stats import PipelineStats
 from .cache import SCORER_VERSION, ScoreCache, apply_outcome, candidate_digest, outcome_of, scoring_key, shard_name
@@ -165,7 +166,8 @@ def score_corpus(
             from_cache += 1
     windows = list(plan_windows(questions, scoring.window_chars))
     mine = assign_windows([pending_chars(w) for w in windows], state.num_processes)[state.process_index]
-    progress = _Progress(state, folder, total=len(pending) - from_cache, enabled=scoring.progress)
+    progress = _Progress(state, folder, total=len(pending) - from_cache,
+                         enabled=scoring.progress and progress_bars_enabled())
 
     scorer, local, scratch = None, {}, PipelineStats()
     started = time.perf_counter()

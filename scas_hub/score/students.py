@@ -11,6 +11,7 @@ from pathlib import Path
 
 from ..constants import cache_dir
 from ..errors import StudentError
+from ..hub_access import describe, is_local_path, missing_path_message, what_to_do
 
 
 @dataclass(frozen=True)
@@ -94,8 +95,11 @@ def prepare_embedded_student() -> Path:
         return target
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    from ..progress import bars_without_switch
+
+    with bars_without_switch():  # the GGUF reader's bars are plain tqdm
+        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
     # the weights are dequantised to float32 on load; drop the GGUF marker so they can be saved
     model.hf_quantizer = None
     if hasattr(model.config, "quantization_config"):
@@ -118,7 +122,10 @@ def check_student(student: str) -> None:
     """Fail fast on a student that is neither an alias, a local folder, nor an `org/name` id."""
     if student in STUDENTS or Path(student).expanduser().is_dir():
         return
-    if student.startswith((".", "/", "~")) or student.count("/") != 1:
+    if "/" in student and is_local_path(student):
+        raise StudentError(f"unknown student {student!r}: {missing_path_message(student)}; --student takes an "
+                           "alias (`scas-hub students`), a local model folder or a Hub model id (org/name)")
+    if student.count("/") != 1:
         raise StudentError(
             f"unknown student {student!r}: not an alias ({', '.join(STUDENTS)}), a local folder, "
             "or a Hub model id (org/name)"
@@ -151,8 +158,8 @@ def resolve_student(student: str, revision: str | None = None) -> ResolvedStuden
         )
     except Exception as err:  # HTTP, connection and cache errors all mean the same to the user
         raise StudentError(
-            f"cannot download student {repo_id!r} from the Hub ({type(err).__name__}: {err}); "
-            "check the id, your network and `hf auth login`, or pass a local folder"
+            f"cannot download student {repo_id!r} from the Hub ({describe(err)}); {what_to_do()}, "
+            "or pass a local folder"
         ) from err
     # snapshot folders are named after the resolved commit SHA
     return ResolvedStudent(student_slug(student), repo_id, Path(path).name, path)
