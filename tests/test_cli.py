@@ -208,6 +208,8 @@ def test_student_and_push_against_an_unreachable_hub(unreachable_hub, tmp_path, 
     assert err.startswith("scas-hub: error: cannot download student 'some-org/some-model' from the Hub")
     assert "hf auth login" in err and len(err.strip().splitlines()) == 1
 
+    assert main(["push", str(tmp_path / "nowhere"), "some-org/ds"]) == 2
+    assert capsys.readouterr().err.startswith(f"scas-hub: error: no such folder: {tmp_path / 'nowhere'}")
     folder = tmp_path / "done"
     folder.mkdir()
     (folder / "selection_stats.json").write_text(json.dumps({"student": {}, "source": {}}))

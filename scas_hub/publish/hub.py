@@ -26,7 +26,7 @@ from typing import Any
 
 from ..constants import STATS_FILENAME
 from ..errors import PublishError
-from ..hub_access import describe, is_hub_error, what_to_do
+from ..hub_access import describe, is_hub_error, missing_path_message, what_to_do
 from .card import write_card
 from .figures import FIGURES_DIR
 from .folder import CONFIG_DIRS, read_stats, write_stats
@@ -142,6 +142,8 @@ def push_folder(folder: str | Path, repo_id: str, *, version: str | None = None,
     http = http_library()
 
     folder = Path(folder)
+    if not folder.is_dir():
+        raise PublishError(missing_path_message(folder) + "; push an output folder of `scas-hub curate` or `select`")
     record = read_stats(folder)
     api = HfApi(token=token)
     step = "creating the repo"
