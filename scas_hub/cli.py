@@ -192,7 +192,11 @@ def _add_runtime_args(parser: argparse.ArgumentParser) -> argparse._ArgumentGrou
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="scas-hub", description=__doc__, formatter_class=_HelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="scas-hub", formatter_class=_HelpFormatter,
+        description="Build student-specific distillation datasets with SCAS (Student-Centric Answer Sampling) "
+                    "and publish them on the Hugging Face Hub.",
+        epilog="`scas-hub COMMAND --help` lists a command's options with their defaults.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     c = sub.add_parser("curate", formatter_class=_HelpFormatter,

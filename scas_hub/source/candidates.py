@@ -157,7 +157,7 @@ def _open_hub(repo_id: str, revision: str | None) -> PublishedDataset:
     except ValueError as err:  # datasets raises ValueError for an unknown config name
         raise SourceError(f"{repo_id}@{sha[:10]} has no {CANDIDATES_CONFIG!r} config: "
                           "is it a dataset written by scas-hub?") from err
-    except hub_error_types() as err:
+    except (OSError, *hub_error_types()) as err:  # datasets reports some download failures as OSError
         raise SourceError(f"{unreachable} ({describe(err)}); {what_to_do()}") from err
     _check_columns(rows.column_names, f"{repo_id}@{sha}")
     try:
