@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .constants import DEFAULT_GROUP, DEFAULT_GROUPS, DEFAULT_LAMBDA, DEFAULT_SEED, DEFAULT_STUDENT
+from .constants import DEFAULT_GROUP, DEFAULT_GROUPS, DEFAULT_LAMBDA, DEFAULT_SEED, DEFAULT_STRATEGY, DEFAULT_STUDENT
 from .errors import ScasHubError, StudentError
 
 
@@ -159,7 +159,7 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 
 def _add_selection_args(parser: argparse.ArgumentParser) -> None:
     p = parser.add_argument_group("selection")
-    p.add_argument("--strategy", default="scas",
+    p.add_argument("--strategy", default=DEFAULT_STRATEGY,
                    help="scas (group sampling), argmin, lowest-nll, teacher:<name>, strongest, random")
     p.add_argument("--groups", type=int, default=DEFAULT_GROUPS, metavar="G",
                    help="scas: split each question's candidates, ranked by score, into G groups")
