@@ -14,9 +14,8 @@ Strategies (all deterministic for a seed):
 - `random`: uniform (seeded).
 
 Ties: candidates are ordered by (cost, teacher name, sample number), so equal scores never depend
-on input order;
-a NaN cost sorts last. Draws use one RNG per (seed, question id): a question's pick depends on
-nothing but its own candidates.
+on input order; a NaN cost sorts last. Draws use one RNG per (seed, question id): a question's
+pick depends on nothing but its own candidates.
 
 Questions with fewer candidates than groups (M < G) leave low groups empty under the paper's
 formula; the reference code then drops them silently. `small_policy` decides instead:
