@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from .constants import DEFAULT_GROUP, DEFAULT_GROUPS, DEFAULT_LAMBDA, DEFAULT_SEED, DEFAULT_STRATEGY, DEFAULT_STUDENT
 from .errors import ScasHubError, StudentError
@@ -54,7 +55,8 @@ def _curate(args: argparse.Namespace) -> int:
                             window_chars=args.window_chars,
                             max_length=args.max_length, truncate=args.truncate,
                             feature_module=args.feature_module, feature_layer=args.feature_layer,
-                            progress=not args.no_progress)
+                            progress=not args.no_progress,
+                            chat_template=Path(args.chat_template) if args.chat_template else None)
     common = dict(source=args.source, out=args.out, subset=args.subset, source_revision=args.source_revision,
                   verification=args.verify, **_selection_kwargs(args), dtype=args.dtype, device=args.device,
                   scoring=scoring, push=args.push, version=args.version, private=args.private,
@@ -249,6 +251,9 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--score-cache", default=None, metavar="DIR",
                     help="score cache / resume folder (default: under $SCAS_HUB_CACHE or $HF_HOME/scas_hub)")
     st.add_argument("--no-score-cache", action="store_true", help="score everything, write no cache")
+    st.add_argument("--chat-template", default=None, metavar="FILE",
+                    help="Jinja chat template to render candidates with instead of the student's own "
+                         "(needed when its tokenizer has none); recorded in the card, part of the score cache key")
 
     _add_selection_args(c)
     _add_output_args(c, "output folder (default: out/scas-<student>; with several students, their parent: out)")

@@ -165,15 +165,53 @@ def resolve_student(student: str, revision: str | None = None) -> ResolvedStuden
     return ResolvedStudent(student_slug(student), repo_id, Path(path).name, path)
 
 
-def _folder_revision(folder: Path) -> str:
-    """A content tag for a local checkpoint: hash of its config and weight files' names, sizes and mtimes (ns)."""
+WEIGHT_SUFFIXES = frozenset({".safetensors", ".bin", ".pt", ".pth", ".gguf"})
+"""Weight files: tagged by name, size and modification time (too large to read for a tag)."""
+CONTENT_SUFFIXES = frozenset({".json", ".jinja", ".txt", ".model", ".tiktoken", ".py"})
+"""Config, tokenizer and template files: tagged by content (small; edited in place, e.g. a chat template)."""
+TOKENIZER_FILE_PREFIXES = ("tokenizer", "special_tokens_map", "added_tokens", "chat_template", "vocab", "merges")
+
+
+def _files(folder: Path, suffixes: frozenset[str]) -> list[Path]:
+    """Files of a checkpoint folder with these suffixes (top level, and extra chat templates)."""
+    found = [*folder.glob("*"), *folder.glob("additional_chat_templates/*")]
+    return sorted(f for f in found if f.is_file() and f.suffix in suffixes)
+
+
+def tokenizer_files(folder: str | Path) -> list[Path]:
+    """Every tokenizer and chat-template file of a model folder (`tokenizer.json`, `tokenizer_config.json`,
+    `special_tokens_map.json`, `chat_template.jinja`/`.json`, `additional_chat_templates/*`, `*.model`,
+    `*.tiktoken`, vocab and merges files)."""
+    folder = Path(folder)
+    return [f for f in _files(folder, CONTENT_SUFFIXES)
+            if f.name.startswith(TOKENIZER_FILE_PREFIXES) or f.suffix in {".model", ".tiktoken"}
+            or f.parent.name == "additional_chat_templates"]
+
+
+def tokenizer_digest(folder: str | Path) -> str:
+    """SHA-256 over the names and contents of `tokenizer_files(folder)`: part of the score cache key."""
     import hashlib
 
     h = hashlib.sha256()
-    for f in sorted(folder.glob("*")):
-        if f.is_file() and f.suffix in {".json", ".safetensors", ".bin"}:
+    for f in tokenizer_files(folder):
+        h.update(f"{f.relative_to(folder)}:{f.stat().st_size}:".encode())
+        h.update(f.read_bytes())
+    return h.hexdigest()
+
+
+def _folder_revision(folder: Path) -> str:
+    """A content tag for a local checkpoint: weight files by name, size and mtime (ns); config,
+    tokenizer and chat-template files by content, so editing `chat_template.jinja` changes the tag."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for f in _files(folder, WEIGHT_SUFFIXES | CONTENT_SUFFIXES):
+        name = str(f.relative_to(folder))
+        if f.suffix in WEIGHT_SUFFIXES:
             st = f.stat()
-            h.update(f"{f.name}:{st.st_size}:{st.st_mtime_ns}".encode())
+            h.update(f"{name}:{st.st_size}:{st.st_mtime_ns}".encode())
+        else:
+            h.update(f"{name}:{hashlib.sha256(f.read_bytes()).hexdigest()}".encode())
     return "local-" + h.hexdigest()[:12]
 
 
@@ -188,18 +226,33 @@ def resolve_dtype(dtype: str, device: str) -> str:
     return dtype
 
 
-def load_student(resolved: ResolvedStudent, dtype: str = "auto", device: str | None = None):
-    """Load model and tokenizer; returns `(model, tokenizer, torch_dtype_name, device)`."""
+def load_tokenizer(resolved: ResolvedStudent):
+    """The student's tokenizer.
+
+    Raises:
+        StudentError: the folder holds no loadable tokenizer.
+    """
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(resolved.path)
+    except (OSError, ValueError) as err:
+        raise StudentError(f"cannot load the student's tokenizer from {resolved.path}: {err}") from err
+
+
+def load_student(resolved: ResolvedStudent, dtype: str = "auto", device: str | None = None, tokenizer=None):
+    """Load model and tokenizer (unless given); returns `(model, tokenizer, torch_dtype_name, device)`."""
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
 
     from .engine import DTYPES
 
     if device is None:
         device = "cuda" if torch.cuda.is_available() else "cpu"
     dtype = resolve_dtype(dtype, device)
+    if tokenizer is None:
+        tokenizer = load_tokenizer(resolved)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(resolved.path)
         model = AutoModelForCausalLM.from_pretrained(resolved.path, dtype=DTYPES[dtype])
     except (OSError, ValueError) as err:
         raise StudentError(f"cannot load student from {resolved.path}: {err}") from err

@@ -110,7 +110,9 @@ def _split_messages(messages: list[dict[str, str]], location: str) -> tuple[str 
 def _candidate(row: dict[str, Any], index: int, location: str) -> Candidate:
     system, instruction, answer = _split_messages(row["messages"], location)
     c = Candidate(
-        question_id=row["question_id"], teacher=row["teacher"], instruction=instruction, answer=answer,
+        # datasets written before samples were kept have no `sample` column: one answer per teacher
+        question_id=row["question_id"], teacher=row["teacher"], sample=row.get("sample") or 0,
+        instruction=instruction, answer=answer,
         system=system, source_dataset=row.get("source_dataset"), reference_answer=row.get("reference_answer"),
         provenance={"candidates_row": index},
     )
