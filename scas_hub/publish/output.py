@@ -137,16 +137,24 @@ def replace_output(stage: Path, out: Path) -> None:
     `check_out_folder`.
 
     Raises:
-        PublishError: `out` changed since it was checked (it is no longer safe to replace).
+        PublishError: `out` changed since it was checked (it is no longer safe to replace), or a
+            move failed (the folder is left recognisable: the same command run again replaces it).
     """
     new = json.loads((stage / STATS_FILENAME).read_text(encoding="utf-8"))["files"]
     if out.is_dir() and not any(out.iterdir()):
         out.rmdir()
     if not out.exists():
         os.replace(stage, out)
-        stage.mkdir()  # the caller's cleanup removes an empty folder
         return
     old = check_out_folder(out)
+    try:
+        _move_in(stage, out, old, new)
+    except OSError as err:
+        raise PublishError(f"replacing the output in {out} failed ({err}); its {STATS_FILENAME} lists every file "
+                           "the tool wrote there, so running the same command again replaces them") from err
+
+
+def _move_in(stage: Path, out: Path, old: list[str], new: list[str]) -> None:
     # 1. the old record lists old and new files, so a crash from here on leaves a recognisable folder
     record = _read_record(out)
     record["files"] = sorted(set(old) | set(new))
