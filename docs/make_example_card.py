@@ -3,8 +3,9 @@
     .venv/bin/python docs/make_example_card.py
 
 Runs `curate` on the bundled demo corpus with the embedded SmolLM2-135M student (about a minute on a
-laptop CPU), pushes it as v1 (strategy `scas`) and v2 (strategy `argmin`) to an in-process fake Hub,
-and copies v2's README.md and figures here. Nothing leaves the machine.
+laptop CPU), pushes it as v1 (λ = 0.5) and v2 (λ = 0.3, both strategy `scas`: an ablation of another
+strategy would go to a repo of its own) to an in-process fake Hub, and copies v2's README.md and
+figures here. Nothing leaves the machine.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ def main(dest: Path = HERE / "example_card") -> None:
 
         out = Path(tmp) / "scas-smollm2-135m"
         curate("smollm2-135m", "demo", out, push=REPO_ID, score_cache=False)
-        curate("smollm2-135m", "demo", out, push=REPO_ID, strategy="argmin", score_cache=False)
+        curate("smollm2-135m", "demo", out, push=REPO_ID, lam=0.3, score_cache=False)
         shutil.rmtree(dest, ignore_errors=True)
         dest.mkdir(parents=True)
         shutil.copy(out / "README.md", dest / "README.md")

@@ -193,6 +193,7 @@ def test_a_crash_while_moving_files_in_leaves_a_folder_the_next_run_replaces(cur
 def test_push_uploads_only_the_tools_files(curated, tmp_path, fake_hub, capsys):
     out = shutil.copytree(curated / "out", tmp_path / "out")
     add_extras(out)
+    (out / "data" / "train.jsonl").write_text("{}\n")  # a user's file inside a config folder
     assert main(["push", str(out), "org/own-files"]) == 0
     pushed = set(fake_hub.files("org/own-files", "v1")) - {".gitattributes"}  # the Hub's own
     assert pushed == set(record(out)["files"]) and not pushed & set(EXTRA)

@@ -147,8 +147,9 @@ def test_reselect_without_stats_file_says_counts_are_missing(original, tmp_path)
 def test_reselect_errors(original, tmp_path):
     with pytest.raises(SourceError, match="neither an output folder nor a Hub dataset id"):
         reselect("no_such_folder_here", tmp_path / "x")
+    (tmp_path / "empty").mkdir()
     with pytest.raises(SourceError, match="has no candidates"):
-        reselect(tmp_path, tmp_path / "x")
+        reselect(tmp_path / "empty", tmp_path / "x")
     with pytest.raises(SourceError, match="Hub datasets only"):
         reselect(original, tmp_path / "x", revision="v1")
     broken = tmp_path / "broken"

@@ -5,13 +5,15 @@ The order makes every step safe to retry and a failed push safe to run again:
 1. create the repo if needed; read its refs (tags and the head of `main`);
 2. pick the version (next `vN`, or the one asked for) and refuse an existing tag;
 3. read the version history from the head's `selection_stats.json`, add this version, and
-   re-render `selection_stats.json` and README.md in the folder;
-4. upload the folder's own files (those its `selection_stats.json` lists; nothing else that sits
-   in the folder) in one commit on top of the head read in 1 (`parent_commit`: a concurrent
-   push fails instead of being overwritten); data and figure files missing from the folder are
-   deleted, so the commit holds exactly the folder's data (other files, e.g. a LICENSE added on
-   the Hub, are kept). If the commit landed but its answer was lost, the retry finds nothing to
-   change and returns the head, i.e. that commit;
+   re-render `selection_stats.json` and README.md in the folder; when the repo id was derived from
+   an org (`same_strategy`), refuse a repo whose latest version holds another strategy;
+4. upload the folder's own files (the paths the tool writes, `output.TOOL_PATTERNS`: the card,
+   `selection_stats.json`, parquet shards, figures; nothing else that sits in the folder) in one
+   commit on top of the head read in 1 (`parent_commit`: a concurrent push fails instead of being
+   overwritten); data and figure files missing from the folder are deleted, so the commit holds
+   exactly the folder's data (other files, e.g. a LICENSE added on the Hub, are kept). If the
+   commit landed but its answer was lost, the retry finds nothing to change and returns the head,
+   i.e. that commit;
 5. tag that commit. Only now does the version exist: a push that failed earlier leaves no tag.
 """
 
@@ -30,7 +32,7 @@ from ..errors import PublishError
 from .card import write_card
 from .figures import FIGURES_DIR
 from .folder import CONFIG_DIRS, read_stats, write_stats
-from .output import TOOL_PATTERNS, tool_files
+from .output import TOOL_PATTERNS
 from .retry import RetryPolicy, http_library, with_retries
 
 logger = logging.getLogger("scas_hub.publish")
@@ -109,11 +111,6 @@ def _tag(api, repo_id: str, version: str, commit: str) -> None:
                 f"tag {version!r} was created in {repo_id} by someone else during this push; your data is on "
                 f"main at commit {commit} but untagged. Run the push again to publish it as the next version."
             ) from None
-
-
-def own_files(folder: Path, record: dict[str, Any]) -> list[str]:
-    """What a push uploads: the files the folder's record lists (older folders: the tool's fixed names)."""
-    return tool_files(folder) if record.get("files") else list(TOOL_PATTERNS)
 
 
 def _redact(text: str, token: str | None) -> str:
@@ -204,7 +201,7 @@ def push_folder(folder: str | Path, repo_id: str, *, version: str | None = None,
             commit_message=f"scas-hub: publish {version}",
             commit_description=f"Student {record['student']['repo_id']}, strategy {record['selection']['strategy']}, "
                                f"{record['questions_selected']} rows.",
-            parent_commit=head, allow_patterns=own_files(folder, record), delete_patterns=list(MANAGED),
+            parent_commit=head, allow_patterns=list(TOOL_PATTERNS), delete_patterns=list(MANAGED),
             what="upload", policy=retry,
         ).oid
         step = f"tagging commit {commit}"
