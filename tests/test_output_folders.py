@@ -101,6 +101,19 @@ def test_rerun_replaces_the_tools_files_and_keeps_the_users(curated, tmp_path, t
     assert siblings(out) == []
 
 
+def test_out_dot_in_an_empty_folder_writes_there_and_keeps_the_folder(curated, tmp_path, monkeypatch):
+    here = tmp_path / "empty"
+    here.mkdir()
+    inode = here.stat().st_ino
+    monkeypatch.chdir(here)  # the user's shell stands in it: the folder itself must stay
+    for strategy in ("argmin", "random"):  # new, then a previous output replaced
+        assert main(["select", "--candidates", str(curated / "out"), "--out", ".", "--strategy", strategy]) == 0
+        assert here.stat().st_ino == inode and files(here) == set(record(here)["files"])
+        assert record(here)["selection"]["strategy"] == strategy
+    assert siblings(here) == [] and 'load_dataset("empty")' not in (here / "README.md").read_text()
+    assert 'load_dataset("path/to/empty", split="train")' in (here / "README.md").read_text()
+
+
 def test_an_older_output_without_a_file_list_loses_only_its_own_files(curated, tmp_path):
     """Outputs written before the `files` list: the tool's fixed names are its files; a stale extra
     shard (more shards last time) is removed, since it would be loaded with the new one."""

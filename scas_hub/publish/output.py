@@ -7,10 +7,11 @@ A run writes its whole output into a staging folder beside `--out` (`.<name>.sca
 and records the relative path of every file it wrote in `selection_stats.json` (`files`). Only
 then is `--out` changed:
 
-1. a missing or empty `--out`: the staging folder is renamed into place;
-2. a previous output: its `selection_stats.json` is first rewritten to list the old files *and*
-   the new ones; the new files are moved in (same-name files are replaced); the old files the
-   new output does not have are removed; last, the new README.md and `selection_stats.json`.
+1. a missing `--out`: the staging folder is renamed into place;
+2. an empty folder or a previous output: its `selection_stats.json` is first (re)written to list
+   the old files *and* the new ones; the new files are moved in (same-name files are replaced);
+   the old files the new output does not have are removed; last, the new README.md and
+   `selection_stats.json`. (The folder itself stays: it may be the current folder of a shell.)
 
 Files the tool did not write are never moved or removed: the old output's files are the ones its
 `files` list names (older outputs without the list: the fixed names the tool writes, `TOOL_PATTERNS`).
@@ -117,10 +118,10 @@ def staged_output(out: str | Path) -> Iterator[Path]:
     Raises:
         PublishError: the folder beside `out` cannot be written.
     """
-    out = Path(out)
+    out = Path(out).expanduser().resolve()  # `--out .`: beside the current folder, not inside it
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        stage = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name or 'out'}.scas-hub-staging-"))
+        stage = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.scas-hub-staging-"))
     except OSError as err:
         raise PublishError(f"cannot write a staging folder beside {out} ({err}); pass an --out in a writable "
                            "folder") from err
@@ -140,23 +141,23 @@ def replace_output(stage: Path, out: Path) -> None:
         PublishError: `out` changed since it was checked (it is no longer safe to replace), or a
             move failed (the folder is left recognisable: the same command run again replaces it).
     """
-    new = json.loads((stage / STATS_FILENAME).read_text(encoding="utf-8"))["files"]
-    if out.is_dir() and not any(out.iterdir()):
-        out.rmdir()
+    new_record = json.loads((stage / STATS_FILENAME).read_text(encoding="utf-8"))
     if not out.exists():
         os.replace(stage, out)
         return
     old = check_out_folder(out)
     try:
-        _move_in(stage, out, old, new)
+        _move_in(stage, out, old, new_record)
     except OSError as err:
         raise PublishError(f"replacing the output in {out} failed ({err}); its {STATS_FILENAME} lists every file "
                            "the tool wrote there, so running the same command again replaces them") from err
 
 
-def _move_in(stage: Path, out: Path, old: list[str], new: list[str]) -> None:
-    # 1. the old record lists old and new files, so a crash from here on leaves a recognisable folder
-    record = _read_record(out)
+def _move_in(stage: Path, out: Path, old: list[str], new_record: dict[str, Any]) -> None:
+    new = new_record["files"]
+    # 1. a record that lists old and new files (an empty folder: the new record), so a crash from
+    #    here on leaves a folder the next run recognises and cleans
+    record = _read_record(out) or dict(new_record)
     record["files"] = sorted(set(old) | set(new))
     write_stats(out, record)
     last = (CARD_FILENAME, STATS_FILENAME)
