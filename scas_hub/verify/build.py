@@ -213,12 +213,14 @@ def _order(parts_table, n_parts_rows: list[int]):
 
 
 def _verify_questions(parts_table, order, question_index, verification: list[str | None],
-                      stats: PipelineStats) -> list[str | None]:
-    """Set what needs the whole question and count every row set aside, in table order."""
+                      stats: PipelineStats) -> tuple[list[str | None], list[int]]:
+    """Set what needs the whole question (skip reasons, sample numbers) and count every row set
+    aside, in table order."""
     import numpy as np
 
     small = parts_table.select(["teacher", "skip_reason", "question_text", "answer_text", "has_text"])
     reasons: list[str | None] = [None] * len(order)
+    samples: list[int] = [0] * len(order)
     # rows without a question id first, as the verify stage always counted them
     bounds = np.flatnonzero(np.concatenate([[True], question_index[1:] != question_index[:-1], [True]])) \
         if len(order) else np.array([0])
@@ -231,19 +233,19 @@ def _verify_questions(parts_table, order, question_index, verification: list[str
         else:
             keyed = [(r["skip_reason"], r["teacher"], r["has_text"], r["question_text"], r["answer_text"])
                      for r in rows]
-            found = question_skip_reasons(keyed, lambda i, a=a: verification[a + i])
+            found, samples[a:b] = question_skip_reasons(keyed, lambda i, a=a: verification[a + i])
         for r, reason in zip(rows, found, strict=True):
             if reason is not None:
                 stats.skip(reason, r["teacher"] or None)
         reasons[a:b] = found
-    return reasons
+    return reasons, samples
 
 
-def _write_table(parts_table, order, question_index, reasons, folder: Path) -> None:
+def _write_table(parts_table, order, question_index, reasons, samples, folder: Path) -> None:
     import pyarrow as pa
 
     target = schema()
-    body = parts_table.select([f.name for f in target if f.name not in ("skip_reason", "question_index")])
+    body = parts_table.select([f.name for f in target if f.name not in ("skip_reason", "sample", "question_index")])
     for shard, start in enumerate(range(0, max(len(order), 1), SHARD_ROWS)):
         stop = min(start + SHARD_ROWS, len(order))
         with pa.OSFile(str(folder / f"candidates-{shard:05d}.arrow"), "wb") as sink, \
@@ -253,6 +255,7 @@ def _write_table(parts_table, order, question_index, reasons, folder: Path) -> N
                 rows = body.take(order[a:b])
                 batch = {name: rows.column(name) for name in rows.column_names}
                 batch["skip_reason"] = pa.array(reasons[a:b], pa.string())
+                batch["sample"] = pa.array(samples[a:b], pa.int64())
                 batch["question_index"] = pa.array(question_index[a:b], pa.int64())
                 writer.write_table(pa.table({f.name: batch[f.name] for f in target}, schema=target))
 
@@ -272,15 +275,15 @@ def build_table(opened: OpenedSource, folder: Path, processes: int) -> None:
         stats = PipelineStats()
         if parts_table is None or parts_table.num_rows == 0:
             question_index, n_questions = [], 0
-            order, reasons = [], []
+            order, reasons, samples = [], [], []
         else:
             stats.rows_in = parts_table.num_rows
             order, question_index = _order(parts_table, [t.num_rows for t in tables])
             verification = _verification(parts_table, order, question_index, opened.verification, processes)
-            reasons = _verify_questions(parts_table, order, question_index, verification, stats)
+            reasons, samples = _verify_questions(parts_table, order, question_index, verification, stats)
             n_questions = int(question_index.max()) + 1 if (question_index >= 0).any() else 0
         if parts_table is not None:
-            _write_table(parts_table, order, question_index, reasons, tmp)
+            _write_table(parts_table, order, question_index, reasons, samples, tmp)
         table_stats = TableStats.of(stats)
         (tmp / META_FILE).write_text(json.dumps({
             "version": TABLE_VERSION, "rows_in": table_stats.rows_in, "questions": n_questions,

@@ -24,13 +24,13 @@ from typing import Any
 from ..records import Candidate, Question
 from ..stats import PipelineStats
 
-TABLE_VERSION = 2
+TABLE_VERSION = 3
 """Bump when the table's schema or the verify stage's rules change: old tables are then rebuilt."""
 BATCH_ROWS = 1024
 SHARD_ROWS = 65_536
 META_FILE = "table.json"
 CANDIDATE_FIELDS = ("question_id", "teacher", "instruction", "answer", "system", "source_dataset",
-                    "reference_answer", "verified", "provenance", "skip_reason")
+                    "reference_answer", "verified", "provenance", "skip_reason", "sample")
 """The `Candidate` fields a table stores (scores and the selection come later)."""
 
 
@@ -41,7 +41,8 @@ def schema():
     strings = ["question_id", "teacher", "instruction", "answer", "system", "source_dataset", "reference_answer"]
     return pa.schema([*(pa.field(name, pa.string()) for name in strings), pa.field("verified", pa.bool_()),
                       pa.field("provenance", pa.string()), pa.field("skip_reason", pa.string()),
-                      pa.field("content_digest", pa.binary(16)), pa.field("chars", pa.int64()),
+                      pa.field("sample", pa.int64()), pa.field("content_digest", pa.binary(16)),
+                      pa.field("chars", pa.int64()),
                       pa.field("question_index", pa.int64())])
 
 
@@ -52,7 +53,7 @@ def row_of(c: Candidate) -> dict[str, Any]:
     return {"question_id": c.question_id, "teacher": c.teacher, "instruction": c.instruction, "answer": c.answer,
             "system": c.system, "source_dataset": c.source_dataset, "reference_answer": c.reference_answer,
             "verified": c.verified, "provenance": json.dumps(c.provenance) if c.provenance else None,
-            "skip_reason": c.skip_reason, "content_digest": candidate_digest(c),
+            "skip_reason": c.skip_reason, "sample": c.sample, "content_digest": candidate_digest(c),
             "chars": len(c.system_prompt) + len(c.instruction) + len(c.answer)}
 
 
@@ -62,7 +63,7 @@ def candidate_of(row: dict[str, Any]) -> Candidate:
                      answer=row["answer"], system=row["system"], source_dataset=row["source_dataset"],
                      reference_answer=row["reference_answer"], verified=row["verified"],
                      provenance=json.loads(row["provenance"]) if row["provenance"] else {},
-                     skip_reason=row["skip_reason"])
+                     skip_reason=row["skip_reason"], sample=row["sample"])
 
 
 @dataclass
