@@ -58,7 +58,8 @@ def test_verify_counts_every_set_aside_row(tmp_path):
     rows = {
         "a": [row(0, "a"), row(1, "a", answer=""), row(2, "a", is_correct=False), row("", "a")],
         "b": [row(0, "b"), row(1, "b", instruction="a different question?")],
-        "c": [row(0, "c", answer="another", is_common_correct=None), row(0, "c", answer="again")],
+        "c": [row(0, "c", answer="another", is_common_correct=None),
+              row(0, "c", answer="again", is_common_correct=None)],
     }
     write_pool(rows, tmp_path)
     stats = PipelineStats()
