@@ -19,18 +19,25 @@ TEACHER_RANKING ?=
 ROUND    ?=
 CANDIDATES ?=
 ARGS     ?=
+ROUNDS   ?= 3
+MAX_STEPS ?=
+DATASET  ?=
 
 SELECT_ARGS = --strategy $(STRATEGY) $(if $(TEACHER_RANKING),--teacher-ranking $(TEACHER_RANKING)) \
 	$(if $(REPO),--push $(REPO)) $(if $(VERSION),--version $(VERSION)) $(ARGS)
 CURATE_ARGS = --student $(STUDENT) $(if $(ROUND),--round $(ROUND)) --num-processes $(NPROC) \
 	$(if $(SOURCE),--source $(SOURCE)) $(if $(SUBSET),--subset $(SUBSET)) $(if $(OUT),--out $(OUT)) $(SELECT_ARGS)
 
-.PHONY: help install curate select test test-slow lint format bench clean
+TRAIN_ARGS = $(if $(MAX_STEPS),--max-steps $(MAX_STEPS)) --num-processes $(NPROC)
+
+.PHONY: help install curate select train rounds test test-slow lint format bench clean
 
 help:
 	@echo "make curate [STUDENT=qwen-1.5b SOURCE=... OUT=... REPO=org/name VERSION=v1 STRATEGY=scas]"
 	@echo "             [STUDENT=qwen-0.5b,qwen-1.5b (one dataset each + summary)] [ROUND=2 STUDENT=path/to/ckpt]"
 	@echo "make select CANDIDATES=out/scas-qwen-1.5b|org/name STRATEGY=argmin OUT=out/argmin [REPO=...]"
+	@echo "make train DATASET=out/scas-qwen-1.5b|org/name STUDENT=qwen-1.5b [OUT=ckpt REPO=org/model MAX_STEPS=n]"
+	@echo "make rounds STUDENT=qwen-1.5b ROUNDS=3 [REPO=org/name OUT=dir MAX_STEPS=n SOURCE=... NPROC=8]"
 	@echo "make test | make test-slow | make lint | make bench"
 
 $(STAMP): pyproject.toml
@@ -49,6 +56,15 @@ curate: $(STAMP)
 select: $(STAMP)
 	$(BIN)/scas-hub select --candidates $(or $(CANDIDATES),out/scas-$(STUDENT)) \
 		--out $(or $(OUT),out/scas-$(STUDENT)-$(subst :,-,$(STRATEGY))) $(SELECT_ARGS)
+
+train: $(STAMP)
+	$(BIN)/scas-hub train --dataset $(or $(DATASET),out/scas-$(STUDENT)) --student $(STUDENT) \
+		$(if $(OUT),--out $(OUT)) $(if $(REPO),--push $(REPO)) $(TRAIN_ARGS) $(ARGS)
+
+rounds: $(STAMP)
+	$(BIN)/scas-hub rounds --student $(STUDENT) --rounds $(ROUNDS) --strategy $(STRATEGY) \
+		$(if $(SOURCE),--source $(SOURCE)) $(if $(SUBSET),--subset $(SUBSET)) $(if $(OUT),--out $(OUT)) \
+		$(if $(REPO),--push $(REPO)) $(TRAIN_ARGS) $(ARGS)
 
 test: $(STAMP)
 	$(BIN)/ruff check .

@@ -15,7 +15,8 @@ def _split_list(values: list[str] | None) -> list[str]:
 
 
 def _selection_kwargs(args: argparse.Namespace) -> dict:
-    return dict(strategy=args.strategy, groups=args.groups, group=args.group, seed=args.seed, lam=args.lam,
+    seed = args.selection_seed if hasattr(args, "selection_seed") else args.seed
+    return dict(strategy=args.strategy, groups=args.groups, group=args.group, seed=seed, lam=args.lam,
                 small_policy=args.small_policy, teacher_ranking=_split_list(args.teacher_ranking) or None)
 
 
@@ -109,6 +110,88 @@ def _relaunch(num_processes: int) -> int:
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", str(num_processes),
            "--multi_gpu", "-m", "scas_hub", *argv]
     return subprocess.call(cmd, env=env)
+
+
+def _train_config(args: argparse.Namespace):
+    """`TrainConfig` from the training flags; unset flags keep the reference recipe's defaults."""
+    import os
+
+    from .errors import ConfigError
+    from .train import TrainConfig
+
+    values = {k: getattr(args, k) for k in ("learning_rate", "lr_scheduler_type", "warmup_ratio", "epochs",
+                                            "max_length", "per_device_batch_size", "seed", "max_steps", "bf16",
+                                            "save_steps") if getattr(args, k) is not None}
+    if args.gradient_checkpointing:
+        values["gradient_checkpointing"] = True
+    if args.grad_accum is not None:
+        if args.effective_batch is not None:
+            raise ConfigError("pass --effective-batch or --grad-accum, not both")
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        values["effective_batch_size"] = args.grad_accum * values.get("per_device_batch_size", 1) * world
+    elif args.effective_batch is not None:
+        values["effective_batch_size"] = args.effective_batch
+    return TrainConfig(**values)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from .train import train
+
+    if args.num_processes > 1 and not _launched_by_accelerate():
+        return _relaunch(args.num_processes)
+    result = train(args.dataset, args.student, args.out, revision=args.revision,
+                   student_revision=args.student_revision, config=_train_config(args), push=args.push,
+                   private=args.private, progress=not args.no_progress, keep_checkpoints=args.keep_checkpoints)
+    print(f"\n{'Found finished' if result.resumed and not result.facts.get('resumed_from_step') else 'Trained'} "
+          f"{result.student['repo_id']} on {result.dataset}: {result.steps} steps, final loss {result.final_loss:.4f}")
+    print(f"Checkpoint: {result.checkpoint.resolve()}")
+    if result.repo_id:
+        print(f"Pushed to the model repo {result.repo_id} (commit {result.commit})")
+    print(f"Score the corpus again with it: scas-hub curate --student {result.checkpoint} --round 2 ...")
+    return 0
+
+
+def _rounds(args: argparse.Namespace) -> int:
+    from .loop import run_rounds
+    from .score.engine import ScoringConfig
+
+    if args.num_processes > 1 and not _launched_by_accelerate():
+        return _relaunch(args.num_processes)
+    scoring = ScoringConfig(token_budget=args.token_budget, progress=not args.no_progress)
+    result = run_rounds(args.student, args.rounds, args.out, source=args.source, subset=args.subset,
+                        student_revision=args.student_revision, push=args.push,
+                        push_checkpoints=args.push_checkpoints, private=args.private,
+                        train_config=_train_config(args), **_selection_kwargs(args), dtype=args.dtype,
+                        device=args.device, scoring=scoring,
+                        score_cache=False if args.no_score_cache else (args.score_cache or True),
+                        progress=not args.no_progress)
+    print(f"\n{result.table()}\n\nRounds folder: {result.out.resolve()}")
+    print(f"The student after {len(result.rounds)} rounds: {result.final_checkpoint.resolve()}")
+    if args.push:
+        _print_load_line(args.push)
+    return 0
+
+
+def _add_train_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("training (defaults: the reference recipe)")
+    g.add_argument("--max-steps", type=int, default=None, help="stop after N optimizer steps (overrides --epochs)")
+    g.add_argument("--epochs", type=float, default=None, help="default 3")
+    g.add_argument("--learning-rate", type=float, default=None, help="default 1e-5")
+    g.add_argument("--lr-scheduler", dest="lr_scheduler_type", default=None, help="default cosine")
+    g.add_argument("--warmup-ratio", type=float, default=None, help="default 0.05")
+    g.add_argument("--batch-size", dest="per_device_batch_size", type=int, default=None,
+                   help="conversations per device per micro-batch (default 1)")
+    g.add_argument("--effective-batch", type=int, default=None,
+                   help="conversations per optimizer step over all processes (default 8)")
+    g.add_argument("--grad-accum", type=int, default=None,
+                   help="accumulation steps (sets the effective batch to batch size x processes x N)")
+    g.add_argument("--max-length", type=int, default=None, help="tokens per conversation (default 4096)")
+    g.add_argument("--seed", dest="seed", type=int, default=None, help="training seed (default 42)")
+    g.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None,
+                   help="bf16 mixed precision (default: on CUDA)")
+    g.add_argument("--gradient-checkpointing", action="store_true")
+    g.add_argument("--save-steps", type=int, default=None,
+                   help="optimizer steps between the checkpoints a crashed run resumes from (default 100)")
 
 
 def _students(args: argparse.Namespace) -> int:
@@ -211,6 +294,52 @@ def build_parser() -> argparse.ArgumentParser:
     _add_selection_args(r)
     _add_push_args(r)
     r.set_defaults(func=_select)
+
+    t = sub.add_parser("train", help="fine-tune a student on a curated dataset (TRL SFT; needs scas-hub[train])")
+    t.add_argument("--dataset", required=True, help="an output folder of `curate`, or a Hub dataset id")
+    t.add_argument("--revision", default=None, help="Hub revision of --dataset: a tag (v1, ...), branch or commit")
+    t.add_argument("--student", default=DEFAULT_STUDENT, help="alias, Hub model id or local folder")
+    t.add_argument("--student-revision", default=None)
+    t.add_argument("--out", default=None, help="checkpoint folder (default out/checkpoints/<student>-sft)")
+    t.add_argument("--push", default=None, metavar="REPO_ID", help="push the checkpoint to this Hub model repo")
+    t.add_argument("--private", action="store_true")
+    t.add_argument("--keep-checkpoints", action="store_true", help="keep the Trainer checkpoints after the run")
+    _add_train_args(t)
+    t.add_argument("--no-progress", action="store_true")
+    t.add_argument("--num-processes", type=int, default=1, help="train on N processes via `accelerate launch`")
+    t.set_defaults(func=_train)
+
+    o = sub.add_parser("rounds", help="run the SCAS loop: score, select, publish, train, round after round")
+    o.add_argument("--student", default=DEFAULT_STUDENT, help="the base student: alias, Hub model id or folder")
+    o.add_argument("--student-revision", default=None)
+    o.add_argument("--rounds", type=int, default=3)
+    o.add_argument("--out", default=None, help="the loop's folder (default out/rounds-<student>)")
+    o.add_argument("--source", default=None, help="the corpus, as for `curate`")
+    o.add_argument("--subset", default=None)
+    o.add_argument("--push", default=None, metavar="REPO_ID",
+                   help="Hub dataset repo (org/name): round r is pushed as its next version")
+    o.add_argument("--push-checkpoints", default=None, metavar="REPO_ID",
+                   help="Hub model repo: every trained checkpoint is pushed to it")
+    o.add_argument("--private", action="store_true")
+    sel = o.add_argument_group("selection")
+    sel.add_argument("--strategy", default="scas", help="scas, argmin, lowest-nll, teacher:<name>, strongest, random")
+    sel.add_argument("--groups", type=int, default=DEFAULT_GROUPS)
+    sel.add_argument("--group", type=int, default=DEFAULT_GROUP)
+    sel.add_argument("--selection-seed", dest="selection_seed", type=int, default=DEFAULT_SEED)
+    sel.add_argument("--lambda", dest="lam", type=float, default=DEFAULT_LAMBDA)
+    sel.add_argument("--small-policy", default="nearest", choices=["nearest", "drop"])
+    sel.add_argument("--teacher-ranking", action="append", default=None, metavar="A,B,C")
+    _add_train_args(o)
+    o.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"],
+                   help="the dtype the scorer runs the student in")
+    o.add_argument("--device", default=None)
+    o.add_argument("--token-budget", type=int, default=None)
+    o.add_argument("--score-cache", default=None, metavar="DIR")
+    o.add_argument("--no-score-cache", action="store_true")
+    o.add_argument("--no-progress", action="store_true")
+    o.add_argument("--num-processes", type=int, default=1,
+                   help="score and train on N processes via `accelerate launch` (one per GPU)")
+    o.set_defaults(func=_rounds)
 
     s = sub.add_parser("students", help="list student aliases")
     s.set_defaults(func=_students)
