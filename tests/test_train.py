@@ -3,6 +3,7 @@ checkpoint loads, scores, resumes after a crash and pushes to a model repo."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
 
@@ -203,6 +204,21 @@ def test_a_student_with_another_chat_template_is_refused(curated, tiny_qwen_dir,
     with pytest.raises(ChatTemplateMismatchError, match="was scored with 0000"):
         train(dataset, str(tiny_qwen_dir), tmp_path / "ckpt", config=TINY, progress=False)
     assert not (tmp_path / "ckpt").exists()
+
+    # a dataset scored with an override template trains with that template, and the checkpoint keeps it
+    from transformers import AutoTokenizer
+
+    from scas_hub.testing.models import QWEN_CHAT_TEMPLATE
+
+    override = QWEN_CHAT_TEMPLATE + "{# scored with an override #}"
+    record["student"]["chat_template_sha256"] = hashlib.sha256(override.encode()).hexdigest()
+    (dataset / "selection_stats.json").write_text(json.dumps(record))
+    with pytest.raises(ChatTemplateMismatchError):
+        train(dataset, str(tiny_qwen_dir), tmp_path / "ckpt", config=TINY, progress=False)
+    result = train(dataset, str(tiny_qwen_dir), tmp_path / "ckpt", config=TrainConfig(max_steps=1,
+                   effective_batch_size=1), progress=False, chat_template=override)
+    assert AutoTokenizer.from_pretrained(result.checkpoint).chat_template == override
+    assert result.chat_template_sha256 == record["student"]["chat_template_sha256"]
 
 
 def test_settings_and_folders_that_cannot_work_are_refused(curated, tiny_qwen_dir, tmp_path, monkeypatch):

@@ -168,6 +168,7 @@ def train(
     progress: bool = True,
     keep_checkpoints: bool = False,
     round_number: int | None = None,
+    chat_template: str | None = None,
 ) -> TrainResult:
     """Fine-tune `student` on a curated dataset; resumes an interrupted run in `out`.
 
@@ -180,6 +181,8 @@ def train(
         push: Hub model repo id to upload the checkpoint to.
         keep_checkpoints: keep `out/trainer/` (optimizer state) after the run.
         round_number: the SCAS round whose selection this is (shown in the card).
+        chat_template: a Jinja template (text) to render with instead of the student's own, as the
+            dataset was scored with it (`curate(..., chat_template=...)`); saved with the checkpoint.
 
     Returns:
         The finished run, on every process of an `accelerate launch`.
@@ -210,9 +213,12 @@ def train(
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(resolved.path)
+    if chat_template is not None:  # the checkpoint's tokenizer keeps it, so the next round renders alike
+        tokenizer.chat_template = chat_template
     template_hash = check_chat_template(data, tokenizer, student)
-    settings = _run_settings(data, resolved, config)
+    settings = {**_run_settings(data, resolved, config), "chat_template_sha256": template_hash}
     resume_from = _check_out(out, settings)
+    state.wait_for_everyone()  # every process has looked at `out` before rank 0 writes to it
     if state.is_main_process:
         (out / TRAINER_DIR).mkdir(parents=True, exist_ok=True)
         (out / TRAINER_DIR / RUN_FILENAME).write_text(json.dumps(settings, indent=2), encoding="utf-8")
