@@ -248,3 +248,20 @@ def test_push_sends_the_checkpoint_to_a_model_repo(trained, curated, tiny_qwen_d
     assert pushed.repo_id == "me/tiny-scas" and pushed.commit == fake_hub.repo("me/tiny-scas", "model").branches["main"]
     assert pushed.revision == pushed.commit
     assert 'from_pretrained("me/tiny-scas")' in files["README.md"].decode()
+
+
+def test_cli_flags_override_the_reference_recipe_one_by_one():
+    from scas_hub.cli import _train_config, build_parser
+
+    def config(*flags):
+        return _train_config(build_parser().parse_args(["train", "--dataset", "d", *flags]))
+
+    assert config() == TrainConfig(learning_rate=1e-5, lr_scheduler_type="cosine", warmup_ratio=0.05, epochs=3,
+                                   max_length=4096, effective_batch_size=8, seed=42, max_steps=None, bf16=None)
+    assert config("--batch-size", "2", "--grad-accum", "2").effective_batch_size == 4
+    tuned = config("--max-steps", "5", "--learning-rate", "2e-5", "--epochs", "1", "--max-length", "1024",
+                   "--seed", "7", "--no-bf16", "--effective-batch", "16", "--warmup-ratio", "0")
+    assert (tuned.max_steps, tuned.learning_rate, tuned.epochs, tuned.max_length, tuned.seed, tuned.bf16,
+            tuned.effective_batch_size, tuned.warmup_ratio) == (5, 2e-5, 1, 1024, 7, False, 16, 0)
+    rounds = _train_config(build_parser().parse_args(["rounds", "--max-steps", "2", "--selection-seed", "3"]))
+    assert rounds.max_steps == 2 and rounds.seed == 42
