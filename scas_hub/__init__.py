@@ -6,7 +6,7 @@ The pipeline, stage by stage (each a plain function over `Candidate` records):
 
 `reselect` selects again from a published dataset's stored scores (no model); `curate_students`
 scores one corpus with several students and compares their selections. Beside the pipeline,
-`train` fine-tunes a student on a curated dataset (TRL) and `run_rounds` runs the SCAS loop.
+`scas_hub.train.train` fine-tunes a student on a curated dataset (TRL); `run_rounds` runs the SCAS loop.
 """
 
 from .errors import (
@@ -28,7 +28,7 @@ from .score.proxy import ProxyComponents
 from .select import SelectionConfig, select
 from .several_students import StudentsResult, curate_students
 from .stats import PipelineStats
-from .train import TrainConfig, TrainResult, train
+from .train import TrainConfig, TrainResult  # train() itself: `from scas_hub.train import train`
 
 __version__ = "0.1.0"
 
@@ -37,5 +37,5 @@ __all__ = [
     "CurateResult", "ProxyComponents", "PipelineStats", "PublishError",
     "Question", "ScasHubError", "ScoringConfig", "SelectionConfig", "SelectionError", "SourceError",
     "StudentError", "StudentScorer", "StudentsResult", "curate", "curate_students", "load_questions", "reselect",
-    "score", "select", "RoundsResult", "TrainConfig", "TrainError", "TrainResult", "run_rounds", "train",
+    "score", "select", "RoundsResult", "TrainConfig", "TrainError", "TrainResult", "run_rounds",
 ]
