@@ -193,6 +193,20 @@ def test_an_interrupted_run_resumes_from_its_last_checkpoint_and_ends_identical(
               effective_batch_size=2), progress=False)
 
 
+def test_a_checkpoint_cut_short_by_a_kill_is_not_resumed_from(tmp_path):
+    from scas_hub.train.run import last_complete_checkpoint
+
+    trainer = tmp_path / "trainer"
+    for step, state in [(1, '{"global_step": 1}'), (2, None), (3, '{"global_st')]:
+        (trainer / f"checkpoint-{step}").mkdir(parents=True)
+        (trainer / f"checkpoint-{step}" / "model.safetensors").write_bytes(b"w")
+        if state is not None:
+            (trainer / f"checkpoint-{step}" / "trainer_state.json").write_text(state)
+    assert last_complete_checkpoint(trainer) == trainer / "checkpoint-1"
+    assert sorted(p.name for p in trainer.iterdir()) == ["checkpoint-1"]
+    assert last_complete_checkpoint(tmp_path / "none") is None
+
+
 def test_a_student_with_another_chat_template_is_refused(curated, tiny_qwen_dir, tmp_path):
     import shutil
 
@@ -265,3 +279,20 @@ def test_cli_flags_override_the_reference_recipe_one_by_one():
             tuned.effective_batch_size, tuned.warmup_ratio) == (5, 2e-5, 1, 1024, 7, False, 16, 0)
     rounds = _train_config(build_parser().parse_args(["rounds", "--max-steps", "2", "--selection-seed", "3"]))
     assert rounds.max_steps == 2 and rounds.seed == 42
+
+
+@pytest.mark.slow
+def test_two_cpu_ranks_make_the_effective_batch_together(curated, tiny_qwen_dir, tmp_path):
+    """`scas-hub train --num-processes 2` (accelerate launch, gloo): 1 per rank x 2 ranks = batch 2,
+    no accumulation; rank 0 writes one finished checkpoint."""
+    import subprocess
+
+    out = tmp_path / "ddp"
+    proc = subprocess.run([sys.executable, "-m", "scas_hub", "train", "--dataset", str(curated[1]), "--student",
+                           str(tiny_qwen_dir), "--out", str(out), "--max-steps", "2", "--effective-batch", "2",
+                           "--no-progress", "--num-processes", "2"], capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    facts = json.loads((out / FACTS_FILENAME).read_text())
+    assert (facts["processes"], facts["gradient_accumulation_steps"], facts["steps"]) == (2, 1, 2)
+    assert facts["epochs_done"] == pytest.approx(2 * 2 / facts["rows"])
+    assert not (out / "trainer").exists()
