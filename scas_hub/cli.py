@@ -144,7 +144,7 @@ def _train(args: argparse.Namespace) -> int:
                    student_revision=args.student_revision, config=_train_config(args), push=args.push,
                    private=args.private, progress=not args.no_progress, keep_checkpoints=args.keep_checkpoints,
                    chat_template=Path(args.chat_template).read_text(encoding="utf-8") if args.chat_template else None)
-    print(f"\n{'Found finished' if result.resumed and not result.facts.get('resumed_from_step') else 'Trained'} "
+    print(f"\n{'Found finished' if result.found_finished else 'Trained'} "
           f"{result.student['repo_id']} on {result.dataset}: {result.steps} steps, final loss {result.final_loss:.4f}")
     print(f"Checkpoint: {result.checkpoint.resolve()}")
     if result.repo_id:
