@@ -9,7 +9,7 @@ from __future__ import annotations
 import platform
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -213,6 +213,7 @@ def curate(
     private: bool = False,
     verification: str | None = None,
     score_cache: str | Path | bool | None = True,
+    chat_template: str | Path | None = None,
 ) -> CurateResult | None:
     """Build a student-specific SCAS dataset folder (and optionally push it).
 
@@ -235,6 +236,9 @@ def curate(
         push: Hub repo id (or just an org) to push to; the commit is tagged `vN` or `version`.
         score_cache: score cache folder (`True`: the default one, `False`: none); reruns and
             resumed runs score only candidates missing from it.
+        chat_template: a Jinja chat template (its text, or a path to a file) to render candidates
+            with instead of the student's own (needed when its tokenizer has none); overrides
+            `scoring.chat_template`. The card records that an override was used.
 
     Returns:
         The result on the main process; `None` on the other processes of an `accelerate launch`.
@@ -246,6 +250,8 @@ def curate(
     selection = SelectionConfig(strategy=strategy, groups=groups, group=group, seed=seed, lam=lam,
                                 small_policy=small_policy,
                                 teacher_ranking=teacher_ranking).validate()
+    if chat_template is not None:
+        scoring = replace(scoring or ScoringConfig(), chat_template=chat_template)
     check_student(student)
     source = source or default_source(student)
     out = Path(out) if out else default_out(student)

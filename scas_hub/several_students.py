@@ -6,7 +6,7 @@ from __future__ import annotations
 import copy
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +56,7 @@ def curate_students(
     private: bool = False,
     verification: str | None = None,
     score_cache: str | Path | bool | None = True,
+    chat_template: str | Path | None = None,
 ) -> StudentsResult | None:
     """Score one corpus with several students: one dataset per student, and a comparison.
 
@@ -76,6 +77,8 @@ def curate_students(
     Raises:
         SourceError, StudentError, SelectionError, PublishError: with what to do.
     """
+    if chat_template is not None:  # one template for every student (read once)
+        scoring = replace(scoring or ScoringConfig(), chat_template=chat_template)
     slugs = [student_slug(s) for s in students]
     if not students or len(set(slugs)) != len(slugs):
         raise StudentError(f"several students need distinct names for their datasets, got {', '.join(slugs)}")

@@ -86,6 +86,8 @@ def test_cli_contract(tmp_path, tiny_qwen_dir):
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert f'load_dataset("{out.resolve()}")' in proc.stdout
+    # --no-progress: no bar at all (scoring, weight loading, parquet writing)
+    assert not any(mark in proc.stderr for mark in ("%|", "it/s", "ans/s", "ba/s", "\r")), proc.stderr
     stats = json.loads((out / "selection_stats.json").read_text())
     assert stats["selection"] == {"strategy": "argmin", "lam": 0.3, "groups": 5, "group": 1, "seed": 1,
                                   "small_policy": "nearest"}

@@ -138,7 +138,7 @@ def test_reselect_without_stats_file_says_counts_are_missing(original, tmp_path)
 
 
 def test_reselect_errors(original, tmp_path):
-    with pytest.raises(SourceError, match="neither an output folder nor a Hub dataset id"):
+    with pytest.raises(SourceError, match="no such folder: no_such_folder_here"):
         reselect("no_such_folder_here", tmp_path / "x")
     with pytest.raises(SourceError, match="has no candidates"):
         reselect(tmp_path, tmp_path / "x")

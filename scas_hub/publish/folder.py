@@ -29,6 +29,7 @@ def selected_row(c: Candidate, lam: float) -> dict[str, Any]:
         "source_dataset": c.source_dataset,
         "messages": c.messages(),
         "teacher": c.teacher,
+        "sample": c.sample,
         "scas_score": s.scas_score(lam),
         "answer_mean_nll": s.answer_mean_nll,
         "n_answer_tokens": s.n_answer_tokens,
@@ -42,6 +43,7 @@ def candidate_row(c: Candidate, lam: float) -> dict[str, Any]:
         "question_id": c.question_id,
         "source_dataset": c.source_dataset,
         "teacher": c.teacher,
+        "sample": c.sample,
         "scas_score": s.scas_score(lam),
         "answer_mean_nll": s.answer_mean_nll,
         "question_mean_nll": s.question_mean_nll,
@@ -73,11 +75,12 @@ def features(config: str):
     messages = List({"role": Value("string"), "content": Value("string")})
     common = {"question_id": Value("string"), "source_dataset": Value("string")}
     if config == DEFAULT_CONFIG:
-        return Features({**common, "messages": messages, "teacher": Value("string"),
+        return Features({**common, "messages": messages, "teacher": Value("string"), "sample": Value("int64"),
                          "scas_score": Value("float64"), "answer_mean_nll": Value("float64"),
                          "n_answer_tokens": Value("int64"), "reference_answer": Value("string")})
     floats = ["scas_score", "answer_mean_nll", "question_mean_nll", "sim_aa", "sim_aq", "aa_term", "aq_term"]
-    return Features({**common, "teacher": Value("string"), **{k: Value("float64") for k in floats},
+    return Features({**common, "teacher": Value("string"), "sample": Value("int64"),
+                     **{k: Value("float64") for k in floats},
                      "n_answer_tokens": Value("int64"), "n_question_tokens": Value("int64"),
                      "selected": Value("bool"), "messages": messages, "reference_answer": Value("string")})
 

@@ -26,6 +26,7 @@ from typing import Any
 
 from ..constants import STATS_FILENAME
 from ..errors import PublishError
+from ..hub_access import describe, is_hub_error, missing_path_message, what_to_do
 from .card import write_card
 from .figures import FIGURES_DIR
 from .folder import CONFIG_DIRS, read_stats, write_stats
@@ -141,6 +142,8 @@ def push_folder(folder: str | Path, repo_id: str, *, version: str | None = None,
     http = http_library()
 
     folder = Path(folder)
+    if not folder.is_dir():
+        raise PublishError(missing_path_message(folder) + "; push an output folder of `scas-hub curate` or `select`")
     record = read_stats(folder)
     api = HfApi(token=token)
     step = "creating the repo"
@@ -180,9 +183,11 @@ def push_folder(folder: str | Path, repo_id: str, *, version: str | None = None,
         hint = ("someone else pushed to main meanwhile; nothing was tagged, run the push again"
                 if err.response is not None and err.response.status_code == 412 else
                 "nothing was tagged; run the same command again to retry")
-        raise PublishError(_redact(f"pushing {folder} to {repo_id} failed while {step}: {err} ({hint})", token)) \
-            from err
+        raise PublishError(_redact(f"pushing {folder} to {repo_id} failed while {step}: {describe(err)} ({hint})",
+                                   token)) from err
     except (http.TransportError, OSError, RuntimeError, ValueError) as err:  # network, LFS upload, bad metadata
-        raise PublishError(_redact(f"pushing {folder} to {repo_id} failed while {step}: {type(err).__name__}: "
-                                   f"{err} (nothing was tagged; run the same command again to retry)", token)) from err
+        hint = f"{what_to_do()}, then run the same command again" if is_hub_error(err) else \
+            "run the same command again to retry"
+        raise PublishError(_redact(f"pushing {folder} to {repo_id} failed while {step}: {describe(err)} "
+                                   f"(nothing was tagged; {hint})", token)) from err
     return PushResult(repo_id, version, commit)

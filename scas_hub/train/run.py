@@ -25,7 +25,7 @@ from typing import Any
 
 from ..constants import DEFAULT_STUDENT
 from ..errors import ChatTemplateMismatchError, TrainError
-from ..score.regions import chat_template_sha256
+from ..score.regions import chat_template_sha256, read_chat_template
 from ..score.students import ResolvedStudent, resolve_student, student_slug
 from .card import FACTS_FILENAME, read_facts, write_card, write_facts
 from .config import TrainConfig
@@ -202,7 +202,7 @@ def train(
     progress: bool = True,
     keep_checkpoints: bool = False,
     round_number: int | None = None,
-    chat_template: str | None = None,
+    chat_template: str | Path | None = None,
 ) -> TrainResult:
     """Fine-tune `student` on a curated dataset; resumes an interrupted run in `out`.
 
@@ -215,8 +215,9 @@ def train(
         push: Hub model repo id to upload the checkpoint to.
         keep_checkpoints: keep `out/trainer/` (optimizer state) after the run.
         round_number: the SCAS round whose selection this is (shown in the card).
-        chat_template: a Jinja template (text) to render with instead of the student's own, as the
-            dataset was scored with it (`curate(..., chat_template=...)`); saved with the checkpoint.
+        chat_template: a Jinja chat template (text or file) to render with instead of the student's
+            own, as the dataset was scored with it (`curate(..., chat_template=...)`); saved with the
+            checkpoint, so the next round scores with it too.
 
     Returns:
         The finished run, on every process of an `accelerate launch`.
@@ -246,7 +247,7 @@ def train(
 
     tokenizer = AutoTokenizer.from_pretrained(resolved.path)
     if chat_template is not None:  # the checkpoint's tokenizer keeps it, so the next round renders alike
-        tokenizer.chat_template = chat_template
+        tokenizer.chat_template = read_chat_template(chat_template)
     template_hash = check_chat_template(data, tokenizer, student)
     settings = {**_run_settings(data, resolved, config), "chat_template_sha256": template_hash}
     resume_from = _check_out(out, settings)
