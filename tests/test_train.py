@@ -277,8 +277,8 @@ def test_cli_flags_override_the_reference_recipe_one_by_one():
                    "--seed", "7", "--no-bf16", "--effective-batch", "16", "--warmup-ratio", "0")
     assert (tuned.max_steps, tuned.learning_rate, tuned.epochs, tuned.max_length, tuned.seed, tuned.bf16,
             tuned.effective_batch_size, tuned.warmup_ratio) == (5, 2e-5, 1, 1024, 7, False, 16, 0)
-    rounds = _train_config(build_parser().parse_args(["rounds", "--max-steps", "2", "--selection-seed", "3"]))
-    assert rounds.max_steps == 2 and rounds.seed == 42
+    rounds = build_parser().parse_args(["rounds", "--max-steps", "2", "--seed", "3", "--train-seed", "5"])
+    assert (_train_config(rounds).max_steps, _train_config(rounds).seed, rounds.seed) == (2, 5, 3)
 
 
 @pytest.mark.slow
