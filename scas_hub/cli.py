@@ -348,9 +348,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="score cache / resume folder (default: under $SCAS_HUB_CACHE or $HF_HOME/scas_hub)")
     st.add_argument("--no-score-cache", action="store_true", help="score everything, write no cache")
     st.add_argument("--chat-template", default=None, metavar="FILE",
-                    help="Jinja chat template to render candidates with instead of the student's own "
-                         "(needed when its tokenizer has none; default: the student's own); recorded in the card, "
-                         "part of the score cache key")
+                    help="Jinja chat template to render candidates with (default: the student's own; needed when "
+                         "its tokenizer has none); recorded in the card, part of the score cache key")
 
     _add_selection_args(c)
     _add_output_args(c, "output folder (default: out/scas-<student>; with several students, their parent: out)")

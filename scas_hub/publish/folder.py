@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
+import os
 from pathlib import Path
 from typing import Any
 
@@ -88,9 +88,7 @@ def features(config: str):
 def _write_parquet(rows: list[dict[str, Any]], folder: Path, config: str) -> list[Path]:
     from datasets import Dataset
 
-    if folder.exists():
-        shutil.rmtree(folder)
-    folder.mkdir(parents=True)
+    folder.mkdir(parents=True, exist_ok=True)  # a fresh staging folder (see `publish.output`)
     n_shards = max(1, math.ceil(len(rows) / ROWS_PER_SHARD))
     paths = []
     for i in range(n_shards):
@@ -111,8 +109,11 @@ def write_data_files(out: Path, candidates: list[Candidate], lam: float) -> dict
 
 
 def write_stats(out: Path, stats: dict[str, Any]) -> Path:
+    """Write `selection_stats.json` through a temporary file, so a crash never leaves half of it."""
     path = out / STATS_FILENAME
-    path.write_text(json.dumps(stats, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(stats, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
     return path
 
 

@@ -225,7 +225,7 @@ def score_corpus(
     stats.scores_from_cache += from_cache
     return ScoreReport(
         student={"name": resolved.name, "repo_id": resolved.public_id, "revision": resolved.revision,
-                 "dtype": dtype, "device": device, "processes": state.num_processes,
+                 "weights": resolved.weights, "dtype": dtype, "device": device, "processes": state.num_processes,
                  "chat_template_sha256": template_sha, "chat_template_override": scoring.chat_template is not None},
         from_cache=from_cache, ranks=ranks,
     )

