@@ -276,7 +276,8 @@ def _add_output_args(parser: argparse.ArgumentParser, out_help: str, out_require
     p = parser.add_argument_group("output & publishing")
     p.add_argument("--out", default=None, required=out_required, metavar="DIR", help=out_help)
     p.add_argument("--push", default=None, metavar="REPO_ID",
-                   help="push to this Hub dataset repo, or to ORG/scas-<student> for an org (default: no push)")
+                   help="push to this Hub dataset repo (org/name), or to an org: ORG/scas-<student> for the scas "
+                        "strategy, ORG/scas-<student>-<strategy> for any other (default: no push)")
     p.add_argument("--version", default=None, metavar="TAG",
                    help="tag of the pushed commit (default: the next vN)")
     p.add_argument("--private", action="store_true", help="create the Hub repo private")
