@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 
 from .constants import DEFAULT_GROUP, DEFAULT_GROUPS, DEFAULT_LAMBDA, DEFAULT_SEED, DEFAULT_STUDENT
@@ -80,6 +81,45 @@ def _select(args: argparse.Namespace) -> int:
     _print_result(result)
     _print_load_line(result.repo_id or result.out.resolve())
     return 0
+
+
+def _decoding(args: argparse.Namespace):
+    from .evaluate import DecodingConfig
+
+    return DecodingConfig(max_new_tokens=args.max_new_tokens, batch_size=args.batch_size, backend=args.backend,
+                          dtype=args.dtype)
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from .evaluate import evaluate
+    from .evaluate.run import report_path
+
+    report = evaluate(args.student, args.eval, args.out, subset=args.subset, eval_revision=args.eval_revision,
+                      student_revision=args.student_revision, limit=args.limit, sample_seed=args.sample_seed,
+                      decoding=_decoding(args), device=args.device, reference_nll=not args.no_reference_nll,
+                      progress=not args.no_progress, command=args.command_line)
+    print(f"\naccuracy {report.accuracy:.4f} ({report.n_correct} of {report.n_questions} questions)")
+    if report.reference_nll:
+        nll = report.reference_nll
+        print(f"reference solutions: mean NLL {nll['mean']:.4f} over {nll['n_questions']} questions")
+    print(f"Report: {report_path(args.out).resolve()}")
+    return 0
+
+
+def _add_eval_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--eval", required=True, metavar="SOURCE",
+                   help="held-out questions: builder, recipe file (.py), folder, or Hub dataset id")
+    p.add_argument("--eval-subset", "--subset", dest="subset", default=None, help="subset of the eval source")
+    p.add_argument("--eval-revision", default=None, help="Hub revision of the eval source")
+    p.add_argument("--limit", type=int, default=None, help="evaluate N questions (a seeded uniform draw)")
+    p.add_argument("--sample-seed", type=int, default=DEFAULT_SEED, help="seed of the --limit draw")
+    p.add_argument("--max-new-tokens", type=int, default=1024)
+    p.add_argument("--batch-size", type=int, default=16, help="prompts per generate call (transformers backend)")
+    p.add_argument("--backend", default="auto", choices=["auto", "transformers", "vllm"],
+                   help="auto: vLLM when installed and on a GPU, else transformers")
+    p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"])
+    p.add_argument("--device", default=None)
+    p.add_argument("--no-progress", action="store_true")
 
 
 def _launched_by_accelerate() -> bool:
@@ -212,6 +252,15 @@ def build_parser() -> argparse.ArgumentParser:
     _add_push_args(r)
     r.set_defaults(func=_select)
 
+    e = sub.add_parser("evaluate", help="greedy answers of a student to held-out questions, checked with math-verify")
+    e.add_argument("--student", required=True, help="alias, Hub model id or local folder (e.g. a checkpoint)")
+    e.add_argument("--student-revision", default=None)
+    _add_eval_args(e)
+    e.add_argument("--no-reference-nll", action="store_true",
+                   help="skip the mean NLL of the source's reference solutions under the student")
+    e.add_argument("--out", default="report.json", help="report path (.json) or folder (default: report.json)")
+    e.set_defaults(func=_evaluate)
+
     s = sub.add_parser("students", help="list student aliases")
     s.set_defaults(func=_students)
     b = sub.add_parser("builders", help="list corpus recipes")
@@ -227,7 +276,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    args.command_line = shlex.join(["scas-hub", *argv])  # recorded by evaluate and ablate
     try:
         return args.func(args)
     except ScasHubError as err:
