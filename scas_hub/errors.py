@@ -29,3 +29,11 @@ class SelectionError(ScasHubError):
 
 class PublishError(ScasHubError):
     """Writing or pushing the dataset failed."""
+
+
+class TrainError(ScasHubError):
+    """Training the student cannot start or finish (missing `trl`, bad settings, unreadable dataset)."""
+
+
+class ChatTemplateMismatchError(TrainError):
+    """The student's chat template differs from the one the dataset was scored with."""

@@ -7,6 +7,7 @@ the full conversation when the prompt is not a prefix (some templates rewrite ea
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 import torch
@@ -31,6 +32,17 @@ class EncodedCandidate:
     @property
     def answer_ids(self) -> list[int]:
         return self.input_ids[self.n_prompt :]
+
+
+def chat_template_sha256(tokenizer, chat_template: str | None = None) -> str | None:
+    """SHA-256 of the chat template that renders conversations (`chat_template`, else the tokenizer's).
+
+    Scoring and training must render with the same template; datasets and checkpoints record this hash.
+    """
+    template = chat_template if chat_template is not None else getattr(tokenizer, "chat_template", None)
+    if not template:
+        return None
+    return hashlib.sha256(template.encode("utf-8")).hexdigest()
 
 
 def special_token_ids(tokenizer) -> set[int]:
