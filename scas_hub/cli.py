@@ -106,6 +106,38 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _ablate(args: argparse.Namespace) -> int:
+    from .ablate import DEFAULT_STRATEGIES, ablate
+    from .train.config import TrainConfig
+
+    config = TrainConfig(learning_rate=args.learning_rate, epochs=args.epochs, max_steps=args.max_steps,
+                         effective_batch_size=args.effective_batch_size,
+                         per_device_batch_size=args.per_device_batch_size, max_length=args.max_length,
+                         seed=args.train_seed)
+    result = ablate(args.student, args.eval, args.out, strategies=_split_list(args.strategies) or DEFAULT_STRATEGIES,
+                    source=args.source, subset=args.source_subset, source_revision=args.source_revision,
+                    eval_subset=args.subset, eval_revision=args.eval_revision, limit=args.limit,
+                    sample_seed=args.sample_seed, decoding=_decoding(args), train_config=config, seeds=args.seeds,
+                    selection_seed=args.seed, exclude_overlap=args.exclude_overlap, baseline=not args.no_baseline,
+                    student_revision=args.student_revision, device=args.device, progress=not args.no_progress,
+                    push=args.push, repo_type=args.repo_type, private=args.private, command=args.command_line)
+    record = result.record
+    print()
+    for name, s in [*record["strategies"].items(), *([("baseline", record["baseline"])] if "baseline" in record
+                                                      else [])]:
+        ci = f"[{s['ci_low']:.3f}, {s['ci_high']:.3f}]" if s["ci_low"] is not None else "[n/a]"
+        vs = s.get("vs_scas")
+        diff = f"  vs scas {vs['difference']:+.3f}" if vs else ""
+        print(f"{name:14} accuracy {s['accuracy']:.3f} {ci} over {s['n_questions']} questions{diff}")
+    overlap = record["overlap"]
+    print(f"eval questions also in the training corpus: {overlap['eval_questions']}"
+          + (" (excluded from training)" if record["exclude_overlap"] else ""))
+    print(f"Report: {(result.out / 'README.md').resolve()} and ablation.json")
+    if result.repo_id:
+        print(f"Pushed to {result.repo_id} (commit {result.commit})")
+    return 0
+
+
 def _add_eval_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--eval", required=True, metavar="SOURCE",
                    help="held-out questions: builder, recipe file (.py), folder, or Hub dataset id")
@@ -260,6 +292,34 @@ def build_parser() -> argparse.ArgumentParser:
                    help="skip the mean NLL of the source's reference solutions under the student")
     e.add_argument("--out", default="report.json", help="report path (.json) or folder (default: report.json)")
     e.set_defaults(func=_evaluate)
+
+    a = sub.add_parser("ablate", help="train one student per selection strategy and compare them on held-out questions")
+    a.add_argument("--student", default=DEFAULT_STUDENT, help="alias, Hub model id or local folder")
+    a.add_argument("--student-revision", default=None)
+    a.add_argument("--strategies", action="append", default=None, metavar="A,B,C",
+                   help="default: scas,strongest,random,lowest-nll (scas is the reference of the paired comparison)")
+    a.add_argument("--source", default=None, help="training corpus (default: demo for the embedded student, "
+                                                  "scas_pool otherwise)")
+    a.add_argument("--source-subset", default=None)
+    a.add_argument("--source-revision", default=None)
+    _add_eval_args(a)
+    a.add_argument("--exclude-overlap", action="store_true",
+                   help="remove eval questions (matched by normalised text) from the training corpus")
+    a.add_argument("--seeds", type=int, default=1, help="train every arm K times (seeds --train-seed, +1, ...)")
+    a.add_argument("--seed", type=int, default=DEFAULT_SEED, help="selection seed (scas group draws, random)")
+    a.add_argument("--train-seed", type=int, default=DEFAULT_SEED)
+    a.add_argument("--max-steps", type=int, default=None, help="optimizer steps per arm (default: --epochs)")
+    a.add_argument("--epochs", type=float, default=3.0)
+    a.add_argument("--learning-rate", type=float, default=1e-5)
+    a.add_argument("--effective-batch-size", type=int, default=8)
+    a.add_argument("--per-device-batch-size", type=int, default=1)
+    a.add_argument("--max-length", type=int, default=4096)
+    a.add_argument("--no-baseline", action="store_true", help="do not evaluate the untrained student")
+    a.add_argument("--out", default="out/ablation", help="ablation folder; a rerun resumes it")
+    a.add_argument("--push", default=None, metavar="REPO_ID", help="push the report to this Hub repo")
+    a.add_argument("--repo-type", default="dataset", choices=["dataset", "model"])
+    a.add_argument("--private", action="store_true")
+    a.set_defaults(func=_ablate)
 
     s = sub.add_parser("students", help="list student aliases")
     s.set_defaults(func=_students)
