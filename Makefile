@@ -18,6 +18,13 @@ NPROC    ?= 1
 TEACHER_RANKING ?=
 ROUND    ?=
 CANDIDATES ?=
+EVAL     ?= demo
+LIMIT    ?=
+MAX_NEW_TOKENS ?=
+MAX_STEPS ?=
+SEEDS    ?= 1
+STRATEGIES ?= scas,strongest,random,lowest-nll
+EXCLUDE_OVERLAP ?= 1
 ARGS     ?=
 
 SELECT_ARGS = --strategy $(STRATEGY) $(if $(TEACHER_RANKING),--teacher-ranking $(TEACHER_RANKING)) \
@@ -25,12 +32,19 @@ SELECT_ARGS = --strategy $(STRATEGY) $(if $(TEACHER_RANKING),--teacher-ranking $
 CURATE_ARGS = --student $(STUDENT) $(if $(ROUND),--round $(ROUND)) --num-processes $(NPROC) \
 	$(if $(SOURCE),--source $(SOURCE)) $(if $(SUBSET),--subset $(SUBSET)) $(if $(OUT),--out $(OUT)) $(SELECT_ARGS)
 
-.PHONY: help install curate select test test-slow lint format bench clean
+EVAL_SUBSET ?= $(SUBSET)
+EVAL_ARGS = --student $(STUDENT) --eval $(EVAL) $(if $(EVAL_SUBSET),--eval-subset $(EVAL_SUBSET)) \
+	$(if $(LIMIT),--limit $(LIMIT)) $(if $(MAX_NEW_TOKENS),--max-new-tokens $(MAX_NEW_TOKENS))
+
+.PHONY: help install curate select evaluate ablate test test-slow lint format bench clean
 
 help:
 	@echo "make curate [STUDENT=qwen-1.5b SOURCE=... OUT=... REPO=org/name VERSION=v1 STRATEGY=scas]"
 	@echo "             [STUDENT=qwen-0.5b,qwen-1.5b (one dataset each + summary)] [ROUND=2 STUDENT=path/to/ckpt]"
 	@echo "make select CANDIDATES=out/scas-qwen-1.5b|org/name STRATEGY=argmin OUT=out/argmin [REPO=...]"
+	@echo "make evaluate [STUDENT=path/to/ckpt EVAL=demo|builder|folder|org/name EVAL_SUBSET=... LIMIT=n MAX_NEW_TOKENS=n OUT=r.json]"
+	@echo "make ablate [STUDENT=qwen-0.5b SOURCE=... SUBSET=... EVAL=... EVAL_SUBSET=... LIMIT=n MAX_STEPS=n SEEDS=k"
+	@echo "             STRATEGIES=a,b EXCLUDE_OVERLAP=0|1 OUT=dir REPO=org/name]"
 	@echo "make test | make test-slow | make lint | make bench"
 
 $(STAMP): pyproject.toml
@@ -49,6 +63,15 @@ curate: $(STAMP)
 select: $(STAMP)
 	$(BIN)/scas-hub select --candidates $(or $(CANDIDATES),out/scas-$(STUDENT)) \
 		--out $(or $(OUT),out/scas-$(STUDENT)-$(subst :,-,$(STRATEGY))) $(SELECT_ARGS)
+
+evaluate: $(STAMP)
+	$(BIN)/scas-hub evaluate $(EVAL_ARGS) --out $(or $(OUT),out/eval-$(notdir $(STUDENT)).json) $(ARGS)
+
+ablate: $(STAMP)
+	$(BIN)/scas-hub ablate $(EVAL_ARGS) --strategies $(STRATEGIES) --seeds $(SEEDS) \
+		$(if $(SOURCE),--source $(SOURCE)) $(if $(SUBSET),--subset $(SUBSET)) $(if $(MAX_STEPS),--max-steps $(MAX_STEPS)) \
+		$(if $(filter 1,$(EXCLUDE_OVERLAP)),--exclude-overlap) $(if $(REPO),--push $(REPO)) \
+		--out $(or $(OUT),out/ablation-$(notdir $(STUDENT))) $(ARGS)
 
 test: $(STAMP)
 	$(BIN)/ruff check .

@@ -138,10 +138,10 @@ def _ablate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_eval_args(p: argparse.ArgumentParser) -> None:
+def _add_eval_args(p: argparse.ArgumentParser, *subset_flags: str) -> None:
     p.add_argument("--eval", required=True, metavar="SOURCE",
                    help="held-out questions: builder, recipe file (.py), folder, or Hub dataset id")
-    p.add_argument("--eval-subset", "--subset", dest="subset", default=None, help="subset of the eval source")
+    p.add_argument("--eval-subset", *subset_flags, dest="subset", default=None, help="subset of the eval source")
     p.add_argument("--eval-revision", default=None, help="Hub revision of the eval source")
     p.add_argument("--limit", type=int, default=None, help="evaluate N questions (a seeded uniform draw)")
     p.add_argument("--sample-seed", type=int, default=DEFAULT_SEED, help="seed of the --limit draw")
@@ -287,7 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("evaluate", help="greedy answers of a student to held-out questions, checked with math-verify")
     e.add_argument("--student", required=True, help="alias, Hub model id or local folder (e.g. a checkpoint)")
     e.add_argument("--student-revision", default=None)
-    _add_eval_args(e)
+    _add_eval_args(e, "--subset")
     e.add_argument("--no-reference-nll", action="store_true",
                    help="skip the mean NLL of the source's reference solutions under the student")
     e.add_argument("--out", default="report.json", help="report path (.json) or folder (default: report.json)")
@@ -300,7 +300,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="default: scas,strongest,random,lowest-nll (scas is the reference of the paired comparison)")
     a.add_argument("--source", default=None, help="training corpus (default: demo for the embedded student, "
                                                   "scas_pool otherwise)")
-    a.add_argument("--source-subset", default=None)
+    a.add_argument("--source-subset", "--subset", default=None, help="subset of the training corpus")
     a.add_argument("--source-revision", default=None)
     _add_eval_args(a)
     a.add_argument("--exclude-overlap", action="store_true",
