@@ -16,7 +16,8 @@ def _split_list(values: list[str] | None) -> list[str]:
 
 
 def _selection_kwargs(args: argparse.Namespace) -> dict:
-    return dict(strategy=args.strategy, groups=args.groups, group=args.group, seed=args.seed, lam=args.lam,
+    seed = args.selection_seed if hasattr(args, "selection_seed") else args.seed
+    return dict(strategy=args.strategy, groups=args.groups, group=args.group, seed=seed, lam=args.lam,
                 small_policy=args.small_policy, teacher_ranking=_split_list(args.teacher_ranking) or None)
 
 
@@ -86,7 +87,7 @@ def _select(args: argparse.Namespace) -> int:
 def _decoding(args: argparse.Namespace):
     from .evaluate import DecodingConfig
 
-    return DecodingConfig(max_new_tokens=args.max_new_tokens, batch_size=args.batch_size, backend=args.backend,
+    return DecodingConfig(max_new_tokens=args.max_new_tokens, batch_size=args.eval_batch_size, backend=args.backend,
                           dtype=args.dtype)
 
 
@@ -108,17 +109,14 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 def _ablate(args: argparse.Namespace) -> int:
     from .ablate import DEFAULT_STRATEGIES, ablate
-    from .train.config import TrainConfig
 
-    config = TrainConfig(learning_rate=args.learning_rate, epochs=args.epochs, max_steps=args.max_steps,
-                         effective_batch_size=args.effective_batch_size,
-                         per_device_batch_size=args.per_device_batch_size, max_length=args.max_length,
-                         seed=args.train_seed)
+    config = _train_config(args)
     result = ablate(args.student, args.eval, args.out, strategies=_split_list(args.strategies) or DEFAULT_STRATEGIES,
                     source=args.source, subset=args.source_subset, source_revision=args.source_revision,
                     eval_subset=args.subset, eval_revision=args.eval_revision, limit=args.limit,
                     sample_seed=args.sample_seed, decoding=_decoding(args), train_config=config, seeds=args.seeds,
-                    selection_seed=args.seed, exclude_overlap=args.exclude_overlap, baseline=not args.no_baseline,
+                    selection_seed=args.selection_seed, exclude_overlap=args.exclude_overlap,
+                    baseline=not args.no_baseline,
                     student_revision=args.student_revision, device=args.device, progress=not args.no_progress,
                     push=args.push, repo_type=args.repo_type, private=args.private, command=args.command_line)
     record = result.record
@@ -138,7 +136,8 @@ def _ablate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_eval_args(p: argparse.ArgumentParser, *subset_flags: str) -> None:
+def _add_eval_args(p: argparse.ArgumentParser, subset_flags: tuple[str, ...] = (),
+                   batch_flags: tuple[str, ...] = ("--batch-size",)) -> None:
     p.add_argument("--eval", required=True, metavar="SOURCE",
                    help="held-out questions: builder, recipe file (.py), folder, or Hub dataset id")
     p.add_argument("--eval-subset", *subset_flags, dest="subset", default=None, help="subset of the eval source")
@@ -146,7 +145,8 @@ def _add_eval_args(p: argparse.ArgumentParser, *subset_flags: str) -> None:
     p.add_argument("--limit", type=int, default=None, help="evaluate N questions (a seeded uniform draw)")
     p.add_argument("--sample-seed", type=int, default=DEFAULT_SEED, help="seed of the --limit draw")
     p.add_argument("--max-new-tokens", type=int, default=1024)
-    p.add_argument("--batch-size", type=int, default=16, help="prompts per generate call (transformers backend)")
+    p.add_argument(*batch_flags, dest="eval_batch_size", type=int, default=16,
+                   help="prompts per generate call (transformers backend)")
     p.add_argument("--backend", default="auto", choices=["auto", "transformers", "vllm"],
                    help="auto: vLLM when installed and on a GPU, else transformers")
     p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"])
@@ -181,6 +181,88 @@ def _relaunch(num_processes: int) -> int:
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", str(num_processes),
            "--multi_gpu", "-m", "scas_hub", *argv]
     return subprocess.call(cmd, env=env)
+
+
+def _train_config(args: argparse.Namespace):
+    """`TrainConfig` from the training flags; unset flags keep the reference recipe's defaults."""
+    import os
+
+    from .errors import ConfigError
+    from .train import TrainConfig
+
+    values = {k: getattr(args, k) for k in ("learning_rate", "lr_scheduler_type", "warmup_ratio", "epochs",
+                                            "max_length", "per_device_batch_size", "seed", "max_steps", "bf16",
+                                            "save_steps") if getattr(args, k) is not None}
+    if args.gradient_checkpointing:
+        values["gradient_checkpointing"] = True
+    if args.grad_accum is not None:
+        if args.effective_batch is not None:
+            raise ConfigError("pass --effective-batch or --grad-accum, not both")
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        values["effective_batch_size"] = args.grad_accum * values.get("per_device_batch_size", 1) * world
+    elif args.effective_batch is not None:
+        values["effective_batch_size"] = args.effective_batch
+    return TrainConfig(**values)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from .train import train
+
+    if args.num_processes > 1 and not _launched_by_accelerate():
+        return _relaunch(args.num_processes)
+    result = train(args.dataset, args.student, args.out, revision=args.revision,
+                   student_revision=args.student_revision, config=_train_config(args), push=args.push,
+                   private=args.private, progress=not args.no_progress, keep_checkpoints=args.keep_checkpoints)
+    print(f"\n{'Found finished' if result.resumed and not result.facts.get('resumed_from_step') else 'Trained'} "
+          f"{result.student['repo_id']} on {result.dataset}: {result.steps} steps, final loss {result.final_loss:.4f}")
+    print(f"Checkpoint: {result.checkpoint.resolve()}")
+    if result.repo_id:
+        print(f"Pushed to the model repo {result.repo_id} (commit {result.commit})")
+    print(f"Score the corpus again with it: scas-hub curate --student {result.checkpoint} --round 2 ...")
+    return 0
+
+
+def _rounds(args: argparse.Namespace) -> int:
+    from .loop import run_rounds
+    from .score.engine import ScoringConfig
+
+    if args.num_processes > 1 and not _launched_by_accelerate():
+        return _relaunch(args.num_processes)
+    scoring = ScoringConfig(token_budget=args.token_budget, progress=not args.no_progress)
+    result = run_rounds(args.student, args.rounds, args.out, source=args.source, subset=args.subset,
+                        student_revision=args.student_revision, push=args.push,
+                        push_checkpoints=args.push_checkpoints, private=args.private,
+                        train_config=_train_config(args), **_selection_kwargs(args), dtype=args.dtype,
+                        device=args.device, scoring=scoring,
+                        score_cache=False if args.no_score_cache else (args.score_cache or True),
+                        progress=not args.no_progress)
+    print(f"\n{result.table()}\n\nRounds folder: {result.out.resolve()}")
+    print(f"The student after {len(result.rounds)} rounds: {result.final_checkpoint.resolve()}")
+    if args.push:
+        _print_load_line(args.push)
+    return 0
+
+
+def _add_train_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("training (defaults: the reference recipe)")
+    g.add_argument("--max-steps", type=int, default=None, help="stop after N optimizer steps (overrides --epochs)")
+    g.add_argument("--epochs", type=float, default=None, help="default 3")
+    g.add_argument("--learning-rate", type=float, default=None, help="default 1e-5")
+    g.add_argument("--lr-scheduler", dest="lr_scheduler_type", default=None, help="default cosine")
+    g.add_argument("--warmup-ratio", type=float, default=None, help="default 0.05")
+    g.add_argument("--batch-size", dest="per_device_batch_size", type=int, default=None,
+                   help="conversations per device per micro-batch (default 1)")
+    g.add_argument("--effective-batch", type=int, default=None,
+                   help="conversations per optimizer step over all processes (default 8)")
+    g.add_argument("--grad-accum", type=int, default=None,
+                   help="accumulation steps (sets the effective batch to batch size x processes x N)")
+    g.add_argument("--max-length", type=int, default=None, help="tokens per conversation (default 4096)")
+    g.add_argument("--seed", dest="seed", type=int, default=None, help="training seed (default 42)")
+    g.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None,
+                   help="bf16 mixed precision (default: on CUDA)")
+    g.add_argument("--gradient-checkpointing", action="store_true")
+    g.add_argument("--save-steps", type=int, default=None,
+                   help="optimizer steps between the checkpoints a crashed run resumes from (default 100)")
 
 
 def _students(args: argparse.Namespace) -> int:
@@ -284,10 +366,56 @@ def build_parser() -> argparse.ArgumentParser:
     _add_push_args(r)
     r.set_defaults(func=_select)
 
+    t = sub.add_parser("train", help="fine-tune a student on a curated dataset (TRL SFT; needs scas-hub[train])")
+    t.add_argument("--dataset", required=True, help="an output folder of `curate`, or a Hub dataset id")
+    t.add_argument("--revision", default=None, help="Hub revision of --dataset: a tag (v1, ...), branch or commit")
+    t.add_argument("--student", default=DEFAULT_STUDENT, help="alias, Hub model id or local folder")
+    t.add_argument("--student-revision", default=None)
+    t.add_argument("--out", default=None, help="checkpoint folder (default out/checkpoints/<student>-sft)")
+    t.add_argument("--push", default=None, metavar="REPO_ID", help="push the checkpoint to this Hub model repo")
+    t.add_argument("--private", action="store_true")
+    t.add_argument("--keep-checkpoints", action="store_true", help="keep the Trainer checkpoints after the run")
+    _add_train_args(t)
+    t.add_argument("--no-progress", action="store_true")
+    t.add_argument("--num-processes", type=int, default=1, help="train on N processes via `accelerate launch`")
+    t.set_defaults(func=_train)
+
+    o = sub.add_parser("rounds", help="run the SCAS loop: score, select, publish, train, round after round")
+    o.add_argument("--student", default=DEFAULT_STUDENT, help="the base student: alias, Hub model id or folder")
+    o.add_argument("--student-revision", default=None)
+    o.add_argument("--rounds", type=int, default=3)
+    o.add_argument("--out", default=None, help="the loop's folder (default out/rounds-<student>)")
+    o.add_argument("--source", default=None, help="the corpus, as for `curate`")
+    o.add_argument("--subset", default=None)
+    o.add_argument("--push", default=None, metavar="REPO_ID",
+                   help="Hub dataset repo (org/name): round r is pushed as its next version")
+    o.add_argument("--push-checkpoints", default=None, metavar="REPO_ID",
+                   help="Hub model repo: every trained checkpoint is pushed to it")
+    o.add_argument("--private", action="store_true")
+    sel = o.add_argument_group("selection")
+    sel.add_argument("--strategy", default="scas", help="scas, argmin, lowest-nll, teacher:<name>, strongest, random")
+    sel.add_argument("--groups", type=int, default=DEFAULT_GROUPS)
+    sel.add_argument("--group", type=int, default=DEFAULT_GROUP)
+    sel.add_argument("--selection-seed", dest="selection_seed", type=int, default=DEFAULT_SEED)
+    sel.add_argument("--lambda", dest="lam", type=float, default=DEFAULT_LAMBDA)
+    sel.add_argument("--small-policy", default="nearest", choices=["nearest", "drop"])
+    sel.add_argument("--teacher-ranking", action="append", default=None, metavar="A,B,C")
+    _add_train_args(o)
+    o.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"],
+                   help="the dtype the scorer runs the student in")
+    o.add_argument("--device", default=None)
+    o.add_argument("--token-budget", type=int, default=None)
+    o.add_argument("--score-cache", default=None, metavar="DIR")
+    o.add_argument("--no-score-cache", action="store_true")
+    o.add_argument("--no-progress", action="store_true")
+    o.add_argument("--num-processes", type=int, default=1,
+                   help="score and train on N processes via `accelerate launch` (one per GPU)")
+    o.set_defaults(func=_rounds)
+
     e = sub.add_parser("evaluate", help="greedy answers of a student to held-out questions, checked with math-verify")
     e.add_argument("--student", required=True, help="alias, Hub model id or local folder (e.g. a checkpoint)")
     e.add_argument("--student-revision", default=None)
-    _add_eval_args(e, "--subset")
+    _add_eval_args(e, subset_flags=("--subset",), batch_flags=("--batch-size",))
     e.add_argument("--no-reference-nll", action="store_true",
                    help="skip the mean NLL of the source's reference solutions under the student")
     e.add_argument("--out", default="report.json", help="report path (.json) or folder (default: report.json)")
@@ -302,18 +430,13 @@ def build_parser() -> argparse.ArgumentParser:
                                                   "scas_pool otherwise)")
     a.add_argument("--source-subset", "--subset", default=None, help="subset of the training corpus")
     a.add_argument("--source-revision", default=None)
-    _add_eval_args(a)
+    _add_eval_args(a, batch_flags=("--eval-batch-size",))
     a.add_argument("--exclude-overlap", action="store_true",
                    help="remove eval questions (matched by normalised text) from the training corpus")
-    a.add_argument("--seeds", type=int, default=1, help="train every arm K times (seeds --train-seed, +1, ...)")
-    a.add_argument("--seed", type=int, default=DEFAULT_SEED, help="selection seed (scas group draws, random)")
-    a.add_argument("--train-seed", type=int, default=DEFAULT_SEED)
-    a.add_argument("--max-steps", type=int, default=None, help="optimizer steps per arm (default: --epochs)")
-    a.add_argument("--epochs", type=float, default=3.0)
-    a.add_argument("--learning-rate", type=float, default=1e-5)
-    a.add_argument("--effective-batch-size", type=int, default=8)
-    a.add_argument("--per-device-batch-size", type=int, default=1)
-    a.add_argument("--max-length", type=int, default=4096)
+    a.add_argument("--seeds", type=int, default=1, help="train every arm K times (seeds --seed, --seed + 1, ...)")
+    a.add_argument("--selection-seed", type=int, default=DEFAULT_SEED,
+                   help="seed of every strategy's draws (scas group sampling, random)")
+    _add_train_args(a)
     a.add_argument("--no-baseline", action="store_true", help="do not evaluate the untrained student")
     a.add_argument("--out", default="out/ablation", help="ablation folder; a rerun resumes it")
     a.add_argument("--push", default=None, metavar="REPO_ID", help="push the report to this Hub repo")

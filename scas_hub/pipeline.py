@@ -174,6 +174,7 @@ def publish(
         settings["teacher_order"] = strongest
     numbers = card_numbers(candidates, selection.lam, strongest)
     device = None if scores_from is not None else student.get("device")
+    round_entries = rounds.rounds(student, chosen) if rounds is not None else None
     record = {
         **stats.to_dict(), "student": student, "source": source, "selection": settings,
         "run": {"created": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
@@ -183,13 +184,14 @@ def publish(
                 "processes": report.student.get("processes", 1) if report else 1,
                 "ranks": report.ranks if report else []},
         **numbers,
-        "figures": write_figures(out, numbers["teachers"], score_distributions(candidates, selection.lam)),
+        "figures": write_figures(out, numbers["teachers"], score_distributions(candidates, selection.lam),
+                                 rounds=round_entries),
     }
     if scores_from is not None:
         record["scores_from"] = scores_from
-    if rounds is not None:
-        record["rounds"] = rounds.rounds(student, chosen)
-        record["rounds_table"] = card_rows(record["rounds"])
+    if round_entries is not None:
+        record["rounds"] = round_entries
+        record["rounds_table"] = card_rows(round_entries)
     write_stats(out, record)
     write_card(out)
     result = CurateResult(out=out, stats=record, repo_id=repo_id, selection=chosen)
@@ -216,6 +218,8 @@ def curate(
     small_policy: str = "nearest",
     teacher_ranking: Sequence[str] | None = None,
     round_number: int | None = None,
+    previous_round: str | Path | None = None,
+    round_training: dict[str, Any] | None = None,
     dtype: str = "auto",
     device: str | None = None,
     scoring: ScoringConfig | None = None,
@@ -238,7 +242,12 @@ def curate(
         out: output folder (default `out/scas-<student>`), laid out as a Hub dataset repo.
         teacher_ranking: for `strategy="strongest"`, teachers best first (default: by verified answers).
         round_number: the training round this student checkpoint belongs to; round N > 1 reads round
-            N-1 from `push`'s repo (else from `out`) and the card shows every round so far.
+            N-1 from `push`'s repo (else from `previous_round`, else from `out`) and the card shows
+            every round so far.
+        previous_round: the folder holding round N-1, when it is not `out` (`run_rounds` keeps one
+            folder per round).
+        round_training: how round N-1's selection trained this checkpoint (steps, final loss,
+            checkpoint, checkpoint revision); shown in round N-1's row of the rounds table.
         push: Hub repo id (or just an org) to push to; the commit is tagged `vN` or `version`.
         score_cache: score cache folder (`True`: the default one, `False`: none); reruns and
             resumed runs score only candidates missing from it.
@@ -262,7 +271,9 @@ def curate(
         raise PublishError(f"with --round, --push takes the dataset's full repo id (org/name), not {push!r}: "
                            "every round is a new version of the same dataset, whatever the checkpoint is called")
     repo_id = default_repo(push, student) if push else None
-    rounds = RoundContext.load(round_number, out, repo_id) if round_number is not None else None
+    rounds = RoundContext.load(round_number, out, repo_id, training=round_training,
+                               previous=Path(previous_round) if previous_round else None) \
+        if round_number is not None else None
 
     stats = PipelineStats()
     source_info, questions = load_questions(source, subset, source_revision, stats, verification)

@@ -21,7 +21,7 @@ from scas_hub.testing.corpus import synthetic_pool, write_pool
 pytest.importorskip("trl")
 
 ARGS = ["--strategies", "scas,random", "--limit", "2", "--max-new-tokens", "2", "--max-steps", "1",
-        "--effective-batch-size", "1", "--no-progress", "--exclude-overlap"]
+        "--effective-batch", "1", "--no-progress", "--exclude-overlap"]
 
 
 def _report(correct: list[bool], ids=None) -> EvalReport:

@@ -15,7 +15,7 @@ from scas_hub.records import Candidate
 from scas_hub.score.regions import ChatEncoder, chat_template_sha256, special_token_ids
 from scas_hub.score.students import resolve_student
 from scas_hub.testing.corpus import synthetic_pool, write_pool
-from scas_hub.train import TrainConfig, to_prompt_completion, train
+from scas_hub.train import TrainConfig, encode_for_training, to_prompt_completion, train
 from scas_hub.train.card import FACTS_FILENAME
 
 pytest.importorskip("trl")
@@ -30,28 +30,27 @@ CANDIDATES = [
 ]
 
 
-def trained_sequences(tokenizer, model_dir, candidates, tmp_path):
+def trained_sequences(tokenizer, model_dir, candidates, tmp_path, *, trl_tokenizes: bool = False):
     """What TRL's SFTTrainer trains on for each candidate: input ids and labels after its dataset
-    preparation and its data collator (labels == -100 carry no loss)."""
+    preparation and its data collator (labels == -100 carry no loss). The rows are tokenized as
+    `train` does (`encode_for_training`), or by TRL itself from the prompt-completion rows."""
     from datasets import Dataset
     from transformers import AutoModelForCausalLM
     from trl import SFTTrainer
 
     rows = [to_prompt_completion(c.messages()) for c in candidates]
+    dataset = Dataset.from_list(rows) if trl_tokenizes else encode_for_training(rows, tokenizer)
     model = AutoModelForCausalLM.from_pretrained(model_dir)
     trainer = SFTTrainer(model=model, args=TrainConfig().sft_config(tmp_path / "trainer", progress=False),
-                         train_dataset=Dataset.from_list(rows), processing_class=tokenizer)
+                         train_dataset=dataset, processing_class=tokenizer)
     batches = [trainer.data_collator([trainer.train_dataset[i]]) for i in range(len(rows))]
     return [(b["input_ids"][0].tolist(), b["labels"][0].tolist()) for b in batches]
 
 
-@pytest.mark.parametrize("student", ["smollm2", "tiny_qwen"])
-def test_the_tokens_trained_on_are_the_tokens_scored(student, request, tiny_qwen_dir, tmp_path):
-    tokenizer = request.getfixturevalue(student)[1]
+def check_trained_tokens_are_scored_tokens(tokenizer, sequences):
     special = special_token_ids(tokenizer)
     encoded = ChatEncoder(tokenizer).encode(CANDIDATES)
-    for enc, (input_ids, labels) in zip(encoded, trained_sequences(tokenizer, tiny_qwen_dir, CANDIDATES, tmp_path),
-                                        strict=True):
+    for enc, (input_ids, labels) in zip(encoded, sequences, strict=True):
         assert input_ids == enc.input_ids  # the same rendered conversation, token for token
         trained = [i for i, label in enumerate(labels) if label != -100]
         assert trained == list(range(enc.n_prompt, len(enc.input_ids)))  # loss exactly on the answer region
@@ -60,6 +59,21 @@ def test_the_tokens_trained_on_are_the_tokens_scored(student, request, tiny_qwen
         scored = [t for t in enc.answer_ids if t not in special]
         assert [t for t in (labels[i] for i in trained) if t not in special] == scored
         assert len(scored) > 3 and any(labels[i] in special for i in trained)
+
+
+@pytest.mark.parametrize("student", ["smollm2", "tiny_qwen"])
+def test_the_tokens_trained_on_are_the_tokens_scored(student, request, tiny_qwen_dir, tmp_path):
+    tokenizer = request.getfixturevalue(student)[1]
+    check_trained_tokens_are_scored_tokens(tokenizer, trained_sequences(tokenizer, tiny_qwen_dir, CANDIDATES, tmp_path))
+
+
+@pytest.mark.slow  # datasets hashes the whole tokenizer to fingerprint TRL's tokenizing map (a minute here)
+@pytest.mark.parametrize("student", ["smollm2", "tiny_qwen"])
+def test_trl_tokenizes_the_prompt_completion_rows_to_the_scored_tokens_too(student, request, tiny_qwen_dir, tmp_path):
+    """Plain TRL on `prompt`/`completion` rows trains on the same tokens (a user's own SFT script)."""
+    tokenizer = request.getfixturevalue(student)[1]
+    check_trained_tokens_are_scored_tokens(
+        tokenizer, trained_sequences(tokenizer, tiny_qwen_dir, CANDIDATES, tmp_path, trl_tokenizes=True))
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,8 @@
 """
 
 from .config import TrainConfig
-from .data import DatasetRef, open_training_data, to_prompt_completion
+from .data import DatasetRef, encode_for_training, open_training_data, to_prompt_completion
 from .run import TrainResult, train
 
-__all__ = ["DatasetRef", "TrainConfig", "TrainResult", "open_training_data", "to_prompt_completion", "train"]
+__all__ = ["DatasetRef", "TrainConfig", "TrainResult", "encode_for_training", "open_training_data",
+           "to_prompt_completion", "train"]

@@ -1,9 +1,14 @@
 """The curated dataset as training data: the `default` config in TRL's prompt-completion format.
 
-A selected row holds `messages` = [system, user, assistant], rendered exactly like the scorer
-rendered it. Training splits it into `prompt` = [system, user] and `completion` = [assistant]:
-TRL then tokenizes prompt + completion with the student's chat template and puts the loss on
-the completion's tokens only, which works with any template (no generation markers needed).
+A selected row holds `messages` = [system, user, assistant]. Training splits it into `prompt` =
+[system, user] and `completion` = [assistant], and the loss is on the completion's tokens only,
+which works with any chat template (no generation markers needed).
+
+`encode_for_training` tokenizes the rows with the scorer's own `ChatEncoder`, into the columns of
+TRL's tokenized prompt-completion form (`input_ids`, `completion_mask`): training sees exactly
+the tokens that were scored, by construction. TRL, given the `prompt`/`completion` rows itself,
+tokenizes them to the same ids and mask (tests/test_train.py checks both); encoding here also
+spares `datasets` from hashing the whole tokenizer to fingerprint TRL's tokenizing `map`.
 """
 
 from __future__ import annotations
@@ -67,6 +72,26 @@ def to_prompt_completion(messages: list[dict[str, str]]) -> dict[str, list[dict[
     system = by_role.get("system") or DEFAULT_SYSTEM_PROMPT
     return {"prompt": [{"role": "system", "content": system}, {"role": "user", "content": by_role["user"]}],
             "completion": [{"role": "assistant", "content": by_role["assistant"]}]}
+
+
+def encode_for_training(rows: list[dict[str, list[dict[str, str]]]], tokenizer, *, batch_size: int = 256):
+    """Prompt-completion rows -> a `datasets.Dataset` with `input_ids` and `completion_mask`
+    (1 on the answer's tokens: the scorer's A region plus the template's end-of-turn tokens)."""
+    from datasets import Dataset
+
+    from ..records import Candidate
+    from ..score.regions import ChatEncoder
+
+    encoder = ChatEncoder(tokenizer)
+    input_ids, completion_mask = [], []
+    for start in range(0, len(rows), batch_size):
+        batch = [Candidate(question_id=str(start + i), teacher="", instruction=r["prompt"][1]["content"],
+                           answer=r["completion"][0]["content"], system=r["prompt"][0]["content"])
+                 for i, r in enumerate(rows[start : start + batch_size])]
+        for enc in encoder.encode(batch):
+            input_ids.append(enc.input_ids)
+            completion_mask.append([0] * enc.n_prompt + [1] * (len(enc.input_ids) - enc.n_prompt))
+    return Dataset.from_dict({"input_ids": input_ids, "completion_mask": completion_mask})
 
 
 def _files_tag(files: list[Path]) -> str:

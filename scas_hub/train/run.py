@@ -29,7 +29,7 @@ from ..score.regions import chat_template_sha256
 from ..score.students import ResolvedStudent, resolve_student, student_slug
 from .card import FACTS_FILENAME, read_facts, write_card, write_facts
 from .config import TrainConfig
-from .data import DatasetRef, TrainingData, open_training_data
+from .data import DatasetRef, TrainingData, encode_for_training, open_training_data
 from .hub import TRAINER_DIR, push_checkpoint
 
 logger = logging.getLogger("scas_hub.train")
@@ -218,11 +218,10 @@ def train(
         (out / TRAINER_DIR / RUN_FILENAME).write_text(json.dumps(settings, indent=2), encoding="utf-8")
     state.wait_for_everyone()
 
-    from datasets import Dataset
     from trl import SFTTrainer
 
     args = config.sft_config(out / TRAINER_DIR, world_size=state.num_processes, progress=progress)
-    trainer = SFTTrainer(model=resolved.path, args=args, train_dataset=Dataset.from_list(data.rows),
+    trainer = SFTTrainer(model=resolved.path, args=args, train_dataset=encode_for_training(data.rows, tokenizer),
                          processing_class=tokenizer)
     if resume_from is not None:
         logger.info("resuming %s from %s", out, resume_from)
