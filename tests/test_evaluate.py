@@ -150,3 +150,13 @@ def test_cli_evaluate_writes_the_report(toy_pool, tiny_qwen_dir, tmp_path, capsy
     assert "accuracy" in capsys.readouterr().out
     assert main(["evaluate", "--student", str(tiny_qwen_dir), "--eval", str(tmp_path / "missing"),
                  "--out", str(out)]) == 2
+
+
+@pytest.mark.slow  # generation with the embedded SmolLM2 on a shared 2-core CPU takes minutes
+def test_evaluate_the_embedded_student_on_the_demo_corpus(tmp_path):
+    report = evaluate("smollm2-135m", "demo", tmp_path, limit=2, decoding=DecodingConfig(max_new_tokens=16),
+                      progress=False)
+    data = json.loads((tmp_path / "report.json").read_text())
+    assert data["n_questions"] == 2 and data["student"]["repo_id"] == "HuggingFaceTB/SmolLM2-135M-Instruct"
+    assert all(p["generated"].strip() and p["n_generated_tokens"] <= 16 for p in data["per_question"])
+    assert report.reference_nll["n_questions"] == 2 and 0 < report.reference_nll["mean"] < 10

@@ -257,11 +257,22 @@ def _run_arm(out: Path, strategy: str, seed: int, dataset: Path, student: str, e
                                      student_revision=student_revision, progress=progress)
     training["checkpoint"] = checkpoint.relative_to(out).as_posix() if checkpoint.is_relative_to(out) \
         else checkpoint.name
+    _release_memory()  # the trainer's model and optimizer, before the checkpoint is loaded for generation
     report = evaluate_student(str(checkpoint), eval_set, device=device, decoding=decoding, progress=progress,
                               command=command)
     arm = ArmResult(strategy, seed, training, report)
     write_arm(path, arm)
     return arm
+
+
+def _release_memory() -> None:
+    import gc
+
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def _run_baseline(out: Path, student: str, eval_set: EvalSet, decoding: DecodingConfig, *,
