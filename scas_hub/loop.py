@@ -26,7 +26,7 @@ from typing import Any
 
 from .constants import DEFAULT_STUDENT, STATS_FILENAME
 from .errors import ChatTemplateMismatchError, ConfigError, PublishError
-from .pipeline import CurateResult, curate
+from .pipeline import curate
 from .score.engine import ScoringConfig
 from .score.students import resolve_student, student_slug
 from .train import TrainConfig, TrainResult, train
@@ -202,13 +202,13 @@ def run_rounds(
             if r > 1:
                 check_template_continues(_read_record(round_folder(out, r - 1)) or {}, Path(current), r)
             logger.info("round %d: scoring with %s", r, resolved.public_id)
-            result: CurateResult | None = curate(
+            curate(
                 current, source, folder, subset=subset, student_revision=current_revision, **selection,
                 round_number=r, previous_round=round_folder(out, r - 1) if r > 1 and not push else None,
                 round_training=training, verification=verification, dtype=dtype, device=device,
                 scoring=scoring, push=push, private=private, score_cache=score_cache)
             _barrier()  # every process trains on the folder rank 0 just wrote
-            record = result.stats if result is not None else _read_record(folder)
+            record = _read_record(folder)  # as pushed: with its release (version)
         elif push and _is_main() and not _tag_exists(push, (record.get("release") or {}).get("version", "")):
             from .publish.hub import push_folder  # the push of a finished round was interrupted
 

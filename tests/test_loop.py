@@ -39,10 +39,15 @@ def loop(student, corpus, out, **kwargs):
                       progress=False, **kwargs)
 
 
+REPO = "org/loop"
+
+
 @pytest.fixture(scope="module")
-def series(tiny_qwen_dir, corpus, tmp_path_factory):
+def series(tiny_qwen_dir, corpus, tmp_path_factory, _fake_hub_server):
+    """Two rounds pushed to the fake Hub (the module's tests after it read the repo as it was left)."""
+    _fake_hub_server.reset()
     out = tmp_path_factory.mktemp("loop") / "rounds"
-    return loop(tiny_qwen_dir, corpus, out)
+    return loop(tiny_qwen_dir, corpus, out, push=REPO)
 
 
 def tables(folder: Path) -> dict[str, list[dict]]:
@@ -67,6 +72,20 @@ def test_round_two_is_scored_with_the_checkpoint_trained_on_round_one(series, ti
     assert facts["student"]["revision"] == theta2.revision and facts["round"] == 2 and facts["steps"] == 2
 
 
+def test_the_rounds_are_versions_v1_and_v2_of_one_dataset(series, _fake_hub_server):
+    repo = _fake_hub_server.repo(REPO)
+    assert set(repo.tags) == {"v1", "v2"} and repo.tags["v2"] == repo.branches["main"]
+    for r, version in [(1, "v1"), (2, "v2")]:
+        rows = load_dataset(REPO, split="train", revision=version)
+        assert rows["question_id"] == [row["question_id"] for row in tables(round_folder(series.out, r))["data"]]
+        stats = json.loads(_fake_hub_server.files(REPO, version)["selection_stats.json"])
+        assert [e["round"] for e in stats["rounds"]] == list(range(1, r + 1))
+        # each checkpoint was trained on exactly the pushed version
+        dataset = json.loads((checkpoint_folder(series.out, r) / "training_facts.json").read_text())["dataset"]
+        assert dataset == {"id": REPO, "version": version, "commit": repo.tags[version]}
+    assert [r["dataset"]["version"] for r in series.rounds] == ["v1", "v2"]
+
+
 def test_the_card_shows_training_and_the_rounds_figure(series):
     out = series.out
     record = json.loads((round_folder(out, 2) / "selection_stats.json").read_text())
@@ -86,18 +105,21 @@ def test_the_card_shows_training_and_the_rounds_figure(series):
     assert [r["training"]["final_loss"] for r in summary] == [r["training"]["final_loss"] for r in series.rounds]
 
 
-def test_a_rerun_of_a_finished_loop_does_nothing_again(series, tiny_qwen_dir, corpus, monkeypatch):
+def test_a_rerun_of_a_finished_loop_does_nothing_again(series, tiny_qwen_dir, corpus, monkeypatch, _fake_hub_server):
     def refuse(*args, **kwargs):
         raise AssertionError("a finished step ran again")
 
     stamps = {p: p.stat().st_mtime_ns for p in series.out.rglob("*") if p.is_file() and p.name != "rounds.json"}
     monkeypatch.setattr(loop_module, "curate", refuse)
     monkeypatch.setattr("scas_hub.train.run.SFTTrainer", refuse, raising=False)
-    again = loop(tiny_qwen_dir, corpus, series.out)
+    commits = len(_fake_hub_server.repo(REPO).commits)
+    again = loop(tiny_qwen_dir, corpus, series.out, push=REPO)
     assert again.rounds == series.rounds
     assert stamps == {p: p.stat().st_mtime_ns for p in stamps}
+    assert len(_fake_hub_server.repo(REPO).commits) == commits
 
 
+@pytest.mark.slow
 def test_a_crash_in_round_two_then_a_rerun_ends_identical_and_pushes_v1_v2(series, tiny_qwen_dir, corpus, tmp_path,
                                                                           fake_hub, monkeypatch):
     from trl import SFTTrainer
@@ -113,14 +135,14 @@ def test_a_crash_in_round_two_then_a_rerun_ends_identical_and_pushes_v1_v2(serie
     out = tmp_path / "rounds"
     monkeypatch.setattr(SFTTrainer, "training_step", crash_in_round_two)
     with pytest.raises(KeyboardInterrupt):
-        loop(tiny_qwen_dir, corpus, out, push="org/loop")
+        loop(tiny_qwen_dir, corpus, out, push=REPO)
     monkeypatch.setattr(SFTTrainer, "training_step", original)
-    assert set(fake_hub.repo("org/loop").tags) == {"v1", "v2"}
+    assert set(fake_hub.repo(REPO).tags) == {"v1", "v2"}
     assert (checkpoint_folder(out, 2) / "trainer" / "checkpoint-1").is_dir()
 
     scored = []
     monkeypatch.setattr(loop_module, "curate", lambda *a, **k: scored.append(a))
-    resumed = loop(tiny_qwen_dir, corpus, out, push="org/loop")
+    resumed = loop(tiny_qwen_dir, corpus, out, push=REPO)
     assert scored == []  # both rounds' scoring was finished: nothing is scored again
     facts = json.loads((checkpoint_folder(out, 2) / "training_facts.json").read_text())
     assert facts["resumed_from_step"] == 1 and facts["steps"] == 2
@@ -129,13 +151,7 @@ def test_a_crash_in_round_two_then_a_rerun_ends_identical_and_pushes_v1_v2(serie
     for r in (1, 2):
         assert tables(round_folder(out, r)) == tables(round_folder(series.out, r))
 
-    repo = fake_hub.repo("org/loop")
-    assert set(repo.tags) == {"v1", "v2"}  # the rerun pushed nothing new
-    for r, version in [(1, "v1"), (2, "v2")]:
-        rows = load_dataset("org/loop", split="train", revision=version)
-        assert rows["question_id"] == [row["question_id"] for row in tables(round_folder(out, r))["data"]]
-        dataset = json.loads((checkpoint_folder(out, r) / "training_facts.json").read_text())["dataset"]
-        assert dataset == {"id": "org/loop", "version": version, "commit": repo.tags[version]}
+    assert set(fake_hub.repo(REPO).tags) == {"v1", "v2"}  # the rerun pushed nothing new
 
 
 def test_a_checkpoint_with_another_chat_template_stops_the_loop(series, tiny_qwen_dir, corpus, tmp_path):

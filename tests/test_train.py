@@ -67,6 +67,27 @@ def test_the_tokens_trained_on_are_the_tokens_scored(student, request, tiny_qwen
     check_trained_tokens_are_scored_tokens(tokenizer, trained_sequences(tokenizer, tiny_qwen_dir, CANDIDATES, tmp_path))
 
 
+def test_conversations_over_max_length_are_counted_as_trl_cuts_and_drops_them(tiny_qwen, tiny_qwen_dir, tmp_path):
+    from transformers import AutoModelForCausalLM
+    from trl import SFTTrainer
+
+    from scas_hub.train.data import over_length
+
+    tokenizer = tiny_qwen[1]
+    rows = [to_prompt_completion(c.messages()) for c in CANDIDATES]
+    encoded = encode_for_training(rows, tokenizer)
+    lengths = [len(ids) for ids in encoded["input_ids"]]
+    starts = [mask.index(1) for mask in encoded["completion_mask"]]
+    limit = sorted(starts)[1]  # one prompt fills the limit (left out), others are cut inside the answer
+    cut, left_out = over_length(encoded, limit)
+    assert (cut, left_out) == (sum(n > limit for n in lengths), sum(s >= limit for s in starts)) and left_out >= 1
+    args = TrainConfig(max_length=limit).sft_config(tmp_path / "trainer", progress=False)
+    trainer = SFTTrainer(model=AutoModelForCausalLM.from_pretrained(tiny_qwen_dir), args=args,
+                         train_dataset=encoded, processing_class=tokenizer)
+    assert len(trainer.train_dataset) == len(rows) - left_out
+    assert max(len(ids) for ids in trainer.train_dataset["input_ids"]) == limit
+
+
 @pytest.mark.slow  # datasets hashes the whole tokenizer to fingerprint TRL's tokenizing map (a minute here)
 @pytest.mark.parametrize("student", ["smollm2", "tiny_qwen"])
 def test_trl_tokenizes_the_prompt_completion_rows_to_the_scored_tokens_too(student, request, tiny_qwen_dir, tmp_path):
@@ -120,7 +141,8 @@ def test_the_card_says_what_was_trained_on_what(trained, curated, tiny_qwen_dir)
 
     sha = chat_template_sha256(AutoTokenizer.from_pretrained(trained.checkpoint))
     assert sha == chat_template_sha256(AutoTokenizer.from_pretrained(tiny_qwen_dir)) == facts["chat_template_sha256"]
-    for text in ["| optimizer steps | 2 (", f"| final loss | {trained.final_loss:.4f}", f"`{sha}`",
+    for text in ["| optimizer steps | 2 (", f"| conversations | {facts['rows']} (0 longer than 4096 tokens",
+                 f"| final loss | {trained.final_loss:.4f}", f"`{sha}`",
                  f"@ `{trained.dataset.commit}`", "| learning rate | 1e-05, cosine schedule, warmup ratio 0.05",
                  "| effective batch | 2 (1 per device x 1 processes x 2 accumulation steps)",
                  "| max length | 4096 tokens", "| seed | 42"]:

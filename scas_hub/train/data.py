@@ -94,6 +94,16 @@ def encode_for_training(rows: list[dict[str, list[dict[str, str]]]], tokenizer, 
     return Dataset.from_dict({"input_ids": input_ids, "completion_mask": completion_mask})
 
 
+def over_length(encoded, max_length: int) -> tuple[int, int]:
+    """`(cut, left_out)`: conversations TRL cuts at `max_length`, and those it leaves out because
+    the prompt alone fills `max_length` (no answer token would carry loss)."""
+    cut = left_out = 0
+    for mask in encoded["completion_mask"]:
+        cut += len(mask) > max_length
+        left_out += 1 not in mask[:max_length]
+    return cut, left_out
+
+
 def _files_tag(files: list[Path]) -> str:
     h = hashlib.sha256()
     for f in files:

@@ -29,7 +29,7 @@ from ..score.regions import chat_template_sha256
 from ..score.students import ResolvedStudent, resolve_student, student_slug
 from .card import FACTS_FILENAME, read_facts, write_card, write_facts
 from .config import TrainConfig
-from .data import DatasetRef, TrainingData, encode_for_training, open_training_data
+from .data import DatasetRef, TrainingData, encode_for_training, open_training_data, over_length
 from .hub import TRAINER_DIR, push_checkpoint
 
 logger = logging.getLogger("scas_hub.train")
@@ -221,20 +221,20 @@ def train(
     from trl import SFTTrainer
 
     args = config.sft_config(out / TRAINER_DIR, world_size=state.num_processes, progress=progress)
-    trainer = SFTTrainer(model=resolved.path, args=args, train_dataset=encode_for_training(data.rows, tokenizer),
-                         processing_class=tokenizer)
+    encoded = encode_for_training(data.rows, tokenizer)
+    cut, dropped = over_length(encoded, config.max_length)
+    trainer = SFTTrainer(model=resolved.path, args=args, train_dataset=encoded, processing_class=tokenizer)
     if resume_from is not None:
         logger.info("resuming %s from %s", out, resume_from)
     output = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     trainer.save_model(str(out))
 
-    at_limit = sum(len(ids) >= config.max_length for ids in trainer.train_dataset["input_ids"])
     student_facts = {"name": resolved.name, "repo_id": resolved.public_id, "revision": resolved.revision}
     facts = {
         "student": student_facts, "dataset": data.ref.to_dict(), "config": config.to_dict(),
         "round": round_number, "steps": trainer.state.global_step, "epochs_done": float(trainer.state.epoch or 0),
         "final_loss": _final_loss(trainer.state.log_history), "train_loss": float(output.training_loss),
-        "rows": len(data.rows), "rows_at_max_length": int(at_limit), "chat_template_sha256": template_hash,
+        "rows": len(data.rows), "rows_cut": cut, "rows_dropped": dropped, "chat_template_sha256": template_hash,
         "processes": state.num_processes, "gradient_accumulation_steps": args.gradient_accumulation_steps,
         "bf16": bool(args.bf16), "hardware": _hardware(), "versions": _versions(),
         "created": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
