@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
+from pathlib import Path
 
 from .constants import DEFAULT_GROUP, DEFAULT_GROUPS, DEFAULT_LAMBDA, DEFAULT_SEED, DEFAULT_STUDENT
 from .errors import ScasHubError, StudentError
@@ -212,7 +213,8 @@ def _train(args: argparse.Namespace) -> int:
         return _relaunch(args.num_processes)
     result = train(args.dataset, args.student, args.out, revision=args.revision,
                    student_revision=args.student_revision, config=_train_config(args), push=args.push,
-                   private=args.private, progress=not args.no_progress, keep_checkpoints=args.keep_checkpoints)
+                   private=args.private, progress=not args.no_progress, keep_checkpoints=args.keep_checkpoints,
+                   chat_template=Path(args.chat_template).read_text(encoding="utf-8") if args.chat_template else None)
     print(f"\n{'Found finished' if result.resumed and not result.facts.get('resumed_from_step') else 'Trained'} "
           f"{result.student['repo_id']} on {result.dataset}: {result.steps} steps, final loss {result.final_loss:.4f}")
     print(f"Checkpoint: {result.checkpoint.resolve()}")
@@ -375,6 +377,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--push", default=None, metavar="REPO_ID", help="push the checkpoint to this Hub model repo")
     t.add_argument("--private", action="store_true")
     t.add_argument("--keep-checkpoints", action="store_true", help="keep the Trainer checkpoints after the run")
+    t.add_argument("--chat-template", default=None, metavar="FILE",
+                   help="Jinja chat template to render with (the one the dataset was scored with), if not the "
+                        "student's own; saved with the checkpoint")
     _add_train_args(t)
     t.add_argument("--no-progress", action="store_true")
     t.add_argument("--num-processes", type=int, default=1, help="train on N processes via `accelerate launch`")

@@ -30,6 +30,7 @@ from .pipeline import curate
 from .score.engine import ScoringConfig
 from .score.students import resolve_student, student_slug
 from .train import TrainConfig, TrainResult, train
+from .train.run import process_state
 
 logger = logging.getLogger("scas_hub.loop")
 SUMMARY_FILENAME = "rounds.json"
@@ -125,15 +126,11 @@ def _write_summary(out: Path, rounds: list[dict[str, Any]]) -> None:
 
 
 def _barrier() -> None:
-    from accelerate import PartialState
-
-    PartialState().wait_for_everyone()
+    process_state().wait_for_everyone()
 
 
 def _is_main() -> bool:
-    from accelerate import PartialState
-
-    return PartialState().is_main_process
+    return process_state().is_main_process
 
 
 def run_rounds(

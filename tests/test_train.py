@@ -3,6 +3,7 @@ checkpoint loads, scores, resumes after a crash and pushes to a model repo."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
 
@@ -192,6 +193,20 @@ def test_an_interrupted_run_resumes_from_its_last_checkpoint_and_ends_identical(
               effective_batch_size=2), progress=False)
 
 
+def test_a_checkpoint_cut_short_by_a_kill_is_not_resumed_from(tmp_path):
+    from scas_hub.train.run import last_complete_checkpoint
+
+    trainer = tmp_path / "trainer"
+    for step, state in [(1, '{"global_step": 1}'), (2, None), (3, '{"global_st')]:
+        (trainer / f"checkpoint-{step}").mkdir(parents=True)
+        (trainer / f"checkpoint-{step}" / "model.safetensors").write_bytes(b"w")
+        if state is not None:
+            (trainer / f"checkpoint-{step}" / "trainer_state.json").write_text(state)
+    assert last_complete_checkpoint(trainer) == trainer / "checkpoint-1"
+    assert sorted(p.name for p in trainer.iterdir()) == ["checkpoint-1"]
+    assert last_complete_checkpoint(tmp_path / "none") is None
+
+
 def test_a_student_with_another_chat_template_is_refused(curated, tiny_qwen_dir, tmp_path):
     import shutil
 
@@ -203,6 +218,21 @@ def test_a_student_with_another_chat_template_is_refused(curated, tiny_qwen_dir,
     with pytest.raises(ChatTemplateMismatchError, match="was scored with 0000"):
         train(dataset, str(tiny_qwen_dir), tmp_path / "ckpt", config=TINY, progress=False)
     assert not (tmp_path / "ckpt").exists()
+
+    # a dataset scored with an override template trains with that template, and the checkpoint keeps it
+    from transformers import AutoTokenizer
+
+    from scas_hub.testing.models import QWEN_CHAT_TEMPLATE
+
+    override = QWEN_CHAT_TEMPLATE + "{# scored with an override #}"
+    record["student"]["chat_template_sha256"] = hashlib.sha256(override.encode()).hexdigest()
+    (dataset / "selection_stats.json").write_text(json.dumps(record))
+    with pytest.raises(ChatTemplateMismatchError):
+        train(dataset, str(tiny_qwen_dir), tmp_path / "ckpt", config=TINY, progress=False)
+    result = train(dataset, str(tiny_qwen_dir), tmp_path / "ckpt", config=TrainConfig(max_steps=1,
+                   effective_batch_size=1), progress=False, chat_template=override)
+    assert AutoTokenizer.from_pretrained(result.checkpoint).chat_template == override
+    assert result.chat_template_sha256 == record["student"]["chat_template_sha256"]
 
 
 def test_settings_and_folders_that_cannot_work_are_refused(curated, tiny_qwen_dir, tmp_path, monkeypatch):
@@ -232,3 +262,37 @@ def test_push_sends_the_checkpoint_to_a_model_repo(trained, curated, tiny_qwen_d
     assert pushed.repo_id == "me/tiny-scas" and pushed.commit == fake_hub.repo("me/tiny-scas", "model").branches["main"]
     assert pushed.revision == pushed.commit
     assert 'from_pretrained("me/tiny-scas")' in files["README.md"].decode()
+
+
+def test_cli_flags_override_the_reference_recipe_one_by_one():
+    from scas_hub.cli import _train_config, build_parser
+
+    def config(*flags):
+        return _train_config(build_parser().parse_args(["train", "--dataset", "d", *flags]))
+
+    assert config() == TrainConfig(learning_rate=1e-5, lr_scheduler_type="cosine", warmup_ratio=0.05, epochs=3,
+                                   max_length=4096, effective_batch_size=8, seed=42, max_steps=None, bf16=None)
+    assert config("--batch-size", "2", "--grad-accum", "2").effective_batch_size == 4
+    tuned = config("--max-steps", "5", "--learning-rate", "2e-5", "--epochs", "1", "--max-length", "1024",
+                   "--seed", "7", "--no-bf16", "--effective-batch", "16", "--warmup-ratio", "0")
+    assert (tuned.max_steps, tuned.learning_rate, tuned.epochs, tuned.max_length, tuned.seed, tuned.bf16,
+            tuned.effective_batch_size, tuned.warmup_ratio) == (5, 2e-5, 1, 1024, 7, False, 16, 0)
+    rounds = _train_config(build_parser().parse_args(["rounds", "--max-steps", "2", "--selection-seed", "3"]))
+    assert rounds.max_steps == 2 and rounds.seed == 42
+
+
+@pytest.mark.slow
+def test_two_cpu_ranks_make_the_effective_batch_together(curated, tiny_qwen_dir, tmp_path):
+    """`scas-hub train --num-processes 2` (accelerate launch, gloo): 1 per rank x 2 ranks = batch 2,
+    no accumulation; rank 0 writes one finished checkpoint."""
+    import subprocess
+
+    out = tmp_path / "ddp"
+    proc = subprocess.run([sys.executable, "-m", "scas_hub", "train", "--dataset", str(curated[1]), "--student",
+                           str(tiny_qwen_dir), "--out", str(out), "--max-steps", "2", "--effective-batch", "2",
+                           "--no-progress", "--num-processes", "2"], capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    facts = json.loads((out / FACTS_FILENAME).read_text())
+    assert (facts["processes"], facts["gradient_accumulation_steps"], facts["steps"]) == (2, 1, 2)
+    assert facts["epochs_done"] == pytest.approx(2 * 2 / facts["rows"])
+    assert not (out / "trainer").exists()

@@ -74,6 +74,18 @@ class TrainResult:
                    commit=pushed.get("commit"), resumed=resumed, facts=facts)
 
 
+def process_state():
+    """accelerate's `PartialState` for this process, CPU ranks included (as the scorer creates it:
+    `accelerate launch` tells CPU ranks apart only through ACCELERATE_USE_CPU)."""
+    import os
+    from datetime import timedelta
+
+    from accelerate import PartialState
+
+    on_cpu = os.environ.get("ACCELERATE_USE_CPU", "").lower() in {"1", "true", "yes"}
+    return PartialState(cpu=on_cpu, timeout=timedelta(hours=48))
+
+
 def _require_trl() -> None:
     try:
         import trl  # noqa: F401
@@ -111,6 +123,26 @@ def _run_settings(data: TrainingData, student: ResolvedStudent, config: TrainCon
             "config": config.to_dict()}
 
 
+def last_complete_checkpoint(trainer_dir: Path) -> Path | None:
+    """The latest Trainer checkpoint that was written to the end, if any.
+
+    The Trainer writes `trainer_state.json` after the weights, optimizer, scheduler and RNG states,
+    so a checkpoint without a readable one was cut short (a kill while saving); such folders are
+    removed, and the run resumes from the one before (kept until the next one is complete).
+    """
+    complete = []
+    for folder in trainer_dir.glob("checkpoint-*"):
+        try:
+            step = int(folder.name.rsplit("-", 1)[1])
+            json.loads((folder / "trainer_state.json").read_text(encoding="utf-8"))
+        except (ValueError, OSError):
+            logger.warning("removing %s: its writing was interrupted", folder)
+            shutil.rmtree(folder, ignore_errors=True)
+            continue
+        complete.append((step, folder))
+    return max(complete)[1] if complete else None
+
+
 def _check_out(out: Path, settings: dict[str, Any]) -> Path | None:
     """The Trainer checkpoint to resume from, if any.
 
@@ -124,9 +156,7 @@ def _check_out(out: Path, settings: dict[str, Any]) -> Path | None:
         if previous != settings:
             raise TrainError(f"{out} holds an unfinished run with other settings (dataset, student or "
                              "hyper-parameters); pass the same ones to resume it, or another --out")
-        from transformers.trainer_utils import get_last_checkpoint
-
-        return Path(last) if (last := get_last_checkpoint(str(trainer_dir))) else None
+        return last_complete_checkpoint(trainer_dir)
     if out.exists() and any(out.iterdir()):
         raise TrainError(f"{out} is not empty and holds no scas-hub training run; pass an empty or new --out")
     return None
@@ -168,6 +198,7 @@ def train(
     progress: bool = True,
     keep_checkpoints: bool = False,
     round_number: int | None = None,
+    chat_template: str | None = None,
 ) -> TrainResult:
     """Fine-tune `student` on a curated dataset; resumes an interrupted run in `out`.
 
@@ -180,6 +211,8 @@ def train(
         push: Hub model repo id to upload the checkpoint to.
         keep_checkpoints: keep `out/trainer/` (optimizer state) after the run.
         round_number: the SCAS round whose selection this is (shown in the card).
+        chat_template: a Jinja template (text) to render with instead of the student's own, as the
+            dataset was scored with it (`curate(..., chat_template=...)`); saved with the checkpoint.
 
     Returns:
         The finished run, on every process of an `accelerate launch`.
@@ -191,9 +224,7 @@ def train(
         StudentError, PublishError: with what to do.
     """
     _require_trl()
-    from accelerate import PartialState
-
-    state = PartialState()
+    state = process_state()
     config = (config or TrainConfig()).validate(state.num_processes)
     out = Path(out) if out else default_out(student)
     finished = read_facts(out)
@@ -210,9 +241,12 @@ def train(
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(resolved.path)
+    if chat_template is not None:  # the checkpoint's tokenizer keeps it, so the next round renders alike
+        tokenizer.chat_template = chat_template
     template_hash = check_chat_template(data, tokenizer, student)
-    settings = _run_settings(data, resolved, config)
+    settings = {**_run_settings(data, resolved, config), "chat_template_sha256": template_hash}
     resume_from = _check_out(out, settings)
+    state.wait_for_everyone()  # every process has looked at `out` before rank 0 writes to it
     if state.is_main_process:
         (out / TRAINER_DIR).mkdir(parents=True, exist_ok=True)
         (out / TRAINER_DIR / RUN_FILENAME).write_text(json.dumps(settings, indent=2), encoding="utf-8")
