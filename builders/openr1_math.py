@@ -4,7 +4,8 @@ Rows: `problem`, `solution`, `answer`, `problem_type`, `question_type`, `source`
 `is_reasoning_complete[]`, `generations[]`, `correctness_math_verify[]`, `correctness_llama[]`,
 `finish_reasons[]`, `correctness_count`, `messages`. Configs `default` (`data/`, 94k rows) and
 `extended` (`extended/`, 131k rows). The corpus's own `correctness_math_verify` flags decide.
-All generations come from one teacher, so candidates are named `DeepSeek-R1#0`, `DeepSeek-R1#1`, ...
+All generations come from one teacher, `DeepSeek-R1`: they are its samples (`sample` = index in
+`generations`).
 """
 
 from scas_hub.source.recipe import Columns, CorpusRecipe

@@ -3,8 +3,10 @@
     .venv/bin/python docs/make_example_card.py
 
 Runs `curate` on the bundled demo corpus with the embedded SmolLM2-135M student (about a minute on a
-laptop CPU), pushes it as v1 (strategy `scas`) and v2 (strategy `argmin`) to an in-process fake Hub,
-and copies v2's README.md and figures here. Nothing leaves the machine.
+laptop CPU), pushes it as v1 (λ = 0.5) and v2 (λ = 0.3, scores from a throwaway score cache; both
+strategy `scas`: an ablation of another strategy would go to a repo of its own) to an in-process
+fake Hub, and copies v2's README.md and figures here (set SCAS_HUB_SCORE_CACHE to keep the scores
+for the next regeneration). Nothing leaves the machine.
 """
 
 from __future__ import annotations
@@ -26,13 +28,15 @@ def main(dest: Path = HERE / "example_card") -> None:
     port = free_port()
     # the Hub endpoint is read when huggingface_hub is imported: set it before importing scas_hub
     os.environ.update(HF_ENDPOINT=f"http://127.0.0.1:{port}", HF_HUB_DISABLE_XET="1", HF_TOKEN="hf_example",
-                      HF_HOME=tempfile.mkdtemp(prefix="scas-example-hf-"), HF_UPDATE_DOWNLOAD_COUNTS="0")
+                      HF_HOME=tempfile.mkdtemp(prefix="scas-example-hf-"), HF_UPDATE_DOWNLOAD_COUNTS="0",
+                      SCAS_HUB_SCORE_CACHE=os.environ.get("SCAS_HUB_SCORE_CACHE")
+                      or tempfile.mkdtemp(prefix="scas-example-scores-"))
     with FakeHub(port=port), tempfile.TemporaryDirectory() as tmp:
         from scas_hub import curate
 
         out = Path(tmp) / "scas-smollm2-135m"
-        curate("smollm2-135m", "demo", out, push=REPO_ID, score_cache=False)
-        curate("smollm2-135m", "demo", out, push=REPO_ID, strategy="argmin", score_cache=False)
+        curate("smollm2-135m", "demo", out, push=REPO_ID)
+        curate("smollm2-135m", "demo", out, push=REPO_ID, lam=0.3)  # every score from the cache
         shutil.rmtree(dest, ignore_errors=True)
         dest.mkdir(parents=True)
         shutil.copy(out / "README.md", dest / "README.md")

@@ -7,7 +7,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from .constants import DEFAULT_GROUP, DEFAULT_GROUPS, DEFAULT_LAMBDA, DEFAULT_SEED, DEFAULT_STUDENT
+from .constants import DEFAULT_GROUP, DEFAULT_GROUPS, DEFAULT_LAMBDA, DEFAULT_SEED, DEFAULT_STRATEGY, DEFAULT_STUDENT
 from .errors import ScasHubError, StudentError
 
 
@@ -23,14 +23,21 @@ def _selection_kwargs(args: argparse.Namespace) -> dict:
 
 
 def _print_result(result) -> None:
+    from .report import drop_warning, set_aside_table
+
     s = result.stats
     print(f"\nSelected {s['questions_selected']} of {s['questions_in']} questions "
           f"from {s['rows_scored']} scored candidates ({s['rows_in']} rows in).")
+    print(set_aside_table(s))
     print(f"Dataset folder: {result.out.resolve()}")
     if result.repo_id:
         from huggingface_hub import constants
 
         print(f"Pushed to {constants.ENDPOINT}/datasets/{result.repo_id} as {result.version}")
+    warning = drop_warning(s, result.out)
+    if warning:
+        sys.stdout.flush()
+        print(f"scas-hub: warning: {warning}", file=sys.stderr)
 
 
 def _print_load_line(target) -> None:
@@ -50,7 +57,8 @@ def _curate(args: argparse.Namespace) -> int:
                             window_chars=args.window_chars,
                             max_length=args.max_length, truncate=args.truncate,
                             feature_module=args.feature_module, feature_layer=args.feature_layer,
-                            progress=not args.no_progress)
+                            progress=not args.no_progress,
+                            chat_template=Path(args.chat_template) if args.chat_template else None)
     common = dict(source=args.source, out=args.out, subset=args.subset, source_revision=args.source_revision,
                   verification=args.verify, **_selection_kwargs(args), dtype=args.dtype, device=args.device,
                   scoring=scoring, push=args.push, version=args.version, private=args.private,
@@ -295,80 +303,137 @@ def _push(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_selection_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--strategy", default="scas", help="scas, argmin, lowest-nll, teacher:<name>, strongest, random")
-    p.add_argument("--groups", type=int, default=DEFAULT_GROUPS)
-    p.add_argument("--group", type=int, default=DEFAULT_GROUP)
-    p.add_argument("--seed", type=int, default=DEFAULT_SEED)
-    p.add_argument("--lambda", dest="lam", type=float, default=DEFAULT_LAMBDA)
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Appends `(default: X)` where there is a value to show; flags, and options whose help says
+    what their default does, are left as written."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "default" in text or action.default in (None, False, argparse.SUPPRESS) or not action.option_strings:
+            return text
+        return super()._get_help_string(action)
+
+
+def _add_selection_args(parser: argparse.ArgumentParser) -> None:
+    p = parser.add_argument_group("selection")
+    p.add_argument("--strategy", default=DEFAULT_STRATEGY,
+                   help="scas (group sampling), argmin, lowest-nll, teacher:<name>, strongest, random")
+    p.add_argument("--groups", type=int, default=DEFAULT_GROUPS, metavar="G",
+                   help="scas: split each question's candidates, ranked by score, into G groups")
+    p.add_argument("--group", type=int, default=DEFAULT_GROUP, metavar="K",
+                   help="scas: draw from group K (1 = lowest cost)")
+    p.add_argument("--seed", type=int, default=DEFAULT_SEED, help="seed of the per-question draws (scas, random)")
+    p.add_argument("--lambda", dest="lam", type=float, default=DEFAULT_LAMBDA,
+                   help="weight of the answer-question term: score = (1 - λ)·AA + λ·AQ")
     p.add_argument("--small-policy", default="nearest", choices=["nearest", "drop"],
                    help="questions with fewer candidates than groups: nearest non-empty group, or drop")
     p.add_argument("--teacher-ranking", action="append", default=None, metavar="A,B,C",
                    help="for --strategy strongest: teachers best first (default: most verified answers)")
 
 
-def _add_push_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--push", default=None, metavar="REPO_ID", help="push to this Hub dataset repo (or org)")
-    p.add_argument("--version", default=None, help="tag for the pushed commit (default: next vN)")
-    p.add_argument("--private", action="store_true")
+def _add_output_args(parser: argparse.ArgumentParser, out_help: str, out_required: bool = False) -> None:
+    p = parser.add_argument_group("output & publishing")
+    p.add_argument("--out", default=None, required=out_required, metavar="DIR", help=out_help)
+    p.add_argument("--push", default=None, metavar="REPO_ID",
+                   help="push to this Hub dataset repo (org/name), or to an org: ORG/scas-<student> for the scas "
+                        "strategy, ORG/scas-<student>-<strategy> for any other (default: no push)")
+    p.add_argument("--version", default=None, metavar="TAG",
+                   help="tag of the pushed commit (default: the next vN)")
+    p.add_argument("--private", action="store_true", help="create the Hub repo private")
+
+
+def _add_runtime_args(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
+    p = parser.add_argument_group("runtime")
+    p.add_argument("--no-progress", action="store_true",
+                   help="draw no progress bars (scoring, model loading, parquet, Hub transfers)")
+    return p
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="scas-hub", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(
+        prog="scas-hub", formatter_class=_HelpFormatter,
+        description="Build student-specific distillation datasets with SCAS (Student-Centric Answer Sampling) "
+                    "and publish them on the Hugging Face Hub.",
+        epilog="`scas-hub COMMAND --help` lists a command's options with their defaults.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    c = sub.add_parser("curate", help="score a multi-teacher corpus with a student and select per question")
-    c.add_argument("--student", action="append", default=None,
-                   help="alias, Hub model id or local folder; several (repeated or a,b) write one dataset each "
-                        f"and a comparison (default: {DEFAULT_STUDENT})")
-    c.add_argument("--student-revision", default=None)
-    c.add_argument("--round", type=int, default=None, metavar="N",
-                   help="training round of this student checkpoint: publishes the next version of the same "
-                        "dataset and shows every round in the card (round N > 1 reads round N-1 from --push or --out)")
-    c.add_argument("--source", default=None,
-                   help="builder name, recipe file (.py), folder of per-teacher files, or Hub dataset id "
-                        "(default: demo for the embedded student, scas_pool otherwise)")
-    c.add_argument("--subset", default=None, help="e.g. deepscaler, hendrycks_math, all")
-    c.add_argument("--source-revision", default=None)
-    c.add_argument("--out", default=None,
-                   help="output folder (default out/scas-<student>); with several students their parent (default out)")
-    c.add_argument("--verify", default=None, choices=["auto", "flags", "math", "trusted"],
-                   help="override the source's verification rule (default: the recipe's; auto for local files)")
+    c = sub.add_parser("curate", formatter_class=_HelpFormatter,
+                       help="score a multi-teacher corpus with a student and select per question",
+                       description="Score a multi-teacher corpus with a student, select one answer per question, "
+                                   "write a Hub-ready dataset folder with its card, and optionally push it.")
+    src = c.add_argument_group("source")
+    src.add_argument("--source", default=None,
+                     help="builder name (`scas-hub builders`), recipe file (.py), folder of per-teacher files, "
+                          "or Hub dataset id (default: demo for the embedded student, scas_pool otherwise)")
+    src.add_argument("--subset", default=None,
+                     help="subset(s) of the source, e.g. deepscaler, a,b or all (default: the recipe's default)")
+    src.add_argument("--source-revision", default=None, metavar="REV",
+                     help="Hub revision of the source: tag, branch or commit (default: main)")
+    src.add_argument("--verify", default=None, choices=["auto", "flags", "math", "trusted"],
+                     help="override the source's verification rule (default: the recipe's; auto for local files)")
+
+    st = c.add_argument_group("student & scoring")
+    st.add_argument("--student", action="append", default=None,
+                    help="alias (`scas-hub students`), Hub model id or local folder; several (repeated or a,b) "
+                         f"write one dataset each and a comparison (default: {DEFAULT_STUDENT})")
+    st.add_argument("--student-revision", default=None, metavar="REV",
+                    help="Hub revision of the student: tag, branch or commit (default: main)")
+    st.add_argument("--round", type=int, default=None, metavar="N",
+                    help="training round of this student checkpoint: publishes the next version of the same "
+                         "dataset and shows every round in the card; round N > 1 reads round N-1 from --push "
+                         "or --out (default: no rounds)")
+    st.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"],
+                    help="weights and activations while scoring; auto = bfloat16 on CUDA, float32 otherwise")
+    st.add_argument("--device", default=None,
+                    help="torch device, e.g. cpu, cuda, cuda:1 (default: cuda if available, else cpu)")
+    st.add_argument("--token-budget", type=int, default=None,
+                    help="tokens per (packed) forward pass (default: 4096 on CPU, 16384 on GPU)")
+    st.add_argument("--attention", default="sdpa", choices=["sdpa", "flex"],
+                    help="packed attention: a kernel call per answer (sdpa, best on CPU) or one block-sparse "
+                         "flex-attention call per layer (flex, compiled on CUDA); same scores")
+    st.add_argument("--compile", action="store_true",
+                    help="fuse the student's norms and MLP activations with torch.compile (seconds of warm-up)")
+    st.add_argument("--window-chars", type=int, default=262_144,
+                    help="characters of candidate text per scheduling window (the unit of sharding and resume)")
+    st.add_argument("--max-length", type=int, default=None,
+                    help="skip candidates longer than this many tokens (default: no limit)")
+    st.add_argument("--truncate", action="store_true",
+                    help="score the first --max-length tokens instead of skipping")
+    st.add_argument("--feature-module", default=None, metavar="PATH",
+                    help="dotted path of the module whose output is the token feature; {layer} is replaced "
+                         "(default: model.layers.{layer}.mlp.up_proj)")
+    st.add_argument("--feature-layer", type=int, default=None, metavar="L",
+                    help="decoder layer of the feature module, 0-based (default: the last)")
+    st.add_argument("--score-cache", default=None, metavar="DIR",
+                    help="score cache / resume folder (default: under $SCAS_HUB_CACHE or $HF_HOME/scas_hub)")
+    st.add_argument("--no-score-cache", action="store_true", help="score everything, write no cache")
+    st.add_argument("--chat-template", default=None, metavar="FILE",
+                    help="Jinja chat template to render candidates with (default: the student's own; needed when "
+                         "its tokenizer has none); recorded in the card, part of the score cache key")
+
     _add_selection_args(c)
-    c.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"])
-    c.add_argument("--device", default=None)
-    c.add_argument("--token-budget", type=int, default=None,
-                   help="tokens per (packed) forward pass; default 4096 on CPU, 16384 on GPU")
-    c.add_argument("--attention", default="sdpa", choices=["sdpa", "flex"],
-                   help="packed attention: a kernel call per answer (sdpa, best on CPU) or one block-sparse "
-                        "flex-attention call per layer (flex, compiled on CUDA); same scores")
-    c.add_argument("--compile", action="store_true",
-                   help="fuse the student's norms and MLP activations with torch.compile (seconds of warm-up)")
-    c.add_argument("--window-chars", type=int, default=262_144,
-                   help="characters of candidate text per scheduling window (the unit of sharding and resume)")
-    c.add_argument("--max-length", type=int, default=None, help="skip candidates longer than this (tokens)")
-    c.add_argument("--truncate", action="store_true", help="score the first --max-length tokens instead of skipping")
-    c.add_argument("--feature-module", default=None, help="dotted module path; {layer} is replaced")
-    c.add_argument("--feature-layer", type=int, default=None)
-    _add_push_args(c)
-    c.add_argument("--no-progress", action="store_true")
-    c.add_argument("--num-processes", type=int, default=1,
-                   help="score on N processes via `accelerate launch` (one per GPU; CPU ranks use gloo)")
-    c.add_argument("--score-cache", default=None, metavar="DIR",
-                   help="score cache / resume folder (default: under $SCAS_HUB_CACHE or $HF_HOME/scas_hub)")
-    c.add_argument("--no-score-cache", action="store_true", help="score everything, write no cache")
+    _add_output_args(c, "output folder (default: out/scas-<student>; with several students, their parent: out)")
+    rt = _add_runtime_args(c)
+    rt.add_argument("--num-processes", type=int, default=1, metavar="N",
+                    help="score on N processes via `accelerate launch` (one per GPU; CPU ranks use gloo)")
     c.set_defaults(func=_curate)
 
-    r = sub.add_parser("select", help="select again from a dataset's stored scores (no model is loaded)")
-    r.add_argument("--candidates", required=True, metavar="SRC",
-                   help="an output folder of `curate`, or a Hub dataset id (its `candidates` config)")
-    r.add_argument("--revision", default=None, help="Hub revision of SRC: a tag (v1, ...), branch or commit")
-    r.add_argument("--out", required=True, help="the new output folder")
+    r = sub.add_parser("select", formatter_class=_HelpFormatter,
+                       help="select again from a dataset's stored scores (no model is loaded)",
+                       description="Select again from the scores a scas-hub dataset stores (its candidates "
+                                   "config): another strategy or setting, no model is loaded.")
+    src = r.add_argument_group("source")
+    src.add_argument("--candidates", required=True, metavar="SRC",
+                     help="an output folder of `curate`, or a Hub dataset id (its `candidates` config)")
+    src.add_argument("--revision", default=None, metavar="REV",
+                     help="Hub revision of SRC: a tag (v1, ...), branch or commit (default: main)")
     _add_selection_args(r)
-    _add_push_args(r)
+    _add_output_args(r, "the new output folder", out_required=True)
+    _add_runtime_args(r)
     r.set_defaults(func=_select)
 
-    t = sub.add_parser("train", help="fine-tune a student on a curated dataset (TRL SFT; needs scas-hub[train])")
+    t = sub.add_parser("train", formatter_class=_HelpFormatter,
+                         help="fine-tune a student on a curated dataset (TRL SFT; needs scas-hub[train])")
     t.add_argument("--dataset", required=True, help="an output folder of `curate`, or a Hub dataset id")
     t.add_argument("--revision", default=None, help="Hub revision of --dataset: a tag (v1, ...), branch or commit")
     t.add_argument("--student", default=DEFAULT_STUDENT, help="alias, Hub model id or local folder")
@@ -385,7 +450,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--num-processes", type=int, default=1, help="train on N processes via `accelerate launch`")
     t.set_defaults(func=_train)
 
-    o = sub.add_parser("rounds", help="run the SCAS loop: score, select, publish, train, round after round")
+    o = sub.add_parser("rounds", formatter_class=_HelpFormatter,
+                         help="run the SCAS loop: score, select, publish, train, round after round")
     o.add_argument("--student", default=DEFAULT_STUDENT, help="the base student: alias, Hub model id or folder")
     o.add_argument("--student-revision", default=None)
     o.add_argument("--rounds", type=int, default=3)
@@ -417,7 +483,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="score and train on N processes via `accelerate launch` (one per GPU)")
     o.set_defaults(func=_rounds)
 
-    e = sub.add_parser("evaluate", help="greedy answers of a student to held-out questions, checked with math-verify")
+    e = sub.add_parser("evaluate", formatter_class=_HelpFormatter,
+                         help="greedy answers of a student to held-out questions, checked with math-verify")
     e.add_argument("--student", required=True, help="alias, Hub model id or local folder (e.g. a checkpoint)")
     e.add_argument("--student-revision", default=None)
     _add_eval_args(e, subset_flags=("--subset",), batch_flags=("--batch-size",))
@@ -426,7 +493,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--out", default="report.json", help="report path (.json) or folder (default: report.json)")
     e.set_defaults(func=_evaluate)
 
-    a = sub.add_parser("ablate", help="train one student per selection strategy and compare them on held-out questions")
+    a = sub.add_parser("ablate", formatter_class=_HelpFormatter,
+                         help="train one student per selection strategy and compare them on held-out questions")
     a.add_argument("--student", default=DEFAULT_STUDENT, help="alias, Hub model id or local folder")
     a.add_argument("--student-revision", default=None)
     a.add_argument("--strategies", action="append", default=None, metavar="A,B,C",
@@ -449,28 +517,53 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--private", action="store_true")
     a.set_defaults(func=_ablate)
 
-    s = sub.add_parser("students", help="list student aliases")
+    s = sub.add_parser("students", help="list student aliases", formatter_class=_HelpFormatter)
     s.set_defaults(func=_students)
-    b = sub.add_parser("builders", help="list corpus recipes")
+    b = sub.add_parser("builders", help="list corpus recipes", formatter_class=_HelpFormatter)
     b.set_defaults(func=_builders)
 
-    p = sub.add_parser("push", help="push an output folder to the Hub and tag it")
-    p.add_argument("folder")
-    p.add_argument("repo_id")
-    p.add_argument("--version", default=None)
-    p.add_argument("--private", action="store_true")
+    p = sub.add_parser("push", formatter_class=_HelpFormatter, help="push an output folder to the Hub and tag it",
+                       description="Push an output folder to a Hub dataset repo as one commit, tagged vN.")
+    p.add_argument("folder", help="an output folder of `curate` or `select`")
+    p.add_argument("repo_id", help="the Hub dataset repo (org/name); created if missing")
+    pub = p.add_argument_group("publishing")
+    pub.add_argument("--version", default=None, metavar="TAG", help="tag of the pushed commit (default: the next vN)")
+    pub.add_argument("--private", action="store_true", help="create the Hub repo private")
+    _add_runtime_args(p)
     p.set_defaults(func=_push)
     return parser
 
 
+def _error(message: str) -> None:
+    print(f"scas-hub: error: {' '.join(message.split())}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; expected failures end as one line on stderr and exit code 2, Ctrl-C as 130."""
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     args.command_line = shlex.join(["scas-hub", *argv])  # recorded by evaluate and ablate
+    if getattr(args, "no_progress", False):
+        from .progress import disable_progress_bars
+
+        disable_progress_bars()
     try:
         return args.func(args)
     except ScasHubError as err:
-        print(f"scas-hub: error: {err}", file=sys.stderr)
+        _error(str(err))
+        return 2
+    except KeyboardInterrupt:
+        again = ("to resume (scores are cached)" if args.command == "curate" and not args.no_score_cache
+                 else "to start again")
+        print(f"\nscas-hub: interrupted; rerun the same command {again}", file=sys.stderr)
+        return 130
+    except Exception as err:
+        # last line of defence for the Hub: a failure to reach it is the user's to fix, not a bug
+        from .hub_access import describe, is_hub_error, what_to_do
+
+        if not is_hub_error(err):
+            raise
+        _error(f"cannot reach the Hub ({describe(err)}); {what_to_do()}")
         return 2
 
 

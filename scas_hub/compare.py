@@ -17,7 +17,8 @@ from .records import Candidate
 
 @dataclass(frozen=True)
 class Pick:
-    """What was selected for one question: same teacher and same text = same answer."""
+    """What was selected for one question: same teacher and same text = same answer (a teacher's
+    samples differ in text, so they stay apart)."""
 
     teacher: str
     answer: str

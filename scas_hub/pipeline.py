@@ -7,20 +7,22 @@ corpus with several students; all three end in `publish`: select -> write -> car
 from __future__ import annotations
 
 import platform
+import re
 import time
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from .compare import Pick, selection_of
-from .constants import DEFAULT_STUDENT
+from .constants import DEFAULT_STRATEGY, DEFAULT_STUDENT, STATS_FILENAME
 from .errors import PublishError, SelectionError
 from .publish.card import write_card
 from .publish.card_stats import card_numbers, score_distributions
 from .publish.figures import write_figures
 from .publish.folder import write_data_files, write_stats
+from .publish.output import CARD_FILENAME, check_apart, check_out_folder, replace_output, staged_output
 from .records import Question
 from .rounds import RoundContext, card_rows
 from .score.engine import ScoringConfig
@@ -56,13 +58,25 @@ def default_source(student: str) -> str:
     return "demo" if student == DEFAULT_STUDENT else "scas_pool"
 
 
-def default_out(student: str) -> Path:
-    return Path("out") / f"scas-{student_slug(student)}"
+def strategy_slug(strategy: str) -> str:
+    """`teacher:gpt-4o` -> `teacher-gpt-4o`: a strategy as part of a folder or repo name."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", strategy).strip("-.") or "strategy"
 
 
-def default_repo(repo: str, student: str) -> str:
-    """`org` -> `org/scas-<student>`; `org/name` stays."""
-    return repo if "/" in repo else f"{repo}/scas-{student_slug(student)}"
+def dataset_name(student: str, strategy: str = DEFAULT_STRATEGY) -> str:
+    """`scas-<student>` for the `scas` selection, `scas-<student>-<strategy>` for an ablation, so an
+    ablation never lands in the folder or repo of the student's real dataset."""
+    name = f"scas-{student_slug(student)}"
+    return name if strategy == DEFAULT_STRATEGY else f"{name}-{strategy_slug(strategy)}"
+
+
+def default_out(student: str, strategy: str = DEFAULT_STRATEGY) -> Path:
+    return Path("out") / dataset_name(student, strategy)
+
+
+def default_repo(repo: str, student: str, strategy: str = DEFAULT_STRATEGY) -> str:
+    """`org` -> `org/scas-<student>` (`org/scas-<student>-<strategy>` for an ablation); `org/name` stays."""
+    return repo if "/" in repo else f"{repo}/{dataset_name(student, strategy)}"
 
 
 def load_questions(source, subset: str | None, revision: str | None, stats: PipelineStats,
@@ -142,6 +156,7 @@ def publish(
     scores_from: dict[str, Any] | None = None,
     rounds: RoundContext | None = None,
     report: ScoreReport | None = None,
+    repo_from_org: bool = False,
 ) -> CurateResult:
     """The tail shared by `curate`, `reselect` and `curate_students`: select -> write the output
     folder -> card -> optional push.
@@ -155,6 +170,8 @@ def publish(
         scores_from: where re-used scores came from (`reselect`); shown in the card.
         rounds: this round and the ones before it (`curate(..., round_number=N)`).
         report: how scoring ran (processes, per-rank figures, cache use), for the card's run facts.
+        repo_from_org: `repo_id` was derived from an org (`--push ORG`): refuse to push into a repo
+            whose latest version holds another strategy (see `publish.hub.push_folder`).
 
     Raises:
         SelectionError, PublishError: with what to do.
@@ -163,8 +180,7 @@ def publish(
     stats.check_balanced()
     candidates = [c for q in questions for c in q.candidates]
     chosen = selection_of(candidates)
-    out.mkdir(parents=True, exist_ok=True)
-    write_data_files(out, candidates, selection.lam)
+    check_out_folder(out)  # checked before scoring too; the folder may have changed since
 
     # the ranking `--strategy strongest` picks by; the card's "strongest teacher" row uses it too
     strongest = strongest_teacher(verified if verified is not None else verified_answers(candidates),
@@ -173,32 +189,40 @@ def publish(
     if selection.strategy == "strongest":
         settings["teacher_order"] = strongest
     numbers = card_numbers(candidates, selection.lam, strongest)
-    device = None if scores_from is not None else student.get("device")
     round_entries = rounds.rounds(student, chosen) if rounds is not None else None
-    record = {
-        **stats.to_dict(), "student": student, "source": source, "selection": settings,
-        "run": {"created": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-                "wall_seconds": time.perf_counter() - started,
-                "tokens_per_second": stats.tokens_scored / stats.scoring_seconds if stats.scoring_seconds else 0.0,
-                "hardware": _hardware(device), "versions": _versions(),
-                "processes": report.student.get("processes", 1) if report else 1,
-                "ranks": report.ranks if report else []},
-        **numbers,
-        "figures": write_figures(out, numbers["teachers"], score_distributions(candidates, selection.lam),
-                                 rounds=round_entries),
-    }
-    if scores_from is not None:
-        record["scores_from"] = scores_from
-    if round_entries is not None:
-        record["rounds"] = round_entries
-        record["rounds_table"] = card_rows(round_entries)
-    write_stats(out, record)
-    write_card(out)
+    model_ran = scores_from is None
+    run = {"created": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+           "wall_seconds": time.perf_counter() - started, "model_ran": model_ran,
+           "hardware": _hardware(student.get("device") if model_ran else None), "versions": _versions()}
+    if model_ran:
+        run.update(tokens_per_second=stats.tokens_scored / stats.scoring_seconds if stats.scoring_seconds else 0.0,
+                   processes=report.student.get("processes", 1) if report else 1,
+                   ranks=report.ranks if report else [])
+    with staged_output(out) as stage:
+        write_data_files(stage, candidates, selection.lam)
+        record = {
+            **stats.to_dict(), "student": student, "source": source, "selection": settings, "run": run,
+            **numbers,
+            "figures": write_figures(stage, numbers["teachers"], score_distributions(candidates, selection.lam),
+                                     rounds=round_entries),
+        }
+        if scores_from is not None:
+            record["scores_from"] = scores_from
+        if round_entries is not None:
+            record["rounds"] = round_entries
+            record["rounds_table"] = card_rows(round_entries)
+        # every file this run writes, so a later run replaces exactly these (see `publish.output`)
+        written = [p.relative_to(stage).as_posix() for p in stage.rglob("*") if p.is_file()]
+        record["files"] = sorted({*written, CARD_FILENAME, STATS_FILENAME})
+        write_stats(stage, record)
+        write_card(stage, name=out.resolve().name)
+        replace_output(stage, out)
     result = CurateResult(out=out, stats=record, repo_id=repo_id, selection=chosen)
     if repo_id:
         from .publish.hub import push_folder
 
-        result.version = push_folder(out, repo_id, version=version, private=private).version
+        result.version = push_folder(out, repo_id, version=version, private=private,
+                                     same_strategy=repo_from_org).version
     return result
 
 
@@ -228,6 +252,7 @@ def curate(
     private: bool = False,
     verification: str | None = None,
     score_cache: str | Path | bool | None = True,
+    chat_template: str | Path | None = None,
     held_out: Collection[str] | None = None,
 ) -> CurateResult | None:
     """Build a student-specific SCAS dataset folder (and optionally push it).
@@ -239,7 +264,9 @@ def curate(
             Hub dataset id; default: the demo corpus for the embedded student, the published pool
             otherwise.
         verification: override the source's verification rule (`auto`, `flags`, `math`, `trusted`).
-        out: output folder (default `out/scas-<student>`), laid out as a Hub dataset repo.
+        out: output folder (default `out/scas-<student>`, `out/scas-<student>-<strategy>` for another
+            strategy than `scas`), laid out as a Hub dataset repo. It must be missing, empty, or a
+            previous output (which is replaced; files the tool did not write stay).
         teacher_ranking: for `strategy="strongest"`, teachers best first (default: by verified answers).
         round_number: the training round this student checkpoint belongs to; round N > 1 reads round
             N-1 from `push`'s repo (else from `previous_round`, else from `out`) and the card shows
@@ -248,9 +275,13 @@ def curate(
             folder per round).
         round_training: how round N-1's selection trained this checkpoint (steps, final loss,
             checkpoint, checkpoint revision); shown in round N-1's row of the rounds table.
-        push: Hub repo id (or just an org) to push to; the commit is tagged `vN` or `version`.
+        push: Hub repo id, or just an org (`<org>/scas-<student>`, `-<strategy>` appended for another
+            strategy than `scas`); the commit is tagged `vN` or `version`.
         score_cache: score cache folder (`True`: the default one, `False`: none); reruns and
             resumed runs score only candidates missing from it.
+        chat_template: a Jinja chat template (its text, or a path to a file) to render candidates
+            with instead of the student's own (needed when its tokenizer has none); overrides
+            `scoring.chat_template`. The card records that an override was used.
         held_out: normalised question texts (`normalise_question`) kept out of the dataset, e.g. an
             eval set's questions: their rows are set aside before scoring, counted as `held_out`.
 
@@ -264,13 +295,16 @@ def curate(
     selection = SelectionConfig(strategy=strategy, groups=groups, group=group, seed=seed, lam=lam,
                                 small_policy=small_policy,
                                 teacher_ranking=teacher_ranking).validate()
+    if chat_template is not None:
+        scoring = replace(scoring or ScoringConfig(), chat_template=chat_template)
     check_student(student)
     source = source or default_source(student)
-    out = Path(out) if out else default_out(student)
+    out = Path(out) if out else default_out(student, strategy)
+    check_out_folder(out)  # before any work: a folder the tool may not write fails now, not after scoring
     if round_number is not None and push and "/" not in push:
         raise PublishError(f"with --round, --push takes the dataset's full repo id (org/name), not {push!r}: "
                            "every round is a new version of the same dataset, whatever the checkpoint is called")
-    repo_id = default_repo(push, student) if push else None
+    repo_id = default_repo(push, student, strategy) if push else None
     rounds = RoundContext.load(round_number, out, repo_id, training=round_training,
                                previous=Path(previous_round) if previous_round else None) \
         if round_number is not None else None
@@ -288,7 +322,7 @@ def curate(
         return None
     return publish(questions, selection, stats, out, student=report.student, source=source_record(source_info),
                    started=started, repo_id=repo_id, version=version, private=private, rounds=rounds,
-                   report=report)
+                   report=report, repo_from_org=bool(push) and "/" not in push)
 
 
 def reselect(
@@ -311,9 +345,11 @@ def reselect(
 
     Args:
         candidates: an output folder of `curate`, or a Hub dataset id whose `candidates` config is read.
-        out: the new output folder (card included).
+        out: the new output folder (card included): missing, empty, or a previous output; never
+            `candidates` itself, a folder inside it or around it.
         revision: Hub revision (tag `vN`, branch or commit) of `candidates`; default: main.
-        push: Hub repo id (or an org: `<org>/scas-<student>`) to push the new folder to.
+        push: Hub repo id, or an org: `<org>/scas-<student>-<strategy>` (`<org>/scas-<student>` for
+            `scas`), so an ablation never becomes a version of the student's real dataset.
 
     Rows set aside before scoring are not in the `candidates` config: their counts (and questions
     left without a scored candidate) are carried forward from the source's `selection_stats.json`.
@@ -325,6 +361,9 @@ def reselect(
     selection = SelectionConfig(strategy=strategy, groups=groups, group=group, seed=seed, lam=lam,
                                 small_policy=small_policy,
                                 teacher_ranking=teacher_ranking).validate()
+    if Path(candidates).expanduser().exists():
+        check_apart(out, candidates, what="--candidates")
+    check_out_folder(out)
     published = open_published(candidates, revision)
     questions = published.questions()
     if not questions:
@@ -334,7 +373,8 @@ def reselect(
                                         "dtype": "unknown", "device": None}
     source = record.get("source") or {"name": published.location, "repo_id": None, "revision": None,
                                       "subsets": []}
-    repo_id = default_repo(push, student["name"]) if push else None
+    repo_id = default_repo(push, student["name"], strategy) if push else None
     return publish(questions, selection, published.carried_stats(), Path(out), student=student, source=source,
                    started=started, repo_id=repo_id, version=version, private=private,
-                   verified=published.verified_answers(), scores_from=published.origin)
+                   verified=published.verified_answers(), scores_from=published.origin,
+                   repo_from_org=bool(push) and "/" not in push)

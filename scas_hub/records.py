@@ -20,7 +20,7 @@ by the source and verification stages (the row is unusable or not verified)."""
 
 @dataclass
 class Candidate:
-    """One teacher's answer to one question, plus everything the pipeline learns about it."""
+    """One teacher's answer (one of its samples) to one question, plus everything the pipeline learns about it."""
 
     question_id: str
     teacher: str
@@ -33,6 +33,9 @@ class Candidate:
     """A worked solution to the question, where the corpus has one (evaluation reports its NLL)."""
     verified: bool | None = None
     provenance: dict[str, Any] = field(default_factory=dict)
+    sample: int = 0
+    """Which of the teacher's answers to this question it is (0, 1, ... in source order; set by the
+    verify stage): rows with the same question and teacher but different answers are samples."""
     # filled by later stages
     skip_reason: str | None = None
     score: ProxyComponents | None = None

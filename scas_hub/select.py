@@ -1,19 +1,21 @@
 """Per-question selection among scored candidates.
 
 Strategies (all deterministic for a seed):
-- `scas` (paper default, "group sampling"): rank candidates by (score, teacher); rank k of M
+- `scas` (paper default, "group sampling"): rank candidates by (score, teacher, sample); rank k of M
   (1-based) falls in group ceil(k * G / M); draw one uniformly (seeded) from the chosen group.
 - `argmin`: the lowest score. `lowest-nll`: the lowest answer mean NLL (GRAPE's rule).
-- `teacher:<name>`: that teacher's answer (questions it did not answer are dropped, counted).
-- `strongest`: the answer of the highest-ranked teacher that answered the question. Teachers are
-  ranked by verified answers in the corpus (= accuracy over the corpus's questions; rows set aside
-  by scoring, e.g. `too_long`, still count, so the ranking does not depend on the student), ties
-  by name; a user-given `teacher_ranking` comes first, unlisted teachers follow in that order.
+- `teacher:<name>`: that teacher's answer (questions it did not answer are dropped, counted); of
+  several samples, the lowest-score one (ties: sample number).
+- `strongest`: the answer of the highest-ranked teacher that answered the question (of its
+  samples, the lowest-score one). Teachers are ranked by verified answers in the corpus (every
+  sample counts; rows set aside by scoring, e.g. `too_long`, still count, so the ranking does not
+  depend on the student), ties by name; a user-given `teacher_ranking` comes first, unlisted
+  teachers follow in that order.
 - `random`: uniform (seeded).
 
-Ties: candidates are ordered by (cost, teacher name), so equal scores never depend on input order;
-a NaN cost sorts last. Draws use one RNG per (seed, question id): a question's pick depends on
-nothing but its own candidates.
+Ties: candidates are ordered by (cost, teacher name, sample number), so equal scores never depend
+on input order; a NaN cost sorts last. Draws use one RNG per (seed, question id): a question's
+pick depends on nothing but its own candidates.
 
 Questions with fewer candidates than groups (M < G) leave low groups empty under the paper's
 formula; the reference code then drops them silently. `small_policy` decides instead:
@@ -83,15 +85,29 @@ class SelectionConfig:
         return out
 
 
-def _cost_key(cost: float, teacher: str) -> tuple[bool, float, str]:
+def cost_key(cost: float, c: Candidate) -> tuple[bool, float, str, int]:
+    """Sort key: lowest `cost` first, then teacher name, then sample number (NaN costs last)."""
     # NaN compares false with everything and would make the order depend on the input order
     nan = math.isnan(cost)
-    return (nan, 0.0 if nan else cost, teacher)
+    return (nan, 0.0 if nan else cost, c.teacher, c.sample)
 
 
 def rank(candidates: list[Candidate], lam: float) -> list[Candidate]:
-    """Sort scored candidates by (score, teacher name): lowest cost first, ties broken by name."""
-    return sorted(candidates, key=lambda c: _cost_key(c.score.scas_score(lam), c.teacher))
+    """Sort scored candidates by (score, teacher name, sample): lowest cost first."""
+    return sorted(candidates, key=lambda c: cost_key(c.score.scas_score(lam), c))
+
+
+def lowest_nll(candidates: list[Candidate]) -> Candidate:
+    """The candidate with the lowest answer mean NLL (GRAPE's rule; ties as in `rank`)."""
+    return min(candidates, key=lambda c: cost_key(c.score.answer_mean_nll, c))
+
+
+def first_teacher_answer(candidates: list[Candidate], order: list[str], lam: float) -> Candidate | None:
+    """The answer of the first teacher in `order` that has one: its lowest-score sample."""
+    best: dict[str, Candidate] = {}
+    for c in rank(candidates, lam):
+        best.setdefault(c.teacher, c)
+    return next((best[t] for t in order if t in best), None)
 
 
 def group_of(rank_1based: int, n: int, groups: int) -> int:
@@ -105,7 +121,7 @@ def question_rng(seed: int, question_id: str) -> random.Random:
 
 
 def verified_answers(candidates: Iterable[Candidate]) -> Counter:
-    """Per teacher, the answers that passed verification (scored, or set aside only by scoring)."""
+    """Per teacher, the answers (every sample) that passed verification (scored, or set aside only by scoring)."""
     counts: Counter = Counter()
     for c in candidates:
         # += 0 still lists a teacher without verified answers (so `teacher:<name>` knows it)
@@ -157,16 +173,14 @@ def pick(question: Question, config: SelectionConfig, stats: PipelineStats,
     if base == "argmin":
         return rank(scored, config.lam)[0]
     if base == "lowest-nll":
-        return min(scored, key=lambda c: _cost_key(c.score.answer_mean_nll, c.teacher))
+        return lowest_nll(scored)
     if base == "random":
-        return rng.choice(sorted(scored, key=lambda c: c.teacher))
+        return rng.choice(sorted(scored, key=lambda c: (c.teacher, c.sample)))
     if base in {"teacher", "strongest"}:
-        by_teacher = {c.teacher: c for c in scored}
-        for teacher in order or [arg]:
-            if teacher in by_teacher:
-                return by_teacher[teacher]
-        stats.drop_question("teacher_has_no_valid_answer")
-        return None
+        winner = first_teacher_answer(scored, order or [arg], config.lam)
+        if winner is None:
+            stats.drop_question("teacher_has_no_valid_answer")
+        return winner
     raise SelectionError(f"unknown strategy {config.strategy!r}")
 
 

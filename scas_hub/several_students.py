@@ -6,13 +6,14 @@ from __future__ import annotations
 import copy
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from .constants import DEFAULT_STUDENT
 from .errors import PublishError, SelectionError, StudentError
-from .pipeline import CurateResult, default_repo, load_questions, publish, score, source_record
+from .pipeline import CurateResult, dataset_name, default_repo, load_questions, publish, score, source_record
+from .publish.output import check_out_folder
 from .publish.summary import students_summary, summary_markdown, write_summary
 from .score.engine import ScoringConfig
 from .score.students import check_student, student_slug
@@ -56,18 +57,19 @@ def curate_students(
     private: bool = False,
     verification: str | None = None,
     score_cache: str | Path | bool | None = True,
+    chat_template: str | Path | None = None,
 ) -> StudentsResult | None:
     """Score one corpus with several students: one dataset per student, and a comparison.
 
     The corpus is read and verified once; each student scores a fresh copy of the verified
-    candidates. Writes `<out>/scas-<student>/` per student and `<out>/students_summary.{json,md}`:
-    teacher shares per student and, per pair of students, the share of questions with the same
-    selected answer.
+    candidates. Writes `<out>/scas-<student>/` per student (`-<strategy>` appended for another
+    strategy than `scas`) and `<out>/students_summary.{json,md}`: teacher shares per student and,
+    per pair of students, the share of questions with the same selected answer.
 
     Args:
         students: aliases, Hub model ids or local folders (their short names must differ).
         out: parent folder (default `out`).
-        push: an org; student S goes to `<org>/scas-<S>`.
+        push: an org; student S goes to `<org>/scas-<S>` (`-<strategy>` appended as for the folders).
         Other arguments: as in `curate`.
 
     Returns:
@@ -76,6 +78,8 @@ def curate_students(
     Raises:
         SourceError, StudentError, SelectionError, PublishError: with what to do.
     """
+    if chat_template is not None:  # one template for every student (read once)
+        scoring = replace(scoring or ScoringConfig(), chat_template=chat_template)
     slugs = [student_slug(s) for s in students]
     if not students or len(set(slugs)) != len(slugs):
         raise StudentError(f"several students need distinct names for their datasets, got {', '.join(slugs)}")
@@ -89,6 +93,9 @@ def curate_students(
                                 teacher_ranking=teacher_ranking).validate()
     source = source or ("demo" if all(s == DEFAULT_STUDENT for s in students) else "scas_pool")
     parent = Path(out) if out else Path("out")
+    folders = {s: parent / dataset_name(s, strategy) for s in students}
+    for folder in folders.values():  # before any work
+        check_out_folder(folder)
 
     corpus_stats = PipelineStats()
     source_info, verified_questions = load_questions(source, subset, source_revision, corpus_stats,
@@ -105,10 +112,10 @@ def curate_students(
                        score_cache=score_cache)
         if report is None:  # not the main process: rank 0 publishes
             continue
-        results[slug] = publish(questions, selection, stats, parent / f"scas-{slug}", student=report.student,
+        results[slug] = publish(questions, selection, stats, folders[student], student=report.student,
                                 source=source_record(source_info), started=started,
-                                repo_id=default_repo(push, student) if push else None, version=version,
-                                private=private, report=report)
+                                repo_id=default_repo(push, student, strategy) if push else None, version=version,
+                                private=private, report=report, repo_from_org=bool(push))
     if not results:
         return None
     datasets = {s: {"out": str(r.out), "repo_id": r.repo_id, "version": r.version,

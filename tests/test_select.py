@@ -255,3 +255,24 @@ def test_strongest_uses_given_counts_when_rows_are_missing():
 def test_bad_rankings_raise(kw, msg):
     with pytest.raises(SelectionError, match=msg):
         run([question("q", {"a": 1.0})], **kw)
+
+
+def test_samples_of_one_teacher_are_ranked_by_score_then_sample_number_in_any_input_order():
+    import itertools
+
+    def samples():
+        out = [cand("q", "a", 1.0), cand("q", "a", 1.0), cand("q", "a", 0.7), cand("q", "b", 0.5)]
+        for k, c in zip([2, 0, 1, 0], out, strict=True):
+            c.sample, c.answer = k, f"answer {k} by {c.teacher}"
+        return out
+
+    picks = set()
+    for order in itertools.permutations(range(4)):
+        cs = samples()
+        q = Question("q", [cs[i] for i in order])
+        assert [(c.teacher, c.sample) for c in rank(q.scored, 0.0)] == [("b", 0), ("a", 1), ("a", 0), ("a", 2)]
+        got = tuple((run([Question("q", list(q.candidates))], strategy=s, seed=3)[0][0].sample)
+                    for s in ("teacher:a", "random", "scas"))
+        picks.add(got)
+    # teacher:a takes a's lowest-score sample; random and scas draw the same sample whatever the order
+    assert len(picks) == 1 and next(iter(picks))[0] == 1

@@ -55,20 +55,20 @@ def test_two_students_write_two_datasets_and_a_summary(pair, tiny_qwen_dir):
     tiny = student_slug(str(tiny_qwen_dir))
     assert list(run.results) == ["smollm2-135m", tiny]
     for slug, result in run.results.items():
-        folder = out / f"scas-{slug}"
+        folder = out / f"scas-{slug}-argmin"  # an ablation strategy: its own folder
         assert result.out == folder and (folder / "README.md").exists()
         s = json.loads((folder / "selection_stats.json").read_text())
         assert s["rows_in"] == 16 and s["skipped"] == {"empty_answer": 1} and s["questions_selected"] == 4
         assert len(pq.read_table(folder / "candidates")) == 15
-    assert json.loads((out / "scas-smollm2-135m" / "selection_stats.json").read_text())["student"]["repo_id"] == (
-        "HuggingFaceTB/SmolLM2-135M-Instruct")
+    smollm2 = json.loads((out / "scas-smollm2-135m-argmin" / "selection_stats.json").read_text())["student"]
+    assert smollm2["repo_id"] == "HuggingFaceTB/SmolLM2-135M-Instruct"
 
 
 def test_summary_matches_the_datasets(pair):
     out, run, _ = pair
     summary = json.loads((out / "students_summary.json").read_text())
     assert summary == json.loads(json.dumps(run.summary))
-    selections = {s: selection(out / f"scas-{s}") for s in run.results}
+    selections = {s: selection(out / f"scas-{s}-argmin") for s in run.results}
     for s, sel in selections.items():
         counts = Counter(t for t, _ in sel.values())
         assert summary["teacher_shares"][s] == pytest.approx({t: n / len(sel) for t, n in counts.items()})
@@ -89,7 +89,7 @@ def test_each_student_starts_from_fresh_records(pair, corpus, tiny_qwen_dir, tmp
     tiny = student_slug(str(tiny_qwen_dir))
     alone = curate(str(tiny_qwen_dir), str(corpus), tmp_path / "alone", strategy="argmin",
                    scoring=ScoringConfig(progress=False))
-    assert pq.read_table(out / f"scas-{tiny}" / "candidates").equals(pq.read_table(alone.out / "candidates"))
+    assert pq.read_table(out / f"scas-{tiny}-argmin" / "candidates").equals(pq.read_table(alone.out / "candidates"))
     assert run.results[tiny].stats["skipped"] == alone.stats["skipped"]
 
 

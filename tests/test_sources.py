@@ -66,11 +66,11 @@ def test_verify_counts_every_set_aside_row(tmp_path):
     assert stats.rows_in == 8
     assert dict(stats.skipped) == {"empty_answer": 1, "not_verified": 1, "missing_question_id": 1,
                                    "duplicate_answer": 1, "question_text_mismatch": 1,
-                                   "unverifiable": 1, "conflicting_duplicate_row": 1}
+                                   "unverifiable": 2}
     valid = [c.teacher for q in questions for c in q.candidates if c.skip_reason is None]
     assert valid == ["a"]
     assert stats.skipped_by_teacher["b"] == {"duplicate_answer": 1, "question_text_mismatch": 1}
-    assert stats.skipped_by_teacher["c"] == {"unverifiable": 1, "conflicting_duplicate_row": 1}
+    assert stats.skipped_by_teacher["c"] == {"unverifiable": 2}  # two samples, neither verifiable
 
 
 def test_builders_registry_and_demo():

@@ -64,12 +64,66 @@ def _short(revision: str | None, n: int = 10) -> str:
     return revision[:n] if revision and re.fullmatch(r"[0-9a-f]{40}", revision) else (revision or "")
 
 
-def render_card(record: dict[str, Any], folder: str | Path):
-    """Return a `huggingface_hub.DatasetCard` (YAML metadata + body) for the folder holding `record`."""
+SCORE_RANKED = ("scas", "argmin")
+"""Strategies that rank by the SCAS score, so λ changes what they pick."""
+
+
+def describe_strategy(selection: dict[str, Any]) -> dict[str, Any]:
+    """What the card says about a selection strategy: its title, what was kept per question, the
+    rule in the method section, and which settings took part.
+
+    Returns:
+        `title`, `kept` (a phrase), `rule` (a sentence), `by_student` (the student's scores chose
+        the answers), and `uses` (settings that mattered: `lam`, `groups`, `seed`, `teacher_order`).
+    """
+    strategy = selection["strategy"]
+    base, _, teacher = strategy.partition(":")
+    group, groups, seed = selection.get("group"), selection.get("groups"), selection.get("seed")
+    if base == "scas":
+        kept = (f"one answer per question was drawn from the lowest-cost of {groups} cost groups" if group == 1 else
+                f"one answer per question was drawn from cost group {group} of {groups} (group 1 is the cheapest)")
+        return {"title": "SCAS selection", "kept": kept, "by_student": True, "uses": {"lam", "groups", "seed"},
+                "rule": "candidates are ranked by (score, teacher), rank k of M goes to group ceil(k·G/M), and one "
+                        "answer is drawn (seeded per question) from the chosen group."}
+    if base == "argmin":
+        return {"title": "Lowest-SCAS-score selection", "by_student": True, "uses": {"lam"},
+                "kept": "the answer with the lowest SCAS score (the cheapest for the student to learn) was kept per "
+                        "question",
+                "rule": "the candidate with the lowest SCAS score is kept (ties: teacher name)."}
+    if base == "lowest-nll":
+        return {"title": "Lowest-NLL selection", "by_student": True, "uses": set(),
+                "kept": "the answer with the lowest mean answer NLL under the student (GRAPE's rule) was kept per "
+                        "question; the SCAS score did not take part",
+                "rule": "the candidate with the lowest answer mean NLL `l_A` is kept (ties: teacher name); λ and the "
+                        "similarity terms play no part."}
+    if base == "strongest":
+        order = selection.get("teacher_order") or []
+        ranked = ("the given --teacher-ranking" if selection.get("teacher_ranking")
+                  else "verified answers in the corpus")
+        shown = ", ".join(f"`{t}`" for t in order[:5]) + (", ..." if len(order) > 5 else "")
+        return {"title": "Strongest-teacher selection", "by_student": False, "uses": {"teacher_order"},
+                "kept": f"the strongest teacher's answer for each question (teachers ranked by {ranked}: {shown}; "
+                        "where the first did not answer, the next one's)",
+                "rule": "the answer of the highest-ranked teacher that answered the question is kept; the "
+                        "student's scores play no part."}
+    if base == "teacher":
+        return {"title": f"Single-teacher selection (`{teacher}`)", "by_student": False, "uses": set(),
+                "kept": f"`{teacher}`'s answer for each question it answered (the others are left out)",
+                "rule": f"the answer of `{teacher}` is kept; questions it did not answer are dropped. The "
+                        "student's scores play no part."}
+    return {"title": "Random selection", "by_student": False, "uses": {"seed"},
+            "kept": f"one answer per question drawn uniformly at random (seed {seed})",
+            "rule": "one candidate is drawn uniformly (seeded per question); the student's scores play no part."}
+
+
+def render_card(record: dict[str, Any], folder: str | Path, name: str | None = None):
+    """Return a `huggingface_hub.DatasetCard` (YAML metadata + body) for the folder holding `record`;
+    `name` is the folder's name in the card's load lines (default: the folder's own)."""
     from huggingface_hub import DatasetCard, DatasetCardData
 
     folder = Path(folder)
     student, source = record["student"], record["source"]
+    method = describe_strategy(record["selection"])
     student_tag = student["name"].lower().replace("/", "-")
     tags = ["scas", "distillation", "synthetic", student_tag, *source.get("tags", ())]
     data = DatasetCardData(
@@ -78,22 +132,27 @@ def render_card(record: dict[str, Any], folder: str | Path):
         tags=list(dict.fromkeys(tags)),
         size_categories=[size_category(record["questions_selected"])],
         source_datasets=[source["repo_id"]] if source.get("repo_id") else None,
-        pretty_name=f"SCAS selection for {student['name']}",
+        pretty_name=f"{method['title'].replace('`', '')} for {student['name']}",
         configs=configs_metadata(),
         dataset_info=dataset_info_metadata(folder),
     )
     release = record.get("release") or {}
     template = resources.files("scas_hub.cards").joinpath(TEMPLATE).read_text(encoding="utf-8")
     return DatasetCard.from_template(
-        data, template_str=template, r=record, release=release, target=release.get("repo_id") or folder.name,
+        data, template_str=template, r=record, release=release,
+        target=release.get("repo_id") or name or folder.resolve().name,
         versions=list(reversed(record.get("versions", []))), paper_url=PAPER_URL, bibtex=BIBTEX, short=_short,
-        is_local=not release,
+        is_local=not release, m=method,
     )
 
 
-def write_card(folder: str | Path) -> Path:
-    """Render README.md in `folder` from its `selection_stats.json`; returns the card's path."""
+def write_card(folder: str | Path, name: str | None = None) -> Path:
+    """Render README.md in `folder` from its `selection_stats.json`; returns the card's path.
+
+    Args:
+        name: the output folder's name, when `folder` is the staging folder it is written in.
+    """
     folder = Path(folder)
     path = folder / "README.md"
-    render_card(read_stats(folder), folder).save(path)
+    render_card(read_stats(folder), folder, name).save(path)
     return path

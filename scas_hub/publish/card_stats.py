@@ -11,7 +11,7 @@ from collections import Counter, defaultdict
 from typing import Any
 
 from ..records import Candidate
-from ..select import rank, strongest_teacher, verified_answers
+from ..select import first_teacher_answer, lowest_nll, rank, strongest_teacher, verified_answers
 
 
 def _mean(values: list[float]) -> float | None:
@@ -23,8 +23,9 @@ def _median(values: list[float]) -> float | None:
 
 
 def teacher_table(candidates: list[Candidate], lam: float) -> list[dict[str, Any]]:
-    """Per teacher: scored candidates, selected count and share of the selection, share of all
-    scored candidates, mean and median SCAS score, mean answer tokens; most selected first."""
+    """Per teacher, over all its samples: scored candidates, selected count and share of the
+    selection, share of all scored candidates, mean and median SCAS score, mean answer tokens;
+    most selected first."""
     scores: dict[str, list[float]] = defaultdict(list)
     tokens: dict[str, list[int]] = defaultdict(list)
     picked: Counter = Counter()
@@ -49,8 +50,9 @@ def agreement(candidates: list[Candidate], lam: float, order: list[str] | None =
     """How often the selection equals what simpler rules would have picked, per selected question.
 
     Rules: `argmin` (lowest SCAS score), `lowest-nll` (lowest answer mean NLL, GRAPE's rule) and
-    `strongest` (the answer of the first teacher in `order` that answered; default order: most
-    verified answers in the corpus, as `select.strongest_teacher`). For each rule and for the
+    `strongest` (the answer of the first teacher in `order` that answered, its lowest-score sample;
+    default order: most verified answers in the corpus, as `select.strongest_teacher`); ties as in
+    `select.rank`. For each rule and for the
     selection: mean SCAS score and mean answer tokens of the answers it picks, over the same questions.
     """
     by_question: dict[str, list[Candidate]] = defaultdict(list)
@@ -59,11 +61,12 @@ def agreement(candidates: list[Candidate], lam: float, order: list[str] | None =
             by_question[c.question_id].append(c)
     if order is None:
         order = strongest_teacher(verified_answers(candidates))
-    position = {t: i for i, t in enumerate(order)}
+    # a teacher outside `order` (none of its answers verified) comes after every ranked one
+    full_order = [*order, *sorted({c.teacher for c in candidates} - set(order))]
     rules = {
         "argmin": lambda cs: rank(cs, lam)[0],
-        "lowest-nll": lambda cs: min(cs, key=lambda c: (c.score.answer_mean_nll, c.teacher)),
-        "strongest": lambda cs: min(cs, key=lambda c: (position.get(c.teacher, len(order)), c.teacher)),
+        "lowest-nll": lowest_nll,
+        "strongest": lambda cs: first_teacher_answer(cs, full_order, lam),
     }
     chosen: dict[str, list[Candidate]] = {name: [] for name in ["selection", *rules]}
     same: Counter = Counter()

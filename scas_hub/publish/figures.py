@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import statistics
 from pathlib import Path
 from typing import Any
@@ -107,7 +106,6 @@ def write_figures(out: Path, teachers: list[dict[str, Any]], distributions: dict
                   rounds: list[dict[str, Any]] | None = None) -> dict[str, str]:
     """Draw the figures into `out/figures/` (the rounds figure when there are rounds); returns their
     paths relative to `out` (for the card)."""
-    shutil.rmtree(out / FIGURES_DIR, ignore_errors=True)
     if not teachers:
         return {}
     plot_selected_share(teachers, out / SELECTED_SHARE)

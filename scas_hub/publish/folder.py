@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
+import os
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ def selected_row(c: Candidate, lam: float) -> dict[str, Any]:
         "source_dataset": c.source_dataset,
         "messages": c.messages(),
         "teacher": c.teacher,
+        "sample": c.sample,
         "scas_score": s.scas_score(lam),
         "answer_mean_nll": s.answer_mean_nll,
         "n_answer_tokens": s.n_answer_tokens,
@@ -42,6 +43,7 @@ def candidate_row(c: Candidate, lam: float) -> dict[str, Any]:
         "question_id": c.question_id,
         "source_dataset": c.source_dataset,
         "teacher": c.teacher,
+        "sample": c.sample,
         "scas_score": s.scas_score(lam),
         "answer_mean_nll": s.answer_mean_nll,
         "question_mean_nll": s.question_mean_nll,
@@ -73,11 +75,12 @@ def features(config: str):
     messages = List({"role": Value("string"), "content": Value("string")})
     common = {"question_id": Value("string"), "source_dataset": Value("string")}
     if config == DEFAULT_CONFIG:
-        return Features({**common, "messages": messages, "teacher": Value("string"),
+        return Features({**common, "messages": messages, "teacher": Value("string"), "sample": Value("int64"),
                          "scas_score": Value("float64"), "answer_mean_nll": Value("float64"),
                          "n_answer_tokens": Value("int64"), "reference_answer": Value("string")})
     floats = ["scas_score", "answer_mean_nll", "question_mean_nll", "sim_aa", "sim_aq", "aa_term", "aq_term"]
-    return Features({**common, "teacher": Value("string"), **{k: Value("float64") for k in floats},
+    return Features({**common, "teacher": Value("string"), "sample": Value("int64"),
+                     **{k: Value("float64") for k in floats},
                      "n_answer_tokens": Value("int64"), "n_question_tokens": Value("int64"),
                      "selected": Value("bool"), "messages": messages, "reference_answer": Value("string")})
 
@@ -85,9 +88,7 @@ def features(config: str):
 def _write_parquet(rows: list[dict[str, Any]], folder: Path, config: str) -> list[Path]:
     from datasets import Dataset
 
-    if folder.exists():
-        shutil.rmtree(folder)
-    folder.mkdir(parents=True)
+    folder.mkdir(parents=True, exist_ok=True)  # a fresh staging folder (see `publish.output`)
     n_shards = max(1, math.ceil(len(rows) / ROWS_PER_SHARD))
     paths = []
     for i in range(n_shards):
@@ -108,8 +109,11 @@ def write_data_files(out: Path, candidates: list[Candidate], lam: float) -> dict
 
 
 def write_stats(out: Path, stats: dict[str, Any]) -> Path:
+    """Write `selection_stats.json` through a temporary file, so a crash never leaves half of it."""
     path = out / STATS_FILENAME
-    path.write_text(json.dumps(stats, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(stats, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
     return path
 
 

@@ -5,12 +5,15 @@ The order makes every step safe to retry and a failed push safe to run again:
 1. create the repo if needed; read its refs (tags and the head of `main`);
 2. pick the version (next `vN`, or the one asked for) and refuse an existing tag;
 3. read the version history from the head's `selection_stats.json`, add this version, and
-   re-render `selection_stats.json` and README.md in the folder;
-4. upload the folder in one commit on top of the head read in 1 (`parent_commit`: a concurrent
-   push fails instead of being overwritten); data and figure files missing from the folder are
-   deleted, so the commit holds exactly the folder's data (other files, e.g. a LICENSE added on
-   the Hub, are kept). If the commit landed but its answer was lost, the retry finds nothing to
-   change and returns the head, i.e. that commit;
+   re-render `selection_stats.json` and README.md in the folder; when the repo id was derived from
+   an org (`same_strategy`), refuse a repo whose latest version holds another strategy;
+4. upload the folder's own files (the paths the tool writes, `output.TOOL_PATTERNS`: the card,
+   `selection_stats.json`, parquet shards, figures; nothing else that sits in the folder) in one
+   commit on top of the head read in 1 (`parent_commit`: a concurrent push fails instead of being
+   overwritten); data and figure files missing from the folder are deleted, so the commit holds
+   exactly the folder's data (other files, e.g. a LICENSE added on the Hub, are kept). If the
+   commit landed but its answer was lost, the retry finds nothing to change and returns the head,
+   i.e. that commit;
 5. tag that commit. Only now does the version exist: a push that failed earlier leaves no tag.
 """
 
@@ -26,9 +29,11 @@ from typing import Any
 
 from ..constants import STATS_FILENAME
 from ..errors import PublishError
+from ..hub_access import describe, is_hub_error, missing_path_message, what_to_do
 from .card import write_card
 from .figures import FIGURES_DIR
 from .folder import CONFIG_DIRS, read_stats, write_stats
+from .output import TOOL_PATTERNS
 from .retry import RetryPolicy, http_library, with_retries
 
 logger = logging.getLogger("scas_hub.publish")
@@ -117,8 +122,28 @@ def _redact(text: str, token: str | None) -> str:
     return text
 
 
+def check_strategy(history: list[dict[str, Any]], record: dict[str, Any], repo_id: str, folder: Path) -> None:
+    """Refuse to make a selection of another strategy the latest version of `repo_id`.
+
+    Raises:
+        PublishError: the repo's latest version holds another strategy than `record`'s.
+    """
+    if not history:
+        return
+    latest, strategy = history[-1], record["selection"]["strategy"]
+    if latest.get("strategy", strategy) != strategy:
+        raise PublishError(
+            f"{repo_id}'s latest version ({latest['version']}) holds the {latest['strategy']!r} selection, this one is "
+            f"{strategy!r}: pushed there, it would become what load_dataset({repo_id!r}) returns. Nothing was pushed; "
+            f"the folder {folder} is written. Push it to a repo of its own (by default --push ORG names it "
+            f"ORG/scas-<student>-<strategy>), or, if {repo_id} is meant to hold it, name the repo in full: "
+            f"scas-hub push {folder} {repo_id}"
+        )
+
+
 def push_folder(folder: str | Path, repo_id: str, *, version: str | None = None, private: bool = False,
-                token: str | None = None, retry: RetryPolicy | None = None) -> PushResult:
+                token: str | None = None, retry: RetryPolicy | None = None,
+                same_strategy: bool = False) -> PushResult:
     """Publish `folder` (a `scas-hub curate` output) to the Hub dataset repo `repo_id` as a new version.
 
     Args:
@@ -128,12 +153,15 @@ def push_folder(folder: str | Path, repo_id: str, *, version: str | None = None,
         version: the tag to create; default `v<N+1>` after the highest `vN` tag in the repo.
         token: Hub token; default the logged-in one (`HF_TOKEN` or `hf auth login`).
         retry: how transient Hub failures are retried (default from `SCAS_HUB_PUSH_*` env vars).
+        same_strategy: refuse when the repo's latest version holds another selection strategy (set
+            when the repo name was derived from an org, not given in full).
 
     Returns:
         `PushResult` with the version and the commit it tags.
 
     Raises:
-        PublishError: not a scas-hub folder, the tag exists, or the Hub refused the push (nothing tagged).
+        PublishError: not a scas-hub folder, the tag exists, another strategy's repo (`same_strategy`),
+            or the Hub refused the push (nothing tagged).
     """
     from huggingface_hub import HfApi
     from huggingface_hub.errors import HfHubHTTPError
@@ -141,6 +169,8 @@ def push_folder(folder: str | Path, repo_id: str, *, version: str | None = None,
     http = http_library()
 
     folder = Path(folder)
+    if not folder.is_dir():
+        raise PublishError(missing_path_message(folder) + "; push an output folder of `scas-hub curate` or `select`")
     record = read_stats(folder)
     api = HfApi(token=token)
     step = "creating the repo"
@@ -159,6 +189,8 @@ def push_folder(folder: str | Path, repo_id: str, *, version: str | None = None,
         step = "reading the version history"
         history = with_retries(remote_history, api, repo_id, head, what="read version history",
                                policy=retry) if head else []
+        if same_strategy:
+            check_strategy(history, record, repo_id, folder)
         date = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
         record["release"] = {"repo_id": repo_id, "version": version, "date": date}
         record["versions"] = [v for v in history if v["version"] != version] + [version_entry(record, version, date)]
@@ -172,7 +204,8 @@ def push_folder(folder: str | Path, repo_id: str, *, version: str | None = None,
             commit_message=f"scas-hub: publish {version}",
             commit_description=f"Student {record['student']['repo_id']}, strategy {record['selection']['strategy']}, "
                                f"{record['questions_selected']} rows.",
-            parent_commit=head, delete_patterns=list(MANAGED), what="upload", policy=retry,
+            parent_commit=head, allow_patterns=list(TOOL_PATTERNS), delete_patterns=list(MANAGED),
+            what="upload", policy=retry,
         ).oid
         step = f"tagging commit {commit}"
         with_retries(_tag, api, repo_id, version, commit, what=f"tag {version}", policy=retry)
@@ -180,9 +213,11 @@ def push_folder(folder: str | Path, repo_id: str, *, version: str | None = None,
         hint = ("someone else pushed to main meanwhile; nothing was tagged, run the push again"
                 if err.response is not None and err.response.status_code == 412 else
                 "nothing was tagged; run the same command again to retry")
-        raise PublishError(_redact(f"pushing {folder} to {repo_id} failed while {step}: {err} ({hint})", token)) \
-            from err
+        raise PublishError(_redact(f"pushing {folder} to {repo_id} failed while {step}: {describe(err)} ({hint})",
+                                   token)) from err
     except (http.TransportError, OSError, RuntimeError, ValueError) as err:  # network, LFS upload, bad metadata
-        raise PublishError(_redact(f"pushing {folder} to {repo_id} failed while {step}: {type(err).__name__}: "
-                                   f"{err} (nothing was tagged; run the same command again to retry)", token)) from err
+        hint = f"{what_to_do()}, then run the same command again" if is_hub_error(err) else \
+            "run the same command again to retry"
+        raise PublishError(_redact(f"pushing {folder} to {repo_id} failed while {step}: {describe(err)} "
+                                   f"(nothing was tagged; {hint})", token)) from err
     return PushResult(repo_id, version, commit)

@@ -1,7 +1,9 @@
 """Score cache and resume log: scores stored per candidate content, under a scoring key.
 
-A score depends only on the student (id + resolved revision), the compute dtype, the feature
-module, the chat template, truncation, and the candidate's text; never on lambda or selection.
+A score depends only on the student (id + resolved revision), its tokenizer files (by content),
+the chat template it renders with (its SHA-256; an override included), the compute dtype, the
+feature module, truncation, and the candidate's text with its system prompt (`candidate_digest`);
+never on lambda or selection.
 So `scoring_key(...)` names a folder, and each scored window is written there atomically as one
 JSON shard mapping `candidate_digest` -> outcome. A rerun (after a crash, a new strategy, a new
 version) loads the folder and scores only what is missing.

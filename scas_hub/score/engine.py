@@ -14,6 +14,7 @@ itself lives in `proxy.py`.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
@@ -23,6 +24,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from ..errors import ConfigError, StudentError
+from ..progress import progress_bars_enabled
 from ..records import Candidate, Question
 from ..stats import PipelineStats
 from . import attention
@@ -30,7 +32,7 @@ from .attention import ATTENTION, Call, FlexPlan, flex_plan, sdpa_calls
 from .fusion import fused, fusible_modules
 from .head import BlockedHead, measure_transform
 from .proxy import RegionSummary, combine, unit_features
-from .regions import ChatEncoder, EncodedCandidate, special_mask, special_token_ids
+from .regions import ChatEncoder, EncodedCandidate, read_chat_template, special_mask, special_token_ids
 
 logger = logging.getLogger(__name__)
 
@@ -71,8 +73,13 @@ class ScoringConfig:
     """Float32 logits held at once by the blocked LM head (default: 4 MiB on CPU, to stay in
     cache; 512 MiB on accelerators, for few large kernels)."""
     progress: bool = True
+    chat_template: str | os.PathLike | None = None
+    """A Jinja chat template overriding the student's own (`--chat-template FILE`): its text, or a
+    path to a file (read here). Changes the scores: the score cache key covers it."""
 
     def __post_init__(self) -> None:
+        if self.chat_template is not None:
+            self.chat_template = read_chat_template(self.chat_template)
         if self.truncate and self.max_length is None:
             raise ConfigError("--truncate needs --max-length N: the number of tokens to keep")
         if (self.token_budget is not None and self.token_budget < 1) or self.window_chars < 1:
@@ -206,9 +213,10 @@ class StudentScorer:
     """Scores candidates with one student model (see `score_questions`)."""
 
     def __init__(self, model, tokenizer, config: ScoringConfig | None = None, chat_template: str | None = None):
+        """`chat_template`: template text overriding both the tokenizer's and `config.chat_template`."""
         self.model = model.eval()
         self.config = config or ScoringConfig()
-        self.encoder = ChatEncoder(tokenizer, chat_template)
+        self.encoder = ChatEncoder(tokenizer, chat_template if chat_template is not None else self.config.chat_template)
         self.decoder = model.get_decoder()
         self.lm_head = model.get_output_embeddings()
         self.device = next(model.parameters()).device
@@ -236,7 +244,8 @@ class StudentScorer:
 
         Questions are yielded in input order once their window is scored.
         """
-        bar = tqdm(total=total_rows, unit="ans", desc="scoring", disable=not self.config.progress)
+        bar = tqdm(total=total_rows, unit="ans", desc="scoring",
+                   disable=not (self.config.progress and progress_bars_enabled()))
         start, tokens = time.perf_counter(), 0
 
         def advance(answers: int, pack_tokens: int) -> None:

@@ -3,12 +3,18 @@
 Q = positions [0, n_prompt), A = [n_prompt, n_full); special tokens belong to neither.
 `n_prompt` is the length of the generation prompt's tokens, or of the longest common prefix with
 the full conversation when the prompt is not a prefix (some templates rewrite earlier turns).
+
+The template is the tokenizer's own or an override (`--chat-template FILE`); `chat_template_sha256`
+names the exact template string candidates are rendered with (recorded in the student facts of
+`selection_stats.json`, and part of the score cache key).
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -34,17 +40,6 @@ class EncodedCandidate:
         return self.input_ids[self.n_prompt :]
 
 
-def chat_template_sha256(tokenizer, chat_template: str | None = None) -> str | None:
-    """SHA-256 of the chat template that renders conversations (`chat_template`, else the tokenizer's).
-
-    Scoring and training must render with the same template; datasets and checkpoints record this hash.
-    """
-    template = chat_template if chat_template is not None else getattr(tokenizer, "chat_template", None)
-    if not template:
-        return None
-    return hashlib.sha256(template.encode("utf-8")).hexdigest()
-
-
 def special_token_ids(tokenizer) -> set[int]:
     """All ids the tokenizer treats as special (declared specials and special added tokens)."""
     ids = set(tokenizer.all_special_ids)
@@ -67,17 +62,62 @@ def common_prefix_length(a: list[int], b: list[int]) -> int:
     return n
 
 
+def read_chat_template(template: str | os.PathLike) -> str:
+    """A Jinja chat template given as text or as a file (a path, or a string without `{{`/`{%`) -> its text.
+
+    Raises:
+        StudentError: the file cannot be read.
+    """
+    if isinstance(template, str) and ("{{" in template or "{%" in template):
+        return template
+    path = Path(template).expanduser()
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as err:
+        raise StudentError(f"cannot read the chat template file {str(path)!r} ({err.strerror or err}); "
+                           "pass a Jinja file, e.g. --chat-template chat_template.jinja") from err
+
+
+def resolve_chat_template(tokenizer, chat_template: str | None = None) -> str:
+    """The template string candidates are rendered with: `chat_template` (an override) or the
+    tokenizer's own (its `default` one when it has several).
+
+    Raises:
+        StudentError: the tokenizer has no chat template and none was given.
+    """
+    if chat_template is None and not getattr(tokenizer, "chat_template", None):
+        raise StudentError(
+            "the student's tokenizer has no chat template: pass one with --chat-template FILE "
+            "(Python: curate(..., chat_template=...)) or use a student that ships one (e.g. an -Instruct model)"
+        )
+    try:
+        return tokenizer.get_chat_template(chat_template)
+    except ValueError as err:  # several named templates and no default
+        raise StudentError(f"cannot choose the student's chat template ({err}); pass --chat-template FILE") from err
+
+
+def chat_template_sha256(tokenizer, chat_template: str | None = None) -> str:
+    """SHA-256 (hex) of the template string the scorer renders with (see `resolve_chat_template`).
+
+    Stored as `chat_template_sha256` in the student facts (`selection_stats.json["student"]`), so a
+    later stage (training) can check it uses the same template the scores were computed with.
+
+    Raises:
+        StudentError: as `resolve_chat_template`.
+    """
+    return hashlib.sha256(resolve_chat_template(tokenizer, chat_template).encode("utf-8")).hexdigest()
+
+
 class ChatEncoder:
-    """Turns candidates into `EncodedCandidate`s with one tokenizer's chat template."""
+    """Turns candidates into `EncodedCandidate`s with one tokenizer's chat template (or `chat_template`).
+
+    Raises:
+        StudentError: no chat template (see `resolve_chat_template`).
+    """
 
     def __init__(self, tokenizer, chat_template: str | None = None):
-        if chat_template is None and not getattr(tokenizer, "chat_template", None):
-            raise StudentError(
-                "The student's tokenizer has no chat template; pass --chat-template FILE "
-                "or use a student that ships one (e.g. an -Instruct model)."
-            )
         self.tokenizer = tokenizer
-        self.chat_template = chat_template
+        self.chat_template = resolve_chat_template(tokenizer, chat_template)
         self._prompt_cache: dict[tuple[str, str], list[int]] = {}
 
     def _render(self, conversations: list[list[dict[str, str]]], add_generation_prompt: bool) -> list[str]:

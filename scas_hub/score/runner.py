@@ -21,11 +21,13 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from ..constants import score_cache_dir
+from ..progress import progress_bars_enabled
 from ..records import Question
 from ..stats import PipelineStats
 from .cache import SCORER_VERSION, ScoreCache, apply_outcome, candidate_digest, outcome_of, scoring_key, shard_name
 from .engine import ScoringConfig, StudentScorer, pending_candidates, pending_chars, plan_windows
-from .students import load_student, resolve_dtype, resolve_student
+from .regions import chat_template_sha256
+from .students import load_student, load_tokenizer, resolve_dtype, resolve_student, tokenizer_digest
 
 
 @dataclass
@@ -33,6 +35,8 @@ class ScoreReport:
     """Facts for the card: the student as scored, cache use, and per-rank figures."""
 
     student: dict[str, Any]
+    """name, repo_id, revision, dtype, device, processes, `chat_template_sha256` (of the template the
+    candidates were rendered with, `regions.chat_template_sha256`) and `chat_template_override`."""
     from_cache: int = 0
     ranks: list[dict[str, Any]] = field(default_factory=list)
 
@@ -144,9 +148,14 @@ def score_corpus(
         device = str(state.device)
     dtype = resolve_dtype(dtype, device)
     truncate_to = scoring.max_length if scoring.truncate else None
+    # the tokenizer is read up front: a missing chat template fails before any work, and the key
+    # covers what renders the text (every tokenizer file and the template itself, override or not)
+    tokenizer = load_tokenizer(resolved)
+    template_sha = chat_template_sha256(tokenizer, scoring.chat_template)
     key = scoring_key(engine=SCORER_VERSION, repo_id=resolved.repo_id, revision=resolved.revision, dtype=dtype,
                       feature_module=scoring.feature_module, feature_layer=scoring.feature_layer,
-                      truncate_to=truncate_to)
+                      truncate_to=truncate_to, tokenizer=tokenizer_digest(resolved.path),
+                      chat_template_sha256=template_sha)
     if score_cache is True:
         folder: Path | None = score_cache_dir() / key
     elif score_cache:
@@ -165,7 +174,8 @@ def score_corpus(
             from_cache += 1
     windows = list(plan_windows(questions, scoring.window_chars))
     mine = assign_windows([pending_chars(w) for w in windows], state.num_processes)[state.process_index]
-    progress = _Progress(state, folder, total=len(pending) - from_cache, enabled=scoring.progress)
+    progress = _Progress(state, folder, total=len(pending) - from_cache,
+                         enabled=scoring.progress and progress_bars_enabled())
 
     scorer, local, scratch = None, {}, PipelineStats()
     started = time.perf_counter()
@@ -174,7 +184,7 @@ def score_corpus(
         if not todo:
             continue
         if scorer is None:
-            model, tokenizer, _, _ = load_student(resolved, dtype=dtype, device=device)
+            model, _, _, _ = load_student(resolved, dtype=dtype, device=device, tokenizer=tokenizer)
             scorer = StudentScorer(model, tokenizer, scoring)
         scored_before = scratch.rows_scored
         scorer.score_window(windows[index], scratch, progress.update)  # the bar moves per forward pass
@@ -215,7 +225,8 @@ def score_corpus(
     stats.scores_from_cache += from_cache
     return ScoreReport(
         student={"name": resolved.name, "repo_id": resolved.public_id, "revision": resolved.revision,
-                 "dtype": dtype, "device": device, "processes": state.num_processes},
+                 "weights": resolved.weights, "dtype": dtype, "device": device, "processes": state.num_processes,
+                 "chat_template_sha256": template_sha, "chat_template_override": scoring.chat_template is not None},
         from_cache=from_cache, ranks=ranks,
     )
 

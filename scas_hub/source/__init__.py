@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..errors import SourceError
+from ..hub_access import describe, is_local_path, missing_path_message, what_to_do
 from ..records import Candidate
 from .files import DATA_SUFFIXES, find_pattern_files, find_pool_files
 from .layouts import DataFile, iter_candidates
@@ -141,8 +142,8 @@ def _hub_download(repo_id: str, patterns: list[str], revision: str | None) -> tu
         raise SourceError(f"dataset {repo_id!r} has no revision {revision!r}") from err
     except Exception as err:  # HTTP, connection and cache errors all mean the same to the user
         raise SourceError(
-            f"cannot download {repo_id!r} from the Hub ({type(err).__name__}: {err}); "
-            "check your network and HF_ENDPOINT, or pass a local folder with --source"
+            f"cannot download {repo_id!r} from the Hub ({describe(err)}); {what_to_do()}, "
+            "or pass a local folder with --source"
         ) from err
     return Path(path), sha
 
@@ -234,9 +235,12 @@ def open_source(source: str | CorpusRecipe, subset: str | None = None, revision:
         return _open_recipe(recipe, subset, None, Path.cwd(), None, verification)
     if _is_builder(source):
         return _open_recipe(load_builder(source), subset, revision, PACKAGE_DIR, source, verification)
-    if source.count("/") == 1 and not source.startswith((".", "/", "~")):
+    if not is_local_path(source):
         recipe = replace(_pool_recipe(source), repo_id=source)
         return _open_recipe(recipe, subset, revision, Path.cwd(), None, verification)
+    if "/" in source or "\\" in source or source.startswith((".", "~")):
+        raise SourceError(missing_path_message(source, "file or folder") + "; --source takes a folder of "
+                          "per-teacher files, a recipe file (.py), a builder or a Hub dataset id (org/name)")
     raise SourceError(
         f"source {source!r} is not a local path, a recipe file, a builder "
         f"({', '.join(sorted(list_builders()))}) or a Hub dataset id (org/name)"

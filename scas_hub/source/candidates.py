@@ -21,6 +21,7 @@ from typing import Any
 from ..compare import Pick
 from ..constants import CANDIDATES_CONFIG, STATS_FILENAME
 from ..errors import CorpusFormatError, SourceError
+from ..hub_access import describe, hub_error_types, is_local_path, missing_path_message, what_to_do
 from ..records import SCORING_SKIP_REASONS, Candidate, Question
 from ..score.proxy import ProxyComponents
 from ..stats import PipelineStats
@@ -47,7 +48,24 @@ class PublishedDataset:
     def origin(self) -> dict[str, Any]:
         """Where the scores came from, as recorded in the new dataset."""
         return {"location": self.location, "repo_id": self.repo_id, "revision": self.revision,
-                "stats_carried_forward": self.record is not None}
+                "stats_carried_forward": self.record is not None, "scoring_run": self.scoring_run()}
+
+    def scoring_run(self) -> dict[str, Any] | None:
+        """Facts of the run that computed these scores (for a re-selection's card): the student as
+        scored, when, on what, how many tokens. A re-selection of a re-selection passes on the
+        original scoring run. None without `selection_stats.json`."""
+        record = self.record
+        if not record:
+            return None
+        earlier = (record.get("scores_from") or {}).get("scoring_run")
+        if earlier:
+            return earlier
+        run, student = record.get("run") or {}, record.get("student") or {}
+        return {"created": run.get("created"), "student": student.get("repo_id"),
+                "student_revision": student.get("revision"), "weights": student.get("weights"),
+                "dtype": student.get("dtype"), "hardware": run.get("hardware"),
+                "tokens_scored": record.get("tokens_scored"), "scoring_seconds": record.get("scoring_seconds"),
+                "version": (record.get("release") or {}).get("version")}
 
     def questions(self) -> list[Question]:
         """Fresh, scored, unselected `Candidate`s grouped per question (first-seen order)."""
@@ -109,7 +127,9 @@ def _split_messages(messages: list[dict[str, str]], location: str) -> tuple[str 
 def _candidate(row: dict[str, Any], index: int, location: str) -> Candidate:
     system, instruction, answer = _split_messages(row["messages"], location)
     c = Candidate(
-        question_id=row["question_id"], teacher=row["teacher"], instruction=instruction, answer=answer,
+        # datasets written before samples were kept have no `sample` column: one answer per teacher
+        question_id=row["question_id"], teacher=row["teacher"], sample=row.get("sample") or 0,
+        instruction=instruction, answer=answer,
         system=system, source_dataset=row.get("source_dataset"), reference_answer=row.get("reference_answer"),
         provenance={"candidates_row": index},
     )
@@ -142,22 +162,30 @@ def _open_hub(repo_id: str, revision: str | None) -> PublishedDataset:
     try:
         sha = HfApi().dataset_info(repo_id, revision=revision).sha
     except RepositoryNotFoundError as err:
-        raise SourceError(f"dataset {repo_id!r} not found on the Hub (if it is private, log in with `hf auth login`)"
-                          ) from err
+        raise SourceError(f"dataset {repo_id!r} not found on the Hub, and there is no local folder of that name "
+                          "(if the dataset is private, log in with `hf auth login`)") from err
     except RevisionNotFoundError as err:
         raise SourceError(f"dataset {repo_id!r} has no revision {revision!r}; pass a tag (v1, v2, ...), "
                           "a branch or a commit SHA") from err
+    except hub_error_types() as err:
+        raise SourceError(f"cannot reach dataset {repo_id!r} on the Hub ({describe(err)}), and there is no local "
+                          f"folder of that name; {what_to_do()}") from err
+    unreachable = f"cannot download dataset {repo_id}@{sha[:10]} from the Hub"
     try:
         rows = load_dataset(repo_id, CANDIDATES_CONFIG, split="train", revision=sha)
     except ValueError as err:  # datasets raises ValueError for an unknown config name
         raise SourceError(f"{repo_id}@{sha[:10]} has no {CANDIDATES_CONFIG!r} config: "
                           "is it a dataset written by scas-hub?") from err
+    except (OSError, *hub_error_types()) as err:  # datasets reports some download failures as OSError
+        raise SourceError(f"{unreachable} ({describe(err)}); {what_to_do()}") from err
     _check_columns(rows.column_names, f"{repo_id}@{sha}")
     try:
         record_path = hf_hub_download(repo_id, STATS_FILENAME, repo_type="dataset", revision=sha)
         record = json.loads(Path(record_path).read_text(encoding="utf-8"))
     except EntryNotFoundError:
         record = None
+    except hub_error_types() as err:
+        raise SourceError(f"{unreachable} ({describe(err)}); {what_to_do()}") from err
     return PublishedDataset(repo_id, repo_id, sha, rows.to_list(), record)
 
 
@@ -173,7 +201,7 @@ def open_published(source: str | Path, revision: str | None = None) -> Published
         if revision is not None:
             raise SourceError(f"{source} is a local folder: --revision applies to Hub datasets only")
         return _open_folder(local)
-    text = str(source)
-    if text.count("/") == 1 and not text.startswith((".", "/", "~")):
-        return _open_hub(text, revision)
-    raise SourceError(f"{source!r} is neither an output folder nor a Hub dataset id (org/name)")
+    if is_local_path(source):
+        raise SourceError(missing_path_message(source) + "; pass an output folder of `scas-hub curate` "
+                          "or a Hub dataset id (org/name)")
+    return _open_hub(str(source), revision)

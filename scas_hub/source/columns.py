@@ -125,7 +125,7 @@ class RowMapper:
     def candidates(self, row: dict, ctx: RowContext, location: dict[str, Any]) -> Iterator[Candidate]:
         """Yield the candidates of one row (one for long rows, one per answer for wide rows)."""
         if not self._answer_paths:
-            yield self._candidate(row, {}, ctx, location, index=None)
+            yield self._candidate(row, {}, ctx, location)
             return
         lists = {name: get_path(row, head) for name, (head, _) in self._answer_paths.items()}
         answers = lists["answer"]
@@ -142,8 +142,7 @@ class RowMapper:
             for name, values in lists.items():
                 present = isinstance(values, list) and i < len(values)
                 per_answer[name] = get_path(values[i], self._answer_paths[name][1]) if present else _MISSING
-            cand = self._candidate(row, per_answer, ctx, {**location, "answer_index": i}, index=i,
-                                   n_answers=len(answers))
+            cand = self._candidate(row, per_answer, ctx, {**location, "answer_index": i})
             if mismatch and cand.skip_reason is None:
                 cand.skip_reason = "answer_list_length_mismatch"
             yield cand
@@ -160,7 +159,7 @@ class RowMapper:
             return row.get(parts[0][1], _MISSING)
         return get_path(row, parts)
 
-    def _teacher(self, value: Any, ctx: RowContext, index: int | None, n_answers: int) -> tuple[str, str | None]:
+    def _teacher(self, value: Any, ctx: RowContext) -> tuple[str, str | None]:
         """(teacher name, skip reason)."""
         if ctx.teacher:  # joined layout: the dataset is the teacher
             name = ctx.teacher
@@ -174,11 +173,11 @@ class RowMapper:
             name = self.teacher
         else:
             return "", "missing_teacher"
-        # several answers of one row from a fixed teacher are distinct samples
-        return (f"{name}#{index}" if index is not None and n_answers > 1 else name), None
+        # several answers of one row from a fixed teacher are its samples (numbered by the verify stage)
+        return name, None
 
-    def _candidate(self, row: dict, per_answer: dict[str, Any], ctx: RowContext, location: dict[str, Any],
-                   index: int | None, n_answers: int = 1) -> Candidate:
+    def _candidate(self, row: dict, per_answer: dict[str, Any], ctx: RowContext,
+                   location: dict[str, Any]) -> Candidate:
         reasons: list[str] = []
 
         def text(name: str, required: bool = False, numbers: bool = False) -> str | None:
@@ -202,7 +201,7 @@ class RowMapper:
         reference = text("reference_answer", numbers=True)
         solution = text("reference_solution") or None
         source_dataset = text("source_dataset") or ctx.subset
-        teacher, teacher_reason = self._teacher(self._value("teacher", row, per_answer), ctx, index, n_answers)
+        teacher, teacher_reason = self._teacher(self._value("teacher", row, per_answer), ctx)
         if teacher_reason:
             reasons.append(teacher_reason)
         verified = self._value("verified", row, per_answer)
@@ -233,6 +232,6 @@ class RowMapper:
 
     def _placeholder(self, row: dict, ctx: RowContext, location: dict[str, Any], reason: str) -> Candidate:
         """A wide row without a usable answer list still counts: one row, skipped with `reason`."""
-        cand = self._candidate(row, {"answer": "-"}, ctx, location, index=None)
+        cand = self._candidate(row, {"answer": "-"}, ctx, location)
         cand.answer, cand.skip_reason = "", reason
         return cand

@@ -93,8 +93,8 @@ class CorpusRecipe:
     layout, `data/<subset>/*.jsonl`, `<subset>/*.jsonl` or `*.jsonl`."""
     columns: Columns = field(default_factory=Columns)
     teacher: str | None = None
-    """The teacher when rows do not name one: a fixed name (several answers in a wide row become
-    `name#0`, `name#1`, ...), or `{file}` for the data file's name."""
+    """The teacher when rows do not name one: a fixed name (several answers in a wide row are that
+    teacher's samples, `Candidate.sample` 0, 1, ...), or `{file}` for the data file's name."""
     teachers: tuple[TeacherDataset, ...] = ()
     """Joined layout: one dataset per teacher."""
     verification: str = "auto"

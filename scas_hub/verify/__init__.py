@@ -1,12 +1,17 @@
 """Verify stage: group candidates by question, keep the usable, verified, distinct ones, count the rest.
 
+Rows with the same (question, teacher) and different answers are **samples** of that teacher:
+all are kept, numbered by `Candidate.sample`: the row's position among the teacher's rows for the
+question, in source order (0, 1, ...). Every row counts, so a sample's number does not depend on
+the verification rule, a wide row's answers from one teacher keep their index in the list, and
+rows set aside leave gaps.
+
 Every row set aside gets one reason (a key of `skipped`, also counted per teacher):
 
 - from the source adapters: `missing_<field>`, `empty_<field>`, `wrong_type_<field>`, `no_answers`
   (a wide row with an empty answer list), `answer_list_length_mismatch` (parallel lists of
   different lengths), `missing_question_id` (the row belongs to no question);
-- `duplicate_row`: the question's teacher again, with the same answer; `conflicting_duplicate_row`:
-  again, with a different answer (the first row is kept in both cases);
+- `duplicate_row`: the question's teacher again, with the same answer text (the first is kept);
 - `question_text_mismatch`: same question id, different question text;
 - `duplicate_answer`: the same answer text as another teacher's (the first is kept);
 - verification (see `VERIFY_RULES`): `not_verified` (flagged incorrect, or math-verify says the
@@ -20,6 +25,7 @@ the corpus.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Iterator
 
 from ..errors import SourceError
@@ -47,25 +53,27 @@ def verification_reason(c: Candidate, rule: str) -> str | None:
 
 
 def verify_question(question: Question, stats: PipelineStats, rule: str = "auto") -> Question:
-    """Set `skip_reason` on every unusable candidate of one question and count it in `stats`."""
-    answer_of_teacher: dict[str, str] = {}
+    """Number each teacher's samples, set `skip_reason` on every unusable candidate of one
+    question and count it in `stats`."""
+    rows_of: Counter = Counter()  # per teacher, its rows for this question so far
+    answers_of: set[tuple[str, str]] = set()  # (teacher, answer text) of the rows kept so far
     seen_answers: set[str] = set()
     # the question's text is its first row's, even when that row is unusable for another reason
     first = next((c for c in question.candidates if c.instruction.strip()), None)
     first_text = normalise_question(first.instruction) if first else ""
     for c in question.candidates:
+        c.sample = rows_of[c.teacher]
+        rows_of[c.teacher] += 1
         if c.skip_reason is None:
-            text = normalise_question(c.instruction)
             answer = c.answer.strip()
             if first is not None and c.instruction == first.instruction:
                 c.instruction = first.instruction  # one string object per question, not per row
-            if c.teacher in answer_of_teacher:
-                same = answer_of_teacher[c.teacher] == answer
-                c.skip_reason = "duplicate_row" if same else "conflicting_duplicate_row"
-            elif text != first_text:
+            if (c.teacher, answer) in answers_of:
+                c.skip_reason = "duplicate_row"
+            elif normalise_question(c.instruction) != first_text:
                 c.skip_reason = "question_text_mismatch"
             else:
-                answer_of_teacher[c.teacher] = answer
+                answers_of.add((c.teacher, answer))
                 if answer in seen_answers:
                     c.skip_reason = "duplicate_answer"
                 else:
