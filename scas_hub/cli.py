@@ -17,8 +17,7 @@ def _split_list(values: list[str] | None) -> list[str]:
 
 
 def _selection_kwargs(args: argparse.Namespace) -> dict:
-    seed = args.selection_seed if hasattr(args, "selection_seed") else args.seed
-    return dict(strategy=args.strategy, groups=args.groups, group=args.group, seed=seed, lam=args.lam,
+    return dict(strategy=args.strategy, groups=args.groups, group=args.group, seed=args.seed, lam=args.lam,
                 small_policy=args.small_policy, teacher_ranking=_split_list(args.teacher_ranking) or None)
 
 
@@ -200,8 +199,10 @@ def _train_config(args: argparse.Namespace):
     from .train import TrainConfig
 
     values = {k: getattr(args, k) for k in ("learning_rate", "lr_scheduler_type", "warmup_ratio", "epochs",
-                                            "max_length", "per_device_batch_size", "seed", "max_steps", "bf16",
+                                            "max_length", "per_device_batch_size", "max_steps", "bf16",
                                             "save_steps") if getattr(args, k) is not None}
+    if args.train_seed is not None:
+        values["seed"] = args.train_seed
     if args.gradient_checkpointing:
         values["gradient_checkpointing"] = True
     if args.grad_accum is not None:
@@ -222,8 +223,8 @@ def _train(args: argparse.Namespace) -> int:
     result = train(args.dataset, args.student, args.out, revision=args.revision,
                    student_revision=args.student_revision, config=_train_config(args), push=args.push,
                    private=args.private, progress=not args.no_progress, keep_checkpoints=args.keep_checkpoints,
-                   chat_template=Path(args.chat_template).read_text(encoding="utf-8") if args.chat_template else None)
-    print(f"\n{'Found finished' if result.resumed and not result.facts.get('resumed_from_step') else 'Trained'} "
+                   chat_template=Path(args.chat_template) if args.chat_template else None)
+    print(f"\n{'Found finished' if result.found_finished else 'Trained'} "
           f"{result.student['repo_id']} on {result.dataset}: {result.steps} steps, final loss {result.final_loss:.4f}")
     print(f"Checkpoint: {result.checkpoint.resolve()}")
     if result.repo_id:
@@ -245,6 +246,7 @@ def _rounds(args: argparse.Namespace) -> int:
                         train_config=_train_config(args), **_selection_kwargs(args), dtype=args.dtype,
                         device=args.device, scoring=scoring,
                         score_cache=False if args.no_score_cache else (args.score_cache or True),
+                        chat_template=Path(args.chat_template) if args.chat_template else None,
                         progress=not args.no_progress)
     print(f"\n{result.table()}\n\nRounds folder: {result.out.resolve()}")
     print(f"The student after {len(result.rounds)} rounds: {result.final_checkpoint.resolve()}")
@@ -253,26 +255,36 @@ def _rounds(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_train_args(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("training (defaults: the reference recipe)")
-    g.add_argument("--max-steps", type=int, default=None, help="stop after N optimizer steps (overrides --epochs)")
-    g.add_argument("--epochs", type=float, default=None, help="default 3")
-    g.add_argument("--learning-rate", type=float, default=None, help="default 1e-5")
-    g.add_argument("--lr-scheduler", dest="lr_scheduler_type", default=None, help="default cosine")
-    g.add_argument("--warmup-ratio", type=float, default=None, help="default 0.05")
-    g.add_argument("--batch-size", dest="per_device_batch_size", type=int, default=None,
-                   help="conversations per device per micro-batch (default 1)")
-    g.add_argument("--effective-batch", type=int, default=None,
-                   help="conversations per optimizer step over all processes (default 8)")
-    g.add_argument("--grad-accum", type=int, default=None,
-                   help="accumulation steps (sets the effective batch to batch size x processes x N)")
-    g.add_argument("--max-length", type=int, default=None, help="tokens per conversation (default 4096)")
-    g.add_argument("--seed", dest="seed", type=int, default=None, help="training seed (default 42)")
+def _add_train_args(p: argparse.ArgumentParser, seed_flag: str = "--seed") -> None:
+    g = p.add_argument_group("training (default: the reference recipe)")
+    g.add_argument("--max-steps", type=int, default=None, metavar="N",
+                   help="stop after N optimizer steps (default: run --epochs)")
+    g.add_argument("--epochs", type=float, default=None, metavar="N",
+                   help="passes over the dataset (default: 3; --max-steps overrides it)")
+    g.add_argument("--learning-rate", type=float, default=None, metavar="LR", help="peak learning rate (default: 1e-5)")
+    g.add_argument("--lr-scheduler", dest="lr_scheduler_type", default=None, metavar="NAME",
+                   help="transformers scheduler name (default: cosine)")
+    g.add_argument("--warmup-ratio", type=float, default=None, metavar="R",
+                   help="share of the steps spent warming up (default: 0.05)")
+    g.add_argument("--batch-size", dest="per_device_batch_size", type=int, default=None, metavar="N",
+                   help="conversations per device per micro-batch (default: 1)")
+    g.add_argument("--effective-batch", type=int, default=None, metavar="N",
+                   help="conversations per optimizer step over all processes (default: 8)")
+    g.add_argument("--grad-accum", type=int, default=None, metavar="N",
+                   help="accumulation steps, instead of --effective-batch (default: effective batch / "
+                        "(batch size x processes))")
+    g.add_argument("--max-length", type=int, default=None, metavar="TOKENS",
+                   help="tokens per conversation; longer ones are cut (default: 4096)")
+    g.add_argument(seed_flag, dest="train_seed", type=int, default=None, help="training seed (default: 42)")
     g.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None,
-                   help="bf16 mixed precision (default: on CUDA)")
-    g.add_argument("--gradient-checkpointing", action="store_true")
-    g.add_argument("--save-steps", type=int, default=None,
-                   help="optimizer steps between the checkpoints a crashed run resumes from (default 100)")
+                   help="bf16 mixed precision (default: on with CUDA)")
+    g.add_argument("--gradient-checkpointing", action="store_true",
+                   help="recompute activations in the backward pass to save memory")
+    g.add_argument("--save-steps", type=int, default=None, metavar="N",
+                   help="optimizer steps between the checkpoints a crashed run resumes from (default: 100)")
+    g.add_argument("--chat-template", default=None, metavar="FILE",
+                   help="Jinja chat template to render with instead of the student's own, as the dataset was "
+                        "scored with it; saved with the checkpoints (default: the student's)")
 
 
 def _students(args: argparse.Namespace) -> int:
@@ -433,54 +445,63 @@ def build_parser() -> argparse.ArgumentParser:
     r.set_defaults(func=_select)
 
     t = sub.add_parser("train", formatter_class=_HelpFormatter,
-                         help="fine-tune a student on a curated dataset (TRL SFT; needs scas-hub[train])")
-    t.add_argument("--dataset", required=True, help="an output folder of `curate`, or a Hub dataset id")
-    t.add_argument("--revision", default=None, help="Hub revision of --dataset: a tag (v1, ...), branch or commit")
-    t.add_argument("--student", default=DEFAULT_STUDENT, help="alias, Hub model id or local folder")
-    t.add_argument("--student-revision", default=None)
-    t.add_argument("--out", default=None, help="checkpoint folder (default out/checkpoints/<student>-sft)")
-    t.add_argument("--push", default=None, metavar="REPO_ID", help="push the checkpoint to this Hub model repo")
-    t.add_argument("--private", action="store_true")
-    t.add_argument("--keep-checkpoints", action="store_true", help="keep the Trainer checkpoints after the run")
-    t.add_argument("--chat-template", default=None, metavar="FILE",
-                   help="Jinja chat template to render with (the one the dataset was scored with), if not the "
-                        "student's own; saved with the checkpoint")
+                       help="fine-tune a student on a curated dataset (TRL SFT; needs scas-hub[train])",
+                       description="Full SFT of a student on a curated dataset with TRL, the loss on the answer "
+                                   "tokens the scorer scored; resumes an interrupted run in --out.")
+    src = t.add_argument_group("data & student")
+    src.add_argument("--dataset", required=True, help="an output folder of `curate`, or a Hub dataset id")
+    src.add_argument("--revision", default=None, metavar="REV",
+                     help="Hub revision of --dataset: a tag (v1, ...), branch or commit (default: main)")
+    src.add_argument("--student", default=DEFAULT_STUDENT, help="alias, Hub model id or local folder")
+    src.add_argument("--student-revision", default=None, metavar="REV",
+                     help="Hub revision of the student (default: main)")
     _add_train_args(t)
-    t.add_argument("--no-progress", action="store_true")
-    t.add_argument("--num-processes", type=int, default=1, help="train on N processes via `accelerate launch`")
+    pub = t.add_argument_group("output & publishing")
+    pub.add_argument("--out", default=None, metavar="DIR",
+                     help="checkpoint folder (default: out/checkpoints/<student>-sft)")
+    pub.add_argument("--push", default=None, metavar="REPO_ID",
+                     help="push the checkpoint to this Hub model repo (default: no push)")
+    pub.add_argument("--private", action="store_true", help="create the Hub repo private")
+    pub.add_argument("--keep-checkpoints", action="store_true",
+                     help="keep the Trainer checkpoints (optimizer state) after the run")
+    rt = _add_runtime_args(t)
+    rt.add_argument("--num-processes", type=int, default=1, metavar="N",
+                    help="train on N processes via `accelerate launch` (one per GPU)")
     t.set_defaults(func=_train)
 
     o = sub.add_parser("rounds", formatter_class=_HelpFormatter,
-                         help="run the SCAS loop: score, select, publish, train, round after round")
-    o.add_argument("--student", default=DEFAULT_STUDENT, help="the base student: alias, Hub model id or folder")
-    o.add_argument("--student-revision", default=None)
-    o.add_argument("--rounds", type=int, default=3)
-    o.add_argument("--out", default=None, help="the loop's folder (default out/rounds-<student>)")
-    o.add_argument("--source", default=None, help="the corpus, as for `curate`")
-    o.add_argument("--subset", default=None)
-    o.add_argument("--push", default=None, metavar="REPO_ID",
-                   help="Hub dataset repo (org/name): round r is pushed as its next version")
-    o.add_argument("--push-checkpoints", default=None, metavar="REPO_ID",
-                   help="Hub model repo: every trained checkpoint is pushed to it")
-    o.add_argument("--private", action="store_true")
-    sel = o.add_argument_group("selection")
-    sel.add_argument("--strategy", default="scas", help="scas, argmin, lowest-nll, teacher:<name>, strongest, random")
-    sel.add_argument("--groups", type=int, default=DEFAULT_GROUPS)
-    sel.add_argument("--group", type=int, default=DEFAULT_GROUP)
-    sel.add_argument("--selection-seed", dest="selection_seed", type=int, default=DEFAULT_SEED)
-    sel.add_argument("--lambda", dest="lam", type=float, default=DEFAULT_LAMBDA)
-    sel.add_argument("--small-policy", default="nearest", choices=["nearest", "drop"])
-    sel.add_argument("--teacher-ranking", action="append", default=None, metavar="A,B,C")
-    _add_train_args(o)
-    o.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"],
-                   help="the dtype the scorer runs the student in")
-    o.add_argument("--device", default=None)
-    o.add_argument("--token-budget", type=int, default=None)
-    o.add_argument("--score-cache", default=None, metavar="DIR")
-    o.add_argument("--no-score-cache", action="store_true")
-    o.add_argument("--no-progress", action="store_true")
-    o.add_argument("--num-processes", type=int, default=1,
-                   help="score and train on N processes via `accelerate launch` (one per GPU)")
+                       help="run the SCAS loop: score, select, publish, train, round after round",
+                       description="Round r scores the corpus with the student of round r, selects, writes "
+                                   "OUT/round-<r> (pushed as the next version), and trains the next student into "
+                                   "OUT/checkpoints/round-<r>. A rerun continues at the first unfinished step.")
+    src = o.add_argument_group("source & student")
+    src.add_argument("--source", default=None,
+                     help="the corpus, as for `curate` (default: demo for the embedded student, scas_pool otherwise)")
+    src.add_argument("--subset", default=None, help="subset(s) of the source (default: the recipe's default)")
+    src.add_argument("--student", default=DEFAULT_STUDENT, help="the base student: alias, Hub model id or folder")
+    src.add_argument("--student-revision", default=None, metavar="REV",
+                     help="Hub revision of the base student (default: main)")
+    src.add_argument("--rounds", type=int, default=3, metavar="N", help="rounds to run (or to complete)")
+    src.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"],
+                     help="the dtype the scorer runs the student in; auto = bfloat16 on CUDA, float32 otherwise")
+    src.add_argument("--device", default=None, help="torch device for scoring (default: cuda if available)")
+    src.add_argument("--token-budget", type=int, default=None,
+                     help="tokens per scoring forward pass (default: 4096 on CPU, 16384 on GPU)")
+    src.add_argument("--score-cache", default=None, metavar="DIR",
+                     help="score cache / resume folder (default: under $SCAS_HUB_CACHE or $HF_HOME/scas_hub)")
+    src.add_argument("--no-score-cache", action="store_true", help="score everything, write no cache")
+    _add_selection_args(o)
+    _add_train_args(o, seed_flag="--train-seed")
+    pub = o.add_argument_group("output & publishing")
+    pub.add_argument("--out", default=None, metavar="DIR", help="the loop's folder (default: out/rounds-<student>)")
+    pub.add_argument("--push", default=None, metavar="REPO_ID",
+                     help="Hub dataset repo (org/name): round r is pushed as its next version (default: no push)")
+    pub.add_argument("--push-checkpoints", default=None, metavar="REPO_ID",
+                     help="Hub model repo every trained checkpoint is pushed to (default: no push)")
+    pub.add_argument("--private", action="store_true", help="create the Hub repos private")
+    rt = _add_runtime_args(o)
+    rt.add_argument("--num-processes", type=int, default=1, metavar="N",
+                    help="score and train on N processes via `accelerate launch` (one per GPU)")
     o.set_defaults(func=_rounds)
 
     e = sub.add_parser("evaluate", formatter_class=_HelpFormatter,
@@ -553,8 +574,11 @@ def main(argv: list[str] | None = None) -> int:
         _error(str(err))
         return 2
     except KeyboardInterrupt:
-        again = ("to resume (scores are cached)" if args.command == "curate" and not args.no_score_cache
-                 else "to start again")
+        if args.command in ("train", "rounds"):
+            again = "to resume (finished steps are kept; training restarts from its last checkpoint)"
+        else:
+            again = ("to resume (scores are cached)" if args.command == "curate" and not args.no_score_cache
+                     else "to start again")
         print(f"\nscas-hub: interrupted; rerun the same command {again}", file=sys.stderr)
         return 130
     except Exception as err:

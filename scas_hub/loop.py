@@ -157,6 +157,7 @@ def run_rounds(
     device: str | None = None,
     scoring: ScoringConfig | None = None,
     score_cache: str | Path | bool | None = True,
+    chat_template: str | Path | None = None,
     progress: bool = True,
 ) -> RoundsResult:
     """Run (or continue) `rounds` rounds of the SCAS loop from `student`.
@@ -169,6 +170,8 @@ def run_rounds(
         push: Hub dataset repo id (`org/name`): round r is pushed as its next version (v1, v2, ...).
         push_checkpoints: Hub model repo id: each trained checkpoint is pushed to it (one commit each).
         train_config: training hyper-parameters (default: the reference recipe).
+        chat_template: a Jinja chat template (text or file) to score and train with instead of the
+            student's own; every checkpoint keeps it.
         strategy, groups, group, seed, lam, small_policy, teacher_ranking: selection settings, as for
             `curate` (`seed` is the selection's; the training seed is `train_config.seed`).
 
@@ -203,7 +206,7 @@ def run_rounds(
                 current, source, folder, subset=subset, student_revision=current_revision, **selection,
                 round_number=r, previous_round=round_folder(out, r - 1) if r > 1 and not push else None,
                 round_training=training, verification=verification, dtype=dtype, device=device,
-                scoring=scoring, push=push, private=private, score_cache=score_cache)
+                scoring=scoring, push=push, private=private, score_cache=score_cache, chat_template=chat_template)
             _barrier()  # every process trains on the folder rank 0 just wrote
             record = _read_record(folder)  # as pushed: with its release (version)
         elif push and _is_main() and not _tag_exists(push, (record.get("release") or {}).get("version", "")):
@@ -220,7 +223,7 @@ def run_rounds(
         logger.info("round %d: training %s on %s", r, resolved.public_id, dataset["version"] or folder)
         trained = train(push or folder, current, ckpt, revision=release.get("version") if push else None,
                         student_revision=current_revision, config=train_config, push=push_checkpoints,
-                        private=private, progress=progress, round_number=r)
+                        private=private, progress=progress, round_number=r, chat_template=chat_template)
         training = _training_facts(trained)
         summary.append({"round": r, "student": {"name": resolved.name, "repo_id": resolved.public_id,
                                                 "revision": resolved.revision},

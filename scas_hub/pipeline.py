@@ -189,7 +189,6 @@ def publish(
     if selection.strategy == "strongest":
         settings["teacher_order"] = strongest
     numbers = card_numbers(candidates, selection.lam, strongest)
-    round_entries = rounds.rounds(student, chosen) if rounds is not None else None
     model_ran = scores_from is None
     run = {"created": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
            "wall_seconds": time.perf_counter() - started, "model_ran": model_ran,
@@ -198,6 +197,7 @@ def publish(
         run.update(tokens_per_second=stats.tokens_scored / stats.scoring_seconds if stats.scoring_seconds else 0.0,
                    processes=report.student.get("processes", 1) if report else 1,
                    ranks=report.ranks if report else [])
+    round_entries = rounds.rounds(student, chosen) if rounds is not None else None
     with staged_output(out) as stage:
         write_data_files(stage, candidates, selection.lam)
         record = {

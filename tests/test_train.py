@@ -153,7 +153,7 @@ def test_the_card_says_what_was_trained_on_what(trained, curated, tiny_qwen_dir)
 
 def test_a_finished_run_is_not_trained_again(trained, curated, tiny_qwen_dir):
     again = train(curated[1], str(tiny_qwen_dir), trained.checkpoint, config=TINY, progress=False)
-    assert again.resumed and again.final_loss == trained.final_loss
+    assert again.found_finished and not again.resumed and again.final_loss == trained.final_loss
     assert again.revision == trained.revision  # the folder was not touched
 
 
@@ -178,7 +178,7 @@ def test_an_interrupted_run_resumes_from_its_last_checkpoint_and_ends_identical(
 
     resumed = train(curated[1], str(tiny_qwen_dir), out, config=TINY, progress=False)
     assert resumed.resumed and resumed.facts["resumed_from_step"] == 1 and resumed.steps == 2
-    assert resumed.final_loss == trained.final_loss
+    assert (resumed.final_loss, resumed.train_loss) == (trained.final_loss, trained.train_loss)
     from safetensors.torch import load_file
 
     a, b = load_file(out / "model.safetensors"), load_file(trained.checkpoint / "model.safetensors")
@@ -277,8 +277,8 @@ def test_cli_flags_override_the_reference_recipe_one_by_one():
                    "--seed", "7", "--no-bf16", "--effective-batch", "16", "--warmup-ratio", "0")
     assert (tuned.max_steps, tuned.learning_rate, tuned.epochs, tuned.max_length, tuned.seed, tuned.bf16,
             tuned.effective_batch_size, tuned.warmup_ratio) == (5, 2e-5, 1, 1024, 7, False, 16, 0)
-    rounds = _train_config(build_parser().parse_args(["rounds", "--max-steps", "2", "--selection-seed", "3"]))
-    assert rounds.max_steps == 2 and rounds.seed == 42
+    rounds = build_parser().parse_args(["rounds", "--max-steps", "2", "--seed", "3", "--train-seed", "5"])
+    assert (_train_config(rounds).max_steps, _train_config(rounds).seed, rounds.seed) == (2, 5, 3)
 
 
 @pytest.mark.slow

@@ -25,7 +25,7 @@ from typing import Any
 
 from ..constants import DEFAULT_STUDENT
 from ..errors import ChatTemplateMismatchError, TrainError
-from ..score.regions import chat_template_sha256
+from ..score.regions import chat_template_sha256, read_chat_template
 from ..score.students import ResolvedStudent, resolve_student, student_slug
 from .card import FACTS_FILENAME, read_facts, write_card, write_facts
 from .config import TrainConfig
@@ -55,7 +55,9 @@ class TrainResult:
     commit: str | None = None
     """The model repo commit, when pushed."""
     resumed: bool = False
-    """True when this call resumed an interrupted run or found the run finished."""
+    """True when this call resumed an interrupted run from its last Trainer checkpoint."""
+    found_finished: bool = False
+    """True when `out` held the finished run already: nothing was trained."""
     facts: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -64,14 +66,15 @@ class TrainResult:
         return self.commit or resolve_student(str(self.checkpoint)).revision
 
     @classmethod
-    def from_facts(cls, folder: Path, facts: dict[str, Any], *, resumed: bool) -> TrainResult:
+    def from_facts(cls, folder: Path, facts: dict[str, Any], *, resumed: bool = False,
+                   found_finished: bool = False) -> TrainResult:
         d = facts["dataset"]
         pushed = facts.get("pushed") or {}
         return cls(checkpoint=folder, steps=facts["steps"], final_loss=facts["final_loss"],
                    dataset=DatasetRef(d["id"], d.get("version"), d["commit"]), config=TrainConfig(**facts["config"]),
                    student=facts["student"], train_loss=facts["train_loss"],
                    chat_template_sha256=facts.get("chat_template_sha256"), repo_id=pushed.get("repo_id"),
-                   commit=pushed.get("commit"), resumed=resumed, facts=facts)
+                   commit=pushed.get("commit"), resumed=resumed, found_finished=found_finished, facts=facts)
 
 
 def process_state():
@@ -178,11 +181,12 @@ def _versions() -> list[str]:
     return [f"{n} {version(n)}" for n in ["scas-hub", "torch", "transformers", "trl", "accelerate", "datasets"]]
 
 
-def _final_loss(log_history: list[dict[str, Any]]) -> float:
-    losses = [entry["loss"] for entry in log_history if "loss" in entry]
+def _logged_losses(log_history: list[dict[str, Any]]) -> list[float]:
+    """The losses the Trainer logged (every `logging_steps` steps), resumed runs' earlier ones included."""
+    losses = [float(entry["loss"]) for entry in log_history if "loss" in entry]
     if not losses:
         raise TrainError("training logged no loss; was the dataset empty after truncation?")
-    return float(losses[-1])
+    return losses
 
 
 def train(
@@ -198,7 +202,7 @@ def train(
     progress: bool = True,
     keep_checkpoints: bool = False,
     round_number: int | None = None,
-    chat_template: str | None = None,
+    chat_template: str | Path | None = None,
 ) -> TrainResult:
     """Fine-tune `student` on a curated dataset; resumes an interrupted run in `out`.
 
@@ -211,8 +215,9 @@ def train(
         push: Hub model repo id to upload the checkpoint to.
         keep_checkpoints: keep `out/trainer/` (optimizer state) after the run.
         round_number: the SCAS round whose selection this is (shown in the card).
-        chat_template: a Jinja template (text) to render with instead of the student's own, as the
-            dataset was scored with it (`curate(..., chat_template=...)`); saved with the checkpoint.
+        chat_template: a Jinja chat template (text or file) to render with instead of the student's
+            own, as the dataset was scored with it (`curate(..., chat_template=...)`); saved with the
+            checkpoint, so the next round scores with it too.
 
     Returns:
         The finished run, on every process of an `accelerate launch`.
@@ -231,7 +236,7 @@ def train(
     if finished is not None:
         if push and (finished.get("pushed") or {}).get("repo_id") != push:
             finished = _push(out, finished, push, private, state)
-        return TrainResult.from_facts(out, finished, resumed=True)
+        return TrainResult.from_facts(out, finished, found_finished=True)
 
     started = time.perf_counter()
     data = open_training_data(dataset, revision)
@@ -242,7 +247,7 @@ def train(
 
     tokenizer = AutoTokenizer.from_pretrained(resolved.path)
     if chat_template is not None:  # the checkpoint's tokenizer keeps it, so the next round renders alike
-        tokenizer.chat_template = chat_template
+        tokenizer.chat_template = read_chat_template(chat_template)
     template_hash = check_chat_template(data, tokenizer, student)
     settings = {**_run_settings(data, resolved, config), "chat_template_sha256": template_hash}
     resume_from = _check_out(out, settings)
@@ -260,14 +265,16 @@ def train(
     trainer = SFTTrainer(model=resolved.path, args=args, train_dataset=encoded, processing_class=tokenizer)
     if resume_from is not None:
         logger.info("resuming %s from %s", out, resume_from)
-    output = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+    trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     trainer.save_model(str(out))
 
+    losses = _logged_losses(trainer.state.log_history)
     student_facts = {"name": resolved.name, "repo_id": resolved.public_id, "revision": resolved.revision}
     facts = {
         "student": student_facts, "dataset": data.ref.to_dict(), "config": config.to_dict(),
         "round": round_number, "steps": trainer.state.global_step, "epochs_done": float(trainer.state.epoch or 0),
-        "final_loss": _final_loss(trainer.state.log_history), "train_loss": float(output.training_loss),
+        # from the log history, which a resumed run restores: Trainer's own train_loss covers this call only
+        "final_loss": losses[-1], "train_loss": sum(losses) / len(losses),
         "rows": len(data.rows), "rows_cut": cut, "rows_dropped": dropped, "chat_template_sha256": template_hash,
         "processes": state.num_processes, "gradient_accumulation_steps": args.gradient_accumulation_steps,
         "bf16": bool(args.bf16), "hardware": _hardware(), "versions": _versions(),
