@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from pathlib import Path
 
@@ -89,6 +90,76 @@ def _select(args: argparse.Namespace) -> int:
     _print_result(result)
     _print_load_line(result.repo_id or result.out.resolve())
     return 0
+
+
+def _decoding(args: argparse.Namespace):
+    from .evaluate import DecodingConfig
+
+    return DecodingConfig(max_new_tokens=args.max_new_tokens, batch_size=args.eval_batch_size, backend=args.backend,
+                          dtype=args.dtype)
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from .evaluate import evaluate
+    from .evaluate.run import report_path
+
+    report = evaluate(args.student, args.eval, args.out, subset=args.subset, eval_revision=args.eval_revision,
+                      student_revision=args.student_revision, limit=args.limit, sample_seed=args.sample_seed,
+                      decoding=_decoding(args), device=args.device, reference_nll=not args.no_reference_nll,
+                      progress=not args.no_progress, command=args.command_line)
+    print(f"\naccuracy {report.accuracy:.4f} ({report.n_correct} of {report.n_questions} questions)")
+    if report.reference_nll:
+        nll = report.reference_nll
+        print(f"reference solutions: mean NLL {nll['mean']:.4f} over {nll['n_questions']} questions")
+    print(f"Report: {report_path(args.out).resolve()}")
+    return 0
+
+
+def _ablate(args: argparse.Namespace) -> int:
+    from .ablate import DEFAULT_STRATEGIES, ablate
+
+    config = _train_config(args)
+    result = ablate(args.student, args.eval, args.out, strategies=_split_list(args.strategies) or DEFAULT_STRATEGIES,
+                    source=args.source, subset=args.source_subset, source_revision=args.source_revision,
+                    eval_subset=args.subset, eval_revision=args.eval_revision, limit=args.limit,
+                    sample_seed=args.sample_seed, decoding=_decoding(args), train_config=config, seeds=args.seeds,
+                    selection_seed=args.selection_seed, exclude_overlap=args.exclude_overlap,
+                    baseline=not args.no_baseline,
+                    student_revision=args.student_revision, device=args.device, progress=not args.no_progress,
+                    push=args.push, repo_type=args.repo_type, private=args.private, command=args.command_line)
+    record = result.record
+    print()
+    for name, s in [*record["strategies"].items(), *([("baseline", record["baseline"])] if "baseline" in record
+                                                      else [])]:
+        ci = f"[{s['ci_low']:.3f}, {s['ci_high']:.3f}]" if s["ci_low"] is not None else "[n/a]"
+        vs = s.get("vs_scas")
+        diff = f"  vs scas {vs['difference']:+.3f}" if vs else ""
+        print(f"{name:14} accuracy {s['accuracy']:.3f} {ci} over {s['n_questions']} questions{diff}")
+    overlap = record["overlap"]
+    print(f"eval questions also in the training corpus: {overlap['eval_questions']}"
+          + (" (excluded from training)" if record["exclude_overlap"] else ""))
+    print(f"Report: {(result.out / 'README.md').resolve()} and ablation.json")
+    if result.repo_id:
+        print(f"Pushed to {result.repo_id} (commit {result.commit})")
+    return 0
+
+
+def _add_eval_args(p: argparse.ArgumentParser, subset_flags: tuple[str, ...] = (),
+                   batch_flags: tuple[str, ...] = ("--batch-size",)) -> None:
+    p.add_argument("--eval", required=True, metavar="SOURCE",
+                   help="held-out questions: builder, recipe file (.py), folder, or Hub dataset id")
+    p.add_argument("--eval-subset", *subset_flags, dest="subset", default=None, help="subset of the eval source")
+    p.add_argument("--eval-revision", default=None, help="Hub revision of the eval source")
+    p.add_argument("--limit", type=int, default=None, help="evaluate N questions (a seeded uniform draw)")
+    p.add_argument("--sample-seed", type=int, default=DEFAULT_SEED, help="seed of the --limit draw")
+    p.add_argument("--max-new-tokens", type=int, default=1024)
+    p.add_argument(*batch_flags, dest="eval_batch_size", type=int, default=16,
+                   help="prompts per generate call (transformers backend)")
+    p.add_argument("--backend", default="auto", choices=["auto", "transformers", "vllm"],
+                   help="auto: vLLM when installed and on a GPU, else transformers")
+    p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"])
+    p.add_argument("--device", default=None)
+    p.add_argument("--no-progress", action="store_true")
 
 
 def _launched_by_accelerate() -> bool:
@@ -433,6 +504,40 @@ def build_parser() -> argparse.ArgumentParser:
                     help="score and train on N processes via `accelerate launch` (one per GPU)")
     o.set_defaults(func=_rounds)
 
+    e = sub.add_parser("evaluate", formatter_class=_HelpFormatter,
+                         help="greedy answers of a student to held-out questions, checked with math-verify")
+    e.add_argument("--student", required=True, help="alias, Hub model id or local folder (e.g. a checkpoint)")
+    e.add_argument("--student-revision", default=None)
+    _add_eval_args(e, subset_flags=("--subset",), batch_flags=("--batch-size",))
+    e.add_argument("--no-reference-nll", action="store_true",
+                   help="skip the mean NLL of the source's reference solutions under the student")
+    e.add_argument("--out", default="report.json", help="report path (.json) or folder (default: report.json)")
+    e.set_defaults(func=_evaluate)
+
+    a = sub.add_parser("ablate", formatter_class=_HelpFormatter,
+                         help="train one student per selection strategy and compare them on held-out questions")
+    a.add_argument("--student", default=DEFAULT_STUDENT, help="alias, Hub model id or local folder")
+    a.add_argument("--student-revision", default=None)
+    a.add_argument("--strategies", action="append", default=None, metavar="A,B,C",
+                   help="default: scas,strongest,random,lowest-nll (scas is the reference of the paired comparison)")
+    a.add_argument("--source", default=None, help="training corpus (default: demo for the embedded student, "
+                                                  "scas_pool otherwise)")
+    a.add_argument("--source-subset", "--subset", default=None, help="subset of the training corpus")
+    a.add_argument("--source-revision", default=None)
+    _add_eval_args(a, batch_flags=("--eval-batch-size",))
+    a.add_argument("--exclude-overlap", action="store_true",
+                   help="remove eval questions (matched by normalised text) from the training corpus")
+    a.add_argument("--seeds", type=int, default=1, help="train every arm K times (seeds --seed, --seed + 1, ...)")
+    a.add_argument("--selection-seed", type=int, default=DEFAULT_SEED,
+                   help="seed of every strategy's draws (scas group sampling, random)")
+    _add_train_args(a)
+    a.add_argument("--no-baseline", action="store_true", help="do not evaluate the untrained student")
+    a.add_argument("--out", default="out/ablation", help="ablation folder; a rerun resumes it")
+    a.add_argument("--push", default=None, metavar="REPO_ID", help="push the report to this Hub repo")
+    a.add_argument("--repo-type", default="dataset", choices=["dataset", "model"])
+    a.add_argument("--private", action="store_true")
+    a.set_defaults(func=_ablate)
+
     s = sub.add_parser("students", help="list student aliases", formatter_class=_HelpFormatter)
     s.set_defaults(func=_students)
     b = sub.add_parser("builders", help="list corpus recipes", formatter_class=_HelpFormatter)
@@ -456,7 +561,9 @@ def _error(message: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Run one command; expected failures end as one line on stderr and exit code 2, Ctrl-C as 130."""
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    args.command_line = shlex.join(["scas-hub", *argv])  # recorded by evaluate and ablate
     if getattr(args, "no_progress", False):
         from .progress import disable_progress_bars
 

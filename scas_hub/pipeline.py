@@ -9,7 +9,7 @@ from __future__ import annotations
 import platform
 import re
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -31,6 +31,7 @@ from .score.students import check_student, student_slug
 from .select import SelectionConfig, select, strongest_teacher, teacher_order, verified_answers
 from .source import SourceInfo, open_source
 from .source.candidates import open_published
+from .source.columns import normalise_question
 from .stats import PipelineStats
 from .verify import iter_verified
 
@@ -87,6 +88,20 @@ def load_questions(source, subset: str | None, revision: str | None, stats: Pipe
     opened = open_source(source, subset=subset, revision=revision, verification=verification)
     questions = list(iter_verified(opened.candidates(), stats, rule=opened.verification))
     return opened.info, questions
+
+
+def hold_out(questions: list[Question], texts: Collection[str], stats: PipelineStats) -> int:
+    """Set aside (reason `held_out`) every usable row whose normalised question text is in `texts`;
+    returns how many rows."""
+    texts = set(texts)
+    held = 0
+    for q in questions:
+        for c in q.candidates:
+            if c.skip_reason is None and normalise_question(c.instruction) in texts:
+                c.skip_reason = "held_out"
+                stats.skip("held_out", c.teacher)
+                held += 1
+    return held
 
 
 def score(questions: list[Question], student: str, stats: PipelineStats, *, dtype: str = "auto",
@@ -238,6 +253,7 @@ def curate(
     verification: str | None = None,
     score_cache: str | Path | bool | None = True,
     chat_template: str | Path | None = None,
+    held_out: Collection[str] | None = None,
 ) -> CurateResult | None:
     """Build a student-specific SCAS dataset folder (and optionally push it).
 
@@ -266,6 +282,8 @@ def curate(
         chat_template: a Jinja chat template (its text, or a path to a file) to render candidates
             with instead of the student's own (needed when its tokenizer has none); overrides
             `scoring.chat_template`. The card records that an override was used.
+        held_out: normalised question texts (`normalise_question`) kept out of the dataset, e.g. an
+            eval set's questions: their rows are set aside before scoring, counted as `held_out`.
 
     Returns:
         The result on the main process; `None` on the other processes of an `accelerate launch`.
@@ -295,6 +313,8 @@ def curate(
     source_info, questions = load_questions(source, subset, source_revision, stats, verification)
     if not questions:
         raise SelectionError(f"the source {source!r} holds no questions")
+    if held_out:
+        hold_out(questions, held_out, stats)
     teacher_order(questions, selection)  # unknown teacher names fail here, not after scoring
     report = score(questions, student, stats, dtype=dtype, device=device, scoring=scoring,
                    revision=student_revision, score_cache=score_cache)
