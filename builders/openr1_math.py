@@ -26,6 +26,7 @@ RECIPE = CorpusRecipe(
         teacher=None,
         system=None,
         reference_answer="answer",
+        reference_solution="solution",
         source_dataset=None,
     ),
     teacher="DeepSeek-R1",

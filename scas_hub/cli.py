@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from pathlib import Path
 
@@ -91,6 +92,76 @@ def _select(args: argparse.Namespace) -> int:
     return 0
 
 
+def _decoding(args: argparse.Namespace):
+    from .evaluate import DecodingConfig
+
+    return DecodingConfig(max_new_tokens=args.max_new_tokens, batch_size=args.eval_batch_size, backend=args.backend,
+                          dtype=args.dtype)
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from .evaluate import evaluate
+    from .evaluate.run import report_path
+
+    report = evaluate(args.student, args.eval, args.out, subset=args.subset, eval_revision=args.eval_revision,
+                      student_revision=args.student_revision, limit=args.limit, sample_seed=args.sample_seed,
+                      decoding=_decoding(args), device=args.device, reference_nll=not args.no_reference_nll,
+                      progress=not args.no_progress, command=args.command_line)
+    print(f"\naccuracy {report.accuracy:.4f} ({report.n_correct} of {report.n_questions} questions)")
+    if report.reference_nll:
+        nll = report.reference_nll
+        print(f"reference solutions: mean NLL {nll['mean']:.4f} over {nll['n_questions']} questions")
+    print(f"Report: {report_path(args.out).resolve()}")
+    return 0
+
+
+def _ablate(args: argparse.Namespace) -> int:
+    from .ablate import DEFAULT_STRATEGIES, ablate
+
+    config = _train_config(args)
+    result = ablate(args.student, args.eval, args.out, strategies=_split_list(args.strategies) or DEFAULT_STRATEGIES,
+                    source=args.source, subset=args.source_subset, source_revision=args.source_revision,
+                    eval_subset=args.subset, eval_revision=args.eval_revision, limit=args.limit,
+                    sample_seed=args.sample_seed, decoding=_decoding(args), train_config=config, seeds=args.seeds,
+                    selection_seed=args.selection_seed, exclude_overlap=args.exclude_overlap,
+                    baseline=not args.no_baseline,
+                    student_revision=args.student_revision, device=args.device, progress=not args.no_progress,
+                    push=args.push, repo_type=args.repo_type, private=args.private, command=args.command_line)
+    record = result.record
+    print()
+    for name, s in [*record["strategies"].items(), *([("baseline", record["baseline"])] if "baseline" in record
+                                                      else [])]:
+        ci = f"[{s['ci_low']:.3f}, {s['ci_high']:.3f}]" if s["ci_low"] is not None else "[n/a]"
+        vs = s.get("vs_scas")
+        diff = f"  vs scas {vs['difference']:+.3f}" if vs else ""
+        print(f"{name:14} accuracy {s['accuracy']:.3f} {ci} over {s['n_questions']} questions{diff}")
+    overlap = record["overlap"]
+    print(f"eval questions also in the training corpus: {overlap['eval_questions']}"
+          + (" (excluded from training)" if record["exclude_overlap"] else ""))
+    print(f"Report: {(result.out / 'README.md').resolve()} and ablation.json")
+    if result.repo_id:
+        print(f"Pushed to {result.repo_id} (commit {result.commit})")
+    return 0
+
+
+def _add_eval_args(p: argparse.ArgumentParser, subset_flags: tuple[str, ...] = (),
+                   batch_flags: tuple[str, ...] = ("--batch-size",)) -> None:
+    p.add_argument("--eval", required=True, metavar="SOURCE",
+                   help="held-out questions: builder, recipe file (.py), folder, or Hub dataset id")
+    p.add_argument("--eval-subset", *subset_flags, dest="subset", default=None, help="subset of the eval source")
+    p.add_argument("--eval-revision", default=None, help="Hub revision of the eval source")
+    p.add_argument("--limit", type=int, default=None, help="evaluate N questions (a seeded uniform draw)")
+    p.add_argument("--sample-seed", type=int, default=DEFAULT_SEED, help="seed of the --limit draw")
+    p.add_argument("--max-new-tokens", type=int, default=1024)
+    p.add_argument(*batch_flags, dest="eval_batch_size", type=int, default=16,
+                   help="prompts per generate call (transformers backend)")
+    p.add_argument("--backend", default="auto", choices=["auto", "transformers", "vllm"],
+                   help="auto: vLLM when installed and on a GPU, else transformers")
+    p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"])
+    p.add_argument("--device", default=None)
+    p.add_argument("--no-progress", action="store_true")
+
+
 def _launched_by_accelerate() -> bool:
     import os
 
@@ -118,6 +189,102 @@ def _relaunch(num_processes: int) -> int:
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", str(num_processes),
            "--multi_gpu", "-m", "scas_hub", *argv]
     return subprocess.call(cmd, env=env)
+
+
+def _train_config(args: argparse.Namespace):
+    """`TrainConfig` from the training flags; unset flags keep the reference recipe's defaults."""
+    import os
+
+    from .errors import ConfigError
+    from .train import TrainConfig
+
+    values = {k: getattr(args, k) for k in ("learning_rate", "lr_scheduler_type", "warmup_ratio", "epochs",
+                                            "max_length", "per_device_batch_size", "max_steps", "bf16",
+                                            "save_steps") if getattr(args, k) is not None}
+    if args.train_seed is not None:
+        values["seed"] = args.train_seed
+    if args.gradient_checkpointing:
+        values["gradient_checkpointing"] = True
+    if args.grad_accum is not None:
+        if args.effective_batch is not None:
+            raise ConfigError("pass --effective-batch or --grad-accum, not both")
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        values["effective_batch_size"] = args.grad_accum * values.get("per_device_batch_size", 1) * world
+    elif args.effective_batch is not None:
+        values["effective_batch_size"] = args.effective_batch
+    return TrainConfig(**values)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from .train import train
+
+    if args.num_processes > 1 and not _launched_by_accelerate():
+        return _relaunch(args.num_processes)
+    result = train(args.dataset, args.student, args.out, revision=args.revision,
+                   student_revision=args.student_revision, config=_train_config(args), push=args.push,
+                   private=args.private, progress=not args.no_progress, keep_checkpoints=args.keep_checkpoints,
+                   chat_template=Path(args.chat_template) if args.chat_template else None)
+    print(f"\n{'Found finished' if result.found_finished else 'Trained'} "
+          f"{result.student['repo_id']} on {result.dataset}: {result.steps} steps, final loss {result.final_loss:.4f}")
+    print(f"Checkpoint: {result.checkpoint.resolve()}")
+    if result.repo_id:
+        print(f"Pushed to the model repo {result.repo_id} (commit {result.commit})")
+    print(f"Score the corpus again with it: scas-hub curate --student {result.checkpoint} --round 2 ...")
+    return 0
+
+
+def _rounds(args: argparse.Namespace) -> int:
+    from .loop import run_rounds
+    from .score.engine import ScoringConfig
+
+    if args.num_processes > 1 and not _launched_by_accelerate():
+        return _relaunch(args.num_processes)
+    scoring = ScoringConfig(token_budget=args.token_budget, progress=not args.no_progress)
+    result = run_rounds(args.student, args.rounds, args.out, source=args.source, subset=args.subset,
+                        student_revision=args.student_revision, push=args.push,
+                        push_checkpoints=args.push_checkpoints, private=args.private,
+                        train_config=_train_config(args), **_selection_kwargs(args), dtype=args.dtype,
+                        device=args.device, scoring=scoring,
+                        score_cache=False if args.no_score_cache else (args.score_cache or True),
+                        chat_template=Path(args.chat_template) if args.chat_template else None,
+                        progress=not args.no_progress)
+    print(f"\n{result.table()}\n\nRounds folder: {result.out.resolve()}")
+    print(f"The student after {len(result.rounds)} rounds: {result.final_checkpoint.resolve()}")
+    if args.push:
+        _print_load_line(args.push)
+    return 0
+
+
+def _add_train_args(p: argparse.ArgumentParser, seed_flag: str = "--seed") -> None:
+    g = p.add_argument_group("training (default: the reference recipe)")
+    g.add_argument("--max-steps", type=int, default=None, metavar="N",
+                   help="stop after N optimizer steps (default: run --epochs)")
+    g.add_argument("--epochs", type=float, default=None, metavar="N",
+                   help="passes over the dataset (default: 3; --max-steps overrides it)")
+    g.add_argument("--learning-rate", type=float, default=None, metavar="LR", help="peak learning rate (default: 1e-5)")
+    g.add_argument("--lr-scheduler", dest="lr_scheduler_type", default=None, metavar="NAME",
+                   help="transformers scheduler name (default: cosine)")
+    g.add_argument("--warmup-ratio", type=float, default=None, metavar="R",
+                   help="share of the steps spent warming up (default: 0.05)")
+    g.add_argument("--batch-size", dest="per_device_batch_size", type=int, default=None, metavar="N",
+                   help="conversations per device per micro-batch (default: 1)")
+    g.add_argument("--effective-batch", type=int, default=None, metavar="N",
+                   help="conversations per optimizer step over all processes (default: 8)")
+    g.add_argument("--grad-accum", type=int, default=None, metavar="N",
+                   help="accumulation steps, instead of --effective-batch (default: effective batch / "
+                        "(batch size x processes))")
+    g.add_argument("--max-length", type=int, default=None, metavar="TOKENS",
+                   help="tokens per conversation; longer ones are cut (default: 4096)")
+    g.add_argument(seed_flag, dest="train_seed", type=int, default=None, help="training seed (default: 42)")
+    g.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None,
+                   help="bf16 mixed precision (default: on with CUDA)")
+    g.add_argument("--gradient-checkpointing", action="store_true",
+                   help="recompute activations in the backward pass to save memory")
+    g.add_argument("--save-steps", type=int, default=None, metavar="N",
+                   help="optimizer steps between the checkpoints a crashed run resumes from (default: 100)")
+    g.add_argument("--chat-template", default=None, metavar="FILE",
+                   help="Jinja chat template to render with instead of the student's own, as the dataset was "
+                        "scored with it; saved with the checkpoints (default: the student's)")
 
 
 def _students(args: argparse.Namespace) -> int:
@@ -277,6 +444,100 @@ def build_parser() -> argparse.ArgumentParser:
     _add_runtime_args(r)
     r.set_defaults(func=_select)
 
+    t = sub.add_parser("train", formatter_class=_HelpFormatter,
+                       help="fine-tune a student on a curated dataset (TRL SFT; needs scas-hub[train])",
+                       description="Full SFT of a student on a curated dataset with TRL, the loss on the answer "
+                                   "tokens the scorer scored; resumes an interrupted run in --out.")
+    src = t.add_argument_group("data & student")
+    src.add_argument("--dataset", required=True, help="an output folder of `curate`, or a Hub dataset id")
+    src.add_argument("--revision", default=None, metavar="REV",
+                     help="Hub revision of --dataset: a tag (v1, ...), branch or commit (default: main)")
+    src.add_argument("--student", default=DEFAULT_STUDENT, help="alias, Hub model id or local folder")
+    src.add_argument("--student-revision", default=None, metavar="REV",
+                     help="Hub revision of the student (default: main)")
+    _add_train_args(t)
+    pub = t.add_argument_group("output & publishing")
+    pub.add_argument("--out", default=None, metavar="DIR",
+                     help="checkpoint folder (default: out/checkpoints/<student>-sft)")
+    pub.add_argument("--push", default=None, metavar="REPO_ID",
+                     help="push the checkpoint to this Hub model repo (default: no push)")
+    pub.add_argument("--private", action="store_true", help="create the Hub repo private")
+    pub.add_argument("--keep-checkpoints", action="store_true",
+                     help="keep the Trainer checkpoints (optimizer state) after the run")
+    rt = _add_runtime_args(t)
+    rt.add_argument("--num-processes", type=int, default=1, metavar="N",
+                    help="train on N processes via `accelerate launch` (one per GPU)")
+    t.set_defaults(func=_train)
+
+    o = sub.add_parser("rounds", formatter_class=_HelpFormatter,
+                       help="run the SCAS loop: score, select, publish, train, round after round",
+                       description="Round r scores the corpus with the student of round r, selects, writes "
+                                   "OUT/round-<r> (pushed as the next version), and trains the next student into "
+                                   "OUT/checkpoints/round-<r>. A rerun continues at the first unfinished step.")
+    src = o.add_argument_group("source & student")
+    src.add_argument("--source", default=None,
+                     help="the corpus, as for `curate` (default: demo for the embedded student, scas_pool otherwise)")
+    src.add_argument("--subset", default=None, help="subset(s) of the source (default: the recipe's default)")
+    src.add_argument("--student", default=DEFAULT_STUDENT, help="the base student: alias, Hub model id or folder")
+    src.add_argument("--student-revision", default=None, metavar="REV",
+                     help="Hub revision of the base student (default: main)")
+    src.add_argument("--rounds", type=int, default=3, metavar="N", help="rounds to run (or to complete)")
+    src.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"],
+                     help="the dtype the scorer runs the student in; auto = bfloat16 on CUDA, float32 otherwise")
+    src.add_argument("--device", default=None, help="torch device for scoring (default: cuda if available)")
+    src.add_argument("--token-budget", type=int, default=None,
+                     help="tokens per scoring forward pass (default: 4096 on CPU, 16384 on GPU)")
+    src.add_argument("--score-cache", default=None, metavar="DIR",
+                     help="score cache / resume folder (default: under $SCAS_HUB_CACHE or $HF_HOME/scas_hub)")
+    src.add_argument("--no-score-cache", action="store_true", help="score everything, write no cache")
+    _add_selection_args(o)
+    _add_train_args(o, seed_flag="--train-seed")
+    pub = o.add_argument_group("output & publishing")
+    pub.add_argument("--out", default=None, metavar="DIR", help="the loop's folder (default: out/rounds-<student>)")
+    pub.add_argument("--push", default=None, metavar="REPO_ID",
+                     help="Hub dataset repo (org/name): round r is pushed as its next version (default: no push)")
+    pub.add_argument("--push-checkpoints", default=None, metavar="REPO_ID",
+                     help="Hub model repo every trained checkpoint is pushed to (default: no push)")
+    pub.add_argument("--private", action="store_true", help="create the Hub repos private")
+    rt = _add_runtime_args(o)
+    rt.add_argument("--num-processes", type=int, default=1, metavar="N",
+                    help="score and train on N processes via `accelerate launch` (one per GPU)")
+    o.set_defaults(func=_rounds)
+
+    e = sub.add_parser("evaluate", formatter_class=_HelpFormatter,
+                         help="greedy answers of a student to held-out questions, checked with math-verify")
+    e.add_argument("--student", required=True, help="alias, Hub model id or local folder (e.g. a checkpoint)")
+    e.add_argument("--student-revision", default=None)
+    _add_eval_args(e, subset_flags=("--subset",), batch_flags=("--batch-size",))
+    e.add_argument("--no-reference-nll", action="store_true",
+                   help="skip the mean NLL of the source's reference solutions under the student")
+    e.add_argument("--out", default="report.json", help="report path (.json) or folder (default: report.json)")
+    e.set_defaults(func=_evaluate)
+
+    a = sub.add_parser("ablate", formatter_class=_HelpFormatter,
+                         help="train one student per selection strategy and compare them on held-out questions")
+    a.add_argument("--student", default=DEFAULT_STUDENT, help="alias, Hub model id or local folder")
+    a.add_argument("--student-revision", default=None)
+    a.add_argument("--strategies", action="append", default=None, metavar="A,B,C",
+                   help="default: scas,strongest,random,lowest-nll (scas is the reference of the paired comparison)")
+    a.add_argument("--source", default=None, help="training corpus (default: demo for the embedded student, "
+                                                  "scas_pool otherwise)")
+    a.add_argument("--source-subset", "--subset", default=None, help="subset of the training corpus")
+    a.add_argument("--source-revision", default=None)
+    _add_eval_args(a, batch_flags=("--eval-batch-size",))
+    a.add_argument("--exclude-overlap", action="store_true",
+                   help="remove eval questions (matched by normalised text) from the training corpus")
+    a.add_argument("--seeds", type=int, default=1, help="train every arm K times (seeds --seed, --seed + 1, ...)")
+    a.add_argument("--selection-seed", type=int, default=DEFAULT_SEED,
+                   help="seed of every strategy's draws (scas group sampling, random)")
+    _add_train_args(a)
+    a.add_argument("--no-baseline", action="store_true", help="do not evaluate the untrained student")
+    a.add_argument("--out", default="out/ablation", help="ablation folder; a rerun resumes it")
+    a.add_argument("--push", default=None, metavar="REPO_ID", help="push the report to this Hub repo")
+    a.add_argument("--repo-type", default="dataset", choices=["dataset", "model"])
+    a.add_argument("--private", action="store_true")
+    a.set_defaults(func=_ablate)
+
     s = sub.add_parser("students", help="list student aliases", formatter_class=_HelpFormatter)
     s.set_defaults(func=_students)
     b = sub.add_parser("builders", help="list corpus recipes", formatter_class=_HelpFormatter)
@@ -300,7 +561,9 @@ def _error(message: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Run one command; expected failures end as one line on stderr and exit code 2, Ctrl-C as 130."""
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    args.command_line = shlex.join(["scas-hub", *argv])  # recorded by evaluate and ablate
     if getattr(args, "no_progress", False):
         from .progress import disable_progress_bars
 
@@ -311,8 +574,11 @@ def main(argv: list[str] | None = None) -> int:
         _error(str(err))
         return err.exit_code
     except KeyboardInterrupt:
-        again = ("to resume (scores are cached)" if args.command == "curate" and not args.no_score_cache
-                 else "to start again")
+        if args.command in ("train", "rounds"):
+            again = "to resume (finished steps are kept; training restarts from its last checkpoint)"
+        else:
+            again = ("to resume (scores are cached)" if args.command == "curate" and not args.no_score_cache
+                     else "to start again")
         print(f"\nscas-hub: interrupted; rerun the same command {again}", file=sys.stderr)
         return 130
     except Exception as err:

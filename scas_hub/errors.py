@@ -38,3 +38,11 @@ class NoUsableCandidatesError(SelectionError):
     """No candidate survived verification or scoring, so there is nothing to select; nothing was written."""
 
     exit_code = 1
+
+
+class TrainError(ScasHubError):
+    """Training the student cannot start or finish (missing `trl`, bad settings, unreadable dataset)."""
+
+
+class ChatTemplateMismatchError(TrainError):
+    """The student's chat template differs from the one the dataset was scored with."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 import platform
 import re
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -32,6 +32,7 @@ from .score.students import check_student, student_slug
 from .select import SelectionConfig, pick, strongest_teacher, teacher_order, verified_answers
 from .source import OpenedSource, SourceInfo, open_source
 from .source.candidates import open_published
+from .source.columns import normalise_question
 from .stats import PipelineStats
 from .verify import nothing_usable
 from .verify.build import open_table
@@ -101,6 +102,40 @@ def load_questions(source, subset: str | None, revision: str | None, stats: Pipe
     (every question of the candidate table as Python objects; see `load_table`)."""
     opened, table = load_table(source, subset, revision, stats, verification)
     return opened.info, table.questions()
+
+
+def hold_out(questions: list[Question], texts: Collection[str], stats: PipelineStats) -> int:
+    """Set aside (reason `held_out`) every usable row whose normalised question text is in `texts`;
+    returns how many rows."""
+    texts = set(texts)
+    held = 0
+    for q in questions:
+        for c in q.candidates:
+            if c.skip_reason is None and normalise_question(c.instruction) in texts:
+                c.skip_reason = "held_out"
+                stats.skip("held_out", c.teacher)
+                held += 1
+    return held
+
+
+def hold_out_table(table: CandidateTable, texts: Collection[str], stats: PipelineStats) -> int:
+    """`hold_out` on a candidate table, a slice of rows at a time; returns how many rows."""
+    import pyarrow as pa
+
+    texts = set(texts)
+    reasons = table.table.column("skip_reason").to_pylist()
+    held = 0
+    for start in range(0, table.n_rows, 4096):
+        rows = table.table.slice(start, 4096).select(["instruction", "teacher", "skip_reason"]).to_pylist()
+        for i, r in enumerate(rows, start):
+            if r["skip_reason"] is None and normalise_question(r["instruction"]) in texts:
+                reasons[i] = "held_out"
+                stats.skip("held_out", r["teacher"])
+                held += 1
+        table.release()
+    if held:
+        table.set_skip_reasons(pa.array(reasons, pa.string()), usable=table.usable - held)
+    return held
 
 
 def score(questions: list[Question], student: str, stats: PipelineStats, *, dtype: str = "auto",
@@ -215,16 +250,18 @@ def publish(
             run.update(tokens_per_second=stats.tokens_scored / stats.scoring_seconds if stats.scoring_seconds else 0.0,
                        processes=report.student.get("processes", 1) if report else 1,
                        ranks=report.ranks if report else [])
+        round_entries = rounds.rounds(student, chosen) if rounds is not None else None
         record = {
             **stats.to_dict(), "student": student, "source": source, "selection": settings, "run": run,
             **numbers,
-            "figures": write_figures(stage, numbers["teachers"], accumulated.score_distributions()),
+            "figures": write_figures(stage, numbers["teachers"], accumulated.score_distributions(),
+                                     rounds=round_entries),
         }
         if scores_from is not None:
             record["scores_from"] = scores_from
-        if rounds is not None:
-            record["rounds"] = rounds.rounds(student, chosen)
-            record["rounds_table"] = card_rows(record["rounds"])
+        if round_entries is not None:
+            record["rounds"] = round_entries
+            record["rounds_table"] = card_rows(round_entries)
         # every file this run writes, so a later run replaces exactly these (see `publish.output`)
         written = [p.relative_to(stage).as_posix() for p in stage.rglob("*") if p.is_file()]
         record["files"] = sorted({*written, CARD_FILENAME, STATS_FILENAME})
@@ -256,6 +293,8 @@ def curate(
     small_policy: str = "nearest",
     teacher_ranking: Sequence[str] | None = None,
     round_number: int | None = None,
+    previous_round: str | Path | None = None,
+    round_training: dict[str, Any] | None = None,
     dtype: str = "auto",
     device: str | None = None,
     scoring: ScoringConfig | None = None,
@@ -265,6 +304,7 @@ def curate(
     verification: str | None = None,
     score_cache: str | Path | bool | None = True,
     chat_template: str | Path | None = None,
+    held_out: Collection[str] | None = None,
 ) -> CurateResult | None:
     """Build a student-specific SCAS dataset folder (and optionally push it).
 
@@ -280,7 +320,12 @@ def curate(
             previous output (which is replaced; files the tool did not write stay).
         teacher_ranking: for `strategy="strongest"`, teachers best first (default: by verified answers).
         round_number: the training round this student checkpoint belongs to; round N > 1 reads round
-            N-1 from `push`'s repo (else from `out`) and the card shows every round so far.
+            N-1 from `push`'s repo (else from `previous_round`, else from `out`) and the card shows
+            every round so far.
+        previous_round: the folder holding round N-1, when it is not `out` (`run_rounds` keeps one
+            folder per round).
+        round_training: how round N-1's selection trained this checkpoint (steps, final loss,
+            checkpoint, checkpoint revision); shown in round N-1's row of the rounds table.
         push: Hub repo id, or just an org (`<org>/scas-<student>`, `-<strategy>` appended for another
             strategy than `scas`); the commit is tagged `vN` or `version`.
         score_cache: score cache folder (`True`: the default one, `False`: none); reruns and
@@ -288,6 +333,8 @@ def curate(
         chat_template: a Jinja chat template (its text, or a path to a file) to render candidates
             with instead of the student's own (needed when its tokenizer has none); overrides
             `scoring.chat_template`. The card records that an override was used.
+        held_out: normalised question texts (`normalise_question`) kept out of the dataset, e.g. an
+            eval set's questions: their rows are set aside before scoring, counted as `held_out`.
 
     Returns:
         The result on the main process; `None` on the other processes of an `accelerate launch`.
@@ -309,13 +356,17 @@ def curate(
         raise PublishError(f"with --round, --push takes the dataset's full repo id (org/name), not {push!r}: "
                            "every round is a new version of the same dataset, whatever the checkpoint is called")
     repo_id = default_repo(push, student, strategy) if push else None
-    rounds = RoundContext.load(round_number, out, repo_id) if round_number is not None else None
+    rounds = RoundContext.load(round_number, out, repo_id, training=round_training,
+                               previous=Path(previous_round) if previous_round else None) \
+        if round_number is not None else None
 
     stats = PipelineStats()
     with stats.stage("source_verify"):
         opened, table = load_table(source, subset, source_revision, stats, verification)
     if not stats.rows_in:
         raise SelectionError(f"the source {source!r} holds no questions")
+    if held_out:
+        hold_out_table(table, held_out, stats)
     if not table.usable:
         raise nothing_usable(stats, "verification", opened.sample_columns(), opened.verification)
     # the student's own checks never change who verified what, so these counts hold after scoring

@@ -29,6 +29,8 @@ class Candidate:
     system: str | None = None
     source_dataset: str | None = None
     reference_answer: str | None = None
+    reference_solution: str | None = None
+    """A worked solution to the question, where the corpus has one (evaluation reports its NLL)."""
     verified: bool | None = None
     provenance: dict[str, Any] = field(default_factory=dict)
     sample: int = 0

@@ -1,10 +1,12 @@
-"""Rounds: score -> select -> (train, elsewhere) -> score again with the new checkpoint.
+"""Rounds: score -> select -> train -> score again with the new checkpoint.
 
 Round N of a dataset is scored with the student checkpoint of round N and published as a new
 version of the same dataset. Each version's `selection_stats.json` carries the list of rounds so
-far (`rounds`): per round the student revision, the teacher shares, and how many questions
-changed their selected answer since the previous round. Round N > 1 reads round N-1 from the Hub
-repo it is pushed to, else from its output folder, before anything is overwritten.
+far (`rounds`): per round the student revision, the teacher shares, how many questions changed
+their selected answer since the previous round and, once known, how the round's selection trained
+the next checkpoint (`training`). Round N > 1 reads round N-1 from the Hub repo it is pushed to,
+else from a given folder or its output folder, before anything is overwritten.
+`scas_hub.loop.run_rounds` runs the whole loop, training included.
 """
 
 from __future__ import annotations
@@ -31,12 +33,14 @@ def _hub_has_dataset(repo_id: str) -> bool:
                           f"({type(err).__name__}: {err}); check your network and `hf auth login`") from err
 
 
-def previous_round(out: Path, repo_id: str | None) -> PublishedDataset | None:
-    """The latest published version: the Hub repo's main branch when pushing there, else `out`."""
+def previous_round(out: Path, repo_id: str | None, previous: Path | None = None) -> PublishedDataset | None:
+    """The latest published version: the Hub repo's main branch when pushing there, else
+    `previous` (round N-1's own folder) when given, else `out`."""
     if repo_id and _hub_has_dataset(repo_id):
         return open_published(repo_id)
-    if (out / STATS_FILENAME).exists() and (out / "candidates").is_dir():
-        return open_published(out)
+    folder = previous if previous is not None else out
+    if (folder / STATS_FILENAME).exists() and (folder / "candidates").is_dir():
+        return open_published(folder)
     return None
 
 
@@ -54,8 +58,13 @@ class RoundContext:
     previous_location: str | None = None
 
     @classmethod
-    def load(cls, number: int, out: Path, repo_id: str | None) -> RoundContext:
-        """Read round `number - 1` from the Hub repo (when pushing) or the output folder.
+    def load(cls, number: int, out: Path, repo_id: str | None, *, previous: Path | None = None,
+             training: dict[str, Any] | None = None) -> RoundContext:
+        """Read round `number - 1` from the Hub repo (when pushing), `previous` or the output folder.
+
+        Args:
+            training: how round `number - 1`'s selection trained this round's checkpoint (steps,
+                final loss, checkpoint and its revision); recorded in that round's entry.
 
         Raises:
             SelectionError: `number` < 1, no previous round found for `number` > 1, or the dataset
@@ -65,9 +74,10 @@ class RoundContext:
             raise SelectionError(f"--round must be >= 1, got {number}")
         if number == 1:
             return cls(1)
-        prev = previous_round(out, repo_id)
+        prev = previous_round(out, repo_id, previous)
         if prev is None:
             where = f"the Hub repo {repo_id} or " if repo_id else ""
+            out = previous if previous is not None else out
             raise SelectionError(
                 f"round {number} compares with round {number - 1}, but {where}the output folder {out} holds no "
                 "scas-hub dataset; pass the --out (or --push) of the previous round, or --round 1"
@@ -82,6 +92,8 @@ class RoundContext:
         if last >= number:
             raise SelectionError(f"{prev.location} already holds round {last}; pass --round {last + 1}, "
                                  "or a fresh --out / --push for a new series")
+        if training is not None:
+            history[-1] = {**history[-1], "training": training}
         return cls(number, history, selection, prev.location)
 
     def entry(self, student: dict[str, Any], selection: dict[str, Pick]) -> dict[str, Any]:
@@ -109,7 +121,12 @@ def card_rows(rounds: list[dict[str, Any]]) -> list[dict[str, str]]:
         else:
             shown = "n/a"
         student = r.get("student") or {}
+        training = r.get("training") or {}
         rows.append({"round": str(r["round"]), "student": str(student.get("repo_id") or student.get("name")),
                      "revision": str(student.get("revision")), "shares": format_shares(r["teacher_shares"]),
-                     "changed": shown})
+                     "changed": shown,
+                     "steps": str(training["steps"]) if training else "n/a",
+                     "final_loss": f"{training['final_loss']:.4f}" if training else "n/a",
+                     "checkpoint": f"`{training['checkpoint']}` @ `{training['checkpoint_revision']}`"
+                                   if training else "not yet"})
     return rows

@@ -52,7 +52,7 @@ def subcommands() -> dict[str, argparse.ArgumentParser]:
 
 def test_every_option_of_every_subcommand_has_help_and_a_default_said():
     parsers = subcommands()
-    assert set(parsers) == {"curate", "select", "students", "builders", "push"}
+    assert set(parsers) == {"curate", "select", "students", "builders", "push", "train", "rounds"}
     for name, parser in parsers.items():
         for action in parser._actions:
             if isinstance(action, argparse._HelpAction):
@@ -62,7 +62,7 @@ def test_every_option_of_every_subcommand_has_help_and_a_default_said():
             flag = isinstance(action, argparse._StoreTrueAction)
             if action.option_strings and not flag and not action.required:
                 assert "default" in _HelpFormatter("x")._get_help_string(action), f"{where} says no default"
-    for name in ("curate", "select", "push"):
+    for name in ("curate", "select", "push", "train", "rounds"):
         assert any(a.dest == "no_progress" for a in parsers[name]._actions), f"{name} lacks --no-progress"
 
 

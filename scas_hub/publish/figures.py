@@ -9,6 +9,7 @@ from typing import Any
 FIGURES_DIR = "figures"
 SELECTED_SHARE = f"{FIGURES_DIR}/selected_share.png"
 SCORE_DISTRIBUTION = f"{FIGURES_DIR}/score_distribution.png"
+ROUNDS = f"{FIGURES_DIR}/rounds.png"
 _SELECTED, _ALL = "#e8743b", "#9aa5b1"
 
 
@@ -68,11 +69,49 @@ def plot_score_distribution(distributions: dict[str, dict[str, list[float]]], pa
     _save(fig, path)
 
 
-def write_figures(out: Path, teachers: list[dict[str, Any]],
-                  distributions: dict[str, dict[str, list[float]]]) -> dict[str, str]:
-    """Draw both figures into `out/figures/`; returns their paths relative to `out` (for the card)."""
+def plot_rounds(rounds: list[dict[str, Any]], path: Path) -> None:
+    """Per round: the teachers' shares of the selection (stacked bars) and, on a second axis, the
+    share of questions whose selected answer changed since the previous round."""
+    from matplotlib import colormaps
+    from matplotlib.figure import Figure
+
+    teachers = sorted({t for r in rounds for t in r["teacher_shares"]})
+    labels = [str(r["round"]) for r in rounds]
+    fig = Figure(figsize=(7.0, 3.6), dpi=110, layout="constrained")
+    ax = fig.subplots()
+    ax.spines[["top"]].set_visible(False)
+    colors = colormaps["tab20"].resampled(max(len(teachers), 1))
+    bottom = [0.0] * len(rounds)
+    for i, t in enumerate(teachers):
+        shares = [100 * r["teacher_shares"].get(t, 0.0) for r in rounds]
+        ax.bar(labels, shares, bottom=bottom, width=0.6, color=colors(i), label=t)
+        bottom = [b + s for b, s in zip(bottom, shares, strict=True)]
+    ax.set_ylim(0, 100)
+    ax.set_xlabel("round")
+    ax.set_ylabel("% of the selection")
+    changed = [(label, 100 * r["changed"]["share"]) for label, r in zip(labels, rounds, strict=True)
+               if r.get("changed") and r["changed"].get("share") is not None]
+    if changed:
+        ax2 = ax.twinx()
+        ax2.plot([c[0] for c in changed], [c[1] for c in changed], color="black", marker="o",
+                 label="changed since previous round")
+        ax2.set_ylim(0, 100)
+        ax2.set_ylabel("% of questions changed")
+    ax.set_title("Teacher shares and changed selections per round", loc="left", fontsize=11)
+    fig.legend(loc="outside lower center", ncols=min(len(teachers), 4), frameon=False, fontsize=8)
+    _save(fig, path)
+
+
+def write_figures(out: Path, teachers: list[dict[str, Any]], distributions: dict[str, dict[str, list[float]]],
+                  rounds: list[dict[str, Any]] | None = None) -> dict[str, str]:
+    """Draw the figures into `out/figures/` (the rounds figure when there are rounds); returns their
+    paths relative to `out` (for the card)."""
     if not teachers:
         return {}
     plot_selected_share(teachers, out / SELECTED_SHARE)
     plot_score_distribution(distributions, out / SCORE_DISTRIBUTION)
-    return {"selected_share": SELECTED_SHARE, "score_distribution": SCORE_DISTRIBUTION}
+    figures = {"selected_share": SELECTED_SHARE, "score_distribution": SCORE_DISTRIBUTION}
+    if rounds:
+        plot_rounds(rounds, out / ROUNDS)
+        figures["rounds"] = ROUNDS
+    return figures

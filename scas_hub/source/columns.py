@@ -211,6 +211,7 @@ class RowMapper:
         answer = text("answer", required=True)
         system = text("system") or None
         reference = text("reference_answer", numbers=True)
+        solution = text("reference_solution") or None
         source_dataset = text("source_dataset") or ctx.subset
         teacher, teacher_reason = self._teacher(self._value("teacher", row, per_answer), ctx)
         if teacher_reason:
@@ -224,7 +225,8 @@ class RowMapper:
         question_id = self._question_id(row, instruction, source_dataset, reasons)
         return Candidate(
             question_id=question_id, teacher=teacher, instruction=instruction or "", answer=answer or "",
-            system=system, source_dataset=source_dataset, reference_answer=reference, verified=verified,
+            system=system, source_dataset=source_dataset, reference_answer=reference,
+            reference_solution=solution, verified=verified,
             provenance=location, skip_reason=reasons[0] if reasons else None,
         )
 

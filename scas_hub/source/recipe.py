@@ -49,6 +49,8 @@ class Columns:
     teacher: str | None = "teacher_name"
     system: str | None = "system"
     reference_answer: str | None = "reference_answer"
+    reference_solution: str | None = "reference_solution"
+    """A worked solution (optional): `scas-hub evaluate` reports its NLL under the student."""
     verified: str | None = "is_correct|is_common_correct"
     """The corpus's own correctness flag (a bool per answer), if it has one. The default reads
     `is_correct`, else the published pool's `is_common_correct`."""

@@ -24,13 +24,13 @@ from typing import Any
 from ..records import Candidate, Question
 from ..stats import PipelineStats
 
-TABLE_VERSION = 3
+TABLE_VERSION = 4
 """Bump when the table's schema or the verify stage's rules change: old tables are then rebuilt."""
 BATCH_ROWS = 1024
 SHARD_ROWS = 65_536
 META_FILE = "table.json"
 CANDIDATE_FIELDS = ("question_id", "teacher", "instruction", "answer", "system", "source_dataset",
-                    "reference_answer", "verified", "provenance", "skip_reason", "sample")
+                    "reference_answer", "reference_solution", "verified", "provenance", "skip_reason", "sample")
 """The `Candidate` fields a table stores (scores and the selection come later)."""
 
 
@@ -38,7 +38,8 @@ def schema():
     """The Arrow schema of a candidate table: the `Candidate` fields plus the question index."""
     import pyarrow as pa
 
-    strings = ["question_id", "teacher", "instruction", "answer", "system", "source_dataset", "reference_answer"]
+    strings = ["question_id", "teacher", "instruction", "answer", "system", "source_dataset", "reference_answer",
+               "reference_solution"]
     return pa.schema([*(pa.field(name, pa.string()) for name in strings), pa.field("verified", pa.bool_()),
                       pa.field("provenance", pa.string()), pa.field("skip_reason", pa.string()),
                       pa.field("sample", pa.int64()), pa.field("content_digest", pa.binary(16)),
@@ -52,7 +53,8 @@ def row_of(c: Candidate) -> dict[str, Any]:
 
     return {"question_id": c.question_id, "teacher": c.teacher, "instruction": c.instruction, "answer": c.answer,
             "system": c.system, "source_dataset": c.source_dataset, "reference_answer": c.reference_answer,
-            "verified": c.verified, "provenance": json.dumps(c.provenance) if c.provenance else None,
+            "reference_solution": c.reference_solution, "verified": c.verified,
+            "provenance": json.dumps(c.provenance) if c.provenance else None,
             "skip_reason": c.skip_reason, "sample": c.sample, "content_digest": candidate_digest(c),
             "chars": len(c.system_prompt) + len(c.instruction) + len(c.answer)}
 
@@ -61,7 +63,8 @@ def candidate_of(row: dict[str, Any]) -> Candidate:
     """A table row (`to_pylist` form) back to the `Candidate` record."""
     return Candidate(question_id=row["question_id"], teacher=row["teacher"], instruction=row["instruction"],
                      answer=row["answer"], system=row["system"], source_dataset=row["source_dataset"],
-                     reference_answer=row["reference_answer"], verified=row["verified"],
+                     reference_answer=row["reference_answer"], reference_solution=row["reference_solution"],
+                     verified=row["verified"],
                      provenance=json.loads(row["provenance"]) if row["provenance"] else {},
                      skip_reason=row["skip_reason"], sample=row["sample"])
 
@@ -138,6 +141,11 @@ class CandidateTable:
         for mapped in self._maps:
             if hasattr(mmap, "MADV_DONTNEED"):
                 mapped.madvise(mmap.MADV_DONTNEED)
+
+    def set_skip_reasons(self, reasons, usable: int) -> None:
+        """Replace the `skip_reason` column (in memory; e.g. rows held out of this run)."""
+        self.table = self.table.set_column(self.table.schema.get_field_index("skip_reason"), "skip_reason", reasons)
+        self.usable = usable
 
     @property
     def n_rows(self) -> int:

@@ -1,0 +1,18 @@
+"""Evaluation, a stage beside the pipeline: does a (trained) student answer held-out questions correctly?
+
+    questions (any source) -> generate (greedy, the student's chat template) -> check (math-verify) -> report
+
+`evaluate` runs it all and writes `report.json`; `scas_hub.ablate` evaluates one trained student per
+selection strategy on the same questions and compares them with bootstrap intervals.
+"""
+
+from .bootstrap import accuracy_interval, paired_difference
+from .generate import DecodingConfig, Generation, Generator
+from .overlap import Overlap, find_overlap
+from .questions import EvalQuestion, EvalSet, load_eval_questions
+from .report import EvalReport, QuestionResult, grade
+from .run import evaluate, evaluate_student
+
+__all__ = ["DecodingConfig", "EvalQuestion", "EvalReport", "EvalSet", "Generation", "Generator", "Overlap",
+           "QuestionResult", "accuracy_interval", "evaluate", "evaluate_student", "find_overlap", "grade",
+           "load_eval_questions", "paired_difference"]

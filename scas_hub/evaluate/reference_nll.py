@@ -1,0 +1,29 @@
+"""Mean NLL of reference solutions under the student: the scoring engine's `answer_mean_nll`.
+
+The solution is rendered as the assistant turn of `[system, user, assistant]` with the student's
+chat template, exactly as a candidate answer is scored and trained on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from ..records import Question
+from ..score.engine import ScoringConfig, StudentScorer
+from ..stats import PipelineStats
+from .questions import EvalQuestion
+
+
+def reference_solution_nll(model, tokenizer, questions: Sequence[EvalQuestion], *,
+                           progress: bool = True) -> dict[str, float]:
+    """`{question_id: answer_mean_nll}` for every question with a scorable reference solution."""
+    to_score = [Question(q.question_id, [q.as_candidate(q.reference_solution, teacher="reference_solution")])
+                for q in questions if q.reference_solution and q.reference_solution.strip()]
+    if not to_score:
+        return {}
+    scorer = StudentScorer(model, tokenizer, ScoringConfig(progress=progress))
+    try:
+        scored = list(scorer.score_questions(to_score, PipelineStats(), total_rows=len(to_score)))
+    finally:
+        scorer.close()
+    return {q.question_id: q.candidates[0].score.answer_mean_nll for q in scored if q.candidates[0].score is not None}

@@ -1,0 +1,131 @@
+"""`evaluate`: generate the student's answers to held-out questions, check them, write `report.json`."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from ..pipeline import source_record
+from ..score.students import check_student, load_student, resolve_dtype, resolve_student
+from ..source import CorpusRecipe
+from .generate import DecodingConfig, Generation, Generator, TransformersGenerator, VLLMGenerator, resolve_backend
+from .pins import api_call, hardware, library_versions, now
+from .questions import EvalSet, load_eval_questions
+from .reference_nll import reference_solution_nll
+from .report import EvalReport, QuestionResult, grade
+
+
+def evaluate(
+    student: str,
+    eval_source: str | CorpusRecipe,
+    out: str | Path | None = None,
+    *,
+    subset: str | None = None,
+    eval_revision: str | None = None,
+    student_revision: str | None = None,
+    limit: int | None = None,
+    sample_seed: int = 42,
+    decoding: DecodingConfig | None = None,
+    device: str | None = None,
+    reference_nll: bool = True,
+    progress: bool = True,
+    generator: Generator | None = None,
+    command: str | None = None,
+) -> EvalReport:
+    """Evaluate a student on the distinct questions of a source, checked with math-verify.
+
+    Args:
+        student: alias, Hub model id or local folder (e.g. a trained checkpoint).
+        eval_source: builder, recipe file or `CorpusRecipe`, local folder, or Hub dataset id; each
+            distinct question with a reference answer is evaluated once.
+        out: where to write `report.json` (a `.json` path, or a folder to hold `report.json`).
+        limit: evaluate N questions, drawn uniformly with `sample_seed`.
+        decoding: greedy decoding settings (max new tokens, batch size, backend, dtype).
+        reference_nll: also report the mean NLL of reference solutions where the source has them.
+        generator: answers conversations instead of the student's own decoding (tests, custom
+            backends); the student is then loaded only for the reference NLL.
+        command: the command recorded in the report (the CLI passes its command line).
+
+    Raises:
+        SourceError, StudentError, ConfigError: with what to do.
+    """
+    check_student(student)
+    eval_set = load_eval_questions(eval_source, subset=subset, revision=eval_revision, limit=limit,
+                                   sample_seed=sample_seed)
+    command = command or api_call("scas_hub.evaluate", student=student, eval_source=str(eval_source), subset=subset,
+                                  limit=limit, decoding=decoding)
+    return evaluate_student(student, eval_set, out, student_revision=student_revision, decoding=decoding,
+                            device=device, reference_nll=reference_nll, progress=progress, generator=generator,
+                            command=command)
+
+
+def report_path(out: str | Path) -> Path:
+    """`x.json` stays; a folder gets `report.json` inside."""
+    out = Path(out)
+    return out if out.suffix == ".json" else out / "report.json"
+
+
+def evaluate_student(
+    student: str,
+    eval_set: EvalSet,
+    out: str | Path | None = None,
+    *,
+    student_revision: str | None = None,
+    decoding: DecodingConfig | None = None,
+    device: str | None = None,
+    reference_nll: bool = True,
+    progress: bool = True,
+    generator: Generator | None = None,
+    command: str | None = None,
+) -> EvalReport:
+    """`evaluate` on questions already loaded (an ablation evaluates every arm on the same `EvalSet`)."""
+    import torch
+
+    decoding = decoding or DecodingConfig()
+    started = time.perf_counter()
+    resolved = resolve_student(student, student_revision)
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    backend = "custom" if generator is not None else resolve_backend(decoding.backend, device)
+    dtype = resolve_dtype(decoding.dtype, device)
+    needs_nll = reference_nll and any(q.reference_solution for q in eval_set.questions)
+    model = tokenizer = None
+    if backend == "transformers" or needs_nll:
+        model, tokenizer, dtype, device = load_student(resolved, dtype, device)
+    if generator is None and backend == "vllm":
+        from transformers import AutoTokenizer
+
+        generator = VLLMGenerator(resolved.path, tokenizer or AutoTokenizer.from_pretrained(resolved.path), decoding,
+                                  dtype, progress=progress)
+    elif generator is None:
+        generator = TransformersGenerator(model, tokenizer, decoding, progress=progress)
+
+    nll = reference_solution_nll(model, tokenizer, eval_set.questions, progress=progress) if needs_nll else {}
+    gen_started = time.perf_counter()
+    outputs = list(generator([q.prompt_messages() for q in eval_set.questions]))
+    generation_seconds = time.perf_counter() - gen_started
+    if len(outputs) != len(eval_set.questions):
+        raise RuntimeError(f"the generator answered {len(outputs)} of {len(eval_set.questions)} questions")
+
+    results = []
+    for question, output in zip(eval_set.questions, outputs, strict=True):
+        output = output if isinstance(output, Generation) else Generation(str(output))
+        correct, outcome = grade(output.text, question.reference_answer)
+        results.append(QuestionResult(question_id=question.question_id, generated=output.text, correct=correct,
+                                      outcome=outcome, reference_answer=question.reference_answer,
+                                      n_generated_tokens=output.n_tokens, stopped=output.stopped,
+                                      reference_nll=nll.get(question.question_id)))
+    report = EvalReport(
+        per_question=results,
+        student={"name": resolved.name, "repo_id": resolved.public_id, "revision": resolved.revision,
+                 "dtype": dtype, "device": str(device)},
+        eval={"source": source_record(eval_set.source), **eval_set.to_dict()},
+        decoding={**decoding.to_dict(), "backend": backend, "dtype": dtype,
+                  "system_prompt": "the row's own, else the default (as in training and scoring)",
+                  "chat_template": "the student's own, with the generation prompt"},
+        run={"created": now(), "command": command or "", "versions": library_versions(),
+             "hardware": hardware(str(device)), "generation_seconds": round(generation_seconds, 3),
+             "wall_seconds": round(time.perf_counter() - started, 3)},
+    )
+    if out is not None:
+        report.write(report_path(out))
+    return report

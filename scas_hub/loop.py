@@ -1,0 +1,234 @@
+"""`run_rounds`: the SCAS loop, score -> select -> publish -> train, round after round.
+
+Round r scores the corpus with θ_r (round 1: the base student), selects, writes the round's
+dataset (pushed as the next version of one Hub dataset when `push` is set) and trains θ_r into
+θ_{r+1} on it. The folders show where the loop is:
+
+    OUT/round-<r>/               round r's dataset (a `curate` output folder)
+    OUT/checkpoints/round-<r>/   θ_{r+1}: the student trained on round r's selection
+    OUT/rounds.json              summary of the rounds so far (rewritten after every step)
+
+Every step is finished when its folder says so (the dataset's `selection_stats.json` and card
+name round r and θ_r's revision; the checkpoint's `training_facts.json`), so a rerun after a
+crash or a kill continues at the first unfinished step: scoring resumes from the score cache and
+training from its last Trainer checkpoint; finished steps are not run again.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .constants import DEFAULT_STUDENT, STATS_FILENAME
+from .errors import ChatTemplateMismatchError, ConfigError, PublishError
+from .pipeline import curate
+from .score.engine import ScoringConfig
+from .score.students import resolve_student, student_slug
+from .train import TrainConfig, TrainResult, train
+from .train.run import process_state
+
+logger = logging.getLogger("scas_hub.loop")
+SUMMARY_FILENAME = "rounds.json"
+
+
+@dataclass
+class RoundsResult:
+    """The loop's folders and, per round, its dataset and the checkpoint trained on it."""
+
+    out: Path
+    rounds: list[dict[str, Any]] = field(default_factory=list)
+    """Per round: `round`, `student` (that scored it), `dataset` (folder, repo_id, version), `training`."""
+
+    @property
+    def final_checkpoint(self) -> Path:
+        return Path(self.rounds[-1]["training"]["checkpoint_path"])
+
+    def table(self) -> str:
+        lines = ["round  dataset                 scored by                        steps  final loss  checkpoint"]
+        for r in self.rounds:
+            d, t, s = r["dataset"], r["training"], r["student"]
+            where = f"{d['repo_id']} {d['version']}" if d.get("repo_id") else Path(d["folder"]).name
+            lines.append(f"{r['round']:<6} {where:<23} {s['repo_id'] + ' @ ' + s['revision'][:12]:<32} "
+                         f"{t['steps']:>5}  {t['final_loss']:>10.4f}  {t['checkpoint_path']}")
+        return "\n".join(lines)
+
+
+def round_folder(out: Path, r: int) -> Path:
+    return out / f"round-{r}"
+
+
+def checkpoint_folder(out: Path, r: int) -> Path:
+    return out / "checkpoints" / f"round-{r}"
+
+
+def _read_record(folder: Path) -> dict[str, Any] | None:
+    path = folder / STATS_FILENAME
+    if not path.exists() or not (folder / "README.md").exists():
+        return None
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def finished_dataset(folder: Path, r: int, student_revision: str) -> dict[str, Any] | None:
+    """Round r's record if its folder holds round r scored by the student at `student_revision`."""
+    record = _read_record(folder)
+    if not record or not record.get("rounds"):
+        return None
+    last = record["rounds"][-1]
+    if last["round"] != r or (last.get("student") or {}).get("revision") != student_revision:
+        return None
+    return record
+
+
+def _tag_exists(repo_id: str, version: str) -> bool:
+    from huggingface_hub import HfApi
+
+    tags = HfApi().list_repo_refs(repo_id, repo_type="dataset").tags
+    return any(t.name == version for t in tags)
+
+
+def check_template_continues(record: dict[str, Any], checkpoint: Path, r: int) -> None:
+    """Round r is scored with the checkpoint trained on round r-1: its chat template must be the one
+    round r-1 was scored with.
+
+    Raises:
+        ChatTemplateMismatchError: the hashes differ.
+    """
+    from transformers import AutoTokenizer
+
+    from .score.regions import chat_template_sha256
+
+    theirs = (record.get("student") or {}).get("chat_template_sha256")
+    ours = chat_template_sha256(AutoTokenizer.from_pretrained(checkpoint))
+    if theirs is not None and ours != theirs:
+        raise ChatTemplateMismatchError(
+            f"round {r} would score with {checkpoint}, whose chat template sha256 is {ours}, but round {r - 1} "
+            f"was scored with {theirs}; restore the checkpoint's tokenizer files (or train it again: remove "
+            f"{checkpoint}) before continuing the rounds"
+        )
+
+
+def _training_facts(result: TrainResult) -> dict[str, Any]:
+    """What the rounds table shows of a checkpoint trained on a round."""
+    return {"steps": result.steps, "final_loss": result.final_loss,
+            "checkpoint": result.repo_id or f"local:{result.checkpoint.name}",
+            "checkpoint_revision": result.revision}
+
+
+def _write_summary(out: Path, rounds: list[dict[str, Any]]) -> None:
+    tmp = out / (SUMMARY_FILENAME + ".tmp")
+    tmp.write_text(json.dumps({"rounds": rounds}, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, out / SUMMARY_FILENAME)
+
+
+def _barrier() -> None:
+    process_state().wait_for_everyone()
+
+
+def _is_main() -> bool:
+    return process_state().is_main_process
+
+
+def run_rounds(
+    student: str = DEFAULT_STUDENT,
+    rounds: int = 3,
+    out: str | Path | None = None,
+    *,
+    source: str | None = None,
+    subset: str | None = None,
+    student_revision: str | None = None,
+    push: str | None = None,
+    push_checkpoints: str | None = None,
+    private: bool = False,
+    train_config: TrainConfig | None = None,
+    strategy: str = "scas",
+    groups: int = 5,
+    group: int = 1,
+    seed: int = 42,
+    lam: float = 0.5,
+    small_policy: str = "nearest",
+    teacher_ranking: Sequence[str] | None = None,
+    verification: str | None = None,
+    dtype: str = "auto",
+    device: str | None = None,
+    scoring: ScoringConfig | None = None,
+    score_cache: str | Path | bool | None = True,
+    chat_template: str | Path | None = None,
+    progress: bool = True,
+) -> RoundsResult:
+    """Run (or continue) `rounds` rounds of the SCAS loop from `student`.
+
+    Args:
+        student: the base student θ_1: alias, Hub model id or local folder.
+        rounds: how many rounds; each ends with a trained checkpoint (θ_{rounds+1} is the last).
+        out: the loop's folder (default `out/rounds-<student>`).
+        source: the corpus, as for `curate` (default: the demo for the embedded student, else the pool).
+        push: Hub dataset repo id (`org/name`): round r is pushed as its next version (v1, v2, ...).
+        push_checkpoints: Hub model repo id: each trained checkpoint is pushed to it (one commit each).
+        train_config: training hyper-parameters (default: the reference recipe).
+        chat_template: a Jinja chat template (text or file) to score and train with instead of the
+            student's own; every checkpoint keeps it.
+        strategy, groups, group, seed, lam, small_policy, teacher_ranking: selection settings, as for
+            `curate` (`seed` is the selection's; the training seed is `train_config.seed`).
+
+    Returns:
+        Every round's dataset and checkpoint, on every process of an `accelerate launch`.
+
+    Raises:
+        ConfigError: `rounds` < 1 or `push` is not a full repo id.
+        ChatTemplateMismatchError: a checkpoint's chat template is not the one its round was scored with.
+        SourceError, StudentError, SelectionError, PublishError, TrainError: with what to do.
+    """
+    if rounds < 1:
+        raise ConfigError(f"rounds must be >= 1, got {rounds}")
+    if push and "/" not in push:
+        raise PublishError(f"the rounds are versions of one dataset: pass its full repo id (org/name), not {push!r}")
+    out = Path(out) if out else Path("out") / f"rounds-{student_slug(student)}"
+    scoring = scoring or ScoringConfig(progress=progress)
+    selection = dict(strategy=strategy, groups=groups, group=group, seed=seed, lam=lam, small_policy=small_policy,
+                     teacher_ranking=teacher_ranking)
+    summary: list[dict[str, Any]] = []
+    current, current_revision = student, student_revision
+    training: dict[str, Any] | None = None
+    for r in range(1, rounds + 1):
+        resolved = resolve_student(current, current_revision)
+        folder, ckpt = round_folder(out, r), checkpoint_folder(out, r)
+        record = finished_dataset(folder, r, resolved.revision)
+        if record is None:
+            if r > 1:
+                check_template_continues(_read_record(round_folder(out, r - 1)) or {}, Path(current), r)
+            logger.info("round %d: scoring with %s", r, resolved.public_id)
+            curate(
+                current, source, folder, subset=subset, student_revision=current_revision, **selection,
+                round_number=r, previous_round=round_folder(out, r - 1) if r > 1 and not push else None,
+                round_training=training, verification=verification, dtype=dtype, device=device,
+                scoring=scoring, push=push, private=private, score_cache=score_cache, chat_template=chat_template)
+            _barrier()  # every process trains on the folder rank 0 just wrote
+            record = _read_record(folder)  # as pushed: with its release (version)
+        elif push and _is_main() and not _tag_exists(push, (record.get("release") or {}).get("version", "")):
+            from .publish.hub import push_folder  # the push of a finished round was interrupted
+
+            push_folder(folder, push, private=private)
+            _barrier()
+            record = _read_record(folder)
+        elif push:
+            _barrier()
+            record = _read_record(folder)
+        release = record.get("release") or {}
+        dataset = {"folder": str(folder), "repo_id": release.get("repo_id"), "version": release.get("version")}
+        logger.info("round %d: training %s on %s", r, resolved.public_id, dataset["version"] or folder)
+        trained = train(push or folder, current, ckpt, revision=release.get("version") if push else None,
+                        student_revision=current_revision, config=train_config, push=push_checkpoints,
+                        private=private, progress=progress, round_number=r, chat_template=chat_template)
+        training = _training_facts(trained)
+        summary.append({"round": r, "student": {"name": resolved.name, "repo_id": resolved.public_id,
+                                                "revision": resolved.revision},
+                        "dataset": dataset, "training": {**training, "checkpoint_path": str(ckpt)}})
+        if _is_main():
+            _write_summary(out, summary)
+        current, current_revision = str(ckpt), None
+    return RoundsResult(out, summary)

@@ -1,0 +1,115 @@
+"""Training settings: the reference recipe's defaults (SCAS.md, "Rounds"), each one overridable."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError
+
+
+@dataclass
+class TrainConfig:
+    """Full SFT of the student on a curated dataset.
+
+    The defaults are the reference recipe's (LLaMA-Factory): lr 1e-5, cosine schedule, warmup
+    0.05, 3 epochs, cutoff 4096 tokens, effective batch 8, seed 42.
+    """
+
+    learning_rate: float = 1e-5
+    lr_scheduler_type: str = "cosine"
+    warmup_ratio: float = 0.05
+    epochs: float = 3.0
+    max_length: int = 4096
+    """Tokens per conversation; longer ones are cut at the end (`truncation_mode="keep_start"`)."""
+    effective_batch_size: int = 8
+    """Conversations per optimizer step, over all processes and accumulation steps."""
+    per_device_batch_size: int = 1
+    seed: int = 42
+    max_steps: int | None = None
+    """Stop after this many optimizer steps (overrides `epochs`)."""
+    bf16: bool | None = None
+    """Mixed precision in bfloat16 (float32 master weights); None: on when CUDA is available."""
+    gradient_checkpointing: bool = False
+    save_steps: int = 100
+    """Optimizer steps between the checkpoints a crashed run resumes from (and one at the end)."""
+    logging_steps: int = 1
+
+    def validate(self, world_size: int = 1) -> TrainConfig:
+        """Check the settings against each other and the number of processes.
+
+        Raises:
+            ConfigError: a non-positive size or rate, or an effective batch that the processes and
+                per-device batch cannot make up exactly.
+        """
+        for name in ("effective_batch_size", "per_device_batch_size", "max_length", "save_steps", "logging_steps"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.learning_rate <= 0:
+            raise ConfigError(f"learning_rate must be > 0, got {self.learning_rate}")
+        if not 0 <= self.warmup_ratio < 1:
+            raise ConfigError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise ConfigError(f"max_steps must be >= 1, got {self.max_steps}")
+        if self.max_steps is None and self.epochs <= 0:
+            raise ConfigError(f"epochs must be > 0, got {self.epochs}")
+        self.gradient_accumulation_steps(world_size)
+        return self
+
+    def gradient_accumulation_steps(self, world_size: int = 1) -> int:
+        """Accumulation steps that make `effective_batch_size` from `world_size` processes."""
+        per_step = self.per_device_batch_size * world_size
+        if self.effective_batch_size % per_step:
+            raise ConfigError(
+                f"an effective batch of {self.effective_batch_size} is not a multiple of per-device batch "
+                f"{self.per_device_batch_size} x {world_size} processes; change --batch-size or --effective-batch"
+            )
+        return self.effective_batch_size // per_step
+
+    def use_bf16(self) -> bool:
+        if self.bf16 is not None:
+            return self.bf16
+        import torch
+
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+
+    def sft_config(self, output_dir: Path, *, world_size: int = 1, progress: bool = True):
+        """The `trl.SFTConfig` for this run: completion-only loss, checkpoints to resume from."""
+        from trl import SFTConfig
+
+        return SFTConfig(
+            output_dir=str(output_dir),
+            learning_rate=self.learning_rate,
+            lr_scheduler_type=self.lr_scheduler_type,
+            warmup_steps=self.warmup_ratio,  # a float in [0, 1) is a ratio of the total steps
+            num_train_epochs=self.epochs,
+            max_steps=self.max_steps if self.max_steps is not None else -1,
+            per_device_train_batch_size=self.per_device_batch_size,
+            gradient_accumulation_steps=self.gradient_accumulation_steps(world_size),
+            seed=self.seed,
+            bf16=self.use_bf16(),
+            max_length=self.max_length,
+            truncation_mode="keep_start",
+            completion_only_loss=True,
+            packing=False,
+            save_strategy="steps",
+            save_steps=self.save_steps,
+            save_total_limit=1,
+            logging_steps=self.logging_steps,
+            report_to="none",
+            disable_tqdm=not progress,
+            model_init_kwargs={"dtype": "float32"},  # float32 master weights; bf16 is autocast
+            **{_checkpointing_field(SFTConfig): self.gradient_checkpointing},  # TRL's default is on
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _checkpointing_field(config_class) -> str:
+    """`activation_checkpointing` where transformers has it (the old name warns), else `gradient_checkpointing`."""
+    from dataclasses import fields
+
+    names = {f.name for f in fields(config_class)}
+    return "activation_checkpointing" if "activation_checkpointing" in names else "gradient_checkpointing"

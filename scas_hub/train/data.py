@@ -1,0 +1,173 @@
+"""The curated dataset as training data: the `default` config in TRL's prompt-completion format.
+
+A selected row holds `messages` = [system, user, assistant]. Training splits it into `prompt` =
+[system, user] and `completion` = [assistant], and the loss is on the completion's tokens only,
+which works with any chat template (no generation markers needed).
+
+`encode_for_training` tokenizes the rows with the scorer's own `ChatEncoder`, into the columns of
+TRL's tokenized prompt-completion form (`input_ids`, `completion_mask`): training sees exactly
+the tokens that were scored, by construction. TRL, given the `prompt`/`completion` rows itself,
+tokenizes them to the same ids and mask (tests/test_train.py checks both); encoding here also
+spares `datasets` from hashing the whole tokenizer to fingerprint TRL's tokenizing `map`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..constants import DEFAULT_CONFIG, DEFAULT_SYSTEM_PROMPT, STATS_FILENAME
+from ..errors import TrainError
+from ..publish.folder import CONFIG_DIRS
+
+
+@dataclass(frozen=True)
+class DatasetRef:
+    """Which dataset, exactly, a checkpoint was trained on."""
+
+    id: str
+    """Hub dataset id, or `local:<folder name>` for an output folder."""
+    version: str | None
+    """The `vN` tag: the revision asked for, else the version the folder was published as."""
+    commit: str
+    """The Hub commit SHA, or `local-<hash of the data files>` for a folder."""
+    path: str | None = None
+    """The folder on this machine (not shown in cards)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "version": self.version, "commit": self.commit}
+
+    def __str__(self) -> str:
+        return f"{self.id}@{self.version or self.commit}"
+
+
+@dataclass
+class TrainingData:
+    """Rows in prompt-completion form and the dataset's `selection_stats.json`."""
+
+    ref: DatasetRef
+    rows: list[dict[str, Any]]
+    record: dict[str, Any]
+
+    @property
+    def chat_template_sha256(self) -> str | None:
+        """The hash of the chat template the dataset was scored with (None for older datasets)."""
+        return (self.record.get("student") or {}).get("chat_template_sha256")
+
+
+def to_prompt_completion(messages: list[dict[str, str]]) -> dict[str, list[dict[str, str]]]:
+    """[system, user, assistant] -> `prompt` = [system, user], `completion` = [assistant].
+
+    A conversation without a system turn gets the scorer's default one, as scoring rendered it.
+
+    Raises:
+        TrainError: the conversation lacks a user or an assistant turn.
+    """
+    by_role = {m["role"]: m["content"] for m in messages}
+    if "user" not in by_role or "assistant" not in by_role:
+        raise TrainError("a row's messages lack a user or assistant turn: pass a dataset written by `scas-hub curate`")
+    system = by_role.get("system") or DEFAULT_SYSTEM_PROMPT
+    return {"prompt": [{"role": "system", "content": system}, {"role": "user", "content": by_role["user"]}],
+            "completion": [{"role": "assistant", "content": by_role["assistant"]}]}
+
+
+def encode_for_training(rows: list[dict[str, list[dict[str, str]]]], tokenizer, *, batch_size: int = 256):
+    """Prompt-completion rows -> a `datasets.Dataset` with `input_ids` and `completion_mask`
+    (1 on the answer's tokens: the scorer's A region plus the template's end-of-turn tokens)."""
+    from datasets import Dataset
+
+    from ..records import Candidate
+    from ..score.regions import ChatEncoder
+
+    encoder = ChatEncoder(tokenizer)
+    input_ids, completion_mask = [], []
+    for start in range(0, len(rows), batch_size):
+        batch = [Candidate(question_id=str(start + i), teacher="", instruction=r["prompt"][1]["content"],
+                           answer=r["completion"][0]["content"], system=r["prompt"][0]["content"])
+                 for i, r in enumerate(rows[start : start + batch_size])]
+        for enc in encoder.encode(batch):
+            input_ids.append(enc.input_ids)
+            completion_mask.append([0] * enc.n_prompt + [1] * (len(enc.input_ids) - enc.n_prompt))
+    return Dataset.from_dict({"input_ids": input_ids, "completion_mask": completion_mask})
+
+
+def over_length(encoded, max_length: int) -> tuple[int, int]:
+    """`(cut, left_out)`: conversations TRL cuts at `max_length`, and those it leaves out because
+    the prompt alone fills `max_length` (no answer token would carry loss)."""
+    cut = left_out = 0
+    for mask in encoded["completion_mask"]:
+        cut += len(mask) > max_length
+        left_out += 1 not in mask[:max_length]
+    return cut, left_out
+
+
+def _files_tag(files: list[Path]) -> str:
+    h = hashlib.sha256()
+    for f in files:
+        h.update(f.name.encode())
+        h.update(f.read_bytes())
+    return "local-" + h.hexdigest()[:12]
+
+
+def _open_folder(folder: Path) -> TrainingData:
+    import pyarrow.parquet as pq
+
+    files = sorted((folder / CONFIG_DIRS[DEFAULT_CONFIG]).glob("*.parquet"))
+    stats = folder / STATS_FILENAME
+    if not files or not stats.exists():
+        raise TrainError(f"{folder} holds no scas-hub dataset (data/*.parquet and {STATS_FILENAME}); "
+                         "pass the --out folder of `scas-hub curate` or a Hub dataset id")
+    record = json.loads(stats.read_text(encoding="utf-8"))
+    rows = pq.ParquetDataset([str(f) for f in files]).read(columns=["messages"]).to_pylist()
+    version = (record.get("release") or {}).get("version")
+    ref = DatasetRef(f"local:{folder.resolve().name}", version, _files_tag(files), str(folder))
+    return TrainingData(ref, [to_prompt_completion(r["messages"]) for r in rows], record)
+
+
+def _open_hub(repo_id: str, revision: str | None) -> TrainingData:
+    from datasets import load_dataset
+    from huggingface_hub import HfApi, hf_hub_download
+    from huggingface_hub.errors import EntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError
+
+    try:
+        sha = HfApi().dataset_info(repo_id, revision=revision).sha
+    except RepositoryNotFoundError as err:
+        raise TrainError(f"dataset {repo_id!r} not found on the Hub (if it is private, log in with `hf auth login`)"
+                         ) from err
+    except RevisionNotFoundError as err:
+        raise TrainError(f"dataset {repo_id!r} has no revision {revision!r}; pass a tag (v1, v2, ...), "
+                         "a branch or a commit SHA") from err
+    try:
+        record = json.loads(Path(hf_hub_download(repo_id, STATS_FILENAME, repo_type="dataset",
+                                                 revision=sha)).read_text(encoding="utf-8"))
+    except EntryNotFoundError as err:
+        raise TrainError(f"{repo_id}@{sha[:10]} has no {STATS_FILENAME}: is it a dataset written by scas-hub?") from err
+    rows = load_dataset(repo_id, DEFAULT_CONFIG, split="train", revision=sha)
+    tags = {t.name: t.target_commit for t in HfApi().list_repo_refs(repo_id, repo_type="dataset").tags}
+    if revision in tags:
+        version = revision
+    else:  # the version tag on this commit, if any
+        version = next((name for name, commit in sorted(tags.items()) if commit == sha),
+                       (record.get("release") or {}).get("version"))
+    ref = DatasetRef(repo_id, version, sha)
+    return TrainingData(ref, [to_prompt_completion(m) for m in rows["messages"]], record)
+
+
+def open_training_data(dataset: str | Path, revision: str | None = None) -> TrainingData:
+    """Open a curated dataset for training: an output folder, or a Hub dataset id at `revision`.
+
+    Raises:
+        TrainError: not found, not a scas-hub dataset, or a revision given for a local folder.
+    """
+    local = Path(dataset).expanduser()
+    if local.exists():
+        if revision is not None:
+            raise TrainError(f"{dataset} is a local folder: --revision applies to Hub datasets only")
+        return _open_folder(local)
+    text = str(dataset)
+    if text.count("/") == 1 and not text.startswith((".", "/", "~")):
+        return _open_hub(text, revision)
+    raise TrainError(f"{dataset!r} is neither an output folder nor a Hub dataset id (org/name)")

@@ -1,0 +1,313 @@
+"""`train`: SFT of a student on a curated dataset with TRL's `SFTTrainer`, under accelerate.
+
+The checkpoint folder is laid out as a Hub model repo:
+
+    config.json, model.safetensors, tokenizer files   the trained student (loads with transformers)
+    README.md                                        model card
+    training_facts.json                              what the run was and measured (written last)
+    trainer/checkpoint-N/                            Trainer checkpoints while unfinished
+
+A crashed or killed run resumes from `trainer/`'s last checkpoint when called again with the same
+settings; a finished folder (`training_facts.json`) is returned as it is.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import platform
+import shutil
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from ..constants import DEFAULT_STUDENT
+from ..errors import ChatTemplateMismatchError, TrainError
+from ..score.regions import chat_template_sha256, read_chat_template
+from ..score.students import ResolvedStudent, resolve_student, student_slug
+from .card import FACTS_FILENAME, read_facts, write_card, write_facts
+from .config import TrainConfig
+from .data import DatasetRef, TrainingData, encode_for_training, open_training_data, over_length
+from .hub import TRAINER_DIR, push_checkpoint
+
+logger = logging.getLogger("scas_hub.train")
+RUN_FILENAME = "run.json"
+"""In `trainer/`: the settings of the unfinished run, so a resume with other settings is refused."""
+
+
+@dataclass
+class TrainResult:
+    """A finished training run: where the checkpoint is and what it was trained on."""
+
+    checkpoint: Path
+    steps: int
+    final_loss: float
+    dataset: DatasetRef
+    config: TrainConfig
+    student: dict[str, Any] = field(default_factory=dict)
+    """The base student: name, repo_id (Hub id or `local:<folder>`), revision."""
+    train_loss: float = 0.0
+    """Mean loss over the run (Trainer's `train_loss`)."""
+    chat_template_sha256: str | None = None
+    repo_id: str | None = None
+    commit: str | None = None
+    """The model repo commit, when pushed."""
+    resumed: bool = False
+    """True when this call resumed an interrupted run from its last Trainer checkpoint."""
+    found_finished: bool = False
+    """True when `out` held the finished run already: nothing was trained."""
+    facts: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def revision(self) -> str:
+        """The checkpoint's revision: the pushed commit, else the content tag scoring records for it."""
+        return self.commit or resolve_student(str(self.checkpoint)).revision
+
+    @classmethod
+    def from_facts(cls, folder: Path, facts: dict[str, Any], *, resumed: bool = False,
+                   found_finished: bool = False) -> TrainResult:
+        d = facts["dataset"]
+        pushed = facts.get("pushed") or {}
+        return cls(checkpoint=folder, steps=facts["steps"], final_loss=facts["final_loss"],
+                   dataset=DatasetRef(d["id"], d.get("version"), d["commit"]), config=TrainConfig(**facts["config"]),
+                   student=facts["student"], train_loss=facts["train_loss"],
+                   chat_template_sha256=facts.get("chat_template_sha256"), repo_id=pushed.get("repo_id"),
+                   commit=pushed.get("commit"), resumed=resumed, found_finished=found_finished, facts=facts)
+
+
+def process_state():
+    """accelerate's `PartialState` for this process, CPU ranks included (as the scorer creates it:
+    `accelerate launch` tells CPU ranks apart only through ACCELERATE_USE_CPU)."""
+    import os
+    from datetime import timedelta
+
+    from accelerate import PartialState
+
+    on_cpu = os.environ.get("ACCELERATE_USE_CPU", "").lower() in {"1", "true", "yes"}
+    return PartialState(cpu=on_cpu, timeout=timedelta(hours=48))
+
+
+def _require_trl() -> None:
+    try:
+        import trl  # noqa: F401
+    except ImportError as err:
+        raise TrainError('training needs TRL: pip install "scas-hub[train]"') from err
+
+
+def default_out(student: str) -> Path:
+    return Path("out") / "checkpoints" / f"{student_slug(student)}-sft"
+
+
+def check_chat_template(data: TrainingData, tokenizer, student: str) -> str | None:
+    """The student's chat template hash, which must equal the one the dataset was scored with.
+
+    Raises:
+        ChatTemplateMismatchError: the dataset records another template's hash.
+    """
+    ours = chat_template_sha256(tokenizer)
+    theirs = data.chat_template_sha256
+    if theirs is None:
+        logger.warning("%s records no chat template hash (written before scas-hub recorded it); "
+                       "cannot check that training renders like scoring did", data.ref)
+    elif ours != theirs:
+        raise ChatTemplateMismatchError(
+            f"the student {student!r} renders with chat template sha256 {ours}, but {data.ref} was scored with "
+            f"{theirs}: training would see other tokens than were scored. Train the student that scored the "
+            f"dataset (its tokenizer, as recorded in selection_stats.json), or curate the dataset again with "
+            f"this student"
+        )
+    return ours
+
+
+def _run_settings(data: TrainingData, student: ResolvedStudent, config: TrainConfig) -> dict[str, Any]:
+    return {"dataset": data.ref.to_dict(), "student": {"repo_id": student.repo_id, "revision": student.revision},
+            "config": config.to_dict()}
+
+
+def last_complete_checkpoint(trainer_dir: Path) -> Path | None:
+    """The latest Trainer checkpoint that was written to the end, if any.
+
+    The Trainer writes `trainer_state.json` after the weights, optimizer, scheduler and RNG states,
+    so a checkpoint without a readable one was cut short (a kill while saving); such folders are
+    removed, and the run resumes from the one before (kept until the next one is complete).
+    """
+    complete = []
+    for folder in trainer_dir.glob("checkpoint-*"):
+        try:
+            step = int(folder.name.rsplit("-", 1)[1])
+            json.loads((folder / "trainer_state.json").read_text(encoding="utf-8"))
+        except (ValueError, OSError):
+            logger.warning("removing %s: its writing was interrupted", folder)
+            shutil.rmtree(folder, ignore_errors=True)
+            continue
+        complete.append((step, folder))
+    return max(complete)[1] if complete else None
+
+
+def _check_out(out: Path, settings: dict[str, Any]) -> Path | None:
+    """The Trainer checkpoint to resume from, if any.
+
+    Raises:
+        TrainError: `out` holds files scas-hub did not write, or an unfinished run with other settings.
+    """
+    trainer_dir = out / TRAINER_DIR
+    run_file = trainer_dir / RUN_FILENAME
+    if run_file.exists():
+        previous = json.loads(run_file.read_text(encoding="utf-8"))
+        if previous != settings:
+            raise TrainError(f"{out} holds an unfinished run with other settings (dataset, student or "
+                             "hyper-parameters); pass the same ones to resume it, or another --out")
+        return last_complete_checkpoint(trainer_dir)
+    if out.exists() and any(out.iterdir()):
+        raise TrainError(f"{out} is not empty and holds no scas-hub training run; pass an empty or new --out")
+    return None
+
+
+def _hardware() -> str:
+    import os
+
+    import torch
+
+    if torch.cuda.is_available():
+        return f"{torch.cuda.get_device_name(0)} x{torch.cuda.device_count()}"
+    return f"CPU ({platform.machine()}, {os.cpu_count()} cores)"
+
+
+def _versions() -> list[str]:
+    from importlib.metadata import version
+
+    return [f"{n} {version(n)}" for n in ["scas-hub", "torch", "transformers", "trl", "accelerate", "datasets"]]
+
+
+def _logged_losses(log_history: list[dict[str, Any]]) -> list[float]:
+    """The losses the Trainer logged (every `logging_steps` steps), resumed runs' earlier ones included."""
+    losses = [float(entry["loss"]) for entry in log_history if "loss" in entry]
+    if not losses:
+        raise TrainError("training logged no loss; was the dataset empty after truncation?")
+    return losses
+
+
+def train(
+    dataset: str | Path,
+    student: str = DEFAULT_STUDENT,
+    out: str | Path | None = None,
+    *,
+    revision: str | None = None,
+    student_revision: str | None = None,
+    config: TrainConfig | None = None,
+    push: str | None = None,
+    private: bool = False,
+    progress: bool = True,
+    keep_checkpoints: bool = False,
+    round_number: int | None = None,
+    chat_template: str | Path | None = None,
+) -> TrainResult:
+    """Fine-tune `student` on a curated dataset; resumes an interrupted run in `out`.
+
+    Args:
+        dataset: an output folder of `curate`, or a Hub dataset id (its `default` config).
+        student: alias, Hub model id or local folder (e.g. the previous round's checkpoint).
+        out: the checkpoint folder (default `out/checkpoints/<student>-sft`).
+        revision: Hub revision (tag `vN`, branch or commit) of `dataset`.
+        config: hyper-parameters (default: the reference recipe, `TrainConfig()`).
+        push: Hub model repo id to upload the checkpoint to.
+        keep_checkpoints: keep `out/trainer/` (optimizer state) after the run.
+        round_number: the SCAS round whose selection this is (shown in the card).
+        chat_template: a Jinja chat template (text or file) to render with instead of the student's
+            own, as the dataset was scored with it (`curate(..., chat_template=...)`); saved with the
+            checkpoint, so the next round scores with it too.
+
+    Returns:
+        The finished run, on every process of an `accelerate launch`.
+
+    Raises:
+        TrainError: TRL missing, dataset unreadable, `out` holds something else.
+        ChatTemplateMismatchError: the student's chat template is not the one the dataset was scored with.
+        ConfigError: inconsistent hyper-parameters.
+        StudentError, PublishError: with what to do.
+    """
+    _require_trl()
+    state = process_state()
+    config = (config or TrainConfig()).validate(state.num_processes)
+    out = Path(out) if out else default_out(student)
+    finished = read_facts(out)
+    if finished is not None:
+        if push and (finished.get("pushed") or {}).get("repo_id") != push:
+            finished = _push(out, finished, push, private, state)
+        return TrainResult.from_facts(out, finished, found_finished=True)
+
+    started = time.perf_counter()
+    data = open_training_data(dataset, revision)
+    if not data.rows:
+        raise TrainError(f"{data.ref} holds no selected rows to train on")
+    resolved = resolve_student(student, student_revision)
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(resolved.path)
+    if chat_template is not None:  # the checkpoint's tokenizer keeps it, so the next round renders alike
+        tokenizer.chat_template = read_chat_template(chat_template)
+    template_hash = check_chat_template(data, tokenizer, student)
+    settings = {**_run_settings(data, resolved, config), "chat_template_sha256": template_hash}
+    resume_from = _check_out(out, settings)
+    state.wait_for_everyone()  # every process has looked at `out` before rank 0 writes to it
+    if state.is_main_process:
+        (out / TRAINER_DIR).mkdir(parents=True, exist_ok=True)
+        (out / TRAINER_DIR / RUN_FILENAME).write_text(json.dumps(settings, indent=2), encoding="utf-8")
+    state.wait_for_everyone()
+
+    from trl import SFTTrainer
+
+    args = config.sft_config(out / TRAINER_DIR, world_size=state.num_processes, progress=progress)
+    encoded = encode_for_training(data.rows, tokenizer)
+    cut, dropped = over_length(encoded, config.max_length)
+    trainer = SFTTrainer(model=resolved.path, args=args, train_dataset=encoded, processing_class=tokenizer)
+    if resume_from is not None:
+        logger.info("resuming %s from %s", out, resume_from)
+    trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+    trainer.save_model(str(out))
+
+    losses = _logged_losses(trainer.state.log_history)
+    student_facts = {"name": resolved.name, "repo_id": resolved.public_id, "revision": resolved.revision}
+    facts = {
+        "student": student_facts, "dataset": data.ref.to_dict(), "config": config.to_dict(),
+        "round": round_number, "steps": trainer.state.global_step, "epochs_done": float(trainer.state.epoch or 0),
+        # from the log history, which a resumed run restores: Trainer's own train_loss covers this call only
+        "final_loss": losses[-1], "train_loss": sum(losses) / len(losses),
+        "rows": len(data.rows), "rows_cut": cut, "rows_dropped": dropped, "chat_template_sha256": template_hash,
+        "processes": state.num_processes, "gradient_accumulation_steps": args.gradient_accumulation_steps,
+        "bf16": bool(args.bf16), "hardware": _hardware(), "versions": _versions(),
+        "created": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "wall_seconds": time.perf_counter() - started, "resumed_from_step": _step_of(resume_from),
+        "load_id": push or f"path/to/{out.resolve().name}",  # cards never show local paths
+    }
+    if state.is_main_process:
+        write_card(out, facts)
+        write_facts(out, facts)
+        if not keep_checkpoints:
+            shutil.rmtree(out / TRAINER_DIR, ignore_errors=True)
+    state.wait_for_everyone()
+    if push:
+        facts = _push(out, facts, push, private, state)
+    return TrainResult.from_facts(out, facts, resumed=resume_from is not None)
+
+
+def _step_of(checkpoint: Path | None) -> int | None:
+    return int(checkpoint.name.rsplit("-", 1)[1]) if checkpoint is not None else None
+
+
+def _push(out: Path, facts: dict[str, Any], repo_id: str, private: bool, state) -> dict[str, Any]:
+    """Upload the finished folder, then record the commit in `training_facts.json` (main process)."""
+    if state.is_main_process:
+        facts = {**facts, "load_id": repo_id}
+        write_card(out, facts)
+        commit = push_checkpoint(out, repo_id, private=private,
+                                 message=f"scas-hub: {facts['student']['name']} trained on {facts['dataset']['id']}")
+        facts["pushed"] = {"repo_id": repo_id, "commit": commit}
+        write_facts(out, facts)
+    state.wait_for_everyone()
+    return read_facts(out) or facts
+
+
+__all__ = ["FACTS_FILENAME", "TrainResult", "train"]
