@@ -148,18 +148,23 @@ def _add_eval_args(p: argparse.ArgumentParser, subset_flags: tuple[str, ...] = (
                    batch_flags: tuple[str, ...] = ("--batch-size",)) -> None:
     p.add_argument("--eval", required=True, metavar="SOURCE",
                    help="held-out questions: builder, recipe file (.py), folder, or Hub dataset id")
-    p.add_argument("--eval-subset", *subset_flags, dest="subset", default=None, help="subset of the eval source")
-    p.add_argument("--eval-revision", default=None, help="Hub revision of the eval source")
-    p.add_argument("--limit", type=int, default=None, help="evaluate N questions (a seeded uniform draw)")
+    p.add_argument("--eval-subset", *subset_flags, dest="subset", default=None,
+                   help="subset of the eval source (default: the recipe's default)")
+    p.add_argument("--eval-revision", default=None, metavar="REV",
+                   help="Hub revision of the eval source: tag, branch or commit (default: main)")
+    p.add_argument("--limit", type=int, default=None,
+                   help="evaluate N questions, a seeded uniform draw (default: every question)")
     p.add_argument("--sample-seed", type=int, default=DEFAULT_SEED, help="seed of the --limit draw")
-    p.add_argument("--max-new-tokens", type=int, default=1024)
+    p.add_argument("--max-new-tokens", type=int, default=1024, help="most tokens generated per answer")
     p.add_argument(*batch_flags, dest="eval_batch_size", type=int, default=16,
                    help="prompts per generate call (transformers backend)")
     p.add_argument("--backend", default="auto", choices=["auto", "transformers", "vllm"],
                    help="auto: vLLM when installed and on a GPU, else transformers")
-    p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"])
-    p.add_argument("--device", default=None)
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"],
+                   help="weights and activations while decoding; auto = bfloat16 on CUDA, float32 otherwise")
+    p.add_argument("--device", default=None,
+                   help="torch device, e.g. cpu, cuda, cuda:1 (default: cuda if available, else cpu)")
+    p.add_argument("--no-progress", action="store_true", help="draw no progress bars")
 
 
 def _launched_by_accelerate() -> bool:
@@ -507,7 +512,8 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("evaluate", formatter_class=_HelpFormatter,
                          help="greedy answers of a student to held-out questions, checked with math-verify")
     e.add_argument("--student", required=True, help="alias, Hub model id or local folder (e.g. a checkpoint)")
-    e.add_argument("--student-revision", default=None)
+    e.add_argument("--student-revision", default=None, metavar="REV",
+                   help="Hub revision of the student: tag, branch or commit (default: main)")
     _add_eval_args(e, subset_flags=("--subset",), batch_flags=("--batch-size",))
     e.add_argument("--no-reference-nll", action="store_true",
                    help="skip the mean NLL of the source's reference solutions under the student")
@@ -517,13 +523,16 @@ def build_parser() -> argparse.ArgumentParser:
     a = sub.add_parser("ablate", formatter_class=_HelpFormatter,
                          help="train one student per selection strategy and compare them on held-out questions")
     a.add_argument("--student", default=DEFAULT_STUDENT, help="alias, Hub model id or local folder")
-    a.add_argument("--student-revision", default=None)
+    a.add_argument("--student-revision", default=None, metavar="REV",
+                   help="Hub revision of the student: tag, branch or commit (default: main)")
     a.add_argument("--strategies", action="append", default=None, metavar="A,B,C",
                    help="default: scas,strongest,random,lowest-nll (scas is the reference of the paired comparison)")
     a.add_argument("--source", default=None, help="training corpus (default: demo for the embedded student, "
                                                   "scas_pool otherwise)")
-    a.add_argument("--source-subset", "--subset", default=None, help="subset of the training corpus")
-    a.add_argument("--source-revision", default=None)
+    a.add_argument("--source-subset", "--subset", default=None,
+                   help="subset of the training corpus (default: the recipe's default)")
+    a.add_argument("--source-revision", default=None, metavar="REV",
+                   help="Hub revision of the training corpus (default: main)")
     _add_eval_args(a, batch_flags=("--eval-batch-size",))
     a.add_argument("--exclude-overlap", action="store_true",
                    help="remove eval questions (matched by normalised text) from the training corpus")
@@ -533,9 +542,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train_args(a)
     a.add_argument("--no-baseline", action="store_true", help="do not evaluate the untrained student")
     a.add_argument("--out", default="out/ablation", help="ablation folder; a rerun resumes it")
-    a.add_argument("--push", default=None, metavar="REPO_ID", help="push the report to this Hub repo")
-    a.add_argument("--repo-type", default="dataset", choices=["dataset", "model"])
-    a.add_argument("--private", action="store_true")
+    a.add_argument("--push", default=None, metavar="REPO_ID",
+                   help="push the report to this Hub repo (default: no push)")
+    a.add_argument("--repo-type", default="dataset", choices=["dataset", "model"],
+                   help="kind of Hub repo --push creates")
+    a.add_argument("--private", action="store_true", help="create the Hub repo private")
     a.set_defaults(func=_ablate)
 
     s = sub.add_parser("students", help="list student aliases", formatter_class=_HelpFormatter)
