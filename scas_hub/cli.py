@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import shlex
 import sys
 from pathlib import Path
@@ -575,12 +576,12 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     args.command_line = shlex.join(["scas-hub", *argv])  # recorded by evaluate and ablate
-    if getattr(args, "no_progress", False):
-        from .progress import disable_progress_bars
+    from .progress import progress_bars_off
 
-        disable_progress_bars()
+    bars = progress_bars_off() if getattr(args, "no_progress", False) else contextlib.nullcontext()
     try:
-        return args.func(args)
+        with bars:
+            return args.func(args)
     except ScasHubError as err:
         _error(str(err))
         return err.exit_code

@@ -31,6 +31,36 @@ def disable_progress_bars() -> None:
         transformers.utils.logging.disable_progress_bar()
 
 
+@contextlib.contextmanager
+def progress_bars_off() -> Iterator[None]:
+    """`disable_progress_bars()` for the duration of a block; the previous settings come back after it,
+    so one `main([..., "--no-progress"])` call in a notebook or test does not silence later ones."""
+    global _enabled
+    import datasets
+    import huggingface_hub.utils
+
+    before = (_enabled, datasets.is_progress_bar_enabled(), huggingface_hub.utils.are_progress_bars_disabled())
+    transformers_before = None
+    if "transformers" in sys.modules:
+        import transformers.utils.logging
+
+        transformers_before = transformers.utils.logging.is_progress_bar_enabled()
+    disable_progress_bars()
+    try:
+        yield
+    finally:
+        _enabled = before[0]
+        if before[1]:
+            datasets.enable_progress_bars()
+        if not before[2]:
+            huggingface_hub.utils.enable_progress_bars()
+        if "transformers" in sys.modules:
+            import transformers.utils.logging
+
+            if transformers_before is not False:  # on before, or imported during the block (default on)
+                transformers.utils.logging.enable_progress_bar()
+
+
 def progress_bars_enabled() -> bool:
     """False after `disable_progress_bars()`."""
     return _enabled

@@ -167,6 +167,25 @@ def test_bars_without_a_switch_are_dropped_only_when_bars_are_off(monkeypatch, c
     assert capsys.readouterr().err == ""
 
 
+def test_no_progress_in_process_restores_the_bars_afterwards(capsys):
+    """A notebook or test that calls `main([..., "--no-progress"])` gets its bars back after the call."""
+    import datasets
+    import huggingface_hub.utils
+
+    from scas_hub import progress
+    from scas_hub.cli import main
+
+    with progress.progress_bars_off():
+        assert not progress.progress_bars_enabled()
+        assert not datasets.is_progress_bar_enabled() and huggingface_hub.utils.are_progress_bars_disabled()
+    assert progress.progress_bars_enabled()
+    # a command that fails fast (missing folder) with --no-progress, then the bars are on again
+    assert main(["push", "no-such-folder-here", "org/name", "--no-progress"]) == 2
+    assert "no such folder" in capsys.readouterr().err
+    assert progress.progress_bars_enabled()
+    assert datasets.is_progress_bar_enabled() and not huggingface_hub.utils.are_progress_bars_disabled()
+
+
 # ---- one-line errors ------------------------------------------------------------------------------------
 
 
