@@ -91,6 +91,7 @@ def cli(student: Path, corpus: Path, out: Path, cache: Path, *extra: str) -> lis
             "--out", str(out), "--verify", "trusted", "--score-cache", str(cache), "--no-progress", *extra]
 
 
+@pytest.mark.slow  # ~40 s: CLI runs; the override and its cache key are checked in-process by the other tests here
 def test_checkpoint_without_template_needs_chat_template_option(tmp_path, corpus, no_template_student):
     missing = subprocess.run(cli(no_template_student, corpus, tmp_path / "x", tmp_path / "cache"),
                              capture_output=True, text=True, timeout=300)

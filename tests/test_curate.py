@@ -121,7 +121,16 @@ def test_cli_contract(tmp_path, tiny_qwen_dir):
     bad = subprocess.run([*cmd[:4], "--student", "no/such/thing/here"], capture_output=True, text=True)
     assert bad.returncode == 2 and "unknown student" in bad.stderr
 
-    # the accelerator layout and fused kernels through the CLI: the same scores
+
+@pytest.mark.slow  # torch.compile warm-up: ~30 s on 2 cores
+def test_cli_flex_and_compile_give_the_same_scores(tmp_path, tiny_qwen_dir):
+    """The accelerator layout and fused kernels through the CLI: the same scores as the default run."""
+    write_pool(synthetic_pool(3, teachers=3, max_words=20), tmp_path / "corpus")
+    out = tmp_path / "cli-out"
+    cmd = [sys.executable, "-m", "scas_hub", "curate", "--student", str(tiny_qwen_dir), "--source",
+           str(tmp_path / "corpus"), "--out", str(out), "--strategy", "argmin", "--groups", "5", "--group", "1",
+           "--seed", "1", "--lambda", "0.3", "--no-progress"]
+    assert subprocess.run(cmd, capture_output=True, text=True, timeout=300).returncode == 0
     fast = tmp_path / "cli-flex"
     proc = subprocess.run([*cmd[:9], str(fast), *cmd[10:], "--attention", "flex", "--compile", "--no-score-cache"],
                           capture_output=True, text=True, timeout=300)

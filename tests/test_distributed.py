@@ -81,6 +81,7 @@ def test_killed_run_resumes_without_rescoring(tmp_path, corpus, tiny_qwen_dir):
     assert data_hashes(tmp_path / "resumed") == data_hashes(tmp_path / "fresh")
 
 
+@pytest.mark.slow  # ~25 s: four CLI runs; the key is checked in-process by test_chat_template
 def test_cache_is_keyed_by_student_and_content_not_selection(tmp_path, tiny_qwen_dir, qwen_tokenizer):
     from scas_hub.score.engine import ScoringConfig
     from scas_hub.testing.models import tiny_qwen2

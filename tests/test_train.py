@@ -157,6 +157,7 @@ def test_a_finished_run_is_not_trained_again(trained, curated, tiny_qwen_dir):
     assert again.revision == trained.revision  # the folder was not touched
 
 
+@pytest.mark.slow  # ~25 s: two trainings
 def test_an_interrupted_run_resumes_from_its_last_checkpoint_and_ends_identical(trained, curated, tiny_qwen_dir,
                                                                               tmp_path, monkeypatch):
     from trl import SFTTrainer
