@@ -180,7 +180,8 @@ def _add_output_args(parser: argparse.ArgumentParser, out_help: str, out_require
     p = parser.add_argument_group("output & publishing")
     p.add_argument("--out", default=None, required=out_required, metavar="DIR", help=out_help)
     p.add_argument("--push", default=None, metavar="REPO_ID",
-                   help="push to this Hub dataset repo, or to ORG/scas-<student> for an org (default: no push)")
+                   help="push to this Hub dataset repo (org/name), or to an org: ORG/scas-<student> for the scas "
+                        "strategy, ORG/scas-<student>-<strategy> for any other (default: no push)")
     p.add_argument("--version", default=None, metavar="TAG",
                    help="tag of the pushed commit (default: the next vN)")
     p.add_argument("--private", action="store_true", help="create the Hub repo private")
@@ -252,8 +253,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="score cache / resume folder (default: under $SCAS_HUB_CACHE or $HF_HOME/scas_hub)")
     st.add_argument("--no-score-cache", action="store_true", help="score everything, write no cache")
     st.add_argument("--chat-template", default=None, metavar="FILE",
-                    help="Jinja chat template to render candidates with instead of the student's own "
-                         "(needed when its tokenizer has none); recorded in the card, part of the score cache key")
+                    help="Jinja chat template to render candidates with (default: the student's own; needed when "
+                         "its tokenizer has none); recorded in the card, part of the score cache key")
 
     _add_selection_args(c)
     _add_output_args(c, "output folder (default: out/scas-<student>; with several students, their parent: out)")
