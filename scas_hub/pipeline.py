@@ -29,7 +29,8 @@ from .score.engine import ScoringConfig
 from .score.runner import ScoreReport, score_corpus, score_table
 from .score.scored_table import ScoredTable
 from .score.students import check_student, student_slug
-from .select import SelectionConfig, pick, strongest_teacher, teacher_order, verified_answers
+from .select import SelectionConfig, strongest_teacher, teacher_order
+from .select.columnar import ScoredWindow, select_window
 from .source import OpenedSource, SourceInfo, open_source
 from .source.candidates import open_published
 from .source.columns import normalise_question
@@ -175,7 +176,7 @@ def source_record(info: SourceInfo) -> dict[str, Any]:
 
 
 def publish(
-    questions: Iterable[Question],
+    windows: Iterable[Any],
     selection: SelectionConfig,
     stats: PipelineStats,
     out: Path,
@@ -183,27 +184,28 @@ def publish(
     student: dict[str, Any],
     source: dict[str, Any],
     started: float,
+    verified: Mapping[str, int],
     repo_id: str | None = None,
     version: str | None = None,
     private: bool = False,
-    verified: Mapping[str, int] | None = None,
     scores_from: dict[str, Any] | None = None,
     rounds: RoundContext | None = None,
     report: ScoreReport | None = None,
     repo_from_org: bool = False,
 ) -> CurateResult:
     """The tail shared by `curate`, `reselect` and `curate_students`: select -> write the output
-    folder -> card -> optional push. Questions stream through selection, the data files and the
-    card numbers one at a time, so an iterator over a large table never becomes a list.
+    folder -> card -> optional push. Windows of whole questions stream through selection (a
+    group-by per window, `select.columnar`), the data files and the card numbers, so the corpus is
+    never held as Python objects.
 
     Args:
-        questions: scored candidates per question (a list, or an iterator read once); `selected`
-            is set here.
+        windows: Arrow tables of whole questions (`score.scored_table.WINDOW_COLUMNS`), read once;
+            `score.scored_table.windows_of(questions)` makes them from `Question`s.
         stats: the counters so far; selection adds to them, then they must balance.
         student, source: facts recorded in `selection_stats.json` and the card.
         started: `time.perf_counter()` at the start of the run (for the card's wall time).
-        verified: verified answers per teacher, for `strongest` (see `select.teacher_order`);
-            required when `questions` is an iterator.
+        verified: verified answers per teacher, for `strongest` and the card's strongest-teacher
+            rule (see `select.teacher_order`).
         scores_from: where re-used scores came from (`reselect`); shown in the card.
         rounds: this round and the ones before it (`curate(..., round_number=N)`).
         report: how scoring ran (processes, per-rank figures, cache use), for the card's run facts.
@@ -214,9 +216,6 @@ def publish(
         SelectionError, PublishError: with what to do.
     """
     selection.validate()
-    if verified is None:
-        questions = list(questions)
-        verified = verified_answers(c for q in questions for c in q.candidates)
     order = teacher_order([], selection, verified)
     check_out_folder(out)  # checked before scoring too; the folder may have changed since
     # the ranking `--strategy strongest` picks by; the card's "strongest teacher" row uses it too
@@ -229,15 +228,14 @@ def publish(
             writer = DataFilesWriter(stage, selection.lam)
             accumulated = CardNumbers(selection.lam, strongest)
             chosen: dict[str, Pick] = {}
-            for question in questions:
-                stats.questions_in += 1
-                winner = pick(question, selection, stats, order)
-                if winner is not None:
-                    winner.selected = True
-                    stats.questions_selected += 1
-                    chosen[question.question_id] = Pick.of(winner.teacher, winner.answer)
-                writer.add(question.candidates)
-                accumulated.add(question.candidates)
+            for window in windows:
+                picked = select_window(ScoredWindow.of(window, selection.lam), selection, stats, order)
+                rows = picked.selected_rows
+                winners = window.select(["question_id", "teacher", "answer"]).take(rows).to_pydict()
+                for q, teacher, answer in zip(*winners.values(), strict=True):
+                    chosen[q] = Pick.of(teacher, answer)
+                writer.add(window, rows)
+                accumulated.add(picked)
             writer.close()
             stats.check_balanced()
         numbers = accumulated.numbers()
@@ -379,7 +377,7 @@ def curate(
         return None
     if not stats.rows_scored:
         raise nothing_usable(stats, "scoring")
-    return publish(ScoredTable(table, report.scores).iter_questions(), selection, stats, out,
+    return publish(ScoredTable(table, report.scores).windows(), selection, stats, out,
                    student=report.student, source=source_record(opened.info), started=started, repo_id=repo_id,
                    version=version, private=private, verified=verified, rounds=rounds, report=report,
                    repo_from_org=bool(push) and "/" not in push)
@@ -427,14 +425,13 @@ def reselect(
     published = open_published(candidates, revision)
     if not published.n_rows:
         raise SelectionError(f"{published.location} holds no scored candidates")
-    questions = published.questions()
     record = published.record or {}
     student = record.get("student") or {"name": "unknown-student", "repo_id": "unknown", "revision": "unknown",
                                         "dtype": "unknown", "device": None}
     source = record.get("source") or {"name": published.location, "repo_id": None, "revision": None,
                                       "subsets": []}
     repo_id = default_repo(push, student["name"], strategy) if push else None
-    return publish(questions, selection, published.carried_stats(), Path(out), student=student, source=source,
+    return publish(published.windows(), selection, published.carried_stats(), Path(out), student=student, source=source,
                    started=started, repo_id=repo_id, version=version, private=private,
                    verified=published.verified_answers(), scores_from=published.origin,
                    repo_from_org=bool(push) and "/" not in push)

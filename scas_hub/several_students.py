@@ -12,13 +12,16 @@ from typing import Any
 
 from .constants import DEFAULT_STUDENT
 from .errors import PublishError, SelectionError, StudentError
-from .pipeline import CurateResult, dataset_name, default_repo, load_questions, publish, score, source_record
+from .pipeline import CurateResult, dataset_name, default_repo, load_table, publish, source_record
 from .publish.output import check_out_folder
 from .publish.summary import students_summary, summary_markdown, write_summary
 from .score.engine import ScoringConfig
+from .score.runner import score_table
+from .score.scored_table import ScoredTable
 from .score.students import check_student, student_slug
 from .select import SelectionConfig, teacher_order
 from .stats import PipelineStats
+from .verify import nothing_usable
 
 
 @dataclass
@@ -61,10 +64,11 @@ def curate_students(
 ) -> StudentsResult | None:
     """Score one corpus with several students: one dataset per student, and a comparison.
 
-    The corpus is read and verified once; each student scores a fresh copy of the verified
-    candidates. Writes `<out>/scas-<student>/` per student (`-<strategy>` appended for another
-    strategy than `scas`) and `<out>/students_summary.{json,md}`: teacher shares per student and,
-    per pair of students, the share of questions with the same selected answer.
+    The corpus is read and verified once into the candidate table; each student scores it and
+    selects from it window by window, as `curate` does. Writes `<out>/scas-<student>/` per student
+    (`-<strategy>` appended for another strategy than `scas`) and `<out>/students_summary.{json,md}`:
+    teacher shares per student and, per pair of students, the share of questions with the same
+    selected answer.
 
     Args:
         students: aliases, Hub model ids or local folders (their short names must differ).
@@ -98,24 +102,29 @@ def curate_students(
         check_out_folder(folder)
 
     corpus_stats = PipelineStats()
-    source_info, verified_questions = load_questions(source, subset, source_revision, corpus_stats,
-                                                            verification)
-    if not verified_questions:
+    with corpus_stats.stage("source_verify"):
+        opened, table = load_table(source, subset, source_revision, corpus_stats, verification)
+    if not corpus_stats.rows_in:
         raise SelectionError(f"the source {source!r} holds no questions")
-    teacher_order(verified_questions, selection)  # unknown teacher names fail here, not after scoring
+    if not table.usable:
+        raise nothing_usable(corpus_stats, "verification", opened.sample_columns(), opened.verification)
+    verified = ScoredTable(table).verified_answers()
+    teacher_order([], selection, verified)  # unknown teacher names fail here, not after scoring
     results: dict[str, CurateResult] = {}
     for student, slug in zip(students, slugs, strict=True):
         started = time.perf_counter()
-        # scoring and selection write into the records and the counters: each student starts afresh
-        questions, stats = copy.deepcopy(verified_questions), copy.deepcopy(corpus_stats)
-        report = score(questions, student, stats, dtype=dtype, device=device, scoring=scoring,
-                       score_cache=score_cache)
+        stats = copy.deepcopy(corpus_stats)  # each student counts afresh from the verified corpus
+        with stats.stage("score"):
+            report = score_table(table, student, stats, dtype=dtype, device=device, scoring=scoring,
+                                 score_cache=score_cache)
         if report is None:  # not the main process: rank 0 publishes
             continue
-        results[slug] = publish(questions, selection, stats, folders[student], student=report.student,
-                                source=source_record(source_info), started=started,
-                                repo_id=default_repo(push, student, strategy) if push else None, version=version,
-                                private=private, report=report, repo_from_org=bool(push))
+        if not stats.rows_scored:
+            raise nothing_usable(stats, "scoring")
+        results[slug] = publish(ScoredTable(table, report.scores).windows(), selection, stats, folders[student],
+                                student=report.student, source=source_record(opened.info), started=started,
+                                verified=verified, repo_id=default_repo(push, student, strategy) if push else None,
+                                version=version, private=private, report=report, repo_from_org=bool(push))
     if not results:
         return None
     datasets = {s: {"out": str(r.out), "repo_id": r.repo_id, "version": r.version,

@@ -33,14 +33,14 @@ def pair(corpus, tiny_qwen_dir, tmp_path_factory):
     """The embedded student and a tiny random model, in that order (the tiny one scores second)."""
     out = tmp_path_factory.mktemp("pair")
     calls = []
-    original = several.load_questions
+    original = several.load_table
 
     def counting(*args, **kwargs):
         calls.append(args)
         return original(*args, **kwargs)
 
     mp = pytest.MonkeyPatch()
-    mp.setattr(several, "load_questions", counting)
+    mp.setattr(several, "load_table", counting)
     try:
         run = curate_students(["smollm2-135m", str(tiny_qwen_dir)], str(corpus), out, strategy="argmin",
                               scoring=ScoringConfig(progress=False))
@@ -113,6 +113,6 @@ def test_several_students_errors(corpus, tiny_qwen_dir, tmp_path, capsys, monkey
         curate_students(["smollm2-135m", str(tiny_qwen_dir)], str(corpus), tmp_path, push="org/name")
     assert main(["curate", "--student", "qwen-0.5b", "--student", "qwen-1.5b", "--round", "2"]) == 2
     assert "take one student" in capsys.readouterr().err
-    monkeypatch.setattr(several, "score", lambda *a, **k: pytest.fail("scored before checking the teacher name"))
+    monkeypatch.setattr(several, "score_table", lambda *a, **k: pytest.fail("scored before checking the teacher name"))
     with pytest.raises(SelectionError, match="not in the corpus"):
         curate_students(["smollm2-135m", str(tiny_qwen_dir)], str(corpus), tmp_path, strategy="teacher:nobody")

@@ -1,4 +1,4 @@
-"""The streamed tail of a run: selection question by question equals `select`, and many parquet shards load as one."""
+"""The streamed tail of a run: selection window by window equals `select`, and many parquet shards load as one."""
 
 from __future__ import annotations
 
@@ -10,9 +10,11 @@ import time
 from datasets import load_dataset
 
 from scas_hub import Candidate, PipelineStats, ProxyComponents, Question, SelectionConfig, select
+from scas_hub.compare import Pick
 from scas_hub.pipeline import publish
 from scas_hub.publish import folder as folder_module
 from scas_hub.publish.card import dataset_info_metadata
+from scas_hub.score.scored_table import windows_of
 
 
 def scored_questions(n_questions: int = 60, seed: int = 3) -> list[Question]:
@@ -44,11 +46,10 @@ def test_streamed_selection_equals_select_and_shards_load_as_one(tmp_path, monke
         monkeypatch.setattr(folder_module, "BATCH_ROWS", 16)
         stats = PipelineStats(rows_in=n_rows, rows_scored=n_rows)
         out = tmp_path / strategy
-        publish(iter(streamed), config, stats, out, student={"name": "s", "device": "cpu"},
-                source={"name": "x"}, started=time.perf_counter(),
-                verified={f"t{t}": 10 - t for t in range(7)})
-        got = {c.question_id: (c.teacher, c.answer) for q in streamed for c in q.candidates if c.selected}
-        assert got == expected, strategy
+        result = publish(windows_of(iter(streamed), per_window=7), config, stats, out,
+                         student={"name": "s", "device": "cpu"}, source={"name": "x"}, started=time.perf_counter(),
+                         verified={f"t{t}": 10 - t for t in range(7)})
+        assert result.selection == {q: Pick.of(t, a) for q, (t, a) in expected.items()}, strategy
         shards = sorted((out / "candidates").glob("*.parquet"))
         assert len(shards) > 2 and shards[0].name == f"train-00000-of-{len(shards):05d}.parquet"
         assert load_dataset(str(out), "candidates", split="train").num_rows == n_rows

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-import statistics
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 FIGURES_DIR = "figures"
 SELECTED_SHARE = f"{FIGURES_DIR}/selected_share.png"
 SCORE_DISTRIBUTION = f"{FIGURES_DIR}/score_distribution.png"
 ROUNDS = f"{FIGURES_DIR}/rounds.png"
+MAX_DOTS = 2000
 _SELECTED, _ALL = "#e8743b", "#9aa5b1"
 
 
@@ -45,10 +47,11 @@ def plot_selected_share(teachers: list[dict[str, Any]], path: Path) -> None:
     _save(fig, path)
 
 
-def plot_score_distribution(distributions: dict[str, dict[str, list[float]]], path: Path) -> None:
-    """Box plot of SCAS scores per teacher (lower = cheaper to learn), selected answers as dots."""
+def plot_score_distribution(distributions: dict[str, dict[str, Any]], path: Path) -> None:
+    """Box plot of SCAS scores per teacher (lower = cheaper to learn), selected answers as dots
+    (at most `MAX_DOTS` per teacher, evenly spread over its sorted scores)."""
     # highest median at the bottom, so the cheapest teacher is read first
-    names = sorted(distributions, key=lambda t: (-statistics.median(distributions[t]["all"]), t))
+    names = sorted(distributions, key=lambda t: (-float(np.median(distributions[t]["all"])), t))
     fig, ax = _figure(len(names))
     ax.boxplot([distributions[t]["all"] for t in names], orientation="horizontal", widths=0.55, showfliers=True,
                patch_artist=True, boxprops={"facecolor": "#dfe5ec", "edgecolor": _ALL},
@@ -57,7 +60,9 @@ def plot_score_distribution(distributions: dict[str, dict[str, list[float]]], pa
     labelled = False
     for i, t in enumerate(names, start=1):
         picked = distributions[t]["selected"]
-        if picked:
+        if len(picked) > MAX_DOTS:  # an even thinning: a million dots draw slowly and show no more
+            picked = np.sort(picked)[:: -(-len(picked) // MAX_DOTS)]
+        if len(picked):
             ax.scatter(picked, [i] * len(picked), s=14, color=_SELECTED, zorder=3,
                        label=None if labelled else "selected answers")
             labelled = True
@@ -102,7 +107,7 @@ def plot_rounds(rounds: list[dict[str, Any]], path: Path) -> None:
     _save(fig, path)
 
 
-def write_figures(out: Path, teachers: list[dict[str, Any]], distributions: dict[str, dict[str, list[float]]],
+def write_figures(out: Path, teachers: list[dict[str, Any]], distributions: dict[str, dict[str, Any]],
                   rounds: list[dict[str, Any]] | None = None) -> dict[str, str]:
     """Draw the figures into `out/figures/` (the rounds figure when there are rounds); returns their
     paths relative to `out` (for the card)."""

@@ -6,7 +6,7 @@
     selection_stats.json
 
 Large configs are written as several shards (`train-00000-of-00003.parquet`, ...) of bounded size,
-streamed question by question: no list of every row is ever built.
+streamed window by window as Arrow tables: no Python object per row is ever built.
 """
 
 from __future__ import annotations
@@ -16,9 +16,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ..constants import CANDIDATES_CONFIG, DEFAULT_CONFIG, STATS_FILENAME
+from ..constants import CANDIDATES_CONFIG, DEFAULT_CONFIG, DEFAULT_SYSTEM_PROMPT, STATS_FILENAME
 from ..errors import PublishError
-from ..records import Candidate
 
 CONFIG_DIRS = {DEFAULT_CONFIG: "data", CANDIDATES_CONFIG: "candidates"}
 SHARD_BYTES = 500 * 2**20
@@ -26,41 +25,56 @@ SHARD_BYTES = 500 * 2**20
 BATCH_ROWS = 1024
 
 
-def selected_row(c: Candidate, lam: float) -> dict[str, Any]:
-    s = c.score
-    return {
-        "question_id": c.question_id,
-        "source_dataset": c.source_dataset,
-        "messages": c.messages(),
-        "teacher": c.teacher,
-        "sample": c.sample,
-        "scas_score": s.scas_score(lam),
-        "answer_mean_nll": s.answer_mean_nll,
-        "n_answer_tokens": s.n_answer_tokens,
-        "reference_answer": c.reference_answer,
-    }
+SELECTED_COLUMNS = ("question_id", "source_dataset", "messages", "teacher", "sample", "scas_score",
+                    "answer_mean_nll", "n_answer_tokens", "reference_answer")
 
 
-def candidate_row(c: Candidate, lam: float) -> dict[str, Any]:
-    s = c.score
-    return {
-        "question_id": c.question_id,
-        "source_dataset": c.source_dataset,
-        "teacher": c.teacher,
-        "sample": c.sample,
-        "scas_score": s.scas_score(lam),
-        "answer_mean_nll": s.answer_mean_nll,
-        "question_mean_nll": s.question_mean_nll,
-        "sim_aa": s.sim_aa,
-        "sim_aq": s.sim_aq,
-        "aa_term": s.aa_term,
-        "aq_term": s.aq_term,
-        "n_answer_tokens": s.n_answer_tokens,
-        "n_question_tokens": s.n_question_tokens,
-        "selected": c.selected,
-        "messages": c.messages(),
-        "reference_answer": c.reference_answer,
-    }
+def messages_array(system, instruction, answer):
+    """`[system, user, assistant]` conversations (TRL's conversational format) from three string
+    columns; an empty or missing system prompt becomes the fixed default, as `Candidate.messages`."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    n = len(instruction)
+    system = pc.if_else(pc.fill_null(pc.not_equal(system, ""), False), system, DEFAULT_SYSTEM_PROMPT)
+    contents = pa.concat_arrays([pa.chunked_array(c, pa.string()).combine_chunks()
+                                 for c in (system, instruction, answer)])
+    interleaved = (np.arange(n)[:, None] + np.array([0, n, 2 * n])[None, :]).ravel()
+    roles = pa.array(["system", "user", "assistant"]).take(pa.array(np.tile(np.arange(3), n)))
+    turns = pa.StructArray.from_arrays([roles, contents.take(pa.array(interleaved))], names=["role", "content"])
+    return pa.ListArray.from_arrays(pa.array(np.arange(0, 3 * n + 1, 3, dtype=np.int32)), turns)
+
+
+def config_tables(window, selected_rows, lam: float):
+    """The rows one window adds to each config: `(default, candidates)` Arrow tables.
+
+    Args:
+        window: a window table (`scas_hub.score.scored_table.WINDOW_COLUMNS`).
+        selected_rows: positions of the selected rows in `window`.
+    """
+    import numpy as np
+    import pyarrow as pa
+
+    from ..score.proxy import aa_term, aq_term, scas_score
+
+    scored = np.flatnonzero(window.column("scored").to_numpy(zero_copy_only=False).astype(bool))
+    rows = window.take(pa.array(scored, pa.int64()))
+
+    def floats(name: str):
+        return rows.column(name).to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
+
+    nll, q_nll, sim_aa, sim_aq = (floats(n) for n in ("answer_mean_nll", "question_mean_nll", "sim_aa", "sim_aq"))
+    columns = {name: rows.column(name) for name in rows.column_names}
+    columns.update(scas_score=scas_score(nll, q_nll, sim_aa, sim_aq, lam), aa_term=aa_term(nll, sim_aa),
+                   aq_term=aq_term(nll, q_nll, sim_aq), selected=np.isin(scored, selected_rows),
+                   messages=messages_array(columns["system"], columns["instruction"], columns["answer"]))
+    candidates = pa.table({name: columns[name] for name in features(CANDIDATES_CONFIG)},
+                          schema=features(CANDIDATES_CONFIG).arrow_schema)
+    chosen = candidates.filter(pa.array(columns["selected"]))
+    selected = pa.table({name: chosen.column(name) for name in SELECTED_COLUMNS},
+                        schema=features(DEFAULT_CONFIG).arrow_schema)
+    return selected, candidates
 
 
 def configs_metadata() -> list[dict[str, Any]]:
@@ -99,24 +113,31 @@ class ConfigWriter:
         self.shard_bytes = shard_bytes or SHARD_BYTES
         self.schema = features(config).arrow_schema
         self.rows = 0
-        self._buffer: list[dict[str, Any]] = []
+        self._buffer: list = []
+        self._buffered = 0
         self._writer = None
         self._shards: list[Path] = []
         self._shard_bytes = 0
 
-    def add(self, row: dict[str, Any]) -> None:
-        self._buffer.append(row)
-        if len(self._buffer) >= BATCH_ROWS:
-            self._flush()
-
-    def _flush(self) -> None:
+    def add(self, table) -> None:
+        """Append rows (an Arrow table with this config's schema), in batches of `BATCH_ROWS`."""
         import pyarrow as pa
+
+        self._buffer.append(table)
+        self._buffered += table.num_rows
+        if self._buffered >= BATCH_ROWS:
+            whole = pa.concat_tables(self._buffer)
+            cut = self._buffered - self._buffered % BATCH_ROWS
+            self._write(whole.slice(0, cut))
+            self._buffer, self._buffered = [whole.slice(cut)], self._buffered - cut
+
+    def _write(self, rows) -> None:
+        for start in range(0, rows.num_rows, BATCH_ROWS):
+            self._write_batch(rows.slice(start, BATCH_ROWS))
+
+    def _write_batch(self, batch) -> None:
         import pyarrow.parquet as pq
 
-        if not self._buffer:
-            return
-        batch = pa.Table.from_pylist(self._buffer, schema=self.schema)
-        self._buffer = []
         if self._writer is not None and self._shard_bytes + batch.nbytes > self.shard_bytes:
             self._writer.close()
             self._writer = None
@@ -128,6 +149,13 @@ class ConfigWriter:
         self._writer.write_table(batch, row_group_size=BATCH_ROWS)
         self._shard_bytes += batch.nbytes
         self.rows += batch.num_rows
+
+    def _flush(self) -> None:
+        import pyarrow as pa
+
+        if self._buffered:
+            self._write(pa.concat_tables(self._buffer))
+        self._buffer, self._buffered = [], 0
 
     def close(self) -> list[Path]:
         """Finish the last shard and give every shard its final name; returns them."""
@@ -148,34 +176,24 @@ class ConfigWriter:
 
 
 class DataFilesWriter:
-    """Both configs of an output folder, written question by question as the selection streams."""
+    """Both configs of an output folder, written window by window as the selection streams."""
 
     def __init__(self, out: Path, lam: float, shard_bytes: int | None = None):
         self.lam = lam
         self.selected = ConfigWriter(out / CONFIG_DIRS[DEFAULT_CONFIG], DEFAULT_CONFIG, shard_bytes)
         self.candidates = ConfigWriter(out / CONFIG_DIRS[CANDIDATES_CONFIG], CANDIDATES_CONFIG, shard_bytes)
 
-    def add(self, candidates: list[Candidate]) -> None:
-        """One question's candidates: the scored ones go to `candidates`, the selected one to `default`."""
-        for c in candidates:
-            if c.score is None:
-                continue
-            self.candidates.add(candidate_row(c, self.lam))
-            if c.selected:
-                self.selected.add(selected_row(c, self.lam))
+    def add(self, window, selected_rows) -> None:
+        """One window: its scored rows go to `candidates`, the selected ones (positions in `window`) to `default`."""
+        selected, candidates = config_tables(window, selected_rows, self.lam)
+        self.candidates.add(candidates)
+        self.selected.add(selected)
 
     def close(self) -> dict[str, int]:
         """Row counts per config."""
         self.selected.close()
         self.candidates.close()
         return {DEFAULT_CONFIG: self.selected.rows, CANDIDATES_CONFIG: self.candidates.rows}
-
-
-def write_data_files(out: Path, candidates: list[Candidate], lam: float) -> dict[str, int]:
-    """Write both configs' parquet shards; returns row counts per config."""
-    writer = DataFilesWriter(out, lam)
-    writer.add(candidates)
-    return writer.close()
 
 
 def write_stats(out: Path, stats: dict[str, Any]) -> Path:

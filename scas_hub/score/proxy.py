@@ -41,17 +41,37 @@ class ProxyComponents:
 
     @property
     def aa_term(self) -> float:
-        return self.answer_mean_nll**2 * self.sim_aa
+        return aa_term(self.answer_mean_nll, self.sim_aa)
 
     @property
     def aq_term(self) -> float:
-        return self.answer_mean_nll * self.question_mean_nll * self.sim_aq
+        return aq_term(self.answer_mean_nll, self.question_mean_nll, self.sim_aq)
 
     def scas_score(self, lam: float = 0.5) -> float:
-        return (1.0 - lam) * self.aa_term + lam * self.aq_term
+        return scas_score(self.answer_mean_nll, self.question_mean_nll, self.sim_aa, self.sim_aq, lam)
 
     def to_dict(self) -> dict[str, float | int]:
         return asdict(self)
+
+
+# The three formulas below take floats or numpy arrays alike and give bit-identical results for
+# both (`x * x`, not `x**2`: libm's pow is not correctly rounded), so a columnar selection ranks
+# exactly as a per-candidate one.
+
+
+def aa_term(answer_mean_nll, sim_aa):
+    """AA = l_A^2 * sim_AA."""
+    return answer_mean_nll * answer_mean_nll * sim_aa
+
+
+def aq_term(answer_mean_nll, question_mean_nll, sim_aq):
+    """AQ = l_A * l_Q * sim_AQ."""
+    return answer_mean_nll * question_mean_nll * sim_aq
+
+
+def scas_score(answer_mean_nll, question_mean_nll, sim_aa, sim_aq, lam: float = 0.5):
+    """(1 - lambda) * AA + lambda * AQ: lower = cheaper to learn = preferred."""
+    return (1.0 - lam) * aa_term(answer_mean_nll, sim_aa) + lam * aq_term(answer_mean_nll, question_mean_nll, sim_aq)
 
 
 def unit_features(hidden: torch.Tensor) -> torch.Tensor:

@@ -1,18 +1,61 @@
 """The candidate table after scoring: its rows plus one score outcome per row, read a window at a time.
 
-Selection, the data files and the card numbers stream over `iter_questions()`: each batch of
-questions becomes `Candidate`s (with `score`, `truncated` and the student's skip reasons applied)
-only while it is being selected and written, so memory does not grow with the corpus.
+Selection, the data files and the card numbers stream over `windows()`: Arrow tables of whole
+questions (`WINDOW_COLUMNS`, about `WINDOW_ROWS` rows each), built from slices of the memory-mapped
+table and the score outcomes. No `Candidate` objects are made, so memory does not grow with the
+corpus. `window_of` builds the same table from `Question`s already held as objects.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+
+import numpy as np
 
 from ..records import SCORING_SKIP_REASONS, Question
 from ..verify.table import CandidateTable
-from .cache import apply_outcome
+from .cache import COMPONENTS
+
+WINDOW_ROWS = 16_384
+TEXT_COLUMNS = ("question_id", "teacher", "source_dataset", "system", "instruction", "answer", "reference_answer")
+WINDOW_COLUMNS = (*TEXT_COLUMNS, "sample", "scored", *COMPONENTS)
+"""A window: the candidate's identity and texts, `scored`, and the proxy components (null when not scored)."""
+
+
+def window_schema():
+    """The Arrow schema of a window (`WINDOW_COLUMNS`)."""
+    import pyarrow as pa
+
+    from .cache import outcome_schema
+
+    components = [outcome_schema().field(name) for name in COMPONENTS]
+    return pa.schema([*(pa.field(n, pa.string()) for n in TEXT_COLUMNS), pa.field("sample", pa.int64()),
+                      pa.field("scored", pa.bool_()), *components])
+
+
+def window_of(questions: Iterable[Question]):
+    """Questions held as objects (scored or not) as one window table, in their order."""
+    import pyarrow as pa
+
+    cands = [c for q in questions for c in q.candidates]
+    columns = {name: [getattr(c, name) for c in cands] for name in (*TEXT_COLUMNS, "sample")}
+    columns["scored"] = [c.score is not None for c in cands]
+    for name in COMPONENTS:
+        columns[name] = [getattr(c.score, name) if c.score is not None else None for c in cands]
+    return pa.table(columns, schema=window_schema())
+
+
+def windows_of(questions: Iterable[Question], per_window: int = 1024) -> Iterator:
+    """`window_of` for `per_window` questions at a time (a list or an iterator, read once)."""
+    batch: list[Question] = []
+    for q in questions:
+        batch.append(q)
+        if len(batch) == per_window:
+            yield window_of(batch)
+            batch = []
+    if batch:
+        yield window_of(batch)
 
 
 class ScoredTable:
@@ -22,19 +65,28 @@ class ScoredTable:
         self.table, self.scores = table, scores
         """`None` before scoring: then only `verified_answers` is meaningful."""
 
-    def iter_questions(self, per_batch: int = 256) -> Iterator[Question]:
-        """Every question in order, with scores applied, materialised `per_batch` questions at a time."""
-        table = self.table
-        for start in range(0, table.n_questions, per_batch):
-            stop = min(start + per_batch, table.n_questions)
-            first, last = table.question_rows(start, stop)
-            outcomes = self.scores.slice(first, last - first).to_pylist()
-            questions = table.questions(start, stop)
-            for c, outcome in zip((c for q in questions for c in q.candidates), outcomes, strict=True):
-                if c.skip_reason is None:
-                    apply_outcome(c, outcome)
-            yield from questions
+    def windows(self, rows: int = WINDOW_ROWS) -> Iterator:
+        """Every question in order, as window tables of whole questions of about `rows` rows
+        (a question larger than that is a window of its own)."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        table, starts = self.table, self.table.question_starts
+        q = 0
+        while q < table.n_questions:
+            stop = int(np.searchsorted(starts, starts[q] + rows, side="right")) - 1
+            stop = min(max(stop, q + 1), table.n_questions)
+            first, last = table.question_rows(q, stop)
+            part = table.table.slice(first, last - first)
+            outcomes = self.scores.slice(first, last - first)
+            scored = pc.and_(pc.and_(pc.is_null(part.column("skip_reason")), pc.is_null(outcomes.column("skip"))),
+                             pc.is_valid(outcomes.column("answer_mean_nll")))
+            columns = {n: part.column(n) for n in (*TEXT_COLUMNS, "sample")}
+            columns["scored"] = scored
+            columns.update({n: outcomes.column(n) for n in COMPONENTS})
+            yield pa.table(columns).cast(window_schema())
             table.release()
+            q = stop
 
     def verified_answers(self) -> Counter:
         """Per teacher, the answers that passed verification (as `select.verified_answers`), by columns."""

@@ -22,8 +22,9 @@ from ..compare import Pick
 from ..constants import CANDIDATES_CONFIG, STATS_FILENAME
 from ..errors import CorpusFormatError, SourceError
 from ..hub_access import describe, hub_error_types, is_local_path, missing_path_message, what_to_do
-from ..records import SCORING_SKIP_REASONS, Candidate, Question
-from ..score.proxy import ProxyComponents
+from ..records import SCORING_SKIP_REASONS
+from ..score.cache import COMPONENTS
+from ..score.scored_table import WINDOW_ROWS, window_schema
 from ..stats import PipelineStats
 
 REQUIRED_COLUMNS = ("question_id", "teacher", "messages", "answer_mean_nll", "question_mean_nll", "sim_aa",
@@ -74,28 +75,35 @@ class PublishedDataset:
                 "tokens_scored": record.get("tokens_scored"), "scoring_seconds": record.get("scoring_seconds"),
                 "version": (record.get("release") or {}).get("version")}
 
-    def questions(self) -> Iterator[Question]:
-        """Fresh, scored, unselected `Candidate`s, one question at a time (rows of a question are
-        contiguous in the config; a question id seen again later is an error)."""
+    def windows(self, rows: int = WINDOW_ROWS) -> Iterator[Any]:
+        """The config as window tables of whole questions (`score.scored_table.WINDOW_COLUMNS`,
+        every row scored), about `rows` rows each. A question's rows are contiguous in the config;
+        a question id seen again later is an error."""
+        import pyarrow as pa
+
         seen: set[str] = set()
-        current: Question | None = None
-        index = 0
+        pending: list = []
+        n_pending = 0
         for batch in self.batches(None):
-            for row in batch.to_pylist():
-                c = _candidate(row, index, self.location)
-                index += 1
-                if current is not None and c.question_id == current.question_id:
-                    current.candidates.append(c)
-                    continue
-                if current is not None:
-                    yield current
-                if c.question_id in seen:
-                    raise CorpusFormatError(f"{self.location}: the rows of question {c.question_id!r} are not "
+            part = _window_rows(pa.Table.from_batches([batch]) if isinstance(batch, pa.RecordBatch) else batch,
+                                self.location)
+            ids = part.column("question_id").to_pylist()
+            starts = [i for i in range(len(ids)) if i == 0 or ids[i] != ids[i - 1]]
+            previous = pending[-1].column("question_id")[-1].as_py() if pending else None
+            for i in starts:
+                if ids[i] in seen and not (i == 0 and ids[i] == previous):
+                    raise CorpusFormatError(f"{self.location}: the rows of question {ids[i]!r} are not "
                                             "together in the candidates config; was it written by scas-hub?")
-                seen.add(c.question_id)
-                current = Question(c.question_id, [c])
-        if current is not None:
-            yield current
+                seen.add(ids[i])
+            pending.append(part)
+            n_pending += part.num_rows
+            if n_pending >= rows and starts[-1] > 0:  # cut before the last question: it may go on
+                whole = pa.concat_tables(pending)
+                cut = n_pending - (part.num_rows - starts[-1])
+                yield whole.slice(0, cut)
+                pending, n_pending = [whole.slice(cut)], n_pending - cut
+        if n_pending:
+            yield pa.concat_tables(pending)
 
     def selection(self) -> dict[str, Pick]:
         """The selection this version published (`selected` rows), by question id."""
@@ -153,21 +161,40 @@ def _split_messages(messages: list[dict[str, str]], location: str) -> tuple[str 
     return by_role.get("system"), by_role["user"], by_role["assistant"]
 
 
-def _candidate(row: dict[str, Any], index: int, location: str) -> Candidate:
-    system, instruction, answer = _split_messages(row["messages"], location)
-    c = Candidate(
-        # datasets written before samples were kept have no `sample` column: one answer per teacher
-        question_id=row["question_id"], teacher=row["teacher"], sample=row.get("sample") or 0,
-        instruction=instruction, answer=answer,
-        system=system, source_dataset=row.get("source_dataset"), reference_answer=row.get("reference_answer"),
-        provenance={"candidates_row": index},
-    )
-    c.score = ProxyComponents(
-        answer_mean_nll=row["answer_mean_nll"], question_mean_nll=row["question_mean_nll"],
-        sim_aa=row["sim_aa"], sim_aq=row["sim_aq"],
-        n_answer_tokens=row["n_answer_tokens"], n_question_tokens=row["n_question_tokens"],
-    )
-    return c
+def _window_rows(batch, location: str):
+    """Config rows as window rows: the texts split out of `messages`, every row scored."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    n = batch.num_rows
+    messages = batch.column("messages").combine_chunks()
+    turns = pc.list_flatten(messages)
+    parent = pc.list_parent_indices(messages).to_numpy(zero_copy_only=False)
+    roles, contents = pc.struct_field(turns, "role"), pc.struct_field(turns, "content")
+    texts = {}
+    for role, name in (("system", "system"), ("user", "instruction"), ("assistant", "answer")):
+        at = np.flatnonzero(pc.fill_null(pc.equal(roles, role), False).to_numpy(zero_copy_only=False))
+        position = np.full(n, -1, np.int64)
+        position[parent[at]] = at
+        if role != "system" and (position < 0).any():
+            raise CorpusFormatError(f"{location}: a candidate's messages lack a user or assistant turn")
+        texts[name] = contents.take(pa.array(position, mask=position < 0))
+    columns = {"question_id": batch.column("question_id"), "teacher": batch.column("teacher"),
+               "source_dataset": _column_or_null(batch, "source_dataset", n), **texts,
+               "reference_answer": _column_or_null(batch, "reference_answer", n),
+               # datasets written before samples were kept have no `sample` column: one answer per teacher
+               "sample": pc.fill_null(batch.column("sample"), 0) if "sample" in batch.column_names
+               else pa.array(np.zeros(n, np.int64)),
+               "scored": pa.array(np.ones(n, bool))}
+    columns.update({name: batch.column(name) for name in COMPONENTS})
+    return pa.table(columns).cast(window_schema())
+
+
+def _column_or_null(batch, name: str, n: int):
+    import pyarrow as pa
+
+    return batch.column(name) if name in batch.column_names else pa.nulls(n, pa.string())
 
 
 def _open_folder(folder: Path) -> PublishedDataset:

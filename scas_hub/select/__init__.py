@@ -1,4 +1,8 @@
-"""Per-question selection among scored candidates.
+"""Selection among scored candidates: one answer per question.
+
+`pick` states each rule for one question, as plain Python: it is the reference. Runs select with
+`select.columnar`, the same rules as a group-by over question ids on Arrow/numpy columns; a test
+holds the two to the same picks on random corpora.
 
 Strategies (all deterministic for a seed):
 - `scas` (paper default, "group sampling"): rank candidates by (score, teacher, sample); rank k of M
@@ -32,9 +36,9 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from .errors import SelectionError
-from .records import SCORING_SKIP_REASONS, Candidate, Question
-from .stats import PipelineStats
+from ..errors import SelectionError
+from ..records import SCORING_SKIP_REASONS, Candidate, Question
+from ..stats import PipelineStats
 
 SMALL_POLICIES = ("nearest", "drop")
 STRATEGIES = ("scas", "argmin", "lowest-nll", "teacher:<name>", "strongest", "random")
@@ -207,9 +211,10 @@ def teacher_order(questions: list[Question], config: SelectionConfig,
     return strongest_teacher(verified, config.teacher_ranking)
 
 
-def select(questions: list[Question], config: SelectionConfig, stats: PipelineStats,
+def select(questions: Iterable[Question], config: SelectionConfig, stats: PipelineStats,
            verified: Mapping[str, int] | None = None) -> list[Candidate]:
-    """Select one candidate per question; marks `selected` and counts every drop.
+    """Select one candidate per question of a corpus held as objects; marks `selected` and counts
+    every drop. Runs the columnar rules (`select.columnar`), as a streamed run does.
 
     Args:
         verified: see `teacher_order` (only `strongest` uses it).
@@ -218,14 +223,15 @@ def select(questions: list[Question], config: SelectionConfig, stats: PipelineSt
         SelectionError: invalid settings, or `teacher:<name>` / the ranking names a teacher absent
             from the corpus.
     """
+    from ..score.scored_table import window_of
+    from .columnar import ScoredWindow, select_window
+
     config.validate()
+    questions = list(questions)
     order = teacher_order(questions, config, verified)
-    chosen = []
-    for question in questions:
-        stats.questions_in += 1
-        winner = pick(question, config, stats, order)
-        if winner is not None:
-            winner.selected = True
-            stats.questions_selected += 1
-            chosen.append(winner)
+    picked = select_window(ScoredWindow.of(window_of(questions), config.lam), config, stats, order)
+    scored = [c for q in questions for c in q.candidates if c.score is not None]
+    chosen = [scored[i] for i in picked.winners]
+    for c in chosen:
+        c.selected = True
     return chosen
