@@ -194,9 +194,9 @@ def source_verify_run(corpus: Path, work: Path, workers: int) -> dict:
     """The source + verify stage alone (math-verify), with `workers` processes, cold cache."""
     env = {**os.environ, "SCAS_HUB_CACHE": str(work / f"cache-w{workers}"), "SCAS_HUB_NUM_PROC": str(workers)}
     code = ("import json, sys, time\n"
-            "from scas_hub.pipeline import load_questions\nfrom scas_hub.stats import PipelineStats\n"
+            "from scas_hub.pipeline import load_table\nfrom scas_hub.stats import PipelineStats\n"
             "s = PipelineStats(); t = time.perf_counter()\n"
-            "load_questions(sys.argv[1], None, None, s, 'math')\n"
+            "load_table(sys.argv[1], None, None, s, 'math')\n"
             "print(json.dumps({'seconds': time.perf_counter() - t, 'rows': s.rows_in}))\n")
     proc = subprocess.run([sys.executable, "-c", code, str(corpus)], env=env, capture_output=True, text=True)
     if proc.returncode != 0:

@@ -105,22 +105,9 @@ def load_questions(source, subset: str | None, revision: str | None, stats: Pipe
     return opened.info, table.questions()
 
 
-def hold_out(questions: list[Question], texts: Collection[str], stats: PipelineStats) -> int:
-    """Set aside (reason `held_out`) every usable row whose normalised question text is in `texts`;
-    returns how many rows."""
-    texts = set(texts)
-    held = 0
-    for q in questions:
-        for c in q.candidates:
-            if c.skip_reason is None and normalise_question(c.instruction) in texts:
-                c.skip_reason = "held_out"
-                stats.skip("held_out", c.teacher)
-                held += 1
-    return held
-
-
 def hold_out_table(table: CandidateTable, texts: Collection[str], stats: PipelineStats) -> int:
-    """`hold_out` on a candidate table, a slice of rows at a time; returns how many rows."""
+    """Set aside (reason `held_out`) every usable row whose normalised question text is in `texts`,
+    a slice of rows at a time; returns how many rows."""
     import pyarrow as pa
 
     texts = set(texts)

@@ -1,4 +1,4 @@
-"""A published scas-hub dataset as a source: its `candidates` config back to scored `Candidate`s.
+"""A published scas-hub dataset as a source: its `candidates` config back to scored windows.
 
 Used to re-select without scoring (`scas-hub select`) and to read the previous round's selection.
 The dataset is an output folder or a Hub dataset repo at any revision; both hold the

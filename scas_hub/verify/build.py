@@ -21,7 +21,6 @@ import multiprocessing
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -336,9 +335,3 @@ def open_table(opened: OpenedSource, processes: int | None = None) -> CandidateT
             "use verification 'trusted' (--verify trusted)."
         )
     return table
-
-
-def iter_table_questions(table: CandidateTable, stats: PipelineStats) -> Iterator:
-    """Count the table's rows into `stats` and yield its questions (materialised a batch at a time)."""
-    table.stats.add_to(stats)
-    yield from table.iter_questions()
