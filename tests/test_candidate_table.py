@@ -106,3 +106,19 @@ def test_pool_flag_is_read_by_default(tmp_path):
     table.stats.add_to(stats)
     assert [c.skip_reason for c in table.questions()[0].candidates] == [None, "not_verified", "not_verified"]
     assert json.loads((table.folder / "table.json").read_text())["usable"] == 1
+
+
+def test_row_taker_equals_arrow_take_without_concatenating():
+    import numpy as np
+    import pyarrow as pa
+
+    from scas_hub.verify.table import RowTaker
+
+    sizes = [3, 0, 5, 2, 7]
+    table = pa.concat_tables([pa.table({"text": pa.array([f"{i}-{j}" for j in range(n)], pa.string()),
+                                        "n": pa.array(np.arange(n) + 1000 * i)}) for i, n in enumerate(sizes)])
+    taker = RowTaker(table)
+    for seed in range(10):
+        indices = np.random.default_rng(seed).integers(0, table.num_rows, 12)  # repeats, any order
+        assert taker.take(indices).equals(table.take(indices))
+    assert taker.take([]).num_rows == 0

@@ -17,7 +17,7 @@ from ..records import SCORING_SKIP_REASONS, Question
 from ..verify.table import CandidateTable
 from .cache import COMPONENTS
 
-WINDOW_ROWS = 16_384
+WINDOW_ROWS = 4096
 TEXT_COLUMNS = ("question_id", "teacher", "source_dataset", "system", "instruction", "answer", "reference_answer")
 WINDOW_COLUMNS = (*TEXT_COLUMNS, "sample", "scored", *COMPONENTS)
 """A window: the candidate's identity and texts, `scored`, and the proxy components (null when not scored)."""

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import SelectionError
+from ..score.cache import COMPONENTS
 from ..score.proxy import scas_score
 from ..stats import PipelineStats
 from . import SelectionConfig, question_rng
@@ -66,7 +67,7 @@ class ScoredWindow:
         starts = np.flatnonzero(np.concatenate([[True], change])) if n else np.zeros(0, np.int64)
         scored = window.column("scored").to_numpy(zero_copy_only=False).astype(bool)
         rows = np.flatnonzero(scored)
-        picked = window.take(rows)
+        picked = window.select(["teacher", "sample", *COMPONENTS]).take(rows)
         encoded = picked.column("teacher").combine_chunks().dictionary_encode()
         teachers = encoded.dictionary.to_pylist()
         name_rank = np.empty(len(teachers), np.int64)

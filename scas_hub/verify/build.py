@@ -35,7 +35,18 @@ from ..source.recipe import VERIFY_RULES, Columns
 from ..stats import PipelineStats
 from . import question_skip_reasons, verification_reason
 from .grouping import natural_key
-from .table import BATCH_ROWS, META_FILE, SHARD_ROWS, TABLE_VERSION, CandidateTable, TableStats, row_of, schema
+from .table import (
+    BATCH_ROWS,
+    META_FILE,
+    SHARD_ROWS,
+    TABLE_VERSION,
+    CandidateTable,
+    MappedFiles,
+    RowTaker,
+    TableStats,
+    row_of,
+    schema,
+)
 
 PART_ROWS = 20_000
 """Rows per part of a large file: the unit of work of one process reading rows."""
@@ -142,6 +153,7 @@ def _verify_rows(bounds: tuple[int, int]) -> list[str | None]:
     a, b = bounds
     table, order, rule = _VERIFY_INPUT["table"], _VERIFY_INPUT["order"], _VERIFY_INPUT["rule"]
     rows = table.take(order[a:b]).to_pylist()
+    _VERIFY_INPUT["files"].release()
     out: list[str | None] = []
     for r in rows:
         if r["skip_reason"] is not None or not r["question_id"]:
@@ -153,15 +165,16 @@ def _verify_rows(bounds: tuple[int, int]) -> list[str | None]:
     return out
 
 
-def _verification(parts_table, order, question_index, rule: str, processes: int) -> list[str | None]:
+def _verification(parts_table, files: MappedFiles, order, question_index, rule: str,
+                  processes: int) -> list[str | None]:
     """Verification reason of every sorted row (math-verify on every core, whole questions per task)."""
     import numpy as np
 
     if rule in ("auto", "math"):
         import math_verify  # noqa: F401  (imported once here, not in every worker)
-    _VERIFY_INPUT.update(table=parts_table.select(["question_id", "teacher", "instruction", "answer",
-                                                   "reference_answer", "verified", "skip_reason"]),
-                         order=order, rule=rule)
+    _VERIFY_INPUT.update(table=RowTaker(parts_table.select(["question_id", "teacher", "instruction", "answer",
+                                                            "reference_answer", "verified", "skip_reason"])),
+                         order=order, rule=rule, files=files)
     n = len(order)
     # chunk boundaries at question starts, about VERIFY_ROWS rows each
     starts = np.flatnonzero(np.concatenate([[True], question_index[1:] != question_index[:-1]]))
@@ -217,34 +230,45 @@ def _verify_questions(parts_table, order, question_index, verification: list[str
     aside, in table order."""
     import numpy as np
 
-    small = parts_table.select(["teacher", "skip_reason", "question_text", "answer_text", "has_text"])
+    small = RowTaker(parts_table.select(["teacher", "skip_reason", "question_text", "answer_text", "has_text"]))
     reasons: list[str | None] = [None] * len(order)
     samples: list[int] = [0] * len(order)
-    # rows without a question id first, as the verify stage always counted them
     bounds = np.flatnonzero(np.concatenate([[True], question_index[1:] != question_index[:-1], [True]])) \
         if len(order) else np.array([0])
-    groups = list(zip(bounds[:-1], bounds[1:], strict=True))
+    groups = list(zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True))
+    # rows without a question id (sorted last) first, as the verify stage always counted them
     groups.sort(key=lambda g: question_index[g[0]] >= 0)
-    for a, b in groups:
-        rows = small.take(order[a:b]).to_pylist()
-        if question_index[a] < 0:
-            found = [r["skip_reason"] or "missing_question_id" for r in rows]
-        else:
-            keyed = [(r["skip_reason"], r["teacher"], r["has_text"], r["question_text"], r["answer_text"])
-                     for r in rows]
-            found, samples[a:b] = question_skip_reasons(keyed, lambda i, a=a: verification[a + i])
-        for r, reason in zip(rows, found, strict=True):
-            if reason is not None:
-                stats.skip(reason, r["teacher"] or None)
-        reasons[a:b] = found
+    block: list[tuple[int, int]] = []
+    for i, group in enumerate(groups):
+        block.append(group)
+        if i + 1 < len(groups) and block[-1][1] - block[0][0] < VERIFY_ROWS and \
+                question_index[groups[i + 1][0]] >= 0 and question_index[group[0]] >= 0:
+            continue
+        first = block[0][0]
+        rows = small.take(order[first:block[-1][1]]).to_pylist()
+        for a, b in block:
+            mine = rows[a - first:b - first]
+            if question_index[a] < 0:
+                found = [r["skip_reason"] or "missing_question_id" for r in mine]
+            else:
+                keyed = [(r["skip_reason"], r["teacher"], r["has_text"], r["question_text"], r["answer_text"])
+                         for r in mine]
+                found, samples[a:b] = question_skip_reasons(keyed, lambda j, a=a: verification[a + j])
+            for r, reason in zip(mine, found, strict=True):
+                if reason is not None:
+                    stats.skip(reason, r["teacher"] or None)
+            reasons[a:b] = found
+        block = []
     return reasons, samples
 
 
-def _write_table(parts_table, order, question_index, reasons, samples, folder: Path) -> None:
+def _write_table(parts_table, files: MappedFiles, order, question_index, reasons, samples,
+                 folder: Path) -> None:
     import pyarrow as pa
 
     target = schema()
-    body = parts_table.select([f.name for f in target if f.name not in ("skip_reason", "sample", "question_index")])
+    body = RowTaker(parts_table.select([f.name for f in target
+                                        if f.name not in ("skip_reason", "sample", "question_index")]))
     for shard, start in enumerate(range(0, max(len(order), 1), SHARD_ROWS)):
         stop = min(start + SHARD_ROWS, len(order))
         with pa.OSFile(str(folder / f"candidates-{shard:05d}.arrow"), "wb") as sink, \
@@ -257,6 +281,7 @@ def _write_table(parts_table, order, question_index, reasons, samples, folder: P
                 batch["sample"] = pa.array(samples[a:b], pa.int64())
                 batch["question_index"] = pa.array(question_index[a:b], pa.int64())
                 writer.write_table(pa.table({f.name: batch[f.name] for f in target}, schema=target))
+                files.release()
 
 
 def build_table(opened: OpenedSource, folder: Path, processes: int) -> None:
@@ -268,8 +293,8 @@ def build_table(opened: OpenedSource, folder: Path, processes: int) -> None:
     try:
         parts = _parts(opened, tmp)
         _run_parts(parts, processes)
-        readers = [pa.ipc.open_file(pa.memory_map(p.out)) for p in parts]
-        tables = [r.read_all() for r in readers]
+        files = MappedFiles()
+        tables = [files.read(p.out) for p in parts]
         parts_table = pa.concat_tables(tables) if tables else None
         stats = PipelineStats()
         if parts_table is None or parts_table.num_rows == 0:
@@ -278,17 +303,19 @@ def build_table(opened: OpenedSource, folder: Path, processes: int) -> None:
         else:
             stats.rows_in = parts_table.num_rows
             order, question_index = _order(parts_table, [t.num_rows for t in tables])
-            verification = _verification(parts_table, order, question_index, opened.verification, processes)
+            verification = _verification(parts_table, files, order, question_index, opened.verification,
+                                         processes)
             reasons, samples = _verify_questions(parts_table, order, question_index, verification, stats)
             n_questions = int(question_index.max()) + 1 if (question_index >= 0).any() else 0
         if parts_table is not None:
-            _write_table(parts_table, order, question_index, reasons, samples, tmp)
+            _write_table(parts_table, files, order, question_index, reasons, samples, tmp)
         table_stats = TableStats.of(stats)
         (tmp / META_FILE).write_text(json.dumps({
             "version": TABLE_VERSION, "rows_in": table_stats.rows_in, "questions": n_questions,
             "usable": sum(r is None for r in reasons), "skipped": table_stats.skipped,
             "files": [str(f.path) for f in opened.files], "verification": opened.verification}))
-        del parts_table, tables, readers
+        del parts_table, tables, files
+        pa.default_memory_pool().release_unused()
         for p in parts:
             os.remove(p.out)
         try:

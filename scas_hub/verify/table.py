@@ -69,6 +69,59 @@ def candidate_of(row: dict[str, Any]) -> Candidate:
                      skip_reason=row["skip_reason"], sample=row["sample"])
 
 
+class RowTaker:
+    """`table.take(indices)` one record batch at a time. Arrow's `take` on a chunked string column
+    first concatenates every chunk, a copy of the whole column per call, which made each window's
+    take cost as much as the whole corpus (in time and in memory)."""
+
+    def __init__(self, table):
+        import numpy as np
+
+        self.schema = table.schema
+        self.batches = table.to_batches()
+        self.offsets = np.cumsum([0, *(b.num_rows for b in self.batches)])
+
+    def take(self, indices):
+        """The rows at `indices` (positions in the table), in that order, as one-chunk Arrow table."""
+        import numpy as np
+        import pyarrow as pa
+
+        indices = np.asarray(indices, np.int64)
+        which = np.searchsorted(self.offsets, indices, side="right") - 1
+        by_batch = np.argsort(which, kind="stable")
+        bounds = np.flatnonzero(np.diff(which[by_batch])) + 1
+        parts = [self.batches[which[group[0]]].take(pa.array(indices[group] - self.offsets[which[group[0]]]))
+                 for group in np.split(by_batch, bounds) if len(group)]
+        if not parts:
+            return self.schema.empty_table()
+        gathered = pa.Table.from_batches(parts, schema=self.schema).combine_chunks()
+        back = np.empty(len(indices), np.int64)
+        back[by_batch] = np.arange(len(indices))
+        return gathered.take(pa.array(back, pa.int64()))
+
+
+class MappedFiles:
+    """Arrow IPC files memory-mapped read-only; `release()` drops the pages read so far from this
+    process's resident memory (they stay in the page cache, shared with other processes)."""
+
+    def __init__(self):
+        self._maps: list[mmap.mmap] = []
+
+    def read(self, path: str | Path):
+        """The whole file as an Arrow table backed by the mapping (no copy)."""
+        import pyarrow as pa
+
+        with open(path, "rb") as f:
+            mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        self._maps.append(mapped)
+        return pa.ipc.open_file(pa.BufferReader(pa.py_buffer(mapped))).read_all()
+
+    def release(self) -> None:
+        for mapped in self._maps:
+            if hasattr(mmap, "MADV_DONTNEED"):
+                mapped.madvise(mmap.MADV_DONTNEED)
+
+
 @dataclass
 class TableStats:
     """What the verify stage counted, stored with the table so a reused table counts the same."""
@@ -102,10 +155,10 @@ class CandidateTable:
         import pyarrow as pa
 
         self.folder = Path(folder) if folder is not None else None
-        self._maps: list[mmap.mmap] = []
+        self._files = MappedFiles()
         if self.folder is not None:
             meta = json.loads((self.folder / META_FILE).read_text(encoding="utf-8"))
-            tables = [self._map(path) for path in sorted(self.folder.glob("candidates-*.arrow"))]
+            tables = [self._files.read(path) for path in sorted(self.folder.glob("candidates-*.arrow"))]
             table = pa.concat_tables(tables) if tables else schema().empty_table()
         self.table = table
         self.n_questions: int = meta["questions"]
@@ -127,20 +180,10 @@ class CandidateTable:
                 "usable": sum(r["skip_reason"] is None for r in rows)}
         return cls(None, pa.Table.from_pylist(rows, schema=schema()), meta)
 
-    def _map(self, path: Path):
-        import pyarrow as pa
-
-        with open(path, "rb") as f:
-            mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-        self._maps.append(mapped)
-        return pa.ipc.open_file(pa.BufferReader(pa.py_buffer(mapped))).read_all()
-
     def release(self) -> None:
         """Drop the pages read so far from this process's memory (they stay in the page cache,
         shared with the other ranks), so resident memory does not grow as windows are read."""
-        for mapped in self._maps:
-            if hasattr(mmap, "MADV_DONTNEED"):
-                mapped.madvise(mmap.MADV_DONTNEED)
+        self._files.release()
 
     def set_skip_reasons(self, reasons, usable: int) -> None:
         """Replace the `skip_reason` column (in memory; e.g. rows held out of this run)."""
