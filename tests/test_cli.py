@@ -26,6 +26,14 @@ def scas_hub(*args: str, cwd=None, env=None, timeout: int = 300) -> subprocess.C
                           env={**os.environ, **(env or {})}, timeout=timeout)
 
 
+def in_process(capfd, *args: str) -> subprocess.CompletedProcess:
+    """`scas-hub ARGS` through `main` in this process (no interpreter start-up), its output captured."""
+    capfd.readouterr()
+    code = main(list(args))
+    out, err = capfd.readouterr()
+    return subprocess.CompletedProcess(list(args), code, out, err)
+
+
 def closed_port_endpoint() -> str:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -125,10 +133,12 @@ def corpus_with_drops(tmp_path_factory):
     return write_pool(rows, tmp_path_factory.mktemp("corpus"))
 
 
-def test_run_reports_set_aside_rows_and_no_progress_silences_every_bar(tmp_path, tiny_qwen_dir, corpus_with_drops):
+def test_run_reports_set_aside_rows_and_no_progress_silences_every_bar(tmp_path, tiny_qwen_dir, corpus_with_drops,
+                                                                       capfd):
     """With bars, then (select) without; test_curate's CLI contract checks `curate --no-progress`."""
     out = tmp_path / "scas-tiny"
-    curated = scas_hub("curate", "--student", str(tiny_qwen_dir), "--source", str(corpus_with_drops), "--out", str(out))
+    curated = in_process(capfd, "curate", "--student", str(tiny_qwen_dir), "--source", str(corpus_with_drops),
+                         "--out", str(out))
     assert curated.returncode == 0, curated.stderr
     # bars --no-progress must silence: scoring, transformers' weight loading (the data files are
     # streamed by pyarrow, without a bar)
@@ -143,8 +153,8 @@ def test_run_reports_set_aside_rows_and_no_progress_silences_every_bar(tmp_path,
                        f"per teacher are in {out / 'selection_stats.json'} and the card {out / 'README.md'}"]
 
     # select: no model, the same accounting carried forward, and no bars
-    selected = scas_hub("select", "--candidates", str(out), "--out", str(tmp_path / "argmin"), "--strategy", "argmin",
-                        "--no-progress")
+    selected = in_process(capfd, "select", "--candidates", str(out), "--out", str(tmp_path / "argmin"),
+                          "--strategy", "argmin", "--no-progress")
     assert selected.returncode == 0, selected.stderr
     assert not any(mark in selected.stderr for mark in BAR_MARKS), selected.stderr
     assert ["total", "5", "of", "12", "2", "of", "6"] in [line.split() for line in selected.stdout.splitlines()]

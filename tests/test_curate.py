@@ -104,22 +104,25 @@ def test_unseen_corpus_scores_match_naive_and_no_question_lost(tmp_path, tiny_qw
         assert r["sim_aq"] == pytest.approx(ref["sim_aq"], rel=1e-4)
 
 
-def test_cli_contract(tmp_path, tiny_qwen_dir):
+def test_cli_contract(tmp_path, tiny_qwen_dir, capfd):
+    """The command line in this process (`main`); tests/test_cli.py runs the real entry point."""
+    from scas_hub.cli import main
+
     write_pool(synthetic_pool(3, teachers=3, max_words=20), tmp_path / "corpus")
     out = tmp_path / "cli-out"
-    cmd = [sys.executable, "-m", "scas_hub", "curate", "--student", str(tiny_qwen_dir), "--source",
-           str(tmp_path / "corpus"), "--out", str(out), "--strategy", "argmin", "--groups", "5", "--group", "1",
-           "--seed", "1", "--lambda", "0.3", "--no-progress"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr
-    assert f'load_dataset("{out.resolve()}")' in proc.stdout
+    args = ["curate", "--student", str(tiny_qwen_dir), "--source", str(tmp_path / "corpus"), "--out", str(out),
+            "--strategy", "argmin", "--groups", "5", "--group", "1", "--seed", "1", "--lambda", "0.3", "--no-progress"]
+    capfd.readouterr()
+    assert main(args) == 0
+    stdout, stderr = capfd.readouterr()
+    assert f'load_dataset("{out.resolve()}")' in stdout
     # --no-progress: no bar at all (scoring, weight loading, parquet writing)
-    assert not any(mark in proc.stderr for mark in ("%|", "it/s", "ans/s", "ba/s", "\r")), proc.stderr
+    assert not any(mark in stderr for mark in ("%|", "it/s", "ans/s", "ba/s", "\r")), stderr
     stats = json.loads((out / "selection_stats.json").read_text())
     assert stats["selection"] == {"strategy": "argmin", "lam": 0.3, "groups": 5, "group": 1, "seed": 1,
                                   "small_policy": "nearest"}
-    bad = subprocess.run([*cmd[:4], "--student", "no/such/thing/here"], capture_output=True, text=True)
-    assert bad.returncode == 2 and "unknown student" in bad.stderr
+    assert main(["curate", "--student", "no/such/thing/here"]) == 2
+    assert "unknown student" in capfd.readouterr().err
 
 
 @pytest.mark.slow  # torch.compile warm-up: ~30 s on 2 cores

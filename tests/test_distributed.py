@@ -29,6 +29,15 @@ def cli(model: Path, corpus: Path, out: Path, cache: Path, *extra: str) -> list[
             "--no-progress", *extra]
 
 
+def in_process(model: Path, corpus: Path, out: Path, cache: Path) -> dict:
+    """The run `cli(...)` describes, through the Python API in this process; its selection stats."""
+    from scas_hub.score.engine import ScoringConfig
+
+    curate(str(model), str(corpus), out, verification="trusted", score_cache=cache,
+           scoring=ScoringConfig(window_chars=3000, progress=False))
+    return json.loads((out / "selection_stats.json").read_text())
+
+
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("corpus")
@@ -37,14 +46,11 @@ def corpus(tmp_path_factory) -> Path:
 
 
 def test_two_cpu_ranks_give_the_single_process_dataset(tmp_path, corpus, tiny_qwen_dir):
-    single = subprocess.run(cli(tiny_qwen_dir, corpus, tmp_path / "one", tmp_path / "c1"),
-                            capture_output=True, text=True, timeout=600)
-    assert single.returncode == 0, single.stderr[-3000:]
+    s1 = in_process(tiny_qwen_dir, corpus, tmp_path / "one", tmp_path / "c1")
     double = subprocess.run(cli(tiny_qwen_dir, corpus, tmp_path / "two", tmp_path / "c2", "--num-processes", "2"),
                             capture_output=True, text=True, timeout=600)
     assert double.returncode == 0, double.stderr[-3000:]
     assert data_hashes(tmp_path / "one") == data_hashes(tmp_path / "two")
-    s1 = json.loads((tmp_path / "one" / "selection_stats.json").read_text())
     s2 = json.loads((tmp_path / "two" / "selection_stats.json").read_text())
     for key in ["rows_in", "rows_scored", "skipped", "questions_in", "questions_selected", "questions_dropped",
                 "tokens_scored"]:
@@ -69,15 +75,10 @@ def test_killed_run_resumes_without_rescoring(tmp_path, corpus, tiny_qwen_dir):
     finished = sum(pa.ipc.open_file(str(p)).read_all().num_rows for p in shards)
     assert 0 < finished < 150, "the kill must land mid-scoring"
 
-    rerun = subprocess.run(cli(tiny_qwen_dir, corpus, tmp_path / "resumed", cache), capture_output=True,
-                           text=True, timeout=600)
-    assert rerun.returncode == 0, rerun.stderr[-3000:]
-    stats = json.loads((tmp_path / "resumed" / "selection_stats.json").read_text())
+    stats = in_process(tiny_qwen_dir, corpus, tmp_path / "resumed", cache)
     assert stats["scores_from_cache"] == finished
     assert stats["rows_scored"] == 150
-    fresh = subprocess.run(cli(tiny_qwen_dir, corpus, tmp_path / "fresh", tmp_path / "other-cache"),
-                           capture_output=True, text=True, timeout=600)
-    assert fresh.returncode == 0, fresh.stderr[-3000:]
+    in_process(tiny_qwen_dir, corpus, tmp_path / "fresh", tmp_path / "other-cache")
     assert data_hashes(tmp_path / "resumed") == data_hashes(tmp_path / "fresh")
 
 
