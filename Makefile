@@ -4,6 +4,8 @@ VENV       ?= .venv
 # The torch wheel is pinned here so pip never drags in a multi-GB CUDA build on CPU machines;
 # a CUDA machine overrides it, e.g. `make curate TORCH_SPEC="torch==2.11.0"`.
 TORCH_SPEC ?= torch==2.13.0
+# pytest worker processes for `make test` (test files are dealt out whole: module fixtures stay shared)
+TEST_WORKERS ?= 2
 BIN        := $(VENV)/bin
 STAMP      := $(VENV)/.installed
 
@@ -90,7 +92,7 @@ ablate: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow

@@ -8,6 +8,9 @@ this gives Qwen-shaped models (vocab 151,936) without any download.
 from __future__ import annotations
 
 import importlib.util
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 from ..constants import cache_dir
@@ -58,7 +61,17 @@ def qwen_tokenizer():
             additional_special_tokens=QWEN_SPECIAL_TOKENS[1:],
         )
         tok.chat_template = QWEN_CHAT_TEMPLATE
-        tok.save_pretrained(folder)
+        # written aside, then renamed: parallel test workers may build it at the same time
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".tmp-"))
+        try:
+            tok.save_pretrained(tmp)
+            os.replace(tmp, folder)
+        except OSError:
+            if not (folder / "tokenizer.json").exists():
+                raise
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
     return PreTrainedTokenizerFast.from_pretrained(folder)
 
 
