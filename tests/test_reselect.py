@@ -188,3 +188,52 @@ def test_reselect_from_a_published_version_on_the_hub(fake_hub, original, tmp_pa
     assert len(origin["revision"]) == 40  # the tag was resolved to the commit it names
     for key in ("rows_in", "skipped", "questions_in", "questions_dropped"):
         assert hub.stats[key] == local.stats[key], key
+
+
+def test_a_candidates_config_that_splits_a_question_or_lacks_a_turn_is_refused(original, tmp_path):
+    import pyarrow as pa
+
+    rows = pq.read_table(original / "candidates")
+    first = rows.column("question_id")[0].as_py()
+    # the first question's first row moved to the end: its rows are no longer together
+    split = tmp_path / "split"
+    shutil.copytree(original, split)
+    shutil.rmtree(split / "candidates")
+    (split / "candidates").mkdir()
+    pq.write_table(pa.concat_tables([rows.slice(1), rows.slice(0, 1)]), split / "candidates" / "train.parquet")
+    with pytest.raises(CorpusFormatError, match=f"rows of question '{first}' are not together"):
+        reselect(split, tmp_path / "out-split")
+    # a conversation without the assistant's turn
+    cut = tmp_path / "cut"
+    shutil.copytree(original, cut)
+    shutil.rmtree(cut / "candidates")
+    (cut / "candidates").mkdir()
+    turns = rows.column("messages").to_pylist()
+    turns[3] = turns[3][:2]
+    messages = pa.array(turns, rows.schema.field("messages").type)
+    pq.write_table(rows.set_column(rows.schema.get_field_index("messages"), "messages", messages),
+                   cut / "candidates" / "train.parquet")
+    with pytest.raises(CorpusFormatError, match="lack a user or assistant turn"):
+        reselect(cut, tmp_path / "out-cut")
+    assert not (tmp_path / "out-split").exists() and not (tmp_path / "out-cut").exists()
+
+
+def test_windows_hold_whole_questions_whatever_the_batch_size(original):
+    from dataclasses import replace
+
+    from scas_hub.source.candidates import open_published
+
+    published = open_published(original)
+    rows = pq.read_table(original / "candidates")
+
+    def small_batches(columns):  # 5 rows at a time: questions straddle batches
+        view = rows.select(columns) if columns is not None else rows
+        yield from view.to_batches(max_chunksize=5)
+
+    windows = list(replace(published, batches=small_batches).windows(rows=7))
+    assert len(windows) > 3
+    ids = [w.column("question_id").to_pylist() for w in windows]
+    assert [q for w in ids for q in w] == rows.column("question_id").to_pylist()
+    for before, after in zip(ids, ids[1:], strict=False):
+        assert before[-1] != after[0]  # a question never continues in the next window
+    assert all(w.column("scored").to_pylist() == [True] * w.num_rows for w in windows)
