@@ -8,11 +8,9 @@ this gives Qwen-shaped models (vocab 151,936) without any download.
 from __future__ import annotations
 
 import importlib.util
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
+from ..atomic import build_aside
 from ..constants import cache_dir
 
 QWEN_PATTERN = (
@@ -61,17 +59,8 @@ def qwen_tokenizer():
             additional_special_tokens=QWEN_SPECIAL_TOKENS[1:],
         )
         tok.chat_template = QWEN_CHAT_TEMPLATE
-        # written aside, then renamed: parallel test workers may build it at the same time
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".tmp-"))
-        try:
+        with build_aside(folder, "tokenizer.json") as tmp:  # parallel test workers may build it at once
             tok.save_pretrained(tmp)
-            os.replace(tmp, folder)
-        except OSError:
-            if not (folder / "tokenizer.json").exists():
-                raise
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
     return PreTrainedTokenizerFast.from_pretrained(folder)
 
 
