@@ -14,7 +14,7 @@ from .constants import DEFAULT_STUDENT
 from .errors import PublishError, SelectionError, StudentError
 from .pipeline import CurateResult, dataset_name, default_repo, load_table, publish, source_record
 from .publish.output import check_out_folder
-from .publish.summary import students_summary, summary_markdown, write_summary
+from .publish.summary import check_summary_writable, students_summary, summary_markdown, write_summary
 from .score.engine import ScoringConfig
 from .score.runner import score_table
 from .score.scored_table import ScoredTable
@@ -100,6 +100,7 @@ def curate_students(
     folders = {s: parent / dataset_name(s, strategy) for s in students}
     for folder in folders.values():  # before any work
         check_out_folder(folder)
+    check_summary_writable(parent)
 
     corpus_stats = PipelineStats()
     with corpus_stats.stage("source_verify"):

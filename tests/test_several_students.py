@@ -116,3 +116,22 @@ def test_several_students_errors(corpus, tiny_qwen_dir, tmp_path, capsys, monkey
     monkeypatch.setattr(several, "score_table", lambda *a, **k: pytest.fail("scored before checking the teacher name"))
     with pytest.raises(SelectionError, match="not in the corpus"):
         curate_students(["smollm2-135m", str(tiny_qwen_dir)], str(corpus), tmp_path, strategy="teacher:nobody")
+
+
+def test_summary_files_the_tool_did_not_write_are_refused_before_any_work(corpus, tiny_qwen_dir, tmp_path,
+                                                                          monkeypatch):
+    from scas_hub.publish.summary import students_summary, write_summary
+
+    monkeypatch.setattr(several, "load_table", lambda *a, **k: pytest.fail("read the corpus before the check"))
+    (tmp_path / "students_summary.md").write_text("my own notes\n")
+    with pytest.raises(PublishError, match="students_summary.md exists and was not written by scas-hub"):
+        curate_students(["smollm2-135m", str(tiny_qwen_dir)], str(corpus), tmp_path)
+    assert (tmp_path / "students_summary.md").read_text() == "my own notes\n"
+    (tmp_path / "students_summary.json").write_text('{"mine": 1}')
+    with pytest.raises(PublishError, match="students_summary.json exists"):
+        curate_students(["smollm2-135m", str(tiny_qwen_dir)], str(corpus), tmp_path)
+    # an earlier run's summary is replaced
+    earlier = tmp_path / "earlier"
+    write_summary(earlier, students_summary({"a": {}, "b": {}}, {}))
+    write_summary(earlier, students_summary({"c": {}, "d": {}}, {}))
+    assert json.loads((earlier / "students_summary.json").read_text())["students"] == ["c", "d"]

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ..compare import Pick, agreement, teacher_shares
+from ..errors import PublishError
 
 SUMMARY_STEM = "students_summary"
 
@@ -58,9 +59,39 @@ def summary_markdown(summary: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+SUMMARY_KEYS = {"students", "datasets", "teacher_shares", "agreement"}
+
+
+def check_summary_writable(folder: Path) -> None:
+    """Refuse to replace summary files that an earlier several-students run did not write.
+
+    Raises:
+        PublishError: `folder` holds a `students_summary.json` that is not such a summary, or a
+            `students_summary.md` without one.
+    """
+    json_path, md_path = folder / f"{SUMMARY_STEM}.json", folder / f"{SUMMARY_STEM}.md"
+    ours = False
+    if json_path.exists():
+        try:
+            record = json.loads(json_path.read_text(encoding="utf-8"))
+            ours = isinstance(record, dict) and set(record) >= SUMMARY_KEYS
+        except (OSError, UnicodeDecodeError, ValueError):
+            ours = False
+        if not ours:
+            raise PublishError(f"{json_path} exists and was not written by scas-hub: move it, or pass another --out")
+    if md_path.exists() and not ours:
+        raise PublishError(f"{md_path} exists and was not written by scas-hub: move it, or pass another --out")
+
+
 def write_summary(folder: Path, summary: dict[str, Any]) -> tuple[Path, Path]:
-    """Write `students_summary.json` and `.md` into `folder`; returns both paths."""
+    """Write `students_summary.json` and `.md` into `folder` (replacing only an earlier summary);
+    returns both paths.
+
+    Raises:
+        PublishError: see `check_summary_writable`.
+    """
     folder.mkdir(parents=True, exist_ok=True)
+    check_summary_writable(folder)
     json_path, md_path = folder / f"{SUMMARY_STEM}.json", folder / f"{SUMMARY_STEM}.md"
     json_path.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     md_path.write_text(summary_markdown(summary), encoding="utf-8")
