@@ -9,6 +9,7 @@ from __future__ import annotations
 import platform
 import re
 import time
+from collections import Counter
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
@@ -103,6 +104,30 @@ def load_questions(source, subset: str | None, revision: str | None, stats: Pipe
     (every question of the candidate table as Python objects; see `load_table`)."""
     opened, table = load_table(source, subset, revision, stats, verification)
     return opened.info, table.questions()
+
+
+def run_table(source, subset: str | None, revision: str | None, stats: PipelineStats, verification: str | None,
+              selection: SelectionConfig, held_out: Collection[str] | None = None
+              ) -> tuple[OpenedSource, CandidateTable, Counter]:
+    """Source + verify for a run that will score: the candidate table (rows of `held_out`
+    questions set aside) and the verified answers per teacher. Fails before any scoring when the
+    source is empty, nothing survives verification, or the selection names an unknown teacher.
+
+    Raises:
+        SourceError, CorpusFormatError, SelectionError, NoUsableCandidatesError: with what to do.
+    """
+    with stats.stage("source_verify"):
+        opened, table = load_table(source, subset, revision, stats, verification)
+    if not stats.rows_in:
+        raise SelectionError(f"the source {source!r} holds no questions")
+    if held_out:
+        hold_out_table(table, held_out, stats)
+    if not table.usable:
+        raise nothing_usable(stats, "verification", opened.sample_columns(), opened.verification)
+    # the student's own checks never change who verified what, so these counts hold after scoring
+    verified = ScoredTable(table).verified_answers()
+    teacher_order([], selection, verified)  # unknown teacher names fail here, not after scoring
+    return opened, table, verified
 
 
 def hold_out_table(table: CandidateTable, texts: Collection[str], stats: PipelineStats) -> int:
@@ -212,7 +237,7 @@ def publish(
         settings["teacher_order"] = strongest
     with staged_output(out) as stage:
         with stats.stage("select_write"):
-            writer = DataFilesWriter(stage, selection.lam)
+            writer = DataFilesWriter(stage)
             accumulated = CardNumbers(selection.lam, strongest)
             chosen: dict[str, Pick] = {}
             for window in windows:
@@ -221,7 +246,7 @@ def publish(
                 winners = window.select(["question_id", "teacher", "answer"]).take(rows).to_pydict()
                 for q, teacher, answer in zip(*winners.values(), strict=True):
                     chosen[q] = Pick.of(teacher, answer)
-                writer.add(window, rows)
+                writer.add(window, picked)
                 accumulated.add(picked)
             writer.close()
             stats.check_balanced()
@@ -346,17 +371,7 @@ def curate(
         if round_number is not None else None
 
     stats = PipelineStats()
-    with stats.stage("source_verify"):
-        opened, table = load_table(source, subset, source_revision, stats, verification)
-    if not stats.rows_in:
-        raise SelectionError(f"the source {source!r} holds no questions")
-    if held_out:
-        hold_out_table(table, held_out, stats)
-    if not table.usable:
-        raise nothing_usable(stats, "verification", opened.sample_columns(), opened.verification)
-    # the student's own checks never change who verified what, so these counts hold after scoring
-    verified = ScoredTable(table).verified_answers()
-    teacher_order([], selection, verified)  # unknown teacher names fail here, not after scoring
+    opened, table, verified = run_table(source, subset, source_revision, stats, verification, selection, held_out)
     with stats.stage("score"):
         report = score_table(table, student, stats, dtype=dtype, device=device, scoring=scoring,
                              revision=student_revision, score_cache=score_cache)

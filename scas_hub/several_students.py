@@ -11,15 +11,15 @@ from pathlib import Path
 from typing import Any
 
 from .constants import DEFAULT_STUDENT
-from .errors import PublishError, SelectionError, StudentError
-from .pipeline import CurateResult, dataset_name, default_repo, load_table, publish, source_record
+from .errors import PublishError, StudentError
+from .pipeline import CurateResult, dataset_name, default_repo, publish, run_table, source_record
 from .publish.output import check_out_folder
 from .publish.summary import check_summary_writable, students_summary, summary_markdown, write_summary
 from .score.engine import ScoringConfig
 from .score.runner import score_table
 from .score.scored_table import ScoredTable
 from .score.students import check_student, student_slug
-from .select import SelectionConfig, teacher_order
+from .select import SelectionConfig
 from .stats import PipelineStats
 from .verify import nothing_usable
 
@@ -103,14 +103,7 @@ def curate_students(
     check_summary_writable(parent)
 
     corpus_stats = PipelineStats()
-    with corpus_stats.stage("source_verify"):
-        opened, table = load_table(source, subset, source_revision, corpus_stats, verification)
-    if not corpus_stats.rows_in:
-        raise SelectionError(f"the source {source!r} holds no questions")
-    if not table.usable:
-        raise nothing_usable(corpus_stats, "verification", opened.sample_columns(), opened.verification)
-    verified = ScoredTable(table).verified_answers()
-    teacher_order([], selection, verified)  # unknown teacher names fail here, not after scoring
+    opened, table, verified = run_table(source, subset, source_revision, corpus_stats, verification, selection)
     results: dict[str, CurateResult] = {}
     for student, slug in zip(students, slugs, strict=True):
         started = time.perf_counter()

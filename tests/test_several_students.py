@@ -33,14 +33,14 @@ def pair(corpus, tiny_qwen_dir, tmp_path_factory):
     """The embedded student and a tiny random model, in that order (the tiny one scores second)."""
     out = tmp_path_factory.mktemp("pair")
     calls = []
-    original = several.load_table
+    original = several.run_table
 
     def counting(*args, **kwargs):
         calls.append(args)
         return original(*args, **kwargs)
 
     mp = pytest.MonkeyPatch()
-    mp.setattr(several, "load_table", counting)
+    mp.setattr(several, "run_table", counting)
     try:
         run = curate_students(["smollm2-135m", str(tiny_qwen_dir)], str(corpus), out, strategy="argmin",
                               scoring=ScoringConfig(progress=False))
@@ -122,7 +122,7 @@ def test_summary_files_the_tool_did_not_write_are_refused_before_any_work(corpus
                                                                           monkeypatch):
     from scas_hub.publish.summary import students_summary, write_summary
 
-    monkeypatch.setattr(several, "load_table", lambda *a, **k: pytest.fail("read the corpus before the check"))
+    monkeypatch.setattr(several, "run_table", lambda *a, **k: pytest.fail("read the corpus before the check"))
     (tmp_path / "students_summary.md").write_text("my own notes\n")
     with pytest.raises(PublishError, match="students_summary.md exists and was not written by scas-hub"):
         curate_students(["smollm2-135m", str(tiny_qwen_dir)], str(corpus), tmp_path)

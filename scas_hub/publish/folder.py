@@ -46,35 +46,37 @@ def messages_array(system, instruction, answer):
     return pa.ListArray.from_arrays(pa.array(np.arange(0, 3 * n + 1, 3, dtype=np.int32)), turns)
 
 
-def config_tables(window, selected_rows, lam: float):
+def config_tables(window, picked):
     """The rows one window adds to each config: `(default, candidates)` Arrow tables.
 
     Args:
         window: a window table (`scas_hub.score.scored_table.WINDOW_COLUMNS`).
-        selected_rows: positions of the selected rows in `window`.
+        picked: what selection chose in it (`select.columnar.select_window`); its scored rows and
+            their SCAS scores are reused, not computed again.
     """
     import numpy as np
     import pyarrow as pa
 
-    from ..score.proxy import aa_term, aq_term, scas_score
+    from ..score.proxy import aa_term, aq_term
 
-    scored = np.flatnonzero(window.column("scored").to_numpy(zero_copy_only=False).astype(bool))
-    rows = window.take(pa.array(scored, pa.int64()))
+    scored = picked.window
+    rows = window.take(pa.array(scored.rows, pa.int64()))
 
     def floats(name: str):
         return rows.column(name).to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
 
     nll, q_nll, sim_aa, sim_aq = (floats(n) for n in ("answer_mean_nll", "question_mean_nll", "sim_aa", "sim_aq"))
+    selected = np.zeros(len(scored.rows), bool)
+    selected[picked.winners] = True
     columns = {name: rows.column(name) for name in rows.column_names}
-    columns.update(scas_score=scas_score(nll, q_nll, sim_aa, sim_aq, lam), aa_term=aa_term(nll, sim_aa),
-                   aq_term=aq_term(nll, q_nll, sim_aq), selected=np.isin(scored, selected_rows),
+    columns.update(scas_score=scored.cost, aa_term=aa_term(nll, sim_aa), aq_term=aq_term(nll, q_nll, sim_aq),
+                   selected=selected,
                    messages=messages_array(columns["system"], columns["instruction"], columns["answer"]))
     candidates = pa.table({name: columns[name] for name in features(CANDIDATES_CONFIG)},
                           schema=features(CANDIDATES_CONFIG).arrow_schema)
-    chosen = candidates.filter(pa.array(columns["selected"]))
-    selected = pa.table({name: chosen.column(name) for name in SELECTED_COLUMNS},
-                        schema=features(DEFAULT_CONFIG).arrow_schema)
-    return selected, candidates
+    chosen = candidates.filter(pa.array(selected))
+    return (pa.table({name: chosen.column(name) for name in SELECTED_COLUMNS},
+                     schema=features(DEFAULT_CONFIG).arrow_schema), candidates)
 
 
 def configs_metadata() -> list[dict[str, Any]]:
@@ -178,14 +180,14 @@ class ConfigWriter:
 class DataFilesWriter:
     """Both configs of an output folder, written window by window as the selection streams."""
 
-    def __init__(self, out: Path, lam: float, shard_bytes: int | None = None):
-        self.lam = lam
+    def __init__(self, out: Path, shard_bytes: int | None = None):
         self.selected = ConfigWriter(out / CONFIG_DIRS[DEFAULT_CONFIG], DEFAULT_CONFIG, shard_bytes)
         self.candidates = ConfigWriter(out / CONFIG_DIRS[CANDIDATES_CONFIG], CANDIDATES_CONFIG, shard_bytes)
 
-    def add(self, window, selected_rows) -> None:
-        """One window: its scored rows go to `candidates`, the selected ones (positions in `window`) to `default`."""
-        selected, candidates = config_tables(window, selected_rows, self.lam)
+    def add(self, window, picked) -> None:
+        """One window and what selection chose in it: its scored rows go to `candidates`, the
+        selected ones to `default`."""
+        selected, candidates = config_tables(window, picked)
         self.candidates.add(candidates)
         self.selected.add(selected)
 

@@ -80,7 +80,7 @@ class _Progress:
         self.state, self.folder = state, folder
         self.start = time.perf_counter()
         self.bar = tqdm(total=total, unit="ans", desc="scoring",
-                        disable=not (enabled and state.is_main_process))
+                        disable=not (enabled and state.is_main_process and total))  # nothing to score: no bar
         self.done = self.tokens = 0
         self._write(finished=False)
 

@@ -233,32 +233,30 @@ def _verify_questions(parts_table, order, question_index, verification: list[str
     small = RowTaker(parts_table.select(["teacher", "skip_reason", "question_text", "answer_text", "has_text"]))
     reasons: list[str | None] = [None] * len(order)
     samples: list[int] = [0] * len(order)
-    bounds = np.flatnonzero(np.concatenate([[True], question_index[1:] != question_index[:-1], [True]])) \
-        if len(order) else np.array([0])
-    groups = list(zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True))
-    # rows without a question id (sorted last) first, as the verify stage always counted them
-    groups.sort(key=lambda g: question_index[g[0]] >= 0)
-    block: list[tuple[int, int]] = []
-    for i, group in enumerate(groups):
-        block.append(group)
-        if i + 1 < len(groups) and block[-1][1] - block[0][0] < VERIFY_ROWS and \
-                question_index[groups[i + 1][0]] >= 0 and question_index[group[0]] >= 0:
+    assigned = int(np.count_nonzero(question_index >= 0))  # rows without a question id are sorted last
+    # those rows first, as the verify stage always counted them
+    for i, r in enumerate(small.take(order[assigned:]).to_pylist(), assigned):
+        reasons[i] = r["skip_reason"] or "missing_question_id"
+        stats.skip(reasons[i], r["teacher"] or None)
+    index = question_index[:assigned]
+    starts = np.flatnonzero(np.concatenate([[True], index[1:] != index[:-1]])).tolist() if assigned else []
+    ends = [*starts[1:], assigned]
+    first = 0  # questions first..k are read as one block of about VERIFY_ROWS rows
+    for k in range(len(starts)):
+        if k + 1 < len(starts) and ends[k] - starts[first] < VERIFY_ROWS:
             continue
-        first = block[0][0]
-        rows = small.take(order[first:block[-1][1]]).to_pylist()
-        for a, b in block:
-            mine = rows[a - first:b - first]
-            if question_index[a] < 0:
-                found = [r["skip_reason"] or "missing_question_id" for r in mine]
-            else:
-                keyed = [(r["skip_reason"], r["teacher"], r["has_text"], r["question_text"], r["answer_text"])
-                         for r in mine]
-                found, samples[a:b] = question_skip_reasons(keyed, lambda j, a=a: verification[a + j])
+        base = starts[first]
+        rows = small.take(order[base:ends[k]]).to_pylist()
+        for a, b in zip(starts[first:k + 1], ends[first:k + 1], strict=True):
+            mine = rows[a - base:b - base]
+            keyed = [(r["skip_reason"], r["teacher"], r["has_text"], r["question_text"], r["answer_text"])
+                     for r in mine]
+            found, samples[a:b] = question_skip_reasons(keyed, lambda j, a=a: verification[a + j])
             for r, reason in zip(mine, found, strict=True):
                 if reason is not None:
                     stats.skip(reason, r["teacher"] or None)
             reasons[a:b] = found
-        block = []
+        first = k + 1
     return reasons, samples
 
 
