@@ -87,7 +87,7 @@ evaluate: $(STAMP)
 ablate: $(STAMP)
 	$(BIN)/scas-hub ablate $(EVAL_ARGS) --strategies $(STRATEGIES) --seeds $(SEEDS) \
 		$(if $(SOURCE),--source $(SOURCE)) $(if $(SUBSET),--subset $(SUBSET)) $(if $(MAX_STEPS),--max-steps $(MAX_STEPS)) \
-		$(if $(filter 1,$(EXCLUDE_OVERLAP)),--exclude-overlap) $(if $(REPO),--push $(REPO)) \
+		$(if $(filter 0,$(EXCLUDE_OVERLAP)),--no-exclude-overlap,--exclude-overlap) $(if $(REPO),--push $(REPO)) \
 		--out $(or $(OUT),out/ablation-$(notdir $(STUDENT))) $(ARGS)
 
 test: $(STAMP)

@@ -107,13 +107,25 @@ def _evaluate(args: argparse.Namespace) -> int:
     report = evaluate(args.student, args.eval, args.out, subset=args.subset, eval_revision=args.eval_revision,
                       student_revision=args.student_revision, limit=args.limit, sample_seed=args.sample_seed,
                       decoding=_decoding(args), device=args.device, reference_nll=not args.no_reference_nll,
-                      progress=not args.no_progress, command=args.command_line)
+                      progress=not args.no_progress, command=args.command_line, system_prompt=args.system_prompt,
+                      chat_template=Path(args.chat_template) if args.chat_template else None)
     print(f"\naccuracy {report.accuracy:.4f} ({report.n_correct} of {report.n_questions} questions)")
+    _print_cut(report.cut())
     if report.reference_nll:
         nll = report.reference_nll
         print(f"reference solutions: mean NLL {nll['mean']:.4f} over {nll['n_questions']} questions")
     print(f"Report: {report_path(args.out).resolve()}")
     return 0
+
+
+def _print_cut(cut: dict, name: str = "") -> None:
+    """Answers cut at the token limit and the accuracy on finished ones; a warning above 10% cut."""
+    finished = "-" if cut["accuracy_finished"] is None else f"{cut['accuracy_finished']:.4f}"
+    print(f"{name}cut at --max-new-tokens: {cut['cut_at_max_new_tokens']}; accuracy on the {cut['n_finished']} "
+          f"finished answers: {finished}")
+    if cut["cut_warning"]:
+        sys.stdout.flush()
+        print(f"scas-hub: warning: {name}{cut['cut_warning']}", file=sys.stderr)
 
 
 def _ablate(args: argparse.Namespace) -> int:
@@ -127,7 +139,8 @@ def _ablate(args: argparse.Namespace) -> int:
                     selection_seed=args.selection_seed, exclude_overlap=args.exclude_overlap,
                     baseline=not args.no_baseline,
                     student_revision=args.student_revision, device=args.device, progress=not args.no_progress,
-                    push=args.push, repo_type=args.repo_type, private=args.private, command=args.command_line)
+                    push=args.push, repo_type=args.repo_type, private=args.private, command=args.command_line,
+                    system_prompt=args.system_prompt)
     record = result.record
     print()
     for name, s in [*record["strategies"].items(), *([("baseline", record["baseline"])] if "baseline" in record
@@ -136,6 +149,7 @@ def _ablate(args: argparse.Namespace) -> int:
         vs = s.get("vs_scas")
         diff = f"  vs scas {vs['difference']:+.3f}" if vs else ""
         print(f"{name:14} accuracy {s['accuracy']:.3f} {ci} over {s['n_questions']} questions{diff}")
+        _print_cut(s, f"{name}: ")
     overlap = record["overlap"]
     print(f"eval questions also in the training corpus: {overlap['eval_questions']}"
           + (" (excluded from training)" if record["exclude_overlap"] else ""))
@@ -165,6 +179,9 @@ def _add_eval_args(p: argparse.ArgumentParser, subset_flags: tuple[str, ...] = (
                    help="weights and activations while decoding; auto = bfloat16 on CUDA, float32 otherwise")
     p.add_argument("--device", default=None,
                    help="torch device, e.g. cpu, cuda, cuda:1 (default: cuda if available, else cpu)")
+    p.add_argument("--system-prompt", default=None, metavar="TEXT",
+                   help="system prompt of every question (default: the one the training dataset was scored with "
+                        "where known, else each row's own, else the project's default)")
     p.add_argument("--no-progress", action="store_true", help="draw no progress bars")
 
 
@@ -516,6 +533,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--student-revision", default=None, metavar="REV",
                    help="Hub revision of the student: tag, branch or commit (default: main)")
     _add_eval_args(e, subset_flags=("--subset",), batch_flags=("--batch-size",))
+    e.add_argument("--chat-template", default=None, metavar="FILE",
+                   help="Jinja chat template to render prompts with (default: the student's own; a checkpoint's is "
+                        "the one its dataset was scored with); its SHA-256 is recorded")
     e.add_argument("--no-reference-nll", action="store_true",
                    help="skip the mean NLL of the source's reference solutions under the student")
     e.add_argument("--out", default="report.json", help="report path (.json) or folder (default: report.json)")
@@ -535,8 +555,9 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--source-revision", default=None, metavar="REV",
                    help="Hub revision of the training corpus (default: main)")
     _add_eval_args(a, batch_flags=("--eval-batch-size",))
-    a.add_argument("--exclude-overlap", action="store_true",
-                   help="remove eval questions (matched by normalised text) from the training corpus")
+    a.add_argument("--exclude-overlap", action=argparse.BooleanOptionalAction, default=True,
+                   help="remove eval questions (matched by normalised text) from the training corpus (default: on; "
+                        "--no-exclude-overlap keeps them, to measure what the overlap does)")
     a.add_argument("--seeds", type=int, default=1, help="train every arm K times (seeds --seed, --seed + 1, ...)")
     a.add_argument("--selection-seed", type=int, default=DEFAULT_SEED,
                    help="seed of every strategy's draws (scas group sampling, random)")

@@ -27,6 +27,7 @@ from ..constants import DEFAULT_SEED, DEFAULT_STUDENT, STATS_FILENAME
 from ..errors import ConfigError
 from ..evaluate import DecodingConfig, EvalSet, evaluate_student, find_overlap, load_eval_questions
 from ..evaluate.pins import api_call, hardware, library_versions, now
+from ..evaluate.prompts import training_system_prompt
 from ..evaluate.report import write_json_atomic
 from ..pipeline import curate, default_source, reselect, source_record
 from ..score.engine import ScoringConfig
@@ -86,21 +87,39 @@ def _check_settings(out: Path, settings: dict[str, Any]) -> None:
     write_json_atomic(path, settings)
 
 
-def _build_datasets(out: Path, strategies: list[str], needed: set[str], *, student: str, student_revision: str | None,
-                    source: str, subset: str | None, source_revision: str | None, selection_seed: int,
-                    held_out: frozenset[str] | None, progress: bool) -> dict[str, Path]:
-    """Each needed strategy's dataset: the corpus scored once (curate, the first strategy), the
-    others selected again from those stored scores (reselect). Finished folders are kept."""
-    folders = {s: out / "datasets" / strategy_slug(s) for s in strategies}
-    scored = folders[strategies[0]]
+SEEDED_STRATEGIES = ("scas", "random")
+"""Strategies whose selection is a seeded draw: each training seed trains on its own draw, so the
+seeds' spread includes the selection's variance, not only the training noise."""
+
+
+def selection_seed_of(strategy: str, seed_index: int, selection_seed: int) -> int:
+    """The selection seed of a strategy's `seed_index`-th training seed (0-based)."""
+    return selection_seed + seed_index if strategy in SEEDED_STRATEGIES else selection_seed
+
+
+def dataset_folder(out: Path, strategy: str, seed_index: int, selection_seed: int) -> Path:
+    """`datasets/<strategy>` for the first draw; `datasets/<strategy>-selection-<seed>` for a seeded
+    strategy's later draws (deterministic strategies share one folder)."""
+    draw = selection_seed_of(strategy, seed_index, selection_seed)
+    name = strategy_slug(strategy) + ("" if draw == selection_seed else f"-selection-{draw}")
+    return out / "datasets" / name
+
+
+def _build_datasets(out: Path, strategies: list[str], needed: set[tuple[str, int]], *, student: str,
+                    student_revision: str | None, source: str, subset: str | None, source_revision: str | None,
+                    selection_seed: int, held_out: frozenset[str] | None, progress: bool) -> None:
+    """Each needed (strategy, seed index)'s dataset: the corpus scored once (curate, the first
+    strategy), every other selection drawn again from those stored scores (reselect). Finished
+    folders are kept."""
+    scored = dataset_folder(out, strategies[0], 0, selection_seed)
     if not (scored / "README.md").exists():  # the card is written last
         curate(student, source, scored, subset=subset, source_revision=source_revision,
                student_revision=student_revision, strategy=strategies[0], seed=selection_seed,
                scoring=ScoringConfig(progress=progress), held_out=held_out)
-    for s in strategies[1:]:
-        if s in needed and not (folders[s] / "README.md").exists():
-            reselect(scored, folders[s], strategy=s, seed=selection_seed)
-    return folders
+    for strategy, k in sorted(needed, key=lambda n: (strategies.index(n[0]), n[1])):
+        folder = dataset_folder(out, strategy, k, selection_seed)
+        if not (folder / "README.md").exists():
+            reselect(scored, folder, strategy=strategy, seed=selection_seed_of(strategy, k, selection_seed))
 
 
 def _dataset_facts(folder: Path) -> dict[str, Any] | None:
@@ -108,7 +127,8 @@ def _dataset_facts(folder: Path) -> dict[str, Any] | None:
     if not stats.exists():
         return None
     record = json.loads(stats.read_text(encoding="utf-8"))
-    return {"folder": f"datasets/{folder.name}", "questions_selected": record["questions_selected"],
+    return {"folder": f"datasets/{folder.name}", "selection_seed": record["selection"].get("seed"),
+            "questions_selected": record["questions_selected"],
             "held_out_rows": record["skipped"].get("held_out", 0),
             "teachers": {t["teacher"]: t.get("selected", 0) for t in record.get("teachers", [])}}
 
@@ -130,7 +150,7 @@ def ablate(
     train_config: TrainConfig | None = None,
     seeds: int = 1,
     selection_seed: int = DEFAULT_SEED,
-    exclude_overlap: bool = False,
+    exclude_overlap: bool = True,
     baseline: bool = True,
     student_revision: str | None = None,
     device: str | None = None,
@@ -139,6 +159,7 @@ def ablate(
     repo_type: str = "dataset",
     private: bool = False,
     command: str | None = None,
+    system_prompt: str | None = None,
 ) -> AblationResult:
     """Train one student per selection strategy (and seed) on the same budget; compare them on the same questions.
 
@@ -153,13 +174,19 @@ def ablate(
         train_config: hyper-parameters shared by every arm (default: the reference recipe); its
             seed is the first training seed.
         seeds: train every arm this many times, with seeds `seed, seed + 1, ...`.
-        selection_seed: the seed of every strategy's draws (one selection per strategy).
+        selection_seed: the seed of the strategies' draws; a seeded strategy (`scas`, `random`)
+            draws again for each training seed (`selection_seed + k` for the k-th seed), so the
+            seeds' spread holds the selection's variance too.
         exclude_overlap: set aside corpus questions whose normalised text is an eval question
             (counted as `held_out` in each dataset); they are counted and reported either way.
+            On by default: pass False only to measure what the overlap does.
         baseline: also evaluate the untrained student.
         push: upload the report (README, ablation.json, figures, arms) to this Hub repo.
         repo_type: `dataset` or `model`, the kind of repo `push` names.
         command: the command recorded in the report (the CLI passes its command line).
+        system_prompt: the system prompt of every evaluation (default: the one the training
+            dataset's rows were scored and trained with, when they share one; else each eval
+            row's own, else the project's default).
 
     Raises:
         ConfigError, SourceError, StudentError, SelectionError, TrainError, PublishError: with what to do.
@@ -192,27 +219,32 @@ def ablate(
         "student": student_record, "eval": source_record(eval_set.source), "question_ids": question_ids,
         "corpus": source_record(corpus.info), "decoding": decoding.to_dict(), "training": base_config,
         "first_seed": train_config.seed, "selection_seed": selection_seed, "exclude_overlap": exclude_overlap,
+        "seeded_selections": list(SEEDED_STRATEGIES), "system_prompt": system_prompt,
     })
 
     seed_values = [train_config.seed + k for k in range(seeds)]
-    pending = {s for s in strategies for seed in seed_values if read_arm(arm_path(out, s, seed)) is None}
-    folders = {s: out / "datasets" / strategy_slug(s) for s in strategies}
-    if pending:
-        folders = _build_datasets(out, strategies, pending, student=student, student_revision=student_revision,
-                                  source=source, subset=subset, source_revision=source_revision,
-                                  selection_seed=selection_seed,
-                                  held_out=overlap.texts if exclude_overlap else None, progress=progress)
+    pending = {(s, k) for s in strategies for k, seed in enumerate(seed_values)
+               if read_arm(arm_path(out, s, seed)) is None}
+    if pending or baseline and read_arm(arm_path(out, BASELINE, None)) is None:
+        _build_datasets(out, strategies, pending, student=student, student_revision=student_revision,
+                        source=source, subset=subset, source_revision=source_revision, selection_seed=selection_seed,
+                        held_out=overlap.texts if exclude_overlap else None, progress=progress)
+    prompt_source = "--system-prompt"
+    if system_prompt is None:  # what the student is trained with, when every training row shares it
+        system_prompt = training_system_prompt(dataset_folder(out, strategies[0], 0, selection_seed))
+        prompt_source = "the training datasets' rows"
     arms: dict[str, list[ArmResult]] = {}
     for strategy in strategies:
-        for seed in seed_values:
+        for k, seed in enumerate(seed_values):
             arms.setdefault(strategy, []).append(
-                _run_arm(out, strategy, seed, folders[strategy], student, eval_set, train_config, decoding,
-                         student_revision=student_revision, device=device, progress=progress, command=command))
+                _run_arm(out, strategy, seed, dataset_folder(out, strategy, k, selection_seed), student, eval_set,
+                         train_config, decoding, student_revision=student_revision, device=device, progress=progress,
+                         command=command, system_prompt=system_prompt))
     baseline_arm = _run_baseline(out, student, eval_set, decoding, student_revision=student_revision, device=device,
-                                 progress=progress, command=command) if baseline else None
+                                 progress=progress, command=command, system_prompt=system_prompt) if baseline else None
 
     summary = summarise(arms, question_ids, baseline=baseline_arm, reference=REFERENCE)
-    datasets = {s: _dataset_facts(folders[s]) for s in strategies}
+    datasets = {s: _dataset_facts(dataset_folder(out, s, 0, selection_seed)) for s in strategies}
     excluded = None
     if exclude_overlap:
         excluded = {"corpus_questions": len(overlap.corpus_question_ids),
@@ -225,11 +257,15 @@ def ablate(
         "overlap": overlap.to_dict(),
         "exclude_overlap": exclude_overlap,
         "excluded_from_training": excluded,
+        "system_prompt": {"text": system_prompt, "source": prompt_source} if system_prompt is not None else None,
         "decoding": {**decoding.to_dict(), "backend": _decoding_of(arms, baseline_arm, "backend"),
                      "dtype": _decoding_of(arms, baseline_arm, "dtype")},
         "training": {**base_config, "seeds": seed_values},
         "selection": {"seed": selection_seed, "scored_once_by": strategies[0],
-                      "others": "selected again from the stored scores (scas-hub select)"},
+                      "others": "selected again from the stored scores (scas-hub select)",
+                      "seeded": [s for s in strategies if s in SEEDED_STRATEGIES],
+                      "per_training_seed": {s: [selection_seed_of(s, k, selection_seed) for k in range(seeds)]
+                                            for s in strategies}},
         "run": {"created": now(), "command": command, "versions": library_versions(),
                 "hardware": hardware(_device_of(arms, baseline_arm)),
                 "wall_seconds_this_call": round(time.perf_counter() - started, 3)},
@@ -246,7 +282,7 @@ def ablate(
 
 def _run_arm(out: Path, strategy: str, seed: int, dataset: Path, student: str, eval_set: EvalSet,
              train_config: TrainConfig, decoding: DecodingConfig, *, student_revision: str | None, device: str | None,
-             progress: bool, command: str) -> ArmResult:
+             progress: bool, command: str, system_prompt: str | None = None) -> ArmResult:
     """Train and evaluate one arm, unless a finished result is stored."""
     path = arm_path(out, strategy, seed)
     finished = read_arm(path)
@@ -259,7 +295,7 @@ def _run_arm(out: Path, strategy: str, seed: int, dataset: Path, student: str, e
         else checkpoint.name
     _release_memory()  # the trainer's model and optimizer, before the checkpoint is loaded for generation
     report = evaluate_student(str(checkpoint), eval_set, device=device, decoding=decoding, progress=progress,
-                              command=command)
+                              command=command, system_prompt=system_prompt)
     arm = ArmResult(strategy, seed, training, report)
     write_arm(path, arm)
     return arm
@@ -276,13 +312,14 @@ def _release_memory() -> None:
 
 
 def _run_baseline(out: Path, student: str, eval_set: EvalSet, decoding: DecodingConfig, *,
-                  student_revision: str | None, device: str | None, progress: bool, command: str) -> ArmResult:
+                  student_revision: str | None, device: str | None, progress: bool, command: str,
+                  system_prompt: str | None = None) -> ArmResult:
     path = arm_path(out, BASELINE, None)
     finished = read_arm(path)
     if finished is not None:
         return finished
     report = evaluate_student(student, eval_set, student_revision=student_revision, device=device, decoding=decoding,
-                              progress=progress, command=command)
+                              progress=progress, command=command, system_prompt=system_prompt)
     arm = ArmResult(BASELINE, None, None, report)
     write_arm(path, arm)
     return arm

@@ -85,6 +85,11 @@ def render_readme(record: dict[str, Any]) -> str:
 
     datasets = record["training_corpus"].get("datasets") or {}
 
+    def cut(s):
+        if s.get("cut_at_max_new_tokens") is None:
+            return "-"
+        return f"{s['cut_at_max_new_tokens']} of {s['answers']}"
+
     def train_rows(name):
         d = datasets.get(name)
         return str(d["questions_selected"]) if d else "-"
@@ -96,7 +101,7 @@ def render_readme(record: dict[str, Any]) -> str:
     n = next(iter(record["strategies"].values()))["n_questions"]
     return env.from_string(template).render(
         r=record, rows=_rows(record), n=n, figure=FIGURE, paper_url=PAPER_URL, pct=_pct, signed=_signed,
-        interval=_interval, seeds=seeds, losses=losses, train_rows=train_rows,
+        interval=_interval, seeds=seeds, losses=losses, cut=cut, train_rows=train_rows,
         card_data=yaml.safe_dump(metadata, sort_keys=False).strip(),
         corpus=_source_line(record["training_corpus"]["source"]), evalsrc=_source_line(record["eval"]["source"]),
         versions=", ".join(f"{k} {v}" for k, v in record["run"]["versions"].items()),

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..evaluate.bootstrap import CONFIDENCE, RESAMPLES, accuracy_interval, paired_difference
+from ..evaluate.report import cut_summary
 from .arms import ArmResult
 
 REFERENCE = "scas"
@@ -54,9 +55,21 @@ def strategy_summary(arms: Sequence[ArmResult], question_ids: Sequence[str], *, 
         "seed_mean": float(np.mean(per_seed)), "seed_stderr": _stderr(per_seed),
         "reference_nll": float(np.mean(nll)) if nll else None,
     }
+    out.update(cut_answers(arms))
     if arms[0].training is not None:
         out["training"] = [arm.training for arm in arms]
     return out
+
+
+def cut_answers(arms: Sequence[ArmResult]) -> dict[str, Any]:
+    """Answers cut at the token limit over all of a strategy's arms, the accuracy on the finished
+    ones, and a warning above 10% cut (`evaluate.report.cut_summary`)."""
+    results = [r for arm in arms for r in arm.report.per_question]
+    cut = sum(r.stopped is False for r in results)
+    correct_finished = sum(r.correct for r in results if r.stopped is not False)
+    limit = arms[0].report.decoding.get("max_new_tokens")
+    summary = cut_summary(len(results), cut, correct_finished, limit)
+    return {"answers": len(results), **summary}
 
 
 def paired_comparison(arms: Sequence[ArmResult], reference: Sequence[ArmResult], question_ids: Sequence[str], *,

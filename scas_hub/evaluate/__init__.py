@@ -8,9 +8,10 @@ selection strategy on the same questions and compares them with bootstrap interv
 
 from .bootstrap import accuracy_interval, paired_difference
 from .generate import DecodingConfig, Generation, Generator
+from .grading import grade
 from .overlap import Overlap, find_overlap
 from .questions import EvalQuestion, EvalSet, load_eval_questions
-from .report import EvalReport, QuestionResult, grade
+from .report import EvalReport, QuestionResult
 from .run import evaluate, evaluate_student
 
 __all__ = ["DecodingConfig", "EvalQuestion", "EvalReport", "EvalSet", "Generation", "Generator", "Overlap",

@@ -1,20 +1,27 @@
 """Greedy, batched decoding of the student's answers: transformers `generate`, or vLLM when installed.
 
-Prompts are rendered with the student's own chat template, as `[system, user]` with the generation
-prompt, the same messages training and scoring use. Generation stops at the end of the student's
-turn: the template's end-of-turn token (found by rendering a probe conversation) or an EOS id.
+Prompts are rendered with one chat template (the student's own, or `--chat-template`), as
+`[system, user]` with the generation prompt, the same messages training and scoring use. Generation
+stops at the end of the student's turn: the template's end-of-turn token (found by rendering a
+probe conversation) or an EOS id.
+
+Decoding is pinned: every parameter comes from `DecodingConfig.generation_kwargs()`, never from the
+model's `generation_config.json` (whose sampling and penalty fields, e.g. Qwen2.5-Instruct's
+`repetition_penalty`, would otherwise change the answers of "greedy" decoding).
 """
 
 from __future__ import annotations
 
 import importlib.util
 from collections.abc import Callable, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
+from typing import Any
 
 from tqdm.auto import tqdm
 
 from ..errors import ConfigError, StudentError
-from ..score.regions import special_token_ids
+from ..score.regions import resolve_chat_template, special_token_ids
 
 BACKENDS = ("auto", "transformers", "vllm")
 
@@ -39,8 +46,19 @@ class DecodingConfig:
         if self.max_new_tokens < 1 or self.batch_size < 1:
             raise ConfigError("--max-new-tokens and --batch-size must be at least 1")
 
+    def generation_kwargs(self) -> dict[str, Any]:
+        """Every decoding parameter, explicit and backend-neutral: greedy, no penalty, no length floor.
+
+        Each backend maps these onto its own parameters (transformers `GenerationConfig`, vLLM
+        `SamplingParams`, ...) and takes nothing from the model's `generation_config.json`.
+        """
+        return {"max_new_tokens": self.max_new_tokens, "min_new_tokens": 0, "do_sample": False, "num_beams": 1,
+                "temperature": 0.0, "top_p": 1.0, "top_k": None, "min_p": 0.0, "repetition_penalty": 1.0,
+                "presence_penalty": 0.0, "frequency_penalty": 0.0, "no_repeat_ngram_size": 0, "length_penalty": 1.0}
+
     def to_dict(self) -> dict:
-        return {"strategy": "greedy", "do_sample": False, "num_beams": 1, **asdict(self), "padding_side": "left"}
+        return {"strategy": "greedy", "do_sample": False, "num_beams": 1, **asdict(self), "padding_side": "left",
+                "generation": self.generation_kwargs()}
 
 
 @dataclass(frozen=True)
@@ -67,11 +85,12 @@ def resolve_backend(backend: str, device: str) -> str:
     return backend
 
 
-def stop_token_ids(tokenizer, generation_config=None) -> list[int]:
+def stop_token_ids(tokenizer, generation_config=None, chat_template: str | None = None) -> list[int]:
     """EOS ids of the model and tokenizer, plus the chat template's end-of-turn token.
 
-    The end-of-turn token is the first special token the template writes after an assistant
-    message (`<|im_end|>` for ChatML templates, `<|eot_id|>` for Llama 3), found by rendering a probe.
+    The end-of-turn token is the first special token the template (`chat_template`, else the
+    tokenizer's own) writes after an assistant message (`<|im_end|>` for ChatML templates,
+    `<|eot_id|>` for Llama 3), found by rendering a probe.
     """
     ids: set[int] = set()
     for source in (getattr(generation_config, "eos_token_id", None), tokenizer.eos_token_id):
@@ -79,7 +98,8 @@ def stop_token_ids(tokenizer, generation_config=None) -> list[int]:
             ids.update([source] if isinstance(source, int) else source)
     probe = "scas-hub-probe"
     rendered = tokenizer.apply_chat_template(
-        [{"role": "user", "content": "?"}, {"role": "assistant", "content": probe}], tokenize=False)
+        [{"role": "user", "content": "?"}, {"role": "assistant", "content": probe}], tokenize=False,
+        chat_template=chat_template)
     tail = rendered[rendered.rfind(probe) + len(probe):]
     special = special_token_ids(tokenizer)
     end_of_turn = next((t for t in tokenizer(tail, add_special_tokens=False)["input_ids"] if t in special), None)
@@ -91,24 +111,65 @@ def stop_token_ids(tokenizer, generation_config=None) -> list[int]:
     return sorted(ids)
 
 
+def transformers_generation_config(config: DecodingConfig, stop_ids: list[int], pad_id: int):
+    """A fresh `GenerationConfig` with every parameter `generate` reads set from `config`.
+
+    Temperature, top-k and top-p only shape sampling, which is off; they are set to their neutral
+    values anyway, so nothing is left for `generate` to fill in from the model's own config.
+    """
+    from transformers import GenerationConfig
+
+    g = config.generation_kwargs()
+    return GenerationConfig(
+        max_new_tokens=g["max_new_tokens"], min_new_tokens=g["min_new_tokens"], do_sample=g["do_sample"],
+        num_beams=g["num_beams"], temperature=None, top_p=None, top_k=None, min_p=None,
+        repetition_penalty=g["repetition_penalty"], no_repeat_ngram_size=g["no_repeat_ngram_size"],
+        length_penalty=g["length_penalty"], encoder_repetition_penalty=1.0, typical_p=1.0, epsilon_cutoff=0.0,
+        eta_cutoff=0.0, bad_words_ids=None, suppress_tokens=None, begin_suppress_tokens=None,
+        forced_bos_token_id=None, forced_eos_token_id=None, sequence_bias=None, num_return_sequences=1,
+        eos_token_id=list(stop_ids), pad_token_id=pad_id, use_cache=True,
+    )
+
+
+@contextmanager
+def _pinned(model, generation_config):
+    """While generating, the model's own generation config is `generation_config`: `generate` fills
+    unset fields from `model.generation_config`, so it must hold nothing of the checkpoint's."""
+    own = model.generation_config
+    model.generation_config = generation_config
+    try:
+        yield
+    finally:
+        model.generation_config = own
+
+
 class TransformersGenerator:
     """Greedy decoding with `model.generate`, left-padded batches of similar prompt length."""
 
-    def __init__(self, model, tokenizer, config: DecodingConfig, *, progress: bool = True):
-        from transformers import GenerationConfig
+    backend = "transformers"
 
+    def __init__(self, model, tokenizer, config: DecodingConfig, *, progress: bool = True,
+                 chat_template: str | None = None):
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.config = config
         self.progress = progress
-        self.stop_ids = stop_token_ids(tokenizer, getattr(model, "generation_config", None))
+        self.chat_template = resolve_chat_template(tokenizer, chat_template)
+        self.stop_ids = stop_token_ids(tokenizer, getattr(model, "generation_config", None), self.chat_template)
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.stop_ids[0]
         self.pad_id = pad
-        self.generation_config = GenerationConfig(max_new_tokens=config.max_new_tokens, do_sample=False, num_beams=1,
-                                                   eos_token_id=self.stop_ids, pad_token_id=pad)
+        self.generation_config = transformers_generation_config(config, self.stop_ids, pad)
+
+    @property
+    def parameters(self) -> dict[str, Any]:
+        """What `generate` is given (recorded in the report)."""
+        keys = ("max_new_tokens", "min_new_tokens", "do_sample", "num_beams", "temperature", "top_p", "top_k",
+                "repetition_penalty", "no_repeat_ngram_size", "length_penalty", "eos_token_id", "pad_token_id")
+        return {k: getattr(self.generation_config, k) for k in keys}
 
     def _encode(self, conversations: Sequence[Messages]) -> list[list[int]]:
-        texts = self.tokenizer.apply_chat_template(list(conversations), tokenize=False, add_generation_prompt=True)
+        texts = self.tokenizer.apply_chat_template(list(conversations), tokenize=False, add_generation_prompt=True,
+                                                   chat_template=self.chat_template)
         # the rendered template already holds every special token it wants
         return self.tokenizer(texts, add_special_tokens=False)["input_ids"]
 
@@ -130,7 +191,7 @@ class TransformersGenerator:
                 for row, i in enumerate(batch):  # left padding: every prompt ends where generation starts
                     ids[row, width - len(prompts[i]):] = torch.tensor(prompts[i])
                     mask[row, width - len(prompts[i]):] = 1
-                with torch.inference_mode():
+                with torch.inference_mode(), _pinned(self.model, self.generation_config):
                     generated = self.model.generate(input_ids=ids.to(device), attention_mask=mask.to(device),
                                                     generation_config=self.generation_config)
                 for row, i in enumerate(batch):
@@ -146,20 +207,40 @@ class TransformersGenerator:
 
 
 class VLLMGenerator:
-    """Greedy decoding with vLLM (temperature 0), same chat template and stop tokens.
+    """Greedy decoding with vLLM (temperature 0), same chat template, stop tokens and parameters.
 
-    Not exercised by this project's tests (no GPU and no vLLM on the test machines).
+    vLLM is told to ignore the model's `generation_config.json` (`generation_config="vllm"`), and
+    every sampling parameter is passed. Not exercised by this project's tests (no GPU and no vLLM on
+    the test machines).
     """
 
-    def __init__(self, model_path: str, tokenizer, config: DecodingConfig, dtype: str, *, progress: bool = True):
+    backend = "vllm"
+
+    def __init__(self, model_path: str, tokenizer, config: DecodingConfig, dtype: str, *, progress: bool = True,
+                 chat_template: str | None = None):
         from vllm import LLM, SamplingParams
 
         self.progress = progress
-        self.stop_ids = stop_token_ids(tokenizer)
-        self.llm = LLM(model=model_path, dtype=dtype, seed=0)
-        self.params = SamplingParams(temperature=0.0, max_tokens=config.max_new_tokens, stop_token_ids=self.stop_ids)
+        self.chat_template = resolve_chat_template(tokenizer, chat_template)
+        self.stop_ids = stop_token_ids(tokenizer, chat_template=self.chat_template)
+        self.pad_id = tokenizer.pad_token_id
+        self.llm = LLM(model=model_path, dtype=dtype, seed=0, generation_config="vllm")
+        g = config.generation_kwargs()
+        self.sampling = {"n": 1, "temperature": g["temperature"], "top_p": g["top_p"], "top_k": -1 if g["top_k"] is None
+                         else g["top_k"], "min_p": g["min_p"], "repetition_penalty": g["repetition_penalty"],
+                         "presence_penalty": g["presence_penalty"], "frequency_penalty": g["frequency_penalty"],
+                         "max_tokens": g["max_new_tokens"], "min_tokens": g["min_new_tokens"],
+                         "stop_token_ids": list(self.stop_ids), "ignore_eos": False, "skip_special_tokens": True,
+                         "seed": 0}
+        self.params = SamplingParams(**self.sampling)
+
+    @property
+    def parameters(self) -> dict[str, Any]:
+        """What `SamplingParams` is given (recorded in the report)."""
+        return dict(self.sampling)
 
     def __call__(self, conversations: Sequence[Messages]) -> list[Generation]:
-        outputs = self.llm.chat(list(conversations), self.params, use_tqdm=self.progress, add_generation_prompt=True)
+        outputs = self.llm.chat(list(conversations), self.params, use_tqdm=self.progress, add_generation_prompt=True,
+                                chat_template=self.chat_template)
         return [Generation(o.outputs[0].text, len(o.outputs[0].token_ids), o.outputs[0].finish_reason == "stop")
                 for o in outputs]

@@ -8,9 +8,12 @@ question), and every row or question set aside is counted by reason.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import random
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from ..errors import ConfigError, SourceError
 from ..records import Candidate
@@ -43,9 +46,13 @@ class EvalQuestion:
                          system=self.system, source_dataset=self.source_dataset,
                          reference_answer=self.reference_answer)
 
-    def prompt_messages(self) -> list[dict[str, str]]:
-        """`[system, user]` with the row's system prompt, else the default one (as in training and scoring)."""
-        return self.as_candidate("").prompt_messages()
+    def prompt_messages(self, system_prompt: str | None = None) -> list[dict[str, str]]:
+        """`[system, user]` with `system_prompt`, else the row's own, else the default one (as in training
+        and scoring)."""
+        messages = self.as_candidate("").prompt_messages()
+        if system_prompt is not None:
+            messages[0] = {"role": "system", "content": system_prompt}
+        return messages
 
 
 @dataclass
@@ -61,10 +68,31 @@ class EvalSet:
     """Questions set aside, by reason (`no_reference_answer`, `duplicate_question_text`, `beyond_limit`, ...)."""
     limit: int | None = None
     sample_seed: int | None = None
+    content_sha256: str | None = None
+    """SHA-256 of the source's data files, for a source without a Hub revision (local file, folder, builder)."""
+
+    @property
+    def questions_sha256(self) -> str:
+        """SHA-256 of what is evaluated: each question's id, system prompt, text and reference answer, in order."""
+        payload = [[q.question_id, q.system, q.instruction, q.reference_answer] for q in self.questions]
+        return hashlib.sha256(json.dumps(payload, ensure_ascii=False).encode("utf-8")).hexdigest()
 
     def to_dict(self) -> dict:
         return {"rows_in": self.rows_in, "questions_in": self.questions_in, "questions_evaluated": len(self.questions),
-                "skipped": dict(sorted(self.skipped.items())), "limit": self.limit, "sample_seed": self.sample_seed}
+                "skipped": dict(sorted(self.skipped.items())), "limit": self.limit, "sample_seed": self.sample_seed,
+                "content_sha256": self.content_sha256, "questions_sha256": self.questions_sha256}
+
+
+def files_sha256(paths: list[Path]) -> str:
+    """One SHA-256 over data files: each file's name and bytes, in the order given."""
+    digest = hashlib.sha256()
+    for path in paths:
+        digest.update(path.name.encode("utf-8") + b"\0")
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+        digest.update(b"\0")
+    return digest.hexdigest()
 
 
 def load_eval_questions(source, *, subset: str | None = None, revision: str | None = None, limit: int | None = None,
@@ -98,7 +126,7 @@ def load_eval_questions(source, *, subset: str | None = None, revision: str | No
 
     skipped: Counter = Counter()
     questions: list[EvalQuestion] = []
-    seen_text: set[tuple[str, str]] = set()
+    seen_text: set[str] = set()
     for qid in first_row:
         row = reference.get(qid)
         if row is None:
@@ -107,11 +135,11 @@ def load_eval_questions(source, *, subset: str | None = None, revision: str | No
         question = EvalQuestion(question_id=qid, instruction=row.instruction, reference_answer=row.reference_answer,
                                 system=row.system, reference_solution=row.reference_solution,
                                 source_dataset=row.source_dataset)
-        key = (question.normalised, normalise_question(question.system or ""))
-        if key in seen_text:
+        # one question under two system prompts is still one question
+        if question.normalised in seen_text:
             skipped["duplicate_question_text"] += 1
             continue
-        seen_text.add(key)
+        seen_text.add(question.normalised)
         questions.append(question)
     if not questions:
         raise SourceError(f"the eval source {opened.info.name!r} holds no question with a reference answer "
@@ -123,5 +151,8 @@ def load_eval_questions(source, *, subset: str | None = None, revision: str | No
             keep = set(random.Random(sample_seed).sample(range(len(questions)), limit))
             skipped["beyond_limit"] += len(questions) - limit
             questions = [q for i, q in enumerate(questions) if i in keep]
+    local = opened.info.repo_id is None and not opened.info.datasets  # a Hub source is pinned by its commit
+    content = files_sha256([f.path for f in opened.files]) if local and opened.files else None
     return EvalSet(questions=questions, source=opened.info, rows_in=rows_in, questions_in=len(first_row),
-                   skipped=skipped, limit=limit, sample_seed=sample_seed if limit is not None else None)
+                   skipped=skipped, limit=limit, sample_seed=sample_seed if limit is not None else None,
+                   content_sha256=content)

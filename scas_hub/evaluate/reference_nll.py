@@ -7,6 +7,7 @@ chat template, exactly as a candidate answer is scored and trained on.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 from ..records import Question
 from ..score.engine import ScoringConfig, StudentScorer
@@ -14,14 +15,23 @@ from ..stats import PipelineStats
 from .questions import EvalQuestion
 
 
-def reference_solution_nll(model, tokenizer, questions: Sequence[EvalQuestion], *,
-                           progress: bool = True) -> dict[str, float]:
-    """`{question_id: answer_mean_nll}` for every question with a scorable reference solution."""
-    to_score = [Question(q.question_id, [q.as_candidate(q.reference_solution, teacher="reference_solution")])
-                for q in questions if q.reference_solution and q.reference_solution.strip()]
+def reference_solution_nll(model, tokenizer, questions: Sequence[EvalQuestion], *, progress: bool = True,
+                           chat_template: str | None = None, system_prompt: str | None = None) -> dict[str, float]:
+    """`{question_id: answer_mean_nll}` for every question with a scorable reference solution.
+
+    `chat_template` (text) and `system_prompt` override the student's template and the rows' prompts,
+    as they do for generation.
+    """
+    to_score = []
+    for q in questions:
+        if q.reference_solution and q.reference_solution.strip():
+            cand = q.as_candidate(q.reference_solution, teacher="reference_solution")
+            if system_prompt is not None:
+                cand = replace(cand, system=system_prompt)
+            to_score.append(Question(q.question_id, [cand]))
     if not to_score:
         return {}
-    scorer = StudentScorer(model, tokenizer, ScoringConfig(progress=progress))
+    scorer = StudentScorer(model, tokenizer, ScoringConfig(progress=progress), chat_template=chat_template)
     try:
         scored = list(scorer.score_questions(to_score, PipelineStats(), total_rows=len(to_score)))
     finally:

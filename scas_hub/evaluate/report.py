@@ -9,17 +9,24 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..verify.math_answers import check as math_check
+from .grading import grade  # noqa: F401  (re-exported: `scas_hub.evaluate.report.grade`)
+
+CUT_WARNING_SHARE = 0.10
+"""Above this share of answers cut at the token limit, the summary warns: the accuracy then measures
+the limit as much as the student (raise --max-new-tokens)."""
 
 
-def grade(generated: str, reference_answer: str) -> tuple[bool, str]:
-    """math-verify the generated answer against the reference: `(correct, outcome)`.
-
-    `outcome` is `correct`, `not_verified` (a final answer that differs), `unverifiable` (no final
-    answer could be extracted) or `unverifiable_reference` (the reference does not parse).
-    """
-    reason = math_check(generated, reference_answer)
-    return reason is None, reason or "correct"
+def cut_summary(n_questions: int, n_cut: int, n_correct_finished: int, max_new_tokens: int | None) -> dict[str, Any]:
+    """Cut answers and the accuracy on finished ones, with a warning above `CUT_WARNING_SHARE`."""
+    finished = n_questions - n_cut
+    share = n_cut / n_questions if n_questions else 0.0
+    warning = None
+    if share > CUT_WARNING_SHARE:
+        limit = f" at {max_new_tokens} new tokens" if max_new_tokens else ""
+        warning = (f"{n_cut} of {n_questions} answers ({100 * share:.0f}%) were cut{limit}; they are graded only "
+                   f"on an explicit final answer, so accuracy depends on the limit: raise --max-new-tokens")
+    return {"cut_at_max_new_tokens": n_cut, "cut_share": share, "n_finished": finished,
+            "accuracy_finished": n_correct_finished / finished if finished else None, "cut_warning": warning}
 
 
 @dataclass
@@ -30,7 +37,7 @@ class QuestionResult:
     generated: str
     correct: bool
     outcome: str
-    """See `grade`."""
+    """See `grading.OUTCOMES`."""
     reference_answer: str
     n_generated_tokens: int | None = None
     stopped: bool | None = None
@@ -77,10 +84,15 @@ class EvalReport:
             counts[r.outcome] = counts.get(r.outcome, 0) + 1
         return dict(sorted(counts.items()))
 
-    def to_dict(self) -> dict[str, Any]:
+    def cut(self) -> dict[str, Any]:
+        """Answers cut at `max_new_tokens`, the accuracy on the finished ones, and a warning above 10% cut."""
         cut = sum(r.stopped is False for r in self.per_question)
+        correct_finished = sum(r.correct for r in self.per_question if r.stopped is not False)
+        return cut_summary(self.n_questions, cut, correct_finished, self.decoding.get("max_new_tokens"))
+
+    def to_dict(self) -> dict[str, Any]:
         return {"accuracy": self.accuracy, "n_questions": self.n_questions, "n_correct": self.n_correct,
-                "outcomes": self.outcomes(), "cut_at_max_new_tokens": cut, "reference_nll": self.reference_nll,
+                "outcomes": self.outcomes(), **self.cut(), "reference_nll": self.reference_nll,
                 "student": self.student, "eval": self.eval, "decoding": self.decoding, "run": self.run,
                 "per_question": [asdict(r) for r in self.per_question]}
 

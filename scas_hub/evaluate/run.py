@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
+import logging
 import time
+from collections import Counter
 from pathlib import Path
+from typing import Any
 
+from ..constants import DEFAULT_SYSTEM_PROMPT
+from ..errors import StudentError
 from ..pipeline import source_record
+from ..score.regions import chat_template_sha256, read_chat_template
 from ..score.students import check_student, load_student, resolve_dtype, resolve_student
 from ..source import CorpusRecipe
+from ..train.card import read_facts
 from .generate import DecodingConfig, Generation, Generator, TransformersGenerator, VLLMGenerator, resolve_backend
+from .grading import grade
 from .pins import api_call, hardware, library_versions, now
 from .questions import EvalSet, load_eval_questions
 from .reference_nll import reference_solution_nll
-from .report import EvalReport, QuestionResult, grade
+from .report import EvalReport, QuestionResult
+
+logger = logging.getLogger(__name__)
 
 
 def evaluate(
@@ -31,6 +41,8 @@ def evaluate(
     progress: bool = True,
     generator: Generator | None = None,
     command: str | None = None,
+    system_prompt: str | None = None,
+    chat_template: str | Path | None = None,
 ) -> EvalReport:
     """Evaluate a student on the distinct questions of a source, checked with math-verify.
 
@@ -45,6 +57,10 @@ def evaluate(
         generator: answers conversations instead of the student's own decoding (tests, custom
             backends); the student is then loaded only for the reference NLL.
         command: the command recorded in the report (the CLI passes its command line).
+        system_prompt: the system prompt of every question (default: each row's own, else the
+            project's default, as training and scoring render rows).
+        chat_template: Jinja template (text or file) to render prompts with (default: the student's
+            own: a checkpoint's is the one its dataset was scored with).
 
     Raises:
         SourceError, StudentError, ConfigError: with what to do.
@@ -53,10 +69,11 @@ def evaluate(
     eval_set = load_eval_questions(eval_source, subset=subset, revision=eval_revision, limit=limit,
                                    sample_seed=sample_seed)
     command = command or api_call("scas_hub.evaluate", student=student, eval_source=str(eval_source), subset=subset,
-                                  limit=limit, decoding=decoding)
+                                  limit=limit, decoding=decoding, system_prompt=system_prompt,
+                                  chat_template=str(chat_template) if chat_template is not None else None)
     return evaluate_student(student, eval_set, out, student_revision=student_revision, decoding=decoding,
                             device=device, reference_nll=reference_nll, progress=progress, generator=generator,
-                            command=command)
+                            command=command, system_prompt=system_prompt, chat_template=chat_template)
 
 
 def report_path(out: str | Path) -> Path:
@@ -77,9 +94,12 @@ def evaluate_student(
     progress: bool = True,
     generator: Generator | None = None,
     command: str | None = None,
+    system_prompt: str | None = None,
+    chat_template: str | Path | None = None,
 ) -> EvalReport:
     """`evaluate` on questions already loaded (an ablation evaluates every arm on the same `EvalSet`)."""
     import torch
+    from transformers import AutoTokenizer
 
     decoding = decoding or DecodingConfig()
     started = time.perf_counter()
@@ -88,20 +108,22 @@ def evaluate_student(
     backend = "custom" if generator is not None else resolve_backend(decoding.backend, device)
     dtype = resolve_dtype(decoding.dtype, device)
     needs_nll = reference_nll and any(q.reference_solution for q in eval_set.questions)
+    template_text = read_chat_template(chat_template) if chat_template is not None else None
     model = tokenizer = None
     if backend == "transformers" or needs_nll:
         model, tokenizer, dtype, device = load_student(resolved, dtype, device)
+    tokenizer = tokenizer or AutoTokenizer.from_pretrained(resolved.path)
     if generator is None and backend == "vllm":
-        from transformers import AutoTokenizer
-
-        generator = VLLMGenerator(resolved.path, tokenizer or AutoTokenizer.from_pretrained(resolved.path), decoding,
-                                  dtype, progress=progress)
+        generator = VLLMGenerator(resolved.path, tokenizer, decoding, dtype, progress=progress,
+                                  chat_template=template_text)
     elif generator is None:
-        generator = TransformersGenerator(model, tokenizer, decoding, progress=progress)
+        generator = TransformersGenerator(model, tokenizer, decoding, progress=progress, chat_template=template_text)
 
-    nll = reference_solution_nll(model, tokenizer, eval_set.questions, progress=progress) if needs_nll else {}
+    nll = reference_solution_nll(model, tokenizer, eval_set.questions, progress=progress,
+                                 chat_template=template_text, system_prompt=system_prompt) if needs_nll else {}
+    conversations = [q.prompt_messages(system_prompt) for q in eval_set.questions]
     gen_started = time.perf_counter()
-    outputs = list(generator([q.prompt_messages() for q in eval_set.questions]))
+    outputs = list(generator(conversations))
     generation_seconds = time.perf_counter() - gen_started
     if len(outputs) != len(eval_set.questions):
         raise RuntimeError(f"the generator answered {len(outputs)} of {len(eval_set.questions)} questions")
@@ -109,7 +131,7 @@ def evaluate_student(
     results = []
     for question, output in zip(eval_set.questions, outputs, strict=True):
         output = output if isinstance(output, Generation) else Generation(str(output))
-        correct, outcome = grade(output.text, question.reference_answer)
+        correct, outcome = grade(output.text, question.reference_answer, finished=output.stopped)
         results.append(QuestionResult(question_id=question.question_id, generated=output.text, correct=correct,
                                       outcome=outcome, reference_answer=question.reference_answer,
                                       n_generated_tokens=output.n_tokens, stopped=output.stopped,
@@ -120,8 +142,11 @@ def evaluate_student(
                  "dtype": dtype, "device": str(device)},
         eval={"source": source_record(eval_set.source), **eval_set.to_dict()},
         decoding={**decoding.to_dict(), "backend": backend, "dtype": dtype,
-                  "system_prompt": "the row's own, else the default (as in training and scoring)",
-                  "chat_template": "the student's own, with the generation prompt"},
+                  "backend_parameters": getattr(generator, "parameters", None),
+                  "stop_token_ids": getattr(generator, "stop_ids", None), "pad_token_id": getattr(generator, "pad_id",
+                                                                                                   None),
+                  "system_prompt": prompt_record(conversations, system_prompt),
+                  "chat_template": template_record(tokenizer, template_text, resolved.path)},
         run={"created": now(), "command": command or "", "versions": library_versions(),
              "hardware": hardware(str(device)), "generation_seconds": round(generation_seconds, 3),
              "wall_seconds": round(time.perf_counter() - started, 3)},
@@ -129,3 +154,26 @@ def evaluate_student(
     if out is not None:
         report.write(report_path(out))
     return report
+
+
+def prompt_record(conversations: list[list[dict[str, str]]], override: str | None) -> dict[str, Any]:
+    """The system prompts the student saw: each distinct text with its number of questions."""
+    counts = Counter(c[0]["content"] for c in conversations)
+    return {"source": "--system-prompt" if override is not None else
+            f"each row's own, else the default ({DEFAULT_SYSTEM_PROMPT!r})",
+            "texts": [{"text": text, "questions": n} for text, n in counts.most_common()]}
+
+
+def template_record(tokenizer, template_text: str | None, student_path: str) -> dict[str, Any]:
+    """The chat template's SHA-256 and origin, and whether it is the one the checkpoint was trained with."""
+    try:
+        sha = chat_template_sha256(tokenizer, template_text)
+    except StudentError:  # a custom generator may render prompts without one
+        sha = None
+    facts = read_facts(Path(student_path)) if Path(student_path).is_dir() else None
+    trained = (facts or {}).get("chat_template_sha256")
+    if trained is not None and trained != sha:
+        logger.warning("the prompts are rendered with chat template sha256 %s, but the student was trained with %s "
+                       "(training_facts.json); pass the training template with --chat-template", sha, trained)
+    return {"sha256": sha, "source": "--chat-template" if template_text is not None else "the student's own",
+            "training_sha256": trained, "matches_training": None if trained is None else trained == sha}
