@@ -121,8 +121,9 @@ def _evaluate(args: argparse.Namespace) -> int:
 def _print_cut(cut: dict, name: str = "") -> None:
     """Answers cut at the token limit and the accuracy on finished ones; a warning above 10% cut."""
     finished = "-" if cut["accuracy_finished"] is None else f"{cut['accuracy_finished']:.4f}"
-    print(f"{name}cut at --max-new-tokens: {cut['cut_at_max_new_tokens']}; accuracy on the {cut['n_finished']} "
-          f"finished answers: {finished}")
+    answers = cut["n_finished"] + cut["cut_at_max_new_tokens"]
+    print(f"{name}{cut['cut_at_max_new_tokens']} of {answers} answers cut at --max-new-tokens; accuracy on the "
+          f"{cut['n_finished']} finished ones: {finished}")
     if cut["cut_warning"]:
         sys.stdout.flush()
         print(f"scas-hub: warning: {name}{cut['cut_warning']}", file=sys.stderr)

@@ -160,5 +160,5 @@ def test_cut_answers_are_counted_and_warned_about(tiny_qwen_dir, pool, tmp_path,
                  "--no-reference-nll", "--no-progress", "--out", str(tmp_path / "cli.json")])
     captured = capsys.readouterr()
     assert code == 0
-    assert "cut at --max-new-tokens: 3; accuracy on the 0 finished answers: -" in captured.out
+    assert "3 of 3 answers cut at --max-new-tokens; accuracy on the 0 finished ones: -" in captured.out
     assert "scas-hub: warning:" in captured.err and "3 of 3 answers (100%) were cut at 2 new tokens" in captured.err

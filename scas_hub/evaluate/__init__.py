@@ -1,6 +1,7 @@
 """Evaluation, a stage beside the pipeline: does a (trained) student answer held-out questions correctly?
 
-    questions (any source) -> generate (greedy, the student's chat template) -> check (math-verify) -> report
+    questions (any source) -> generate (greedy, every parameter pinned, one chat template)
+    -> grade (math-verify, boxed first; a cut answer only on its explicit final answer) -> report
 
 `evaluate` runs it all and writes `report.json`; `scas_hub.ablate` evaluates one trained student per
 selection strategy on the same questions and compares them with bootstrap intervals.
@@ -10,10 +11,11 @@ from .bootstrap import accuracy_interval, paired_difference
 from .generate import DecodingConfig, Generation, Generator
 from .grading import grade
 from .overlap import Overlap, find_overlap
+from .prompts import training_system_prompt
 from .questions import EvalQuestion, EvalSet, load_eval_questions
 from .report import EvalReport, QuestionResult
 from .run import evaluate, evaluate_student
 
 __all__ = ["DecodingConfig", "EvalQuestion", "EvalReport", "EvalSet", "Generation", "Generator", "Overlap",
            "QuestionResult", "accuracy_interval", "evaluate", "evaluate_student", "find_overlap", "grade",
-           "load_eval_questions", "paired_difference"]
+           "load_eval_questions", "paired_difference", "training_system_prompt"]
