@@ -162,3 +162,73 @@ def test_cut_answers_are_counted_and_warned_about(tiny_qwen_dir, pool, tmp_path,
     assert code == 0
     assert "3 of 3 answers cut at --max-new-tokens; accuracy on the 0 finished ones: -" in captured.out
     assert "scas-hub: warning:" in captured.err and "3 of 3 answers (100%) were cut at 2 new tokens" in captured.err
+
+
+# ---- the vLLM backend: what it is given (a stand-in module records it; no GPU or vLLM here) -----
+
+
+def test_vllm_is_given_every_parameter_and_ignores_the_models_generation_config(tiny_qwen, monkeypatch):
+    import sys
+    import types
+
+    from scas_hub.evaluate import DecodingConfig
+    from scas_hub.evaluate.generate import VLLMGenerator
+
+    calls = {}
+
+    class LLM:
+        def __init__(self, **kwargs):
+            calls["llm"] = kwargs
+
+        def chat(self, conversations, params, **kwargs):
+            calls["chat"] = kwargs
+            out = types.SimpleNamespace(text="\\boxed{5}", token_ids=[1, 2], finish_reason="stop")
+            return [types.SimpleNamespace(outputs=[out]) for _ in conversations]
+
+    class SamplingParams:
+        def __init__(self, **kwargs):
+            calls["sampling"] = kwargs
+
+    monkeypatch.setitem(sys.modules, "vllm", types.SimpleNamespace(LLM=LLM, SamplingParams=SamplingParams))
+    _, tokenizer = tiny_qwen
+    generator = VLLMGenerator("student", tokenizer, DecodingConfig(max_new_tokens=7), "bfloat16", progress=False)
+    answers = generator([[{"role": "system", "content": SYSTEM}, {"role": "user", "content": "2 + 3?"}]])
+    assert answers[0].text == "\\boxed{5}" and answers[0].stopped is True
+    assert calls["llm"]["generation_config"] == "vllm"  # nothing from the model's generation_config.json
+    sampling = calls["sampling"]
+    assert sampling["temperature"] == 0.0 and sampling["max_tokens"] == 7 and sampling["min_tokens"] == 0
+    assert sampling["repetition_penalty"] == 1.0 and sampling["presence_penalty"] == 0.0
+    assert sampling["frequency_penalty"] == 0.0 and sampling["top_p"] == 1.0 and sampling["min_p"] == 0.0
+    assert tokenizer.convert_tokens_to_ids("<|im_end|>") in sampling["stop_token_ids"]
+    assert calls["chat"]["chat_template"] == QWEN_CHAT_TEMPLATE and generator.parameters == sampling
+
+
+def test_exclude_overlap_is_on_in_the_cli_and_the_makefile():
+    import subprocess
+    from pathlib import Path
+
+    from scas_hub.cli import build_parser
+
+    parser = build_parser()
+    assert parser.parse_args(["ablate", "--eval", "demo"]).exclude_overlap is True
+    assert parser.parse_args(["ablate", "--eval", "demo", "--no-exclude-overlap"]).exclude_overlap is False
+    root = Path(__file__).resolve().parent.parent
+
+    def dry_run(*args):
+        return subprocess.run(["make", "-n", "-C", str(root), "ablate", *args], capture_output=True, text=True,
+                              timeout=60).stdout
+
+    assert "--exclude-overlap" in dry_run() and "--no-exclude-overlap" not in dry_run()
+    assert "--no-exclude-overlap" in dry_run("EXCLUDE_OVERLAP=0")
+
+
+def test_the_report_says_whether_the_template_is_the_one_the_checkpoint_was_trained_with(tiny_qwen_dir, pool,
+                                                                                          tmp_path):
+    checkpoint = tmp_path / "checkpoint"
+    shutil.copytree(tiny_qwen_dir, checkpoint)
+    own = hashlib.sha256(QWEN_CHAT_TEMPLATE.encode()).hexdigest()
+    for trained, matches in ((own, True), ("0" * 64, False)):
+        (checkpoint / "training_facts.json").write_text(json.dumps({"chat_template_sha256": trained}))
+        report = evaluate(str(checkpoint), pool, generator=lambda c: ["\\boxed{5}"] * len(c), reference_nll=False)
+        assert report.decoding["chat_template"] == {"sha256": own, "source": "the student's own",
+                                                    "training_sha256": trained, "matches_training": matches}
