@@ -161,7 +161,9 @@ def _ablate(args: argparse.Namespace) -> int:
 
 
 def _add_eval_args(p: argparse.ArgumentParser, subset_flags: tuple[str, ...] = (),
-                   batch_flags: tuple[str, ...] = ("--batch-size",)) -> None:
+                   batch_flags: tuple[str, ...] = ("--batch-size",),
+                   system_prompt_help: str = "system prompt of every question (default: each row's own, else the "
+                                             "project's default, as training and scoring render rows)") -> None:
     p.add_argument("--eval", required=True, metavar="SOURCE",
                    help="held-out questions: builder, recipe file (.py), folder, or Hub dataset id")
     p.add_argument("--eval-subset", *subset_flags, dest="subset", default=None,
@@ -180,9 +182,7 @@ def _add_eval_args(p: argparse.ArgumentParser, subset_flags: tuple[str, ...] = (
                    help="weights and activations while decoding; auto = bfloat16 on CUDA, float32 otherwise")
     p.add_argument("--device", default=None,
                    help="torch device, e.g. cpu, cuda, cuda:1 (default: cuda if available, else cpu)")
-    p.add_argument("--system-prompt", default=None, metavar="TEXT",
-                   help="system prompt of every question (default: the one the training dataset was scored with "
-                        "where known, else each row's own, else the project's default)")
+    p.add_argument("--system-prompt", default=None, metavar="TEXT", help=system_prompt_help)
     p.add_argument("--no-progress", action="store_true", help="draw no progress bars")
 
 
@@ -555,7 +555,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="subset of the training corpus (default: the recipe's default)")
     a.add_argument("--source-revision", default=None, metavar="REV",
                    help="Hub revision of the training corpus (default: main)")
-    _add_eval_args(a, batch_flags=("--eval-batch-size",))
+    _add_eval_args(a, batch_flags=("--eval-batch-size",),
+                   system_prompt_help="system prompt of every evaluation (default: the one the training datasets' "
+                                      "rows share, else each eval row's own, else the project's default)")
     a.add_argument("--exclude-overlap", action=argparse.BooleanOptionalAction, default=True,
                    help="remove eval questions (matched by normalised text) from the training corpus (default: on; "
                         "--no-exclude-overlap keeps them, to measure what the overlap does)")
