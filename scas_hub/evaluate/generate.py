@@ -112,10 +112,10 @@ def stop_token_ids(tokenizer, generation_config=None, chat_template: str | None 
 
 
 def transformers_generation_config(config: DecodingConfig, stop_ids: list[int], pad_id: int):
-    """A fresh `GenerationConfig` with every parameter `generate` reads set from `config`.
+    """A fresh `GenerationConfig` with every parameter that shapes greedy decoding set from `config`.
 
-    Temperature, top-k and top-p only shape sampling, which is off; they are set to their neutral
-    values anyway, so nothing is left for `generate` to fill in from the model's own config.
+    Temperature, top-k, top-p and min-p only shape sampling, which is off: they stay unset, and while
+    `_pinned` holds, `generate` fills them from transformers' neutral defaults, never from the model.
     """
     from transformers import GenerationConfig
 
