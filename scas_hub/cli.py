@@ -599,7 +599,9 @@ def main(argv: list[str] | None = None) -> int:
 
         if not is_hub_error(err):
             raise
-        _error(f"cannot reach the Hub ({describe(err)}); {what_to_do()}")
+        resumes = ("; then run the same command again: it resumes (finished steps and cached scores are kept)"
+                   if args.command in ("curate", "rounds", "train", "ablate") else "")
+        _error(f"cannot reach the Hub ({describe(err)}); {what_to_do()}{resumes}")
         return 2
 
 
