@@ -49,6 +49,16 @@ def remove_stale_asides(target: Path) -> list[Path]:
     return removed
 
 
+def aside_folder(target: Path) -> Path:
+    """A new empty folder beside `target`, `.<name>.tmp-<host>-<pid>-XXXXXXXX`, to be renamed to
+    `target` when complete; the ones processes killed midway left are removed first."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_asides(target)
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.tmp-{_host()}-{os.getpid()}-"))
+    new_folder_mode(tmp)
+    return tmp
+
+
 @contextmanager
 def build_aside(target: Path, marker: str) -> Iterator[Path]:
     """Yield a fresh folder beside `target` to write into; on success it is renamed to `target`.
@@ -57,11 +67,8 @@ def build_aside(target: Path, marker: str) -> Iterator[Path]:
     next `build_aside` of the same target (it names its host and pid). If another process
     completed `target` meanwhile (its `marker` file exists), that one is kept and this one is dropped.
     """
-    target.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_asides(target)
-    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.tmp-{_host()}-{os.getpid()}-"))
+    tmp = aside_folder(target)
     try:
-        new_folder_mode(tmp)
         yield tmp
         try:
             os.replace(tmp, target)
