@@ -325,3 +325,25 @@ def test_finding_14_new_outputs_get_the_mode_mkdir_gives(curated, tmp_path):
     finally:
         os.umask(mask)
     assert (tmp_path / "out").stat().st_mode & 0o777 == 0o750
+
+
+def test_finding_9_a_hub_failure_ends_rounds_with_one_line_and_the_rerun_resumes(curated, tmp_path, fake_hub,
+                                                                                 monkeypatch, capsys,
+                                                                                 tiny_qwen_dir):
+    pytest.importorskip("trl")
+    monkeypatch.setenv("SCAS_HUB_PUSH_BACKOFF", "0.01")
+    monkeypatch.setenv("SCAS_HUB_PUSH_ATTEMPTS", "2")
+    out = tmp_path / "loop"
+    command = ["rounds", "--student", str(tiny_qwen_dir), "--source", str(curated / "corpus"), "--rounds", "1",
+               "--out", str(out), "--push", "org/loop", "--strategy", "argmin", "--max-steps", "1",
+               "--effective-batch", "1", "--no-progress"]
+    fake_hub.fail("/commit/", status=500, times=2)  # more 500s than attempts: the push gives up
+    assert main(command) == 2
+    err = capsys.readouterr().err
+    assert "HfHubHTTPError" in err and "rerunning resumes" in err and len(err.strip().splitlines()) == 1
+    assert not (out / "rounds.json").exists() and "v1" not in fake_hub.repo("org/loop").tags
+
+    assert main(command) == 0
+    summary = json.loads((out / "rounds.json").read_text())
+    assert [r["dataset"]["version"] for r in summary["rounds"]] == ["v1"]
+    assert set(fake_hub.repo("org/loop").tags) == {"v1"}
