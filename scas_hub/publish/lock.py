@@ -20,6 +20,7 @@ import os
 import shlex
 import socket
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -31,8 +32,9 @@ from ..errors import PublishError
 F = TypeVar("F", bound=Callable[..., Any])
 logger = logging.getLogger("scas_hub.publish")
 LOCK_SUFFIX = ".scas-hub.lock"
-_held: dict[str, int] = {}
-"""Locks this process holds (path -> depth): a nested `output_lock` on the same folder is a no-op."""
+_held: dict[str, list[int]] = {}
+"""Locks this process holds: path -> [thread that took it, depth]. A nested `output_lock` on the same
+folder in the same thread is a no-op; another thread of this process is refused like another process."""
 
 
 def lock_path(out: str | Path) -> Path:
@@ -122,13 +124,16 @@ def output_lock(out: str | Path, *, what: str = "--out") -> Iterator[None]:
     if not _is_main_process():  # the main process of this `accelerate launch` holds it
         yield
         return
-    if key in _held:
-        _held[key] += 1
+    if key in _held and _held[key][0] == threading.get_ident():
+        _held[key][1] += 1
         try:
             yield
         finally:
-            _held[key] -= 1
+            _held[key][1] -= 1
         return
+    if key in _held:
+        raise PublishError(f"{what} {out} is being written by another thread of this process; wait for it to end, "
+                           f"or pass another {what}")
     created = _missing_parents(path.parent)
     lock = FileLock(path, timeout=0, on_acquired=_take_over)
     try:
@@ -144,7 +149,7 @@ def output_lock(out: str | Path, *, what: str = "--out") -> Iterator[None]:
         _remove_if_empty(created)
         raise PublishError(f"cannot write beside {what} {out} ({err.strerror or err}); pass a {what} in a "
                            "folder you can write") from err
-    _held[key] = 1
+    _held[key] = [threading.get_ident(), 1]
     try:
         yield
     finally:
