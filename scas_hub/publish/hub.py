@@ -40,7 +40,7 @@ from .output import present_tool_files
 from .retry import RetryPolicy, http_library, with_retries
 
 logger = logging.getLogger("scas_hub.publish")
-VERSION_TAG = re.compile(r"v(\d+)")
+VERSION_TAG = re.compile(r"v([0-9]+)")
 TAG_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 """Tag names this tool creates or accepts (whole string: `fullmatch`, so no trailing newline)."""
 REPO_TYPE = "dataset"

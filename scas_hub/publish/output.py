@@ -49,7 +49,7 @@ TOOL_PATTERNS = (CARD_FILENAME, STATS_FILENAME, SELECTED_SHARE, SCORE_DISTRIBUTI
 """Every path an output folder of scas-hub can hold, as globs (for reading; matching uses `TOOL_PATH`)."""
 TOOL_DIRS = (*CONFIG_DIRS.values(), FIGURES_DIR)
 """The folders of an output that hold tool files; the tool creates them and removes them when empty."""
-_SHARD = r"train-\d{5,}-of-\d{5,}\.parquet"
+_SHARD = r"train-[0-9]{5,}-of-[0-9]{5,}\.parquet"
 TOOL_PATH = re.compile("|".join([*(re.escape(p) for p in (CARD_FILENAME, STATS_FILENAME, SELECTED_SHARE,
                                                              SCORE_DISTRIBUTION, ROUNDS)),
                                  *(rf"{re.escape(d)}/{_SHARD}" for d in CONFIG_DIRS.values())]))
@@ -58,7 +58,7 @@ TOOL_PATH = re.compile("|".join([*(re.escape(p) for p in (CARD_FILENAME, STATS_F
 STAGING_INFIX = ".scas-hub-staging-"
 STATS_TMP = f".{STATS_FILENAME}.tmp"
 """Written in `--out` (then renamed over `selection_stats.json`) by `folder.write_stats`."""
-_STAGING_TEMP = re.compile("|".join([re.escape(STATS_TMP), *(rf"{re.escape(d)}/\.train-\d{{5,}}\.parquet"
+_STAGING_TEMP = re.compile("|".join([re.escape(STATS_TMP), *(rf"{re.escape(d)}/\.train-[0-9]{{5,}}\.parquet"
                                                               for d in CONFIG_DIRS.values())]))
 """Files a staging folder holds while it is written (besides tool paths)."""
 
@@ -180,7 +180,7 @@ def check_out_folder(out: str | Path, *, what: str = "--out") -> list[str]:
 
 
 ROUNDS_SUMMARY = "rounds.json"
-_ROUNDS_ENTRY = re.compile(r"round-\d+|checkpoints|rounds\.json(?:\.tmp)?|\.round-\d+(?:\.scas-hub\.lock|"
+_ROUNDS_ENTRY = re.compile(r"round-[0-9]+|checkpoints|rounds\.json(?:\.tmp)?|\.round-[0-9]+(?:\.scas-hub\.lock|"
                            r"\.scas-hub-staging-[a-z0-9_]{8})")
 """What a `rounds` folder holds: round datasets, checkpoints, the summary (and, while a round is
 written, its lock and staging folder)."""
