@@ -347,3 +347,17 @@ def test_finding_9_a_hub_failure_ends_rounds_with_one_line_and_the_rerun_resumes
     summary = json.loads((out / "rounds.json").read_text())
     assert [r["dataset"]["version"] for r in summary["rounds"]] == ["v1"]
     assert set(fake_hub.repo("org/loop").tags) == {"v1"}
+
+
+@pytest.mark.parametrize("command", [["rounds", "--out", "new/loop", "--push", "org/bad--name"],
+                                     ["rounds", "--out", "new/loop", "--push", "org/x", "--push-checkpoints", "a/b/c"],
+                                     ["train", "--dataset", "data", "--out", "new/ckpt", "--push", "org/x\n"]])
+def test_finding_10_bad_repo_ids_of_rounds_and_train_are_refused_first_and_leave_nothing(tmp_path, capsys,
+                                                                                         monkeypatch, fake_hub,
+                                                                                         command):
+    pytest.importorskip("trl")
+    monkeypatch.chdir(tmp_path)
+    assert main([*command, "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "Hub repo id" in err and len(err.strip().splitlines()) == 1
+    assert os.listdir(tmp_path) == [] and fake_hub.requests == []
