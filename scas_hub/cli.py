@@ -607,7 +607,12 @@ def main(argv: list[str] | None = None) -> int:
         with bars:
             return args.func(args)
     except ScasHubError as err:
-        _error(str(err))
+        from .hub_access import is_hub_error
+
+        message = str(err)
+        if args.command in ("curate", "rounds", "train") and is_hub_error(err) and "resumes" not in message:
+            message += " (rerunning resumes: finished steps and cached scores are kept)"
+        _error(message)
         return err.exit_code
     except KeyboardInterrupt:
         if args.command in ("train", "rounds"):
@@ -623,7 +628,9 @@ def main(argv: list[str] | None = None) -> int:
 
         if not is_hub_error(err):
             raise
-        _error(f"cannot reach the Hub ({describe(err)}); {what_to_do()}")
+        resumes = ("; then run the same command again: it resumes (finished steps and cached scores are kept)"
+                   if args.command in ("curate", "rounds", "train") else "")
+        _error(f"cannot reach the Hub ({describe(err)}); {what_to_do()}{resumes}")
         return 2
 
 

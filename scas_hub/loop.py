@@ -27,6 +27,9 @@ from typing import Any
 from .constants import DEFAULT_STUDENT, STATS_FILENAME
 from .errors import ChatTemplateMismatchError, ConfigError, PublishError
 from .pipeline import curate
+from .publish.hub import check_repo_id
+from .publish.lock import locks_output
+from .publish.output import check_rounds_folder
 from .score.engine import ScoringConfig
 from .score.students import resolve_student, student_slug
 from .train import TrainConfig, TrainResult, train
@@ -87,7 +90,9 @@ def finished_dataset(folder: Path, r: int, student_revision: str) -> dict[str, A
 def _tag_exists(repo_id: str, version: str) -> bool:
     from huggingface_hub import HfApi
 
-    tags = HfApi().list_repo_refs(repo_id, repo_type="dataset").tags
+    from .publish.retry import with_retries
+
+    tags = with_retries(HfApi().list_repo_refs, repo_id, repo_type="dataset", what=f"read {repo_id}'s tags").tags
     return any(t.name == version for t in tags)
 
 
@@ -133,6 +138,7 @@ def _is_main() -> bool:
     return process_state().is_main_process
 
 
+@locks_output(lambda a: a["out"] or Path("out") / f"rounds-{student_slug(a['student'])}", check=check_rounds_folder)
 def run_rounds(
     student: str = DEFAULT_STUDENT,
     rounds: int = 3,
@@ -187,6 +193,9 @@ def run_rounds(
         raise ConfigError(f"rounds must be >= 1, got {rounds}")
     if push and "/" not in push:
         raise PublishError(f"the rounds are versions of one dataset: pass its full repo id (org/name), not {push!r}")
+    for repo, flag in ((push, "--push"), (push_checkpoints, "--push-checkpoints")):
+        if repo:
+            check_repo_id(repo, what=flag)
     out = Path(out) if out else Path("out") / f"rounds-{student_slug(student)}"
     scoring = scoring or ScoringConfig(progress=progress)
     selection = dict(strategy=strategy, groups=groups, group=group, seed=seed, lam=lam, small_policy=small_policy,

@@ -23,6 +23,8 @@ from .publish.card import write_card
 from .publish.card_stats import CardNumbers
 from .publish.figures import write_figures
 from .publish.folder import DataFilesWriter, write_stats
+from .publish.hub import check_push_settings
+from .publish.lock import locks_output
 from .publish.output import CARD_FILENAME, check_apart, check_out_folder, replace_output, staged_output
 from .records import Question
 from .rounds import RoundContext, card_rows
@@ -65,7 +67,8 @@ def default_source(student: str) -> str:
 
 def strategy_slug(strategy: str) -> str:
     """`teacher:gpt-4o` -> `teacher-gpt-4o`: a strategy as part of a folder or repo name."""
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", strategy).strip("-.") or "strategy"
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", strategy)
+    return re.sub(r"[-.]{2,}", "-", slug).strip("-.") or "strategy"  # no `..` or `--` (invalid in a repo id)
 
 
 def dataset_name(student: str, strategy: str = DEFAULT_STRATEGY) -> str:
@@ -187,6 +190,7 @@ def source_record(info: SourceInfo) -> dict[str, Any]:
             "datasets": [f"{r}@{sha}" for r, sha in info.datasets]}
 
 
+@locks_output(lambda a: a["out"], check=check_out_folder)
 def publish(
     windows: Iterable[Any],
     selection: SelectionConfig,
@@ -287,6 +291,7 @@ def publish(
     return result
 
 
+@locks_output(lambda a: a["out"] or default_out(a["student"], a["strategy"]), check=check_out_folder)
 def curate(
     student: str = DEFAULT_STUDENT,
     source: str | None = None,
@@ -366,6 +371,7 @@ def curate(
         raise PublishError(f"with --round, --push takes the dataset's full repo id (org/name), not {push!r}: "
                            "every round is a new version of the same dataset, whatever the checkpoint is called")
     repo_id = default_repo(push, student, strategy) if push else None
+    check_push_settings(push, repo_id, version)  # a bad tag or repo id fails now, not after scoring
     rounds = RoundContext.load(round_number, out, repo_id, training=round_training,
                                previous=Path(previous_round) if previous_round else None) \
         if round_number is not None else None
@@ -385,6 +391,7 @@ def curate(
                    repo_from_org=bool(push) and "/" not in push)
 
 
+@locks_output(lambda a: a["out"])  # checked inside: an overlap with --candidates is named as such
 def reselect(
     candidates: str | Path,
     out: str | Path,
@@ -424,6 +431,7 @@ def reselect(
     if Path(candidates).expanduser().exists():
         check_apart(out, candidates, what="--candidates")
     check_out_folder(out)
+    check_push_settings(push, push if push and "/" in push else None, version)
     published = open_published(candidates, revision)
     if not published.n_rows:
         raise SelectionError(f"{published.location} holds no scored candidates")
@@ -433,6 +441,7 @@ def reselect(
     source = record.get("source") or {"name": published.location, "repo_id": None, "revision": None,
                                       "subsets": []}
     repo_id = default_repo(push, student["name"], strategy) if push else None
+    check_push_settings(push, repo_id, version)  # the strategy's repo name, before anything is written
     return publish(published.windows(), selection, published.carried_stats(), Path(out), student=student, source=source,
                    started=started, repo_id=repo_id, version=version, private=private,
                    verified=published.verified_answers(), scores_from=published.origin,

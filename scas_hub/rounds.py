@@ -24,20 +24,26 @@ from .source.candidates import PublishedDataset, open_published
 def _hub_has_dataset(repo_id: str) -> bool:
     from huggingface_hub import HfApi
 
+    from .publish.retry import with_retries
+
     api = HfApi()
-    try:
-        return api.repo_exists(repo_id, repo_type="dataset") and api.file_exists(
-            repo_id, STATS_FILENAME, repo_type="dataset")
+    what = f"read {repo_id} on the Hub"
+    try:  # reads are retried like pushes: one 500 does not end a round
+        return with_retries(api.repo_exists, repo_id, repo_type="dataset", what=what) and with_retries(
+            api.file_exists, repo_id, STATS_FILENAME, repo_type="dataset", what=what)
     except Exception as err:  # HTTP, connection and auth errors all mean the same to the user
         raise SourceError(f"cannot read {repo_id!r} on the Hub to find the previous round "
-                          f"({type(err).__name__}: {err}); check your network and `hf auth login`") from err
+                          f"({type(err).__name__}: {err}); check your network and `hf auth login`, then run the "
+                          "same command again: it resumes (finished rounds and cached scores are kept)") from err
 
 
 def previous_round(out: Path, repo_id: str | None, previous: Path | None = None) -> PublishedDataset | None:
     """The latest published version: the Hub repo's main branch when pushing there, else
     `previous` (round N-1's own folder) when given, else `out`."""
     if repo_id and _hub_has_dataset(repo_id):
-        return open_published(repo_id)
+        from .publish.retry import with_retries
+
+        return with_retries(open_published, repo_id, what=f"read {repo_id} on the Hub")
     folder = previous if previous is not None else out
     if (folder / STATS_FILENAME).exists() and (folder / "candidates").is_dir():
         return open_published(folder)

@@ -13,6 +13,7 @@ from typing import Any
 from .constants import DEFAULT_STUDENT
 from .errors import PublishError, StudentError
 from .pipeline import CurateResult, dataset_name, default_repo, publish, run_table, source_record
+from .publish.hub import check_push_settings
 from .publish.output import check_out_folder
 from .publish.summary import check_summary_writable, students_summary, summary_markdown, write_summary
 from .score.engine import ScoringConfig
@@ -101,6 +102,8 @@ def curate_students(
     for folder in folders.values():  # before any work
         check_out_folder(folder)
     check_summary_writable(parent)
+    for s in students:  # each student's repo name and the tag, before any work
+        check_push_settings(push, default_repo(push, s, strategy) if push else None, version)
 
     corpus_stats = PipelineStats()
     opened, table, verified = run_table(source, subset, source_revision, corpus_stats, verification, selection)

@@ -245,7 +245,7 @@ def test_student_and_push_against_an_unreachable_hub(unreachable_hub, tmp_path, 
     (folder / "selection_stats.json").write_text(json.dumps({"student": {}, "source": {}}))
     assert main(["push", str(folder), "some-org/ds"]) == 2
     err = capsys.readouterr().err
-    assert "failed while creating the repo" in err and f"HF_ENDPOINT={unreachable_hub}" in err
+    assert "failed while reading the repo's refs" in err and f"HF_ENDPOINT={unreachable_hub}" in err
     assert len(err.strip().splitlines()) == 1
 
 

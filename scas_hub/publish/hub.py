@@ -2,12 +2,14 @@
 
 The order makes every step safe to retry and a failed push safe to run again:
 
-1. create the repo if needed; read its refs (tags and the head of `main`);
-2. pick the version (next `vN`, or the one asked for) and refuse an existing tag;
+1. check the repo id and the tag name (before anything is asked of the Hub); read the repo's refs
+   (tags and the head of `main`);
+2. pick the version (next `vN`, or the one asked for) and refuse an existing tag; only then create
+   the repo if it does not exist;
 3. read the version history from the head's `selection_stats.json`, add this version, and
    re-render `selection_stats.json` and README.md in the folder; when the repo id was derived from
    an org (`same_strategy`), refuse a repo whose latest version holds another strategy;
-4. upload the folder's own files (the paths the tool writes, `output.TOOL_PATTERNS`: the card,
+4. upload the folder's own files (the files at tool paths, `output.present_tool_files`: the card,
    `selection_stats.json`, parquet shards, figures; nothing else that sits in the folder) in one
    commit on top of the head read in 1 (`parent_commit`: a concurrent push fails instead of being
    overwritten); data and figure files missing from the folder are deleted, so the commit holds
@@ -33,12 +35,14 @@ from ..hub_access import describe, is_hub_error, missing_path_message, what_to_d
 from .card import write_card
 from .figures import FIGURES_DIR
 from .folder import CONFIG_DIRS, read_stats, write_stats
-from .output import TOOL_PATTERNS
+from .lock import locks_output
+from .output import present_tool_files
 from .retry import RetryPolicy, http_library, with_retries
 
 logger = logging.getLogger("scas_hub.publish")
-VERSION_TAG = re.compile(r"^v(\d+)$")
-TAG_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+VERSION_TAG = re.compile(r"v([0-9]+)")
+TAG_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+"""Tag names this tool creates or accepts (whole string: `fullmatch`, so no trailing newline)."""
 REPO_TYPE = "dataset"
 # remote files under these folders that are not in the local folder are deleted in the same commit
 # (an old version's extra shard would otherwise be loaded with the new one); other files are kept
@@ -56,14 +60,54 @@ class PushResult:
 
 def next_version(existing_tags: list[str]) -> str:
     """`v1` for a new repo, else one past the highest `vN` tag."""
-    numbers = [int(m.group(1)) for t in existing_tags if (m := VERSION_TAG.match(t))]
+    numbers = [int(m.group(1)) for t in existing_tags if (m := VERSION_TAG.fullmatch(t))]
     return f"v{max(numbers, default=0) + 1}"
+
+
+def check_tag_name(version: str) -> str:
+    """Raise `PublishError` for a malformed tag name (checked before any work).
+
+    A name is 1-100 of letters, digits, `.`, `_`, `-`, starting with a letter or digit, without `..`
+    and not ending in `.` or `.lock` (git's rules for a ref name).
+    """
+    if not (isinstance(version, str) and TAG_NAME.fullmatch(version)) or ".." in version \
+            or version.endswith((".", ".lock")):
+        raise PublishError(f"--version {version!r} is not a valid tag name; use e.g. v3 (letters, digits, . _ -, "
+                           "starting with a letter or digit). Nothing was done")
+    return version
+
+
+def check_repo_id(repo_id: str, *, what: str = "--push") -> str:
+    """Raise `PublishError` unless `repo_id` is a valid Hub repo id `org/name` (huggingface_hub's
+    own rules: letters, digits, `-`, `_`, `.`; no `--` or `..`; at most 96 characters).
+    """
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    if not isinstance(repo_id, str) or repo_id.count("/") != 1:
+        raise PublishError(f"{what} {repo_id!r} is not a Hub repo id: pass org/name. Nothing was done")
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError as err:
+        reason = " ".join(str(err).split())
+        raise PublishError(f"{what} {repo_id!r} is not a valid Hub repo id ({reason}). Nothing was done") from None
+    return repo_id
+
+
+def check_push_settings(push: str | None, repo_id: str | None, version: str | None) -> None:
+    """Check `--push` (as given, and the repo id derived from it) and `--version` before any work.
+
+    Raises:
+        PublishError: a malformed tag name or repo id; nothing was done.
+    """
+    if version is not None:
+        check_tag_name(version)
+    if repo_id is not None:
+        check_repo_id(repo_id, what="--push" if push == repo_id else f"the repo id derived from --push {push!r},")
 
 
 def check_version(version: str, existing_tags: list[str], repo_id: str) -> str:
     """Raise `PublishError` for a malformed tag name or one that exists already (tags never move)."""
-    if not TAG_NAME.match(version):
-        raise PublishError(f"version {version!r} is not a valid tag name; use e.g. v3 (letters, digits, . _ -)")
+    check_tag_name(version)
     if version in existing_tags:
         raise PublishError(
             f"{repo_id} already has a tag {version!r}; published versions are never moved or reused. "
@@ -141,6 +185,7 @@ def check_strategy(history: list[dict[str, Any]], record: dict[str, Any], repo_i
         )
 
 
+@locks_output(lambda a: a["folder"], what="folder")
 def push_folder(folder: str | Path, repo_id: str, *, version: str | None = None, private: bool = False,
                 token: str | None = None, retry: RetryPolicy | None = None,
                 same_strategy: bool = False) -> PushResult:
@@ -164,27 +209,40 @@ def push_folder(folder: str | Path, repo_id: str, *, version: str | None = None,
             or the Hub refused the push (nothing tagged).
     """
     from huggingface_hub import HfApi
-    from huggingface_hub.errors import HfHubHTTPError
+    from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
 
     http = http_library()
 
+    check_repo_id(repo_id, what="the repo id")
+    if version is not None:
+        check_tag_name(version)
     folder = Path(folder)
     if not folder.is_dir():
         raise PublishError(missing_path_message(folder) + "; push an output folder of `scas-hub curate` or `select`")
     record = read_stats(folder)
     api = HfApi(token=token)
-    step = "creating the repo"
+
+    def read_refs():
+        refs = with_retries(api.list_repo_refs, repo_id, repo_type=REPO_TYPE, what="list refs", policy=retry)
+        return [t.name for t in refs.tags], next((b.target_commit for b in refs.branches if b.name == "main"), None)
+
+    step = "reading the repo's refs"
     try:
-        with_retries(api.create_repo, repo_id, repo_type=REPO_TYPE, private=private, exist_ok=True,
-                     what=f"create {repo_id}", policy=retry)
+        try:
+            tags, head = read_refs()
+        except RepositoryNotFoundError:
+            tags, head = None, None
+        version = check_version(version or next_version(tags or []), tags or [], repo_id)
+        if tags is None:  # the version is known to be good: now the repo may be created
+            step = "creating the repo"
+            with_retries(api.create_repo, repo_id, repo_type=REPO_TYPE, private=private, exist_ok=True,
+                         what=f"create {repo_id}", policy=retry)
+            step = "reading the repo's refs"
+            tags, head = read_refs()
+            check_version(version, tags, repo_id)
         if private and not with_retries(api.dataset_info, repo_id, what="read repo info", policy=retry).private:
             raise PublishError(f"{repo_id} exists and is public, but a private push was asked for; nothing was "
                                "pushed. Make the repo private in its settings on the Hub, or leave --private out.")
-        step = "reading the repo's refs"
-        refs = with_retries(api.list_repo_refs, repo_id, repo_type=REPO_TYPE, what="list refs", policy=retry)
-        tags = [t.name for t in refs.tags]
-        head = next((b.target_commit for b in refs.branches if b.name == "main"), None)
-        version = check_version(version or next_version(tags), tags, repo_id)
 
         step = "reading the version history"
         history = with_retries(remote_history, api, repo_id, head, what="read version history",
@@ -204,7 +262,7 @@ def push_folder(folder: str | Path, repo_id: str, *, version: str | None = None,
             commit_message=f"scas-hub: publish {version}",
             commit_description=f"Student {record['student']['repo_id']}, strategy {record['selection']['strategy']}, "
                                f"{record['questions_selected']} rows.",
-            parent_commit=head, allow_patterns=list(TOOL_PATTERNS), delete_patterns=list(MANAGED),
+            parent_commit=head, allow_patterns=present_tool_files(folder), delete_patterns=list(MANAGED),
             what="upload", policy=retry,
         ).oid
         step = f"tagging commit {commit}"

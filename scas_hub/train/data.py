@@ -168,6 +168,11 @@ def open_training_data(dataset: str | Path, revision: str | None = None) -> Trai
             raise TrainError(f"{dataset} is a local folder: --revision applies to Hub datasets only")
         return _open_folder(local)
     text = str(dataset)
-    if text.count("/") == 1 and not text.startswith((".", "/", "~")):
-        return _open_hub(text, revision)
-    raise TrainError(f"{dataset!r} is neither an output folder nor a Hub dataset id (org/name)")
+    from ..hub_access import is_local_path, missing_path_message
+
+    if not is_local_path(text):  # `out/typo` beside an existing `out/` is a folder, never asked of the Hub
+        from ..publish.retry import with_retries
+
+        return with_retries(_open_hub, text, revision, what=f"read {text} on the Hub")  # reads retried as pushes
+    raise TrainError(f"{missing_path_message(text)}; --dataset takes an output folder of `scas-hub curate` "
+                     "or a Hub dataset id (org/name)")

@@ -25,6 +25,8 @@ from typing import Any
 
 from ..constants import DEFAULT_STUDENT
 from ..errors import ChatTemplateMismatchError, TrainError
+from ..publish.hub import check_repo_id
+from ..publish.lock import locks_output
 from ..score.regions import chat_template_sha256, read_chat_template
 from ..score.students import ResolvedStudent, resolve_student, student_slug
 from .card import FACTS_FILENAME, read_facts, write_card, write_facts
@@ -189,6 +191,7 @@ def _logged_losses(log_history: list[dict[str, Any]]) -> list[float]:
     return losses
 
 
+@locks_output(lambda a: a["out"] or default_out(a["student"]))
 def train(
     dataset: str | Path,
     student: str = DEFAULT_STUDENT,
@@ -229,6 +232,8 @@ def train(
         StudentError, PublishError: with what to do.
     """
     _require_trl()
+    if push:
+        check_repo_id(push, what="--push")
     state = process_state()
     config = (config or TrainConfig()).validate(state.num_processes)
     out = Path(out) if out else default_out(student)

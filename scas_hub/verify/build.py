@@ -20,11 +20,11 @@ import json
 import multiprocessing
 import os
 import shutil
-import tempfile
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from ..atomic import aside_folder
 from ..constants import build_processes, table_cache_dir
 from ..errors import SourceError
 from ..source import OpenedSource
@@ -287,7 +287,7 @@ def build_table(opened: OpenedSource, folder: Path, processes: int) -> None:
     import pyarrow as pa
 
     folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=folder.parent))
+    tmp = aside_folder(folder)  # a build killed midway leaves one; the next build removes it
     try:
         parts = _parts(opened, tmp)
         _run_parts(parts, processes)
