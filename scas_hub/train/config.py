@@ -98,9 +98,10 @@ class TrainConfig:
             ConfigError: every step is spent in the warm-up at learning rate 0 (e.g. `--max-steps 1`).
         """
         if not any(rate > 0 for rate in self.learning_rates(total_steps)):
+            warmup = math.ceil(total_steps * self.warmup_ratio)
             raise ConfigError(
                 f"all {total_steps} optimizer step(s) would run at learning rate 0: the {self.lr_scheduler_type} "
-                f"schedule's warm-up (--warmup-ratio {self.warmup_ratio} = {math.ceil(total_steps * self.warmup_ratio)} "
+                f"schedule's warm-up (--warmup-ratio {self.warmup_ratio} = {warmup} "
                 f"step(s)) starts at 0, so the checkpoint would equal the student; pass --max-steps 2 or more, "
                 "or --warmup-ratio 0"
             )
