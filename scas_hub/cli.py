@@ -245,12 +245,14 @@ def _rounds(args: argparse.Namespace) -> int:
 
     if args.num_processes > 1 and not _launched_by_accelerate():
         return _relaunch(args.num_processes)
-    scoring = ScoringConfig(token_budget=args.token_budget, progress=not args.no_progress)
+    train_config = _train_config(args)
+    scoring = ScoringConfig(token_budget=args.token_budget, progress=not args.no_progress,
+                            max_length=train_config.max_length, truncate=args.truncate)
     result = run_rounds(args.student, args.rounds, args.out, source=args.source, subset=args.subset,
                         student_revision=args.student_revision, push=args.push,
                         push_checkpoints=args.push_checkpoints, private=args.private,
-                        train_config=_train_config(args), **_selection_kwargs(args), dtype=args.dtype,
-                        device=args.device, scoring=scoring,
+                        train_config=train_config, **_selection_kwargs(args), dtype=args.dtype,
+                        device=args.device, scoring=scoring, from_base=args.from_base,
                         score_cache=False if args.no_score_cache else (args.score_cache or True),
                         chat_template=Path(args.chat_template) if args.chat_template else None,
                         progress=not args.no_progress)
@@ -496,8 +498,14 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--score-cache", default=None, metavar="DIR",
                      help="score cache / resume folder (default: under $SCAS_HUB_CACHE or $HF_HOME/scas_hub)")
     src.add_argument("--no-score-cache", action="store_true", help="score everything, write no cache")
+    src.add_argument("--truncate", action="store_true",
+                     help="score and train a candidate longer than --max-length on its first --max-length tokens "
+                          "(default: set it aside as too_long)")
     _add_selection_args(o)
     _add_train_args(o, seed_flag="--train-seed")
+    o.add_argument("--from-base", action="store_true",
+                   help="train every round's checkpoint from the base student (default: continue from the "
+                        "previous round's checkpoint)")
     pub = o.add_argument_group("output & publishing")
     pub.add_argument("--out", default=None, metavar="DIR", help="the loop's folder (default: out/rounds-<student>)")
     pub.add_argument("--push", default=None, metavar="REPO_ID",

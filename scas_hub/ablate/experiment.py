@@ -88,15 +88,16 @@ def _check_settings(out: Path, settings: dict[str, Any]) -> None:
 
 def _build_datasets(out: Path, strategies: list[str], needed: set[str], *, student: str, student_revision: str | None,
                     source: str, subset: str | None, source_revision: str | None, selection_seed: int,
-                    held_out: frozenset[str] | None, progress: bool) -> dict[str, Path]:
+                    held_out: frozenset[str] | None, progress: bool, max_length: int) -> dict[str, Path]:
     """Each needed strategy's dataset: the corpus scored once (curate, the first strategy), the
-    others selected again from those stored scores (reselect). Finished folders are kept."""
+    others selected again from those stored scores (reselect). Finished folders are kept.
+    Scoring sets aside candidates longer than `max_length`, the length every arm trains at."""
     folders = {s: out / "datasets" / strategy_slug(s) for s in strategies}
     scored = folders[strategies[0]]
     if not (scored / "README.md").exists():  # the card is written last
         curate(student, source, scored, subset=subset, source_revision=source_revision,
                student_revision=student_revision, strategy=strategies[0], seed=selection_seed,
-               scoring=ScoringConfig(progress=progress), held_out=held_out)
+               scoring=ScoringConfig(progress=progress, max_length=max_length), held_out=held_out)
     for s in strategies[1:]:
         if s in needed and not (folders[s] / "README.md").exists():
             reselect(scored, folders[s], strategy=s, seed=selection_seed)
@@ -201,7 +202,8 @@ def ablate(
         folders = _build_datasets(out, strategies, pending, student=student, student_revision=student_revision,
                                   source=source, subset=subset, source_revision=source_revision,
                                   selection_seed=selection_seed,
-                                  held_out=overlap.texts if exclude_overlap else None, progress=progress)
+                                  held_out=overlap.texts if exclude_overlap else None, progress=progress,
+                                  max_length=train_config.max_length)
     arms: dict[str, list[ArmResult]] = {}
     for strategy in strategies:
         for seed in seed_values:
