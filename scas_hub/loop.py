@@ -30,6 +30,7 @@ from typing import Any
 
 from .constants import DEFAULT_STUDENT, STATS_FILENAME
 from .errors import ChatTemplateMismatchError, ConfigError, PublishError
+from .evaluate import DecodingConfig
 from .pipeline import curate, default_source
 from .score.engine import ScoringConfig
 from .score.students import resolve_student, student_slug
@@ -46,19 +47,30 @@ class RoundsResult:
 
     out: Path
     rounds: list[dict[str, Any]] = field(default_factory=list)
-    """Per round: `round`, `student` (that scored it), `dataset` (folder, repo_id, version), `training`."""
+    """Per round: `round`, `student` (that scored it), `dataset` (folder, repo_id, version), `training`,
+    and with `eval_source` the accuracy of the checkpoint trained on it (`eval`)."""
+    base_eval: dict[str, Any] | None = None
+    """With `eval_source`: the base student's accuracy on the same questions."""
 
     @property
     def final_checkpoint(self) -> Path:
         return Path(self.rounds[-1]["training"]["checkpoint_path"])
 
     def table(self) -> str:
-        lines = ["round  dataset                 scored by                        steps  final loss  checkpoint"]
+        from .loop_eval import format_accuracy
+
+        evaluated = self.base_eval is not None
+        head = "round  dataset                 scored by                        steps  final loss  "
+        lines = [head + ("accuracy of θ[r+1] [95% CI]     " if evaluated else "") + "checkpoint"]
+        if evaluated:
+            lines.append(f"{'base':<6} {'':<23} {'':<32} {'':>5}  {'':>10}  {format_accuracy(self.base_eval):<32} "
+                         "(θ1, the base student)")
         for r in self.rounds:
             d, t, s = r["dataset"], r["training"], r["student"]
             where = f"{d['repo_id']} {d['version']}" if d.get("repo_id") else Path(d["folder"]).name
+            accuracy = f"{format_accuracy(r.get('eval')):<32} " if evaluated else ""
             lines.append(f"{r['round']:<6} {where:<23} {s['repo_id'] + ' @ ' + s['revision'][:12]:<32} "
-                         f"{t['steps']:>5}  {t['final_loss']:>10.4f}  {t['checkpoint_path']}")
+                         f"{t['steps']:>5}  {t['final_loss']:>10.4f}  {accuracy}{t['checkpoint_path']}")
         return "\n".join(lines)
 
 
@@ -123,10 +135,12 @@ def _training_facts(result: TrainResult) -> dict[str, Any]:
             "checkpoint_revision": result.revision}
 
 
-def _write_summary(out: Path, settings: dict[str, Any], rounds: list[dict[str, Any]]) -> None:
+def _write_summary(out: Path, settings: dict[str, Any], rounds: list[dict[str, Any]],
+                   base_eval: dict[str, Any] | None = None) -> None:
     out.mkdir(parents=True, exist_ok=True)
     tmp = out / (SUMMARY_FILENAME + ".tmp")
-    tmp.write_text(json.dumps({"settings": settings, "rounds": rounds}, indent=2) + "\n", encoding="utf-8")
+    summary = {"settings": settings, **({"base_eval": base_eval} if base_eval else {}), "rounds": rounds}
+    tmp.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     os.replace(tmp, out / SUMMARY_FILENAME)
 
 
@@ -220,6 +234,12 @@ def run_rounds(
     score_cache: str | Path | bool | None = True,
     chat_template: str | Path | None = None,
     from_base: bool = False,
+    eval_source: str | None = None,
+    eval_subset: str | None = None,
+    eval_revision: str | None = None,
+    eval_limit: int | None = None,
+    eval_seed: int = 42,
+    decoding: DecodingConfig | None = None,
     progress: bool = True,
 ) -> RoundsResult:
     """Run (or continue) `rounds` rounds of the SCAS loop from `student`.
@@ -241,6 +261,9 @@ def run_rounds(
             set aside as `too_long`, or cut there alike with `truncate`).
         from_base: train every round's checkpoint from the base student (default: from the previous
             round's checkpoint, continued training).
+        eval_source, eval_subset, eval_revision, eval_limit, eval_seed, decoding: evaluate the base
+            student and every trained checkpoint on the same held-out questions (as `evaluate`);
+            corpus questions whose text is an eval question are set aside from training.
 
     Returns:
         Every round's dataset and checkpoint, on every process of an `accelerate launch`.
@@ -269,10 +292,20 @@ def run_rounds(
                              verification=verification, selection=selection, scoring=scoring, dtype=dtype,
                              train_config=train_config, push=push, push_checkpoints=push_checkpoints,
                              from_base=from_base, evaluation=None)
+    evaluation = None
+    if eval_source is not None:
+        from .loop_eval import RoundsEval
+
+        evaluation = RoundsEval.load(eval_source, out, corpus=source, corpus_subset=subset, subset=eval_subset,
+                                     revision=eval_revision, limit=eval_limit, sample_seed=eval_seed,
+                                     decoding=decoding)
+        settings["eval"] = evaluation.settings()
     check_settings(out, settings)
     if _is_main():
         _write_summary(out, settings, _summary_so_far(out))
     _barrier()
+    base_eval = _evaluate(evaluation, 1, student, base.revision, student_revision=student_revision, device=device,
+                          progress=progress)
     summary: list[dict[str, Any]] = []
     current, current_revision = student, student_revision
     training: dict[str, Any] | None = None
@@ -288,7 +321,8 @@ def run_rounds(
                 current, source, folder, subset=subset, student_revision=current_revision, **selection,
                 round_number=r, previous_round=round_folder(out, r - 1) if r > 1 and not push else None,
                 round_training=training, verification=verification, dtype=dtype, device=device,
-                scoring=scoring, push=push, private=private, score_cache=score_cache)
+                scoring=scoring, push=push, private=private, score_cache=score_cache,
+                held_out=evaluation.held_out if evaluation else None)
             _barrier()  # every process trains on the folder rank 0 just wrote
             record = _read_record(folder)  # as pushed: with its release (version)
         elif push and _is_main() and not _tag_exists(push, (record.get("release") or {}).get("version", "")):
@@ -308,10 +342,33 @@ def run_rounds(
                         student_revision=trainee_revision, config=train_config, push=push_checkpoints,
                         private=private, progress=progress, round_number=r, chat_template=chat_template)
         training = _training_facts(trained)
-        summary.append({"round": r, "student": {"name": resolved.name, "repo_id": resolved.public_id,
-                                                "revision": resolved.revision},
-                        "dataset": dataset, "training": {**training, "checkpoint_path": str(ckpt)}})
+        entry = {"round": r, "student": {"name": resolved.name, "repo_id": resolved.public_id,
+                                         "revision": resolved.revision},
+                 "dataset": dataset, "training": {**training, "checkpoint_path": str(ckpt)}}
+        if evaluation is not None:
+            entry["eval"] = _evaluate(evaluation, r + 1, str(ckpt), resolve_student(str(ckpt)).revision, device=device,
+                                      progress=progress)
+        summary.append(entry)
         if _is_main():
-            _write_summary(out, settings, summary)
+            _write_summary(out, settings, summary, base_eval)
+            if base_eval is not None:
+                from .loop_eval import FIGURE, plot_accuracy
+
+                plot_accuracy(base_eval, summary, out / FIGURE)
         current, current_revision = str(ckpt), None
-    return RoundsResult(out, summary)
+    return RoundsResult(out, summary, base_eval)
+
+
+def _evaluate(evaluation, theta: int, student: str, revision: str, **kwargs) -> dict[str, Any] | None:
+    """θ_k's accuracy, evaluated on the main process; every process gets it."""
+    if evaluation is None:
+        return None
+    facts = evaluation.evaluate(theta, student, revision, **kwargs) if _is_main() else None
+    state = process_state()
+    if state.num_processes > 1:
+        from accelerate.utils import broadcast_object_list
+
+        holder = [facts]
+        broadcast_object_list(holder, from_process=0)
+        facts = holder[0]
+    return facts
