@@ -97,3 +97,20 @@ def test_a_run_that_diverges_is_not_saved(dataset, tiny_qwen_dir, tmp_path, caps
     assert "training diverged" in err and "Lower --learning-rate" in err
     assert not out.exists()
     assert run_train(dataset, tiny_qwen_dir, out, "--max-steps", "2") == 0  # the corrected rerun trains
+
+
+def test_train_warns_when_it_trains_longer_conversations_than_were_scored(tiny_qwen_dir, tmp_path, caplog):
+    from scas_hub.train import TrainConfig, train
+
+    corpus = write_pool(synthetic_pool(4, teachers=2, max_words=200, seed=4, subset="w"), tmp_path / "corpus")
+    scored = curate(str(tiny_qwen_dir), str(corpus), tmp_path / "cut", strategy="argmin", score_cache=False,
+                    scoring=ScoringConfig(progress=False, max_length=100, truncate=True))
+    assert scored.stats["student"]["max_length"] == 100 and scored.stats["rows_truncated"] > 0
+    with caplog.at_level("WARNING", logger="scas_hub.train"):
+        result = train(scored.out, str(tiny_qwen_dir), tmp_path / "ckpt", progress=False,
+                       config=TrainConfig(max_steps=2, effective_batch_size=2))
+    longer = result.facts["rows_longer_than_scored"]
+    assert longer > 0
+    assert f"{longer} of {result.facts['rows']} conversations are longer than the 100 tokens" in caplog.text
+    assert "pass --max-length 100" in caplog.text
+    assert "(the dataset was scored at 100; " in (result.checkpoint / "README.md").read_text()
