@@ -18,7 +18,7 @@ from scas_hub.evaluate.questions import EvalQuestion
 from scas_hub.records import Candidate
 from scas_hub.testing.corpus import synthetic_pool, write_pool
 
-ARGS = ["--strategies", "scas,random", "--limit", "2", "--max-new-tokens", "2", "--max-steps", "1",
+ARGS = ["--strategies", "scas,random", "--limit", "2", "--max-new-tokens", "2", "--max-steps", "2",
         "--effective-batch", "1", "--no-progress", "--exclude-overlap"]
 
 
@@ -123,14 +123,16 @@ def test_ablation_json_has_every_strategy_with_intervals_and_the_paired_comparis
         assert s["accuracy"] == sum(p["correct"] for p in per_question) / 2
         assert s["ci_low"] <= s["accuracy"] <= s["ci_high"]
         assert s["seeds"] == [42] and s["seed_stderr"] is None
-        assert s["training"][0]["steps"] == 1 and s["training"][0]["checkpoint"] == f"checkpoints/{name}/seed-42"
+        assert s["training"][0]["steps"] == 2 and s["training"][0]["checkpoint"] == f"checkpoints/{name}/seed-42"
+        facts = json.loads((ablation / f"checkpoints/{name}/seed-42/training_facts.json").read_text())
+        assert (arm["training"]["rows_cut"], arm["training"]["max_length"]) == (facts["rows_cut"], 4096)
         assert s["reference_nll"] > 0
     assert "vs_scas" in record["strategies"]["random"] and "vs_scas" not in record["strategies"]["scas"]
     assert record["baseline"]["n_questions"] == 2
     # the same questions for every arm, and everything that pins the run
     assert len(record["eval"]["question_ids"]) == 2
     assert record["decoding"]["max_new_tokens"] == 2 and record["decoding"]["strategy"] == "greedy"
-    assert record["training"]["max_steps"] == 1 and record["training"]["learning_rate"] == 1e-5
+    assert record["training"]["max_steps"] == 2 and record["training"]["learning_rate"] == 1e-5
     assert record["student"]["revision"].startswith("local-")
     assert {"torch", "transformers", "trl"} <= set(record["run"]["versions"])
     assert record["run"]["command"].startswith("scas-hub ablate --student")
@@ -163,7 +165,7 @@ def test_the_readme_holds_the_table_and_the_chart(ablation):
     scas = record["strategies"]["scas"]
     assert f"| scas | {100 * scas['accuracy']:.1f}% |" in readme and "| random |" in readme and "| baseline |" in readme
     assert "2 of the 2 eval questions also appear in the training corpus" in readme
-    assert record["run"]["command"] in readme and "1 optimizer steps" in readme
+    assert record["run"]["command"] in readme and "2 optimizer steps" in readme
     assert f"| student | `local:{record['student']['name']}` @ `local-" in readme  # not its absolute path
 
 
@@ -186,7 +188,7 @@ def test_a_rerun_resumes_without_redoing_finished_arms(ablation, corpus, tiny_qw
     after = json.loads((out / "ablation.json").read_text())
     assert after["strategies"] == before["strategies"]  # the checkpoint was finished: same model, same answers
     # another budget in the same folder is refused, and a folder scas-hub did not write is left alone
-    assert main([*argv, "--max-steps", "2", "--out", str(out)]) == 2
+    assert main([*argv, "--max-steps", "3", "--out", str(out)]) == 2
     foreign = tmp_path / "mine"
     foreign.mkdir()
     (foreign / "notes.txt").write_text("mine")

@@ -146,3 +146,10 @@ def test_a_students_context_length_sets_longer_candidates_aside_unless_truncated
     assert cut.stats["skipped"].get("too_long", 0) == 0 and cut.stats["rows_truncated"] > 0
     scored = pq.read_table(tmp_path / "b" / "candidates").to_pylist()
     assert len(scored) == cut.stats["rows_scored"]  # every candidate scored, the long ones on their first 64 tokens
+
+
+def test_the_dataset_card_says_the_length_scored_at_and_the_base_model(loop_out, tiny_qwen_dir):
+    card = (round_folder(loop_out, 2) / "README.md").read_text()
+    base = json.loads((loop_out / SUMMARY_FILENAME).read_text())["settings"]["student"]
+    assert "scored at most 4096 tokens per conversation (longer ones set aside as too_long)" in card
+    assert f"a checkpoint of `{base['repo_id']}` @ `{base['revision']}`" in card

@@ -60,12 +60,15 @@ def test_every_reported_step_moves_the_weights_and_the_checkpoint_stops_at_the_e
     from transformers import AutoTokenizer, GenerationConfig
 
     base = weights(tiny_qwen_dir)
-    for flags in (["--max-steps", "2"], ["--max-steps", "1", "--warmup-ratio", "0"]):
+    for flags, at_zero in ((["--max-steps", "2"], 1), (["--max-steps", "1", "--warmup-ratio", "0"], 0)):
         out = tmp_path / "-".join(flags)
         assert run_train(dataset, tiny_qwen_dir, out, *flags) == 0
         trained = weights(out)
         moved = [k for k in base if not (trained[k] == base[k]).all()]
         assert len(moved) == len(base), f"{set(base) - set(moved)} did not move with {flags}"
+        # the card says which reported steps ran at learning rate 0 (the warm-up's first)
+        assert json.loads((out / FACTS_FILENAME).read_text())["steps_at_zero_lr"] == at_zero
+        assert ("the first 1 at learning rate 0" in (out / "README.md").read_text()) == bool(at_zero)
     facts = json.loads((out / FACTS_FILENAME).read_text())
     tokenizer = AutoTokenizer.from_pretrained(out)
     end_of_turn = tokenizer.convert_tokens_to_ids("<|im_end|>")

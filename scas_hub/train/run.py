@@ -15,6 +15,7 @@ learning rate 0 is refused, and one whose weights end as NaN or infinity is not 
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import platform
@@ -260,7 +261,9 @@ def train(
     if dropped == len(data.rows):
         raise TrainError(f"every conversation of {data.ref} has a prompt of {config.max_length} tokens or more: "
                          "nothing would be trained; raise --max-length")
-    config.check_trains(_total_steps(config, len(data.rows) - dropped, state.num_processes))
+    total_steps = _total_steps(config, len(data.rows) - dropped, state.num_processes)
+    config.check_trains(total_steps)
+    warmup_at_zero = sum(1 for _ in itertools.takewhile(lambda rate: rate == 0, config.learning_rates(total_steps)))
     longer = _longer_than_scored(encoded, data, config)
     resume_from = _check_out(out, settings)
     state.wait_for_everyone()  # every process has looked at `out` before rank 0 writes to it
@@ -284,6 +287,7 @@ def train(
         "student": student_facts(resolved), "base_model": base_model(resolved), "dataset": data.ref.to_dict(),
         "config": config.to_dict(), "settings": settings,
         "round": round_number, "steps": trainer.state.global_step, "epochs_done": float(trainer.state.epoch or 0),
+        "steps_at_zero_lr": warmup_at_zero,
         # from the log history, which a resumed run restores: Trainer's own train_loss covers this call only
         "final_loss": losses[-1], "train_loss": sum(losses) / len(losses),
         "rows": len(data.rows), "rows_cut": cut, "rows_dropped": dropped,
