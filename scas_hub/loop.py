@@ -195,11 +195,6 @@ def scoring_at_training_length(scoring: ScoringConfig, train_config: TrainConfig
     return replace(scoring, max_length=train_config.max_length)
 
 
-def _summary_so_far(out: Path) -> list[dict[str, Any]]:
-    path = out / SUMMARY_FILENAME
-    return json.loads(path.read_text(encoding="utf-8")).get("rounds", []) if path.exists() else []
-
-
 def _barrier() -> None:
     process_state().wait_for_everyone()
 
@@ -300,10 +295,8 @@ def run_rounds(
                                      revision=eval_revision, limit=eval_limit, sample_seed=eval_seed,
                                      decoding=decoding)
         settings["eval"] = evaluation.settings()
-    check_settings(out, settings)
-    if _is_main():
-        _write_summary(out, settings, _summary_so_far(out))
-    _barrier()
+    check_settings(out, settings)  # rounds.json is written once round 1's dataset exists: a run that fails
+    # before (a typo in --source) leaves no settings behind to refuse the corrected rerun
     base_eval = _evaluate(evaluation, 1, student, base.revision, student_revision=student_revision, device=device,
                           progress=progress)
     summary: list[dict[str, Any]] = []
@@ -334,6 +327,8 @@ def run_rounds(
         elif push:
             _barrier()
             record = _read_record(folder)
+        if _is_main():
+            _write_summary(out, settings, summary, base_eval)
         release = record.get("release") or {}
         dataset = {"folder": str(folder), "repo_id": release.get("repo_id"), "version": release.get("version")}
         trainee, trainee_revision = (student, student_revision) if from_base else (current, current_revision)

@@ -153,3 +153,12 @@ def test_the_dataset_card_says_the_length_scored_at_and_the_base_model(loop_out,
     base = json.loads((loop_out / SUMMARY_FILENAME).read_text())["settings"]["student"]
     assert "scored at most 4096 tokens per conversation (longer ones set aside as too_long)" in card
     assert f"a checkpoint of `{base['repo_id']}` @ `{base['revision']}`" in card
+
+
+def test_a_run_that_fails_before_its_first_dataset_leaves_no_settings_behind(tiny_qwen_dir, tmp_path, capsys):
+    out = tmp_path / "rounds"
+    assert rounds(tiny_qwen_dir, out, "--rounds", "1", "--source", str(tmp_path / "typo")) == 2
+    assert "Traceback" not in capsys.readouterr().err
+    assert not (out / SUMMARY_FILENAME).exists()  # the corrected rerun is not refused for "other settings"
+    assert rounds(tiny_qwen_dir, out, "--rounds", "1", "--learning-rate", "nan") == 2
+    assert "--learning-rate must be a finite number" in capsys.readouterr().err and not out.exists()

@@ -61,7 +61,7 @@ class TrainConfig:
         if self.max_steps is not None and (isinstance(self.max_steps, bool) or not isinstance(self.max_steps, int)
                                            or self.max_steps < 1):
             raise ConfigError(f"--max-steps must be a whole number >= 1, got {self.max_steps}")
-        if self.max_steps is None and (not _finite(self.epochs) or self.epochs <= 0):
+        if not _finite(self.epochs) or self.epochs <= 0:
             raise ConfigError(f"--epochs must be a finite number > 0, got {self.epochs}")
         if self.lr_scheduler_type not in scheduler_names():
             raise ConfigError(f"unknown --lr-scheduler {self.lr_scheduler_type!r}; choose one of "
