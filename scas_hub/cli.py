@@ -514,9 +514,11 @@ def build_parser() -> argparse.ArgumentParser:
     ev = o.add_argument_group("evaluation (default: none)")
     ev.add_argument("--eval", default=None, metavar="SOURCE",
                     help="evaluate the base student and every round's checkpoint on these held-out questions "
-                         "(builder, recipe, folder or Hub id); corpus questions among them are set aside from training")
+                         "(builder, recipe, folder or Hub id); corpus questions among them are set aside from training "
+                         "(default: no evaluation)")
     ev.add_argument("--eval-subset", default=None, help="subset of the eval source (default: the recipe's default)")
-    ev.add_argument("--eval-revision", default=None, metavar="REV", help="Hub revision of the eval source")
+    ev.add_argument("--eval-revision", default=None, metavar="REV",
+                    help="Hub revision of the eval source (default: main)")
     ev.add_argument("--eval-limit", type=int, default=None, metavar="N",
                     help="evaluate N questions, a seeded uniform draw (default: every question)")
     ev.add_argument("--eval-seed", type=int, default=DEFAULT_SEED, help="seed of the --eval-limit draw")
