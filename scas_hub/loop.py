@@ -283,10 +283,6 @@ def run_rounds(
     selection = dict(strategy=strategy, groups=groups, group=group, seed=seed, lam=lam, small_policy=small_policy,
                      teacher_ranking=teacher_ranking)
     base = resolve_student(student, student_revision)
-    settings = loop_settings({"repo_id": base.public_id, "revision": base.revision}, source=source, subset=subset,
-                             verification=verification, selection=selection, scoring=scoring, dtype=dtype,
-                             train_config=train_config, push=push, push_checkpoints=push_checkpoints,
-                             from_base=from_base, evaluation=None)
     evaluation = None
     if eval_source is not None:
         from .loop_eval import RoundsEval
@@ -294,7 +290,10 @@ def run_rounds(
         evaluation = RoundsEval.load(eval_source, out, corpus=source, corpus_subset=subset, subset=eval_subset,
                                      revision=eval_revision, limit=eval_limit, sample_seed=eval_seed,
                                      decoding=decoding)
-        settings["eval"] = evaluation.settings()
+    settings = loop_settings({"repo_id": base.public_id, "revision": base.revision}, source=source, subset=subset,
+                             verification=verification, selection=selection, scoring=scoring, dtype=dtype,
+                             train_config=train_config, push=push, push_checkpoints=push_checkpoints,
+                             from_base=from_base, evaluation=evaluation.settings() if evaluation else None)
     check_settings(out, settings)  # rounds.json is written once round 1's dataset exists: a run that fails
     # before (a typo in --source) leaves no settings behind to refuse the corrected rerun
     base_eval = _evaluate(evaluation, 1, student, base.revision, student_revision=student_revision, device=device,
@@ -341,8 +340,8 @@ def run_rounds(
                                          "revision": resolved.revision},
                  "dataset": dataset, "training": {**training, "checkpoint_path": str(ckpt)}}
         if evaluation is not None:
-            entry["eval"] = _evaluate(evaluation, r + 1, str(ckpt), resolve_student(str(ckpt)).revision, device=device,
-                                      progress=progress)
+            entry["eval"] = _evaluate(evaluation, r + 1, str(ckpt), resolve_student(str(ckpt)).revision,
+                                      device=device, progress=progress)
         summary.append(entry)
         if _is_main():
             _write_summary(out, settings, summary, base_eval)
