@@ -31,12 +31,6 @@ def base_model(resolved: ResolvedStudent) -> dict[str, Any]:
     return student_facts(resolved)
 
 
-def trained_round(resolved: ResolvedStudent) -> int | None:
-    """The SCAS round a scas-hub checkpoint was trained on (None for other students)."""
-    facts = read_facts(Path(resolved.path)) if Path(resolved.path).is_dir() else None
-    return (facts or {}).get("round")
-
-
 def end_of_turn_id(tokenizer) -> int | None:
     """The special token the chat template writes after an assistant turn (`<|im_end|>` for ChatML,
     `<|eot_id|>` for Llama 3): the token training teaches the student to end its answers with.
