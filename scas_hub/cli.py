@@ -263,17 +263,24 @@ def _rounds(args: argparse.Namespace) -> int:
 
     if args.num_processes > 1 and not _launched_by_accelerate():
         return _relaunch(args.num_processes)
-    scoring = ScoringConfig(token_budget=args.token_budget, progress=not args.no_progress)
+    train_config = _train_config(args)
+    scoring = ScoringConfig(token_budget=args.token_budget, progress=not args.no_progress,
+                            max_length=train_config.max_length, truncate=args.truncate)
     result = run_rounds(args.student, args.rounds, args.out, source=args.source, subset=args.subset,
                         student_revision=args.student_revision, push=args.push,
                         push_checkpoints=args.push_checkpoints, private=args.private,
-                        train_config=_train_config(args), **_selection_kwargs(args), dtype=args.dtype,
-                        device=args.device, scoring=scoring,
+                        train_config=train_config, **_selection_kwargs(args), dtype=args.dtype,
+                        device=args.device, scoring=scoring, from_base=args.from_base,
+                        eval_source=args.eval, eval_subset=args.eval_subset, eval_revision=args.eval_revision,
+                        eval_limit=args.eval_limit, eval_seed=args.eval_seed,
+                        decoding=_decoding(args) if args.eval else None,
                         score_cache=False if args.no_score_cache else (args.score_cache or True),
                         chat_template=Path(args.chat_template) if args.chat_template else None,
                         progress=not args.no_progress)
     print(f"\n{result.table()}\n\nRounds folder: {result.out.resolve()}")
     print(f"The student after {len(result.rounds)} rounds: {result.final_checkpoint.resolve()}")
+    if result.base_eval:
+        print(f"Accuracy per round: {(result.out / 'rounds.json').resolve()} and figures/accuracy.png")
     if args.push:
         _print_load_line(args.push)
     return 0
@@ -514,8 +521,29 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--score-cache", default=None, metavar="DIR",
                      help="score cache / resume folder (default: under $SCAS_HUB_CACHE or $HF_HOME/scas_hub)")
     src.add_argument("--no-score-cache", action="store_true", help="score everything, write no cache")
+    src.add_argument("--truncate", action="store_true",
+                     help="score and train a candidate longer than --max-length on its first --max-length tokens "
+                          "(default: set it aside as too_long)")
     _add_selection_args(o)
     _add_train_args(o, seed_flag="--train-seed")
+    o.add_argument("--from-base", action="store_true",
+                   help="train every round's checkpoint from the base student (default: continue from the "
+                        "previous round's checkpoint)")
+    ev = o.add_argument_group("evaluation (default: none)")
+    ev.add_argument("--eval", default=None, metavar="SOURCE",
+                    help="evaluate the base student and every round's checkpoint on these held-out questions "
+                         "(builder, recipe, folder or Hub id); corpus questions among them are set aside from training "
+                         "(default: no evaluation)")
+    ev.add_argument("--eval-subset", default=None, help="subset of the eval source (default: the recipe's default)")
+    ev.add_argument("--eval-revision", default=None, metavar="REV",
+                    help="Hub revision of the eval source (default: main)")
+    ev.add_argument("--eval-limit", type=int, default=None, metavar="N",
+                    help="evaluate N questions, a seeded uniform draw (default: every question)")
+    ev.add_argument("--eval-seed", type=int, default=DEFAULT_SEED, help="seed of the --eval-limit draw")
+    ev.add_argument("--max-new-tokens", type=int, default=1024, help="most tokens generated per answer")
+    ev.add_argument("--eval-batch-size", type=int, default=16, help="prompts per generate call (transformers)")
+    ev.add_argument("--backend", default="auto", choices=["auto", "transformers", "vllm"],
+                    help="auto: vLLM when installed and on a GPU, else transformers")
     pub = o.add_argument_group("output & publishing")
     pub.add_argument("--out", default=None, metavar="DIR", help="the loop's folder (default: out/rounds-<student>)")
     pub.add_argument("--push", default=None, metavar="REPO_ID",

@@ -124,6 +124,8 @@ def test_ablation_json_has_every_strategy_with_intervals_and_the_paired_comparis
         assert s["ci_low"] <= s["accuracy"] <= s["ci_high"]
         assert s["seeds"] == [42] and s["seed_stderr"] is None
         assert s["training"][0]["steps"] == 2 and s["training"][0]["checkpoint"] == f"checkpoints/{name}/seed-42"
+        facts = json.loads((ablation / f"checkpoints/{name}/seed-42/training_facts.json").read_text())
+        assert (arm["training"]["rows_cut"], arm["training"]["max_length"]) == (facts["rows_cut"], 4096)
         assert s["reference_nll"] > 0
     assert "vs_scas" in record["strategies"]["random"] and "vs_scas" not in record["strategies"]["scas"]
     assert record["baseline"]["n_questions"] == 2

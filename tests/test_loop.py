@@ -165,7 +165,7 @@ def test_a_checkpoint_with_another_chat_template_stops_the_loop(series, tiny_qwe
     record["student"]["chat_template_sha256"] = "f" * 64
     record_path.write_text(json.dumps(record))
     with pytest.raises(ChatTemplateMismatchError, match="round 1 was scored with ffff"):
-        loop(tiny_qwen_dir, corpus, out)
+        loop(tiny_qwen_dir, corpus, out, push=REPO)
     assert not round_folder(out, 2).exists()
 
 

@@ -231,7 +231,7 @@ def test_a_student_with_another_chat_template_is_refused(curated, tiny_qwen_dir,
     with pytest.raises(ChatTemplateMismatchError):
         train(dataset, str(tiny_qwen_dir), tmp_path / "ckpt", config=TINY, progress=False)
     result = train(dataset, str(tiny_qwen_dir), tmp_path / "ckpt", config=TrainConfig(max_steps=1,
-                   effective_batch_size=1), progress=False, chat_template=override)
+                   warmup_ratio=0, effective_batch_size=1), progress=False, chat_template=override)
     assert AutoTokenizer.from_pretrained(result.checkpoint).chat_template == override
     assert result.chat_template_sha256 == record["student"]["chat_template_sha256"]
 

@@ -74,7 +74,8 @@ def train_arm(dataset: Path, student: str, out: Path, config, *, student_revisio
     facts = result.facts
     return result.checkpoint, {
         "steps": result.steps, "final_loss": result.final_loss, "train_loss": result.train_loss,
-        "rows": facts.get("rows"), "rows_at_max_length": facts.get("rows_at_max_length"), "seed": config.seed,
+        "rows": facts.get("rows"), "rows_cut": facts.get("rows_cut"), "rows_dropped": facts.get("rows_dropped"),
+        "max_length": facts["config"]["max_length"], "seed": config.seed,
         "checkpoint_revision": result.revision, "dataset": result.dataset.to_dict(),
         "chat_template_sha256": result.chat_template_sha256, "bf16": facts.get("bf16"),
         "wall_seconds": facts.get("wall_seconds"),

@@ -107,15 +107,16 @@ def dataset_folder(out: Path, strategy: str, seed_index: int, selection_seed: in
 
 def _build_datasets(out: Path, strategies: list[str], needed: set[tuple[str, int]], *, student: str,
                     student_revision: str | None, source: str, subset: str | None, source_revision: str | None,
-                    selection_seed: int, held_out: frozenset[str] | None, progress: bool) -> None:
+                    selection_seed: int, held_out: frozenset[str] | None, progress: bool, max_length: int) -> None:
     """Each needed (strategy, seed index)'s dataset: the corpus scored once (curate, the first
     strategy), every other selection drawn again from those stored scores (reselect). Finished
-    folders are kept."""
+    folders are kept. Scoring sets aside candidates longer than `max_length`, the length every arm
+    trains at."""
     scored = dataset_folder(out, strategies[0], 0, selection_seed)
     if not (scored / "README.md").exists():  # the card is written last
         curate(student, source, scored, subset=subset, source_revision=source_revision,
                student_revision=student_revision, strategy=strategies[0], seed=selection_seed,
-               scoring=ScoringConfig(progress=progress), held_out=held_out)
+               scoring=ScoringConfig(progress=progress, max_length=max_length), held_out=held_out)
     for strategy, k in sorted(needed, key=lambda n: (strategies.index(n[0]), n[1])):
         folder = dataset_folder(out, strategy, k, selection_seed)
         if not (folder / "README.md").exists():
@@ -228,7 +229,8 @@ def ablate(
     if pending or baseline and read_arm(arm_path(out, BASELINE, None)) is None:
         _build_datasets(out, strategies, pending, student=student, student_revision=student_revision,
                         source=source, subset=subset, source_revision=source_revision, selection_seed=selection_seed,
-                        held_out=overlap.texts if exclude_overlap else None, progress=progress)
+                        held_out=overlap.texts if exclude_overlap else None, progress=progress,
+                        max_length=train_config.max_length)
     prompt_source = "--system-prompt"
     if system_prompt is None:  # what the student is trained with, when every training row shares it
         system_prompt = training_system_prompt(dataset_folder(out, strategies[0], 0, selection_seed))

@@ -132,7 +132,7 @@ def render_card(record: dict[str, Any], folder: str | Path, name: str | None = N
         tags=list(dict.fromkeys(tags)),
         size_categories=[size_category(record["questions_selected"])],
         source_datasets=[source["repo_id"]] if source.get("repo_id") else None,
-        pretty_name=f"{method['title'].replace('`', '')} for {student['name']}",
+        pretty_name=f"{method['title'].replace('`', '')} for {(student.get('base_model') or student)['name']}",
         configs=configs_metadata(),
         dataset_info=dataset_info_metadata(folder),
     )

@@ -197,6 +197,8 @@ def score_table(
     if device is None:
         device = str(state.device)
     dtype = resolve_dtype(dtype, device)
+    context = context_length(resolved.path)
+    scoring = at_most(scoring, context)
     truncate_to = scoring.max_length if scoring.truncate else None
     # the tokenizer is read up front: a missing chat template fails before any work, and the key
     # covers what renders the text (every tokenizer file and the template itself, override or not)
@@ -204,7 +206,8 @@ def score_table(
     template_sha = chat_template_sha256(tokenizer, scoring.chat_template)
     key = scoring_key(engine=SCORER_VERSION, repo_id=resolved.repo_id, revision=resolved.revision, dtype=dtype,
                       feature_module=scoring.feature_module, feature_layer=scoring.feature_layer,
-                      truncate_to=truncate_to, tokenizer=tokenizer_digest(resolved.path),
+                      truncate_to=truncate_to, max_length=scoring.max_length,
+                      tokenizer=tokenizer_digest(resolved.path),
                       chat_template_sha256=template_sha)
     if score_cache is True:
         folder: Path | None = score_cache_dir() / key
@@ -297,9 +300,47 @@ def score_table(
     return ScoreReport(
         student={"name": resolved.name, "repo_id": resolved.public_id, "revision": resolved.revision,
                  "weights": resolved.weights, "dtype": dtype, "device": device, "processes": state.num_processes,
-                 "chat_template_sha256": template_sha, "chat_template_override": scoring.chat_template is not None},
+                 "chat_template_sha256": template_sha, "chat_template_override": scoring.chat_template is not None,
+                 "max_length": scoring.max_length, "truncate": scoring.truncate, "context_length": context,
+                 **_lineage(resolved)},
         from_cache=from_cache, ranks=ranks, scores=scores,
     )
+
+
+def context_length(model_path: str | Path) -> int | None:
+    """The positions the student was trained for (`max_position_embeddings` in its config.json), if stated."""
+    try:
+        config = json.loads((Path(model_path) / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    text_config = config.get("text_config") if isinstance(config.get("text_config"), dict) else {}
+    value = config.get("max_position_embeddings") or text_config.get("max_position_embeddings")
+    return int(value) if isinstance(value, int) and value > 0 else None
+
+
+def at_most(scoring: ScoringConfig, context: int | None) -> ScoringConfig:
+    """Scoring at one max length: the one asked for (`--max-length`), at most the student's context
+    length. Longer candidates are set aside as `too_long`, or cut there with `--truncate`."""
+    from dataclasses import replace
+
+    limits = [n for n in (scoring.max_length, context) if n is not None]
+    limit = min(limits) if limits else None
+    return scoring if limit == scoring.max_length else replace(scoring, max_length=limit)
+
+
+def _lineage(resolved) -> dict[str, Any]:
+    """For a checkpoint written by `scas-hub train`: the model its weights descend from and the round it
+    was trained on, so cards name the base model rather than the checkpoint's folder."""
+    facts_path = Path(resolved.path) / "training_facts.json"
+    if not facts_path.is_file():
+        return {}
+    try:
+        facts = json.loads(facts_path.read_text(encoding="utf-8"))
+        base = facts.get("base_model") or facts["student"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+    return {"base_model": {k: base.get(k) for k in ("name", "repo_id", "revision", "weights")},
+            "trained_round": facts.get("round")}
 
 
 def _null_unless(scores, usable, n_rows: int):

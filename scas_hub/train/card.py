@@ -34,7 +34,9 @@ def _metadata(facts: dict[str, Any]) -> str:
     from huggingface_hub import ModelCardData
 
     student, dataset = facts["student"], facts["dataset"]
-    hub_id = student["repo_id"] if not str(student["repo_id"]).startswith("local:") else None
+    # the parent when it is on the Hub (a pushed checkpoint), else the Hub model the weights descend from
+    candidates = [student["repo_id"], (facts.get("base_model") or {}).get("repo_id")]
+    hub_id = next((c for c in candidates if c and not str(c).startswith("local:")), None)
     data = ModelCardData(
         base_model=hub_id, datasets=[dataset["id"]] if not dataset["id"].startswith("local:") else None,
         library_name="transformers", pipeline_tag="text-generation",

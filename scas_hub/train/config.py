@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
+
+METRIC_DRIVEN_SCHEDULERS = frozenset({"reduce_lr_on_plateau", "greedy"})
 
 
 @dataclass
@@ -37,25 +41,70 @@ class TrainConfig:
     logging_steps: int = 1
 
     def validate(self, world_size: int = 1) -> TrainConfig:
-        """Check the settings against each other and the number of processes.
+        """Check the settings, against each other and the number of processes, before any work.
 
         Raises:
-            ConfigError: a non-positive size or rate, or an effective batch that the processes and
-                per-device batch cannot make up exactly.
+            ConfigError: a size or rate that is not a finite positive number, an unknown scheduler, or
+                an effective batch that the processes and per-device batch cannot make up exactly.
         """
-        for name in ("effective_batch_size", "per_device_batch_size", "max_length", "save_steps", "logging_steps"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.learning_rate <= 0:
-            raise ConfigError(f"learning_rate must be > 0, got {self.learning_rate}")
-        if not 0 <= self.warmup_ratio < 1:
-            raise ConfigError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
-        if self.max_steps is not None and self.max_steps < 1:
-            raise ConfigError(f"max_steps must be >= 1, got {self.max_steps}")
-        if self.max_steps is None and self.epochs <= 0:
-            raise ConfigError(f"epochs must be > 0, got {self.epochs}")
+        for name in ("effective_batch_size", "per_device_batch_size", "max_length", "save_steps", "logging_steps",
+                     "seed"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ConfigError(f"{name} must be a whole number, got {value!r}")
+            if value < (0 if name == "seed" else 1):
+                raise ConfigError(f"{name} must be >= {0 if name == 'seed' else 1}, got {value}")
+        if not _finite(self.learning_rate) or self.learning_rate <= 0:
+            raise ConfigError(f"--learning-rate must be a finite number > 0, got {self.learning_rate}")
+        if not _finite(self.warmup_ratio) or not 0 <= self.warmup_ratio < 1:
+            raise ConfigError(f"--warmup-ratio must be in [0, 1), got {self.warmup_ratio}")
+        if self.max_steps is not None and (isinstance(self.max_steps, bool) or not isinstance(self.max_steps, int)
+                                           or self.max_steps < 1):
+            raise ConfigError(f"--max-steps must be a whole number >= 1, got {self.max_steps}")
+        if not _finite(self.epochs) or self.epochs <= 0:
+            raise ConfigError(f"--epochs must be a finite number > 0, got {self.epochs}")
+        if self.lr_scheduler_type not in scheduler_names():
+            raise ConfigError(f"unknown --lr-scheduler {self.lr_scheduler_type!r}; choose one of "
+                              f"{', '.join(scheduler_names())}")
+        next(self.learning_rates(2))  # a scheduler that needs more settings fails here, before any work
         self.gradient_accumulation_steps(world_size)
+        if self.max_steps is not None:
+            self.check_trains(self.max_steps)
         return self
+
+    def learning_rates(self, total_steps: int) -> Iterator[float]:
+        """The learning rate of each optimizer step, as transformers' scheduler will set it (lazily).
+
+        Raises:
+            ConfigError: the scheduler needs settings scas-hub does not pass (e.g. `cosine_with_min_lr`).
+        """
+        import torch
+        from transformers import get_scheduler
+
+        warmup = math.ceil(total_steps * self.warmup_ratio)  # TrainingArguments.get_warmup_steps for a ratio
+        optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=self.learning_rate)
+        try:
+            scheduler = get_scheduler(self.lr_scheduler_type, optimizer, num_warmup_steps=warmup,
+                                      num_training_steps=total_steps)
+        except Exception as err:  # noqa: BLE001 - transformers raises ValueError or TypeError, by scheduler
+            raise ConfigError(f"--lr-scheduler {self.lr_scheduler_type} cannot run with scas-hub's settings "
+                              f"({err}); choose e.g. cosine, linear or constant_with_warmup") from err
+        return _stepped(optimizer, scheduler, total_steps)
+
+    def check_trains(self, total_steps: int) -> None:
+        """Refuse a run in which no optimizer step has a learning rate above 0 (the weights would not move).
+
+        Raises:
+            ConfigError: every step is spent in the warm-up at learning rate 0 (e.g. `--max-steps 1`).
+        """
+        if not any(rate > 0 for rate in self.learning_rates(total_steps)):
+            warmup = math.ceil(total_steps * self.warmup_ratio)
+            raise ConfigError(
+                f"all {total_steps} optimizer step(s) would run at learning rate 0: the {self.lr_scheduler_type} "
+                f"schedule's warm-up (--warmup-ratio {self.warmup_ratio} = {warmup} "
+                f"step(s)) starts at 0, so the checkpoint would equal the student; pass --max-steps 2 or more, "
+                "or --warmup-ratio 0"
+            )
 
     def gradient_accumulation_steps(self, world_size: int = 1) -> int:
         """Accumulation steps that make `effective_batch_size` from `world_size` processes."""
@@ -105,6 +154,25 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def _stepped(optimizer, scheduler, total_steps: int) -> Iterator[float]:
+    for _ in range(total_steps):
+        yield optimizer.param_groups[0]["lr"]
+        optimizer.step()
+        scheduler.step()
+
+
+def _finite(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def scheduler_names() -> list[str]:
+    """The schedulers transformers knows (`SchedulerType`), less those driven by an evaluation metric
+    (scas-hub trains without an evaluation set)."""
+    from transformers import SchedulerType
+
+    return [s.value for s in SchedulerType if s.value not in METRIC_DRIVEN_SCHEDULERS]
 
 
 def _checkpointing_field(config_class) -> str:

@@ -57,6 +57,12 @@ class TrainingData:
         """The hash of the chat template the dataset was scored with (None for older datasets)."""
         return (self.record.get("student") or {}).get("chat_template_sha256")
 
+    @property
+    def scored_max_length(self) -> int | None:
+        """The tokens per conversation the dataset was scored at (longer candidates were set aside as
+        `too_long`, or cut there with `--truncate`); None for datasets written before it was recorded."""
+        return (self.record.get("student") or {}).get("max_length")
+
 
 def to_prompt_completion(messages: list[dict[str, str]]) -> dict[str, list[dict[str, str]]]:
     """[system, user, assistant] -> `prompt` = [system, user], `completion` = [assistant].

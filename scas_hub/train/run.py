@@ -8,11 +8,14 @@ The checkpoint folder is laid out as a Hub model repo:
     trainer/checkpoint-N/                            Trainer checkpoints while unfinished
 
 A crashed or killed run resumes from `trainer/`'s last checkpoint when called again with the same
-settings; a finished folder (`training_facts.json`) is returned as it is.
+settings; a finished folder (`training_facts.json`) is returned as it is for the same settings, and
+refused for others. Settings are checked before any work: a run whose every step would train at
+learning rate 0 is refused, and one whose weights end as NaN or infinity is not saved.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import platform
@@ -33,6 +36,7 @@ from .card import FACTS_FILENAME, read_facts, write_card, write_facts
 from .config import TrainConfig
 from .data import DatasetRef, TrainingData, encode_for_training, open_training_data, over_length
 from .hub import TRAINER_DIR, push_checkpoint
+from .lineage import base_model, student_facts, write_stop_ids
 
 logger = logging.getLogger("scas_hub.train")
 RUN_FILENAME = "run.json"
@@ -237,11 +241,6 @@ def train(
     state = process_state()
     config = (config or TrainConfig()).validate(state.num_processes)
     out = Path(out) if out else default_out(student)
-    finished = read_facts(out)
-    if finished is not None:
-        if push and (finished.get("pushed") or {}).get("repo_id") != push:
-            finished = _push(out, finished, push, private, state)
-        return TrainResult.from_facts(out, finished, found_finished=True)
 
     started = time.perf_counter()
     data = open_training_data(dataset, revision)
@@ -255,6 +254,22 @@ def train(
         tokenizer.chat_template = read_chat_template(chat_template)
     template_hash = check_chat_template(data, tokenizer, student)
     settings = {**_run_settings(data, resolved, config), "chat_template_sha256": template_hash}
+    finished = read_facts(out)
+    if finished is not None:
+        _check_finished(out, finished, settings)
+        if push and (finished.get("pushed") or {}).get("repo_id") != push:
+            finished = _push(out, finished, push, private, state)
+        return TrainResult.from_facts(out, finished, found_finished=True)
+
+    encoded = encode_for_training(data.rows, tokenizer)
+    cut, dropped = over_length(encoded, config.max_length)
+    if dropped == len(data.rows):
+        raise TrainError(f"every conversation of {data.ref} has a prompt of {config.max_length} tokens or more: "
+                         "nothing would be trained; raise --max-length")
+    total_steps = _total_steps(config, len(data.rows) - dropped, state.num_processes)
+    config.check_trains(total_steps)
+    warmup_at_zero = sum(1 for _ in itertools.takewhile(lambda rate: rate == 0, config.learning_rates(total_steps)))
+    longer = _longer_than_scored(encoded, data, config)
     resume_from = _check_out(out, settings)
     state.wait_for_everyone()  # every process has looked at `out` before rank 0 writes to it
     if state.is_main_process:
@@ -265,22 +280,24 @@ def train(
     from trl import SFTTrainer
 
     args = config.sft_config(out / TRAINER_DIR, world_size=state.num_processes, progress=progress)
-    encoded = encode_for_training(data.rows, tokenizer)
-    cut, dropped = over_length(encoded, config.max_length)
     trainer = SFTTrainer(model=resolved.path, args=args, train_dataset=encoded, processing_class=tokenizer)
     if resume_from is not None:
         logger.info("resuming %s from %s", out, resume_from)
     trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+    losses = _logged_losses(trainer.state.log_history)
+    _check_finite(trainer.model, losses, out, config, state)
     trainer.save_model(str(out))
 
-    losses = _logged_losses(trainer.state.log_history)
-    student_facts = {"name": resolved.name, "repo_id": resolved.public_id, "revision": resolved.revision}
     facts = {
-        "student": student_facts, "dataset": data.ref.to_dict(), "config": config.to_dict(),
+        "student": student_facts(resolved), "base_model": base_model(resolved), "dataset": data.ref.to_dict(),
+        "config": config.to_dict(), "settings": settings,
         "round": round_number, "steps": trainer.state.global_step, "epochs_done": float(trainer.state.epoch or 0),
+        "steps_at_zero_lr": warmup_at_zero,
         # from the log history, which a resumed run restores: Trainer's own train_loss covers this call only
         "final_loss": losses[-1], "train_loss": sum(losses) / len(losses),
-        "rows": len(data.rows), "rows_cut": cut, "rows_dropped": dropped, "chat_template_sha256": template_hash,
+        "rows": len(data.rows), "rows_cut": cut, "rows_dropped": dropped,
+        "scored_max_length": data.scored_max_length, "rows_longer_than_scored": longer,
+        "chat_template_sha256": template_hash,
         "processes": state.num_processes, "gradient_accumulation_steps": args.gradient_accumulation_steps,
         "bf16": bool(args.bf16), "hardware": _hardware(), "versions": _versions(),
         "created": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
@@ -288,14 +305,87 @@ def train(
         "load_id": push or f"path/to/{out.resolve().name}",  # cards never show local paths
     }
     if state.is_main_process:
+        facts["eos_token_id"] = write_stop_ids(out, tokenizer)
         write_card(out, facts)
         write_facts(out, facts)
         if not keep_checkpoints:
             shutil.rmtree(out / TRAINER_DIR, ignore_errors=True)
     state.wait_for_everyone()
     if push:
-        facts = _push(out, facts, push, private, state)
-    return TrainResult.from_facts(out, facts, resumed=resume_from is not None)
+        facts = _push(out, read_facts(out) or facts, push, private, state)
+    return TrainResult.from_facts(out, read_facts(out) or facts, resumed=resume_from is not None)
+
+
+def _check_finished(out: Path, facts: dict[str, Any], settings: dict[str, Any]) -> None:
+    """A finished folder is returned as it is only for the settings it was trained with.
+
+    Raises:
+        TrainError: the folder holds a run of another dataset, student, hyper-parameters or template.
+    """
+    recorded = facts.get("settings") or {  # folders written before the settings were recorded
+        "dataset": facts.get("dataset"), "config": facts.get("config"),
+        "student": {"repo_id": None, "revision": (facts.get("student") or {}).get("revision")},
+        "chat_template_sha256": facts.get("chat_template_sha256")}
+    if "settings" not in facts:
+        settings = {**settings, "student": {**settings["student"], "repo_id": None}}
+    changed = sorted(k for k in settings.keys() | recorded.keys() if settings.get(k) != recorded.get(k))
+    if changed:
+        raise TrainError(f"{out} holds a finished training run with other settings ({', '.join(changed)}); "
+                         "pass the same ones to reuse it, or another --out")
+
+
+def _total_steps(config: TrainConfig, rows: int, world_size: int) -> int:
+    """Optimizer steps of the run, as the Trainer counts them (`max_steps`, else epochs x steps per epoch)."""
+    import math
+
+    if config.max_steps is not None:
+        return config.max_steps
+    batches = math.ceil(rows / (config.per_device_batch_size * world_size))
+    accumulation = config.gradient_accumulation_steps(world_size)
+    per_epoch = max(batches // accumulation + int(batches % accumulation > 0), 1)
+    return math.ceil(config.epochs * per_epoch)
+
+
+def _longer_than_scored(encoded, data: TrainingData, config: TrainConfig) -> int:
+    """Conversations trained on more tokens than the dataset was scored at (warned about)."""
+    scored = data.scored_max_length
+    if scored is None:
+        logger.warning("%s records no scoring length (written before scas-hub recorded it): cannot check "
+                       "that training sees no tokens scoring did not", data.ref)
+        return 0
+    limit = min(scored, config.max_length)
+    longer = sum(len(ids) > limit for ids in encoded["input_ids"])
+    if longer and config.max_length > scored:
+        logger.warning("%d of %d conversations are longer than the %d tokens %s was scored at (cut there by "
+                       "--truncate): training sees up to %d of their tokens, which scoring did not; pass "
+                       "--max-length %d to train on what was scored", longer, len(encoded), scored, data.ref,
+                       config.max_length, scored)
+        return longer
+    return 0
+
+
+def _check_finite(model, losses: list[float], out: Path, config: TrainConfig, state) -> None:
+    """A run whose loss or weights are not finite numbers has diverged: nothing is saved as finished.
+
+    Raises:
+        TrainError: with the count of non-finite tensors and what to change; `out`'s Trainer files are removed
+            (the run cannot be resumed into anything useful).
+    """
+    import math
+
+    import torch
+
+    bad = [name for name, p in model.named_parameters() if not torch.isfinite(p).all()]
+    if not bad and all(math.isfinite(x) for x in losses):
+        return
+    state.wait_for_everyone()
+    if state.is_main_process:
+        shutil.rmtree(out / TRAINER_DIR, ignore_errors=True)
+        if out.is_dir() and not any(out.iterdir()):
+            out.rmdir()
+    raise TrainError(f"training diverged: {len(bad)} weight tensors and {sum(not math.isfinite(x) for x in losses)} "
+                     f"logged losses are NaN or infinite (learning rate {config.learning_rate}); nothing was saved. "
+                     "Lower --learning-rate and run again")
 
 
 def _step_of(checkpoint: Path | None) -> int | None:
