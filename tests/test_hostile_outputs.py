@@ -335,7 +335,7 @@ def test_finding_9_a_hub_failure_ends_rounds_with_one_line_and_the_rerun_resumes
     monkeypatch.setenv("SCAS_HUB_PUSH_ATTEMPTS", "2")
     out = tmp_path / "loop"
     command = ["rounds", "--student", str(tiny_qwen_dir), "--source", str(curated / "corpus"), "--rounds", "1",
-               "--out", str(out), "--push", "org/loop", "--strategy", "argmin", "--max-steps", "1",
+               "--out", str(out), "--push", "org/loop", "--strategy", "argmin", "--max-steps", "2",
                "--effective-batch", "1", "--no-progress"]
     fake_hub.fail("/commit/", status=500, times=2)  # more 500s than attempts: the push gives up
     assert main(command) == 2
