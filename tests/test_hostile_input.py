@@ -1,0 +1,144 @@
+"""Hostile input, replayed as a user would meet it (issue 20): run the command, then check the
+exit code, the one-line message, the files, and (where a limit is involved) the memory of a child
+process whose address space is capped."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from scas_hub import CorpusFormatError
+from scas_hub.cli import main
+from scas_hub.source.files import MAX_NESTING, MAX_ROW_BYTES, iter_rows
+from scas_hub.testing.corpus import write_rows
+
+MEMORY_HEADROOM = 1 << 30
+"""Address space a capped child may add to what its imports took: 1 GiB, far below what the
+hostile files took before the limits (21 GB for a 400 KB file)."""
+
+_CAPPED = """
+import resource, sys
+from scas_hub.cli import main
+size = int(open("/proc/self/statm").read().split()[0]) * resource.getpagesize()
+resource.setrlimit(resource.RLIMIT_AS, (size + {headroom}, size + {headroom}))
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def run_capped(*argv: str, cwd: Path, headroom: int = MEMORY_HEADROOM) -> subprocess.CompletedProcess:
+    """`scas-hub argv` in a child that cannot map more than `headroom` bytes beyond its imports."""
+    return subprocess.run([sys.executable, "-c", _CAPPED.format(headroom=headroom), *argv], cwd=cwd,
+                          capture_output=True, text=True, timeout=300)
+
+
+def one_line_error(stderr: str) -> str:
+    """The command's error line; fails on a traceback or a multi-line message."""
+    assert "Traceback" not in stderr, stderr
+    lines = [line for line in stderr.splitlines() if line.startswith("scas-hub: error:")]
+    assert len(lines) == 1, stderr
+    return lines[0]
+
+
+def pool_row(i, teacher="t", answer="\\boxed{42}"):
+    return {"id": i, "source_dataset": "s", "teacher_name": teacher, "instruction": "What is 6*7?",
+            "teacher_output": answer, "reference_answer": "42"}
+
+
+def rows_of(path: Path) -> list[dict]:
+    return [row for row, _ in iter_rows(path)]
+
+
+# ---- finding 2: parsing is bounded ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name, text, where", [
+    ("brackets.jsonl", "[" * 200_000 + "]" * 200_000, r"brackets\.jsonl: row 1"),  # the reported file
+    ("nested.jsonl", '{"a": ' + "[" * 200_000 + "]" * 200_000 + "}\n", r"nested\.jsonl:1"),
+    ("element.json", '[{"a": ' + "[" * 200_000 + "]" * 200_000 + "}]", r"element\.json: row 1"),
+])
+def test_deep_nesting_is_one_line_in_bounded_memory(tmp_path, name, text, where):
+    (tmp_path / "corpus").mkdir()
+    (tmp_path / "corpus" / name).write_text(text)
+    proc = run_capped("curate", "--source", "corpus", "--out", "out", "--no-progress", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert re.search(where + rf": the row is nested deeper than {MAX_NESTING} levels", one_line_error(proc.stderr))
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("name, text, where", [
+    ("line.jsonl", json.dumps(pool_row(0)) + '\n{"a": "' + "x" * (MAX_ROW_BYTES + 1) + '"}\n', "line.jsonl:2"),
+    ("noline.jsonl", '{"a": "' + "x" * (3 * MAX_ROW_BYTES), "noline.jsonl:1"),  # no newline at all
+    ("element.json", '[{"a": 1}, {"a": "' + "x" * (3 * MAX_ROW_BYTES), "element.json: row 2"),
+])
+def test_huge_row_is_one_line_in_bounded_memory(tmp_path, name, text, where):
+    (tmp_path / "corpus").mkdir()
+    (tmp_path / "corpus" / name).write_text(text)
+    # headroom: a row at the limit may be held (as bytes and as text), nothing like the whole file
+    proc = run_capped("curate", "--source", "corpus", "--out", "out", "--no-progress", cwd=tmp_path,
+                      headroom=MAX_ROW_BYTES * 2 + MEMORY_HEADROOM // 2)
+    assert proc.returncode == 2
+    assert f"{where}: the row is larger than {MAX_ROW_BYTES >> 20} MiB" in one_line_error(proc.stderr)
+
+
+def test_rows_within_the_limits_are_read(tmp_path):
+    deep = {"a": json.loads("[" * (MAX_NESTING - 1) + "]" * (MAX_NESTING - 1))}  # exactly MAX_NESTING levels
+    big = {"a": "x" * (MAX_ROW_BYTES - 100)}
+    write_rows([deep, big, pool_row(1)], tmp_path / "ok.jsonl")
+    write_rows([deep, big, pool_row(1)], tmp_path / "ok.json")
+    for path in (tmp_path / "ok.jsonl", tmp_path / "ok.json"):
+        assert rows_of(path) == [deep, big, pool_row(1)]
+    too_deep = {"a": [deep]}
+    for name in ("deep.jsonl", "deep.json"):
+        write_rows([pool_row(0), too_deep], tmp_path / name)
+        with pytest.raises(CorpusFormatError, match=r"(deep\.jsonl:2|deep\.json: row 2): the row is nested deeper"):
+            rows_of(tmp_path / name)
+
+
+def test_a_jsonl_file_holding_an_array_is_read_once(tmp_path):
+    """An array in a `.jsonl` file is read whole, never once per part of a parallel read."""
+    from scas_hub.source import files
+
+    rows = [pool_row(i) for i in range(30)]
+    (tmp_path / "t.jsonl").write_text("[\n" + ",\n".join(json.dumps(r) for r in rows) + "\n]\n")
+    assert files.row_parts(tmp_path / "t.jsonl", 10) == [None]
+    assert rows_of(tmp_path / "t.jsonl") == rows
+
+
+# ---- finding 8: corpus bytes that are not what they claim --------------------------------------------
+
+
+def curate_error(capsys, *argv: str) -> str:
+    """Run `scas-hub curate` in-process; it must exit 2 with one line on stderr, which is returned."""
+    assert main(["curate", "--no-progress", *argv]) == 2
+    return one_line_error(capsys.readouterr().err)
+
+
+def test_invalid_utf8_names_file_and_line(tmp_path, capsys):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    good = json.dumps(pool_row(0)).encode()
+    (corpus / "t.jsonl").write_bytes(good + b"\n" + good.replace(b"What", b"Wh\xffat") + b"\n")
+    line = curate_error(capsys, "--source", str(corpus), "--out", str(tmp_path / "out"))
+    assert "t.jsonl:2: not valid UTF-8 (byte 0xff at byte" in line and "save the file as UTF-8" in line
+    assert not (tmp_path / "out").exists()
+
+
+def test_byte_order_mark_is_read(tmp_path):
+    (tmp_path / "bom.jsonl").write_bytes(b"\xef\xbb\xbf" + json.dumps(pool_row(0)).encode() + b"\n")
+    (tmp_path / "bom.json").write_bytes(b"\xef\xbb\xbf" + json.dumps([pool_row(1)]).encode())
+    assert rows_of(tmp_path / "bom.jsonl") == [pool_row(0)] and rows_of(tmp_path / "bom.json") == [pool_row(1)]
+
+
+def test_truncated_gzip_is_one_line(tmp_path, capsys):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    whole = gzip.compress(b"".join(json.dumps(pool_row(i)).encode() + b"\n" for i in range(200)))
+    (corpus / "t.jsonl.gz").write_bytes(whole[: len(whole) // 2])
+    line = curate_error(capsys, "--source", str(corpus), "--out", str(tmp_path / "out"))
+    assert "t.jsonl.gz: the gzip stream is cut short or damaged" in line and "again" in line
