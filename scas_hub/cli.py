@@ -384,7 +384,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="builder name (`scas-hub builders`), recipe file (.py), folder of per-teacher files, "
                           "or Hub dataset id (default: demo for the embedded student, scas_pool otherwise)")
     src.add_argument("--subset", default=None,
-                     help="subset(s) of the source, e.g. deepscaler, a,b or all (default: the recipe's default)")
+                     help="subset(s) of the source, e.g. deepscaler, a,b or all; . for the files at the top of a "
+                          "folder that has subfolders too (default: the recipe's default)")
     src.add_argument("--source-revision", default=None, metavar="REV",
                      help="Hub revision of the source: tag, branch or commit (default: main)")
     src.add_argument("--verify", default=None, choices=["auto", "flags", "math", "trusted"],

@@ -142,3 +142,40 @@ def test_truncated_gzip_is_one_line(tmp_path, capsys):
     (corpus / "t.jsonl.gz").write_bytes(whole[: len(whole) // 2])
     line = curate_error(capsys, "--source", str(corpus), "--out", str(tmp_path / "out"))
     assert "t.jsonl.gz: the gzip stream is cut short or damaged" in line and "again" in line
+
+
+# ---- finding 5: layouts are explicit -----------------------------------------------------------------
+
+
+def _candidates(source, subset):
+    from scas_hub import PipelineStats, load_questions
+
+    _, questions = load_questions(str(source), subset, None, PipelineStats())
+    return [c for q in questions for c in q.candidates]
+
+
+def teachers_read(source, subset=None) -> set[str]:
+    return {c.teacher for c in _candidates(source, subset)}
+
+
+@pytest.mark.parametrize("sub", ["backup", "data/backup"])
+def test_top_level_teachers_beside_a_subfolder_are_refused_with_the_choices(tmp_path, capsys, sub):
+    corpus = tmp_path / "corpus"
+    for teacher in ("alpha", "beta"):
+        write_rows([pool_row(0, teacher), pool_row(1, teacher)], corpus / f"{teacher}.jsonl")
+    write_rows([pool_row(0, "old")], corpus / sub / "alpha.jsonl")
+    line = curate_error(capsys, "--source", str(corpus), "--out", str(tmp_path / "out"))
+    assert "holds data files both at its top (alpha.jsonl, beta.jsonl) and in subfolders (backup)" in line
+    assert "--subset backup" in line and "--subset . for the files at its top" in line
+    assert not (tmp_path / "out").exists()
+    assert teachers_read(corpus, ".") == {"alpha", "beta"}
+    assert teachers_read(corpus, "backup") == {"old"}
+    assert {c.provenance["file"] for c in _candidates(corpus, "backup")} == {"alpha.jsonl"}
+    assert len(_candidates(corpus, ".")) == 4 and len(_candidates(corpus, ".,backup")) == 5
+
+
+def test_top_level_subset_of_a_folder_without_top_files_says_so(tmp_path, capsys):
+    write_rows([pool_row(0)], tmp_path / "corpus" / "main" / "t.jsonl")
+    line = curate_error(capsys, "--source", str(tmp_path / "corpus"), "--out", str(tmp_path / "out"),
+                        "--subset", ".")
+    assert "--subset . asks for the data files at the top of" in line and "subsets: main" in line

@@ -17,7 +17,7 @@ from pathlib import Path
 from ..errors import SourceError
 from ..hub_access import describe, is_local_path, missing_path_message, what_to_do
 from ..records import Candidate
-from .files import DATA_SUFFIXES, find_pattern_files, find_pool_files, iter_rows
+from .files import DATA_SUFFIXES, TOP_LEVEL, find_pattern_files, find_pool_files, iter_rows
 from .layouts import DataFile, iter_candidates
 from .recipe import FILE_TEACHER, VERIFY_RULES, Columns, CorpusRecipe, TeacherDataset
 
@@ -165,7 +165,8 @@ def _download_patterns(recipe: CorpusRecipe, subsets: tuple[str, ...]) -> list[s
     if recipe.data_files:
         return sorted({p for s in subsets for p in recipe.patterns(s)})
     if subsets:
-        return [f"{base}{s}/*{suffix}" for s in subsets for base in ("data/", "") for suffix in DATA_SUFFIXES]
+        folders = [f"{base}{s}/" for s in subsets if s != TOP_LEVEL for base in ("data/", "")]
+        return [f"{folder}*{suffix}" for folder in folders + [""] * (TOP_LEVEL in subsets) for suffix in DATA_SUFFIXES]
     return [f"{glob}{suffix}" for glob in ("*", "**/*") for suffix in DATA_SUFFIXES]
 
 
@@ -212,7 +213,7 @@ def _open_recipe(recipe: CorpusRecipe, subset: str | None, revision: str | None,
     rule = verification or recipe.verification
     if rule not in VERIFY_RULES:
         raise SourceError(f"unknown verification rule {rule!r}; choose one of {', '.join(VERIFY_RULES)}")
-    found_subsets = subsets or tuple(sorted({f.subset for f in files if f.subset}))
+    found_subsets = tuple(s for s in subsets if s != TOP_LEVEL) or tuple(sorted({f.subset for f in files if f.subset}))
     info = SourceInfo(
         name=recipe.name, repo_id=datasets[0][0] if len(datasets) == 1 else None,
         revision=datasets[0][1] if len(datasets) == 1 else (revision or recipe.revision),

@@ -33,6 +33,9 @@ MAX_NESTING = 64
 A deeper row stops the run with its file and line."""
 
 
+TOP_LEVEL = "."
+"""`--subset .`: the data files at the top of a folder whose subfolders hold data files too."""
+
 NOT_DATA = ("dataset_info.json", "dataset_infos.json", "dataset_dict.json", "state.json")
 """Metadata files that `datasets` and the Hub keep next to data files."""
 
@@ -49,30 +52,54 @@ def _data_files(folder: Path, recursive: bool = False) -> list[Path]:
 def find_pool_files(root: Path, subsets: tuple[str, ...] = ()) -> list[tuple[str | None, Path]]:
     """`(subset, file)` pairs in the published pool's layout: `data/<subset>/*`, `<subset>/*` or `*`.
 
+    A folder with data files both at its top and in subfolders is ambiguous: it is read only with
+    `subsets` (a subfolder's name, or `TOP_LEVEL` for the top-level files).
+
     Raises:
-        SourceError: no data files, or none for a requested subset (the message lists those present).
+        SourceError: no data files, none for a requested subset (the message lists those present),
+            or an ambiguous folder without `subsets` (the message lists the choices).
     """
     if root.is_file():
         return [(None, root)]
-    for base in (root / "data", root):
-        if subsets:
-            pairs = [(s, f) for s in subsets for f in _data_files(base / s)]
-            missing = [s for s in subsets if not (base / s).is_dir()]
-            if pairs and not missing:
-                return pairs
-        else:
-            nested = [f for sub in sorted(p for p in base.glob("*") if p.is_dir()) for f in _data_files(sub)]
-            if nested:
-                return [(f.parent.name, f) for f in nested]
-    flat = _data_files(root)
-    if flat and not subsets:
-        return [(None, f) for f in flat]
-    available = sorted({p.parent.name for p in _data_files(root, recursive=True)})
+    top = _data_files(root)
     if subsets:
+        pairs: list[tuple[str | None, Path]] = [(None, f) for f in top] if TOP_LEVEL in subsets else []
+        named = tuple(s for s in subsets if s != TOP_LEVEL)
+        if TOP_LEVEL in subsets and not top:
+            raise SourceError(f"--subset {TOP_LEVEL} asks for the data files at the top of {root}, but it has none; "
+                              f"subsets: {', '.join(_subfolder_subsets(root)) or 'none'}")
+        if not named:
+            return pairs
+        for base in (root / "data", root):
+            found = [(s, f) for s in named for f in _data_files(base / s)]
+            missing = [s for s in named if not (base / s).is_dir()]
+            if found and not missing:
+                return pairs + found
+        available = _subfolder_subsets(root)
         raise SourceError(
-            f"no data files for subset(s) {', '.join(subsets)} under {root}; available: {available or 'none'}"
+            f"no data files for subset(s) {', '.join(named)} under {root}; available: {available or 'none'}"
+            + (f" (and --subset {TOP_LEVEL} for the files at its top)" if top else "")
         )
+    for base in (root / "data", root):
+        nested = [f for sub in sorted(p for p in base.glob("*") if p.is_dir()) for f in _data_files(sub)]
+        if nested and top:
+            choices = sorted({f.parent.name for f in nested})
+            shown = ", ".join(f.name for f in top[:3]) + (", ..." if len(top) > 3 else "")
+            raise SourceError(
+                f"{root} holds data files both at its top ({shown}) and in subfolders ({', '.join(choices)}), "
+                f"so either could be the corpus; pick one with --subset {choices[0]} (subsets: {', '.join(choices)}; "
+                f"a,b for several) or --subset {TOP_LEVEL} for the files at its top"
+            )
+        if nested:
+            return [(f.parent.name, f) for f in nested]
+    if top:
+        return [(None, f) for f in top]
     raise SourceError(f"no data files ({', '.join(DATA_SUFFIXES)}) under {root}")
+
+
+def _subfolder_subsets(root: Path) -> list[str]:
+    """Names of the folders (below `root`) that hold data files."""
+    return sorted({p.parent.name for p in _data_files(root, recursive=True) if p.parent != root})
 
 
 def find_pattern_files(root: Path, subsets: tuple[str, ...], patterns_of) -> list[tuple[str, Path]]:
