@@ -179,3 +179,66 @@ def test_top_level_subset_of_a_folder_without_top_files_says_so(tmp_path, capsys
     line = curate_error(capsys, "--source", str(tmp_path / "corpus"), "--out", str(tmp_path / "out"),
                         "--subset", ".")
     assert "--subset . asks for the data files at the top of" in line and "subsets: main" in line
+
+
+# ---- finding 8: a damaged selection_stats.json -------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def curated(tmp_path_factory, tiny_qwen_dir):
+    """One small scored output folder, copied by each test."""
+    from scas_hub import curate
+    from scas_hub.testing.corpus import synthetic_pool, write_pool
+
+    root = tmp_path_factory.mktemp("hostile")
+    write_pool(synthetic_pool(4, teachers=3, max_words=20, seed=2), root / "corpus")
+    curate(str(tiny_qwen_dir), str(root / "corpus"), root / "out", scoring=None)
+    return root / "out"
+
+
+DAMAGED_STATS = {"not JSON": ('{"selection": {"strategy": "scas"', "is not valid JSON"),
+                 "a list": ("[1, 2, 3]", "holds a JSON list, not the object of a selection_stats.json")}
+
+
+@pytest.mark.parametrize("damage", DAMAGED_STATS)
+@pytest.mark.parametrize("command", ["select", "train", "push"])
+def test_damaged_selection_stats_is_one_line(curated, tmp_path, capsys, fake_hub, tiny_qwen_dir, command, damage):
+    import shutil
+
+    folder = shutil.copytree(curated, tmp_path / "out")
+    text, expected = DAMAGED_STATS[damage]
+    (folder / "selection_stats.json").write_text(text)
+    argv = {"select": ["select", "--candidates", str(folder), "--out", str(tmp_path / "again"), "--no-progress"],
+            "train": ["train", "--dataset", str(folder), "--student", str(tiny_qwen_dir), "--out",
+                      str(tmp_path / "ckpt"), "--no-progress"],
+            "push": ["push", str(folder), "org/damaged"]}[command]
+    assert main(argv) == 2
+    line = one_line_error(capsys.readouterr().err)
+    assert f"{folder / 'selection_stats.json'} {expected}" in line and "scas-hub curate" in line
+    assert (folder / "selection_stats.json").read_text() == text  # left as it was
+    assert not (tmp_path / "again").exists() and not (tmp_path / "ckpt").exists()
+    assert ("dataset", "org/damaged") not in fake_hub.repos
+
+
+def test_damaged_selection_stats_on_the_hub_is_one_line(curated, capsys, fake_hub, tiny_qwen_dir, tmp_path):
+    from scas_hub.publish.hub import push_folder
+
+    push_folder(curated, "org/pushed")
+    fake_hub.commit_files("org/pushed", {"selection_stats.json": "[]"})
+    assert main(["select", "--candidates", "org/pushed", "--out", str(tmp_path / "again"), "--no-progress"]) == 2
+    assert "selection_stats.json of org/pushed@" in one_line_error(capsys.readouterr().err)
+    assert main(["train", "--dataset", "org/pushed", "--student", str(tiny_qwen_dir), "--out",
+                 str(tmp_path / "ckpt"), "--no-progress"]) == 2
+    assert "holds a JSON list" in one_line_error(capsys.readouterr().err)
+
+
+def test_stats_without_the_fields_a_push_reads_is_one_line(curated, tmp_path, capsys, fake_hub):
+    import shutil
+
+    folder = shutil.copytree(curated, tmp_path / "out")
+    record = json.loads((folder / "selection_stats.json").read_text())
+    del record["student"]
+    record["selection"] = "scas"
+    (folder / "selection_stats.json").write_text(json.dumps(record))
+    assert main(["push", str(folder), "org/damaged"]) == 2
+    assert "lacks student, selection (or holds another type)" in one_line_error(capsys.readouterr().err)
