@@ -242,3 +242,93 @@ def test_stats_without_the_fields_a_push_reads_is_one_line(curated, tmp_path, ca
     (folder / "selection_stats.json").write_text(json.dumps(record))
     assert main(["push", str(folder), "org/damaged"]) == 2
     assert "lacks student, selection (or holds another type)" in one_line_error(capsys.readouterr().err)
+
+
+# ---- finding 8: a full disk, a read-only cache -------------------------------------------------------
+
+
+def _full_disk(*args, **kwargs):
+    import errno
+    import os
+
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+@pytest.fixture
+def small_corpus(tmp_path):
+    from scas_hub.testing.corpus import synthetic_pool, write_pool
+
+    write_pool(synthetic_pool(3, teachers=2, max_words=15, seed=3), tmp_path / "corpus")
+    return tmp_path / "corpus"
+
+
+def test_disk_full_while_saving_a_figure(small_corpus, tmp_path, capsys, monkeypatch, tiny_qwen_dir):
+    from matplotlib.figure import Figure
+
+    def savefig(self, path, **kwargs):
+        Path(path).write_bytes(b"\x89PNG half")  # part of the figure made it to disk
+        _full_disk()
+
+    monkeypatch.setattr(Figure, "savefig", savefig)
+    out = tmp_path / "out"
+    line = curate_error(capsys, "--student", str(tiny_qwen_dir), "--source", str(small_corpus), "--out", str(out))
+    assert f"cannot write the card's figures in {tmp_path} (No space left on device); free space" in line
+    assert "run the same command again" in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["corpus"]  # no output, no staging folder left
+
+
+def test_disk_full_while_writing_the_table_cache(small_corpus, tmp_path, capsys, monkeypatch, tiny_qwen_dir):
+    import pyarrow as pa
+
+    tables = tmp_path / "tables"
+    monkeypatch.setenv("SCAS_HUB_TABLE_CACHE", str(tables))
+    monkeypatch.setenv("SCAS_HUB_NUM_PROC", "1")
+    monkeypatch.setattr(pa, "OSFile", _full_disk)
+    line = curate_error(capsys, "--student", str(tiny_qwen_dir), "--source", str(small_corpus),
+                        "--out", str(tmp_path / "out"))
+    assert f"cannot write the candidate table cache in {tables} (No space left on device)" in line
+    assert "SCAS_HUB_TABLE_CACHE" in line
+    assert list(tables.iterdir()) == [] and not (tmp_path / "out").exists()
+
+
+def test_disk_full_while_writing_the_score_cache(small_corpus, tmp_path, capsys, monkeypatch, tiny_qwen_dir):
+    import os
+    import types
+
+    from scas_hub.score import cache as cache_module
+
+    monkeypatch.setattr(cache_module, "os", types.SimpleNamespace(fdopen=os.fdopen, replace=os.replace,
+                                                                   fsync=_full_disk))
+    scores = tmp_path / "scores"
+    line = curate_error(capsys, "--student", str(tiny_qwen_dir), "--source", str(small_corpus),
+                        "--out", str(tmp_path / "out"), "--score-cache", str(scores))
+    assert f"cannot write the score cache in {scores}/" in line and "(No space left on device)" in line
+    assert "--no-score-cache" in line
+    assert not [p for p in scores.rglob("*") if p.is_file()]  # no half shard, no temp file
+
+
+def test_read_only_score_cache_fails_before_scoring(small_corpus, tmp_path, capsys, monkeypatch, tiny_qwen_dir):
+    import errno
+    import os
+    import tempfile
+    import types
+
+    from scas_hub.score import cache as cache_module
+    from scas_hub.score import runner
+
+    scores = tmp_path / "scores"
+    scores.mkdir()
+    if os.geteuid() == 0:  # root writes anywhere: the file system's refusal is simulated
+        def read_only(*args, **kwargs):
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS))
+
+        monkeypatch.setattr(cache_module, "tempfile", types.SimpleNamespace(NamedTemporaryFile=read_only,
+                                                                           mkstemp=tempfile.mkstemp))
+    else:
+        scores.chmod(0o555)
+    monkeypatch.setattr(runner, "load_student", lambda *a, **k: pytest.fail("the student was loaded"))
+    line = curate_error(capsys, "--student", str(tiny_qwen_dir), "--source", str(small_corpus),
+                        "--out", str(tmp_path / "out"), "--score-cache", str(scores))
+    assert f"cannot write the score cache in {scores}" in line and "make that folder writable" in line
+    assert "pass another --score-cache DIR, or --no-score-cache" in line
+    assert not (tmp_path / "out").exists()
