@@ -332,3 +332,41 @@ def test_read_only_score_cache_fails_before_scoring(small_corpus, tmp_path, caps
     assert f"cannot write the score cache in {scores}" in line and "make that folder writable" in line
     assert "pass another --score-cache DIR, or --no-score-cache" in line
     assert not (tmp_path / "out").exists()
+
+
+# ---- finding 8: a chat template that is broken or hostile --------------------------------------------
+
+BROKEN_TEMPLATES = {
+    "syntax": ("{% for m in messages %}{{ m.content }\n{% endfor %}", "is not valid Jinja (line 1: unexpected '}')"),
+    "sandbox": ("{{ ''.__class__.__mro__[1].__subclasses__() }}{% for m in messages %}{{ m.content }}{% endfor %}",
+                "tries to leave Jinja's sandbox (access to attribute '__class__' of 'str' object is unsafe)"),
+    "raises": ("{% if messages[0].role == 'system' %}{{ raise_exception('no system turn') }}{% endif %}",
+               "fails on a system/user/assistant conversation (TemplateError: no system turn)"),
+}
+
+
+@pytest.mark.parametrize("kind", BROKEN_TEMPLATES)
+@pytest.mark.parametrize("whose", ["override", "student"])
+def test_broken_chat_template_is_one_line_before_any_work(small_corpus, tmp_path, capsys, monkeypatch,
+                                                          tiny_qwen_dir, kind, whose):
+    import shutil
+
+    from scas_hub.score import runner
+
+    text, expected = BROKEN_TEMPLATES[kind]
+    student = tiny_qwen_dir
+    extra = []
+    if whose == "override":
+        (tmp_path / "template.jinja").write_text(text)
+        extra = ["--chat-template", str(tmp_path / "template.jinja")]
+    else:
+        student = shutil.copytree(tiny_qwen_dir, tmp_path / "student")
+        (student / "chat_template.jinja").write_text(text)
+    monkeypatch.setattr(runner, "load_student", lambda *a, **k: pytest.fail("the student was loaded"))
+    line = curate_error(capsys, "--student", str(student), "--source", str(small_corpus),
+                        "--out", str(tmp_path / "out"), *extra)
+    whose_text = ("the chat template given with --chat-template" if whose == "override"
+                  else "the student's own chat template")
+    assert f"{whose_text} {expected}" in line
+    assert ("fix that file" if whose == "override" else "pass a working one with --chat-template FILE") in line
+    assert not (tmp_path / "out").exists()
