@@ -370,3 +370,24 @@ def test_broken_chat_template_is_one_line_before_any_work(small_corpus, tmp_path
     assert f"{whose_text} {expected}" in line
     assert ("fix that file" if whose == "override" else "pass a working one with --chat-template FILE") in line
     assert not (tmp_path / "out").exists()
+
+
+# ---- finding 8: a Hub dataset with a stray script ----------------------------------------------------
+
+
+def test_hub_dataset_with_a_stray_script_is_read_without_running_it(curated, tmp_path, capsys, fake_hub):
+    import pyarrow.parquet as pq
+
+    from scas_hub.publish.hub import push_folder
+    from scas_hub.train.data import open_training_data
+
+    push_folder(curated, "org/scripted")
+    ran = tmp_path / "the script ran"
+    fake_hub.commit_files("org/scripted", {"scripted.py": f"open({str(ran)!r}, 'w').write('x')\n"})
+    assert main(["select", "--candidates", "org/scripted", "--strategy", "argmin", "--out",
+                 str(tmp_path / "again"), "--no-progress"]) == 0, capsys.readouterr().err
+    selected = pq.read_table(tmp_path / "again" / "data").to_pylist()
+    assert len(selected) == json.loads((curated / "selection_stats.json").read_text())["questions_selected"]
+    data = open_training_data("org/scripted")
+    assert len(data.rows) == len(pq.read_table(curated / "data"))
+    assert not ran.exists()

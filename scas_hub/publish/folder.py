@@ -88,6 +88,27 @@ def configs_metadata() -> list[dict[str, Any]]:
     ]
 
 
+def load_hub_config(repo_id: str, config: str, sha: str, error: type[ScasHubError] = PublishError):
+    """One config of a scas-hub dataset on the Hub, at commit `sha`, as a memory-mapped `datasets.Dataset`.
+
+    Only the config's parquet files (`configs_metadata`) are downloaded and read: a stray `<name>.py`
+    in the repo is neither run nor a reason to refuse the repo (`load_dataset(repo_id)` would take
+    it for a dataset script, which `datasets` no longer runs).
+
+    Raises:
+        error: the commit has no parquet files for that config.
+    """
+    from datasets import load_dataset
+    from huggingface_hub import snapshot_download
+
+    pattern = f"{CONFIG_DIRS[config]}/train-*.parquet"
+    root = Path(snapshot_download(repo_id, repo_type="dataset", revision=sha, allow_patterns=[pattern]))
+    files = sorted(str(f) for f in root.glob(pattern))
+    if not files:
+        raise error(f"{repo_id}@{sha[:10]} has no {config!r} config ({pattern}): is it a dataset written by scas-hub?")
+    return load_dataset("parquet", data_files={"train": files}, split="train")
+
+
 def features(config: str):
     """Explicit schemas, so even an empty selection loads with the contract's columns."""
     from datasets import Features, List, Value

@@ -21,7 +21,7 @@ from ..compare import Pick
 from ..constants import CANDIDATES_CONFIG, STATS_FILENAME
 from ..errors import CorpusFormatError, SourceError
 from ..hub_access import describe, hub_error_types, is_local_path, missing_path_message, what_to_do
-from ..publish.folder import load_stats
+from ..publish.folder import load_hub_config, load_stats
 from ..records import SCORING_SKIP_REASONS
 from ..score.cache import COMPONENTS
 from ..score.scored_table import WINDOW_ROWS, window_schema
@@ -216,7 +216,6 @@ def _open_folder(folder: Path) -> PublishedDataset:
 
 
 def _open_hub(repo_id: str, revision: str | None) -> PublishedDataset:
-    from datasets import load_dataset
     from huggingface_hub import HfApi, hf_hub_download
     from huggingface_hub.errors import EntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError
 
@@ -234,10 +233,7 @@ def _open_hub(repo_id: str, revision: str | None) -> PublishedDataset:
     unreachable = f"cannot download dataset {repo_id}@{sha[:10]} from the Hub"
     try:
         # a memory-mapped Arrow dataset in the datasets cache: read below a batch at a time
-        rows = load_dataset(repo_id, CANDIDATES_CONFIG, split="train", revision=sha)
-    except ValueError as err:  # datasets raises ValueError for an unknown config name
-        raise SourceError(f"{repo_id}@{sha[:10]} has no {CANDIDATES_CONFIG!r} config: "
-                          "is it a dataset written by scas-hub?") from err
+        rows = load_hub_config(repo_id, CANDIDATES_CONFIG, sha, SourceError)
     except (OSError, *hub_error_types()) as err:  # datasets reports some download failures as OSError
         raise SourceError(f"{unreachable} ({describe(err)}); {what_to_do()}") from err
     _check_columns(rows.column_names, f"{repo_id}@{sha}")

@@ -20,7 +20,7 @@ from typing import Any
 
 from ..constants import DEFAULT_CONFIG, DEFAULT_SYSTEM_PROMPT, STATS_FILENAME
 from ..errors import TrainError
-from ..publish.folder import CONFIG_DIRS, load_stats
+from ..publish.folder import CONFIG_DIRS, load_hub_config, load_stats
 
 
 @dataclass(frozen=True)
@@ -127,7 +127,6 @@ def _open_folder(folder: Path) -> TrainingData:
 
 
 def _open_hub(repo_id: str, revision: str | None) -> TrainingData:
-    from datasets import load_dataset
     from huggingface_hub import HfApi, hf_hub_download
     from huggingface_hub.errors import EntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError
 
@@ -144,7 +143,7 @@ def _open_hub(repo_id: str, revision: str | None) -> TrainingData:
                             TrainError, f"{STATS_FILENAME} of {repo_id}@{sha[:10]}")
     except EntryNotFoundError as err:
         raise TrainError(f"{repo_id}@{sha[:10]} has no {STATS_FILENAME}: is it a dataset written by scas-hub?") from err
-    rows = load_dataset(repo_id, DEFAULT_CONFIG, split="train", revision=sha)
+    rows = load_hub_config(repo_id, DEFAULT_CONFIG, sha, TrainError)  # never a dataset script
     tags = {t.name: t.target_commit for t in HfApi().list_repo_refs(repo_id, repo_type="dataset").tags}
     if revision in tags:
         version = revision
