@@ -391,3 +391,35 @@ def test_hub_dataset_with_a_stray_script_is_read_without_running_it(curated, tmp
     data = open_training_data("org/scripted")
     assert len(data.rows) == len(pq.read_table(curated / "data"))
     assert not ran.exists()
+
+
+# ---- finding 8: a 200 answer to the commit that names no commit ---------------------------------------
+
+
+def test_commit_answer_without_commit_url_is_found_and_tagged(curated, tmp_path, capsys, fake_hub):
+    import shutil
+
+    folder = shutil.copytree(curated, tmp_path / "out")
+    fake_hub.fail(r"/commit/main$", 200, method="POST", after=True, body={"success": True})
+    assert main(["push", str(folder), "org/answer"]) == 0, capsys.readouterr().err
+    repo = fake_hub.repo("org/answer")
+    assert repo.tags == {"v1": repo.branches["main"]}
+    assert json.loads(repo.commits[repo.branches["main"]].files["selection_stats.json"].content)["release"][
+        "version"] == "v1"
+
+
+def test_commit_answer_without_commit_url_that_did_not_land_says_run_again(curated, tmp_path, capsys, fake_hub):
+    import shutil
+
+    folder = shutil.copytree(curated, tmp_path / "out")
+    fake_hub.create_repo("org/answer", {"NOTES.md": "the owner's file"})
+    head = fake_hub.repo("org/answer").branches["main"]
+    fake_hub.fail(r"/commit/main$", 200, method="POST", body={"success": True})  # answered, never committed
+    assert main(["push", str(folder), "org/answer"]) == 2
+    line = one_line_error(capsys.readouterr().err)
+    assert "without naming a commit, and main does not hold this push; nothing was tagged" in line
+    assert "run the same command again" in line
+    repo = fake_hub.repo("org/answer")
+    assert repo.tags == {} and repo.branches["main"] == head
+    assert main(["push", str(folder), "org/answer"]) == 0
+    assert list(fake_hub.repo("org/answer").tags) == ["v1"]
