@@ -332,13 +332,34 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         return super()._get_help_string(action)
 
 
+MAX_PROCESSES = 1024
+"""Most `--num-processes`: more ranks than any one machine holds devices or cores."""
+
+
+def _int_in(low: int, high: int):
+    """argparse type: an integer in `[low, high]` (a huge number is a typo, and would overflow later)."""
+
+    def integer(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"invalid integer value: {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{text} is not in [{low}, {high}]")
+        return value
+
+    return integer
+
+
 def _add_selection_args(parser: argparse.ArgumentParser) -> None:
+    from .constants import MAX_GROUPS
+
     p = parser.add_argument_group("selection")
     p.add_argument("--strategy", default=DEFAULT_STRATEGY,
                    help="scas (group sampling), argmin, lowest-nll, teacher:<name>, strongest, random")
-    p.add_argument("--groups", type=int, default=DEFAULT_GROUPS, metavar="G",
+    p.add_argument("--groups", type=_int_in(1, MAX_GROUPS), default=DEFAULT_GROUPS, metavar="G",
                    help="scas: split each question's candidates, ranked by score, into G groups")
-    p.add_argument("--group", type=int, default=DEFAULT_GROUP, metavar="K",
+    p.add_argument("--group", type=_int_in(1, MAX_GROUPS), default=DEFAULT_GROUP, metavar="K",
                    help="scas: draw from group K (1 = lowest cost)")
     p.add_argument("--seed", type=int, default=DEFAULT_SEED, help="seed of the per-question draws (scas, random)")
     p.add_argument("--lambda", dest="lam", type=float, default=DEFAULT_LAMBDA,
@@ -433,7 +454,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_selection_args(c)
     _add_output_args(c, "output folder (default: out/scas-<student>; with several students, their parent: out)")
     rt = _add_runtime_args(c)
-    rt.add_argument("--num-processes", type=int, default=1, metavar="N",
+    rt.add_argument("--num-processes", type=_int_in(1, MAX_PROCESSES), default=1, metavar="N",
                     help="score on N processes via `accelerate launch` (one per GPU; CPU ranks use gloo)")
     c.set_defaults(func=_curate)
 
@@ -472,7 +493,7 @@ def build_parser() -> argparse.ArgumentParser:
     pub.add_argument("--keep-checkpoints", action="store_true",
                      help="keep the Trainer checkpoints (optimizer state) after the run")
     rt = _add_runtime_args(t)
-    rt.add_argument("--num-processes", type=int, default=1, metavar="N",
+    rt.add_argument("--num-processes", type=_int_in(1, MAX_PROCESSES), default=1, metavar="N",
                     help="train on N processes via `accelerate launch` (one per GPU)")
     t.set_defaults(func=_train)
 
@@ -507,7 +528,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="Hub model repo every trained checkpoint is pushed to (default: no push)")
     pub.add_argument("--private", action="store_true", help="create the Hub repos private")
     rt = _add_runtime_args(o)
-    rt.add_argument("--num-processes", type=int, default=1, metavar="N",
+    rt.add_argument("--num-processes", type=_int_in(1, MAX_PROCESSES), default=1, metavar="N",
                     help="score and train on N processes via `accelerate launch` (one per GPU)")
     o.set_defaults(func=_rounds)
 

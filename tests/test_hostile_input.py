@@ -423,3 +423,32 @@ def test_commit_answer_without_commit_url_that_did_not_land_says_run_again(curat
     assert repo.tags == {} and repo.branches["main"] == head
     assert main(["push", str(folder), "org/answer"]) == 0
     assert list(fake_hub.repo("org/answer").tags) == ["v1"]
+
+
+# ---- finding 8: integer options are bounded -----------------------------------------------------------
+
+HUGE = "99999999999999999999999"
+
+
+@pytest.mark.parametrize("argv, option, bound", [
+    (["curate", "--source", "corpus", "--groups", HUGE], "--groups", "[1, 10000]"),
+    (["select", "--candidates", "out", "--out", "again", "--group", HUGE], "--group", "[1, 10000]"),
+    (["curate", "--source", "corpus", "--num-processes", HUGE], "--num-processes", "[1, 1024]"),
+    (["rounds", "--num-processes", "0"], "--num-processes", "[1, 1024]"),
+])
+def test_huge_integer_options_are_refused_before_any_work(tmp_path, capsys, monkeypatch, argv, option, bound):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and err.splitlines()[-1].endswith(
+        f"error: argument {option}: {argv[argv.index(option) + 1]} is not in {bound}")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_huge_groups_in_python_is_a_selection_error():
+    from scas_hub import SelectionConfig, SelectionError
+
+    with pytest.raises(SelectionError, match=r"--groups must be in \[1, 10000\], got 99999999999999999999999"):
+        SelectionConfig(groups=int(HUGE)).validate()
