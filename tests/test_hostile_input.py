@@ -452,3 +452,73 @@ def test_huge_groups_in_python_is_a_selection_error():
 
     with pytest.raises(SelectionError, match=r"--groups must be in \[1, 10000\], got 99999999999999999999999"):
         SelectionConfig(groups=int(HUGE)).validate()
+
+
+# ---- finding 14: cards escape what they show ---------------------------------------------------------
+
+HOSTILE_NAMES = ["a|b", "x\ny", "<script>alert(1)</script>", "t`ick", "plain"]
+
+
+def rendered_tables(markdown: str) -> list[list[list[str]]]:
+    """Every table of a Markdown text as rendered (GFM tables, HTML allowed as on the Hub): rows of cell texts."""
+    markdown_it = pytest.importorskip("markdown_it")
+    tokens = markdown_it.MarkdownIt("commonmark", {"html": True}).enable("table").parse(markdown)
+    tables, row, cell = [], None, None
+    for tok in tokens:
+        if tok.type == "table_open":
+            tables.append([])
+        elif tok.type == "tr_open":
+            row = []
+        elif tok.type == "tr_close":
+            tables[-1].append(row)
+        elif tok.type in ("td_open", "th_open"):
+            cell = ""
+        elif tok.type in ("td_close", "th_close"):
+            row.append(cell)
+        elif tok.type == "inline" and cell is not None:
+            cell += "".join(c.content for c in tok.children)
+    return tables
+
+
+def assert_no_raw_html(markdown: str) -> None:
+    markdown_it = pytest.importorskip("markdown_it")
+    html = markdown_it.MarkdownIt("commonmark", {"html": True}).enable("table").render(markdown)
+    assert "<script" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+
+
+def test_card_escapes_teacher_names(tmp_path, tiny_qwen_dir):
+    from scas_hub import curate
+
+    rows = [pool_row(q, teacher, f"The answer is \\boxed{{42}} ({teacher.encode().hex()})")
+            for q in range(3) for teacher in HOSTILE_NAMES]
+    write_rows(rows, tmp_path / "corpus" / "pool.jsonl")
+    curate(str(tiny_qwen_dir), str(tmp_path / "corpus"), tmp_path / "out", scoring=None)
+    card = (tmp_path / "out" / "README.md").read_text()
+    assert "<script>alert(1)</script>`" in card  # only ever inside a code span
+    assert_no_raw_html(card)
+    per_teacher = next(t for t in rendered_tables(card) if t[0][0] == "teacher")
+    assert all(len(row) == 7 for row in per_teacher)  # no name split a row or added a column
+    assert sorted(row[0] for row in per_teacher[1:]) == sorted(["a|b", "x\\ny", "<script>alert(1)</script>",
+                                                                "t`ick", "plain"])
+    stats = json.loads((tmp_path / "out" / "selection_stats.json").read_text())
+    assert sorted(t["teacher"] for t in stats["teachers"]) == sorted(HOSTILE_NAMES)  # the data keeps the names
+
+
+def test_single_teacher_strategy_card_escapes_the_name():
+    from scas_hub.publish.card import describe_strategy
+
+    method = describe_strategy({"strategy": "teacher:<b>x|y\n", "groups": 5, "group": 1, "seed": 1})
+    assert method["title"] == "Single-teacher selection (`<b>x|y\\n`)"
+
+
+def test_several_students_summary_escapes_names():
+    from scas_hub.compare import Pick
+    from scas_hub.publish.summary import students_summary, summary_markdown
+
+    picks = {name: {"q1": Pick(teacher=name, answer="42")} for name in ("s|1", "<i>s2</i>")}
+    summary = students_summary(picks, {name: {"questions_selected": 1} for name in picks})
+    markdown = summary_markdown(summary)
+    shares, agreement = rendered_tables(markdown)
+    assert shares[0] == ["teacher", "s|1", "<i>s2</i>"] and all(len(row) == 3 for row in shares)
+    assert agreement[1][0] == "s|1 vs <i>s2</i>" and len(agreement[1]) == 4
+    assert "<i>" not in markdown.replace("`<i>s2</i>`", "")
