@@ -601,6 +601,11 @@ def main(argv: list[str] | None = None) -> int:
     from .progress import progress_bars_off
 
     bars = progress_bars_off() if getattr(args, "no_progress", False) else contextlib.nullcontext()
+    if isinstance(getattr(args, "source", None), str) and not args.source.strip():  # not the default corpus
+        from .source import EMPTY_SOURCE
+
+        _error(EMPTY_SOURCE)
+        return 2
     try:
         with bars:
             return args.func(args)

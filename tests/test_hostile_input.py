@@ -522,3 +522,23 @@ def test_several_students_summary_escapes_names():
     assert shares[0] == ["teacher", "s|1", "<i>s2</i>"] and all(len(row) == 3 for row in shares)
     assert agreement[1][0] == "s|1 vs <i>s2</i>" and len(agreement[1]) == 4
     assert "<i>" not in markdown.replace("`<i>s2</i>`", "")
+
+
+# ---- finding 14: an empty --source -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", [["curate"], ["rounds", "--rounds", "1"], ["ablate", "--eval", "demo"]])
+def test_empty_source_is_refused_not_the_demo(tmp_path, capsys, monkeypatch, command):
+    monkeypatch.chdir(tmp_path)
+    write_rows([pool_row(0)], tmp_path / "t.jsonl")  # the current folder must not be read either
+    assert main([*command, "--source", " ", "--out", str(tmp_path / "out")]) == 2
+    assert one_line_error(capsys.readouterr().err).startswith("scas-hub: error: --source is empty:")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["t.jsonl"]
+
+
+def test_empty_source_in_python_is_a_source_error(tmp_path):
+    from scas_hub import SourceError, curate
+
+    with pytest.raises(SourceError, match="--source is empty"):
+        curate("smollm2-135m", "", tmp_path / "out")
+    assert not (tmp_path / "out").exists()

@@ -25,6 +25,8 @@ __all__ = ["Columns", "CorpusRecipe", "DataFile", "OpenedSource", "SourceInfo", 
            "VERIFY_RULES", "list_builders", "load_builder", "load_recipe_file", "open_source"]
 
 PACKAGE_DIR = Path(__file__).resolve().parent.parent
+EMPTY_SOURCE = ("--source is empty: pass a builder (`scas-hub builders`), a folder of per-teacher files, a recipe "
+                "file or a Hub dataset id, or leave --source out for the default corpus")
 
 
 @dataclass(frozen=True)
@@ -240,6 +242,8 @@ def open_source(source: str | CorpusRecipe, subset: str | None = None, revision:
     """
     if isinstance(source, CorpusRecipe):
         return _open_recipe(source, subset, revision, Path.cwd(), None, verification)
+    if not source.strip():  # Path("") is the current folder: an empty --source must not read it
+        raise SourceError(EMPTY_SOURCE)
     local = Path(source).expanduser()
     if local.is_file() and local.suffix == ".py":
         recipe = load_recipe_file(local)
