@@ -127,6 +127,9 @@ def test_invalid_utf8_names_file_and_line(tmp_path, capsys):
     line = curate_error(capsys, "--source", str(corpus), "--out", str(tmp_path / "out"))
     assert "t.jsonl:2: not valid UTF-8 (byte 0xff at byte" in line and "save the file as UTF-8" in line
     assert not (tmp_path / "out").exists()
+    (tmp_path / "a.json").write_bytes(b'[{"id": 0}, {"id": "\xff"}]')
+    with pytest.raises(CorpusFormatError, match=r"a\.json: row 2: not valid UTF-8 .*save the file as UTF-8"):
+        rows_of(tmp_path / "a.json")
 
 
 def test_byte_order_mark_is_read(tmp_path):

@@ -304,7 +304,12 @@ def _json_array_rows(path: Path):
         except _RowTooLarge:
             raise _too_large(f"{path}: row {index + 1}") from None
         except ijson.JSONError as err:
-            detail = " ".join(str(err).split())  # ijson's message points at the spot across lines
+            raw = err.args[0] if err.args else err  # yajl's message comes as bytes
+            raw = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+            detail = " ".join(raw.split())  # ijson's message points at the spot across lines
+            if "invalid bytes in UTF8" in detail:
+                raise CorpusFormatError(f"{path}: row {index + 1}: not valid UTF-8 ({detail}); save the file as "
+                                        "UTF-8, or fix or remove that row") from err
             raise CorpusFormatError(f"{path}: row {index + 1}: broken JSON value in array ({detail}); fix that row, "
                                     "or close the array with ']' if the file was cut short") from err
 
