@@ -507,6 +507,20 @@ def test_card_escapes_teacher_names(tmp_path, tiny_qwen_dir):
     assert sorted(t["teacher"] for t in stats["teachers"]) == sorted(HOSTILE_NAMES)  # the data keeps the names
 
 
+def test_card_load_lines_stay_python_whatever_the_folder_name(curated, tmp_path):
+    import ast
+    import re
+    import shutil
+
+    from scas_hub.publish.card import write_card
+
+    folder = shutil.copytree(curated, tmp_path / 'we"ird ```name')
+    card = write_card(folder).read_text()
+    blocks = re.findall(r"```python\n(.*?)```\n", card, flags=re.S)
+    assert blocks and all(ast.parse(block) for block in blocks)
+    assert 'load_dataset("path/to/we\\"ird ```name", split="train")' in card
+
+
 def test_single_teacher_strategy_card_escapes_the_name():
     from scas_hub.publish.card import describe_strategy
 
