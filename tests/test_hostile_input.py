@@ -7,6 +7,7 @@ from __future__ import annotations
 import gzip
 import json
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -206,8 +207,6 @@ DAMAGED_STATS = {"not JSON": ('{"selection": {"strategy": "scas"', "is not valid
 @pytest.mark.parametrize("damage", DAMAGED_STATS)
 @pytest.mark.parametrize("command", ["select", "train", "push"])
 def test_damaged_selection_stats_is_one_line(curated, tmp_path, capsys, fake_hub, tiny_qwen_dir, command, damage):
-    import shutil
-
     folder = shutil.copytree(curated, tmp_path / "out")
     text, expected = DAMAGED_STATS[damage]
     (folder / "selection_stats.json").write_text(text)
@@ -226,7 +225,7 @@ def test_damaged_selection_stats_is_one_line(curated, tmp_path, capsys, fake_hub
 def test_damaged_selection_stats_on_the_hub_is_one_line(curated, capsys, fake_hub, tiny_qwen_dir, tmp_path):
     from scas_hub.publish.hub import push_folder
 
-    push_folder(curated, "org/pushed")
+    push_folder(shutil.copytree(curated, tmp_path / "pushed"), "org/pushed")  # push writes the release in
     fake_hub.commit_files("org/pushed", {"selection_stats.json": "[]"})
     assert main(["select", "--candidates", "org/pushed", "--out", str(tmp_path / "again"), "--no-progress"]) == 2
     assert "selection_stats.json of org/pushed@" in one_line_error(capsys.readouterr().err)
@@ -236,8 +235,6 @@ def test_damaged_selection_stats_on_the_hub_is_one_line(curated, capsys, fake_hu
 
 
 def test_stats_without_the_fields_a_push_reads_is_one_line(curated, tmp_path, capsys, fake_hub):
-    import shutil
-
     folder = shutil.copytree(curated, tmp_path / "out")
     record = json.loads((folder / "selection_stats.json").read_text())
     del record["student"]
@@ -352,8 +349,6 @@ BROKEN_TEMPLATES = {
 @pytest.mark.parametrize("whose", ["override", "student"])
 def test_broken_chat_template_is_one_line_before_any_work(small_corpus, tmp_path, capsys, monkeypatch,
                                                           tiny_qwen_dir, kind, whose):
-    import shutil
-
     from scas_hub.score import runner
 
     text, expected = BROKEN_TEMPLATES[kind]
@@ -384,7 +379,7 @@ def test_hub_dataset_with_a_stray_script_is_read_without_running_it(curated, tmp
     from scas_hub.publish.hub import push_folder
     from scas_hub.train.data import open_training_data
 
-    push_folder(curated, "org/scripted")
+    push_folder(shutil.copytree(curated, tmp_path / "pushed"), "org/scripted")  # push writes the release in
     ran = tmp_path / "the script ran"
     fake_hub.commit_files("org/scripted", {"scripted.py": f"open({str(ran)!r}, 'w').write('x')\n"})
     assert main(["select", "--candidates", "org/scripted", "--strategy", "argmin", "--out",
@@ -400,8 +395,6 @@ def test_hub_dataset_with_a_stray_script_is_read_without_running_it(curated, tmp
 
 
 def test_commit_answer_without_commit_url_is_found_and_tagged(curated, tmp_path, capsys, fake_hub):
-    import shutil
-
     folder = shutil.copytree(curated, tmp_path / "out")
     fake_hub.fail(r"/commit/main$", 200, method="POST", after=True, body={"success": True})
     assert main(["push", str(folder), "org/answer"]) == 0, capsys.readouterr().err
@@ -412,8 +405,6 @@ def test_commit_answer_without_commit_url_is_found_and_tagged(curated, tmp_path,
 
 
 def test_commit_answer_without_commit_url_that_did_not_land_says_run_again(curated, tmp_path, capsys, fake_hub):
-    import shutil
-
     folder = shutil.copytree(curated, tmp_path / "out")
     fake_hub.create_repo("org/answer", {"NOTES.md": "the owner's file"})
     head = fake_hub.repo("org/answer").branches["main"]
@@ -509,8 +500,6 @@ def test_card_escapes_teacher_names(tmp_path, tiny_qwen_dir):
 
 def test_card_load_lines_stay_python_whatever_the_folder_name(curated, tmp_path):
     import ast
-    import re
-    import shutil
 
     from scas_hub.publish.card import write_card
 
