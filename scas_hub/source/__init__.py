@@ -242,7 +242,7 @@ def open_source(source: str | CorpusRecipe, subset: str | None = None, revision:
     """
     if isinstance(source, CorpusRecipe):
         return _open_recipe(source, subset, revision, Path.cwd(), None, verification)
-    if not source.strip():  # Path("") is the current folder: an empty --source must not read it
+    if isinstance(source, str) and not source.strip():  # Path("") is the current folder: never read for ""
         raise SourceError(EMPTY_SOURCE)
     local = Path(source).expanduser()
     if local.is_file() and local.suffix == ".py":
