@@ -357,13 +357,34 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         return super()._get_help_string(action)
 
 
+MAX_PROCESSES = 1024
+"""Most `--num-processes`: more ranks than any one machine holds devices or cores."""
+
+
+def _int_in(low: int, high: int):
+    """argparse type: an integer in `[low, high]` (a huge number is a typo, and would overflow later)."""
+
+    def integer(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"invalid integer value: {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{text} is not in [{low}, {high}]")
+        return value
+
+    return integer
+
+
 def _add_selection_args(parser: argparse.ArgumentParser) -> None:
+    from .constants import MAX_GROUPS
+
     p = parser.add_argument_group("selection")
     p.add_argument("--strategy", default=DEFAULT_STRATEGY,
                    help="scas (group sampling), argmin, lowest-nll, teacher:<name>, strongest, random")
-    p.add_argument("--groups", type=int, default=DEFAULT_GROUPS, metavar="G",
+    p.add_argument("--groups", type=_int_in(1, MAX_GROUPS), default=DEFAULT_GROUPS, metavar="G",
                    help="scas: split each question's candidates, ranked by score, into G groups")
-    p.add_argument("--group", type=int, default=DEFAULT_GROUP, metavar="K",
+    p.add_argument("--group", type=_int_in(1, MAX_GROUPS), default=DEFAULT_GROUP, metavar="K",
                    help="scas: draw from group K (1 = lowest cost)")
     p.add_argument("--seed", type=int, default=DEFAULT_SEED, help="seed of the per-question draws (scas, random)")
     p.add_argument("--lambda", dest="lam", type=float, default=DEFAULT_LAMBDA,
@@ -409,7 +430,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="builder name (`scas-hub builders`), recipe file (.py), folder of per-teacher files, "
                           "or Hub dataset id (default: demo for the embedded student, scas_pool otherwise)")
     src.add_argument("--subset", default=None,
-                     help="subset(s) of the source, e.g. deepscaler, a,b or all (default: the recipe's default)")
+                     help="subset(s) of the source, e.g. deepscaler, a,b or all; . for the files at the top of a "
+                          "folder that has subfolders too (default: the recipe's default)")
     src.add_argument("--source-revision", default=None, metavar="REV",
                      help="Hub revision of the source: tag, branch or commit (default: main)")
     src.add_argument("--verify", default=None, choices=["auto", "flags", "math", "trusted"],
@@ -457,7 +479,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_selection_args(c)
     _add_output_args(c, "output folder (default: out/scas-<student>; with several students, their parent: out)")
     rt = _add_runtime_args(c)
-    rt.add_argument("--num-processes", type=int, default=1, metavar="N",
+    rt.add_argument("--num-processes", type=_int_in(1, MAX_PROCESSES), default=1, metavar="N",
                     help="score on N processes via `accelerate launch` (one per GPU; CPU ranks use gloo)")
     c.set_defaults(func=_curate)
 
@@ -496,7 +518,7 @@ def build_parser() -> argparse.ArgumentParser:
     pub.add_argument("--keep-checkpoints", action="store_true",
                      help="keep the Trainer checkpoints (optimizer state) after the run")
     rt = _add_runtime_args(t)
-    rt.add_argument("--num-processes", type=int, default=1, metavar="N",
+    rt.add_argument("--num-processes", type=_int_in(1, MAX_PROCESSES), default=1, metavar="N",
                     help="train on N processes via `accelerate launch` (one per GPU)")
     t.set_defaults(func=_train)
 
@@ -552,7 +574,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="Hub model repo every trained checkpoint is pushed to (default: no push)")
     pub.add_argument("--private", action="store_true", help="create the Hub repos private")
     rt = _add_runtime_args(o)
-    rt.add_argument("--num-processes", type=int, default=1, metavar="N",
+    rt.add_argument("--num-processes", type=_int_in(1, MAX_PROCESSES), default=1, metavar="N",
                     help="score and train on N processes via `accelerate launch` (one per GPU)")
     o.set_defaults(func=_rounds)
 
@@ -631,6 +653,11 @@ def main(argv: list[str] | None = None) -> int:
     from .progress import progress_bars_off
 
     bars = progress_bars_off() if getattr(args, "no_progress", False) else contextlib.nullcontext()
+    if isinstance(getattr(args, "source", None), str) and not args.source.strip():  # not the default corpus
+        from .source import EMPTY_SOURCE
+
+        _error(EMPTY_SOURCE)
+        return 2
     try:
         with bars:
             return args.func(args)

@@ -11,6 +11,9 @@ DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant."
 DEFAULT_LAMBDA = 0.5
 DEFAULT_GROUPS = 5
 DEFAULT_GROUP = 1
+MAX_GROUPS = 10_000
+"""Most `--groups`: far more than any question's candidates (groups beyond them are empty), and
+small enough that `k * G` stays exact in 64-bit integers."""
 DEFAULT_SEED = 42
 DEFAULT_STRATEGY = "scas"
 DEFAULT_STUDENT = "smollm2-135m"

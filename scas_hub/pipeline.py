@@ -364,7 +364,7 @@ def curate(
     if chat_template is not None:
         scoring = replace(scoring or ScoringConfig(), chat_template=chat_template)
     check_student(student)
-    source = source or default_source(student)
+    source = default_source(student) if source is None else source  # "" is refused by open_source
     out = Path(out) if out else default_out(student, strategy)
     check_out_folder(out)  # before any work: a folder the tool may not write fails now, not after scoring
     if round_number is not None and push and "/" not in push:

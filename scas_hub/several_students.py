@@ -96,7 +96,8 @@ def curate_students(
     selection = SelectionConfig(strategy=strategy, groups=groups, group=group, seed=seed, lam=lam,
                                 small_policy=small_policy,
                                 teacher_ranking=teacher_ranking).validate()
-    source = source or ("demo" if all(s == DEFAULT_STUDENT for s in students) else "scas_pool")
+    if source is None:  # "" is refused by open_source, never taken for the default
+        source = "demo" if all(s == DEFAULT_STUDENT for s in students) else "scas_pool"
     parent = Path(out) if out else Path("out")
     folders = {s: parent / dataset_name(s, strategy) for s in students}
     for folder in folders.values():  # before any work

@@ -242,7 +242,8 @@ def test_student_and_push_against_an_unreachable_hub(unreachable_hub, tmp_path, 
     assert capsys.readouterr().err.startswith(f"scas-hub: error: no such folder: {tmp_path / 'nowhere'}")
     folder = tmp_path / "done"
     folder.mkdir()
-    (folder / "selection_stats.json").write_text(json.dumps({"student": {}, "source": {}}))
+    (folder / "selection_stats.json").write_text(json.dumps({"student": {}, "source": {}, "selection": {},
+                                                             "questions_selected": 0, "rows_scored": 0}))
     assert main(["push", str(folder), "some-org/ds"]) == 2
     err = capsys.readouterr().err
     assert "failed while reading the repo's refs" in err and f"HF_ENDPOINT={unreachable_hub}" in err

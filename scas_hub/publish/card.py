@@ -16,6 +16,7 @@ from typing import Any
 
 from ..constants import PAPER_URL
 from .folder import CONFIG_DIRS, configs_metadata, read_stats
+from .markdown import cell, code, text
 
 TEMPLATE = "dataset_card.md.j2"
 BIBTEX = f"""@article{{scas2026,
@@ -100,16 +101,16 @@ def describe_strategy(selection: dict[str, Any]) -> dict[str, Any]:
         order = selection.get("teacher_order") or []
         ranked = ("the given --teacher-ranking" if selection.get("teacher_ranking")
                   else "verified answers in the corpus")
-        shown = ", ".join(f"`{t}`" for t in order[:5]) + (", ..." if len(order) > 5 else "")
+        shown = ", ".join(code(t) for t in order[:5]) + (", ..." if len(order) > 5 else "")
         return {"title": "Strongest-teacher selection", "by_student": False, "uses": {"teacher_order"},
                 "kept": f"the strongest teacher's answer for each question (teachers ranked by {ranked}: {shown}; "
                         "where the first did not answer, the next one's)",
                 "rule": "the answer of the highest-ranked teacher that answered the question is kept; the "
                         "student's scores play no part."}
     if base == "teacher":
-        return {"title": f"Single-teacher selection (`{teacher}`)", "by_student": False, "uses": set(),
-                "kept": f"`{teacher}`'s answer for each question it answered (the others are left out)",
-                "rule": f"the answer of `{teacher}` is kept; questions it did not answer are dropped. The "
+        return {"title": f"Single-teacher selection ({code(teacher)})", "by_student": False, "uses": set(),
+                "kept": f"{code(teacher)}'s answer for each question it answered (the others are left out)",
+                "rule": f"the answer of {code(teacher)} is kept; questions it did not answer are dropped. The "
                         "student's scores play no part."}
     return {"title": "Random selection", "by_student": False, "uses": {"seed"},
             "kept": f"one answer per question drawn uniformly at random (seed {seed})",
@@ -142,7 +143,7 @@ def render_card(record: dict[str, Any], folder: str | Path, name: str | None = N
         data, template_str=template, r=record, release=release,
         target=release.get("repo_id") or name or folder.resolve().name,
         versions=list(reversed(record.get("versions", []))), paper_url=PAPER_URL, bibtex=BIBTEX, short=_short,
-        is_local=not release, m=method,
+        is_local=not release, m=method, code=code, cell=cell, text=text,
     )
 
 

@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import cannot_write
+
 FIGURES_DIR = "figures"
 SELECTED_SHARE = f"{FIGURES_DIR}/selected_share.png"
 SCORE_DISTRIBUTION = f"{FIGURES_DIR}/score_distribution.png"
@@ -26,7 +28,11 @@ def _figure(n_rows: int):
 
 def _save(fig, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, format="png", metadata={"Software": None})
+    try:
+        fig.savefig(path, format="png", metadata={"Software": None})
+    except OSError:  # a full disk: the half-written figure goes
+        path.unlink(missing_ok=True)
+        raise
 
 
 def plot_selected_share(teachers: list[dict[str, Any]], path: Path) -> None:
@@ -110,13 +116,21 @@ def plot_rounds(rounds: list[dict[str, Any]], path: Path) -> None:
 def write_figures(out: Path, teachers: list[dict[str, Any]], distributions: dict[str, dict[str, Any]],
                   rounds: list[dict[str, Any]] | None = None) -> dict[str, str]:
     """Draw the figures into `out/figures/` (the rounds figure when there are rounds); returns their
-    paths relative to `out` (for the card)."""
+    paths relative to `out` (for the card).
+
+    Raises:
+        StorageError: a figure cannot be written (a full disk); the message names the folder that
+            holds `out` (the output is staged beside `--out`).
+    """
     if not teachers:
         return {}
-    plot_selected_share(teachers, out / SELECTED_SHARE)
-    plot_score_distribution(distributions, out / SCORE_DISTRIBUTION)
     figures = {"selected_share": SELECTED_SHARE, "score_distribution": SCORE_DISTRIBUTION}
-    if rounds:
-        plot_rounds(rounds, out / ROUNDS)
-        figures["rounds"] = ROUNDS
+    try:
+        plot_selected_share(teachers, out / SELECTED_SHARE)
+        plot_score_distribution(distributions, out / SCORE_DISTRIBUTION)
+        if rounds:
+            plot_rounds(rounds, out / ROUNDS)
+            figures["rounds"] = ROUNDS
+    except OSError as err:
+        raise cannot_write("the card's figures", out.parent, err, "or pass an --out on another disk") from err
     return figures

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..constants import CANDIDATES_CONFIG, DEFAULT_CONFIG, DEFAULT_SYSTEM_PROMPT, STATS_FILENAME
-from ..errors import PublishError
+from ..errors import PublishError, ScasHubError
 
 CONFIG_DIRS = {DEFAULT_CONFIG: "data", CANDIDATES_CONFIG: "candidates"}
 SHARD_BYTES = 500 * 2**20
@@ -86,6 +86,27 @@ def configs_metadata() -> list[dict[str, Any]]:
          **({"default": True} if name == DEFAULT_CONFIG else {})}
         for name, folder in CONFIG_DIRS.items()
     ]
+
+
+def load_hub_config(repo_id: str, config: str, sha: str, error: type[ScasHubError] = PublishError):
+    """One config of a scas-hub dataset on the Hub, at commit `sha`, as a memory-mapped `datasets.Dataset`.
+
+    Only the config's parquet files (`configs_metadata`) are downloaded and read: a stray `<name>.py`
+    in the repo is neither run nor a reason to refuse the repo (`load_dataset(repo_id)` would take
+    it for a dataset script, which `datasets` no longer runs).
+
+    Raises:
+        error: the commit has no parquet files for that config.
+    """
+    from datasets import load_dataset
+    from huggingface_hub import snapshot_download
+
+    pattern = f"{CONFIG_DIRS[config]}/train-*.parquet"
+    root = Path(snapshot_download(repo_id, repo_type="dataset", revision=sha, allow_patterns=[pattern]))
+    files = sorted(str(f) for f in root.glob(pattern))
+    if not files:
+        raise error(f"{repo_id}@{sha[:10]} has no {config!r} config ({pattern}): is it a dataset written by scas-hub?")
+    return load_dataset("parquet", data_files={"train": files}, split="train")
 
 
 def features(config: str):
@@ -207,14 +228,51 @@ def write_stats(out: Path, stats: dict[str, Any]) -> Path:
     return path
 
 
+def load_stats(path: Path, error: type[ScasHubError] = PublishError, where: str | None = None) -> dict[str, Any]:
+    """The record of a `selection_stats.json` file, which must be a JSON object.
+
+    Args:
+        error: the exception class raised (the calling command's, e.g. `TrainError`).
+        where: how the file is named in messages (default: its path), e.g. `org/name@sha`.
+
+    Raises:
+        error: the file cannot be read, is not JSON, or is not a JSON object.
+    """
+    where = where or str(path)
+    redo = (f"restore it, or write the output again with `scas-hub curate` (a {STATS_FILENAME} is written by "
+            "scas-hub, never by hand)")
+    try:
+        record = json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as err:
+        raise error(f"cannot read {where}: {err.strerror or err}") from err
+    except UnicodeDecodeError as err:
+        raise error(f"{where} is not UTF-8 text (byte {err.start + 1}); {redo}") from err
+    except json.JSONDecodeError as err:
+        raise error(f"{where} is not valid JSON ({err.msg} at line {err.lineno}, column {err.colno}); {redo}") from err
+    except RecursionError as err:
+        raise error(f"{where} is nested too deeply to be a {STATS_FILENAME}; {redo}") from err
+    if not isinstance(record, dict):
+        raise error(f"{where} holds a JSON {type(record).__name__}, not the object of a {STATS_FILENAME}; {redo}")
+    return record
+
+
+STATS_FIELDS = {"student": dict, "source": dict, "selection": dict, "questions_selected": int, "rows_scored": int}
+"""Fields of `selection_stats.json` the card and the push read, with their types."""
+
+
 def read_stats(out: Path) -> dict[str, Any]:
     """Read `selection_stats.json` back (the card and the push are rendered from it).
 
     Raises:
-        PublishError: the folder is not a scas-hub output folder.
+        PublishError: the folder is not a scas-hub output folder, or its record is damaged.
     """
     path = Path(out) / STATS_FILENAME
     if not path.is_file():
         raise PublishError(f"{out} has no {STATS_FILENAME}, so it is not a scas-hub output folder; "
                            "write one with `scas-hub curate --out DIR` first")
-    return json.loads(path.read_text(encoding="utf-8"))
+    record = load_stats(path)
+    wrong = [name for name, kind in STATS_FIELDS.items() if not isinstance(record.get(name), kind)]
+    if wrong:
+        raise PublishError(f"{path} lacks {', '.join(wrong)} (or holds another type), so it was not written by "
+                           "this scas-hub; write the output again with `scas-hub curate`")
+    return record

@@ -141,6 +141,23 @@ def remote_history(api, repo_id: str, revision: str) -> list[dict[str, Any]]:
     return [v for v in versions if isinstance(v, dict) and "version" in v]
 
 
+def _landed_commit(api, repo_id: str, head: str | None, entry: dict[str, Any], retry: RetryPolicy | None) -> str:
+    """The commit of an upload whose answer named none: main's new head, if its version history
+    ends with this push's entry (version, date, numbers).
+
+    Raises:
+        PublishError: main does not hold this push (nothing was tagged; a rerun pushes again).
+    """
+    refs = with_retries(api.list_repo_refs, repo_id, repo_type=REPO_TYPE, what="list refs", policy=retry)
+    now = next((b.target_commit for b in refs.branches if b.name == "main"), None)
+    if now and now != head and with_retries(remote_history, api, repo_id, now, what="read version history",
+                                            policy=retry)[-1:] == [entry]:
+        logger.warning("the Hub's answer to the upload named no commit; main's new head %s holds this push", now)
+        return now
+    raise PublishError(f"the Hub answered the upload to {repo_id} without naming a commit, and main does not hold "
+                       "this push; nothing was tagged: run the same command again")
+
+
 def _tag(api, repo_id: str, version: str, commit: str) -> None:
     """Create the tag; a 409 after a lost answer is fine if the tag already points at `commit`."""
     from huggingface_hub.errors import HfHubHTTPError
@@ -257,14 +274,18 @@ def push_folder(folder: str | Path, repo_id: str, *, version: str | None = None,
 
         step = "uploading"
         logger.info("pushing %s to %s as %s", folder, repo_id, version)
-        commit = with_retries(
-            api.upload_folder, repo_id=repo_id, repo_type=REPO_TYPE, folder_path=str(folder),
-            commit_message=f"scas-hub: publish {version}",
-            commit_description=f"Student {record['student']['repo_id']}, strategy {record['selection']['strategy']}, "
-                               f"{record['questions_selected']} rows.",
-            parent_commit=head, allow_patterns=present_tool_files(folder), delete_patterns=list(MANAGED),
-            what="upload", policy=retry,
-        ).oid
+        try:
+            commit = with_retries(
+                api.upload_folder, repo_id=repo_id, repo_type=REPO_TYPE, folder_path=str(folder),
+                commit_message=f"scas-hub: publish {version}",
+                commit_description=f"Student {record['student']['repo_id']}, strategy "
+                                   f"{record['selection']['strategy']}, {record['questions_selected']} rows.",
+                parent_commit=head, allow_patterns=present_tool_files(folder), delete_patterns=list(MANAGED),
+                what="upload", policy=retry,
+            ).oid
+        except KeyError:  # a 200 answer without the commit's id (`commitUrl`/`commitOid`): find the commit
+            step = "finding the uploaded commit (the Hub's answer named none)"
+            commit = _landed_commit(api, repo_id, head, record["versions"][-1], retry)
         step = f"tagging commit {commit}"
         with_retries(_tag, api, repo_id, version, commit, what=f"tag {version}", policy=retry)
     except HfHubHTTPError as err:

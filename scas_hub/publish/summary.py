@@ -13,6 +13,7 @@ from typing import Any
 
 from ..compare import Pick, agreement, teacher_shares
 from ..errors import PublishError
+from .markdown import cell
 
 SUMMARY_STEM = "students_summary"
 
@@ -40,22 +41,23 @@ def students_summary(selections: Mapping[str, Mapping[str, Pick]],
 
 
 def summary_markdown(summary: dict[str, Any]) -> str:
-    """The summary as two markdown tables: teacher shares (teachers x students) and agreement."""
+    """The summary as two markdown tables: teacher shares (teachers x students) and agreement (names
+    escaped: see `markdown.cell`)."""
     students = summary["students"]
     shares = summary["teacher_shares"]
     teachers = sorted({t for s in students for t in shares[s]},
                       key=lambda t: (-sum(shares[s].get(t, 0.0) for s in students), t))
-    lines = ["| teacher | " + " | ".join(f"`{s}`" for s in students) + " |",
+    lines = ["| teacher | " + " | ".join(cell(s) for s in students) + " |",
              "|---|" + "---:|" * len(students)]
     for t in teachers:
-        lines.append(f"| `{t}` | " + " | ".join(f"{100 * shares[s].get(t, 0.0):.1f}%" for s in students) + " |")
+        lines.append(f"| {cell(t)} | " + " | ".join(f"{100 * shares[s].get(t, 0.0):.1f}%" for s in students) + " |")
     lines.append("| questions selected | " + " | ".join(
         str(summary["datasets"][s].get("questions_selected", "")) for s in students) + " |")
     lines += ["", "| students | questions selected for both | same answer | share |", "|---|---:|---:|---:|"]
     for p in summary["agreement"]:
         share = "n/a" if p["share"] is None else f"{100 * p['share']:.1f}%"
         a, b = p["students"]
-        lines.append(f"| `{a}` vs `{b}` | {p['questions_compared']} | {p['same_answer']} | {share} |")
+        lines.append(f"| {cell(a)} vs {cell(b)} | {p['questions_compared']} | {p['same_answer']} | {share} |")
     return "\n".join(lines) + "\n"
 
 

@@ -20,6 +20,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
+from ..errors import cannot_write
 from ..records import Candidate
 from .proxy import ProxyComponents
 
@@ -95,10 +96,30 @@ class ScoreCache:
     def __init__(self, root: str | Path | None):
         self.root = Path(root) if root is not None else None
 
+    def _write_error(self, err: OSError):
+        return cannot_write("the score cache", self.root, err, "pass another --score-cache DIR, or --no-score-cache")
+
+    def check_writable(self) -> None:
+        """Create the folder and a file in it, so a read-only or full cache fails before any scoring.
+
+        Raises:
+            StorageError: the folder cannot be written (the message says what to do).
+        """
+        if self.root is None:
+            return
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=self.root, prefix=".tmp-probe-"):
+                pass
+        except OSError as err:
+            raise self._write_error(err) from err
+
     def load(self):
-        """Every cached outcome as one Arrow table (no texts: digests and numbers)."""
+        """Every cached outcome as one Arrow table (no texts: digests and numbers); checks first that
+        the folder can be written (`check_writable`)."""
         import pyarrow as pa
 
+        self.check_writable()
         tables = []
         if self.root is not None and self.root.is_dir():
             for shard in sorted(self.root.glob(f"window-*{SHARD_SUFFIX}")):
@@ -121,11 +142,17 @@ class ScoreCache:
         cacheable = outcomes.filter(keep)
         if not cacheable.num_rows:
             return
-        self.root.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".tmp-", suffix=SHARD_SUFFIX)
-        with os.fdopen(fd, "wb") as f:
-            with pa.ipc.new_file(f, cacheable.schema) as writer:
-                writer.write_table(cacheable)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.root / f"{name}{SHARD_SUFFIX}")
+        tmp = None
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".tmp-", suffix=SHARD_SUFFIX)
+            with os.fdopen(fd, "wb") as f:
+                with pa.ipc.new_file(f, cacheable.schema) as writer:
+                    writer.write_table(cacheable)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self.root / f"{name}{SHARD_SUFFIX}")
+        except OSError as err:  # a full disk: no half shard stays behind
+            if tmp is not None:
+                Path(tmp).unlink(missing_ok=True)
+            raise self._write_error(err) from err

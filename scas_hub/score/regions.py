@@ -83,7 +83,8 @@ def resolve_chat_template(tokenizer, chat_template: str | None = None) -> str:
     tokenizer's own (its `default` one when it has several).
 
     Raises:
-        StudentError: the tokenizer has no chat template and none was given.
+        StudentError: the tokenizer has no chat template and none was given, or the template does not
+            compile, tries to leave Jinja's sandbox or fails on a system/user/assistant conversation.
     """
     if chat_template is None and not getattr(tokenizer, "chat_template", None):
         raise StudentError(
@@ -91,9 +92,46 @@ def resolve_chat_template(tokenizer, chat_template: str | None = None) -> str:
             "(Python: curate(..., chat_template=...)) or use a student that ships one (e.g. an -Instruct model)"
         )
     try:
-        return tokenizer.get_chat_template(chat_template)
+        template = tokenizer.get_chat_template(chat_template)
     except ValueError as err:  # several named templates and no default
         raise StudentError(f"cannot choose the student's chat template ({err}); pass --chat-template FILE") from err
+    _check_renders(tokenizer, template, overridden=chat_template is not None)
+    return template
+
+
+def _template_error(err: Exception, overridden: bool, what: str = "a system/user/assistant conversation"
+                    ) -> StudentError:
+    """One line for a template that does not compile, leaves the sandbox or fails to render."""
+    from jinja2 import TemplateSyntaxError
+    from jinja2.sandbox import SecurityError
+
+    whose = "the chat template given with --chat-template" if overridden else "the student's own chat template"
+    fix = "fix that file" if overridden else "pass a working one with --chat-template FILE"
+    detail = " ".join(str(err).split()).rstrip(".")
+    if isinstance(err, TemplateSyntaxError):
+        return StudentError(f"{whose} is not valid Jinja (line {err.lineno}: {detail}); {fix}")
+    if isinstance(err, SecurityError):
+        return StudentError(f"{whose} tries to leave Jinja's sandbox ({detail}), which scas-hub never allows; "
+                            f"a chat template may only format the messages: {fix}")
+    return StudentError(f"{whose} fails on {what} ({type(err).__name__}: {detail}); {fix}")
+
+
+def _check_renders(tokenizer, template: str, overridden: bool) -> None:
+    """Render a probe conversation (as the scorer renders candidates), so a broken template fails
+    before any work.
+
+    Raises:
+        StudentError: the template does not compile, leaves Jinja's sandbox or fails to render.
+    """
+    from jinja2 import TemplateError
+
+    probe = Candidate("probe", "probe", "What is 1 + 1?", "1 + 1 = 2")
+    try:
+        tokenizer.apply_chat_template([probe.messages()], tokenize=False, chat_template=template)
+        tokenizer.apply_chat_template([probe.prompt_messages()], tokenize=False, add_generation_prompt=True,
+                                      chat_template=template)
+    except (TemplateError, ArithmeticError, LookupError, TypeError, ValueError) as err:  # the template's own
+        raise _template_error(err, overridden) from err
 
 
 def chat_template_sha256(tokenizer, chat_template: str | None = None) -> str:
@@ -118,15 +156,21 @@ class ChatEncoder:
     def __init__(self, tokenizer, chat_template: str | None = None):
         self.tokenizer = tokenizer
         self.chat_template = resolve_chat_template(tokenizer, chat_template)
+        self._overridden = chat_template is not None
         self._prompt_cache: dict[tuple[str, str], list[int]] = {}
 
     def _render(self, conversations: list[list[dict[str, str]]], add_generation_prompt: bool) -> list[str]:
-        return self.tokenizer.apply_chat_template(
-            conversations,
-            tokenize=False,
-            add_generation_prompt=add_generation_prompt,
-            chat_template=self.chat_template,
-        )
+        from jinja2 import TemplateError
+
+        try:
+            return self.tokenizer.apply_chat_template(
+                conversations,
+                tokenize=False,
+                add_generation_prompt=add_generation_prompt,
+                chat_template=self.chat_template,
+            )
+        except TemplateError as err:  # a template that fails only on some texts
+            raise _template_error(err, self._overridden, "one of the candidates") from err
 
     def _tokenize(self, texts: list[str]) -> list[list[int]]:
         # the rendered template already holds every special token it wants

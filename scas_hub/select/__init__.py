@@ -36,6 +36,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from ..constants import MAX_GROUPS
 from ..errors import SelectionError
 from ..records import SCORING_SKIP_REASONS, Candidate, Question
 from ..stats import PipelineStats
@@ -68,8 +69,8 @@ class SelectionConfig:
             raise SelectionError(f"unknown strategy {self.strategy!r}; choose one of {', '.join(STRATEGIES)}")
         if base == "teacher" and not self.strategy.partition(":")[2].strip():
             raise SelectionError("strategy teacher:<name> needs a teacher name, e.g. teacher:gpt-4o")
-        if self.groups < 1:
-            raise SelectionError(f"--groups must be >= 1, got {self.groups}")
+        if not 1 <= self.groups <= MAX_GROUPS:
+            raise SelectionError(f"--groups must be in [1, {MAX_GROUPS}], got {self.groups}")
         if not 1 <= self.group <= self.groups:
             raise SelectionError(f"--group must be in [1, {self.groups}], got {self.group}")
         if self.small_policy not in SMALL_POLICIES:

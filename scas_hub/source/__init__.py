@@ -17,7 +17,7 @@ from pathlib import Path
 from ..errors import SourceError
 from ..hub_access import describe, is_local_path, missing_path_message, what_to_do
 from ..records import Candidate
-from .files import DATA_SUFFIXES, find_pattern_files, find_pool_files, iter_rows
+from .files import DATA_SUFFIXES, TOP_LEVEL, find_pattern_files, find_pool_files, iter_rows
 from .layouts import DataFile, iter_candidates
 from .recipe import FILE_TEACHER, VERIFY_RULES, Columns, CorpusRecipe, TeacherDataset
 
@@ -25,6 +25,8 @@ __all__ = ["Columns", "CorpusRecipe", "DataFile", "OpenedSource", "SourceInfo", 
            "VERIFY_RULES", "list_builders", "load_builder", "load_recipe_file", "open_source"]
 
 PACKAGE_DIR = Path(__file__).resolve().parent.parent
+EMPTY_SOURCE = ("--source is empty: pass a builder (`scas-hub builders`), a folder of per-teacher files, a recipe "
+                "file or a Hub dataset id, or leave --source out for the default corpus")
 
 
 @dataclass(frozen=True)
@@ -165,7 +167,8 @@ def _download_patterns(recipe: CorpusRecipe, subsets: tuple[str, ...]) -> list[s
     if recipe.data_files:
         return sorted({p for s in subsets for p in recipe.patterns(s)})
     if subsets:
-        return [f"{base}{s}/*{suffix}" for s in subsets for base in ("data/", "") for suffix in DATA_SUFFIXES]
+        folders = [f"{base}{s}/" for s in subsets if s != TOP_LEVEL for base in ("data/", "")]
+        return [f"{folder}*{suffix}" for folder in folders + [""] * (TOP_LEVEL in subsets) for suffix in DATA_SUFFIXES]
     return [f"{glob}{suffix}" for glob in ("*", "**/*") for suffix in DATA_SUFFIXES]
 
 
@@ -212,7 +215,7 @@ def _open_recipe(recipe: CorpusRecipe, subset: str | None, revision: str | None,
     rule = verification or recipe.verification
     if rule not in VERIFY_RULES:
         raise SourceError(f"unknown verification rule {rule!r}; choose one of {', '.join(VERIFY_RULES)}")
-    found_subsets = subsets or tuple(sorted({f.subset for f in files if f.subset}))
+    found_subsets = tuple(s for s in subsets if s != TOP_LEVEL) or tuple(sorted({f.subset for f in files if f.subset}))
     info = SourceInfo(
         name=recipe.name, repo_id=datasets[0][0] if len(datasets) == 1 else None,
         revision=datasets[0][1] if len(datasets) == 1 else (revision or recipe.revision),
@@ -239,6 +242,8 @@ def open_source(source: str | CorpusRecipe, subset: str | None = None, revision:
     """
     if isinstance(source, CorpusRecipe):
         return _open_recipe(source, subset, revision, Path.cwd(), None, verification)
+    if isinstance(source, str) and not source.strip():  # Path("") is the current folder: never read for ""
+        raise SourceError(EMPTY_SOURCE)
     local = Path(source).expanduser()
     if local.is_file() and local.suffix == ".py":
         recipe = load_recipe_file(local)

@@ -11,7 +11,6 @@ re-selected dataset's statistics still account for every row and question of the
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from ..compare import Pick
 from ..constants import CANDIDATES_CONFIG, STATS_FILENAME
 from ..errors import CorpusFormatError, SourceError
 from ..hub_access import describe, hub_error_types, is_local_path, missing_path_message, what_to_do
+from ..publish.folder import load_hub_config, load_stats
 from ..records import SCORING_SKIP_REASONS
 from ..score.cache import COMPONENTS
 from ..score.scored_table import WINDOW_ROWS, window_schema
@@ -211,12 +211,11 @@ def _open_folder(folder: Path) -> PublishedDataset:
 
     n_rows = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
     stats_path = folder / STATS_FILENAME
-    record = json.loads(stats_path.read_text(encoding="utf-8")) if stats_path.exists() else None
+    record = load_stats(stats_path, SourceError) if stats_path.exists() else None
     return PublishedDataset(str(folder), None, None, batches, n_rows, record)
 
 
 def _open_hub(repo_id: str, revision: str | None) -> PublishedDataset:
-    from datasets import load_dataset
     from huggingface_hub import HfApi, hf_hub_download
     from huggingface_hub.errors import EntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError
 
@@ -234,10 +233,7 @@ def _open_hub(repo_id: str, revision: str | None) -> PublishedDataset:
     unreachable = f"cannot download dataset {repo_id}@{sha[:10]} from the Hub"
     try:
         # a memory-mapped Arrow dataset in the datasets cache: read below a batch at a time
-        rows = load_dataset(repo_id, CANDIDATES_CONFIG, split="train", revision=sha)
-    except ValueError as err:  # datasets raises ValueError for an unknown config name
-        raise SourceError(f"{repo_id}@{sha[:10]} has no {CANDIDATES_CONFIG!r} config: "
-                          "is it a dataset written by scas-hub?") from err
+        rows = load_hub_config(repo_id, CANDIDATES_CONFIG, sha, SourceError)
     except (OSError, *hub_error_types()) as err:  # datasets reports some download failures as OSError
         raise SourceError(f"{unreachable} ({describe(err)}); {what_to_do()}") from err
     _check_columns(rows.column_names, f"{repo_id}@{sha}")
@@ -248,7 +244,7 @@ def _open_hub(repo_id: str, revision: str | None) -> PublishedDataset:
 
     try:
         record_path = hf_hub_download(repo_id, STATS_FILENAME, repo_type="dataset", revision=sha)
-        record = json.loads(Path(record_path).read_text(encoding="utf-8"))
+        record = load_stats(Path(record_path), SourceError, f"{STATS_FILENAME} of {repo_id}@{sha[:10]}")
     except EntryNotFoundError:
         record = None
     except hub_error_types() as err:

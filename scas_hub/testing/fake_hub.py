@@ -27,6 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 from urllib.parse import parse_qs, unquote
 
 LFS_PATTERNS = ("*.parquet", "*.arrow", "*.png", "*.jpg", "*.bin", "*.safetensors", "*.gguf", "*.zip", "*.gz")
@@ -101,6 +102,8 @@ class Fault:
     times: int
     after: bool
     retry_after: int | None
+    body: Any = None
+    """The answer's JSON body instead of an error (e.g. a 200 without a field the client needs)."""
 
 
 @dataclass(frozen=True)
@@ -212,11 +215,12 @@ class FakeHub:
     # -- test API ------------------------------------------------------------------------------
 
     def fail(self, path: str, status: int | None = 500, *, times: int = 1, method: str | None = None,
-             after: bool = False, retry_after: int | None = None) -> None:
+             after: bool = False, retry_after: int | None = None, body: Any = None) -> None:
         """Answer the next `times` requests whose path matches the regex `path` with `status`
-        (None: drop the connection). `after=True`: handle the request, then lose the answer."""
+        (None: drop the connection) and an error, or `body` if given. `after=True`: handle the
+        request, then lose the answer (or replace it: `status=200, body={...}`)."""
         with self._lock:
-            self._faults.append(Fault(re.compile(path), method, status, times, after, retry_after))
+            self._faults.append(Fault(re.compile(path), method, status, times, after, retry_after, body))
 
     def create_repo(self, repo_id: str, files: dict[str, bytes | str] | None = None, *, repo_type: str = "dataset",
                     private: bool = False, message: str = "add files") -> str:
@@ -326,7 +330,7 @@ class FakeHub:
                 fault = self._take_fault(method, path, after=True)
             if fault is not None:
                 response = None if fault.status is None else Response(
-                    fault.status, {"error": f"injected fault {fault.status}"},
+                    fault.status, fault.body if fault.body is not None else {"error": f"injected fault {fault.status}"},
                     {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {})
             self.requests.append(RequestRecord(method, path, None if response is None else response.status))
             return response

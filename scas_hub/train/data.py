@@ -14,14 +14,13 @@ spares `datasets` from hashing the whole tokenizer to fingerprint TRL's tokenizi
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..constants import DEFAULT_CONFIG, DEFAULT_SYSTEM_PROMPT, STATS_FILENAME
 from ..errors import TrainError
-from ..publish.folder import CONFIG_DIRS
+from ..publish.folder import CONFIG_DIRS, load_hub_config, load_stats
 
 
 @dataclass(frozen=True)
@@ -126,7 +125,7 @@ def _open_folder(folder: Path) -> TrainingData:
     if not files or not stats.exists():
         raise TrainError(f"{folder} holds no scas-hub dataset (data/*.parquet and {STATS_FILENAME}); "
                          "pass the --out folder of `scas-hub curate` or a Hub dataset id")
-    record = json.loads(stats.read_text(encoding="utf-8"))
+    record = load_stats(stats, TrainError)
     rows = pq.ParquetDataset([str(f) for f in files]).read(columns=["messages"]).to_pylist()
     version = (record.get("release") or {}).get("version")
     ref = DatasetRef(f"local:{folder.resolve().name}", version, _files_tag(files), str(folder))
@@ -134,7 +133,6 @@ def _open_folder(folder: Path) -> TrainingData:
 
 
 def _open_hub(repo_id: str, revision: str | None) -> TrainingData:
-    from datasets import load_dataset
     from huggingface_hub import HfApi, hf_hub_download
     from huggingface_hub.errors import EntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError
 
@@ -147,11 +145,11 @@ def _open_hub(repo_id: str, revision: str | None) -> TrainingData:
         raise TrainError(f"dataset {repo_id!r} has no revision {revision!r}; pass a tag (v1, v2, ...), "
                          "a branch or a commit SHA") from err
     try:
-        record = json.loads(Path(hf_hub_download(repo_id, STATS_FILENAME, repo_type="dataset",
-                                                 revision=sha)).read_text(encoding="utf-8"))
+        record = load_stats(Path(hf_hub_download(repo_id, STATS_FILENAME, repo_type="dataset", revision=sha)),
+                            TrainError, f"{STATS_FILENAME} of {repo_id}@{sha[:10]}")
     except EntryNotFoundError as err:
         raise TrainError(f"{repo_id}@{sha[:10]} has no {STATS_FILENAME}: is it a dataset written by scas-hub?") from err
-    rows = load_dataset(repo_id, DEFAULT_CONFIG, split="train", revision=sha)
+    rows = load_hub_config(repo_id, DEFAULT_CONFIG, sha, TrainError)  # never a dataset script
     tags = {t.name: t.target_commit for t in HfApi().list_repo_refs(repo_id, repo_type="dataset").tags}
     if revision in tags:
         version = revision

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from ..atomic import aside_folder
 from ..constants import build_processes, table_cache_dir
-from ..errors import SourceError
+from ..errors import SourceError, cannot_write
 from ..source import OpenedSource
 from ..source.columns import RowContext, RowMapper, normalise_question
 from ..source.files import iter_rows, row_parts
@@ -342,7 +342,11 @@ def open_table(opened: OpenedSource, processes: int | None = None) -> CandidateT
 
     def build() -> None:
         if not (folder / META_FILE).is_file():
-            build_table(opened, folder, processes or build_processes())
+            try:
+                build_table(opened, folder, processes or build_processes())
+            except OSError as err:  # the corpus is read through SourceError: this is the cache's disk
+                raise cannot_write("the candidate table cache", folder.parent, err,
+                                   "or set SCAS_HUB_TABLE_CACHE to a folder on another disk") from err
 
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         from ..score.runner import distributed_state
