@@ -104,10 +104,19 @@ def _evaluate(args: argparse.Namespace) -> int:
     from .evaluate import evaluate
     from .evaluate.run import report_path
 
+    generator = None
+    if args.backend == "openai" or args.endpoint:
+        from .errors import ConfigError
+        from .evaluate.openai_backend import OpenAIGenerator
+
+        if not args.endpoint or args.backend != "openai":
+            raise ConfigError("--backend openai and --endpoint URL#MODEL go together")
+        generator = OpenAIGenerator(args.endpoint, _decoding(args), api_key_env=args.api_key_env,
+                                    progress=not args.no_progress)
     report = evaluate(args.student, args.eval, args.out, subset=args.subset, eval_revision=args.eval_revision,
                       student_revision=args.student_revision, limit=args.limit, sample_seed=args.sample_seed,
                       decoding=_decoding(args), device=args.device, reference_nll=not args.no_reference_nll,
-                      progress=not args.no_progress, command=args.command_line)
+                      progress=not args.no_progress, command=args.command_line, generator=generator)
     print(f"\naccuracy {report.accuracy:.4f} ({report.n_correct} of {report.n_questions} questions)")
     if report.reference_nll:
         nll = report.reference_nll
@@ -183,7 +192,7 @@ def _add_eval_args(p: argparse.ArgumentParser, subset_flags: tuple[str, ...] = (
     p.add_argument("--max-new-tokens", type=int, default=1024, help="most tokens generated per answer")
     p.add_argument(*batch_flags, dest="eval_batch_size", type=int, default=16,
                    help="prompts per generate call (transformers backend)")
-    p.add_argument("--backend", default="auto", choices=["auto", "transformers", "vllm"],
+    p.add_argument("--backend", default="auto", choices=["auto", "transformers", "vllm", "openai"],
                    help="auto: vLLM when installed and on a GPU, else transformers")
     p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"],
                    help="weights and activations while decoding; auto = bfloat16 on CUDA, float32 otherwise")
@@ -543,6 +552,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--no-reference-nll", action="store_true",
                    help="skip the mean NLL of the source's reference solutions under the student")
     e.add_argument("--out", default="report.json", help="report path (.json) or folder (default: report.json)")
+    e.add_argument("--endpoint", default=None, metavar="URL#MODEL",
+                   help="--backend openai: the student served by an OpenAI-compatible server (e.g. vLLM)")
+    e.add_argument("--api-key-env", default=None, metavar="NAME", help="--backend openai: the key's env variable")
     e.set_defaults(func=_evaluate)
 
     a = sub.add_parser("ablate", formatter_class=_HelpFormatter,

@@ -14,6 +14,7 @@ import atexit
 import contextlib
 import importlib.util
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -26,6 +27,8 @@ import httpx2 as httpx
 from ..errors import ConfigError
 
 LOG_TAIL_LINES = 25
+CPU_MEMORY_SHARE = 0.1
+"""`--gpu-memory-utilization` on CPU machines: the share of RAM vLLM takes for weights and KV cache."""
 START_TIMEOUT = 900.0
 """Seconds a server may take to load its model (about 45 s for the embedded student on 2 CPU cores)."""
 
@@ -73,6 +76,9 @@ class VLLMServer:
             self.command += ["--revision", revision]
         if max_model_len:
             self.command += ["--max-model-len", str(max_model_len)]
+        if not any(a.startswith("--gpu-memory-utilization") for a in extra_args) and shutil.which("nvidia-smi") is None:
+            # on CPU the flag is the share of RAM vLLM reserves; its default (0.92) fails on any shared machine
+            self.command += ["--gpu-memory-utilization", str(CPU_MEMORY_SHARE)]
         self.command += list(extra_args)
         self._process: subprocess.Popen | None = None
 
