@@ -165,15 +165,27 @@ def _generate(args: argparse.Namespace) -> int:
                             concurrency=args.concurrency, api_key_env=args.api_key_env,
                             retry=RetryPolicy(retries=args.retries, backoff=args.backoff, timeout=args.timeout),
                             vllm_python=args.vllm_python, progress=not args.no_progress)
+    routing = None
+    if args.route_student:
+        from .generate import RoutingConfig
+
+        routing = RoutingConfig(args.route_student, args.route_probe, args.route_keep, progress=not args.no_progress)
     result = generate(args.source, teachers, args.out, subset=args.subset, limit=args.limit,
-                      source_revision=args.source_revision, config=config, command=args.command_line,
-                      push=args.push, private=args.private)
+                      source_revision=args.source_revision, config=config, routing=routing,
+                      command=args.command_line, push=args.push, private=args.private)
     print(f"\n{'teacher':24} {'requests':>8} {'written':>8} {'truncated':>9}  failed")
     for name, c in result.counts.items():
         failed = ", ".join(f"{reason} {n}" for reason, n in c.failed.most_common()) or "none"
         print(f"{name:24} {c.requests:>8} {c.written:>8} {c.truncated:>9}  {failed}")
     if result.skipped_done:
         print(f"{result.skipped_done} requests skipped: their answers were already written (resumed)")
+    if routing is not None:
+        import json
+
+        routed = json.loads((result.out / "routing.json").read_text(encoding="utf-8"))
+        print(f"Routing ({routed['probe_questions']} probe questions, student {routed['student']}): kept "
+              f"{', '.join(routed['kept'])}; SCAS pick unchanged on {routed['pick_unchanged_share']:.0%} of the probe; "
+              f"{routed['saved']['requests']} requests saved")
     print(f"Corpus: {result.out.resolve()} (curate it with `scas-hub curate --source {result.out}`)")
     return 0
 
@@ -613,6 +625,12 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--retries", type=int, default=4, help="tries after the first on 429, 5xx, timeouts, drops")
     g.add_argument("--backoff", type=float, default=1.0, help="seconds before the first retry (doubled each time)")
     g.add_argument("--timeout", type=float, default=600.0, help="seconds one request may take")
+    g.add_argument("--route-student", default=None, metavar="STUDENT",
+                   help="student-routed generation: this student scores every teacher's probe answers")
+    g.add_argument("--route-probe", type=int, default=50, metavar="N",
+                   help="--route-student: questions every teacher answers")
+    g.add_argument("--route-keep", type=int, default=2, metavar="M",
+                   help="--route-student: the rest goes to the M teachers with the most SCAS picks")
     g.add_argument("--vllm-python", default=None, metavar="PATH",
                    help="python of the vLLM environment (default: $SCAS_HUB_VLLM_PYTHON, else .venv-vllm)")
     g.add_argument("--out", required=True, metavar="DIR", help="output folder; a rerun resumes it")

@@ -271,3 +271,34 @@ def test_a_killed_run_loses_at_most_the_requests_in_flight(server, tmp_path):
     assert main(["generate", "--source", "demo", "--limit", "12", *_teachers(server, "right"), "--out", str(out),
                  *FAST]) == 0
     assert [r["id"] for r in _rows(path)] == [p.id for p in load_prompts("demo", limit=12)]
+
+
+def test_student_routed_generation_asks_only_the_kept_teachers_for_the_rest(tmp_path, tiny_qwen_dir, capsys):
+    refs = _references()
+
+    def answer(model, messages, request):
+        question = messages[-1]["content"]
+        if model == "wrong":
+            return f"Surely \\boxed{{{int(refs[question]) + 3}}}"
+        if model == "terse":
+            return f"\\boxed{{{refs[question]}}}"
+        return f"Let us work it out carefully. The result is \\boxed{{{refs[question]}}}"
+
+    out = tmp_path / "gen"
+    with FakeOpenAI(models=["terse", "wordy", "wrong"], answer=answer) as server:
+        args = ["generate", "--source", "demo", "--limit", "7", *_teachers(server, "terse", "wordy", "wrong"),
+                "--route-student", str(tiny_qwen_dir), "--route-probe", "3", "--route-keep", "2",
+                "--out", str(out), *FAST]
+        assert main(args) == 0
+        asked = {m: len(server.completions(m)) for m in ("terse", "wordy", "wrong")}
+    assert asked == {"terse": 7, "wordy": 7, "wrong": 3}
+    routing = json.loads((out / "routing.json").read_text())
+    assert [r["teacher"] for r in routing["ranking"]][2] == "wrong" and routing["ranking"][2]["picks"] == 0
+    assert sorted(routing["kept"]) == ["terse", "wordy"] and routing["dropped"] == ["wrong"]
+    assert sum(r["picks"] for r in routing["ranking"]) == routing["probe_questions_with_a_pick"] == 3
+    # the wrong teacher's answers were never candidates, so offering only the kept two changes no pick
+    assert routing["pick_unchanged_share"] == 1.0
+    assert routing["saved"]["requests"] == 4 and routing["saved"]["completion_tokens"] == 4 * 2
+    assert "Student-routed" in (out / "README.md").read_text()
+    assert f"kept {', '.join(routing['kept'])}; SCAS pick unchanged on 100% of the probe" in capsys.readouterr().out
+    assert len(_rows(out / "data/demo/wrong.jsonl")) == 3 and len(_rows(out / "data/demo/terse.jsonl")) == 7

@@ -28,9 +28,10 @@ from ..constants import DEFAULT_SYSTEM_PROMPT
 from ..errors import ConfigError
 from ..progress import progress_bars_enabled
 from .client import ChatClient, Completion, RequestFailed, RetryPolicy
+from .routing import RoutingConfig, route, savings, write_routing
 from .server import VLLMServer
 from .teachers import Sampling, TeacherSpec, check_names
-from .writer import TeacherFile, folder_name, write_atomic
+from .writer import TeacherFile, folder_name, read_rows, write_atomic
 
 RUN_FILE = "generate.json"
 SERVED_ENDPOINT = "vllm server started by scas-hub"
@@ -167,8 +168,6 @@ def teacher_path(out: Path, source_dataset: str, teacher: str) -> Path:
 
 def corpus_counts(out: Path, teachers: list[str]) -> dict[str, dict[str, int]]:
     """Per teacher, what its files in `out` hold: rows, truncated rows, questions, tokens."""
-    from .writer import read_rows
-
     counts: dict[str, dict[str, int]] = {}
     for name in teachers:
         c = {"rows": 0, "truncated": 0, "questions": 0, "prompt_tokens": 0, "completion_tokens": 0}
@@ -359,8 +358,8 @@ def generate_answers(prompts: list[Prompt], teachers: list[TeacherSpec], out: Pa
 
 def generate(source: str, teachers: list[TeacherSpec], out: str | Path, *, subset: str | None = None,
              limit: int | None = None, source_revision: str | None = None,
-             config: GenerateConfig | None = None, command: str | None = None,
-             push: str | None = None, private: bool = False) -> GenerateResult:
+             config: GenerateConfig | None = None, routing: RoutingConfig | None = None,
+             command: str | None = None, push: str | None = None, private: bool = False) -> GenerateResult:
     """Generate teachers' answers to a source's questions into `out` (see the module docstring).
 
     Args:
@@ -370,6 +369,8 @@ def generate(source: str, teachers: list[TeacherSpec], out: str | Path, *, subse
         out: the output folder; a rerun with the same source resumes it.
         limit: the first N questions of the source.
         config: sampling and request settings.
+        routing: probe every teacher on the first questions, let the student rank them, and ask
+            only the best for the rest (`routing.py`).
         command: the command line, recorded in the card.
         push: a Hub dataset repo to upload the folder to.
 
@@ -385,6 +386,8 @@ def generate(source: str, teachers: list[TeacherSpec], out: str | Path, *, subse
     teachers = [t.with_defaults(run_sampling, None, config.api_key_env) for t in teachers]
     for t in teachers:
         t.api_key()  # a missing variable fails before any work
+    if routing is not None:
+        routing.check(len(teachers))
     out = Path(out)
     record = open_out(out, source, subset, teachers)
     prompts = load_prompts(source, subset, limit, source_revision)
@@ -393,13 +396,17 @@ def generate(source: str, teachers: list[TeacherSpec], out: str | Path, *, subse
     start = time.monotonic()
     counts = {t.name: TeacherCounts() for t in teachers}
     files: dict[tuple[str, str], TeacherFile] = {}
+    routed: dict[str, Any] | None = None
     try:
-        skipped = generate_answers(prompts, teachers, out, config, files, counts)
+        if routing is None:
+            skipped = generate_answers(prompts, teachers, out, config, files, counts)
+        else:
+            skipped, routed = _routed(prompts, teachers, out, config, routing, files, counts)
     finally:
         for f in files.values():
             f.close()
         seconds = time.monotonic() - start
-        record["runs"].append(_run_entry(prompts, counts, config, seconds, command, routing=None))
+        record["runs"].append(_run_entry(prompts, counts, config, seconds, command, routing=routed))
         write_atomic(out / RUN_FILE, json.dumps(record, indent=2) + "\n")
     order = {p.id: i for i, p in enumerate(prompts)}
     for f in files.values():
@@ -414,6 +421,30 @@ def generate(source: str, teachers: list[TeacherSpec], out: str | Path, *, subse
 
         push_folder(out, push, private=private)
     return result
+
+
+def _routed(prompts: list[Prompt], teachers: list[TeacherSpec], out: Path, config: GenerateConfig,
+            routing: RoutingConfig, files: dict[tuple[str, str], TeacherFile], counts: dict[str, TeacherCounts]
+            ) -> tuple[int, dict[str, Any]]:
+    """Probe, route, then generate the rest from the kept teachers; returns (skipped, routing record)."""
+    probe, rest = prompts[: routing.probe], prompts[routing.probe:]
+    skipped = generate_answers(probe, teachers, out, config, files, counts, label="probe")
+    probe_keys = {p.key for p in probe}
+    probe_tokens = {t.name: {"rows": 0, "completion_tokens": 0} for t in teachers}
+    for (dataset, name), f in files.items():
+        if name not in probe_tokens or not f.path.exists():
+            continue
+        for row in read_rows(f.path):
+            if f"{dataset}/{row['id']}" in probe_keys:
+                probe_tokens[name]["rows"] += 1
+                probe_tokens[name]["completion_tokens"] += row.get("completion_tokens") or 0
+    routed = route(out, probe_keys, teachers, routing, config.samples, probe_tokens)
+    routed["rest_questions"] = len(rest)
+    routed["saved"] = savings(routed, len(rest))
+    write_routing(out, routed)
+    kept = [t for t in teachers if t.name in routed["kept"]]
+    skipped += generate_answers(rest, kept, out, config, files, counts, label="generate (routed)")
+    return skipped, routed
 
 
 def _run_entry(prompts: list[Prompt], counts: dict[str, TeacherCounts], config: GenerateConfig, seconds: float,
