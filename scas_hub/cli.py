@@ -567,8 +567,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="skip the mean NLL of the source's reference solutions under the student")
     e.add_argument("--out", default="report.json", help="report path (.json) or folder (default: report.json)")
     e.add_argument("--endpoint", default=None, metavar="URL#MODEL",
-                   help="--backend openai: the student served by an OpenAI-compatible server (e.g. vLLM)")
-    e.add_argument("--api-key-env", default=None, metavar="NAME", help="--backend openai: the key's env variable")
+                   help="--backend openai: the student served by an OpenAI-compatible server, e.g. vLLM "
+                        "(default: none)")
+    e.add_argument("--api-key-env", default=None, metavar="NAME",
+                   help="--backend openai: the key's env variable (default: no key)")
     e.set_defaults(func=_evaluate)
 
     a = sub.add_parser("ablate", formatter_class=_HelpFormatter,
@@ -607,13 +609,14 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--source", required=True, help="questions and reference answers: builder, recipe file (.py), "
                                                     "folder, or Hub dataset id")
     g.add_argument("--subset", default=None, help="subset of the source (default: the recipe's default)")
-    g.add_argument("--source-revision", default=None, metavar="REV", help="Hub revision of the source")
+    g.add_argument("--source-revision", default=None, metavar="REV", help="Hub revision of the source (default: main)")
     g.add_argument("--limit", type=int, default=None, help="the first N questions (default: all)")
     g.add_argument("--teacher", action="append", default=None, metavar="NAME=SPEC",
                    help="NAME=MODEL (a Hub id or folder served by a local vLLM server) or NAME=openai:URL#MODEL; "
-                        "settings after ?, e.g. ?temperature=0.2&system=Answer+tersely.&api_key_env=MY_KEY")
+                        "settings after ?, e.g. ?temperature=0.2&system=Answer+tersely.&api_key_env=MY_KEY "
+                        "(default: none; --teacher or --teachers is needed)")
     g.add_argument("--teachers", action="append", default=None, metavar="FILE",
-                   help="YAML or JSON file listing teachers (name, spec or model/endpoint, settings)")
+                   help="YAML or JSON file listing teachers (name, spec or model/endpoint, settings; default: none)")
     g.add_argument("--samples", type=int, default=1, metavar="K", help="answers per teacher and question")
     g.add_argument("--max-tokens", type=int, default=1024, help="most tokens per answer")
     g.add_argument("--temperature", type=float, default=None, help="default: the server's")
@@ -622,13 +625,14 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--system-prompt", default=None, metavar="TEXT",
                    help="for teachers without their own system (default: the question's own, else the default one)")
     g.add_argument("--api-key-env", default=None, metavar="NAME",
-                   help="environment variable holding the endpoints' API key (never written anywhere)")
+                   help="environment variable holding the endpoints' API key, never written anywhere (default: no key)")
     g.add_argument("--concurrency", type=int, default=8, help="requests in flight at once")
     g.add_argument("--retries", type=int, default=4, help="tries after the first on 429, 5xx, timeouts, drops")
     g.add_argument("--backoff", type=float, default=1.0, help="seconds before the first retry (doubled each time)")
     g.add_argument("--timeout", type=float, default=600.0, help="seconds one request may take")
     g.add_argument("--route-student", default=None, metavar="STUDENT",
-                   help="student-routed generation: this student scores every teacher's probe answers")
+                   help="student-routed generation: this student scores every teacher's probe answers "
+                        "(default: no routing)")
     g.add_argument("--route-probe", type=int, default=50, metavar="N",
                    help="--route-student: questions every teacher answers")
     g.add_argument("--route-keep", type=int, default=2, metavar="M",
@@ -638,9 +642,11 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--vllm-python", default=None, metavar="PATH",
                    help="python of the vLLM environment (default: $SCAS_HUB_VLLM_PYTHON, else .venv-vllm)")
     g.add_argument("--vllm-args", default=None, metavar="'ARGS'",
-                   help="more arguments for the vLLM servers scas-hub starts, e.g. '--enforce-eager --dtype float32'")
+                   help="more arguments for the vLLM servers scas-hub starts, e.g. '--enforce-eager --dtype float32' "
+                        "(default: none)")
     g.add_argument("--out", required=True, metavar="DIR", help="output folder; a rerun resumes it")
-    g.add_argument("--push", default=None, metavar="REPO_ID", help="upload the corpus to this Hub dataset repo")
+    g.add_argument("--push", default=None, metavar="REPO_ID",
+                   help="upload the corpus to this Hub dataset repo (default: no push)")
     g.add_argument("--private", action="store_true", help="create the Hub repo private")
     g.add_argument("--no-progress", action="store_true", help="draw no progress bars")
     g.set_defaults(func=_generate)
