@@ -302,3 +302,66 @@ def test_student_routed_generation_asks_only_the_kept_teachers_for_the_rest(tmp_
     assert "Student-routed" in (out / "README.md").read_text()
     assert f"kept {', '.join(routing['kept'])}; SCAS pick unchanged on 100% of the probe" in capsys.readouterr().out
     assert len(_rows(out / "data/demo/wrong.jsonl")) == 3 and len(_rows(out / "data/demo/terse.jsonl")) == 7
+
+
+# ---- the vLLM server scas-hub starts (a stand-in module on PYTHONPATH plays vLLM) -----------------
+
+FAKE_VLLM = '''
+import argparse, sys, time
+from scas_hub.testing.fake_openai import FakeOpenAI
+
+p = argparse.ArgumentParser()
+p.add_argument("--model"); p.add_argument("--served-model-name"); p.add_argument("--port", type=int)
+args, _ = p.parse_known_args()
+if "broken" in args.model:
+    print("INFO loading", args.model)
+    print("ValueError: cannot load the weights of", args.model)
+    print("RuntimeError: Engine core initialization failed. See root cause above.")
+    sys.exit(1)
+with FakeOpenAI(models=[args.served_model_name], port=args.port):
+    while True:
+        time.sleep(1)
+'''
+
+
+@pytest.fixture
+def fake_vllm(tmp_path, monkeypatch):
+    module = tmp_path / "fakevllm" / "vllm" / "entrypoints" / "openai"
+    module.mkdir(parents=True)
+    for folder in (module, module.parent, module.parent.parent):
+        (folder / "__init__.py").write_text("")
+    (module / "api_server.py").write_text(FAKE_VLLM)
+    repo = Path(__file__).resolve().parent.parent
+    monkeypatch.setenv("PYTHONPATH", f"{tmp_path / 'fakevllm'}:{repo}")
+    monkeypatch.setenv("SCAS_HUB_VLLM_PYTHON", sys.executable)
+
+
+def _servers(tag: str) -> list[str]:
+    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout.splitlines()
+    return [line for line in ps if "vllm.entrypoints.openai.api_server" in line and tag in line]
+
+
+def test_a_model_spec_is_served_on_loopback_and_the_server_stopped(fake_vllm, tmp_path):
+    model = tmp_path / "my-model"
+    model.mkdir()
+    out = tmp_path / "gen"
+    assert main(["generate", "--source", "demo", "--limit", "2", "--teacher", f"local={model}?system=Be+brief.",
+                 "--samples", "2", "--out", str(out), *FAST]) == 0
+    rows = _rows(out / "data/demo/local.jsonl")
+    assert [r["sample"] for r in rows] == [0, 1, 0, 1]
+    assert rows[0]["teacher_model"] == str(model) and rows[0]["teacher_endpoint"].startswith("vllm server")
+    assert rows[0]["teacher_output"].startswith(f"{model} answers:") and rows[0]["system"] == "Be brief."
+    assert not _servers(str(model)), "the server outlived the run"
+
+
+def test_a_server_that_will_not_start_fails_with_its_log(fake_vllm, tmp_path, capsys):
+    model = tmp_path / "broken-model"
+    model.mkdir()
+    out = tmp_path / "gen"
+    assert main(["generate", "--source", "demo", "--limit", "1", "--teacher", f"local={model}", "--out", str(out),
+                 *FAST]) == 2
+    err = capsys.readouterr().err
+    assert "exited with code 1 before it was ready" in err
+    assert "First error in its log: ValueError: cannot load the weights of" in err
+    assert "Engine core initialization failed" in err  # the log's last lines
+    assert not _servers(str(model))

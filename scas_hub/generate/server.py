@@ -14,6 +14,7 @@ import atexit
 import contextlib
 import importlib.util
 import os
+import re
 import shutil
 import signal
 import socket
@@ -27,8 +28,8 @@ import httpx2 as httpx
 from ..errors import ConfigError
 
 LOG_TAIL_LINES = 25
-CPU_MEMORY_SHARE = 0.1
-"""`--gpu-memory-utilization` on CPU machines: the share of RAM vLLM takes for weights and KV cache."""
+CPU_KV_CACHE_GIB = 1
+"""KV cache of a vLLM server on a CPU machine (`VLLM_CPU_KVCACHE_SPACE`, GiB), unless the environment sets it."""
 START_TIMEOUT = 900.0
 """Seconds a server may take to load its model (about 45 s for the embedded student on 2 CPU cores)."""
 
@@ -76,10 +77,12 @@ class VLLMServer:
             self.command += ["--revision", revision]
         if max_model_len:
             self.command += ["--max-model-len", str(max_model_len)]
-        if not any(a.startswith("--gpu-memory-utilization") for a in extra_args) and shutil.which("nvidia-smi") is None:
-            # on CPU the flag is the share of RAM vLLM reserves; its default (0.92) fails on any shared machine
-            self.command += ["--gpu-memory-utilization", str(CPU_MEMORY_SHARE)]
         self.command += list(extra_args)
+        self.env = dict(os.environ)
+        if shutil.which("nvidia-smi") is None:
+            # on CPU vLLM reserves a share of all RAM (--gpu-memory-utilization, 0.92 by default) and refuses
+            # to start when that much is not free: a fixed KV cache instead works on a shared machine
+            self.env.setdefault("VLLM_CPU_KVCACHE_SPACE", str(CPU_KV_CACHE_GIB))
         self._process: subprocess.Popen | None = None
 
     @property
@@ -91,7 +94,7 @@ class VLLMServer:
         log = open(self.log_path, "ab")  # noqa: SIM115 - the server writes to it until it stops
         try:
             self._process = subprocess.Popen(self.command, stdout=log, stderr=subprocess.STDOUT,
-                                             stdin=subprocess.DEVNULL, start_new_session=True)
+                                             stdin=subprocess.DEVNULL, start_new_session=True, env=self.env)
         except OSError as err:
             log.close()
             raise ConfigError(f"cannot start vLLM with {self.python}: {err.strerror}") from err
@@ -124,8 +127,12 @@ class VLLMServer:
     def _log_tail(self) -> str:
         if self.log_path == Path(os.devnull) or not self.log_path.exists():
             return "(no log kept)"
-        lines = self.log_path.read_text(encoding="utf-8", errors="replace").splitlines()[-LOG_TAIL_LINES:]
-        return f"Last lines of its log ({self.log_path}):\n" + "\n".join(lines)
+        lines = self.log_path.read_text(encoding="utf-8", errors="replace").splitlines()
+        # vLLM's workers log the root cause first, then every process adds its own traceback
+        cause = next((line for line in lines if re.search(r"\b\w+(Error|Exception): ", line)), None)
+        tail = "\n".join(lines[-LOG_TAIL_LINES:])
+        return (f"First error in its log: {cause.strip()}\n" if cause else "") + \
+            f"Last lines of its log ({self.log_path}):\n{tail}"
 
     def stop(self) -> None:
         """Stop the server's whole process group (SIGTERM, then SIGKILL after 30 s)."""

@@ -51,13 +51,14 @@ class FakeOpenAI:
     """A threaded HTTP server speaking the parts of the OpenAI API that `scas-hub generate` uses."""
 
     def __init__(self, models: list[str] | tuple[str, ...] = ("teacher",), answer: AnswerFn = default_answer,
-                 host: str = "127.0.0.1", api_key: str | None = None):
+                 host: str = "127.0.0.1", api_key: str | None = None, port: int | None = None):
         if host not in LOOPBACK:
             raise ValueError(f"the fake server listens on loopback only, not {host!r}")
         self.models = list(models)
         self.answer = answer
         self.host = host
         self.api_key = api_key
+        self.port = port
         """When set, requests without `Authorization: Bearer <api_key>` get a 401."""
         self.requests: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
@@ -90,7 +91,7 @@ class FakeOpenAI:
     # ---- lifecycle -------------------------------------------------------------------------------
 
     def start(self) -> FakeOpenAI:
-        self._server = _QuietServer((self.host, free_port(self.host)), _handler(self))
+        self._server = _QuietServer((self.host, self.port or free_port(self.host)), _handler(self))
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
                                         daemon=True)
