@@ -13,10 +13,8 @@ reason and written nowhere.
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -256,7 +254,6 @@ def _run_jobs(jobs: list[_Job], clients: dict[str, tuple[ChatClient, str]], file
               counts: dict[str, TeacherCounts], config: GenerateConfig, out: Path, label: str) -> None:
     """Send `jobs` on a bounded pool; write each answer as it arrives (this thread is the only writer)."""
     progress = _Progress(len(jobs), label, config.progress)
-    lock = threading.Lock()
 
     def ask(job: _Job) -> tuple[_Job, dict[str, Any], Completion | RequestFailed]:
         client, model = clients[job.teacher.name]
@@ -266,49 +263,47 @@ def _run_jobs(jobs: list[_Job], clients: dict[str, tuple[ChatClient, str]], file
         except RequestFailed as err:
             return job, payload, err
 
-    def feed() -> Iterator[_Job]:
-        yield from jobs
-
     pending: set[Future] = set()
-    queue = feed()
+    queue = iter(jobs)
     window = max(1, config.concurrency) * 2
-    with ThreadPoolExecutor(max_workers=max(1, config.concurrency), thread_name_prefix="generate") as pool:
-        try:
-            while True:
-                for job in queue:
-                    pending.add(pool.submit(ask, job))
-                    if len(pending) >= window:
-                        break
-                if not pending:
+    pool = ThreadPoolExecutor(max_workers=max(1, config.concurrency), thread_name_prefix="generate")
+    try:
+        while True:
+            for job in queue:
+                pending.add(pool.submit(ask, job))
+                if len(pending) >= window:
                     break
-                finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for future in finished:
-                    job, payload, answer = future.result()
-                    c = counts[job.teacher.name]
-                    c.requests += 1
-                    tokens = 0
-                    if isinstance(answer, RequestFailed):
-                        c.failed[answer.reason] += 1
-                    elif not answer.text.strip():
-                        c.failed["empty_answer"] += 1
-                    else:
-                        with lock:
-                            key = (job.prompt.source_dataset, job.teacher.name)
-                            if key not in files:
-                                files[key] = TeacherFile(teacher_path(out, *key))
-                            files[key].append(_row(job, answer, payload, config))
-                        c.written += 1
-                        c.truncated += answer.finish_reason == "length"
-                        c.prompt_tokens += answer.prompt_tokens or 0
-                        tokens = answer.completion_tokens or 0
-                        c.completion_tokens += tokens
-                    progress.update(tokens)
-        except BaseException:
-            for future in pending:
-                future.cancel()
-            raise
-        finally:
-            progress.close()
+            if not pending:
+                break
+            finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for future in finished:
+                job, payload, answer = future.result()
+                c = counts[job.teacher.name]
+                c.requests += 1
+                tokens = 0
+                if isinstance(answer, RequestFailed):
+                    c.failed[answer.reason] += 1
+                elif not answer.text.strip():
+                    c.failed["empty_answer"] += 1
+                else:
+                    key = (job.prompt.source_dataset, job.teacher.name)
+                    if key not in files:
+                        files[key] = TeacherFile(teacher_path(out, *key))
+                    files[key].append(_row(job, answer, payload, config))
+                    c.written += 1
+                    c.truncated += answer.finish_reason == "length"
+                    c.prompt_tokens += answer.prompt_tokens or 0
+                    tokens = answer.completion_tokens or 0
+                    c.completion_tokens += tokens
+                progress.update(tokens)
+    except BaseException:
+        # Ctrl-C: queued requests are dropped; the rows already written stay (a rerun resumes)
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    else:
+        pool.shutdown()
+    finally:
+        progress.close()
 
 
 def generate_answers(prompts: list[Prompt], teachers: list[TeacherSpec], out: Path, config: GenerateConfig,

@@ -50,6 +50,14 @@ def vllm_python(python: str | os.PathLike | None = None) -> str:
                       "SCAS_HUB_VLLM_PYTHON to a python that has vllm, or use an openai:URL#MODEL teacher")
 
 
+def _die_with_parent() -> None:
+    """In the server's process (Linux): SIGTERM when scas-hub dies, even by `kill -9`, so no server is orphaned."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
 def free_port() -> int:
     """A TCP port free on 127.0.0.1 right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -94,7 +102,8 @@ class VLLMServer:
         log = open(self.log_path, "ab")  # noqa: SIM115 - the server writes to it until it stops
         try:
             self._process = subprocess.Popen(self.command, stdout=log, stderr=subprocess.STDOUT,
-                                             stdin=subprocess.DEVNULL, start_new_session=True, env=self.env)
+                                             stdin=subprocess.DEVNULL, start_new_session=True, env=self.env,
+                                             preexec_fn=_die_with_parent)
         except OSError as err:
             log.close()
             raise ConfigError(f"cannot start vLLM with {self.python}: {err.strerror}") from err
