@@ -642,8 +642,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--vllm-python", default=None, metavar="PATH",
                    help="python of the vLLM environment (default: $SCAS_HUB_VLLM_PYTHON, else .venv-vllm)")
     g.add_argument("--vllm-args", default=None, metavar="'ARGS'",
-                   help="more arguments for the vLLM servers scas-hub starts, e.g. '--enforce-eager --dtype float32' "
-                        "(default: none)")
+                   help="more arguments for the vLLM servers scas-hub starts, e.g. "
+                        "--vllm-args='--enforce-eager --dtype float32' (default: none)")
     g.add_argument("--out", required=True, metavar="DIR", help="output folder; a rerun resumes it")
     g.add_argument("--push", default=None, metavar="REPO_ID",
                    help="upload the corpus to this Hub dataset repo (default: no push)")

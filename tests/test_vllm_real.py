@@ -73,7 +73,7 @@ def test_generate_two_teachers_two_samples_then_curate(server, student_folder, a
     teachers = ["--teacher", f"served={student_folder}?system=Answer+tersely.&temperature=0.8",
                 "--teacher", f"endpoint=openai:{server.url}#{SERVED}?temperature=1.0"]
     run = ["generate", "--source", "demo", "--limit", str(QUESTIONS), *teachers, "--samples", "2", "--seed", "1",
-           "--max-tokens", str(GENERATE_TOKENS), "--vllm-args", " ".join(EAGER), "--out", str(out), "--no-progress"]
+           "--max-tokens", str(GENERATE_TOKENS), f"--vllm-args={' '.join(EAGER)}", "--out", str(out), "--no-progress"]
     assert main(run) == 0
     for name in ("served", "endpoint"):
         rows = _rows(out / f"data/demo/{name}.jsonl")
