@@ -58,8 +58,9 @@ def server(student_folder, artifacts):
         vllm_python()
     except ConfigError as err:
         pytest.skip(str(err))
+    # float32 as the transformers and in-process vllm backends decode on CPU, so greedy answers can match
     with VLLMServer(str(student_folder), served_name=SERVED, log_path=artifacts / "vllm-server.log",
-                    extra_args=EAGER) as running:
+                    extra_args=(*EAGER, "--dtype", "float32")) as running:
         yield running
     assert not _vllm_processes(), "a vLLM server outlived the run"
 
