@@ -189,6 +189,8 @@ def _generate(args: argparse.Namespace) -> int:
               f"{', '.join(routed['kept'])}; SCAS pick unchanged on {routed['pick_unchanged_share']:.0%} of the probe; "
               f"{routed['saved']['requests']} requests saved")
     print(f"Corpus: {result.out.resolve()} (curate it with `scas-hub curate --source {result.out}`)")
+    if result.pushed:
+        print(f"Pushed to {result.pushed}")
     return 0
 
 

@@ -365,3 +365,17 @@ def test_a_server_that_will_not_start_fails_with_its_log(fake_vllm, tmp_path, ca
     assert "First error in its log: ValueError: cannot load the weights of" in err
     assert "Engine core initialization failed" in err  # the log's last lines
     assert not _servers(str(model))
+
+
+def test_push_uploads_the_corpus_without_the_server_logs(server, tmp_path, fake_hub, capsys):
+    out = tmp_path / "gen"
+    (out / "logs").mkdir(parents=True)
+    (out / "generate.json").write_text(json.dumps({"tool": "scas-hub generate", "source": "demo", "subset": None,
+                                                   "teachers": {}, "runs": []}))
+    (out / "logs" / "vllm-x.log").write_text("server log")
+    assert main(["generate", "--source", "demo", "--limit", "2", *_teachers(server, "right"), "--out", str(out),
+                 "--push", "org/generated", *FAST]) == 0
+    assert "Pushed to org/generated@" in capsys.readouterr().out
+    files = fake_hub.files("org/generated")
+    assert {"README.md", "generate.json", "data/demo/right.jsonl"} <= set(files) and "logs/vllm-x.log" not in files
+    assert files["data/demo/right.jsonl"] == (out / "data/demo/right.jsonl").read_bytes()

@@ -93,6 +93,8 @@ class GenerateResult:
     seconds: float
     corpus: dict[str, dict[str, int]]
     """Per teacher, what the folder holds now (rows, truncated, tokens)."""
+    pushed: str | None = None
+    """`repo_id@commit` of the upload (`push=`)."""
 
 
 # ---- questions -----------------------------------------------------------------------------------
@@ -414,7 +416,7 @@ def generate(source: str, teachers: list[TeacherSpec], out: str | Path, *, subse
     if push:
         from .card import push_folder
 
-        push_folder(out, push, private=private)
+        result.pushed = f"{push}@{push_folder(out, push, private=private)}"
     return result
 
 
