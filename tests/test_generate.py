@@ -150,7 +150,7 @@ def test_generate_writes_the_pool_layout_and_curate_reads_it(server, tmp_path, t
     assert first["instruction"] == prompts[0].instruction and first["reference_answer"] == prompts[0].reference_answer
     assert first["system"] == prompts[0].system  # the question's own system prompt was sent
     assert first["teacher_endpoint"] == server.url and first["teacher_model"] == "right"
-    assert first["sampling"] == {"temperature": 0.5, "max_tokens": 1024, "seed": 7}
+    assert first["sampling"] == {"temperature": 0.5, "top_p": None, "max_tokens": 1024, "seed": 7}
     assert rows[1]["sampling"]["seed"] == 8  # sample k is asked with seed S + k
     assert first["finish_reason"] == "stop" and first["completion_tokens"] == 6 and first["prompt_tokens"] > 0
     sent = server.completions("right")[0]
@@ -159,6 +159,10 @@ def test_generate_writes_the_pool_layout_and_curate_reads_it(server, tmp_path, t
     assert record["runs"][-1]["teachers"]["right"]["written"] == 8
     card = (out / "README.md").read_text()
     assert "| right | `right` |" in card and "| 8 | 4 | 0 |" in card
+    from datasets import load_dataset
+
+    loaded = load_dataset(str(out), split="train")  # the card's config: every teacher's file, one schema
+    assert len(loaded) == 16 and set(loaded["teacher_name"]) == {"right", "wrong"}
 
     curated = tmp_path / "curated"
     assert main(["curate", "--student", str(tiny_qwen_dir), "--source", str(out), "--out", str(curated),

@@ -217,7 +217,8 @@ def _payload(job: _Job, model: str, config: GenerateConfig) -> dict[str, Any]:
 
 def _row(job: _Job, answer: Completion, payload: dict[str, Any], config: GenerateConfig) -> dict[str, Any]:
     t, p = job.teacher, job.prompt
-    sampling = {k: payload[k] for k in ("temperature", "top_p", "max_tokens", "seed") if k in payload}
+    # every key in every row (None: not sent, the server's default), so all files share one schema
+    sampling = {k: payload.get(k) for k in ("temperature", "top_p", "max_tokens", "seed")}
     return {
         "id": p.id, "source_dataset": p.source_dataset, "teacher_name": t.name,
         "system": payload["messages"][0]["content"], "instruction": p.instruction, "teacher_output": answer.text,
