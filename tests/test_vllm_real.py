@@ -21,7 +21,7 @@ from scas_hub.cli import main
 from scas_hub.errors import ConfigError
 from scas_hub.evaluate.openai_backend import backend_differences
 from scas_hub.evaluate.report import EvalReport, QuestionResult
-from scas_hub.generate import VLLMServer, vllm_python
+from scas_hub.generate import VLLMServer, load_prompts, vllm_python
 from scas_hub.score.students import prepare_embedded_student
 
 pytestmark = pytest.mark.vllm
@@ -113,7 +113,8 @@ def test_student_routed_generation(server, artifacts, capsys):
                  "--samples", str(samples), "--max-tokens", str(ROUTING_TOKENS), "--route-student", "smollm2-135m",
                  "--route-probe", str(probe), "--route-keep", "1", "--route-verify", "trusted", "--out", str(out),
                  "--no-progress"])
-    probe_rows = [r for n in ("terse", "stepwise") for r in _rows(out / f"data/demo/{n}.jsonl")]
+    probe_ids = {p.id for p in load_prompts("demo", limit=probe)}
+    probe_rows = [r for n in ("terse", "stepwise") for r in _rows(out / f"data/demo/{n}.jsonl") if r["id"] in probe_ids]
     assert len(probe_rows) == probe * samples * 2
     if all(r["finish_reason"] == "length" for r in probe_rows):  # the small model rambled every time
         assert code == 2 and "no probe answer survived" in capsys.readouterr().err
