@@ -341,7 +341,7 @@ def fake_vllm(tmp_path, monkeypatch):
 
 
 def _servers(tag: str) -> list[str]:
-    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout.splitlines()
+    ps = subprocess.run(["ps", "-ww", "-eo", "args"], capture_output=True, text=True).stdout.splitlines()
     return [line for line in ps if "vllm.entrypoints.openai.api_server" in line and tag in line]
 
 
@@ -383,3 +383,26 @@ def test_push_uploads_the_corpus_without_the_server_logs(server, tmp_path, fake_
     files = fake_hub.files("org/generated")
     assert {"README.md", "generate.json", "data/demo/right.jsonl"} <= set(files) and "logs/vllm-x.log" not in files
     assert files["data/demo/right.jsonl"] == (out / "data/demo/right.jsonl").read_bytes()
+
+
+def test_the_server_dies_with_a_killed_scas_hub(fake_vllm, tmp_path):
+    model = tmp_path / "orphan-model"
+    model.mkdir()
+    script = textwrap.dedent(f"""\
+        import time
+        from scas_hub.generate import VLLMServer
+        server = VLLMServer({str(model)!r}, start_timeout=60).start()
+        print(server.url, flush=True)
+        time.sleep(600)
+        """)
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    url = parent.stdout.readline().strip()
+    assert url.startswith("http://127.0.0.1:") and _servers(str(model))
+    parent.kill()  # no atexit, no context manager: only the kernel's parent-death signal is left
+    parent.wait()
+    deadline = time.monotonic() + 20
+    while _servers(str(model)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _servers(str(model))
+    with pytest.raises(httpx.TransportError):
+        httpx.get(f"{url}/models", timeout=2)

@@ -37,8 +37,8 @@ EAGER = ("--enforce-eager",)
 
 
 def _vllm_processes() -> list[str]:
-    found = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout.splitlines()
-    return [line for line in found if "vllm.entrypoints.openai.api_server" in line and str(os.getpid()) not in line]
+    found = subprocess.run(["ps", "-ww", "-eo", "pid,args"], capture_output=True, text=True).stdout.splitlines()
+    return [line for line in found if "vllm.entrypoints.openai.api_server" in line]
 
 
 @pytest.fixture(scope="module")
