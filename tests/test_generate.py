@@ -396,10 +396,12 @@ def test_the_server_dies_with_a_killed_scas_hub(fake_vllm, tmp_path):
         time.sleep(600)
         """)
     parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
-    url = parent.stdout.readline().strip()
-    assert url.startswith("http://127.0.0.1:") and _servers(str(model))
-    parent.kill()  # no atexit, no context manager: only the kernel's parent-death signal is left
-    parent.wait()
+    try:
+        url = parent.stdout.readline().strip()
+        assert url.startswith("http://127.0.0.1:") and _servers(str(model))
+    finally:
+        parent.kill()  # no atexit, no context manager: only the kernel's parent-death signal is left
+        parent.wait()
     deadline = time.monotonic() + 20
     while _servers(str(model)) and time.monotonic() < deadline:
         time.sleep(0.2)
