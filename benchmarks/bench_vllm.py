@@ -63,8 +63,9 @@ def main() -> None:
     args = p.parse_args()
     if args.quick:
         args.questions, args.teachers, args.max_words, args.repeat = 2, 4, 60, 1
+    repo_venv = Path(__file__).resolve().parent.parent / ".venv-vllm" / "bin" / "python"
     try:
-        python = vllm_python(args.vllm_python)
+        python = vllm_python(args.vllm_python or (repo_venv if repo_venv.exists() else None))
     except ConfigError as err:
         print(f"vllm peer: skipped ({err})")
         return
