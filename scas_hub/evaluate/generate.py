@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 from ..errors import ConfigError, StudentError
 from ..score.regions import resolve_chat_template, special_token_ids
 
-BACKENDS = ("auto", "transformers", "vllm")
+BACKENDS = ("auto", "transformers", "vllm", "openai")
 
 Messages = list[dict[str, str]]
 
@@ -79,6 +79,8 @@ def resolve_backend(backend: str, device: str) -> str:
     """`auto` -> `vllm` when vLLM is installed and the device is a GPU, else `transformers`."""
     if backend == "auto":
         return "vllm" if importlib.util.find_spec("vllm") and str(device).startswith("cuda") else "transformers"
+    if backend == "openai":
+        raise ConfigError("--backend openai needs --endpoint URL#MODEL (an OpenAIGenerator)")
     if backend == "vllm" and importlib.util.find_spec("vllm") is None:
         raise ConfigError("--backend vllm needs vLLM: pip install vllm (on a CUDA machine), "
                           "or use --backend transformers")

@@ -105,7 +105,8 @@ def evaluate_student(
     started = time.perf_counter()
     resolved = resolve_student(student, student_revision)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    backend = "custom" if generator is not None else resolve_backend(decoding.backend, device)
+    backend = getattr(generator, "backend", "custom") if generator is not None else resolve_backend(decoding.backend,
+                                                                                                     device)
     dtype = resolve_dtype(decoding.dtype, device)
     needs_nll = reference_nll and any(q.reference_solution for q in eval_set.questions)
     template_text = read_chat_template(chat_template) if chat_template is not None else None

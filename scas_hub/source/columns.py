@@ -222,6 +222,8 @@ class RowMapper:
         elif verified is not None and not isinstance(verified, bool):
             reasons.append("wrong_type_verified")
             verified = None
+        if text("finish_reason") == "length":
+            reasons.append("truncated_answer")
         question_id = self._question_id(row, instruction, source_dataset, reasons)
         return Candidate(
             question_id=question_id, teacher=teacher, instruction=instruction or "", answer=answer or "",

@@ -55,6 +55,9 @@ class Columns:
     """The corpus's own correctness flag (a bool per answer), if it has one. The default reads
     `is_correct`, else the published pool's `is_common_correct`."""
     source_dataset: str | None = "source_dataset"
+    finish_reason: str | None = "finish_reason"
+    """The generation's finish reason, where the corpus records one (`scas-hub generate` does): an
+    answer cut off at the token limit (`length`) is set aside as `truncated_answer`. None keeps them."""
 
     def paths(self) -> dict[str, str]:
         """Field name -> path, for the fields the corpus has."""

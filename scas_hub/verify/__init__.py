@@ -10,7 +10,8 @@ Every row set aside gets one reason (a key of `skipped`, also counted per teache
 
 - from the source adapters: `missing_<field>`, `empty_<field>`, `wrong_type_<field>`, `no_answers`
   (a wide row with an empty answer list), `answer_list_length_mismatch` (parallel lists of
-  different lengths), `missing_question_id` (the row belongs to no question);
+  different lengths), `missing_question_id` (the row belongs to no question), `truncated_answer`
+  (the corpus records `finish_reason` `length`: the answer was cut off at the generation limit);
 - `duplicate_row`: the question's teacher again, with the same answer text (the first is kept);
 - `question_text_mismatch`: same question id, different question text;
 - `duplicate_answer`: the same answer text as another teacher's (the first is kept);
