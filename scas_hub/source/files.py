@@ -36,7 +36,8 @@ A deeper row stops the run with its file and line."""
 TOP_LEVEL = "."
 """`--subset .`: the data files at the top of a folder whose subfolders hold data files too."""
 
-NOT_DATA = ("dataset_info.json", "dataset_infos.json", "dataset_dict.json", "state.json", "generate.json", "routing.json")
+NOT_DATA = ("dataset_info.json", "dataset_infos.json", "dataset_dict.json", "state.json",
+            "generate.json", "routing.json")
 """Metadata files that `datasets` and the Hub keep next to data files, and the run records that
 `scas-hub generate` writes at the top of the corpus it builds."""
 

@@ -21,7 +21,6 @@ import hashlib
 import itertools
 import json
 import re
-import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,19 +29,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
+from .loopback import LoopbackServer
+
 LFS_PATTERNS = ("*.parquet", "*.arrow", "*.png", "*.jpg", "*.bin", "*.safetensors", "*.gguf", "*.zip", "*.gz")
 LFS_MIN_SIZE = 10 * 1024 * 1024
 GITATTRIBUTES = "".join(f"{p} filter=lfs diff=lfs merge=lfs -text\n" for p in LFS_PATTERNS).encode()
 _REPO = r"(?P<type>model|dataset|space)s/(?P<repo>[^/]+/[^/]+)"
 _GIT_REPO = r"(?:(?P<type>dataset|space)s/)?(?P<repo>[^/]+/[^/]+)"  # model repos have no prefix
 _URL_PREFIX = {"model": "", "dataset": "datasets/", "space": "spaces/"}
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A port that is free right now (for setting HF_ENDPOINT before the server starts)."""
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
 
 
 def git_blob_oid(content: bytes) -> str:
@@ -137,7 +131,7 @@ def _now() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z")
 
 
-class FakeHub:
+class FakeHub(LoopbackServer):
     """In-memory Hub served over HTTP on loopback. Thread-safe; start with `start()` or `with`."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, token: str | None = None):
@@ -176,30 +170,11 @@ class FakeHub:
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
-    def start(self) -> FakeHub:
-        hub = self
-
+    def handler_class(self) -> type[BaseHTTPRequestHandler]:
         class Handler(_Handler):
-            pass
+            hub = self
 
-        Handler.hub = hub
-        self._server = ThreadingHTTPServer((self.host, self.port), Handler)
-        self._server.daemon_threads = True
-        self.port = self._server.server_address[1]
-        threading.Thread(target=self._server.serve_forever, name="fake-hub", daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self) -> FakeHub:
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
+        return Handler
 
     def reset(self) -> None:
         """Forget every repo, fault and request (between tests sharing one server)."""

@@ -26,10 +26,9 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from .fake_hub import free_port
+from .loopback import LOOPBACK, LoopbackServer
 
 AnswerFn = Callable[[str, list[dict[str, str]], dict[str, Any]], str]
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 def default_answer(model: str, messages: list[dict[str, str]], request: dict[str, Any]) -> str:
@@ -47,12 +46,21 @@ class Fault:
     delay: float = 0.0
 
 
-class FakeOpenAI:
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request, client_address) -> None:
+        """A client that hung up (it timed out, or a fault closed the connection) is not an error here."""
+        import sys
+
+        if not isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            super().handle_error(request, client_address)
+
+
+class FakeOpenAI(LoopbackServer):
     """A threaded HTTP server speaking the parts of the OpenAI API that `scas-hub generate` uses."""
 
     def __init__(self, models: list[str] | tuple[str, ...] = ("teacher",), answer: AnswerFn = default_answer,
                  host: str = "127.0.0.1", api_key: str | None = None, port: int | None = None):
-        if host not in LOOPBACK:
+        if host not in LOOPBACK:  # checked again by start(): fail at construction, before any test work
             raise ValueError(f"the fake server listens on loopback only, not {host!r}")
         self.models = list(models)
         self.answer = answer
@@ -65,7 +73,6 @@ class FakeOpenAI:
         self._faults: list[Fault] = []
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
     @property
     def url(self) -> str:
@@ -90,34 +97,10 @@ class FakeOpenAI:
 
     # ---- lifecycle -------------------------------------------------------------------------------
 
-    def start(self) -> FakeOpenAI:
-        self._server = _QuietServer((self.host, self.port or free_port(self.host)), _handler(self))
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        daemon=True)
-        self._thread.start()
-        return self
+    server_class = _QuietServer
 
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self) -> FakeOpenAI:
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
-
-
-class _QuietServer(ThreadingHTTPServer):
-    def handle_error(self, request, client_address) -> None:
-        """A client that hung up (it timed out, or a fault closed the connection) is not an error here."""
-        import sys
-
-        if not isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
-            super().handle_error(request, client_address)
+    def handler_class(self) -> type[BaseHTTPRequestHandler]:
+        return _handler(self)
 
 
 def _handler(server: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
