@@ -54,7 +54,8 @@ class OpenAIGenerator:
         self.parameters: dict[str, Any] = {
             "endpoint": self.url, "model": self.model, "max_tokens": config.max_new_tokens,
             "temperature": pinned.get("temperature", 0.0), "top_p": pinned.get("top_p", 1.0), "seed": GREEDY_SEED,
-            "n": 1, "frequency_penalty": 0.0, "presence_penalty": 0.0, "api_key_env": api_key_env,
+            "n": 1, "frequency_penalty": pinned["frequency_penalty"], "presence_penalty": pinned["presence_penalty"],
+            "api_key_env": api_key_env,
             "chat_template": "the server's (the served model's own)",
         }
 
