@@ -1,0 +1,238 @@
+"""Helpers every subcommand shares: the help formatter, option groups, configs from flags, relaunch."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..constants import DEFAULT_GROUP, DEFAULT_GROUPS, DEFAULT_LAMBDA, DEFAULT_SEED, DEFAULT_STRATEGY
+
+
+def split_list(values: list[str] | None) -> list[str]:
+    """`--x a,b --x c` -> `[a, b, c]`."""
+    return [v.strip() for value in values or [] for v in value.split(",") if v.strip()]
+
+
+def selection_kwargs(args: argparse.Namespace) -> dict:
+    return dict(strategy=args.strategy, groups=args.groups, group=args.group, seed=args.seed, lam=args.lam,
+                small_policy=args.small_policy, teacher_ranking=split_list(args.teacher_ranking) or None)
+
+
+def print_result(result) -> None:
+    from ..report import drop_warning, set_aside_table
+
+    s = result.stats
+    print(f"\nSelected {s['questions_selected']} of {s['questions_in']} questions "
+          f"from {s['rows_scored']} scored candidates ({s['rows_in']} rows in).")
+    print(set_aside_table(s))
+    print(f"Dataset folder: {result.out.resolve()}")
+    if result.repo_id:
+        from huggingface_hub import constants
+
+        print(f"Pushed to {constants.ENDPOINT}/datasets/{result.repo_id} as {result.version}")
+    warning = drop_warning(s, result.out)
+    if warning:
+        sys.stdout.flush()
+        print(f"scas-hub: warning: {warning}", file=sys.stderr)
+
+
+def print_load_line(target) -> None:
+    print("Load it with:\n")
+    print("    from datasets import load_dataset")
+    print(f'    ds = load_dataset("{target}")')
+
+
+def decoding(args: argparse.Namespace):
+    from ..evaluate import DecodingConfig
+
+    return DecodingConfig(max_new_tokens=args.max_new_tokens, batch_size=args.eval_batch_size, backend=args.backend,
+                          dtype=args.dtype)
+
+
+def print_cut(cut: dict, name: str = "") -> None:
+    """Answers cut at the token limit and the accuracy on finished ones; a warning above 10% cut."""
+    finished = "-" if cut["accuracy_finished"] is None else f"{cut['accuracy_finished']:.4f}"
+    answers = cut["n_finished"] + cut["cut_at_max_new_tokens"]
+    print(f"{name}{cut['cut_at_max_new_tokens']} of {answers} answers cut at --max-new-tokens; accuracy on the "
+          f"{cut['n_finished']} finished ones: {finished}")
+    if cut["cut_warning"]:
+        sys.stdout.flush()
+        print(f"scas-hub: warning: {name}{cut['cut_warning']}", file=sys.stderr)
+
+
+def add_eval_args(p: argparse.ArgumentParser, subset_flags: tuple[str, ...] = (),
+                   batch_flags: tuple[str, ...] = ("--batch-size",),
+                   system_prompt_help: str = "system prompt of every question (default: each row's own, else the "
+                                             "project's default, as training and scoring render rows)") -> None:
+    p.add_argument("--eval", required=True, metavar="SOURCE",
+                   help="held-out questions: builder, recipe file (.py), folder, or Hub dataset id")
+    p.add_argument("--eval-subset", *subset_flags, dest="subset", default=None,
+                   help="subset of the eval source (default: the recipe's default)")
+    p.add_argument("--eval-revision", default=None, metavar="REV",
+                   help="Hub revision of the eval source: tag, branch or commit (default: main)")
+    p.add_argument("--limit", type=int, default=None,
+                   help="evaluate N questions, a seeded uniform draw (default: every question)")
+    p.add_argument("--sample-seed", type=int, default=DEFAULT_SEED, help="seed of the --limit draw")
+    p.add_argument("--max-new-tokens", type=int, default=1024, help="most tokens generated per answer")
+    p.add_argument(*batch_flags, dest="eval_batch_size", type=int, default=16,
+                   help="prompts per generate call (transformers backend)")
+    p.add_argument("--backend", default="auto", choices=["auto", "transformers", "vllm", "openai"],
+                   help="auto: vLLM when installed and on a GPU, else transformers")
+    p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"],
+                   help="weights and activations while decoding; auto = bfloat16 on CUDA, float32 otherwise")
+    p.add_argument("--device", default=None,
+                   help="torch device, e.g. cpu, cuda, cuda:1 (default: cuda if available, else cpu)")
+    p.add_argument("--system-prompt", default=None, metavar="TEXT", help=system_prompt_help)
+    p.add_argument("--no-progress", action="store_true", help="draw no progress bars")
+
+
+def launched_by_accelerate() -> bool:
+    import os
+
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def relaunch(num_processes: int) -> int:
+    """Start this same command under `accelerate launch` with N processes (CPU ranks use gloo)."""
+    import os
+    import subprocess
+
+    import torch
+
+    argv = list(sys.argv[1:])
+    for i, a in enumerate(argv):  # drop --num-processes N / --num-processes=N
+        if a == "--num-processes":
+            del argv[i : i + 2]
+            break
+        if a.startswith("--num-processes="):
+            del argv[i]
+            break
+    env = dict(os.environ)
+    if not torch.cuda.is_available():
+        env["ACCELERATE_USE_CPU"] = "true"
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", str(num_processes),
+           "--multi_gpu", "-m", "scas_hub", *argv]
+    return subprocess.call(cmd, env=env)
+
+
+def train_config(args: argparse.Namespace):
+    """`TrainConfig` from the training flags; unset flags keep the reference recipe's defaults."""
+    import os
+
+    from ..errors import ConfigError
+    from ..train import TrainConfig
+
+    values = {k: getattr(args, k) for k in ("learning_rate", "lr_scheduler_type", "warmup_ratio", "epochs",
+                                            "max_length", "per_device_batch_size", "max_steps", "bf16",
+                                            "save_steps") if getattr(args, k) is not None}
+    if args.train_seed is not None:
+        values["seed"] = args.train_seed
+    if args.gradient_checkpointing:
+        values["gradient_checkpointing"] = True
+    if args.grad_accum is not None:
+        if args.effective_batch is not None:
+            raise ConfigError("pass --effective-batch or --grad-accum, not both")
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        values["effective_batch_size"] = args.grad_accum * values.get("per_device_batch_size", 1) * world
+    elif args.effective_batch is not None:
+        values["effective_batch_size"] = args.effective_batch
+    return TrainConfig(**values)
+
+
+def add_train_args(p: argparse.ArgumentParser, seed_flag: str = "--seed") -> None:
+    g = p.add_argument_group("training (default: the reference recipe)")
+    g.add_argument("--max-steps", type=int, default=None, metavar="N",
+                   help="stop after N optimizer steps (default: run --epochs)")
+    g.add_argument("--epochs", type=float, default=None, metavar="N",
+                   help="passes over the dataset (default: 3; --max-steps overrides it)")
+    g.add_argument("--learning-rate", type=float, default=None, metavar="LR", help="peak learning rate (default: 1e-5)")
+    g.add_argument("--lr-scheduler", dest="lr_scheduler_type", default=None, metavar="NAME",
+                   help="transformers scheduler name (default: cosine)")
+    g.add_argument("--warmup-ratio", type=float, default=None, metavar="R",
+                   help="share of the steps spent warming up (default: 0.05)")
+    g.add_argument("--batch-size", dest="per_device_batch_size", type=int, default=None, metavar="N",
+                   help="conversations per device per micro-batch (default: 1)")
+    g.add_argument("--effective-batch", type=int, default=None, metavar="N",
+                   help="conversations per optimizer step over all processes (default: 8)")
+    g.add_argument("--grad-accum", type=int, default=None, metavar="N",
+                   help="accumulation steps, instead of --effective-batch (default: effective batch / "
+                        "(batch size x processes))")
+    g.add_argument("--max-length", type=int, default=None, metavar="TOKENS",
+                   help="tokens per conversation; longer ones are cut (default: 4096)")
+    g.add_argument(seed_flag, dest="train_seed", type=int, default=None, help="training seed (default: 42)")
+    g.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None,
+                   help="bf16 mixed precision (default: on with CUDA)")
+    g.add_argument("--gradient-checkpointing", action="store_true",
+                   help="recompute activations in the backward pass to save memory")
+    g.add_argument("--save-steps", type=int, default=None, metavar="N",
+                   help="optimizer steps between the checkpoints a crashed run resumes from (default: 100)")
+    g.add_argument("--chat-template", default=None, metavar="FILE",
+                   help="Jinja chat template to render with instead of the student's own, as the dataset was "
+                        "scored with it; saved with the checkpoints (default: the student's)")
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Appends `(default: X)` where there is a value to show; flags, and options whose help says
+    what their default does, are left as written."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "default" in text or action.default in (None, False, argparse.SUPPRESS) or not action.option_strings:
+            return text
+        return super()._get_help_string(action)
+
+
+MAX_PROCESSES = 1024
+"""Most `--num-processes`: more ranks than any one machine holds devices or cores."""
+
+
+def int_in(low: int, high: int):
+    """argparse type: an integer in `[low, high]` (a huge number is a typo, and would overflow later)."""
+
+    def integer(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"invalid integer value: {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{text} is not in [{low}, {high}]")
+        return value
+
+    return integer
+
+
+def add_selection_args(parser: argparse.ArgumentParser) -> None:
+    from ..constants import MAX_GROUPS
+
+    p = parser.add_argument_group("selection")
+    p.add_argument("--strategy", default=DEFAULT_STRATEGY,
+                   help="scas (group sampling), argmin, lowest-nll, teacher:<name>, strongest, random")
+    p.add_argument("--groups", type=int_in(1, MAX_GROUPS), default=DEFAULT_GROUPS, metavar="G",
+                   help="scas: split each question's candidates, ranked by score, into G groups")
+    p.add_argument("--group", type=int_in(1, MAX_GROUPS), default=DEFAULT_GROUP, metavar="K",
+                   help="scas: draw from group K (1 = lowest cost)")
+    p.add_argument("--seed", type=int, default=DEFAULT_SEED, help="seed of the per-question draws (scas, random)")
+    p.add_argument("--lambda", dest="lam", type=float, default=DEFAULT_LAMBDA,
+                   help="weight of the answer-question term: score = (1 - λ)·AA + λ·AQ")
+    p.add_argument("--small-policy", default="nearest", choices=["nearest", "drop"],
+                   help="questions with fewer candidates than groups: nearest non-empty group, or drop")
+    p.add_argument("--teacher-ranking", action="append", default=None, metavar="A,B,C",
+                   help="for --strategy strongest: teachers best first (default: most verified answers)")
+
+
+def add_output_args(parser: argparse.ArgumentParser, out_help: str, out_required: bool = False) -> None:
+    p = parser.add_argument_group("output & publishing")
+    p.add_argument("--out", default=None, required=out_required, metavar="DIR", help=out_help)
+    p.add_argument("--push", default=None, metavar="REPO_ID",
+                   help="push to this Hub dataset repo (org/name), or to an org: ORG/scas-<student> for the scas "
+                        "strategy, ORG/scas-<student>-<strategy> for any other (default: no push)")
+    p.add_argument("--version", default=None, metavar="TAG",
+                   help="tag of the pushed commit (default: the next vN)")
+    p.add_argument("--private", action="store_true", help="create the Hub repo private")
+
+
+def add_runtime_args(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
+    p = parser.add_argument_group("runtime")
+    p.add_argument("--no-progress", action="store_true",
+                   help="draw no progress bars (scoring, model loading, parquet, Hub transfers)")
+    return p
