@@ -53,7 +53,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="subset of the training corpus (default: the recipe's default)")
     a.add_argument("--source-revision", default=None, metavar="REV",
                    help="Hub revision of the training corpus (default: main)")
-    add_eval_args(a, batch_flags=("--eval-batch-size",),
+    add_eval_args(a, batch_flag="--eval-batch-size",
                    system_prompt_help="system prompt of every evaluation (default: the one the training datasets' "
                                       "rows share, else each eval row's own, else the project's default)")
     a.add_argument("--exclude-overlap", action=argparse.BooleanOptionalAction, default=True,

@@ -5,7 +5,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..constants import DEFAULT_GROUP, DEFAULT_GROUPS, DEFAULT_LAMBDA, DEFAULT_SEED, DEFAULT_STRATEGY
+from ..constants import DEFAULT_SEED
+from .options import add_config_flags
+
+SELECTION_FLAGS = ("strategy", "groups", "group", "seed", "lam", "small_policy", "teacher_ranking")
+"""The `SelectionConfig` fields `curate`, `select` and `rounds` take as flags, in --help order."""
 
 
 def split_list(values: list[str] | None) -> list[str]:
@@ -14,8 +18,10 @@ def split_list(values: list[str] | None) -> list[str]:
 
 
 def selection_kwargs(args: argparse.Namespace) -> dict:
-    return dict(strategy=args.strategy, groups=args.groups, group=args.group, seed=args.seed, lam=args.lam,
-                small_policy=args.small_policy, teacher_ranking=split_list(args.teacher_ranking) or None)
+    """The selection flags as keyword arguments of the workflows (`teacher_ranking` as a list or None)."""
+    values = {name: getattr(args, name) for name in SELECTION_FLAGS}
+    values["teacher_ranking"] = split_list(args.teacher_ranking) or None
+    return values
 
 
 def print_result(result) -> None:
@@ -42,6 +48,19 @@ def print_load_line(target) -> None:
     print(f'    ds = load_dataset("{target}")')
 
 
+DECODING_FLAGS = ("max_new_tokens", "batch_size", "backend", "dtype")
+"""The `DecodingConfig` fields `evaluate` and `ablate` take as flags (`rounds`: all but dtype)."""
+
+
+def add_decoding_args(group: argparse._ActionsContainer, batch_flag: str = "--batch-size",
+                      names: tuple[str, ...] = DECODING_FLAGS, **overrides) -> None:
+    """The `DecodingConfig` flags; the batch size is `args.eval_batch_size` (training has `--batch-size`)."""
+    from ..evaluate.config import DecodingConfig
+
+    add_config_flags(group, DecodingConfig, names, dests={"batch_size": "eval_batch_size"},
+                     flags={"batch_size": batch_flag}, **overrides)
+
+
 def decoding(args: argparse.Namespace):
     from ..evaluate import DecodingConfig
 
@@ -61,7 +80,7 @@ def print_cut(cut: dict, name: str = "") -> None:
 
 
 def add_eval_args(p: argparse.ArgumentParser, subset_flags: tuple[str, ...] = (),
-                   batch_flags: tuple[str, ...] = ("--batch-size",),
+                   batch_flag: str = "--batch-size",
                    system_prompt_help: str = "system prompt of every question (default: each row's own, else the "
                                              "project's default, as training and scoring render rows)") -> None:
     p.add_argument("--eval", required=True, metavar="SOURCE",
@@ -73,13 +92,7 @@ def add_eval_args(p: argparse.ArgumentParser, subset_flags: tuple[str, ...] = ()
     p.add_argument("--limit", type=int, default=None,
                    help="evaluate N questions, a seeded uniform draw (default: every question)")
     p.add_argument("--sample-seed", type=int, default=DEFAULT_SEED, help="seed of the --limit draw")
-    p.add_argument("--max-new-tokens", type=int, default=1024, help="most tokens generated per answer")
-    p.add_argument(*batch_flags, dest="eval_batch_size", type=int, default=16,
-                   help="prompts per generate call (transformers backend)")
-    p.add_argument("--backend", default="auto", choices=["auto", "transformers", "vllm", "openai"],
-                   help="auto: vLLM when installed and on a GPU, else transformers")
-    p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"],
-                   help="weights and activations while decoding; auto = bfloat16 on CUDA, float32 otherwise")
+    add_decoding_args(p, batch_flag=batch_flag)
     p.add_argument("--device", default=None,
                    help="torch device, e.g. cpu, cuda, cuda:1 (default: cuda if available, else cpu)")
     p.add_argument("--system-prompt", default=None, metavar="TEXT", help=system_prompt_help)
@@ -130,42 +143,27 @@ def train_config(args: argparse.Namespace):
     if args.gradient_checkpointing:
         values["gradient_checkpointing"] = True
     if args.grad_accum is not None:
-        if args.effective_batch is not None:
+        if args.effective_batch_size is not None:
             raise ConfigError("pass --effective-batch or --grad-accum, not both")
         world = int(os.environ.get("WORLD_SIZE", "1"))
         values["effective_batch_size"] = args.grad_accum * values.get("per_device_batch_size", 1) * world
-    elif args.effective_batch is not None:
-        values["effective_batch_size"] = args.effective_batch
+    elif args.effective_batch_size is not None:
+        values["effective_batch_size"] = args.effective_batch_size
     return TrainConfig(**values)
 
 
 def add_train_args(p: argparse.ArgumentParser, seed_flag: str = "--seed") -> None:
+    """The `TrainConfig` flags; unset ones keep the reference recipe's defaults (see `train_config`)."""
+    from ..train.config import TrainConfig
+
     g = p.add_argument_group("training (default: the reference recipe)")
-    g.add_argument("--max-steps", type=int, default=None, metavar="N",
-                   help="stop after N optimizer steps (default: run --epochs)")
-    g.add_argument("--epochs", type=float, default=None, metavar="N",
-                   help="passes over the dataset (default: 3; --max-steps overrides it)")
-    g.add_argument("--learning-rate", type=float, default=None, metavar="LR", help="peak learning rate (default: 1e-5)")
-    g.add_argument("--lr-scheduler", dest="lr_scheduler_type", default=None, metavar="NAME",
-                   help="transformers scheduler name (default: cosine)")
-    g.add_argument("--warmup-ratio", type=float, default=None, metavar="R",
-                   help="share of the steps spent warming up (default: 0.05)")
-    g.add_argument("--batch-size", dest="per_device_batch_size", type=int, default=None, metavar="N",
-                   help="conversations per device per micro-batch (default: 1)")
-    g.add_argument("--effective-batch", type=int, default=None, metavar="N",
-                   help="conversations per optimizer step over all processes (default: 8)")
+    add_config_flags(g, TrainConfig, ("max_steps", "epochs", "learning_rate", "lr_scheduler_type", "warmup_ratio",
+                                      "per_device_batch_size", "effective_batch_size"), unset=True)
     g.add_argument("--grad-accum", type=int, default=None, metavar="N",
                    help="accumulation steps, instead of --effective-batch (default: effective batch / "
                         "(batch size x processes))")
-    g.add_argument("--max-length", type=int, default=None, metavar="TOKENS",
-                   help="tokens per conversation; longer ones are cut (default: 4096)")
-    g.add_argument(seed_flag, dest="train_seed", type=int, default=None, help="training seed (default: 42)")
-    g.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None,
-                   help="bf16 mixed precision (default: on with CUDA)")
-    g.add_argument("--gradient-checkpointing", action="store_true",
-                   help="recompute activations in the backward pass to save memory")
-    g.add_argument("--save-steps", type=int, default=None, metavar="N",
-                   help="optimizer steps between the checkpoints a crashed run resumes from (default: 100)")
+    add_config_flags(g, TrainConfig, ("max_length", "seed", "bf16", "gradient_checkpointing", "save_steps"),
+                     unset=True, dests={"seed": "train_seed"}, flags={"seed": seed_flag})
     g.add_argument("--chat-template", default=None, metavar="FILE",
                    help="Jinja chat template to render with instead of the student's own, as the dataset was "
                         "scored with it; saved with the checkpoints (default: the student's)")
@@ -186,38 +184,10 @@ MAX_PROCESSES = 1024
 """Most `--num-processes`: more ranks than any one machine holds devices or cores."""
 
 
-def int_in(low: int, high: int):
-    """argparse type: an integer in `[low, high]` (a huge number is a typo, and would overflow later)."""
-
-    def integer(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"invalid integer value: {text!r}") from None
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"{text} is not in [{low}, {high}]")
-        return value
-
-    return integer
-
-
 def add_selection_args(parser: argparse.ArgumentParser) -> None:
-    from ..constants import MAX_GROUPS
+    from ..select import SelectionConfig
 
-    p = parser.add_argument_group("selection")
-    p.add_argument("--strategy", default=DEFAULT_STRATEGY,
-                   help="scas (group sampling), argmin, lowest-nll, teacher:<name>, strongest, random")
-    p.add_argument("--groups", type=int_in(1, MAX_GROUPS), default=DEFAULT_GROUPS, metavar="G",
-                   help="scas: split each question's candidates, ranked by score, into G groups")
-    p.add_argument("--group", type=int_in(1, MAX_GROUPS), default=DEFAULT_GROUP, metavar="K",
-                   help="scas: draw from group K (1 = lowest cost)")
-    p.add_argument("--seed", type=int, default=DEFAULT_SEED, help="seed of the per-question draws (scas, random)")
-    p.add_argument("--lambda", dest="lam", type=float, default=DEFAULT_LAMBDA,
-                   help="weight of the answer-question term: score = (1 - λ)·AA + λ·AQ")
-    p.add_argument("--small-policy", default="nearest", choices=["nearest", "drop"],
-                   help="questions with fewer candidates than groups: nearest non-empty group, or drop")
-    p.add_argument("--teacher-ranking", action="append", default=None, metavar="A,B,C",
-                   help="for --strategy strongest: teachers best first (default: most verified answers)")
+    add_config_flags(parser.add_argument_group("selection"), SelectionConfig, SELECTION_FLAGS)
 
 
 def add_output_args(parser: argparse.ArgumentParser, out_help: str, out_required: bool = False) -> None:

@@ -13,7 +13,6 @@ from .common import (
     add_output_args,
     add_runtime_args,
     add_selection_args,
-    int_in,
     launched_by_accelerate,
     print_load_line,
     print_result,
@@ -21,6 +20,7 @@ from .common import (
     selection_kwargs,
     split_list,
 )
+from .options import int_in
 
 
 def run(args: argparse.Namespace) -> int:

@@ -41,7 +41,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--student", required=True, help="alias, Hub model id or local folder (e.g. a checkpoint)")
     e.add_argument("--student-revision", default=None, metavar="REV",
                    help="Hub revision of the student: tag, branch or commit (default: main)")
-    add_eval_args(e, subset_flags=("--subset",), batch_flags=("--batch-size",))
+    add_eval_args(e, subset_flags=("--subset",), batch_flag="--batch-size")
     e.add_argument("--chat-template", default=None, metavar="FILE",
                    help="Jinja chat template to render prompts with (default: the student's own; a checkpoint's is "
                         "the one its dataset was scored with); its SHA-256 is recorded")

@@ -7,19 +7,21 @@ from pathlib import Path
 
 from ..constants import DEFAULT_SEED, DEFAULT_STUDENT
 from .common import (
+    DECODING_FLAGS,
     MAX_PROCESSES,
     HelpFormatter,
+    add_decoding_args,
     add_runtime_args,
     add_selection_args,
     add_train_args,
     decoding,
-    int_in,
     launched_by_accelerate,
     print_load_line,
     relaunch,
     selection_kwargs,
     train_config,
 )
+from .options import int_in
 
 
 def run(args: argparse.Namespace) -> int:
@@ -92,10 +94,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     ev.add_argument("--eval-limit", type=int, default=None, metavar="N",
                     help="evaluate N questions, a seeded uniform draw (default: every question)")
     ev.add_argument("--eval-seed", type=int, default=DEFAULT_SEED, help="seed of the --eval-limit draw")
-    ev.add_argument("--max-new-tokens", type=int, default=1024, help="most tokens generated per answer")
-    ev.add_argument("--eval-batch-size", type=int, default=16, help="prompts per generate call (transformers)")
-    ev.add_argument("--backend", default="auto", choices=["auto", "transformers", "vllm"],
-                    help="auto: vLLM when installed and on a GPU, else transformers")
+    # the loop evaluates in-process: no openai backend (it has no --endpoint)
+    add_decoding_args(ev, batch_flag="--eval-batch-size", names=DECODING_FLAGS[:3],
+                      helps={"batch_size": "prompts per generate call (transformers)"},
+                      choices={"backend": ["auto", "transformers", "vllm"]})
     pub = o.add_argument_group("output & publishing")
     pub.add_argument("--out", default=None, metavar="DIR", help="the loop's folder (default: out/rounds-<student>)")
     pub.add_argument("--push", default=None, metavar="REPO_ID",

@@ -11,11 +11,11 @@ from .common import (
     HelpFormatter,
     add_runtime_args,
     add_train_args,
-    int_in,
     launched_by_accelerate,
     relaunch,
     train_config,
 )
+from .options import int_in
 
 
 def run(args: argparse.Namespace) -> int:

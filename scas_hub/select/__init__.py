@@ -34,9 +34,9 @@ import math
 import random
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from ..constants import MAX_GROUPS
+from ..constants import DEFAULT_GROUP, DEFAULT_GROUPS, DEFAULT_LAMBDA, DEFAULT_SEED, DEFAULT_STRATEGY, MAX_GROUPS
 from ..errors import SelectionError
 from ..records import SCORING_SKIP_REASONS, Candidate, Question
 from ..stats import PipelineStats
@@ -49,13 +49,22 @@ STRATEGIES = ("scas", "argmin", "lowest-nll", "teacher:<name>", "strongest", "ra
 class SelectionConfig:
     """How one answer per question is chosen (see the module docstring for each strategy)."""
 
-    strategy: str = "scas"
-    groups: int = 5
-    group: int = 1
-    seed: int = 42
-    lam: float = 0.5
-    small_policy: str = "nearest"
-    teacher_ranking: tuple[str, ...] | None = None
+    strategy: str = field(default=DEFAULT_STRATEGY, metadata={
+        "help": "scas (group sampling), argmin, lowest-nll, teacher:<name>, strongest, random"})
+    groups: int = field(default=DEFAULT_GROUPS, metadata={
+        "help": "scas: split each question's candidates, ranked by score, into G groups", "metavar": "G",
+        "range": (1, MAX_GROUPS)})
+    group: int = field(default=DEFAULT_GROUP, metadata={
+        "help": "scas: draw from group K (1 = lowest cost)", "metavar": "K", "range": (1, MAX_GROUPS)})
+    seed: int = field(default=DEFAULT_SEED, metadata={"help": "seed of the per-question draws (scas, random)"})
+    lam: float = field(default=DEFAULT_LAMBDA, metadata={
+        "help": "weight of the answer-question term: score = (1 - λ)·AA + λ·AQ", "flag": "--lambda"})
+    small_policy: str = field(default="nearest", metadata={
+        "help": "questions with fewer candidates than groups: nearest non-empty group, or drop",
+        "choices": list(SMALL_POLICIES)})
+    teacher_ranking: tuple[str, ...] | None = field(default=None, metadata={
+        "help": "for --strategy strongest: teachers best first (default: most verified answers)",
+        "metavar": "A,B,C", "append": True})
     """For `strongest`: teachers best first; unlisted ones follow by verified answers in the corpus."""
 
     def __post_init__(self) -> None:
