@@ -114,4 +114,5 @@ def add_config_flags(group: argparse._ActionsContainer, config: type, names: Seq
                 kwargs[key] = meta[key]
         if name in (choices or {}):
             kwargs["choices"] = list(choices[name])
-        group.add_argument((flags or {}).get(name) or flag_of(f), **kwargs)
+        action = group.add_argument((flags or {}).get(name) or flag_of(f), **kwargs)
+        action.config_field = (config, name, unset)  # what tests hold the flag to
