@@ -32,11 +32,13 @@ from .constants import DEFAULT_STUDENT, STATS_FILENAME
 from .errors import ChatTemplateMismatchError, ConfigError, PublishError
 from .evaluate import DecodingConfig
 from .pipeline import curate, default_source
+from .publish.config import PublishConfig, publish_config
 from .publish.hub import check_repo_id
 from .publish.lock import locks_output
 from .publish.output import check_rounds_folder
 from .score.engine import ScoringConfig
 from .score.students import resolve_student, student_slug
+from .select import SelectionConfig, selection_config
 from .train import TrainConfig, TrainResult, train
 from .train.run import process_state
 
@@ -217,16 +219,18 @@ def run_rounds(
     source: str | None = None,
     subset: str | None = None,
     student_revision: str | None = None,
+    publishing: PublishConfig | None = None,
     push: str | None = None,
     push_checkpoints: str | None = None,
-    private: bool = False,
+    private: bool | None = None,
     train_config: TrainConfig | None = None,
-    strategy: str = "scas",
-    groups: int = 5,
-    group: int = 1,
-    seed: int = 42,
-    lam: float = 0.5,
-    small_policy: str = "nearest",
+    selection: SelectionConfig | None = None,
+    strategy: str | None = None,
+    groups: int | None = None,
+    group: int | None = None,
+    seed: int | None = None,
+    lam: float | None = None,
+    small_policy: str | None = None,
     teacher_ranking: Sequence[str] | None = None,
     verification: str | None = None,
     dtype: str = "auto",
@@ -251,13 +255,16 @@ def run_rounds(
         out: the loop's folder (default `out/rounds-<student>`).
         source: the corpus, as for `curate` (default: the demo for the embedded student, else the pool);
             settled once from the base student, every round scores it.
+        publishing: `PublishConfig(push=..., private=...)`, or `push` and `private` as keywords (not
+            both); no `version`: each round is the next one.
         push: Hub dataset repo id (`org/name`): round r is pushed as its next version (v1, v2, ...).
         push_checkpoints: Hub model repo id: each trained checkpoint is pushed to it (one commit each).
         train_config: training hyper-parameters (default: the reference recipe).
         chat_template: a Jinja chat template (text or file) to score and train with instead of the
             student's own; every checkpoint keeps it.
-        strategy, groups, group, seed, lam, small_policy, teacher_ranking: selection settings, as for
-            `curate` (`seed` is the selection's; the training seed is `train_config.seed`).
+        selection: how each round selects (`SelectionConfig`), or its fields as keywords (`strategy`,
+            `groups`, `group`, `seed`, `lam`, `small_policy`, `teacher_ranking`), not both; `seed` is
+            the selection's, the training seed is `train_config.seed`.
         scoring: how to run the student; it scores at the training `max_length` (longer candidates are
             set aside as `too_long`, or cut there alike with `truncate`).
         from_base: train every round's checkpoint from the base student (default: from the previous
@@ -278,6 +285,10 @@ def run_rounds(
     """
     if rounds < 1:
         raise ConfigError(f"rounds must be >= 1, got {rounds}")
+    publishing = publish_config(publishing, push=push, private=private)
+    if publishing.version is not None:
+        raise ConfigError("the rounds are tagged v1, v2, ... in turn: pass no version")
+    push, private = publishing.push, publishing.private
     if push and "/" not in push:
         raise PublishError(f"the rounds are versions of one dataset: pass its full repo id (org/name), not {push!r}")
     for repo, flag in ((push, "--push"), (push_checkpoints, "--push-checkpoints")):
@@ -289,8 +300,10 @@ def run_rounds(
         scoring = replace(scoring, chat_template=chat_template)
     out = Path(out) if out else Path("out") / f"rounds-{student_slug(student)}"
     source = source or default_source(student)  # settled from the base student, once for every round
-    selection = dict(strategy=strategy, groups=groups, group=group, seed=seed, lam=lam, small_policy=small_policy,
-                     teacher_ranking=teacher_ranking)
+    config = selection_config(selection, strategy=strategy, groups=groups, group=group, seed=seed, lam=lam,
+                              small_policy=small_policy, teacher_ranking=teacher_ranking)
+    selection = dict(strategy=config.strategy, groups=config.groups, group=config.group, seed=config.seed,
+                     lam=config.lam, small_policy=config.small_policy, teacher_ranking=config.teacher_ranking)
     base = resolve_student(student, student_revision)
     evaluation = None
     if eval_source is not None:
@@ -319,7 +332,7 @@ def run_rounds(
                 check_template_continues(_read_record(round_folder(out, r - 1)) or {}, Path(current), r)
             logger.info("round %d: scoring with %s", r, resolved.public_id)
             curate(
-                current, source, folder, subset=subset, student_revision=current_revision, **selection,
+                current, source, folder, subset=subset, student_revision=current_revision, selection=config,
                 round_number=r, previous_round=round_folder(out, r - 1) if r > 1 and not push else None,
                 round_training=training, verification=verification, dtype=dtype, device=device,
                 scoring=scoring, push=push, private=private, score_cache=score_cache,

@@ -21,6 +21,7 @@ from .constants import DEFAULT_STRATEGY, DEFAULT_STUDENT, STATS_FILENAME
 from .errors import PublishError, SelectionError
 from .publish.card import write_card
 from .publish.card_stats import CardNumbers
+from .publish.config import PublishConfig, publish_config
 from .publish.figures import write_figures
 from .publish.folder import DataFilesWriter, write_stats
 from .publish.hub import check_push_settings
@@ -32,7 +33,7 @@ from .score.engine import ScoringConfig
 from .score.runner import ScoreReport, score_corpus, score_table
 from .score.scored_table import ScoredTable
 from .score.students import check_student, student_slug
-from .select import SelectionConfig, strongest_teacher, teacher_order
+from .select import SelectionConfig, selection_config, strongest_teacher, teacher_order
 from .select.columnar import ScoredWindow, select_window
 from .source import OpenedSource, SourceInfo, open_source
 from .source.candidates import open_published
@@ -291,7 +292,13 @@ def publish(
     return result
 
 
-@locks_output(lambda a: a["out"] or default_out(a["student"], a["strategy"]), check=check_out_folder)
+def _strategy_of(arguments: Mapping[str, Any]) -> str:
+    """The strategy a workflow call selects with (its `selection`, else its `strategy` keyword)."""
+    selection = arguments.get("selection")
+    return (selection.strategy if selection is not None else arguments.get("strategy")) or DEFAULT_STRATEGY
+
+
+@locks_output(lambda a: a["out"] or default_out(a["student"], _strategy_of(a)), check=check_out_folder)
 def curate(
     student: str = DEFAULT_STUDENT,
     source: str | None = None,
@@ -300,12 +307,13 @@ def curate(
     subset: str | None = None,
     source_revision: str | None = None,
     student_revision: str | None = None,
-    strategy: str = "scas",
-    groups: int = 5,
-    group: int = 1,
-    seed: int = 42,
-    lam: float = 0.5,
-    small_policy: str = "nearest",
+    selection: SelectionConfig | None = None,
+    strategy: str | None = None,
+    groups: int | None = None,
+    group: int | None = None,
+    seed: int | None = None,
+    lam: float | None = None,
+    small_policy: str | None = None,
     teacher_ranking: Sequence[str] | None = None,
     round_number: int | None = None,
     previous_round: str | Path | None = None,
@@ -313,9 +321,10 @@ def curate(
     dtype: str = "auto",
     device: str | None = None,
     scoring: ScoringConfig | None = None,
+    publishing: PublishConfig | None = None,
     push: str | None = None,
     version: str | None = None,
-    private: bool = False,
+    private: bool | None = None,
     verification: str | None = None,
     score_cache: str | Path | bool | None = True,
     chat_template: str | Path | None = None,
@@ -333,7 +342,11 @@ def curate(
         out: output folder (default `out/scas-<student>`, `out/scas-<student>-<strategy>` for another
             strategy than `scas`), laid out as a Hub dataset repo. It must be missing, empty, or a
             previous output (which is replaced; files the tool did not write stay).
+        selection: how one answer per question is chosen; or the `SelectionConfig` fields as
+            keywords (`strategy="argmin"`, ...), not both.
         teacher_ranking: for `strategy="strongest"`, teachers best first (default: by verified answers).
+        publishing: where the dataset is pushed (`PublishConfig`); or `push`, `version`, `private`
+            as keywords, not both.
         round_number: the training round this student checkpoint belongs to; round N > 1 reads round
             N-1 from `push`'s repo (else from `previous_round`, else from `out`) and the card shows
             every round so far.
@@ -358,9 +371,11 @@ def curate(
         SourceError, StudentError, SelectionError, PublishError: with what to do.
     """
     started = time.perf_counter()
-    selection = SelectionConfig(strategy=strategy, groups=groups, group=group, seed=seed, lam=lam,
-                                small_policy=small_policy,
-                                teacher_ranking=teacher_ranking).validate()
+    selection = selection_config(selection, strategy=strategy, groups=groups, group=group, seed=seed, lam=lam,
+                                 small_policy=small_policy, teacher_ranking=teacher_ranking)
+    strategy = selection.strategy
+    publishing = publish_config(publishing, push=push, version=version, private=private)
+    push, version, private = publishing.push, publishing.version, publishing.private
     if chat_template is not None:
         scoring = replace(scoring or ScoringConfig(), chat_template=chat_template)
     check_student(student)
@@ -397,16 +412,18 @@ def reselect(
     out: str | Path,
     *,
     revision: str | None = None,
-    strategy: str = "scas",
-    groups: int = 5,
-    group: int = 1,
-    seed: int = 42,
-    lam: float = 0.5,
-    small_policy: str = "nearest",
+    selection: SelectionConfig | None = None,
+    strategy: str | None = None,
+    groups: int | None = None,
+    group: int | None = None,
+    seed: int | None = None,
+    lam: float | None = None,
+    small_policy: str | None = None,
     teacher_ranking: Sequence[str] | None = None,
+    publishing: PublishConfig | None = None,
     push: str | None = None,
     version: str | None = None,
-    private: bool = False,
+    private: bool | None = None,
 ) -> CurateResult:
     """Select again from a published dataset's scores: no model is loaded.
 
@@ -425,9 +442,11 @@ def reselect(
         SourceError, CorpusFormatError, SelectionError, PublishError: with what to do.
     """
     started = time.perf_counter()
-    selection = SelectionConfig(strategy=strategy, groups=groups, group=group, seed=seed, lam=lam,
-                                small_policy=small_policy,
-                                teacher_ranking=teacher_ranking).validate()
+    selection = selection_config(selection, strategy=strategy, groups=groups, group=group, seed=seed, lam=lam,
+                                 small_policy=small_policy, teacher_ranking=teacher_ranking)
+    strategy = selection.strategy
+    publishing = publish_config(publishing, push=push, version=version, private=private)
+    push, version, private = publishing.push, publishing.version, publishing.private
     if Path(candidates).expanduser().exists():
         check_apart(out, candidates, what="--candidates")
     check_out_folder(out)

@@ -17,6 +17,7 @@ import pytest
 from scas_hub.cli import build_parser
 from scas_hub.cli.options import field_default, flag_of, help_of, show_default
 from scas_hub.evaluate.config import DecodingConfig
+from scas_hub.publish.config import PublishConfig
 from scas_hub.select import SelectionConfig
 from scas_hub.train.config import TrainConfig
 
@@ -37,8 +38,8 @@ def _field(config: type, name: str) -> dataclasses.Field:
 
 # which configs' flags each command takes (the fields themselves come from the configs)
 TAKES = {
-    "curate": {SelectionConfig},
-    "select": {SelectionConfig},
+    "curate": {SelectionConfig, PublishConfig},
+    "select": {SelectionConfig, PublishConfig},
     "rounds": {SelectionConfig, TrainConfig, DecodingConfig},
     "train": {TrainConfig},
     "evaluate": {DecodingConfig},
@@ -97,3 +98,19 @@ def test_help_shows_the_config_defaults():
     out = subprocess.run([sys.executable, "-m", "scas_hub", "select", "--help"], capture_output=True, text=True,
                          env={"COLUMNS": "200", "PATH": ""}, check=True).stdout
     assert f"(default: {SelectionConfig().groups})" in out and "--lambda LAM" in out
+
+
+def test_workflows_take_a_config_or_its_keywords_not_both():
+    from scas_hub.errors import ConfigError, SelectionError
+    from scas_hub.publish.config import publish_config
+    from scas_hub.select import selection_config
+
+    assert selection_config(None, strategy="argmin", seed=None) == SelectionConfig(strategy="argmin")
+    assert selection_config(SelectionConfig(groups=3)) == SelectionConfig(groups=3)
+    with pytest.raises(SelectionError, match="not both"):
+        selection_config(SelectionConfig(), strategy="argmin")
+    with pytest.raises(SelectionError, match="--groups"):
+        selection_config(None, groups=0)
+    assert publish_config(None, push="org/name") == PublishConfig(push="org/name")
+    with pytest.raises(ConfigError, match="not both"):
+        publish_config(PublishConfig(), private=True)

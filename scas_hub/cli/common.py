@@ -17,6 +17,20 @@ def split_list(values: list[str] | None) -> list[str]:
     return [v.strip() for value in values or [] for v in value.split(",") if v.strip()]
 
 
+def selection_config(args: argparse.Namespace):
+    """The `SelectionConfig` the selection flags make."""
+    from ..select import SelectionConfig
+
+    return SelectionConfig(**selection_kwargs(args))
+
+
+def publish_config(args: argparse.Namespace):
+    """The `PublishConfig` the --push, --version and --private flags make."""
+    from ..publish.config import PublishConfig
+
+    return PublishConfig(push=args.push, version=args.version, private=args.private)
+
+
 def selection_kwargs(args: argparse.Namespace) -> dict:
     """The selection flags as keyword arguments of the workflows (`teacher_ranking` as a list or None)."""
     values = {name: getattr(args, name) for name in SELECTION_FLAGS}
@@ -193,12 +207,9 @@ def add_selection_args(parser: argparse.ArgumentParser) -> None:
 def add_output_args(parser: argparse.ArgumentParser, out_help: str, out_required: bool = False) -> None:
     p = parser.add_argument_group("output & publishing")
     p.add_argument("--out", default=None, required=out_required, metavar="DIR", help=out_help)
-    p.add_argument("--push", default=None, metavar="REPO_ID",
-                   help="push to this Hub dataset repo (org/name), or to an org: ORG/scas-<student> for the scas "
-                        "strategy, ORG/scas-<student>-<strategy> for any other (default: no push)")
-    p.add_argument("--version", default=None, metavar="TAG",
-                   help="tag of the pushed commit (default: the next vN)")
-    p.add_argument("--private", action="store_true", help="create the Hub repo private")
+    from ..publish.config import PublishConfig
+
+    add_config_flags(p, PublishConfig, ("push", "version", "private"))
 
 
 def add_runtime_args(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:

@@ -16,8 +16,9 @@ from .common import (
     launched_by_accelerate,
     print_load_line,
     print_result,
+    publish_config,
     relaunch,
-    selection_kwargs,
+    selection_config,
     split_list,
 )
 from .options import int_in
@@ -37,8 +38,8 @@ def run(args: argparse.Namespace) -> int:
                             progress=not args.no_progress,
                             chat_template=Path(args.chat_template) if args.chat_template else None)
     common = dict(source=args.source, out=args.out, subset=args.subset, source_revision=args.source_revision,
-                  verification=args.verify, **selection_kwargs(args), dtype=args.dtype, device=args.device,
-                  scoring=scoring, push=args.push, version=args.version, private=args.private,
+                  verification=args.verify, selection=selection_config(args), dtype=args.dtype,
+                  device=args.device, scoring=scoring, publishing=publish_config(args),
                   score_cache=False if args.no_score_cache else (args.score_cache or True))
     if len(students) > 1:
         if args.student_revision or args.round is not None:

@@ -18,7 +18,7 @@ from .common import (
     launched_by_accelerate,
     print_load_line,
     relaunch,
-    selection_kwargs,
+    selection_config,
     train_config,
 )
 from .options import int_in
@@ -26,6 +26,7 @@ from .options import int_in
 
 def run(args: argparse.Namespace) -> int:
     from ..loop import run_rounds
+    from ..publish.config import PublishConfig
     from ..score.engine import ScoringConfig
 
     if args.num_processes > 1 and not launched_by_accelerate():
@@ -34,9 +35,10 @@ def run(args: argparse.Namespace) -> int:
     scoring = ScoringConfig(token_budget=args.token_budget, progress=not args.no_progress,
                             max_length=config.max_length, truncate=args.truncate)
     result = run_rounds(args.student, args.rounds, args.out, source=args.source, subset=args.subset,
-                        student_revision=args.student_revision, push=args.push,
-                        push_checkpoints=args.push_checkpoints, private=args.private,
-                        train_config=config, **selection_kwargs(args), dtype=args.dtype,
+                        student_revision=args.student_revision,
+                        publishing=PublishConfig(push=args.push, private=args.private),
+                        push_checkpoints=args.push_checkpoints, train_config=config,
+                        selection=selection_config(args), dtype=args.dtype,
                         device=args.device, scoring=scoring, from_base=args.from_base,
                         eval_source=args.eval, eval_subset=args.eval_subset, eval_revision=args.eval_revision,
                         eval_limit=args.eval_limit, eval_seed=args.eval_seed,

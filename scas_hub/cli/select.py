@@ -11,15 +11,16 @@ from .common import (
     add_selection_args,
     print_load_line,
     print_result,
-    selection_kwargs,
+    publish_config,
+    selection_config,
 )
 
 
 def run(args: argparse.Namespace) -> int:
     from ..pipeline import reselect
 
-    result = reselect(args.candidates, args.out, revision=args.revision, **selection_kwargs(args),
-                      push=args.push, version=args.version, private=args.private)
+    result = reselect(args.candidates, args.out, revision=args.revision, selection=selection_config(args),
+                      publishing=publish_config(args))
     print_result(result)
     print_load_line(result.repo_id or result.out.resolve())
     return 0

@@ -99,6 +99,28 @@ class SelectionConfig:
         return out
 
 
+SELECTION_KEYWORDS = ("strategy", "groups", "group", "seed", "lam", "small_policy", "teacher_ranking")
+"""The `SelectionConfig` fields a workflow also takes as keywords (`curate(..., strategy="argmin")`)."""
+
+
+def selection_config(selection: SelectionConfig | None = None, **keywords: object) -> SelectionConfig:
+    """The validated config a workflow selects with: `selection`, or one built from the keywords a
+    caller set (None keeps the field's default, so the defaults live only in `SelectionConfig`).
+
+    Raises:
+        SelectionError: an unknown keyword, a config and keywords together, or a bad setting.
+    """
+    unknown = set(keywords) - set(SELECTION_KEYWORDS)
+    if unknown:
+        raise SelectionError(f"unknown selection setting(s): {', '.join(sorted(unknown))}")
+    given = {k: v for k, v in keywords.items() if v is not None}
+    if selection is not None:
+        if given:
+            raise SelectionError(f"pass selection=SelectionConfig(...) or {', '.join(given)}=..., not both")
+        return selection.validate()
+    return SelectionConfig(**given).validate()
+
+
 def cost_key(cost: float, c: Candidate) -> tuple[bool, float, str, int]:
     """Sort key: lowest `cost` first, then teacher name, then sample number (NaN costs last)."""
     # NaN compares false with everything and would make the order depend on the input order
