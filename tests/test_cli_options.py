@@ -18,6 +18,7 @@ from scas_hub.cli import build_parser
 from scas_hub.cli.options import field_default, flag_of, help_of, show_default
 from scas_hub.evaluate.config import DecodingConfig
 from scas_hub.publish.config import PublishConfig
+from scas_hub.score.config import ScoringConfig
 from scas_hub.select import SelectionConfig
 from scas_hub.train.config import TrainConfig
 
@@ -38,9 +39,9 @@ def _field(config: type, name: str) -> dataclasses.Field:
 
 # which configs' flags each command takes (the fields themselves come from the configs)
 TAKES = {
-    "curate": {SelectionConfig, PublishConfig},
+    "curate": {SelectionConfig, PublishConfig, ScoringConfig},
     "select": {SelectionConfig, PublishConfig},
-    "rounds": {SelectionConfig, TrainConfig, DecodingConfig},
+    "rounds": {SelectionConfig, TrainConfig, DecodingConfig, ScoringConfig},
     "train": {TrainConfig},
     "evaluate": {DecodingConfig},
     "ablate": {TrainConfig, DecodingConfig},
@@ -60,7 +61,7 @@ def test_flags_follow_their_config_fields(command):
         assert action.default == (None if unset and not switch else field_default(f)), (command, name)
         if unset and "{default}" in f.metadata["help"]:
             assert f"(default: {show_default(field_default(f))}" in action.help, (command, name)
-        if command != "rounds" or name not in ("batch_size", "backend"):  # rounds: in-process backends only
+        if command != "rounds" or name not in ("batch_size", "backend", "token_budget", "truncate"):  # own words
             assert action.help == help_of(f), (command, name)
             assert action.choices == f.metadata.get("choices"), (command, name)
         assert flag_of(f) in action.option_strings or name in ("seed", "batch_size"), (command, name)

@@ -21,21 +21,21 @@ from .common import (
     selection_config,
     split_list,
 )
-from .options import int_in
+from .options import add_config_flags, int_in
+
+SCORING_FLAGS = ("token_budget", "attention", "compile", "window_chars", "max_length", "truncate", "feature_module",
+                 "feature_layer")
+"""The `ScoringConfig` fields `curate` takes as flags, in --help order."""
 
 
 def run(args: argparse.Namespace) -> int:
     from ..pipeline import curate
-    from ..score.engine import ScoringConfig
+    from ..score.config import ScoringConfig
 
     if args.num_processes > 1 and not launched_by_accelerate():
         return relaunch(args.num_processes)
     students = split_list(args.student) or [DEFAULT_STUDENT]
-    scoring = ScoringConfig(token_budget=args.token_budget, attention=args.attention, compile=args.compile,
-                            window_chars=args.window_chars,
-                            max_length=args.max_length, truncate=args.truncate,
-                            feature_module=args.feature_module, feature_layer=args.feature_layer,
-                            progress=not args.no_progress,
+    scoring = ScoringConfig(**{name: getattr(args, name) for name in SCORING_FLAGS}, progress=not args.no_progress,
                             chat_template=Path(args.chat_template) if args.chat_template else None)
     common = dict(source=args.source, out=args.out, subset=args.subset, source_revision=args.source_revision,
                   verification=args.verify, selection=selection_config(args), dtype=args.dtype,
@@ -92,24 +92,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                     help="weights and activations while scoring; auto = bfloat16 on CUDA, float32 otherwise")
     st.add_argument("--device", default=None,
                     help="torch device, e.g. cpu, cuda, cuda:1 (default: cuda if available, else cpu)")
-    st.add_argument("--token-budget", type=int, default=None,
-                    help="tokens per (packed) forward pass (default: 4096 on CPU, 16384 on GPU)")
-    st.add_argument("--attention", default="sdpa", choices=["sdpa", "flex"],
-                    help="packed attention: a kernel call per answer (sdpa, best on CPU) or one block-sparse "
-                         "flex-attention call per layer (flex, compiled on CUDA); same scores")
-    st.add_argument("--compile", action="store_true",
-                    help="fuse the student's norms and MLP activations with torch.compile (seconds of warm-up)")
-    st.add_argument("--window-chars", type=int, default=262_144,
-                    help="characters of candidate text per scheduling window (the unit of sharding and resume)")
-    st.add_argument("--max-length", type=int, default=None,
-                    help="skip candidates longer than this many tokens (default: no limit)")
-    st.add_argument("--truncate", action="store_true",
-                    help="score the first --max-length tokens instead of skipping")
-    st.add_argument("--feature-module", default=None, metavar="PATH",
-                    help="dotted path of the module whose output is the token feature; {layer} is replaced "
-                         "(default: model.layers.{layer}.mlp.up_proj)")
-    st.add_argument("--feature-layer", type=int, default=None, metavar="L",
-                    help="decoder layer of the feature module, 0-based (default: the last)")
+    from ..score.config import ScoringConfig
+
+    add_config_flags(st, ScoringConfig, SCORING_FLAGS)
     st.add_argument("--score-cache", default=None, metavar="DIR",
                     help="score cache / resume folder (default: under $SCAS_HUB_CACHE or $HF_HOME/scas_hub)")
     st.add_argument("--no-score-cache", action="store_true", help="score everything, write no cache")

@@ -21,13 +21,13 @@ from .common import (
     selection_config,
     train_config,
 )
-from .options import int_in
+from .options import add_config_flags, int_in
 
 
 def run(args: argparse.Namespace) -> int:
     from ..loop import run_rounds
     from ..publish.config import PublishConfig
-    from ..score.engine import ScoringConfig
+    from ..score.config import ScoringConfig
 
     if args.num_processes > 1 and not launched_by_accelerate():
         return relaunch(args.num_processes)
@@ -56,6 +56,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from ..score.config import ScoringConfig
+
     o = sub.add_parser("rounds", formatter_class=HelpFormatter,
                        help="run the SCAS loop: score, select, publish, train, round after round",
                        description="Round r scores the corpus with the student of round r, selects, writes "
@@ -72,14 +74,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     src.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"],
                      help="the dtype the scorer runs the student in; auto = bfloat16 on CUDA, float32 otherwise")
     src.add_argument("--device", default=None, help="torch device for scoring (default: cuda if available)")
-    src.add_argument("--token-budget", type=int, default=None,
-                     help="tokens per scoring forward pass (default: 4096 on CPU, 16384 on GPU)")
+    add_config_flags(src, ScoringConfig, ("token_budget",),
+                     helps={"token_budget": "tokens per scoring forward pass (default: 4096 on CPU, 16384 on GPU)"})
     src.add_argument("--score-cache", default=None, metavar="DIR",
                      help="score cache / resume folder (default: under $SCAS_HUB_CACHE or $HF_HOME/scas_hub)")
     src.add_argument("--no-score-cache", action="store_true", help="score everything, write no cache")
-    src.add_argument("--truncate", action="store_true",
-                     help="score and train a candidate longer than --max-length on its first --max-length tokens "
-                          "(default: set it aside as too_long)")
+    add_config_flags(src, ScoringConfig, ("truncate",),
+                     helps={"truncate": "score and train a candidate longer than --max-length on its first "
+                                        "--max-length tokens (default: set it aside as too_long)"})
     add_selection_args(o)
     add_train_args(o, seed_flag="--train-seed")
     o.add_argument("--from-base", action="store_true",
