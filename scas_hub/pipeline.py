@@ -242,46 +242,12 @@ def publish(
         settings["teacher_order"] = strongest
     with staged_output(out) as stage:
         with stats.stage("select_write"):
-            writer = DataFilesWriter(stage)
-            accumulated = CardNumbers(selection.lam, strongest)
-            chosen: dict[str, Pick] = {}
-            for window in windows:
-                picked = select_window(ScoredWindow.of(window, selection.lam), selection, stats, order)
-                rows = picked.selected_rows
-                winners = window.select(["question_id", "teacher", "answer"]).take(rows).to_pydict()
-                for q, teacher, answer in zip(*winners.values(), strict=True):
-                    chosen[q] = Pick.of(teacher, answer)
-                writer.add(window, picked)
-                accumulated.add(picked)
-            writer.close()
-            stats.check_balanced()
+            chosen, accumulated = _select_and_write(windows, selection, stats, stage, order, strongest)
         numbers = accumulated.numbers()
-        model_ran = scores_from is None
-        run = {"created": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-               "wall_seconds": time.perf_counter() - started, "model_ran": model_ran,
-               "hardware": _hardware(student.get("device") if model_ran else None), "versions": _versions(),
-               "stages": stats.stages}
-        if model_ran:
-            run.update(tokens_per_second=stats.tokens_scored / stats.scoring_seconds if stats.scoring_seconds else 0.0,
-                       processes=report.student.get("processes", 1) if report else 1,
-                       ranks=report.ranks if report else [])
+        run = _run_facts(stats, student, started, model_ran=scores_from is None, report=report)
         round_entries = rounds.rounds(student, chosen) if rounds is not None else None
-        record = {
-            **stats.to_dict(), "student": student, "source": source, "selection": settings, "run": run,
-            **numbers,
-            "figures": write_figures(stage, numbers["teachers"], accumulated.score_distributions(),
-                                     rounds=round_entries),
-        }
-        if scores_from is not None:
-            record["scores_from"] = scores_from
-        if round_entries is not None:
-            record["rounds"] = round_entries
-            record["rounds_table"] = card_rows(round_entries)
-        # every file this run writes, so a later run replaces exactly these (see `publish.output`)
-        written = [p.relative_to(stage).as_posix() for p in stage.rglob("*") if p.is_file()]
-        record["files"] = sorted({*written, CARD_FILENAME, STATS_FILENAME})
-        write_stats(stage, record)
-        write_card(stage, name=out.resolve().name)
+        record = _write_record(stage, out, stats, numbers, accumulated, student=student, source=source,
+                               settings=settings, run=run, scores_from=scores_from, round_entries=round_entries)
         replace_output(stage, out)
     result = CurateResult(out=out, stats=record, repo_id=repo_id, selection=chosen)
     if repo_id:
@@ -290,6 +256,63 @@ def publish(
         result.version = push_folder(out, repo_id, version=version, private=private,
                                      same_strategy=repo_from_org).version
     return result
+
+
+def _select_and_write(windows: Iterable[Any], selection: SelectionConfig, stats: PipelineStats, stage: Path,
+                      order: list[str] | None, strongest: list[str]) -> tuple[dict[str, Pick], CardNumbers]:
+    """Step 1 of `publish`: select window by window, write the data files, add up the card numbers."""
+    writer = DataFilesWriter(stage)
+    accumulated = CardNumbers(selection.lam, strongest)
+    chosen: dict[str, Pick] = {}
+    for window in windows:
+        picked = select_window(ScoredWindow.of(window, selection.lam), selection, stats, order)
+        rows = picked.selected_rows
+        winners = window.select(["question_id", "teacher", "answer"]).take(rows).to_pydict()
+        for q, teacher, answer in zip(*winners.values(), strict=True):
+            chosen[q] = Pick.of(teacher, answer)
+        writer.add(window, picked)
+        accumulated.add(picked)
+    writer.close()
+    stats.check_balanced()
+    return chosen, accumulated
+
+
+def _run_facts(stats: PipelineStats, student: dict[str, Any], started: float, *, model_ran: bool,
+               report: ScoreReport | None) -> dict[str, Any]:
+    """Step 2 of `publish`: how this run went (time, hardware, versions, stages; scoring speed)."""
+    run = {"created": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+           "wall_seconds": time.perf_counter() - started, "model_ran": model_ran,
+           "hardware": _hardware(student.get("device") if model_ran else None), "versions": _versions(),
+           "stages": stats.stages}
+    if model_ran:
+        run.update(tokens_per_second=stats.tokens_scored / stats.scoring_seconds if stats.scoring_seconds else 0.0,
+                   processes=report.student.get("processes", 1) if report else 1,
+                   ranks=report.ranks if report else [])
+    return run
+
+
+def _write_record(stage: Path, out: Path, stats: PipelineStats, numbers: dict[str, Any], accumulated: CardNumbers,
+                  *, student: dict[str, Any], source: dict[str, Any], settings: dict[str, Any],
+                  run: dict[str, Any], scores_from: dict[str, Any] | None,
+                  round_entries: list[dict[str, Any]] | None) -> dict[str, Any]:
+    """Step 3 of `publish`: figures, `selection_stats.json` (listing every file written) and the card."""
+    record = {
+        **stats.to_dict(), "student": student, "source": source, "selection": settings, "run": run,
+        **numbers,
+        "figures": write_figures(stage, numbers["teachers"], accumulated.score_distributions(),
+                                 rounds=round_entries),
+    }
+    if scores_from is not None:
+        record["scores_from"] = scores_from
+    if round_entries is not None:
+        record["rounds"] = round_entries
+        record["rounds_table"] = card_rows(round_entries)
+    # every file this run writes, so a later run replaces exactly these (see `publish.output`)
+    written = [p.relative_to(stage).as_posix() for p in stage.rglob("*") if p.is_file()]
+    record["files"] = sorted({*written, CARD_FILENAME, STATS_FILENAME})
+    write_stats(stage, record)
+    write_card(stage, name=out.resolve().name)
+    return record
 
 
 def _strategy_of(arguments: Mapping[str, Any]) -> str:
