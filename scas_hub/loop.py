@@ -326,28 +326,10 @@ def run_rounds(
     for r in range(1, rounds + 1):
         resolved = resolve_student(current, current_revision)
         folder, ckpt = round_folder(out, r), checkpoint_folder(out, r)
-        record = finished_dataset(folder, r, resolved.revision)
-        if record is None:
-            if r > 1:
-                check_template_continues(_read_record(round_folder(out, r - 1)) or {}, Path(current), r)
-            logger.info("round %d: scoring with %s", r, resolved.public_id)
-            curate(
-                current, source, folder, subset=subset, student_revision=current_revision, selection=config,
-                round_number=r, previous_round=round_folder(out, r - 1) if r > 1 and not push else None,
-                round_training=training, verification=verification, dtype=dtype, device=device,
-                scoring=scoring, push=push, private=private, score_cache=score_cache,
-                held_out=evaluation.held_out if evaluation else None)
-            _barrier()  # every process trains on the folder rank 0 just wrote
-            record = _read_record(folder)  # as pushed: with its release (version)
-        elif push and _is_main() and not _tag_exists(push, (record.get("release") or {}).get("version", "")):
-            from .publish.hub import push_folder  # the push of a finished round was interrupted
-
-            push_folder(folder, push, private=private)
-            _barrier()
-            record = _read_record(folder)
-        elif push:
-            _barrier()
-            record = _read_record(folder)
+        record = _round_dataset(out, r, resolved, current, current_revision, source=source, subset=subset,
+                                selection=config, training=training, verification=verification, dtype=dtype,
+                                device=device, scoring=scoring, push=push, private=private,
+                                score_cache=score_cache, held_out=evaluation.held_out if evaluation else None)
         if _is_main():
             _write_summary(out, settings, summary, base_eval)
         release = record.get("release") or {}
@@ -373,6 +355,39 @@ def run_rounds(
                 plot_accuracy(base_eval, summary, out / FIGURE)
         current, current_revision = str(ckpt), None
     return RoundsResult(out, summary, base_eval)
+
+
+def _round_dataset(out: Path, r: int, resolved: Any, current: str, current_revision: str | None, *,
+                   source: str, subset: str | None, selection: SelectionConfig, training: dict[str, Any] | None,
+                   verification: str | None, dtype: str, device: str | None, scoring: ScoringConfig,
+                   push: str | None, private: bool, score_cache: str | Path | bool | None,
+                   held_out: Any) -> dict[str, Any]:
+    """Step 1 of round `r`: its dataset, scored and selected with the round's student (or the
+    finished one, its interrupted push completed); the record as written (and pushed)."""
+    folder = round_folder(out, r)
+    record = finished_dataset(folder, r, resolved.revision)
+    if record is None:
+        if r > 1:
+            check_template_continues(_read_record(round_folder(out, r - 1)) or {}, Path(current), r)
+        logger.info("round %d: scoring with %s", r, resolved.public_id)
+        curate(
+            current, source, folder, subset=subset, student_revision=current_revision, selection=selection,
+            round_number=r, previous_round=round_folder(out, r - 1) if r > 1 and not push else None,
+            round_training=training, verification=verification, dtype=dtype, device=device,
+            scoring=scoring, push=push, private=private, score_cache=score_cache,
+            held_out=held_out)
+        _barrier()  # every process trains on the folder rank 0 just wrote
+        record = _read_record(folder)  # as pushed: with its release (version)
+    elif push and _is_main() and not _tag_exists(push, (record.get("release") or {}).get("version", "")):
+        from .publish.hub import push_folder  # the push of a finished round was interrupted
+
+        push_folder(folder, push, private=private)
+        _barrier()
+        record = _read_record(folder)
+    elif push:
+        _barrier()
+        record = _read_record(folder)
+    return record
 
 
 def _evaluate(evaluation, theta: int, student: str, revision: str, **kwargs) -> dict[str, Any] | None:
