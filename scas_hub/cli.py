@@ -368,7 +368,7 @@ def _add_train_args(p: argparse.ArgumentParser, seed_flag: str = "--seed") -> No
 
 
 def _students(args: argparse.Namespace) -> int:
-    from .score.students import STUDENTS
+    from .student.loading import STUDENTS
 
     for spec in STUDENTS.values():
         print(f"{spec.alias:24} {spec.repo_id:40} {spec.description}")

@@ -22,13 +22,14 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from .atomic import write_json_atomic
 from .constants import DEFAULT_STUDENT, STATS_FILENAME
+from .distributed import distributed_state
 from .errors import ChatTemplateMismatchError, ConfigError, PublishError
 from .evaluate import DecodingConfig
 from .pipeline import curate, default_source
@@ -36,9 +37,8 @@ from .publish.hub import check_repo_id
 from .publish.lock import locks_output
 from .publish.output import check_rounds_folder
 from .score.engine import ScoringConfig
-from .score.students import resolve_student, student_slug
+from .student.loading import resolve_student, student_slug
 from .train import TrainConfig, TrainResult, train
-from .train.run import process_state
 
 logger = logging.getLogger("scas_hub.loop")
 SUMMARY_FILENAME = "rounds.json"
@@ -106,7 +106,7 @@ def finished_dataset(folder: Path, r: int, student_revision: str) -> dict[str, A
 def _tag_exists(repo_id: str, version: str) -> bool:
     from huggingface_hub import HfApi
 
-    from .publish.retry import with_retries
+    from .hub_access import with_retries
 
     tags = with_retries(HfApi().list_repo_refs, repo_id, repo_type="dataset", what=f"read {repo_id}'s tags").tags
     return any(t.name == version for t in tags)
@@ -121,7 +121,7 @@ def check_template_continues(record: dict[str, Any], checkpoint: Path, r: int) -
     """
     from transformers import AutoTokenizer
 
-    from .score.regions import chat_template_sha256
+    from .student.chat import chat_template_sha256
 
     theirs = (record.get("student") or {}).get("chat_template_sha256")
     ours = chat_template_sha256(AutoTokenizer.from_pretrained(checkpoint))
@@ -142,11 +142,8 @@ def _training_facts(result: TrainResult) -> dict[str, Any]:
 
 def _write_summary(out: Path, settings: dict[str, Any], rounds: list[dict[str, Any]],
                    base_eval: dict[str, Any] | None = None) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    tmp = out / (SUMMARY_FILENAME + ".tmp")
     summary = {"settings": settings, **({"base_eval": base_eval} if base_eval else {}), "rounds": rounds}
-    tmp.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, out / SUMMARY_FILENAME)
+    write_json_atomic(out / SUMMARY_FILENAME, summary, tmp=out / (SUMMARY_FILENAME + ".tmp"))
 
 
 def check_settings(out: Path, settings: dict[str, Any]) -> None:
@@ -201,11 +198,11 @@ def scoring_at_training_length(scoring: ScoringConfig, train_config: TrainConfig
 
 
 def _barrier() -> None:
-    process_state().wait_for_everyone()
+    distributed_state().wait_for_everyone()
 
 
 def _is_main() -> bool:
-    return process_state().is_main_process
+    return distributed_state().is_main_process
 
 
 @locks_output(lambda a: a["out"] or Path("out") / f"rounds-{student_slug(a['student'])}", check=check_rounds_folder)
@@ -283,7 +280,7 @@ def run_rounds(
     for repo, flag in ((push, "--push"), (push_checkpoints, "--push-checkpoints")):
         if repo:
             check_repo_id(repo, what=flag)
-    train_config = (train_config or TrainConfig()).validate(process_state().num_processes)
+    train_config = (train_config or TrainConfig()).validate(distributed_state().num_processes)
     scoring = scoring_at_training_length(scoring or ScoringConfig(progress=progress), train_config)
     if chat_template is not None and scoring.chat_template is None:
         scoring = replace(scoring, chat_template=chat_template)
@@ -367,7 +364,7 @@ def _evaluate(evaluation, theta: int, student: str, revision: str, **kwargs) -> 
     if evaluation is None:
         return None
     facts = evaluation.evaluate(theta, student, revision, **kwargs) if _is_main() else None
-    state = process_state()
+    state = distributed_state()
     if state.num_processes > 1:
         from accelerate.utils import broadcast_object_list
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from .evaluate import DecodingConfig, EvalReport, EvalSet, Overlap, accuracy_interval, evaluate_student, find_overlap
 from .evaluate.questions import load_eval_questions
-from .pipeline import source_record
+from .source import source_record
 
 EVAL_DIR = "eval"
 FIGURE = "figures/accuracy.png"

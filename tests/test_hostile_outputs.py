@@ -22,9 +22,10 @@ import pytest
 from scas_hub import PublishError, curate
 from scas_hub.atomic import build_aside
 from scas_hub.cli import main
-from scas_hub.pipeline import default_repo, strategy_slug
+from scas_hub.pipeline import default_repo
 from scas_hub.publish.hub import check_repo_id, check_tag_name, next_version, push_folder
 from scas_hub.publish.lock import lock_path
+from scas_hub.slug import strategy_slug
 from scas_hub.testing.corpus import synthetic_pool, write_pool
 
 

@@ -21,7 +21,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from ..errors import ConfigError, StudentError
-from ..score.regions import resolve_chat_template, special_token_ids
+from ..student.chat import resolve_chat_template, special_token_ids
 
 BACKENDS = ("auto", "transformers", "vllm", "openai")
 

@@ -27,16 +27,18 @@ from ..errors import ConfigError, StudentError
 from ..progress import progress_bars_enabled
 from ..records import Candidate, Question
 from ..stats import PipelineStats
+from ..student.chat import ChatEncoder, EncodedCandidate, read_chat_template, special_token_ids
+from ..student.loading import DTYPE_NAMES
 from . import attention
 from .attention import ATTENTION, Call, FlexPlan, flex_plan, sdpa_calls
 from .fusion import fused, fusible_modules
 from .head import BlockedHead, measure_transform
 from .proxy import RegionSummary, combine, unit_features
-from .regions import ChatEncoder, EncodedCandidate, read_chat_template, special_mask, special_token_ids
+from .regions import special_mask
 
 logger = logging.getLogger(__name__)
 
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+DTYPES = {name: getattr(torch, name) for name in DTYPE_NAMES}
 
 
 @dataclass

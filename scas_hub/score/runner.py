@@ -11,19 +11,21 @@ What is computed lives in `engine.py`; this module decides who computes which wi
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import dataclass, field
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from tqdm.auto import tqdm
 
+from ..atomic import write_text_atomic
 from ..constants import score_cache_dir
+from ..distributed import distributed_state
 from ..progress import progress_bars_enabled
 from ..records import Question
 from ..stats import PipelineStats
+from ..student.chat import chat_template_sha256
+from ..student.loading import load_student, load_tokenizer, resolve_dtype, resolve_student, tokenizer_digest
 from ..verify.table import CandidateTable
 from .cache import (
     SCORER_VERSION,
@@ -36,8 +38,6 @@ from .cache import (
     shard_name,
 )
 from .engine import ScoringConfig, StudentScorer
-from .regions import chat_template_sha256
-from .students import load_student, load_tokenizer, resolve_dtype, resolve_student, tokenizer_digest
 
 
 @dataclass
@@ -51,15 +51,6 @@ class ScoreReport:
     ranks: list[dict[str, Any]] = field(default_factory=list)
     scores: Any = None
     """One outcome per candidate-table row (`cache.outcome_schema`; null where set aside before scoring)."""
-
-
-def distributed_state():
-    """The `accelerate` state of this process (one process, or a rank of `accelerate launch`)."""
-    from accelerate import PartialState
-
-    # `accelerate launch` tells CPU ranks apart only through this flag (Accelerator reads it too)
-    on_cpu = os.environ.get("ACCELERATE_USE_CPU", "").lower() in {"1", "true", "yes"}
-    return PartialState(cpu=on_cpu, timeout=timedelta(hours=48))
 
 
 def assign_windows(sizes: list[int], world_size: int) -> list[list[int]]:
@@ -94,10 +85,8 @@ class _Progress:
         path = self._file(self.state.process_index)
         if path is None:
             return
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"done": self.done, "tokens": self.tokens, "finished": finished}))
-        tmp.replace(path)
+        write_text_atomic(path, json.dumps({"done": self.done, "tokens": self.tokens, "finished": finished}),
+                          tmp=path.with_suffix(".tmp"))
 
     def _others(self) -> list[dict]:
         out = []

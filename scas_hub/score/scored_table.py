@@ -14,24 +14,8 @@ from collections.abc import Iterable, Iterator
 import numpy as np
 
 from ..records import SCORING_SKIP_REASONS, Question
+from ..schema import COMPONENTS, TEXT_COLUMNS, WINDOW_COLUMNS, WINDOW_ROWS, window_schema  # noqa: F401 (re-exported)
 from ..verify.table import CandidateTable
-from .cache import COMPONENTS
-
-WINDOW_ROWS = 4096
-TEXT_COLUMNS = ("question_id", "teacher", "source_dataset", "system", "instruction", "answer", "reference_answer")
-WINDOW_COLUMNS = (*TEXT_COLUMNS, "sample", "scored", *COMPONENTS)
-"""A window: the candidate's identity and texts, `scored`, and the proxy components (null when not scored)."""
-
-
-def window_schema():
-    """The Arrow schema of a window (`WINDOW_COLUMNS`)."""
-    import pyarrow as pa
-
-    from .cache import outcome_schema
-
-    components = [outcome_schema().field(name) for name in COMPONENTS]
-    return pa.schema([*(pa.field(n, pa.string()) for n in TEXT_COLUMNS), pa.field("sample", pa.int64()),
-                      pa.field("scored", pa.bool_()), *components])
 
 
 def window_of(questions: Iterable[Question]):

@@ -11,6 +11,9 @@ from ..constants import DEFAULT_STUDENT, cache_dir
 from ..errors import StudentError
 from ..hub_access import describe, is_local_path, missing_path_message, what_to_do
 
+DTYPE_NAMES = ("float32", "bfloat16", "float16")
+"""The compute dtypes a student runs in (`score.engine.DTYPES` maps them to torch dtypes)."""
+
 
 @dataclass(frozen=True)
 class StudentSpec:
@@ -217,12 +220,10 @@ def _folder_revision(folder: Path) -> str:
 
 def resolve_dtype(dtype: str, device: str) -> str:
     """`auto` -> bfloat16 on CUDA, float32 elsewhere; anything else must be a known dtype name."""
-    from .engine import DTYPES
-
     if dtype == "auto":
         return "bfloat16" if str(device).startswith("cuda") else "float32"
-    if dtype not in DTYPES:
-        raise StudentError(f"unknown dtype {dtype!r}; choose one of {', '.join(DTYPES)} or auto")
+    if dtype not in DTYPE_NAMES:
+        raise StudentError(f"unknown dtype {dtype!r}; choose one of {', '.join(DTYPE_NAMES)} or auto")
     return dtype
 
 
@@ -245,15 +246,13 @@ def load_student(resolved: ResolvedStudent, dtype: str = "auto", device: str | N
     import torch
     from transformers import AutoModelForCausalLM
 
-    from .engine import DTYPES
-
     if device is None:
         device = "cuda" if torch.cuda.is_available() else "cpu"
     dtype = resolve_dtype(dtype, device)
     if tokenizer is None:
         tokenizer = load_tokenizer(resolved)
     try:
-        model = AutoModelForCausalLM.from_pretrained(resolved.path, dtype=DTYPES[dtype])
+        model = AutoModelForCausalLM.from_pretrained(resolved.path, dtype=getattr(torch, dtype))
     except (OSError, ValueError) as err:
         raise StudentError(f"cannot load student from {resolved.path}: {err}") from err
     model.to(device)
