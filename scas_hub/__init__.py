@@ -28,7 +28,7 @@ _LAZY = {
     **dict.fromkeys(["ChatTemplateMismatchError", "ConfigError", "CorpusFormatError", "NoUsableCandidatesError",
                      "PublishError", "ScasHubError", "SelectionError", "SourceError", "StudentError", "TrainError"],
                     ".errors"),
-    "RoundsResult": ".loop", "run_rounds": ".loop",
+    "RoundsResult": ".rounds.loop", "run_rounds": ".rounds.loop",
     **dict.fromkeys(["CurateResult", "curate", "load_questions", "reselect", "score"], ".pipeline"),
     "Candidate": ".records", "Question": ".records",
     "ScoringConfig": ".score.engine", "StudentScorer": ".score.engine",
@@ -52,10 +52,10 @@ if TYPE_CHECKING:
         StudentError,
         TrainError,
     )
-    from .loop import RoundsResult, run_rounds
     from .pipeline import CurateResult, curate, load_questions, reselect, score
     from .proxy import ProxyComponents
     from .records import Candidate, Question
+    from .rounds.loop import RoundsResult, run_rounds
     from .score.engine import ScoringConfig, StudentScorer
     from .select import SelectionConfig, select
     from .several_students import StudentsResult, curate_students

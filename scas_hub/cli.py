@@ -307,7 +307,7 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _rounds(args: argparse.Namespace) -> int:
-    from .loop import run_rounds
+    from .rounds.loop import run_rounds
     from .score.engine import ScoringConfig
 
     if args.num_processes > 1 and not _launched_by_accelerate():

@@ -25,14 +25,14 @@ from .publish.folder import DataFilesWriter, write_stats
 from .publish.hub import check_push_settings
 from .publish.lock import locks_output
 from .publish.output import CARD_FILENAME, check_apart, check_out_folder, replace_output, staged_output
+from .publish.published import open_published
 from .records import Question
-from .rounds import RoundContext, card_rows
+from .rounds.context import RoundContext, card_rows
 from .score.scored_table import ScoredTable
 from .select import SelectionConfig, strongest_teacher, teacher_order
 from .select.columnar import ScoredWindow, select_window
 from .slug import strategy_slug
 from .source import OpenedSource, SourceInfo, open_source, source_record
-from .source.candidates import open_published
 from .source.columns import normalise_question
 from .stats import PipelineStats
 from .student.loading import check_student, student_slug

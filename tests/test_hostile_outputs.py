@@ -259,8 +259,8 @@ def test_finding_12_train_on_a_mistyped_folder_never_asks_the_hub(curated, tmp_p
 def test_finding_9_hub_reads_are_retried_and_the_message_says_a_rerun_resumes(curated, tmp_path, fake_hub,
                                                                               monkeypatch):
     from scas_hub.errors import SourceError
-    from scas_hub.loop import _tag_exists
-    from scas_hub.rounds import _hub_has_dataset, previous_round
+    from scas_hub.rounds.context import _hub_has_dataset, previous_round
+    from scas_hub.rounds.loop import _tag_exists
     from scas_hub.train.data import open_training_data
 
     monkeypatch.setenv("SCAS_HUB_PUSH_BACKOFF", "0.01")

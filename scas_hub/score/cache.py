@@ -17,11 +17,14 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import cannot_write
 from ..proxy import ProxyComponents
 from ..records import Candidate
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 from ..schema import COMPONENTS, candidate_digest, content_digest, outcome_schema  # noqa: F401 (re-exported)
 
 SCORER_VERSION = 2  # 2: packed engine (bf16 scores move within rounding)
@@ -46,7 +49,7 @@ def shard_name(digests: list[bytes]) -> str:
     return "window-" + hashlib.sha256(b"".join(sorted(digests))).hexdigest()[:20]
 
 
-def outcomes_table(candidates: list[Candidate], digests: list[bytes]):
+def outcomes_table(candidates: list[Candidate], digests: list[bytes]) -> pa.Table:
     """The outcome rows of scored (or set-aside) candidates, as an Arrow table."""
     import pyarrow as pa
 
@@ -91,7 +94,7 @@ class ScoreCache:
         except OSError as err:
             raise self._write_error(err) from err
 
-    def load(self):
+    def load(self) -> pa.Table:
         """Every cached outcome as one Arrow table (no texts: digests and numbers); checks first that
         the folder can be written (`check_writable`)."""
         import pyarrow as pa

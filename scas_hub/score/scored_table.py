@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -17,8 +18,11 @@ from ..records import SCORING_SKIP_REASONS, Question
 from ..schema import COMPONENTS, TEXT_COLUMNS, WINDOW_COLUMNS, WINDOW_ROWS, window_schema  # noqa: F401 (re-exported)
 from ..verify.table import CandidateTable
 
+if TYPE_CHECKING:
+    import pyarrow as pa
 
-def window_of(questions: Iterable[Question]):
+
+def window_of(questions: Iterable[Question]) -> pa.Table:
     """Questions held as objects (scored or not) as one window table, in their order."""
     import pyarrow as pa
 
@@ -30,7 +34,7 @@ def window_of(questions: Iterable[Question]):
     return pa.table(columns, schema=window_schema())
 
 
-def windows_of(questions: Iterable[Question], per_window: int = 1024) -> Iterator:
+def windows_of(questions: Iterable[Question], per_window: int = 1024) -> Iterator[pa.Table]:
     """`window_of` for `per_window` questions at a time (a list or an iterator, read once)."""
     batch: list[Question] = []
     for q in questions:

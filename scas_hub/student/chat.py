@@ -15,9 +15,13 @@ import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import StudentError
 from ..records import Candidate
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 
 @dataclass(frozen=True)
@@ -38,7 +42,7 @@ class EncodedCandidate:
         return self.input_ids[self.n_prompt :]
 
 
-def special_token_ids(tokenizer) -> set[int]:
+def special_token_ids(tokenizer: PreTrainedTokenizerBase) -> set[int]:
     """All ids the tokenizer treats as special (declared specials and special added tokens)."""
     ids = set(tokenizer.all_special_ids)
     for token_id, added in getattr(tokenizer, "added_tokens_decoder", {}).items():
@@ -71,7 +75,7 @@ def read_chat_template(template: str | os.PathLike) -> str:
                            "pass a Jinja file, e.g. --chat-template chat_template.jinja") from err
 
 
-def resolve_chat_template(tokenizer, chat_template: str | None = None) -> str:
+def resolve_chat_template(tokenizer: PreTrainedTokenizerBase, chat_template: str | None = None) -> str:
     """The template string candidates are rendered with: `chat_template` (an override) or the
     tokenizer's own (its `default` one when it has several).
 
@@ -109,7 +113,7 @@ def _template_error(err: Exception, overridden: bool, what: str = "a system/user
     return StudentError(f"{whose} fails on {what} ({type(err).__name__}: {detail}); {fix}")
 
 
-def _check_renders(tokenizer, template: str, overridden: bool) -> None:
+def _check_renders(tokenizer: PreTrainedTokenizerBase, template: str, overridden: bool) -> None:
     """Render a probe conversation (as the scorer renders candidates), so a broken template fails
     before any work.
 
@@ -127,7 +131,7 @@ def _check_renders(tokenizer, template: str, overridden: bool) -> None:
         raise _template_error(err, overridden) from err
 
 
-def chat_template_sha256(tokenizer, chat_template: str | None = None) -> str:
+def chat_template_sha256(tokenizer: PreTrainedTokenizerBase, chat_template: str | None = None) -> str:
     """SHA-256 (hex) of the template string the scorer renders with (see `resolve_chat_template`).
 
     Stored as `chat_template_sha256` in the student facts (`selection_stats.json["student"]`), so a
@@ -146,7 +150,7 @@ class ChatEncoder:
         StudentError: no chat template (see `resolve_chat_template`).
     """
 
-    def __init__(self, tokenizer, chat_template: str | None = None):
+    def __init__(self, tokenizer: PreTrainedTokenizerBase, chat_template: str | None = None):
         self.tokenizer = tokenizer
         self.chat_template = resolve_chat_template(tokenizer, chat_template)
         self._overridden = chat_template is not None

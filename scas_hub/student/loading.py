@@ -5,11 +5,15 @@ from __future__ import annotations
 import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..atomic import build_aside
 from ..constants import DEFAULT_STUDENT, cache_dir
 from ..errors import StudentError
 from ..hub_access import describe, is_local_path, missing_path_message, what_to_do
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 DTYPE_NAMES = ("float32", "bfloat16", "float16")
 """The compute dtypes a student runs in (`score.engine.DTYPES` maps them to torch dtypes)."""
@@ -227,7 +231,7 @@ def resolve_dtype(dtype: str, device: str) -> str:
     return dtype
 
 
-def load_tokenizer(resolved: ResolvedStudent):
+def load_tokenizer(resolved: ResolvedStudent) -> PreTrainedTokenizerBase:
     """The student's tokenizer.
 
     Raises:
@@ -241,7 +245,9 @@ def load_tokenizer(resolved: ResolvedStudent):
         raise StudentError(f"cannot load the student's tokenizer from {resolved.path}: {err}") from err
 
 
-def load_student(resolved: ResolvedStudent, dtype: str = "auto", device: str | None = None, tokenizer=None):
+def load_student(resolved: ResolvedStudent, dtype: str = "auto", device: str | None = None,
+                 tokenizer: PreTrainedTokenizerBase | None = None,
+                 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, str, str]:
     """Load model and tokenizer (unless given); returns `(model, tokenizer, torch_dtype_name, device)`."""
     import torch
     from transformers import AutoModelForCausalLM
