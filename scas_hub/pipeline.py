@@ -340,10 +340,9 @@ def curate(
     selection = SelectionConfig(strategy=strategy, groups=groups, group=group, seed=seed, lam=lam,
                                 small_policy=small_policy,
                                 teacher_ranking=teacher_ranking).validate()
-    from .score.engine import ScoringConfig
-    from .score.runner import score_table
-
     if chat_template is not None:
+        from .score.engine import ScoringConfig
+
         scoring = replace(scoring or ScoringConfig(), chat_template=chat_template)
     check_student(student)
     source = default_source(student) if source is None else source  # "" is refused by open_source
@@ -360,6 +359,8 @@ def curate(
 
     stats = PipelineStats()
     opened, table, verified = run_table(source, subset, source_revision, stats, verification, selection, held_out)
+    from .score.runner import score_table  # torch: loaded once there is something to score
+
     with stats.stage("score"):
         report = score_table(table, student, stats, dtype=dtype, device=device, scoring=scoring,
                              revision=student_revision, score_cache=score_cache)
