@@ -6,19 +6,18 @@ corpus with several students; all three end in `publish`: select -> write -> car
 
 from __future__ import annotations
 
-import platform
-import re
 import time
 from collections import Counter
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .compare import Pick
 from .constants import DEFAULT_STRATEGY, DEFAULT_STUDENT, STATS_FILENAME
 from .errors import PublishError, SelectionError
+from .facts import hardware, version_lines
 from .publish.card import write_card
 from .publish.card_stats import CardNumbers
 from .publish.config import PublishConfig, publish_config
@@ -27,21 +26,24 @@ from .publish.folder import DataFilesWriter, write_stats
 from .publish.hub import check_push_settings
 from .publish.lock import locks_output
 from .publish.output import CARD_FILENAME, check_apart, check_out_folder, replace_output, staged_output
+from .publish.published import open_published
 from .records import Question
-from .rounds import RoundContext, card_rows
-from .score.engine import ScoringConfig
-from .score.runner import ScoreReport, score_corpus, score_table
+from .rounds.context import RoundContext, card_rows
 from .score.scored_table import ScoredTable
-from .score.students import check_student, student_slug
 from .select import SelectionConfig, selection_config, strongest_teacher, teacher_order
 from .select.columnar import ScoredWindow, select_window
-from .source import OpenedSource, SourceInfo, open_source
-from .source.candidates import open_published
+from .slug import strategy_slug
+from .source import OpenedSource, SourceInfo, open_source, source_record
 from .source.columns import normalise_question
 from .stats import PipelineStats
+from .student.loading import check_student, student_slug
 from .verify import nothing_usable
 from .verify.build import open_table
 from .verify.table import CandidateTable
+
+if TYPE_CHECKING:  # the scoring modules load torch: imported where a run scores, so `select` loads none
+    from .score.engine import ScoringConfig
+    from .score.runner import ScoreReport
 
 
 @dataclass
@@ -64,12 +66,6 @@ class CurateResult:
 def default_source(student: str) -> str:
     """The demo corpus for the embedded student (offline), the published pool for any other."""
     return "demo" if student == DEFAULT_STUDENT else "scas_pool"
-
-
-def strategy_slug(strategy: str) -> str:
-    """`teacher:gpt-4o` -> `teacher-gpt-4o`: a strategy as part of a folder or repo name."""
-    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", strategy)
-    return re.sub(r"[-.]{2,}", "-", slug).strip("-.") or "strategy"  # no `..` or `--` (invalid in a repo id)
 
 
 def dataset_name(student: str, strategy: str = DEFAULT_STRATEGY) -> str:
@@ -160,35 +156,17 @@ def score(questions: list[Question], student: str, stats: PipelineStats, *, dtyp
           score_cache: str | Path | bool | None = True) -> ScoreReport | None:
     """Score stage: attach proxy components to every scorable candidate, on one process or all
     processes of an `accelerate launch`; resumes from the score cache. `None` off the main process."""
+    from .score.runner import score_corpus
+
     return score_corpus(questions, student, stats, dtype=dtype, device=device, scoring=scoring,
                         revision=revision, score_cache=score_cache)
 
 
 def _hardware(device: str | None) -> str:
-    if device is None:
-        return "none: re-selection from stored scores, no model run"
-    if device.startswith("cuda"):
-        import torch
-
-        return f"{torch.cuda.get_device_name(0)} x{torch.cuda.device_count()}"
-    import os
-
-    return f"CPU ({platform.machine()}, {os.cpu_count()} cores)"
+    return "none: re-selection from stored scores, no model run" if device is None else hardware(device)
 
 
-def _versions() -> list[str]:
-    from importlib.metadata import version
-
-    names = ["scas-hub", "torch", "transformers", "datasets", "huggingface_hub", "accelerate"]
-    return [f"{n} {version(n)}" for n in names]
-
-
-def source_record(info: SourceInfo) -> dict[str, Any]:
-    """What `selection_stats.json` and the card record about the corpus."""
-    return {"name": info.name, "repo_id": info.repo_id, "revision": info.revision, "subsets": list(info.subsets),
-            "license": info.license, "tags": list(info.tags), "synthetic": info.synthetic,
-            "layout": info.layout, "verification": info.verification,
-            "datasets": [f"{r}@{sha}" for r, sha in info.datasets]}
+_VERSIONS = ("scas-hub", "torch", "transformers", "datasets", "huggingface_hub", "accelerate")
 
 
 @locks_output(lambda a: a["out"], check=check_out_folder)
@@ -282,7 +260,7 @@ def _run_facts(stats: PipelineStats, student: dict[str, Any], started: float, *,
     """Step 2 of `publish`: how this run went (time, hardware, versions, stages; scoring speed)."""
     run = {"created": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
            "wall_seconds": time.perf_counter() - started, "model_ran": model_ran,
-           "hardware": _hardware(student.get("device") if model_ran else None), "versions": _versions(),
+           "hardware": _hardware(student.get("device") if model_ran else None), "versions": version_lines(_VERSIONS),
            "stages": stats.stages}
     if model_ran:
         run.update(tokens_per_second=stats.tokens_scored / stats.scoring_seconds if stats.scoring_seconds else 0.0,
@@ -400,6 +378,8 @@ def curate(
     publishing = publish_config(publishing, push=push, version=version, private=private)
     push, version, private = publishing.push, publishing.version, publishing.private
     if chat_template is not None:
+        from .score.engine import ScoringConfig
+
         scoring = replace(scoring or ScoringConfig(), chat_template=chat_template)
     check_student(student)
     source = default_source(student) if source is None else source  # "" is refused by open_source
@@ -416,6 +396,8 @@ def curate(
 
     stats = PipelineStats()
     opened, table, verified = run_table(source, subset, source_revision, stats, verification, selection, held_out)
+    from .score.runner import score_table  # torch: loaded once there is something to score
+
     with stats.stage("score"):
         report = score_table(table, student, stats, dtype=dtype, device=device, scoring=scoring,
                              revision=student_revision, score_cache=score_cache)

@@ -20,9 +20,9 @@ from .publish.summary import check_summary_writable, students_summary, summary_m
 from .score.engine import ScoringConfig
 from .score.runner import score_table
 from .score.scored_table import ScoredTable
-from .score.students import check_student, student_slug
 from .select import SelectionConfig, selection_config
 from .stats import PipelineStats
+from .student.loading import check_student, student_slug
 from .verify import nothing_usable
 
 

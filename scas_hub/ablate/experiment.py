@@ -23,17 +23,17 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from ..atomic import write_json_atomic
 from ..constants import DEFAULT_SEED, DEFAULT_STUDENT, STATS_FILENAME
 from ..errors import ConfigError
 from ..evaluate import DecodingConfig, EvalSet, evaluate_student, find_overlap, load_eval_questions
-from ..evaluate.pins import api_call, hardware, library_versions, now
 from ..evaluate.prompts import training_system_prompt
-from ..evaluate.report import write_json_atomic
+from ..facts import api_call, hardware, library_versions, now
 from ..pipeline import curate, default_source, reselect, source_record
 from ..score.engine import ScoringConfig
-from ..score.students import check_student, resolve_student
 from ..select import SelectionConfig
 from ..source import open_source
+from ..student.loading import check_student, resolve_student
 from ..train.config import TrainConfig
 from .arms import BASELINE, ArmResult, arm_path, read_arm, strategy_slug, train_arm, write_arm
 from .report import write_report

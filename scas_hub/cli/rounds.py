@@ -25,8 +25,8 @@ from .options import add_config_flags, int_in
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..loop import run_rounds
     from ..publish.config import PublishConfig
+    from ..rounds.loop import run_rounds
     from ..score.config import ScoringConfig
 
     if args.num_processes > 1 and not launched_by_accelerate():

@@ -8,7 +8,7 @@ from .common import HelpFormatter
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..score.students import STUDENTS
+    from ..student.loading import STUDENTS
 
     for spec in STUDENTS.values():
         print(f"{spec.alias:24} {spec.repo_id:40} {spec.description}")

@@ -21,7 +21,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from ..errors import ConfigError, StudentError
-from ..score.regions import resolve_chat_template, special_token_ids
+from ..student.chat import resolve_chat_template, special_token_ids
 from .config import BACKENDS, DecodingConfig  # noqa: F401 (re-exported: their home was this module)
 
 Messages = list[dict[str, str]]

@@ -61,7 +61,7 @@ class ScoringConfig:
 
     def __post_init__(self) -> None:
         if self.chat_template is not None:
-            from .regions import read_chat_template
+            from ..student.chat import read_chat_template
 
             self.chat_template = read_chat_template(self.chat_template)
         if self.truncate and self.max_length is None:

@@ -17,6 +17,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -26,17 +27,22 @@ from ..errors import StudentError
 from ..progress import progress_bars_enabled
 from ..records import Candidate, Question
 from ..stats import PipelineStats
+from ..student.chat import ChatEncoder, EncodedCandidate, special_token_ids
+from ..student.loading import DTYPE_NAMES
 from . import attention
 from .attention import ATTENTION, Call, FlexPlan, flex_plan, sdpa_calls
 from .config import ScoringConfig
 from .fusion import fused, fusible_modules
 from .head import BlockedHead, measure_transform
 from .proxy import RegionSummary, combine, unit_features
-from .regions import ChatEncoder, EncodedCandidate, special_mask, special_token_ids
+from .regions import special_mask
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 logger = logging.getLogger(__name__)
 
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+DTYPES = {name: getattr(torch, name) for name in DTYPE_NAMES}
 
 
 def pending_candidates(question: Question) -> list[Candidate]:
@@ -161,7 +167,8 @@ def _layout(units: list[_Unit]) -> _Pack:
 class StudentScorer:
     """Scores candidates with one student model (see `score_questions`)."""
 
-    def __init__(self, model, tokenizer, config: ScoringConfig | None = None, chat_template: str | None = None):
+    def __init__(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, config: ScoringConfig | None = None,
+                 chat_template: str | None = None):
         """`chat_template`: template text overriding both the tokenizer's and `config.chat_template`."""
         self.model = model.eval()
         self.config = config or ScoringConfig()

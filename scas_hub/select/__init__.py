@@ -1,6 +1,7 @@
 """Selection among scored candidates: one answer per question.
 
-`pick` states each rule for one question, as plain Python: it is the reference. Runs select with
+`scas_hub.testing.reference.pick` states each rule for one question, as plain Python: it is the
+reference. Runs select with
 `select.columnar`, the same rules as a group-by over question ids on Arrow/numpy columns; a test
 holds the two to the same picks on random corpora.
 
@@ -182,42 +183,6 @@ def strongest_teacher(verified: Mapping[str, int], ranking: Iterable[str] | None
     # teachers without a verified answer can never be picked: leave them out of the order
     rest = sorted((t for t in verified if t not in ranking and verified[t] > 0), key=lambda t: (-verified[t], t))
     return ranking + rest
-
-
-def pick(question: Question, config: SelectionConfig, stats: PipelineStats,
-         order: list[str] | None = None) -> Candidate | None:
-    """Choose one candidate of a question (or None, with the reason counted in `stats`)."""
-    scored = question.scored
-    if not scored:
-        stats.drop_question("no_valid_candidate")
-        return None
-    base, _, arg = config.strategy.partition(":")
-    rng = question_rng(config.seed, question.question_id)
-    if base == "scas":
-        ranked = rank(scored, config.lam)
-        m, g = len(ranked), config.groups
-        members = [c for k, c in enumerate(ranked, 1) if group_of(k, m, g) == config.group]
-        if not members:
-            if config.small_policy == "drop":
-                stats.drop_question("fewer_candidates_than_groups")
-                return None
-            groups = {group_of(k, m, g) for k in range(1, m + 1)}
-            nearest = min(groups, key=lambda x: (abs(x - config.group), x))
-            members = [c for k, c in enumerate(ranked, 1) if group_of(k, m, g) == nearest]
-            stats.policy_applied["nearest_group"] += 1
-        return rng.choice(members)
-    if base == "argmin":
-        return rank(scored, config.lam)[0]
-    if base == "lowest-nll":
-        return lowest_nll(scored)
-    if base == "random":
-        return rng.choice(sorted(scored, key=lambda c: (c.teacher, c.sample)))
-    if base in {"teacher", "strongest"}:
-        winner = first_teacher_answer(scored, order or [arg], config.lam)
-        if winner is None:
-            stats.drop_question("teacher_has_no_valid_answer")
-        return winner
-    raise SelectionError(f"unknown strategy {config.strategy!r}")
 
 
 def teacher_order(questions: list[Question], config: SelectionConfig,
