@@ -15,32 +15,32 @@ SUBSET   ?=
 OUT      ?=
 REPO     ?=
 VERSION  ?=
-STRATEGY ?= scas
-NPROC    ?= 1
+STRATEGY ?=
+NPROC    ?=
 TEACHER_RANKING ?=
 ROUND    ?=
 CANDIDATES ?=
 EVAL     ?= demo
 LIMIT    ?=
 MAX_NEW_TOKENS ?=
-SEEDS    ?= 1
-STRATEGIES ?= scas,strongest,random,lowest-nll
-EXCLUDE_OVERLAP ?= 1
+SEEDS    ?=
+STRATEGIES ?=
+EXCLUDE_OVERLAP ?=
 ARGS     ?=
-ROUNDS   ?= 3
+ROUNDS   ?=
 MAX_STEPS ?=
 DATASET  ?=
 
-SELECT_ARGS = --strategy $(STRATEGY) $(if $(TEACHER_RANKING),--teacher-ranking $(TEACHER_RANKING)) \
+SELECT_ARGS = $(if $(STRATEGY),--strategy $(STRATEGY)) $(if $(TEACHER_RANKING),--teacher-ranking $(TEACHER_RANKING)) \
 	$(if $(REPO),--push $(REPO)) $(if $(VERSION),--version $(VERSION)) $(ARGS)
-CURATE_ARGS = --student $(STUDENT) $(if $(ROUND),--round $(ROUND)) --num-processes $(NPROC) \
+CURATE_ARGS = --student $(STUDENT) $(if $(ROUND),--round $(ROUND)) $(if $(NPROC),--num-processes $(NPROC)) \
 	$(if $(SOURCE),--source $(SOURCE)) $(if $(SUBSET),--subset $(SUBSET)) $(if $(OUT),--out $(OUT)) $(SELECT_ARGS)
 
 EVAL_SUBSET ?= $(SUBSET)
 EVAL_ARGS = --student $(STUDENT) --eval $(EVAL) $(if $(EVAL_SUBSET),--eval-subset $(EVAL_SUBSET)) \
 	$(if $(LIMIT),--limit $(LIMIT)) $(if $(MAX_NEW_TOKENS),--max-new-tokens $(MAX_NEW_TOKENS))
 
-TRAIN_ARGS = $(if $(MAX_STEPS),--max-steps $(MAX_STEPS)) --num-processes $(NPROC)
+TRAIN_ARGS = $(if $(MAX_STEPS),--max-steps $(MAX_STEPS)) $(if $(NPROC),--num-processes $(NPROC))
 
 .PHONY: help install curate select train rounds evaluate ablate test test-slow lint format bench bench-scale clean
 .PHONY: vllm test-vllm
@@ -71,14 +71,14 @@ curate: $(STAMP)
 
 select: $(STAMP)
 	$(BIN)/scas-hub select --candidates $(or $(CANDIDATES),out/scas-$(STUDENT)) \
-		--out $(or $(OUT),out/scas-$(STUDENT)-$(subst /,-,$(subst :,-,$(STRATEGY)))) $(SELECT_ARGS)
+		--out $(or $(OUT),out/scas-$(STUDENT)-$(subst /,-,$(subst :,-,$(or $(STRATEGY),scas)))) $(SELECT_ARGS)
 
 train: $(STAMP)
 	$(BIN)/scas-hub train --dataset $(or $(DATASET),out/scas-$(STUDENT)) --student $(STUDENT) \
 		$(if $(OUT),--out $(OUT)) $(if $(REPO),--push $(REPO)) $(TRAIN_ARGS) $(ARGS)
 
 rounds: $(STAMP)
-	$(BIN)/scas-hub rounds --student $(STUDENT) --rounds $(ROUNDS) --strategy $(STRATEGY) \
+	$(BIN)/scas-hub rounds --student $(STUDENT) $(if $(ROUNDS),--rounds $(ROUNDS)) $(if $(STRATEGY),--strategy $(STRATEGY)) \
 		$(if $(SOURCE),--source $(SOURCE)) $(if $(SUBSET),--subset $(SUBSET)) $(if $(OUT),--out $(OUT)) \
 		$(if $(REPO),--push $(REPO)) $(TRAIN_ARGS) $(ARGS)
 
@@ -86,10 +86,10 @@ evaluate: $(STAMP)
 	$(BIN)/scas-hub evaluate $(EVAL_ARGS) --out $(or $(OUT),out/eval-$(notdir $(STUDENT)).json) $(ARGS)
 
 ablate: $(STAMP)
-	$(BIN)/scas-hub ablate $(EVAL_ARGS) --strategies $(STRATEGIES) --seeds $(SEEDS) \
+	$(BIN)/scas-hub ablate $(EVAL_ARGS) $(if $(STRATEGIES),--strategies $(STRATEGIES)) $(if $(SEEDS),--seeds $(SEEDS)) \
 		$(if $(SOURCE),--source $(SOURCE)) $(if $(SUBSET),--subset $(SUBSET)) $(if $(MAX_STEPS),--max-steps $(MAX_STEPS)) \
-		$(if $(filter 0,$(EXCLUDE_OVERLAP)),--no-exclude-overlap,--exclude-overlap) $(if $(REPO),--push $(REPO)) \
-		--out $(or $(OUT),out/ablation-$(notdir $(STUDENT))) $(ARGS)
+		$(if $(filter 0,$(EXCLUDE_OVERLAP)),--no-exclude-overlap,$(if $(EXCLUDE_OVERLAP),--exclude-overlap)) \
+		$(if $(REPO),--push $(REPO)) $(if $(OUT),--out $(OUT)) $(ARGS)
 
 test: $(STAMP)
 	$(BIN)/ruff check .

@@ -32,7 +32,7 @@ from _common import Measurement, gib, measure
 
 from scas_hub import PipelineStats, ScoringConfig, SelectionConfig, StudentScorer, load_questions, select
 from scas_hub.score.engine import DTYPES
-from scas_hub.score.regions import ChatEncoder
+from scas_hub.student.chat import ChatEncoder
 from scas_hub.testing.corpus import POOL_SYSTEM_PROMPT, synthetic_pool, write_pool
 from scas_hub.testing.naive import naive_components, naive_score
 
@@ -163,7 +163,7 @@ def load_model(student: str, dtype: str, device: str):
     """`student` is an alias/folder, or `random:qwen2.5-1.5b` (that shape, random weights, real tokenizer)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from scas_hub.score.students import resolve_student
+    from scas_hub.student.loading import resolve_student
 
     if student == "random:qwen2.5-1.5b":
         if student not in _RANDOM_QWEN:

@@ -27,8 +27,8 @@ from bench_scoring import build_corpus, load_model, run_engine
 
 from scas_hub.errors import ConfigError
 from scas_hub.generate import VLLMServer, vllm_python
-from scas_hub.score.regions import ChatEncoder, special_token_ids
-from scas_hub.score.students import resolve_student
+from scas_hub.student.chat import ChatEncoder, special_token_ids
+from scas_hub.student.loading import resolve_student
 
 
 def vllm_answer_nll(url: str, model: str, encoded, special: set[int], concurrency: int) -> tuple[list[float], float]:

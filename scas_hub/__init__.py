@@ -9,29 +9,85 @@ scores one corpus with several students and compares their selections. Beside th
 `scas_hub.train.train` fine-tunes a student on a curated dataset (TRL); `run_rounds` runs the SCAS loop.
 """
 
-from .errors import (
-    ChatTemplateMismatchError,
-    ConfigError,
-    CorpusFormatError,
-    NoUsableCandidatesError,
-    PublishError,
-    ScasHubError,
-    SelectionError,
-    SourceError,
-    StudentError,
-    TrainError,
-)
-from .loop import RoundsResult, run_rounds
-from .pipeline import CurateResult, curate, load_questions, reselect, score
-from .records import Candidate, Question
-from .score.engine import ScoringConfig, StudentScorer
-from .score.proxy import ProxyComponents
-from .select import SelectionConfig, select
-from .several_students import StudentsResult, curate_students
-from .stats import PipelineStats
-from .train import TrainConfig, TrainResult  # train() itself: `from scas_hub.train import train`
+from __future__ import annotations
 
-__version__ = "0.1.0"
+import importlib
+import sys
+import types
+from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING, Any
+
+try:
+    __version__ = version("scas-hub")
+except PackageNotFoundError:  # a source tree that was never installed
+    __version__ = "0+unknown"
+
+# Public names -> the module that defines them, imported on first access (PEP 562), so that
+# `import scas_hub.records` or `scas-hub --help` loads no torch.
+_LAZY = {
+    **dict.fromkeys(["ChatTemplateMismatchError", "ConfigError", "CorpusFormatError", "NoUsableCandidatesError",
+                     "PublishError", "ScasHubError", "SelectionError", "SourceError", "StudentError", "TrainError"],
+                    ".errors"),
+    "RoundsResult": ".rounds.loop", "run_rounds": ".rounds.loop",
+    **dict.fromkeys(["CurateResult", "curate", "load_questions", "reselect", "score"], ".pipeline"),
+    "Candidate": ".records", "Question": ".records",
+    "ScoringConfig": ".score.engine", "StudentScorer": ".score.engine",
+    "ProxyComponents": ".proxy",
+    "SelectionConfig": ".select", "select": ".select",
+    "StudentsResult": ".several_students", "curate_students": ".several_students",
+    "PipelineStats": ".stats",
+    "TrainConfig": ".train", "TrainResult": ".train",  # train() itself: `from scas_hub.train import train`
+}
+
+if TYPE_CHECKING:
+    from .errors import (
+        ChatTemplateMismatchError,
+        ConfigError,
+        CorpusFormatError,
+        NoUsableCandidatesError,
+        PublishError,
+        ScasHubError,
+        SelectionError,
+        SourceError,
+        StudentError,
+        TrainError,
+    )
+    from .pipeline import CurateResult, curate, load_questions, reselect, score
+    from .proxy import ProxyComponents
+    from .records import Candidate, Question
+    from .rounds.loop import RoundsResult, run_rounds
+    from .score.engine import ScoringConfig, StudentScorer
+    from .select import SelectionConfig, select
+    from .several_students import StudentsResult, curate_students
+    from .stats import PipelineStats
+    from .train import TrainConfig, TrainResult
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_LAZY])
+
+
+class _Package(types.ModuleType):
+    """`scas_hub.select` and `scas_hub.score` name the functions, as they did when this file imported
+    them eagerly: importing the subpackages of the same name does not bind them over the functions."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in ("select", "score") and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
+
 
 __all__ = [
     "Candidate", "ChatTemplateMismatchError", "ConfigError", "CorpusFormatError",

@@ -1,8 +1,13 @@
-"""Cache folders written whole or not at all: built beside their place, then renamed into it."""
+"""Files and folders written whole or not at all: built beside their place, then renamed into it.
+
+`write_text_atomic`/`write_json_atomic` are the one atomic file writer of the package; `build_aside`
+builds a whole folder (a cache entry) the same way.
+"""
 
 from __future__ import annotations
 
 import glob
+import json
 import os
 import re
 import shutil
@@ -11,6 +16,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 
 def new_folder_mode(path: Path) -> None:
@@ -77,3 +83,28 @@ def build_aside(target: Path, marker: str) -> Iterator[Path]:
                 raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def write_text_atomic(path: str | Path, text: str, *, tmp: Path | None = None) -> Path:
+    """Write `text` to a temporary file beside `path` (`.<name>.tmp`, or `tmp`), fsync it and rename
+    it over `path`: readers, and a run killed midway, see the old file or the new one, never half."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = tmp if tmp is not None else path.with_name(f".{path.name}.tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_json_atomic(path: str | Path, data: Any, *, sort_keys: bool = False, ensure_ascii: bool = True,
+                      tmp: Path | None = None) -> Path:
+    """`write_text_atomic` of `data` as indented JSON (2 spaces) and a final newline."""
+    text = json.dumps(data, indent=2, sort_keys=sort_keys, ensure_ascii=ensure_ascii) + "\n"
+    return write_text_atomic(path, text, tmp=tmp)

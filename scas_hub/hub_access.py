@@ -1,5 +1,5 @@
-"""Reaching the Hub for the user: telling a Hub id from a local path, and saying what to do when the
-Hub cannot be reached.
+"""Reaching the Hub for the user: telling a Hub id from a local path, saying what to do when the
+Hub cannot be reached, and retrying Hub calls on transient failures.
 
 Sources, students and published datasets may each be a local folder or a Hub id (`org/name`).
 `out/scas-qwen` looks like both; `is_local_path` decides before anything goes over the network, so
@@ -8,9 +8,18 @@ a mistyped folder is reported as a missing folder instead of as a failed downloa
 
 from __future__ import annotations
 
+import logging
 import os
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
+logger = logging.getLogger("scas_hub.publish")
+
+RETRY_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 
 
 def is_local_path(text: str | os.PathLike) -> bool:
@@ -36,15 +45,19 @@ def missing_path_message(text: str | os.PathLike, what: str = "folder") -> str:
     return f"no such {what}: {os.fspath(text)} (looked for {Path(os.fspath(text)).expanduser().resolve()})"
 
 
-def _causes(err: BaseException) -> Iterator[BaseException]:
-    """`err` and the errors it was raised from (`raise ... from`); an error raised while handling
-    another is not caused by it, so a bug in a handler is not mistaken for a network failure."""
+def causes(err: BaseException, *, implicit: bool = False) -> Iterator[BaseException]:
+    """`err` and the errors it was raised from (`raise ... from`), each once.
+
+    With `implicit`, also the error being handled when it was raised (`__context__`). Telling a Hub
+    failure for the user does not follow those, so a bug in a handler is not mistaken for a network
+    failure; deciding whether to retry does, since a client may re-raise without `from`.
+    """
     seen: set[int] = set()
     current: BaseException | None = err
     while current is not None and id(current) not in seen:
         seen.add(id(current))
         yield current
-        current = current.__cause__
+        current = current.__cause__ or (current.__context__ if implicit else None)
 
 
 def hub_error_types() -> tuple[type[BaseException], ...]:
@@ -54,8 +67,6 @@ def hub_error_types() -> tuple[type[BaseException], ...]:
     import requests
     from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
 
-    from .publish.retry import http_library
-
     return (http_library().TransportError, requests.ConnectionError, requests.Timeout, HfHubHTTPError,
             OfflineModeIsEnabled)
 
@@ -63,7 +74,7 @@ def hub_error_types() -> tuple[type[BaseException], ...]:
 def is_hub_error(err: BaseException) -> bool:
     """Whether `err`, or an error it was raised from, means the Hub could not be reached or refused."""
     types = hub_error_types()
-    return any(isinstance(e, types) for e in _causes(err))
+    return any(isinstance(e, types) for e in causes(err))
 
 
 def describe(err: BaseException) -> str:
@@ -83,3 +94,78 @@ def what_to_do() -> str:
         return "HF_HUB_OFFLINE is set: unset it to reach the Hub, or pass a local folder"
     return (f"check the id, your network and HF_ENDPOINT={constants.ENDPOINT}; for a private or gated repo, "
             "log in with `hf auth login`")
+
+
+# Retrying Hub calls on transient failures (429, 5xx, timeouts, dropped connections) with backoff.
+# huggingface_hub already retries the preupload, LFS batch/upload and tree-listing requests
+# (`http_backoff`, up to 5 retries), but not repo creation, refs, the commit or the tag. Those are
+# wrapped here, at the level of one whole call; each is safe to repeat in the push's order (see
+# `publish.hub.push_folder`).
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """`attempts` tries in all; waits `base_seconds`, doubling up to `max_seconds` (or the server's Retry-After)."""
+
+    attempts: int = 5
+    base_seconds: float = 2.0
+    max_seconds: float = 60.0
+
+    @classmethod
+    def from_env(cls) -> RetryPolicy:
+        """`SCAS_HUB_PUSH_ATTEMPTS` and `SCAS_HUB_PUSH_BACKOFF` (seconds) override the defaults."""
+        return cls(attempts=int(os.environ.get("SCAS_HUB_PUSH_ATTEMPTS", cls.attempts)),
+                   base_seconds=float(os.environ.get("SCAS_HUB_PUSH_BACKOFF", cls.base_seconds)))
+
+
+def http_library():
+    """The HTTP client huggingface_hub uses, for its exception types: `httpx2` from hub 2.x, `httpx` before."""
+    try:
+        import httpx2
+    except ImportError:  # huggingface_hub 1.x
+        import httpx as httpx2
+    return httpx2
+
+
+def transient(err: BaseException) -> tuple[bool, float | None]:
+    """Whether `err` (or an error it was raised from) is worth retrying, and the server's Retry-After."""
+    from huggingface_hub.errors import HfHubHTTPError
+
+    httpx2 = http_library()
+
+    for e in causes(err, implicit=True):
+        if isinstance(e, HfHubHTTPError) and e.response is not None:
+            if e.response.status_code in RETRY_STATUS:
+                after = e.response.headers.get("Retry-After")
+                return True, float(after) if after and after.isdigit() else None
+            return False, None
+        if isinstance(e, (httpx2.TimeoutException, httpx2.NetworkError, httpx2.RemoteProtocolError)):
+            return True, None
+    return False, None
+
+
+def with_retries(fn: Callable[..., T], *args, what: str, policy: RetryPolicy | None = None, **kwargs) -> T:
+    """Call `fn(*args, **kwargs)`, retrying transient Hub failures; the last error propagates."""
+    policy = policy or RetryPolicy.from_env()
+    wait = policy.base_seconds
+    for attempt in range(1, policy.attempts + 1):
+        try:
+            return fn(*args, **kwargs)
+        except Exception as err:
+            retry, after = transient(err)
+            if not retry or attempt == policy.attempts:
+                raise
+            delay = min(policy.max_seconds, after if after is not None else wait)
+            logger.warning("%s failed (%s); retry %d/%d in %.1f s", what, _brief(err), attempt,
+                           policy.attempts - 1, delay)
+            time.sleep(delay)
+            wait = min(policy.max_seconds, wait * 2)
+    raise AssertionError("unreachable")
+
+
+def _brief(err: BaseException) -> str:
+    for e in causes(err, implicit=True):
+        response = getattr(e, "response", None)
+        if response is not None:
+            return f"HTTP {response.status_code}"
+    return type(err).__name__

@@ -6,41 +6,44 @@ corpus with several students; all three end in `publish`: select -> write -> car
 
 from __future__ import annotations
 
-import platform
-import re
 import time
 from collections import Counter
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .compare import Pick
 from .constants import DEFAULT_STRATEGY, DEFAULT_STUDENT, STATS_FILENAME
 from .errors import PublishError, SelectionError
+from .facts import hardware, version_lines
 from .publish.card import write_card
 from .publish.card_stats import CardNumbers
+from .publish.config import PublishConfig, publish_config
 from .publish.figures import write_figures
 from .publish.folder import DataFilesWriter, write_stats
 from .publish.hub import check_push_settings
 from .publish.lock import locks_output
 from .publish.output import CARD_FILENAME, check_apart, check_out_folder, replace_output, staged_output
+from .publish.published import open_published
 from .records import Question
-from .rounds import RoundContext, card_rows
-from .score.engine import ScoringConfig
-from .score.runner import ScoreReport, score_corpus, score_table
+from .rounds.context import RoundContext, card_rows
 from .score.scored_table import ScoredTable
-from .score.students import check_student, student_slug
-from .select import SelectionConfig, strongest_teacher, teacher_order
+from .select import SelectionConfig, selection_config, strongest_teacher, teacher_order
 from .select.columnar import ScoredWindow, select_window
-from .source import OpenedSource, SourceInfo, open_source
-from .source.candidates import open_published
+from .slug import strategy_slug
+from .source import OpenedSource, SourceInfo, open_source, source_record
 from .source.columns import normalise_question
 from .stats import PipelineStats
+from .student.loading import check_student, student_slug
 from .verify import nothing_usable
 from .verify.build import open_table
 from .verify.table import CandidateTable
+
+if TYPE_CHECKING:  # the scoring modules load torch: imported where a run scores, so `select` loads none
+    from .score.engine import ScoringConfig
+    from .score.runner import ScoreReport
 
 
 @dataclass
@@ -63,12 +66,6 @@ class CurateResult:
 def default_source(student: str) -> str:
     """The demo corpus for the embedded student (offline), the published pool for any other."""
     return "demo" if student == DEFAULT_STUDENT else "scas_pool"
-
-
-def strategy_slug(strategy: str) -> str:
-    """`teacher:gpt-4o` -> `teacher-gpt-4o`: a strategy as part of a folder or repo name."""
-    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", strategy)
-    return re.sub(r"[-.]{2,}", "-", slug).strip("-.") or "strategy"  # no `..` or `--` (invalid in a repo id)
 
 
 def dataset_name(student: str, strategy: str = DEFAULT_STRATEGY) -> str:
@@ -159,35 +156,17 @@ def score(questions: list[Question], student: str, stats: PipelineStats, *, dtyp
           score_cache: str | Path | bool | None = True) -> ScoreReport | None:
     """Score stage: attach proxy components to every scorable candidate, on one process or all
     processes of an `accelerate launch`; resumes from the score cache. `None` off the main process."""
+    from .score.runner import score_corpus
+
     return score_corpus(questions, student, stats, dtype=dtype, device=device, scoring=scoring,
                         revision=revision, score_cache=score_cache)
 
 
 def _hardware(device: str | None) -> str:
-    if device is None:
-        return "none: re-selection from stored scores, no model run"
-    if device.startswith("cuda"):
-        import torch
-
-        return f"{torch.cuda.get_device_name(0)} x{torch.cuda.device_count()}"
-    import os
-
-    return f"CPU ({platform.machine()}, {os.cpu_count()} cores)"
+    return "none: re-selection from stored scores, no model run" if device is None else hardware(device)
 
 
-def _versions() -> list[str]:
-    from importlib.metadata import version
-
-    names = ["scas-hub", "torch", "transformers", "datasets", "huggingface_hub", "accelerate"]
-    return [f"{n} {version(n)}" for n in names]
-
-
-def source_record(info: SourceInfo) -> dict[str, Any]:
-    """What `selection_stats.json` and the card record about the corpus."""
-    return {"name": info.name, "repo_id": info.repo_id, "revision": info.revision, "subsets": list(info.subsets),
-            "license": info.license, "tags": list(info.tags), "synthetic": info.synthetic,
-            "layout": info.layout, "verification": info.verification,
-            "datasets": [f"{r}@{sha}" for r, sha in info.datasets]}
+_VERSIONS = ("scas-hub", "torch", "transformers", "datasets", "huggingface_hub", "accelerate")
 
 
 @locks_output(lambda a: a["out"], check=check_out_folder)
@@ -241,46 +220,12 @@ def publish(
         settings["teacher_order"] = strongest
     with staged_output(out) as stage:
         with stats.stage("select_write"):
-            writer = DataFilesWriter(stage)
-            accumulated = CardNumbers(selection.lam, strongest)
-            chosen: dict[str, Pick] = {}
-            for window in windows:
-                picked = select_window(ScoredWindow.of(window, selection.lam), selection, stats, order)
-                rows = picked.selected_rows
-                winners = window.select(["question_id", "teacher", "answer"]).take(rows).to_pydict()
-                for q, teacher, answer in zip(*winners.values(), strict=True):
-                    chosen[q] = Pick.of(teacher, answer)
-                writer.add(window, picked)
-                accumulated.add(picked)
-            writer.close()
-            stats.check_balanced()
+            chosen, accumulated = _select_and_write(windows, selection, stats, stage, order, strongest)
         numbers = accumulated.numbers()
-        model_ran = scores_from is None
-        run = {"created": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-               "wall_seconds": time.perf_counter() - started, "model_ran": model_ran,
-               "hardware": _hardware(student.get("device") if model_ran else None), "versions": _versions(),
-               "stages": stats.stages}
-        if model_ran:
-            run.update(tokens_per_second=stats.tokens_scored / stats.scoring_seconds if stats.scoring_seconds else 0.0,
-                       processes=report.student.get("processes", 1) if report else 1,
-                       ranks=report.ranks if report else [])
+        run = _run_facts(stats, student, started, model_ran=scores_from is None, report=report)
         round_entries = rounds.rounds(student, chosen) if rounds is not None else None
-        record = {
-            **stats.to_dict(), "student": student, "source": source, "selection": settings, "run": run,
-            **numbers,
-            "figures": write_figures(stage, numbers["teachers"], accumulated.score_distributions(),
-                                     rounds=round_entries),
-        }
-        if scores_from is not None:
-            record["scores_from"] = scores_from
-        if round_entries is not None:
-            record["rounds"] = round_entries
-            record["rounds_table"] = card_rows(round_entries)
-        # every file this run writes, so a later run replaces exactly these (see `publish.output`)
-        written = [p.relative_to(stage).as_posix() for p in stage.rglob("*") if p.is_file()]
-        record["files"] = sorted({*written, CARD_FILENAME, STATS_FILENAME})
-        write_stats(stage, record)
-        write_card(stage, name=out.resolve().name)
+        record = _write_record(stage, out, stats, numbers, accumulated, student=student, source=source,
+                               settings=settings, run=run, scores_from=scores_from, round_entries=round_entries)
         replace_output(stage, out)
     result = CurateResult(out=out, stats=record, repo_id=repo_id, selection=chosen)
     if repo_id:
@@ -291,7 +236,70 @@ def publish(
     return result
 
 
-@locks_output(lambda a: a["out"] or default_out(a["student"], a["strategy"]), check=check_out_folder)
+def _select_and_write(windows: Iterable[Any], selection: SelectionConfig, stats: PipelineStats, stage: Path,
+                      order: list[str] | None, strongest: list[str]) -> tuple[dict[str, Pick], CardNumbers]:
+    """Step 1 of `publish`: select window by window, write the data files, add up the card numbers."""
+    writer = DataFilesWriter(stage)
+    accumulated = CardNumbers(selection.lam, strongest)
+    chosen: dict[str, Pick] = {}
+    for window in windows:
+        picked = select_window(ScoredWindow.of(window, selection.lam), selection, stats, order)
+        rows = picked.selected_rows
+        winners = window.select(["question_id", "teacher", "answer"]).take(rows).to_pydict()
+        for q, teacher, answer in zip(*winners.values(), strict=True):
+            chosen[q] = Pick.of(teacher, answer)
+        writer.add(window, picked)
+        accumulated.add(picked)
+    writer.close()
+    stats.check_balanced()
+    return chosen, accumulated
+
+
+def _run_facts(stats: PipelineStats, student: dict[str, Any], started: float, *, model_ran: bool,
+               report: ScoreReport | None) -> dict[str, Any]:
+    """Step 2 of `publish`: how this run went (time, hardware, versions, stages; scoring speed)."""
+    run = {"created": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+           "wall_seconds": time.perf_counter() - started, "model_ran": model_ran,
+           "hardware": _hardware(student.get("device") if model_ran else None), "versions": version_lines(_VERSIONS),
+           "stages": stats.stages}
+    if model_ran:
+        run.update(tokens_per_second=stats.tokens_scored / stats.scoring_seconds if stats.scoring_seconds else 0.0,
+                   processes=report.student.get("processes", 1) if report else 1,
+                   ranks=report.ranks if report else [])
+    return run
+
+
+def _write_record(stage: Path, out: Path, stats: PipelineStats, numbers: dict[str, Any], accumulated: CardNumbers,
+                  *, student: dict[str, Any], source: dict[str, Any], settings: dict[str, Any],
+                  run: dict[str, Any], scores_from: dict[str, Any] | None,
+                  round_entries: list[dict[str, Any]] | None) -> dict[str, Any]:
+    """Step 3 of `publish`: figures, `selection_stats.json` (listing every file written) and the card."""
+    record = {
+        **stats.to_dict(), "student": student, "source": source, "selection": settings, "run": run,
+        **numbers,
+        "figures": write_figures(stage, numbers["teachers"], accumulated.score_distributions(),
+                                 rounds=round_entries),
+    }
+    if scores_from is not None:
+        record["scores_from"] = scores_from
+    if round_entries is not None:
+        record["rounds"] = round_entries
+        record["rounds_table"] = card_rows(round_entries)
+    # every file this run writes, so a later run replaces exactly these (see `publish.output`)
+    written = [p.relative_to(stage).as_posix() for p in stage.rglob("*") if p.is_file()]
+    record["files"] = sorted({*written, CARD_FILENAME, STATS_FILENAME})
+    write_stats(stage, record)
+    write_card(stage, name=out.resolve().name)
+    return record
+
+
+def _strategy_of(arguments: Mapping[str, Any]) -> str:
+    """The strategy a workflow call selects with (its `selection`, else its `strategy` keyword)."""
+    selection = arguments.get("selection")
+    return (selection.strategy if selection is not None else arguments.get("strategy")) or DEFAULT_STRATEGY
+
+
+@locks_output(lambda a: a["out"] or default_out(a["student"], _strategy_of(a)), check=check_out_folder)
 def curate(
     student: str = DEFAULT_STUDENT,
     source: str | None = None,
@@ -300,12 +308,13 @@ def curate(
     subset: str | None = None,
     source_revision: str | None = None,
     student_revision: str | None = None,
-    strategy: str = "scas",
-    groups: int = 5,
-    group: int = 1,
-    seed: int = 42,
-    lam: float = 0.5,
-    small_policy: str = "nearest",
+    selection: SelectionConfig | None = None,
+    strategy: str | None = None,
+    groups: int | None = None,
+    group: int | None = None,
+    seed: int | None = None,
+    lam: float | None = None,
+    small_policy: str | None = None,
     teacher_ranking: Sequence[str] | None = None,
     round_number: int | None = None,
     previous_round: str | Path | None = None,
@@ -313,9 +322,10 @@ def curate(
     dtype: str = "auto",
     device: str | None = None,
     scoring: ScoringConfig | None = None,
+    publishing: PublishConfig | None = None,
     push: str | None = None,
     version: str | None = None,
-    private: bool = False,
+    private: bool | None = None,
     verification: str | None = None,
     score_cache: str | Path | bool | None = True,
     chat_template: str | Path | None = None,
@@ -333,7 +343,11 @@ def curate(
         out: output folder (default `out/scas-<student>`, `out/scas-<student>-<strategy>` for another
             strategy than `scas`), laid out as a Hub dataset repo. It must be missing, empty, or a
             previous output (which is replaced; files the tool did not write stay).
+        selection: how one answer per question is chosen; or the `SelectionConfig` fields as
+            keywords (`strategy="argmin"`, ...), not both.
         teacher_ranking: for `strategy="strongest"`, teachers best first (default: by verified answers).
+        publishing: where the dataset is pushed (`PublishConfig`); or `push`, `version`, `private`
+            as keywords, not both.
         round_number: the training round this student checkpoint belongs to; round N > 1 reads round
             N-1 from `push`'s repo (else from `previous_round`, else from `out`) and the card shows
             every round so far.
@@ -358,10 +372,14 @@ def curate(
         SourceError, StudentError, SelectionError, PublishError: with what to do.
     """
     started = time.perf_counter()
-    selection = SelectionConfig(strategy=strategy, groups=groups, group=group, seed=seed, lam=lam,
-                                small_policy=small_policy,
-                                teacher_ranking=teacher_ranking).validate()
+    selection = selection_config(selection, strategy=strategy, groups=groups, group=group, seed=seed, lam=lam,
+                                 small_policy=small_policy, teacher_ranking=teacher_ranking)
+    strategy = selection.strategy
+    publishing = publish_config(publishing, push=push, version=version, private=private)
+    push, version, private = publishing.push, publishing.version, publishing.private
     if chat_template is not None:
+        from .score.engine import ScoringConfig
+
         scoring = replace(scoring or ScoringConfig(), chat_template=chat_template)
     check_student(student)
     source = default_source(student) if source is None else source  # "" is refused by open_source
@@ -378,6 +396,8 @@ def curate(
 
     stats = PipelineStats()
     opened, table, verified = run_table(source, subset, source_revision, stats, verification, selection, held_out)
+    from .score.runner import score_table  # torch: loaded once there is something to score
+
     with stats.stage("score"):
         report = score_table(table, student, stats, dtype=dtype, device=device, scoring=scoring,
                              revision=student_revision, score_cache=score_cache)
@@ -397,16 +417,18 @@ def reselect(
     out: str | Path,
     *,
     revision: str | None = None,
-    strategy: str = "scas",
-    groups: int = 5,
-    group: int = 1,
-    seed: int = 42,
-    lam: float = 0.5,
-    small_policy: str = "nearest",
+    selection: SelectionConfig | None = None,
+    strategy: str | None = None,
+    groups: int | None = None,
+    group: int | None = None,
+    seed: int | None = None,
+    lam: float | None = None,
+    small_policy: str | None = None,
     teacher_ranking: Sequence[str] | None = None,
+    publishing: PublishConfig | None = None,
     push: str | None = None,
     version: str | None = None,
-    private: bool = False,
+    private: bool | None = None,
 ) -> CurateResult:
     """Select again from a published dataset's scores: no model is loaded.
 
@@ -425,9 +447,11 @@ def reselect(
         SourceError, CorpusFormatError, SelectionError, PublishError: with what to do.
     """
     started = time.perf_counter()
-    selection = SelectionConfig(strategy=strategy, groups=groups, group=group, seed=seed, lam=lam,
-                                small_policy=small_policy,
-                                teacher_ranking=teacher_ranking).validate()
+    selection = selection_config(selection, strategy=strategy, groups=groups, group=group, seed=seed, lam=lam,
+                                 small_policy=small_policy, teacher_ranking=teacher_ranking)
+    strategy = selection.strategy
+    publishing = publish_config(publishing, push=push, version=version, private=private)
+    push, version, private = publishing.push, publishing.version, publishing.private
     if Path(candidates).expanduser().exists():
         check_apart(out, candidates, what="--candidates")
     check_out_folder(out)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .constants import DEFAULT_SYSTEM_PROMPT
-from .score.proxy import ProxyComponents
+from .proxy import ProxyComponents
 
 SCORING_SKIP_REASONS = frozenset({"too_long", "control_tokens_in_answer", "no_answer_tokens", "no_question_tokens"})
 """Reasons set by the scoring stage (the student's tokenizer); any other reason is set before it,

@@ -13,15 +13,16 @@ from typing import Any
 from .constants import DEFAULT_STUDENT
 from .errors import PublishError, StudentError
 from .pipeline import CurateResult, dataset_name, default_repo, publish, run_table, source_record
+from .publish.config import PublishConfig, publish_config
 from .publish.hub import check_push_settings
 from .publish.output import check_out_folder
 from .publish.summary import check_summary_writable, students_summary, summary_markdown, write_summary
 from .score.engine import ScoringConfig
 from .score.runner import score_table
 from .score.scored_table import ScoredTable
-from .score.students import check_student, student_slug
-from .select import SelectionConfig
+from .select import SelectionConfig, selection_config
 from .stats import PipelineStats
+from .student.loading import check_student, student_slug
 from .verify import nothing_usable
 
 
@@ -46,19 +47,21 @@ def curate_students(
     *,
     subset: str | None = None,
     source_revision: str | None = None,
-    strategy: str = "scas",
-    groups: int = 5,
-    group: int = 1,
-    seed: int = 42,
-    lam: float = 0.5,
-    small_policy: str = "nearest",
+    selection: SelectionConfig | None = None,
+    strategy: str | None = None,
+    groups: int | None = None,
+    group: int | None = None,
+    seed: int | None = None,
+    lam: float | None = None,
+    small_policy: str | None = None,
     teacher_ranking: Sequence[str] | None = None,
     dtype: str = "auto",
     device: str | None = None,
     scoring: ScoringConfig | None = None,
+    publishing: PublishConfig | None = None,
     push: str | None = None,
     version: str | None = None,
-    private: bool = False,
+    private: bool | None = None,
     verification: str | None = None,
     score_cache: str | Path | bool | None = True,
     chat_template: str | Path | None = None,
@@ -85,6 +88,8 @@ def curate_students(
     """
     if chat_template is not None:  # one template for every student (read once)
         scoring = replace(scoring or ScoringConfig(), chat_template=chat_template)
+    publishing = publish_config(publishing, push=push, version=version, private=private)
+    push, version, private = publishing.push, publishing.version, publishing.private
     slugs = [student_slug(s) for s in students]
     if not students or len(set(slugs)) != len(slugs):
         raise StudentError(f"several students need distinct names for their datasets, got {', '.join(slugs)}")
@@ -93,9 +98,9 @@ def curate_students(
     if push and "/" in push:
         raise PublishError(f"with several students --push takes an org (each dataset goes to <org>/scas-<student>), "
                            f"not {push!r}")
-    selection = SelectionConfig(strategy=strategy, groups=groups, group=group, seed=seed, lam=lam,
-                                small_policy=small_policy,
-                                teacher_ranking=teacher_ranking).validate()
+    selection = selection_config(selection, strategy=strategy, groups=groups, group=group, seed=seed, lam=lam,
+                                 small_policy=small_policy, teacher_ranking=teacher_ranking)
+    strategy = selection.strategy
     if source is None:  # "" is refused by open_source, never taken for the default
         source = "demo" if all(s == DEFAULT_STUDENT for s in students) else "scas_pool"
     parent = Path(out) if out else Path("out")

@@ -82,7 +82,7 @@ def tiny_qwen(tiny_qwen_dir):
 def smollm2():
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from scas_hub.score.students import resolve_student
+    from scas_hub.student.loading import resolve_student
 
     path = resolve_student("smollm2-135m").path
     model = AutoModelForCausalLM.from_pretrained(path, dtype="float32").eval()

@@ -18,7 +18,7 @@ from huggingface_hub import DatasetCard
 from scas_hub import reselect
 from scas_hub.cli import main
 from scas_hub.pipeline import dataset_name, default_repo
-from scas_hub.score.students import student_slug
+from scas_hub.student.loading import student_slug
 from scas_hub.testing.corpus import synthetic_pool, write_pool
 
 ROOT = Path(__file__).resolve().parent.parent

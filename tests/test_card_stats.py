@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from scas_hub import Candidate, ProxyComponents
-from scas_hub.publish.card_stats import agreement, answer_tokens, card_numbers, teacher_table
+from scas_hub.testing.reference import agreement, answer_tokens, card_numbers, teacher_table
 
 LAM = 0.5
 

@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from scas_hub import ScoringConfig, StudentError, curate
-from scas_hub.score.regions import chat_template_sha256
+from scas_hub.student.chat import chat_template_sha256
 from scas_hub.testing.corpus import synthetic_pool, write_pool
 from scas_hub.testing.models import QWEN_CHAT_TEMPLATE
 

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 
 from scas_hub import Candidate, PipelineStats, ProxyComponents, Question, SelectionConfig
-from scas_hub.publish.card_stats import card_numbers
 from scas_hub.score.scored_table import windows_of
-from scas_hub.select import pick, strongest_teacher, teacher_order, verified_answers
+from scas_hub.select import strongest_teacher, teacher_order, verified_answers
 from scas_hub.select.columnar import ScoredWindow, select_window
+from scas_hub.testing.reference import card_numbers, pick
 
 TEACHERS = ["zeta", "alpha", "mid", "beta-2", "Beta"]
 

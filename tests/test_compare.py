@@ -6,7 +6,7 @@ import pytest
 
 from scas_hub.compare import Pick, agreement, format_shares, teacher_shares
 from scas_hub.publish.summary import students_summary, summary_markdown
-from scas_hub.rounds import card_rows
+from scas_hub.rounds.context import card_rows
 
 A = {"q1": Pick("a", "x"), "q2": Pick("b", "y"), "q3": Pick("a", "z"), "q4": Pick("c", "w")}
 

@@ -75,7 +75,7 @@ def test_missing_demo_wheel_says_how_to_install_it(tmp_path, monkeypatch, capsys
     import importlib.util
 
     from scas_hub.cli import main
-    from scas_hub.score import students
+    from scas_hub.student import loading as students
 
     real = importlib.util.find_spec
     monkeypatch.setattr(students.importlib.util, "find_spec",

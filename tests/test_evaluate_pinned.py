@@ -218,7 +218,9 @@ def test_exclude_overlap_is_on_in_the_cli_and_the_makefile():
         return subprocess.run(["make", "-n", "-C", str(root), "ablate", *args], capture_output=True, text=True,
                               timeout=60).stdout
 
-    assert "--exclude-overlap" in dry_run() and "--no-exclude-overlap" not in dry_run()
+    # the Makefile passes only what the user set: by default the CLI's default (on, asserted above) applies
+    assert "--no-exclude-overlap" not in dry_run()
+    assert "--exclude-overlap" in dry_run("EXCLUDE_OVERLAP=1") and "--no-" not in dry_run("EXCLUDE_OVERLAP=1")
     assert "--no-exclude-overlap" in dry_run("EXCLUDE_OVERLAP=0")
 
 

@@ -26,6 +26,7 @@ hostile files took before the limits (21 GB for a 400 KB file)."""
 _CAPPED = """
 import resource, sys
 from scas_hub.cli import main
+import scas_hub.pipeline, scas_hub.score.runner  # noqa: E401 (what curate loads, lazily: before the cap)
 size = int(open("/proc/self/statm").read().split()[0]) * resource.getpagesize()
 resource.setrlimit(resource.RLIMIT_AS, (size + {headroom}, size + {headroom}))
 sys.exit(main(sys.argv[1:]))

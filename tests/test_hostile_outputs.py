@@ -22,9 +22,10 @@ import pytest
 from scas_hub import PublishError, curate
 from scas_hub.atomic import build_aside
 from scas_hub.cli import main
-from scas_hub.pipeline import default_repo, strategy_slug
+from scas_hub.pipeline import default_repo
 from scas_hub.publish.hub import check_repo_id, check_tag_name, next_version, push_folder
 from scas_hub.publish.lock import lock_path
+from scas_hub.slug import strategy_slug
 from scas_hub.testing.corpus import synthetic_pool, write_pool
 
 
@@ -258,8 +259,8 @@ def test_finding_12_train_on_a_mistyped_folder_never_asks_the_hub(curated, tmp_p
 def test_finding_9_hub_reads_are_retried_and_the_message_says_a_rerun_resumes(curated, tmp_path, fake_hub,
                                                                               monkeypatch):
     from scas_hub.errors import SourceError
-    from scas_hub.loop import _tag_exists
-    from scas_hub.rounds import _hub_has_dataset, previous_round
+    from scas_hub.rounds.context import _hub_has_dataset, previous_round
+    from scas_hub.rounds.loop import _tag_exists
     from scas_hub.train.data import open_training_data
 
     monkeypatch.setenv("SCAS_HUB_PUSH_BACKOFF", "0.01")

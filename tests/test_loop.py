@@ -15,10 +15,10 @@ import pyarrow.parquet as pq
 import pytest
 from datasets import load_dataset
 
-from scas_hub import loop as loop_module
 from scas_hub.errors import ChatTemplateMismatchError
-from scas_hub.loop import checkpoint_folder, round_folder, run_rounds
-from scas_hub.score.students import resolve_student
+from scas_hub.rounds import loop as loop_module
+from scas_hub.rounds.loop import checkpoint_folder, round_folder, run_rounds
+from scas_hub.student.loading import resolve_student
 from scas_hub.testing.corpus import synthetic_pool, write_pool
 from scas_hub.train import TrainConfig
 

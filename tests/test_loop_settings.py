@@ -12,7 +12,7 @@ import pytest
 
 from scas_hub import ScoringConfig, curate
 from scas_hub.cli import main
-from scas_hub.loop import SUMMARY_FILENAME, checkpoint_folder, round_folder
+from scas_hub.rounds.loop import SUMMARY_FILENAME, checkpoint_folder, round_folder
 from scas_hub.testing.corpus import synthetic_pool, write_pool
 
 pytest.importorskip("trl")
@@ -32,7 +32,8 @@ def rounds(student, out, *flags):
 @pytest.fixture(scope="module")
 def loop_out(tiny_qwen_dir, corpus, tmp_path_factory):
     """Two rounds with no --source: the corpus comes from the base student, once."""
-    from scas_hub import loop, pipeline
+    from scas_hub import pipeline
+    from scas_hub.rounds import loop
 
     asked = []
 
@@ -84,7 +85,7 @@ def test_another_source_is_refused_and_the_same_settings_rerun_does_nothing(loop
     assert rounds(tiny_qwen_dir, loop_out, "--rounds", "2", "--source", str(other)) == 2
     assert "other settings (source)" in capsys.readouterr().err
 
-    from scas_hub import loop
+    from scas_hub.rounds import loop
 
     monkeypatch.setattr(loop, "curate", lambda *a, **k: pytest.fail("a finished round was scored again"))
     monkeypatch.setattr("scas_hub.train.run.SFTTrainer", lambda *a, **k: pytest.fail("trained again"),

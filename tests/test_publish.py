@@ -12,9 +12,9 @@ from datasets import load_dataset
 from huggingface_hub import DatasetCard, HfApi
 
 from scas_hub import PublishError, curate
+from scas_hub.hub_access import RetryPolicy, transient, with_retries
 from scas_hub.publish import hub as hub_module
 from scas_hub.publish.hub import push_folder
-from scas_hub.publish.retry import RetryPolicy, transient, with_retries
 from scas_hub.testing.corpus import synthetic_pool, write_pool
 
 FAST = RetryPolicy(attempts=4, base_seconds=0.01)
@@ -194,7 +194,7 @@ def test_cli_push(fake_hub, folder, capsys, monkeypatch):
 def test_retry_classification_and_retry_after():
     from huggingface_hub.errors import HfHubHTTPError
 
-    from scas_hub.publish.retry import http_library
+    from scas_hub.hub_access import http_library
 
     httpx2 = http_library()  # the HTTP client of the installed huggingface_hub
 

@@ -221,7 +221,7 @@ def test_a_candidates_config_that_splits_a_question_or_lacks_a_turn_is_refused(o
 def test_windows_hold_whole_questions_whatever_the_batch_size(original):
     from dataclasses import replace
 
-    from scas_hub.source.candidates import open_published
+    from scas_hub.publish.published import open_published
 
     published = open_published(original)
     rows = pq.read_table(original / "candidates")

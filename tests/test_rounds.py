@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from scas_hub import PublishError, ScoringConfig, SelectionError, curate
-from scas_hub.score.students import resolve_student
+from scas_hub.student.loading import resolve_student
 from scas_hub.testing.corpus import synthetic_pool, write_pool
 from scas_hub.testing.models import tiny_qwen2
 

@@ -9,7 +9,7 @@ import json
 import pytest
 
 from scas_hub.cli import main
-from scas_hub.loop import SUMMARY_FILENAME, checkpoint_folder, round_folder
+from scas_hub.rounds.loop import SUMMARY_FILENAME, checkpoint_folder, round_folder
 from scas_hub.testing.corpus import synthetic_pool, write_pool
 
 pytest.importorskip("trl")

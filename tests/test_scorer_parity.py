@@ -236,7 +236,7 @@ def test_packed_attention_matches_dense_masked_attention(monkeypatch, kernel_gqa
 
 
 def _encoded(prompt: int, answer: int):
-    from scas_hub.score.regions import EncodedCandidate
+    from scas_hub.student.chat import EncodedCandidate
 
     return EncodedCandidate(input_ids=list(range(prompt + answer)), n_prompt=prompt, answer_content_ids=(1,))
 

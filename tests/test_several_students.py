@@ -12,7 +12,7 @@ import pytest
 import scas_hub.several_students as several
 from scas_hub import PublishError, ScoringConfig, SelectionError, StudentError, curate, curate_students
 from scas_hub.cli import main
-from scas_hub.score.students import student_slug
+from scas_hub.student.loading import student_slug
 from scas_hub.testing.corpus import synthetic_pool, write_pool
 
 

@@ -13,8 +13,8 @@ import pytest
 from scas_hub import ScoringConfig, curate
 from scas_hub.errors import ChatTemplateMismatchError, TrainError
 from scas_hub.records import Candidate
-from scas_hub.score.regions import ChatEncoder, chat_template_sha256, special_token_ids
-from scas_hub.score.students import resolve_student
+from scas_hub.student.chat import ChatEncoder, chat_template_sha256, special_token_ids
+from scas_hub.student.loading import resolve_student
 from scas_hub.testing.corpus import synthetic_pool, write_pool
 from scas_hub.train import TrainConfig, encode_for_training, to_prompt_completion, train
 from scas_hub.train.card import FACTS_FILENAME

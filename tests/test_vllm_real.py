@@ -22,7 +22,7 @@ from scas_hub.errors import ConfigError
 from scas_hub.evaluate.openai_backend import backend_differences
 from scas_hub.evaluate.report import EvalReport, QuestionResult
 from scas_hub.generate import VLLMServer, load_prompts, vllm_python
-from scas_hub.score.students import prepare_embedded_student
+from scas_hub.student.loading import prepare_embedded_student
 
 pytestmark = pytest.mark.vllm
 

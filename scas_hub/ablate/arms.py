@@ -8,21 +8,17 @@ a rerun after a crash skips it; an unfinished training run resumes from its own 
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..evaluate.report import EvalReport, write_json_atomic
+from ..atomic import write_json_atomic
+from ..evaluate.report import EvalReport
+from ..slug import strategy_slug
 
 ARMS_DIR = "arms"
 BASELINE = "baseline"
 """The untrained student, evaluated once on the same questions."""
-
-
-def strategy_slug(strategy: str) -> str:
-    """A folder name for a strategy: `teacher:Qwen2.5-7B` -> `teacher-Qwen2.5-7B`."""
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", strategy).strip("-")
 
 
 @dataclass

@@ -23,17 +23,17 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from ..atomic import write_json_atomic
 from ..constants import DEFAULT_SEED, DEFAULT_STUDENT, STATS_FILENAME
 from ..errors import ConfigError
 from ..evaluate import DecodingConfig, EvalSet, evaluate_student, find_overlap, load_eval_questions
-from ..evaluate.pins import api_call, hardware, library_versions, now
 from ..evaluate.prompts import training_system_prompt
-from ..evaluate.report import write_json_atomic
+from ..facts import api_call, hardware, library_versions, now
 from ..pipeline import curate, default_source, reselect, source_record
 from ..score.engine import ScoringConfig
-from ..score.students import check_student, resolve_student
 from ..select import SelectionConfig
 from ..source import open_source
+from ..student.loading import check_student, resolve_student
 from ..train.config import TrainConfig
 from .arms import BASELINE, ArmResult, arm_path, read_arm, strategy_slug, train_arm, write_arm
 from .report import write_report
@@ -235,16 +235,36 @@ def ablate(
     if system_prompt is None:  # what the student is trained with, when every training row shares it
         system_prompt = training_system_prompt(dataset_folder(out, strategies[0], 0, selection_seed))
         prompt_source = "the training datasets' rows"
-    arms: dict[str, list[ArmResult]] = {}
-    for strategy in strategies:
-        for k, seed in enumerate(seed_values):
-            arms.setdefault(strategy, []).append(
-                _run_arm(out, strategy, seed, dataset_folder(out, strategy, k, selection_seed), student, eval_set,
-                         train_config, decoding, student_revision=student_revision, device=device, progress=progress,
-                         command=command, system_prompt=system_prompt))
+    arms = {strategy: [_run_arm(out, strategy, seed, dataset_folder(out, strategy, k, selection_seed), student,
+                                eval_set, train_config, decoding, student_revision=student_revision, device=device,
+                                progress=progress, command=command, system_prompt=system_prompt)
+                       for k, seed in enumerate(seed_values)]
+            for strategy in strategies}
     baseline_arm = _run_baseline(out, student, eval_set, decoding, student_revision=student_revision, device=device,
                                  progress=progress, command=command, system_prompt=system_prompt) if baseline else None
 
+    record = _ablation_record(out, arms, baseline_arm, strategies, question_ids, started=started,
+                              student_record=student_record, eval_set=eval_set, corpus=corpus, overlap=overlap,
+                              exclude_overlap=exclude_overlap, system_prompt=system_prompt,
+                              prompt_source=prompt_source, decoding=decoding, base_config=base_config,
+                              seed_values=seed_values, selection_seed=selection_seed, seeds=seeds, command=command)
+    write_json_atomic(out / RESULT_FILENAME, record)
+    write_report(out, record)
+    result = AblationResult(out=out, record=record)
+    if push:
+        from .report import push_report
+
+        result.repo_id, result.commit = push, push_report(out, push, repo_type=repo_type, private=private)
+    return result
+
+
+def _ablation_record(out: Path, arms: dict[str, list[ArmResult]], baseline_arm: ArmResult | None,
+                     strategies: Sequence[str], question_ids: list[str], *, started: float,
+                     student_record: dict[str, Any], eval_set: EvalSet, corpus: Any, overlap: Any,
+                     exclude_overlap: bool, system_prompt: str | None, prompt_source: str, decoding: DecodingConfig,
+                     base_config: dict[str, Any], seed_values: list[int], selection_seed: int, seeds: int,
+                     command: str) -> dict[str, Any]:
+    """The last step of `ablate`: the comparison and every fact `ablation.json` and the report show."""
     summary = summarise(arms, question_ids, baseline=baseline_arm, reference=REFERENCE)
     datasets = {s: _dataset_facts(dataset_folder(out, s, 0, selection_seed)) for s in strategies}
     excluded = None
@@ -272,14 +292,7 @@ def ablate(
                 "hardware": hardware(_device_of(arms, baseline_arm)),
                 "wall_seconds_this_call": round(time.perf_counter() - started, 3)},
     }
-    write_json_atomic(out / RESULT_FILENAME, record)
-    write_report(out, record)
-    result = AblationResult(out=out, record=record)
-    if push:
-        from .report import push_report
-
-        result.repo_id, result.commit = push, push_report(out, push, repo_type=repo_type, private=private)
-    return result
+    return record
 
 
 def _run_arm(out: Path, strategy: str, seed: int, dataset: Path, student: str, eval_set: EvalSet,

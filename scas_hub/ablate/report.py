@@ -126,7 +126,7 @@ def push_report(out: Path, repo_id: str, *, repo_type: str = "dataset", private:
     from huggingface_hub import HfApi
     from huggingface_hub.errors import HfHubHTTPError
 
-    from ..publish.retry import with_retries
+    from ..hub_access import with_retries
 
     api = HfApi(token=token)
     try:

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..atomic import write_json_atomic
 from .grading import grade  # noqa: F401  (re-exported: `scas_hub.evaluate.report.grade`)
 
 CUT_WARNING_SHARE = 0.10
@@ -103,20 +101,4 @@ class EvalReport:
 
     def write(self, path: str | Path) -> Path:
         """Write `report.json` atomically."""
-        return write_json_atomic(path, self.to_dict())
-
-
-def write_json_atomic(path: str | Path, data: Any) -> Path:
-    """Write JSON through a temporary file and a rename: a killed run never leaves half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=2, ensure_ascii=False)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+        return write_json_atomic(path, self.to_dict(), ensure_ascii=False)

@@ -10,14 +10,13 @@ from typing import Any
 
 from ..constants import DEFAULT_SYSTEM_PROMPT
 from ..errors import StudentError
-from ..pipeline import source_record
-from ..score.regions import chat_template_sha256, read_chat_template
-from ..score.students import check_student, load_student, resolve_dtype, resolve_student
-from ..source import CorpusRecipe
+from ..facts import api_call, hardware, library_versions, now
+from ..source import CorpusRecipe, source_record
+from ..student.chat import chat_template_sha256, read_chat_template
+from ..student.loading import check_student, load_student, resolve_dtype, resolve_student
 from ..train.card import read_facts
 from .generate import DecodingConfig, Generation, Generator, TransformersGenerator, VLLMGenerator, resolve_backend
 from .grading import grade
-from .pins import api_call, hardware, library_versions, now
 from .questions import EvalSet, load_eval_questions
 from .reference_nll import reference_solution_nll
 from .report import EvalReport, QuestionResult

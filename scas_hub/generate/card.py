@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .writer import write_atomic
+from ..atomic import write_text_atomic
 
 
 def _settings(spec: dict[str, Any]) -> str:
@@ -71,7 +71,7 @@ def _routing_lines(routing: dict[str, Any]) -> str:
 
 def write_card(out: Path, record: dict[str, Any], corpus: dict[str, dict[str, int]]) -> Path:
     path = out / "README.md"
-    write_atomic(path, render_card(record, corpus))
+    write_text_atomic(path, render_card(record, corpus))
     return path
 
 

@@ -20,12 +20,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..atomic import write_text_atomic
 from ..errors import ConfigError
 from ..records import Question
 from ..select import SelectionConfig, select
 from ..stats import PipelineStats
 from .teachers import TeacherSpec
-from .writer import write_atomic
 
 ROUTING_FILE = "routing.json"
 
@@ -139,5 +139,5 @@ def savings(record: dict[str, Any], rest_questions: int) -> dict[str, Any]:
 
 def write_routing(out: Path, record: dict[str, Any]) -> Path:
     path = out / ROUTING_FILE
-    write_atomic(path, json.dumps(record, indent=2) + "\n")
+    write_text_atomic(path, json.dumps(record, indent=2) + "\n")
     return path

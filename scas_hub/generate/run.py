@@ -22,6 +22,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from ..atomic import write_text_atomic
 from ..constants import DEFAULT_SYSTEM_PROMPT
 from ..errors import ConfigError
 from ..progress import progress_bars_enabled
@@ -29,7 +30,7 @@ from .client import ChatClient, Completion, RequestFailed, RetryPolicy
 from .routing import RoutingConfig, route, savings, write_routing
 from .server import VLLMServer
 from .teachers import Sampling, TeacherSpec, check_names
-from .writer import TeacherFile, folder_name, read_rows, write_atomic
+from .writer import TeacherFile, folder_name, read_rows
 
 RUN_FILE = "generate.json"
 SERVED_ENDPOINT = "vllm server started by scas-hub"
@@ -390,7 +391,7 @@ def generate(source: str, teachers: list[TeacherSpec], out: str | Path, *, subse
     record = open_out(out, source, subset, teachers)
     prompts = load_prompts(source, subset, limit, source_revision)
     out.mkdir(parents=True, exist_ok=True)
-    write_atomic(out / RUN_FILE, json.dumps(record, indent=2) + "\n")
+    write_text_atomic(out / RUN_FILE, json.dumps(record, indent=2) + "\n")
     start = time.monotonic()
     counts = {t.name: TeacherCounts() for t in teachers}
     files: dict[tuple[str, str], TeacherFile] = {}
@@ -405,7 +406,7 @@ def generate(source: str, teachers: list[TeacherSpec], out: str | Path, *, subse
             f.close()
         seconds = time.monotonic() - start
         record["runs"].append(_run_entry(prompts, counts, config, seconds, command, routing=routed))
-        write_atomic(out / RUN_FILE, json.dumps(record, indent=2) + "\n")
+        write_text_atomic(out / RUN_FILE, json.dumps(record, indent=2) + "\n")
     order = {p.id: i for i, p in enumerate(prompts)}
     for f in files.values():
         f.finalize(order)

@@ -14,6 +14,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from ..atomic import write_text_atomic
+
 
 def folder_name(source_dataset: str) -> str:
     """A subset folder name for a source dataset (`/` would nest folders)."""
@@ -63,17 +65,7 @@ class TeacherFile:
             return
         rows = list(read_rows(self.path))
         rows.sort(key=lambda r: (order.get(str(r["id"]), len(order)), int(r.get("sample", 0))))
-        write_atomic(self.path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write `text` beside `path`, fsync, rename over it: readers see the old file or the new one."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+        write_text_atomic(self.path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
 
 
 def read_rows(path: Path) -> Iterable[dict[str, Any]]:

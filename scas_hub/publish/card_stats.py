@@ -14,9 +14,6 @@ from typing import Any
 
 import numpy as np
 
-from ..records import Candidate, Question
-from ..score.scored_table import window_of
-from ..select import strongest_teacher, verified_answers
 from ..select.columnar import ScoredWindow, WindowSelection
 
 
@@ -138,51 +135,3 @@ class CardNumbers:
     def numbers(self) -> dict[str, Any]:
         """Everything the card's statistics sections show, as stored in `selection_stats.json`."""
         return {"teachers": self.teacher_table(), "agreement": self.agreement(), "answer_tokens": self.answer_tokens()}
-
-
-def _accumulated(candidates: list[Candidate], lam: float, order: list[str] | None = None) -> CardNumbers:
-    """`CardNumbers` over a flat list of candidates (grouped by question id, first-seen order)."""
-    by_question: dict[str, list[Candidate]] = defaultdict(list)
-    for c in candidates:
-        by_question[c.question_id].append(c)
-    if order is None:
-        order = strongest_teacher(verified_answers(candidates))
-    numbers = CardNumbers(lam, order)
-    questions = [Question(q, group) for q, group in by_question.items()]
-    scored = [c for q in questions for c in q.candidates if c.score is not None]
-    winners = np.array([i for i, c in enumerate(scored) if c.selected], np.int64)
-    numbers.add(WindowSelection(ScoredWindow.of(window_of(questions), lam), winners))
-    return numbers
-
-
-def teacher_table(candidates: list[Candidate], lam: float) -> list[dict[str, Any]]:
-    """Per teacher: scored candidates, selected count and share of the selection, share of all
-    scored candidates, mean and median SCAS score, mean answer tokens; most selected first."""
-    return _accumulated(candidates, lam, []).teacher_table()
-
-
-def agreement(candidates: list[Candidate], lam: float, order: list[str] | None = None) -> dict[str, Any]:
-    """How often the selection equals what simpler rules would have picked, per selected question.
-
-    Rules: `argmin` (lowest SCAS score), `lowest-nll` (lowest answer mean NLL, GRAPE's rule) and
-    `strongest` (the answer of the first teacher in `order` that answered, its lowest-score sample;
-    default order: most verified answers in the corpus, as `select.strongest_teacher`); ties as in
-    `select.rank`. For each rule and for the
-    selection: mean SCAS score and mean answer tokens of the answers it picks, over the same questions.
-    """
-    return _accumulated(candidates, lam, order).agreement()
-
-
-def answer_tokens(candidates: list[Candidate]) -> dict[str, dict[str, float | None]]:
-    """Answer length in student tokens: selected answers vs every scored candidate."""
-    return _accumulated(candidates, 0.5, []).answer_tokens()
-
-
-def score_distributions(candidates: list[Candidate], lam: float) -> dict[str, dict[str, list[float]]]:
-    """Per teacher, the SCAS scores of all its scored candidates and of its selected ones (for the figure)."""
-    return _accumulated(candidates, lam, []).score_distributions()
-
-
-def card_numbers(candidates: list[Candidate], lam: float, strongest_order: list[str] | None = None) -> dict[str, Any]:
-    """Everything the card's statistics sections show, as stored in `selection_stats.json`."""
-    return _accumulated(candidates, lam, strongest_order).numbers()

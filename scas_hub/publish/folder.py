@@ -12,10 +12,10 @@ streamed window by window as Arrow tables: no Python object per row is ever buil
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
+from ..atomic import write_json_atomic
 from ..constants import CANDIDATES_CONFIG, DEFAULT_CONFIG, DEFAULT_SYSTEM_PROMPT, STATS_FILENAME
 from ..errors import PublishError, ScasHubError
 
@@ -57,7 +57,7 @@ def config_tables(window, picked):
     import numpy as np
     import pyarrow as pa
 
-    from ..score.proxy import aa_term, aq_term
+    from ..proxy import aa_term, aq_term
 
     scored = picked.window
     rows = window.take(pa.array(scored.rows, pa.int64()))
@@ -221,11 +221,7 @@ class DataFilesWriter:
 
 def write_stats(out: Path, stats: dict[str, Any]) -> Path:
     """Write `selection_stats.json` through a temporary file, so a crash never leaves half of it."""
-    path = out / STATS_FILENAME
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(stats, indent=2, sort_keys=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return write_json_atomic(out / STATS_FILENAME, stats)
 
 
 def load_stats(path: Path, error: type[ScasHubError] = PublishError, where: str | None = None) -> dict[str, Any]:

@@ -31,13 +31,20 @@ from typing import Any
 
 from ..constants import STATS_FILENAME
 from ..errors import PublishError
-from ..hub_access import describe, is_hub_error, missing_path_message, what_to_do
+from ..hub_access import (
+    RetryPolicy,
+    describe,
+    http_library,
+    is_hub_error,
+    missing_path_message,
+    what_to_do,
+    with_retries,
+)
 from .card import write_card
 from .figures import FIGURES_DIR
 from .folder import CONFIG_DIRS, read_stats, write_stats
 from .lock import locks_output
 from .output import present_tool_files
-from .retry import RetryPolicy, http_library, with_retries
 
 logger = logging.getLogger("scas_hub.publish")
 VERSION_TAG = re.compile(r"v([0-9]+)")

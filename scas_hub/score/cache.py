@@ -16,32 +16,23 @@ import hashlib
 import json
 import os
 import tempfile
-from dataclasses import fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import cannot_write
+from ..proxy import ProxyComponents
 from ..records import Candidate
-from .proxy import ProxyComponents
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+from ..schema import COMPONENTS, candidate_digest, content_digest, outcome_schema  # noqa: F401 (re-exported)
 
 SCORER_VERSION = 2  # 2: packed engine (bf16 scores move within rounding)
 """Bump when a change to the engine or the proxy changes any score: old cache entries then miss."""
 
 # Skip reasons that depend only on the tokenizer and the text, so they can be cached too.
 CACHEABLE_SKIPS = frozenset({"control_tokens_in_answer", "no_answer_tokens", "no_question_tokens"})
-COMPONENTS = [f.name for f in fields(ProxyComponents)]
-_INTEGERS = {"n_answer_tokens", "n_question_tokens"}
 SHARD_SUFFIX = ".arrow"
-
-
-def outcome_schema():
-    """One row per scored candidate: its content digest, the components (null when set aside),
-    whether it was truncated, and the reason the student set it aside (null when scored)."""
-    import pyarrow as pa
-
-    return pa.schema([pa.field("content_digest", pa.binary(16)),
-                      *(pa.field(n, pa.int64() if n in _INTEGERS else pa.float64()) for n in COMPONENTS),
-                      pa.field("truncated", pa.bool_()), pa.field("skip", pa.string())])
 
 
 def _digest(payload: Any, n: int) -> str:
@@ -53,23 +44,12 @@ def scoring_key(**settings: Any) -> str:
     return _digest(sorted(settings.items()), 20)
 
 
-def content_digest(system_prompt: str, instruction: str, answer: str) -> bytes:
-    """16-byte hash of what the student reads: system prompt, question, answer (truncation is part
-    of the scoring key)."""
-    payload = json.dumps([system_prompt, instruction, answer], ensure_ascii=False).encode()
-    return hashlib.sha256(payload).digest()[:16]
-
-
-def candidate_digest(c: Candidate) -> bytes:
-    return content_digest(c.system_prompt, c.instruction, c.answer)
-
-
 def shard_name(digests: list[bytes]) -> str:
     """A shard's file name from its candidates: the same window always writes the same file."""
     return "window-" + hashlib.sha256(b"".join(sorted(digests))).hexdigest()[:20]
 
 
-def outcomes_table(candidates: list[Candidate], digests: list[bytes]):
+def outcomes_table(candidates: list[Candidate], digests: list[bytes]) -> pa.Table:
     """The outcome rows of scored (or set-aside) candidates, as an Arrow table."""
     import pyarrow as pa
 
@@ -114,7 +94,7 @@ class ScoreCache:
         except OSError as err:
             raise self._write_error(err) from err
 
-    def load(self):
+    def load(self) -> pa.Table:
         """Every cached outcome as one Arrow table (no texts: digests and numbers); checks first that
         the folder can be written (`check_writable`)."""
         import pyarrow as pa

@@ -14,80 +14,35 @@ itself lives in `proxy.py`.
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from ..errors import ConfigError, StudentError
+from ..errors import StudentError
 from ..progress import progress_bars_enabled
 from ..records import Candidate, Question
 from ..stats import PipelineStats
+from ..student.chat import ChatEncoder, EncodedCandidate, special_token_ids
+from ..student.loading import DTYPE_NAMES
 from . import attention
 from .attention import ATTENTION, Call, FlexPlan, flex_plan, sdpa_calls
+from .config import ScoringConfig
 from .fusion import fused, fusible_modules
 from .head import BlockedHead, measure_transform
 from .proxy import RegionSummary, combine, unit_features
-from .regions import ChatEncoder, EncodedCandidate, read_chat_template, special_mask, special_token_ids
+from .regions import special_mask
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 logger = logging.getLogger(__name__)
 
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-
-
-@dataclass
-class ScoringConfig:
-    """How to run the student; none of these change the proxy's definition."""
-
-    token_budget: int | None = None
-    """Tokens per forward pass (packed, no padding; a single longer candidate still runs, alone).
-    Default: 4096 on CPU (activations stay in cache), 16384 on accelerators."""
-    window_chars: int = 262_144
-    """Characters of candidate text per scheduling window (about 64k tokens). Windows depend on
-    the corpus alone, so a window is scored the same way whatever the number of processes or the
-    cache state."""
-    max_length: int | None = None
-    """Skip (and count) candidates whose rendered conversation has more tokens than this."""
-    truncate: bool = False
-    """With `max_length`: score a longer candidate's first `max_length` tokens instead (counted)."""
-    feature_module: str | None = None
-    """Dotted path of the feature module; `{layer}` is replaced by `feature_layer`."""
-    feature_layer: int | None = None
-    """Decoder layer whose MLP up-projection gives the features (default: the last)."""
-    causal_ratio: float = 3.0
-    """Answers at least this many times longer than their prompt attend with the fused causal
-    kernel over prompt + answer (recomputing the prompt's attention rows, cheaper than a masked
-    kernel at that length); shorter ones attend through a mask over prompt + answer."""
-    compile: bool = False
-    """Fuse the student's RMSNorms and gated-MLP activations with `torch.compile` (a warm-up of
-    seconds; needs a C++ compiler on CPU, Triton on GPU; scoring goes on unfused if compiling fails)."""
-    attention: str = "sdpa"
-    """How packs attend: "sdpa" (a kernel call per prompt and answer or group of short answers;
-    best on CPU) or "flex" (one block-sparse flex-attention call per layer, compiled on CUDA; for
-    accelerators, where per-answer calls would be launch-bound). Same numbers either way."""
-    lm_head_block_bytes: int | None = None
-    """Float32 logits held at once by the blocked LM head (default: 4 MiB on CPU, to stay in
-    cache; 512 MiB on accelerators, for few large kernels)."""
-    progress: bool = True
-    chat_template: str | os.PathLike | None = None
-    """A Jinja chat template overriding the student's own (`--chat-template FILE`): its text, or a
-    path to a file (read here). Changes the scores: the score cache key covers it."""
-
-    def __post_init__(self) -> None:
-        if self.chat_template is not None:
-            self.chat_template = read_chat_template(self.chat_template)
-        if self.truncate and self.max_length is None:
-            raise ConfigError("--truncate needs --max-length N: the number of tokens to keep")
-        if (self.token_budget is not None and self.token_budget < 1) or self.window_chars < 1:
-            raise ConfigError("--token-budget and --window-chars must be positive")
-        if self.causal_ratio < 0:
-            raise ConfigError("causal_ratio must be >= 0")
-        if self.attention not in attention.MODES:
-            raise ConfigError(f"--attention must be one of {', '.join(attention.MODES)}, not {self.attention!r}")
+DTYPES = {name: getattr(torch, name) for name in DTYPE_NAMES}
 
 
 def pending_candidates(question: Question) -> list[Candidate]:
@@ -212,7 +167,8 @@ def _layout(units: list[_Unit]) -> _Pack:
 class StudentScorer:
     """Scores candidates with one student model (see `score_questions`)."""
 
-    def __init__(self, model, tokenizer, config: ScoringConfig | None = None, chat_template: str | None = None):
+    def __init__(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, config: ScoringConfig | None = None,
+                 chat_template: str | None = None):
         """`chat_template`: template text overriding both the tokenizer's and `config.chat_template`."""
         self.model = model.eval()
         self.config = config or ScoringConfig()

@@ -1,4 +1,4 @@
-"""The SCAS learning-cost proxy: tensors in, numbers out (read it beside shared/SCAS.md).
+"""The SCAS proxy's torch reductions: tensors in, numbers out (the formula itself: `scas_hub.proxy`).
 
 For a candidate answer A to a question Q, with per-token NLL `l_t` and unit features
 `u_t = h_t / ||h_t||` (output of the last decoder layer's MLP up-projection):
@@ -14,9 +14,14 @@ Everything here is float32 and batch-free; the engine reduces token tensors to `
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
+
+from ..proxy import ProxyComponents, aa_term, aq_term, scas_score, validate_lambda
+
+__all__ = ["ProxyComponents", "RegionSummary", "aa_term", "aq_term", "combine", "scas_score", "summarize_region",
+           "unit_features", "validate_lambda"]
 
 
 @dataclass(frozen=True)
@@ -26,52 +31,6 @@ class RegionSummary:
     mean_nll: float
     mean_unit_feature: torch.Tensor  # (d,), float32
     n_tokens: int
-
-
-@dataclass(frozen=True)
-class ProxyComponents:
-    """The per-candidate quantities; `scas_score(lam)` combines them."""
-
-    answer_mean_nll: float
-    question_mean_nll: float
-    sim_aa: float
-    sim_aq: float
-    n_answer_tokens: int
-    n_question_tokens: int
-
-    @property
-    def aa_term(self) -> float:
-        return aa_term(self.answer_mean_nll, self.sim_aa)
-
-    @property
-    def aq_term(self) -> float:
-        return aq_term(self.answer_mean_nll, self.question_mean_nll, self.sim_aq)
-
-    def scas_score(self, lam: float = 0.5) -> float:
-        return scas_score(self.answer_mean_nll, self.question_mean_nll, self.sim_aa, self.sim_aq, lam)
-
-    def to_dict(self) -> dict[str, float | int]:
-        return asdict(self)
-
-
-# The three formulas below take floats or numpy arrays alike and give bit-identical results for
-# both (`x * x`, not `x**2`: libm's pow is not correctly rounded), so a columnar selection ranks
-# exactly as a per-candidate one.
-
-
-def aa_term(answer_mean_nll, sim_aa):
-    """AA = l_A^2 * sim_AA."""
-    return answer_mean_nll * answer_mean_nll * sim_aa
-
-
-def aq_term(answer_mean_nll, question_mean_nll, sim_aq):
-    """AQ = l_A * l_Q * sim_AQ."""
-    return answer_mean_nll * question_mean_nll * sim_aq
-
-
-def scas_score(answer_mean_nll, question_mean_nll, sim_aa, sim_aq, lam: float = 0.5):
-    """(1 - lambda) * AA + lambda * AQ: lower = cheaper to learn = preferred."""
-    return (1.0 - lam) * aa_term(answer_mean_nll, sim_aa) + lam * aq_term(answer_mean_nll, question_mean_nll, sim_aq)
 
 
 def unit_features(hidden: torch.Tensor) -> torch.Tensor:
@@ -101,8 +60,3 @@ def combine(answer: RegionSummary, question: RegionSummary) -> ProxyComponents:
         n_question_tokens=question.n_tokens,
     )
 
-
-def validate_lambda(lam: float) -> float:
-    if not 0.0 <= lam <= 1.0:
-        raise ValueError(f"lambda must be in [0, 1], got {lam}")
-    return float(lam)

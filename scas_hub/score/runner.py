@@ -11,19 +11,22 @@ What is computed lives in `engine.py`; this module decides who computes which wi
 from __future__ import annotations
 
 import json
-import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tqdm.auto import tqdm
 
+from ..atomic import write_text_atomic
 from ..constants import score_cache_dir
+from ..distributed import distributed_state
 from ..progress import progress_bars_enabled
 from ..records import Question
 from ..stats import PipelineStats
+from ..student.chat import chat_template_sha256
+from ..student.loading import load_student, load_tokenizer, resolve_dtype, resolve_student, tokenizer_digest
 from ..verify.table import CandidateTable
 from .cache import (
     SCORER_VERSION,
@@ -36,8 +39,9 @@ from .cache import (
     shard_name,
 )
 from .engine import ScoringConfig, StudentScorer
-from .regions import chat_template_sha256
-from .students import load_student, load_tokenizer, resolve_dtype, resolve_student, tokenizer_digest
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 
 @dataclass
@@ -51,15 +55,6 @@ class ScoreReport:
     ranks: list[dict[str, Any]] = field(default_factory=list)
     scores: Any = None
     """One outcome per candidate-table row (`cache.outcome_schema`; null where set aside before scoring)."""
-
-
-def distributed_state():
-    """The `accelerate` state of this process (one process, or a rank of `accelerate launch`)."""
-    from accelerate import PartialState
-
-    # `accelerate launch` tells CPU ranks apart only through this flag (Accelerator reads it too)
-    on_cpu = os.environ.get("ACCELERATE_USE_CPU", "").lower() in {"1", "true", "yes"}
-    return PartialState(cpu=on_cpu, timeout=timedelta(hours=48))
 
 
 def assign_windows(sizes: list[int], world_size: int) -> list[list[int]]:
@@ -94,10 +89,8 @@ class _Progress:
         path = self._file(self.state.process_index)
         if path is None:
             return
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"done": self.done, "tokens": self.tokens, "finished": finished}))
-        tmp.replace(path)
+        write_text_atomic(path, json.dumps({"done": self.done, "tokens": self.tokens, "finished": finished}),
+                          tmp=path.with_suffix(".tmp"))
 
     def _others(self) -> list[dict]:
         out = []
@@ -164,6 +157,113 @@ def _lookup(digests, known):
     return np.where(sorted_keys[at] == digests, order[at], -1)
 
 
+@dataclass(frozen=True)
+class ScoringPlan:
+    """What a scoring run does, decided from the table and the cache alone (no model): which rows are
+    usable, which the cache already holds, and the windows of whole questions each rank scores."""
+
+    digests: Any
+    """Content digest per table row (numpy `S16`)."""
+    usable: Any
+    """Per row: not set aside before scoring (numpy bool)."""
+    pending: Any
+    """Per row: usable and not in the cache, so scored by this run (numpy bool)."""
+    from_cache: int
+    windows: list[tuple[int, int]]
+    """Question ranges `[start, stop)`, about `window_chars` pending characters each."""
+    sizes: list[int]
+    """Pending characters per window."""
+    assignment: list[list[int]]
+    """Window indices per rank."""
+
+
+def plan_scoring(table: CandidateTable, known: pa.Table, window_chars: int, world_size: int) -> ScoringPlan:
+    """Plan a scoring run over `table` given the cached outcomes `known`: pure, no model or process group."""
+    import numpy as np
+
+    columns = table.table.select(["skip_reason", "content_digest", "chars"])
+    usable = columns.column("skip_reason").is_null().to_numpy(zero_copy_only=False)
+    digests = np.asarray(columns.column("content_digest").to_numpy(zero_copy_only=False), dtype="S16")
+    cached_row = _lookup(digests, known)
+    cached = usable & (cached_row >= 0)
+    pending = usable & ~cached
+    # pending characters per question -> windows of whole questions, dealt to ranks by size
+    chars = np.where(pending, columns.column("chars").to_numpy(), 0)
+    n_assigned = int(table.question_starts[-1])
+    per_question = (np.add.reduceat(chars[:n_assigned], table.question_starts[:-1])
+                    if table.n_questions else np.zeros(0, dtype=np.int64))
+    per_question = np.where(np.diff(table.question_starts) > 0, per_question, 0)
+    windows = plan_table_windows(per_question, window_chars)
+    sizes = [int(per_question[a:b].sum()) for a, b in windows]
+    return ScoringPlan(digests=digests, usable=usable, pending=pending, from_cache=int(cached.sum()),
+                       windows=windows, sizes=sizes, assignment=assign_windows(sizes, world_size))
+
+
+def score_windows(plan: ScoringPlan, rank: int, table: CandidateTable, load_scorer: Callable[[], StudentScorer],
+                  cache: ScoreCache, progress: _Progress, scratch: PipelineStats) -> pa.Table:
+    """Score this rank's windows of `plan` (the model is loaded by `load_scorer` on the first window
+    with work); each window's outcomes are written to the cache as they finish. Returns them all."""
+    import pyarrow as pa
+
+    scorer, parts = None, []
+    for index in plan.assignment[rank]:
+        first_q, stop_q = plan.windows[index]
+        if not plan.sizes[index]:
+            continue
+        first_row, _ = table.question_rows(first_q, stop_q)
+        questions = table.questions(first_q, stop_q)
+        todo: list = []
+        offset = first_row
+        for q in questions:  # keep only what this run scores (set-aside and cached rows drop out)
+            keep = [c for i, c in enumerate(q.candidates, offset) if plan.pending[i]]
+            offset += len(q.candidates)
+            q.candidates = keep
+            todo.extend(keep)
+        if scorer is None:
+            scorer = load_scorer()
+        scored_before = scratch.rows_scored
+        scorer.score_window([q for q in questions if q.candidates], scratch, progress.update)
+        outcomes = outcomes_table(todo, [candidate_digest(c) for c in todo])
+        cache.write(shard_name(outcomes.column("content_digest").to_pylist()), outcomes)
+        parts.append(outcomes)
+        progress.update(len(todo) - (scratch.rows_scored - scored_before), 0)  # candidates set aside
+        del questions, todo
+        table.release()
+    if scorer is not None:
+        scorer.close()
+    return pa.concat_tables(parts) if parts else outcome_schema().empty_table()
+
+
+def merge_outcomes(plan: ScoringPlan, known: pa.Table, gathered: list[dict[str, Any]], table: CandidateTable,
+                   stats: PipelineStats) -> tuple[pa.Table, list[dict[str, Any]]]:
+    """One outcome per table row from the cache and every rank's outcomes (null where set aside
+    before scoring), counted into `stats`; with the ranks' facts, by rank."""
+    import numpy as np
+    import pyarrow as pa
+
+    usable = plan.usable
+    merged = pa.concat_tables([known, *(part["outcomes"] for part in gathered)])
+    row = _lookup(plan.digests, merged)
+    if (usable & (row < 0)).any():
+        raise RuntimeError(f"{int((usable & (row < 0)).sum())} candidates were neither cached nor scored by any rank")
+    scores = merged.take(pa.array(np.where(usable, row, 0).clip(0), pa.int64())) if merged.num_rows else None
+    scores = _null_unless(scores, usable, table.n_rows)
+    skip = scores.column("skip").to_pylist()
+    teachers = table.table.column("teacher")
+    for i in np.flatnonzero(usable).tolist():  # accounting on the main process, whatever the world size
+        if skip[i] is None:
+            stats.rows_scored += 1
+        else:
+            stats.skip(skip[i], teachers[i].as_py())
+    stats.rows_truncated += int(np.asarray(scores.column("truncated").to_numpy(zero_copy_only=False),
+                                           dtype=bool).sum())
+    ranks = sorted((p["facts"] for p in gathered), key=lambda f: f["rank"])
+    stats.tokens_scored += sum(f["tokens"] for f in ranks)
+    stats.scoring_seconds += max((f["seconds"] for f in ranks), default=0.0)
+    stats.scores_from_cache += plan.from_cache
+    return scores, ranks
+
+
 def score_table(
     table: CandidateTable,
     student: str,
@@ -179,6 +279,9 @@ def score_table(
     `accelerate launch` if any. A rank reads its windows as row ranges of the (memory-mapped)
     table and holds Python objects only for the window it scores; only scores cross ranks.
 
+    Steps: resolve the student and the cache folder; `plan_scoring` (no model); `score_windows`
+    (this rank's share); gather; `merge_outcomes` on the main process.
+
     Args:
         score_cache: `True` for the default folder under the scas-hub cache, a path, or
             `False`/`None` to disable caching (and resuming).
@@ -187,9 +290,6 @@ def score_table(
         On the main process, a `ScoreReport` whose `scores` hold one outcome per table row (null
         for rows set aside before scoring), with `stats` counted; `None` elsewhere.
     """
-    import numpy as np
-    import pyarrow as pa
-
     scoring = scoring or ScoringConfig()
     state = distributed_state()
     with state.main_process_first():  # the main process downloads or converts the student first
@@ -216,55 +316,18 @@ def score_table(
     else:
         folder = None
     cache = ScoreCache(folder)
-
-    columns = table.table.select(["skip_reason", "content_digest", "chars"])
-    usable = columns.column("skip_reason").is_null().to_numpy(zero_copy_only=False)
-    digests = np.asarray(columns.column("content_digest").to_numpy(zero_copy_only=False), dtype="S16")
     known = cache.load()
-    cached_row = _lookup(digests, known)
-    cached = usable & (cached_row >= 0)
-    pending = usable & ~cached
-    from_cache = int(cached.sum())
-    # pending characters per question -> windows of whole questions, dealt to ranks by size
-    chars = np.where(pending, columns.column("chars").to_numpy(), 0)
-    n_assigned = int(table.question_starts[-1])
-    per_question = (np.add.reduceat(chars[:n_assigned], table.question_starts[:-1])
-                    if table.n_questions else np.zeros(0, dtype=np.int64))
-    per_question = np.where(np.diff(table.question_starts) > 0, per_question, 0)
-    windows = plan_table_windows(per_question, scoring.window_chars)
-    sizes = [int(per_question[a:b].sum()) for a, b in windows]
-    mine = assign_windows(sizes, state.num_processes)[state.process_index]
-    progress = _Progress(state, folder, total=int(pending.sum()), enabled=scoring.progress and progress_bars_enabled())
+    plan = plan_scoring(table, known, scoring.window_chars, state.num_processes)
 
-    scorer, parts, scratch = None, [], PipelineStats()
+    def load_scorer() -> StudentScorer:
+        model, _, _, _ = load_student(resolved, dtype=dtype, device=device, tokenizer=tokenizer)
+        return StudentScorer(model, tokenizer, scoring)
+
+    progress = _Progress(state, folder, total=int(plan.pending.sum()),
+                         enabled=scoring.progress and progress_bars_enabled())
+    scratch = PipelineStats()
     started = time.perf_counter()
-    for index in mine:
-        first_q, stop_q = windows[index]
-        if not sizes[index]:
-            continue
-        first_row, _ = table.question_rows(first_q, stop_q)
-        questions = table.questions(first_q, stop_q)
-        todo: list = []
-        offset = first_row
-        for q in questions:  # keep only what this run scores (set-aside and cached rows drop out)
-            keep = [c for i, c in enumerate(q.candidates, offset) if pending[i]]
-            offset += len(q.candidates)
-            q.candidates = keep
-            todo.extend(keep)
-        if scorer is None:
-            model, _, _, _ = load_student(resolved, dtype=dtype, device=device, tokenizer=tokenizer)
-            scorer = StudentScorer(model, tokenizer, scoring)
-        scored_before = scratch.rows_scored
-        scorer.score_window([q for q in questions if q.candidates], scratch, progress.update)
-        outcomes = outcomes_table(todo, [candidate_digest(c) for c in todo])
-        cache.write(shard_name(outcomes.column("content_digest").to_pylist()), outcomes)
-        parts.append(outcomes)
-        progress.update(len(todo) - (scratch.rows_scored - scored_before), 0)  # candidates set aside
-        del questions, todo
-        table.release()
-    if scorer is not None:
-        scorer.close()
-    local = pa.concat_tables(parts) if parts else outcome_schema().empty_table()
+    local = score_windows(plan, state.process_index, table, load_scorer, cache, progress, scratch)
     rank_facts = {"rank": state.process_index, "device": device, "candidates": local.num_rows,
                   "tokens": scratch.tokens_scored, "seconds": round(time.perf_counter() - started, 3)}
     progress.finish()
@@ -278,32 +341,14 @@ def score_table(
     if not state.is_main_process:
         return None
 
-    merged = pa.concat_tables([known, *(part["outcomes"] for part in gathered)])
-    row = _lookup(digests, merged)
-    if (usable & (row < 0)).any():
-        raise RuntimeError(f"{int((usable & (row < 0)).sum())} candidates were neither cached nor scored by any rank")
-    scores = merged.take(pa.array(np.where(usable, row, 0).clip(0), pa.int64())) if merged.num_rows else None
-    scores = _null_unless(scores, usable, table.n_rows)
-    skip = scores.column("skip").to_pylist()
-    teachers = table.table.column("teacher")
-    for i in np.flatnonzero(usable).tolist():  # accounting on the main process, whatever the world size
-        if skip[i] is None:
-            stats.rows_scored += 1
-        else:
-            stats.skip(skip[i], teachers[i].as_py())
-    stats.rows_truncated += int(np.asarray(scores.column("truncated").to_numpy(zero_copy_only=False),
-                                           dtype=bool).sum())
-    ranks = sorted((p["facts"] for p in gathered), key=lambda f: f["rank"])
-    stats.tokens_scored += sum(f["tokens"] for f in ranks)
-    stats.scoring_seconds += max((f["seconds"] for f in ranks), default=0.0)
-    stats.scores_from_cache += from_cache
+    scores, ranks = merge_outcomes(plan, known, gathered, table, stats)
     return ScoreReport(
         student={"name": resolved.name, "repo_id": resolved.public_id, "revision": resolved.revision,
                  "weights": resolved.weights, "dtype": dtype, "device": device, "processes": state.num_processes,
                  "chat_template_sha256": template_sha, "chat_template_override": scoring.chat_template is not None,
                  "max_length": scoring.max_length, "truncate": scoring.truncate, "context_length": context,
                  **_lineage(resolved)},
-        from_cache=from_cache, ranks=ranks, scores=scores,
+        from_cache=plan.from_cache, ranks=ranks, scores=scores,
     )
 
 

@@ -10,31 +10,19 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..records import SCORING_SKIP_REASONS, Question
+from ..schema import COMPONENTS, TEXT_COLUMNS, WINDOW_COLUMNS, WINDOW_ROWS, window_schema  # noqa: F401 (re-exported)
 from ..verify.table import CandidateTable
-from .cache import COMPONENTS
 
-WINDOW_ROWS = 4096
-TEXT_COLUMNS = ("question_id", "teacher", "source_dataset", "system", "instruction", "answer", "reference_answer")
-WINDOW_COLUMNS = (*TEXT_COLUMNS, "sample", "scored", *COMPONENTS)
-"""A window: the candidate's identity and texts, `scored`, and the proxy components (null when not scored)."""
-
-
-def window_schema():
-    """The Arrow schema of a window (`WINDOW_COLUMNS`)."""
+if TYPE_CHECKING:
     import pyarrow as pa
 
-    from .cache import outcome_schema
 
-    components = [outcome_schema().field(name) for name in COMPONENTS]
-    return pa.schema([*(pa.field(n, pa.string()) for n in TEXT_COLUMNS), pa.field("sample", pa.int64()),
-                      pa.field("scored", pa.bool_()), *components])
-
-
-def window_of(questions: Iterable[Question]):
+def window_of(questions: Iterable[Question]) -> pa.Table:
     """Questions held as objects (scored or not) as one window table, in their order."""
     import pyarrow as pa
 
@@ -46,7 +34,7 @@ def window_of(questions: Iterable[Question]):
     return pa.table(columns, schema=window_schema())
 
 
-def windows_of(questions: Iterable[Question], per_window: int = 1024) -> Iterator:
+def windows_of(questions: Iterable[Question], per_window: int = 1024) -> Iterator[pa.Table]:
     """`window_of` for `per_window` questions at a time (a list or an iterator, read once)."""
     batch: list[Question] = []
     for q in questions:

@@ -1,6 +1,7 @@
 """Selection among scored candidates: one answer per question.
 
-`pick` states each rule for one question, as plain Python: it is the reference. Runs select with
+`scas_hub.testing.reference.pick` states each rule for one question, as plain Python: it is the
+reference. Runs select with
 `select.columnar`, the same rules as a group-by over question ids on Arrow/numpy columns; a test
 holds the two to the same picks on random corpora.
 
@@ -34,9 +35,9 @@ import math
 import random
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from ..constants import MAX_GROUPS
+from ..constants import DEFAULT_GROUP, DEFAULT_GROUPS, DEFAULT_LAMBDA, DEFAULT_SEED, DEFAULT_STRATEGY, MAX_GROUPS
 from ..errors import SelectionError
 from ..records import SCORING_SKIP_REASONS, Candidate, Question
 from ..stats import PipelineStats
@@ -49,13 +50,22 @@ STRATEGIES = ("scas", "argmin", "lowest-nll", "teacher:<name>", "strongest", "ra
 class SelectionConfig:
     """How one answer per question is chosen (see the module docstring for each strategy)."""
 
-    strategy: str = "scas"
-    groups: int = 5
-    group: int = 1
-    seed: int = 42
-    lam: float = 0.5
-    small_policy: str = "nearest"
-    teacher_ranking: tuple[str, ...] | None = None
+    strategy: str = field(default=DEFAULT_STRATEGY, metadata={
+        "help": "scas (group sampling), argmin, lowest-nll, teacher:<name>, strongest, random"})
+    groups: int = field(default=DEFAULT_GROUPS, metadata={
+        "help": "scas: split each question's candidates, ranked by score, into G groups", "metavar": "G",
+        "range": (1, MAX_GROUPS)})
+    group: int = field(default=DEFAULT_GROUP, metadata={
+        "help": "scas: draw from group K (1 = lowest cost)", "metavar": "K", "range": (1, MAX_GROUPS)})
+    seed: int = field(default=DEFAULT_SEED, metadata={"help": "seed of the per-question draws (scas, random)"})
+    lam: float = field(default=DEFAULT_LAMBDA, metadata={
+        "help": "weight of the answer-question term: score = (1 - λ)·AA + λ·AQ", "flag": "--lambda"})
+    small_policy: str = field(default="nearest", metadata={
+        "help": "questions with fewer candidates than groups: nearest non-empty group, or drop",
+        "choices": list(SMALL_POLICIES)})
+    teacher_ranking: tuple[str, ...] | None = field(default=None, metadata={
+        "help": "for --strategy strongest: teachers best first (default: most verified answers)",
+        "metavar": "A,B,C", "append": True})
     """For `strongest`: teachers best first; unlisted ones follow by verified answers in the corpus."""
 
     def __post_init__(self) -> None:
@@ -88,6 +98,28 @@ class SelectionConfig:
         if self.teacher_ranking:
             out["teacher_ranking"] = list(self.teacher_ranking)
         return out
+
+
+SELECTION_KEYWORDS = ("strategy", "groups", "group", "seed", "lam", "small_policy", "teacher_ranking")
+"""The `SelectionConfig` fields a workflow also takes as keywords (`curate(..., strategy="argmin")`)."""
+
+
+def selection_config(selection: SelectionConfig | None = None, **keywords: object) -> SelectionConfig:
+    """The validated config a workflow selects with: `selection`, or one built from the keywords a
+    caller set (None keeps the field's default, so the defaults live only in `SelectionConfig`).
+
+    Raises:
+        SelectionError: an unknown keyword, a config and keywords together, or a bad setting.
+    """
+    unknown = set(keywords) - set(SELECTION_KEYWORDS)
+    if unknown:
+        raise SelectionError(f"unknown selection setting(s): {', '.join(sorted(unknown))}")
+    given = {k: v for k, v in keywords.items() if v is not None}
+    if selection is not None:
+        if given:
+            raise SelectionError(f"pass selection=SelectionConfig(...) or {', '.join(given)}=..., not both")
+        return selection.validate()
+    return SelectionConfig(**given).validate()
 
 
 def cost_key(cost: float, c: Candidate) -> tuple[bool, float, str, int]:
@@ -151,42 +183,6 @@ def strongest_teacher(verified: Mapping[str, int], ranking: Iterable[str] | None
     # teachers without a verified answer can never be picked: leave them out of the order
     rest = sorted((t for t in verified if t not in ranking and verified[t] > 0), key=lambda t: (-verified[t], t))
     return ranking + rest
-
-
-def pick(question: Question, config: SelectionConfig, stats: PipelineStats,
-         order: list[str] | None = None) -> Candidate | None:
-    """Choose one candidate of a question (or None, with the reason counted in `stats`)."""
-    scored = question.scored
-    if not scored:
-        stats.drop_question("no_valid_candidate")
-        return None
-    base, _, arg = config.strategy.partition(":")
-    rng = question_rng(config.seed, question.question_id)
-    if base == "scas":
-        ranked = rank(scored, config.lam)
-        m, g = len(ranked), config.groups
-        members = [c for k, c in enumerate(ranked, 1) if group_of(k, m, g) == config.group]
-        if not members:
-            if config.small_policy == "drop":
-                stats.drop_question("fewer_candidates_than_groups")
-                return None
-            groups = {group_of(k, m, g) for k in range(1, m + 1)}
-            nearest = min(groups, key=lambda x: (abs(x - config.group), x))
-            members = [c for k, c in enumerate(ranked, 1) if group_of(k, m, g) == nearest]
-            stats.policy_applied["nearest_group"] += 1
-        return rng.choice(members)
-    if base == "argmin":
-        return rank(scored, config.lam)[0]
-    if base == "lowest-nll":
-        return lowest_nll(scored)
-    if base == "random":
-        return rng.choice(sorted(scored, key=lambda c: (c.teacher, c.sample)))
-    if base in {"teacher", "strongest"}:
-        winner = first_teacher_answer(scored, order or [arg], config.lam)
-        if winner is None:
-            stats.drop_question("teacher_has_no_valid_answer")
-        return winner
-    raise SelectionError(f"unknown strategy {config.strategy!r}")
 
 
 def teacher_order(questions: list[Question], config: SelectionConfig,

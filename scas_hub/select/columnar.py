@@ -16,8 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import SelectionError
-from ..score.cache import COMPONENTS
-from ..score.proxy import scas_score
+from ..proxy import scas_score
+from ..schema import COMPONENTS
 from ..stats import PipelineStats
 from . import SelectionConfig, question_rng
 

@@ -13,16 +13,17 @@ import pkgutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from ..errors import SourceError
 from ..hub_access import describe, is_local_path, missing_path_message, what_to_do
 from ..records import Candidate
 from .files import DATA_SUFFIXES, TOP_LEVEL, find_pattern_files, find_pool_files, iter_rows
 from .layouts import DataFile, iter_candidates
-from .recipe import FILE_TEACHER, VERIFY_RULES, Columns, CorpusRecipe, TeacherDataset
+from .recipe import FILE_TEACHER, VERIFY_RULES, Columns, CorpusRecipe, TeacherDataset, check_verification
 
 __all__ = ["Columns", "CorpusRecipe", "DataFile", "OpenedSource", "SourceInfo", "TeacherDataset",
-           "VERIFY_RULES", "list_builders", "load_builder", "load_recipe_file", "open_source"]
+           "VERIFY_RULES", "list_builders", "load_builder", "load_recipe_file", "open_source", "source_record"]
 
 PACKAGE_DIR = Path(__file__).resolve().parent.parent
 EMPTY_SOURCE = ("--source is empty: pass a builder (`scas-hub builders`), a folder of per-teacher files, a recipe "
@@ -46,6 +47,14 @@ class SourceInfo:
     verification: str = "auto"
     datasets: tuple[tuple[str, str], ...] = ()
     """(Hub dataset id, commit SHA) of every dataset read; several for joined corpora."""
+
+
+def source_record(info: SourceInfo) -> dict[str, Any]:
+    """What `selection_stats.json` and the card record about the corpus."""
+    return {"name": info.name, "repo_id": info.repo_id, "revision": info.revision, "subsets": list(info.subsets),
+            "license": info.license, "tags": list(info.tags), "synthetic": info.synthetic,
+            "layout": info.layout, "verification": info.verification,
+            "datasets": [f"{r}@{sha}" for r, sha in info.datasets]}
 
 
 @dataclass
@@ -213,8 +222,7 @@ def _open_recipe(recipe: CorpusRecipe, subset: str | None, revision: str | None,
         files = _files_under(root_of(recipe.repo_id, recipe.local_path, revision or recipe.revision),
                              recipe, subsets)
     rule = verification or recipe.verification
-    if rule not in VERIFY_RULES:
-        raise SourceError(f"unknown verification rule {rule!r}; choose one of {', '.join(VERIFY_RULES)}")
+    check_verification(rule)
     found_subsets = tuple(s for s in subsets if s != TOP_LEVEL) or tuple(sorted({f.subset for f in files if f.subset}))
     info = SourceInfo(
         name=recipe.name, repo_id=datasets[0][0] if len(datasets) == 1 else None,

@@ -28,6 +28,17 @@ VERIFY_RULES = ("auto", "flags", "math", "trusted")
 - `trusted`: the corpus was verified upstream; only an explicit false flag excludes a row.
 """
 
+
+def check_verification(rule: str, where: str | None = None) -> str:
+    """`rule` if it is one of `VERIFY_RULES`, else a one-line SourceError (`where`: which recipe)."""
+    if rule not in VERIFY_RULES:
+        from ..errors import SourceError
+
+        prefix = f"{where}: " if where else ""
+        raise SourceError(f"{prefix}unknown verification rule {rule!r}; choose one of {', '.join(VERIFY_RULES)}")
+    return rule
+
+
 FILE_TEACHER = "{file}"
 """`CorpusRecipe.teacher` value meaning "the data file's name is the teacher" (per-teacher files)."""
 
@@ -113,10 +124,7 @@ class CorpusRecipe:
     def __post_init__(self) -> None:
         from ..errors import SourceError
 
-        if self.verification not in VERIFY_RULES:
-            raise SourceError(
-                f"recipe {self.name!r}: unknown verification {self.verification!r}; choose one of {VERIFY_RULES}"
-            )
+        check_verification(self.verification, f"recipe {self.name!r}")
         if self.teachers and self.repo_id:
             raise SourceError(f"recipe {self.name!r}: give either repo_id or teachers (joined datasets), not both")
 

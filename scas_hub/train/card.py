@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from ..atomic import write_json_atomic
 from ..constants import PAPER_URL
 
 TEMPLATE = "model_card.md.j2"
@@ -25,9 +25,7 @@ def read_facts(folder: Path) -> dict[str, Any] | None:
 def write_facts(folder: Path, facts: dict[str, Any]) -> None:
     """Write atomically, so a kill never leaves half a marker."""
     path = Path(folder) / FACTS_FILENAME
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(facts, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    write_json_atomic(path, facts, sort_keys=True, tmp=path.with_suffix(".json.tmp"))
 
 
 def _metadata(facts: dict[str, Any]) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,22 +21,36 @@ class TrainConfig:
     0.05, 3 epochs, cutoff 4096 tokens, effective batch 8, seed 42.
     """
 
-    learning_rate: float = 1e-5
-    lr_scheduler_type: str = "cosine"
-    warmup_ratio: float = 0.05
-    epochs: float = 3.0
-    max_length: int = 4096
+    learning_rate: float = field(default=1e-5, metadata={
+        "help": "peak learning rate (default: {default})", "metavar": "LR"})
+    lr_scheduler_type: str = field(default="cosine", metadata={
+        "help": "transformers scheduler name (default: {default})", "metavar": "NAME", "flag": "--lr-scheduler"})
+    warmup_ratio: float = field(default=0.05, metadata={
+        "help": "share of the steps spent warming up (default: {default})", "metavar": "R"})
+    epochs: float = field(default=3.0, metadata={
+        "help": "passes over the dataset (default: {default}; --max-steps overrides it)", "metavar": "N"})
+    max_length: int = field(default=4096, metadata={
+        "help": "tokens per conversation; longer ones are cut (default: {default})", "metavar": "TOKENS"})
     """Tokens per conversation; longer ones are cut at the end (`truncation_mode="keep_start"`)."""
-    effective_batch_size: int = 8
+    effective_batch_size: int = field(default=8, metadata={
+        "help": "conversations per optimizer step over all processes (default: {default})", "metavar": "N",
+        "flag": "--effective-batch"})
     """Conversations per optimizer step, over all processes and accumulation steps."""
-    per_device_batch_size: int = 1
-    seed: int = 42
-    max_steps: int | None = None
+    per_device_batch_size: int = field(default=1, metadata={
+        "help": "conversations per device per micro-batch (default: {default})", "metavar": "N",
+        "flag": "--batch-size"})
+    seed: int = field(default=42, metadata={"help": "training seed (default: {default})"})
+    max_steps: int | None = field(default=None, metadata={
+        "help": "stop after N optimizer steps (default: run --epochs)", "metavar": "N"})
     """Stop after this many optimizer steps (overrides `epochs`)."""
-    bf16: bool | None = None
+    bf16: bool | None = field(default=None, metadata={
+        "help": "bf16 mixed precision (default: on with CUDA)", "negatable": True})
     """Mixed precision in bfloat16 (float32 master weights); None: on when CUDA is available."""
-    gradient_checkpointing: bool = False
-    save_steps: int = 100
+    gradient_checkpointing: bool = field(default=False, metadata={
+        "help": "recompute activations in the backward pass to save memory"})
+    save_steps: int = field(default=100, metadata={
+        "help": "optimizer steps between the checkpoints a crashed run resumes from (default: {default})",
+        "metavar": "N"})
     """Optimizer steps between the checkpoints a crashed run resumes from (and one at the end)."""
     logging_steps: int = 1
 

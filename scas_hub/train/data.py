@@ -85,7 +85,7 @@ def encode_for_training(rows: list[dict[str, list[dict[str, str]]]], tokenizer, 
     from datasets import Dataset
 
     from ..records import Candidate
-    from ..score.regions import ChatEncoder
+    from ..student.chat import ChatEncoder
 
     encoder = ChatEncoder(tokenizer)
     input_ids, completion_mask = [], []
@@ -175,7 +175,7 @@ def open_training_data(dataset: str | Path, revision: str | None = None) -> Trai
     from ..hub_access import is_local_path, missing_path_message
 
     if not is_local_path(text):  # `out/typo` beside an existing `out/` is a folder, never asked of the Hub
-        from ..publish.retry import with_retries
+        from ..hub_access import with_retries
 
         return with_retries(_open_hub, text, revision, what=f"read {text} on the Hub")  # reads retried as pushes
     raise TrainError(f"{missing_path_message(text)}; --dataset takes an output folder of `scas-hub curate` "

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import PublishError
-from ..publish.retry import RetryPolicy, with_retries
+from ..hub_access import RetryPolicy, with_retries
 
 TRAINER_DIR = "trainer"
 """Trainer checkpoints (optimizer state) inside the checkpoint folder while a run is unfinished."""

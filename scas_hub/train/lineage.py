@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..score.students import ResolvedStudent
+from ..student.loading import ResolvedStudent
 from .card import read_facts
 
 
@@ -37,7 +37,7 @@ def end_of_turn_id(tokenizer) -> int | None:
 
     Found as scoring and training render: the first special token after the answer's text."""
     from ..records import Candidate
-    from ..score.regions import ChatEncoder, special_token_ids
+    from ..student.chat import ChatEncoder, special_token_ids
 
     probe = Candidate(question_id="probe", teacher="", instruction="?", answer="scas-hub probe answer")
     enc = ChatEncoder(tokenizer).encode([probe])[0]

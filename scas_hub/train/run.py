@@ -18,7 +18,6 @@ from __future__ import annotations
 import itertools
 import json
 import logging
-import platform
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -27,11 +26,13 @@ from pathlib import Path
 from typing import Any
 
 from ..constants import DEFAULT_STUDENT
+from ..distributed import distributed_state
 from ..errors import ChatTemplateMismatchError, TrainError
+from ..facts import hardware, version_lines
 from ..publish.hub import check_repo_id
 from ..publish.lock import locks_output
-from ..score.regions import chat_template_sha256, read_chat_template
-from ..score.students import ResolvedStudent, resolve_student, student_slug
+from ..student.chat import chat_template_sha256, read_chat_template
+from ..student.loading import ResolvedStudent, resolve_student, student_slug
 from .card import FACTS_FILENAME, read_facts, write_card, write_facts
 from .config import TrainConfig
 from .data import DatasetRef, TrainingData, encode_for_training, open_training_data, over_length
@@ -81,18 +82,6 @@ class TrainResult:
                    student=facts["student"], train_loss=facts["train_loss"],
                    chat_template_sha256=facts.get("chat_template_sha256"), repo_id=pushed.get("repo_id"),
                    commit=pushed.get("commit"), resumed=resumed, found_finished=found_finished, facts=facts)
-
-
-def process_state():
-    """accelerate's `PartialState` for this process, CPU ranks included (as the scorer creates it:
-    `accelerate launch` tells CPU ranks apart only through ACCELERATE_USE_CPU)."""
-    import os
-    from datetime import timedelta
-
-    from accelerate import PartialState
-
-    on_cpu = os.environ.get("ACCELERATE_USE_CPU", "").lower() in {"1", "true", "yes"}
-    return PartialState(cpu=on_cpu, timeout=timedelta(hours=48))
 
 
 def _require_trl() -> None:
@@ -172,19 +161,12 @@ def _check_out(out: Path, settings: dict[str, Any]) -> Path | None:
 
 
 def _hardware() -> str:
-    import os
-
     import torch
 
-    if torch.cuda.is_available():
-        return f"{torch.cuda.get_device_name(0)} x{torch.cuda.device_count()}"
-    return f"CPU ({platform.machine()}, {os.cpu_count()} cores)"
+    return hardware("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def _versions() -> list[str]:
-    from importlib.metadata import version
-
-    return [f"{n} {version(n)}" for n in ["scas-hub", "torch", "transformers", "trl", "accelerate", "datasets"]]
+_VERSIONS = ("scas-hub", "torch", "transformers", "trl", "accelerate", "datasets")
 
 
 def _logged_losses(log_history: list[dict[str, Any]]) -> list[float]:
@@ -238,7 +220,7 @@ def train(
     _require_trl()
     if push:
         check_repo_id(push, what="--push")
-    state = process_state()
+    state = distributed_state()
     config = (config or TrainConfig()).validate(state.num_processes)
     out = Path(out) if out else default_out(student)
 
@@ -299,7 +281,7 @@ def train(
         "scored_max_length": data.scored_max_length, "rows_longer_than_scored": longer,
         "chat_template_sha256": template_hash,
         "processes": state.num_processes, "gradient_accumulation_steps": args.gradient_accumulation_steps,
-        "bf16": bool(args.bf16), "hardware": _hardware(), "versions": _versions(),
+        "bf16": bool(args.bf16), "hardware": _hardware(), "versions": version_lines(_VERSIONS),
         "created": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "wall_seconds": time.perf_counter() - started, "resumed_from_step": _step_of(resume_from),
         "load_id": push or f"path/to/{out.resolve().name}",  # cards never show local paths

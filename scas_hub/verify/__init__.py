@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from ..errors import NoUsableCandidatesError, SourceError
 from ..records import Candidate, Question
 from ..source.columns import normalise_question
-from ..source.recipe import VERIFY_RULES
+from ..source.recipe import VERIFY_RULES, check_verification
 from ..stats import PipelineStats
 from .grouping import QuestionGrouper
 from .math_answers import check as math_check
@@ -124,8 +124,7 @@ def iter_verified(candidates: Iterable[Candidate], stats: PipelineStats, *, rule
         SourceError: unknown `rule`, or (rule `auto`) no row carries a correctness flag or a
             reference answer, so nothing could be verified.
     """
-    if rule not in VERIFY_RULES:
-        raise SourceError(f"unknown verification rule {rule!r}; choose one of {', '.join(VERIFY_RULES)}")
+    check_verification(rule)
     grouper = grouper or QuestionGrouper()
     before = stats.skipped["no_flag_or_reference"]
     kept = 0

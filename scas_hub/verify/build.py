@@ -31,7 +31,7 @@ from ..source import OpenedSource
 from ..source.columns import RowContext, RowMapper, normalise_question
 from ..source.files import iter_rows, row_parts
 from ..source.layouts import DataFile
-from ..source.recipe import VERIFY_RULES, Columns
+from ..source.recipe import Columns, check_verification
 from ..stats import PipelineStats
 from . import question_skip_reasons, verification_reason
 from .grouping import natural_key
@@ -336,8 +336,7 @@ def open_table(opened: OpenedSource, processes: int | None = None) -> CandidateT
             or a reference answer, so nothing could be verified.
         CorpusFormatError: a broken line or row (named by file and line).
     """
-    if opened.verification not in VERIFY_RULES:
-        raise SourceError(f"unknown verification rule {opened.verification!r}; choose one of {', '.join(VERIFY_RULES)}")
+    check_verification(opened.verification)
     folder = table_cache_dir() / table_key(opened)
 
     def build() -> None:
@@ -349,7 +348,7 @@ def open_table(opened: OpenedSource, processes: int | None = None) -> CandidateT
                                    "or set SCAS_HUB_TABLE_CACHE to a folder on another disk") from err
 
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        from ..score.runner import distributed_state
+        from ..distributed import distributed_state
 
         with distributed_state().local_main_process_first():
             build()

@@ -49,7 +49,7 @@ def schema():
 
 def row_of(c: Candidate) -> dict[str, Any]:
     """A `Candidate` as a table row (without its question index)."""
-    from ..score.cache import candidate_digest
+    from ..schema import candidate_digest
 
     return {"question_id": c.question_id, "teacher": c.teacher, "instruction": c.instruction, "answer": c.answer,
             "system": c.system, "source_dataset": c.source_dataset, "reference_answer": c.reference_answer,

@@ -21,11 +21,10 @@ from ..compare import Pick
 from ..constants import CANDIDATES_CONFIG, STATS_FILENAME
 from ..errors import CorpusFormatError, SourceError
 from ..hub_access import describe, hub_error_types, is_local_path, missing_path_message, what_to_do
-from ..publish.folder import load_hub_config, load_stats
 from ..records import SCORING_SKIP_REASONS
-from ..score.cache import COMPONENTS
-from ..score.scored_table import WINDOW_ROWS, window_schema
+from ..schema import COMPONENTS, WINDOW_ROWS, window_schema
 from ..stats import PipelineStats
+from .folder import load_hub_config, load_stats
 
 REQUIRED_COLUMNS = ("question_id", "teacher", "messages", "answer_mean_nll", "question_mean_nll", "sim_aa",
                     "sim_aq", "n_answer_tokens", "n_question_tokens")

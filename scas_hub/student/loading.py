@@ -5,11 +5,18 @@ from __future__ import annotations
 import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..atomic import build_aside
 from ..constants import DEFAULT_STUDENT, cache_dir
 from ..errors import StudentError
 from ..hub_access import describe, is_local_path, missing_path_message, what_to_do
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+DTYPE_NAMES = ("float32", "bfloat16", "float16")
+"""The compute dtypes a student runs in (`score.engine.DTYPES` maps them to torch dtypes)."""
 
 
 @dataclass(frozen=True)
@@ -217,16 +224,14 @@ def _folder_revision(folder: Path) -> str:
 
 def resolve_dtype(dtype: str, device: str) -> str:
     """`auto` -> bfloat16 on CUDA, float32 elsewhere; anything else must be a known dtype name."""
-    from .engine import DTYPES
-
     if dtype == "auto":
         return "bfloat16" if str(device).startswith("cuda") else "float32"
-    if dtype not in DTYPES:
-        raise StudentError(f"unknown dtype {dtype!r}; choose one of {', '.join(DTYPES)} or auto")
+    if dtype not in DTYPE_NAMES:
+        raise StudentError(f"unknown dtype {dtype!r}; choose one of {', '.join(DTYPE_NAMES)} or auto")
     return dtype
 
 
-def load_tokenizer(resolved: ResolvedStudent):
+def load_tokenizer(resolved: ResolvedStudent) -> PreTrainedTokenizerBase:
     """The student's tokenizer.
 
     Raises:
@@ -240,12 +245,12 @@ def load_tokenizer(resolved: ResolvedStudent):
         raise StudentError(f"cannot load the student's tokenizer from {resolved.path}: {err}") from err
 
 
-def load_student(resolved: ResolvedStudent, dtype: str = "auto", device: str | None = None, tokenizer=None):
+def load_student(resolved: ResolvedStudent, dtype: str = "auto", device: str | None = None,
+                 tokenizer: PreTrainedTokenizerBase | None = None,
+                 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, str, str]:
     """Load model and tokenizer (unless given); returns `(model, tokenizer, torch_dtype_name, device)`."""
     import torch
     from transformers import AutoModelForCausalLM
-
-    from .engine import DTYPES
 
     if device is None:
         device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -253,7 +258,7 @@ def load_student(resolved: ResolvedStudent, dtype: str = "auto", device: str | N
     if tokenizer is None:
         tokenizer = load_tokenizer(resolved)
     try:
-        model = AutoModelForCausalLM.from_pretrained(resolved.path, dtype=DTYPES[dtype])
+        model = AutoModelForCausalLM.from_pretrained(resolved.path, dtype=getattr(torch, dtype))
     except (OSError, ValueError) as err:
         raise StudentError(f"cannot load student from {resolved.path}: {err}") from err
     model.to(device)

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .evaluate import DecodingConfig, EvalReport, EvalSet, Overlap, accuracy_interval, evaluate_student, find_overlap
-from .evaluate.questions import load_eval_questions
-from .pipeline import source_record
+from ..evaluate import DecodingConfig, EvalReport, EvalSet, Overlap, accuracy_interval, evaluate_student, find_overlap
+from ..evaluate.questions import load_eval_questions
+from ..source import source_record
 
 EVAL_DIR = "eval"
 FIGURE = "figures/accuracy.png"
@@ -40,7 +40,7 @@ class RoundsEval:
         Raises:
             SourceError, ConfigError: the eval source or the corpus cannot be read, or `limit` < 1.
         """
-        from .source import open_source
+        from ..source import open_source
 
         eval_set = load_eval_questions(eval_source, subset=subset, revision=revision, limit=limit,
                                        sample_seed=sample_seed)

@@ -15,16 +15,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .compare import Pick, agreement, format_shares, teacher_shares
-from .constants import STATS_FILENAME
-from .errors import SelectionError, SourceError
-from .source.candidates import PublishedDataset, open_published
+from ..compare import Pick, agreement, format_shares, teacher_shares
+from ..constants import STATS_FILENAME
+from ..errors import SelectionError, SourceError
+from ..publish.published import PublishedDataset, open_published
 
 
 def _hub_has_dataset(repo_id: str) -> bool:
     from huggingface_hub import HfApi
 
-    from .publish.retry import with_retries
+    from ..hub_access import with_retries
 
     api = HfApi()
     what = f"read {repo_id} on the Hub"
@@ -41,7 +41,7 @@ def previous_round(out: Path, repo_id: str | None, previous: Path | None = None)
     """The latest published version: the Hub repo's main branch when pushing there, else
     `previous` (round N-1's own folder) when given, else `out`."""
     if repo_id and _hub_has_dataset(repo_id):
-        from .publish.retry import with_retries
+        from ..hub_access import with_retries
 
         return with_retries(open_published, repo_id, what=f"read {repo_id} on the Hub")
     folder = previous if previous is not None else out

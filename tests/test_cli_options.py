@@ -1,0 +1,117 @@
+"""Every subcommand's config-backed flags say what their config field says: help, default, choices.
+
+The expectations are generated from the config dataclasses (not a frozen copy of `--help`), so a
+default or help text changed in a config shows up in the CLI, and a flag that drifts from its field
+fails here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import subprocess
+import sys
+
+import pytest
+
+from scas_hub.cli import build_parser
+from scas_hub.cli.options import field_default, flag_of, help_of, show_default
+from scas_hub.evaluate.config import DecodingConfig
+from scas_hub.publish.config import PublishConfig
+from scas_hub.score.config import ScoringConfig
+from scas_hub.select import SelectionConfig
+from scas_hub.train.config import TrainConfig
+
+
+def _subparsers() -> dict[str, argparse.ArgumentParser]:
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return dict(sub.choices)
+
+
+def _config_actions(parser: argparse.ArgumentParser) -> list[argparse.Action]:
+    return [a for a in parser._actions if hasattr(a, "config_field")]
+
+
+def _field(config: type, name: str) -> dataclasses.Field:
+    return next(f for f in dataclasses.fields(config) if f.name == name)
+
+
+# which configs' flags each command takes (the fields themselves come from the configs)
+TAKES = {
+    "curate": {SelectionConfig, PublishConfig, ScoringConfig},
+    "select": {SelectionConfig, PublishConfig},
+    "rounds": {SelectionConfig, TrainConfig, DecodingConfig, ScoringConfig},
+    "train": {TrainConfig},
+    "evaluate": {DecodingConfig},
+    "ablate": {TrainConfig, DecodingConfig},
+}
+
+
+@pytest.mark.parametrize("command", sorted(TAKES))
+def test_flags_follow_their_config_fields(command):
+    parser = _subparsers()[command]
+    actions = _config_actions(parser)
+    assert {a.config_field[0] for a in actions} == TAKES[command]
+    for action in actions:
+        config, name, unset = action.config_field
+        f = _field(config, name)
+        # unset flags default to None and the config fills in its own default, which their help states
+        switch = isinstance(action, argparse._StoreTrueAction)  # off unless given, as the field's False
+        assert action.default == (None if unset and not switch else field_default(f)), (command, name)
+        if unset and "{default}" in f.metadata["help"]:
+            assert f"(default: {show_default(field_default(f))}" in action.help, (command, name)
+        if command != "rounds" or name not in ("batch_size", "backend", "token_budget", "truncate"):  # own words
+            assert action.help == help_of(f), (command, name)
+            assert action.choices == f.metadata.get("choices"), (command, name)
+        assert flag_of(f) in action.option_strings or name in ("seed", "batch_size"), (command, name)
+
+
+@pytest.mark.parametrize("command", ["curate", "select", "rounds"])
+def test_every_selection_field_is_a_flag(command):
+    names = {a.config_field[1] for a in _config_actions(_subparsers()[command])
+             if a.config_field[0] is SelectionConfig}
+    assert names == {f.name for f in dataclasses.fields(SelectionConfig)}
+    args = build_parser().parse_args([command, "--candidates", "x", "--out", "y"] if command == "select"
+                                     else [command])
+    # the parsed defaults make the config's own defaults
+    from scas_hub.cli.common import selection_kwargs
+
+    assert SelectionConfig(**selection_kwargs(args)) == SelectionConfig()
+
+
+def test_unset_training_flags_build_the_reference_recipe():
+    from scas_hub.cli import _train_config
+
+    args = build_parser().parse_args(["train", "--dataset", "d"])
+    assert _train_config(args) == TrainConfig()
+    args = build_parser().parse_args(["train", "--dataset", "d", "--learning-rate", "2e-5", "--bf16",
+                                      "--effective-batch", "4", "--seed", "7"])
+    config = _train_config(args)
+    assert (config.learning_rate, config.bf16, config.effective_batch_size, config.seed) == (2e-5, True, 4, 7)
+
+
+def test_help_shows_the_config_defaults():
+    out = subprocess.run([sys.executable, "-m", "scas_hub", "train", "--help"], capture_output=True, text=True,
+                         env={"COLUMNS": "200", "PATH": ""}, check=True).stdout
+    assert f"peak learning rate (default: {show_default(TrainConfig().learning_rate)})" in out
+    assert f"passes over the dataset (default: {show_default(TrainConfig().epochs)};" in out
+    out = subprocess.run([sys.executable, "-m", "scas_hub", "select", "--help"], capture_output=True, text=True,
+                         env={"COLUMNS": "200", "PATH": ""}, check=True).stdout
+    assert f"(default: {SelectionConfig().groups})" in out and "--lambda LAM" in out
+
+
+def test_workflows_take_a_config_or_its_keywords_not_both():
+    from scas_hub.errors import ConfigError, SelectionError
+    from scas_hub.publish.config import publish_config
+    from scas_hub.select import selection_config
+
+    assert selection_config(None, strategy="argmin", seed=None) == SelectionConfig(strategy="argmin")
+    assert selection_config(SelectionConfig(groups=3)) == SelectionConfig(groups=3)
+    with pytest.raises(SelectionError, match="not both"):
+        selection_config(SelectionConfig(), strategy="argmin")
+    with pytest.raises(SelectionError, match="--groups"):
+        selection_config(None, groups=0)
+    assert publish_config(None, push="org/name") == PublishConfig(push="org/name")
+    with pytest.raises(ConfigError, match="not both"):
+        publish_config(PublishConfig(), private=True)
