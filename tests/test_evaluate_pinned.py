@@ -234,3 +234,21 @@ def test_the_report_says_whether_the_template_is_the_one_the_checkpoint_was_trai
         report = evaluate(str(checkpoint), pool, generator=lambda c: ["\\boxed{5}"] * len(c), reference_nll=False)
         assert report.decoding["chat_template"] == {"sha256": own, "source": "the student's own",
                                                     "training_sha256": trained, "matches_training": matches}
+
+
+def test_a_checkpoint_is_asked_with_the_system_prompt_it_was_trained_with(tiny_qwen_dir, pool, tmp_path):
+    checkpoint = tmp_path / "checkpoint"
+    shutil.copytree(tiny_qwen_dir, checkpoint)
+    (checkpoint / "training_facts.json").write_text(json.dumps({"system_prompt": "Answer like a tutor."}))
+    seen: list[str] = []
+
+    def generator(conversations):
+        seen.extend(c[0]["content"] for c in conversations)
+        return ["\\boxed{5}"] * len(conversations)
+
+    report = evaluate(str(checkpoint), pool, generator=generator, reference_nll=False)
+    assert seen and set(seen) == {"Answer like a tutor."}
+    assert report.decoding["system_prompt"]["source"] == "the checkpoint's training rows (training_facts.json)"
+    seen.clear()
+    evaluate(str(checkpoint), pool, generator=generator, reference_nll=False, system_prompt="Be brief.")
+    assert set(seen) == {"Be brief."}  # --system-prompt still wins

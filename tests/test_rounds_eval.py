@@ -15,6 +15,7 @@ from scas_hub.testing.corpus import synthetic_pool, write_pool
 pytest.importorskip("trl")
 
 
+@pytest.mark.slow  # ~40 s: three evaluations and two trainings (make test-slow)
 def test_rounds_eval_scores_every_theta_on_the_same_questions_and_from_base_trains_from_the_base(
         tiny_qwen_dir, tmp_path, capsys):
     corpus_rows = synthetic_pool(5, teachers=3, max_words=40, seed=8, subset="keep")

@@ -138,6 +138,9 @@ def test_the_card_says_what_was_trained_on_what(trained, curated, tiny_qwen_dir)
     assert facts["dataset"] == trained.dataset.to_dict() and trained.dataset.commit.startswith("local-")
     assert facts["student"]["revision"] == record["student"]["revision"]
     assert facts["rows"] == record["questions_selected"]
+    data = pq.read_table(curated[1] / "data").to_pylist()
+    prompts = {row["messages"][0]["content"] for row in data}
+    assert len(prompts) == 1 and facts["system_prompt"] == prompts.pop()  # what evaluate asks with by default
     from transformers import AutoTokenizer
 
     sha = chat_template_sha256(AutoTokenizer.from_pretrained(trained.checkpoint))

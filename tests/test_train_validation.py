@@ -92,6 +92,7 @@ def test_a_finished_folder_with_other_settings_is_refused(dataset, tiny_qwen_dir
     assert all((weights(out)[k] == before[k]).all() for k in before)
 
 
+@pytest.mark.slow  # ~16 s: a full training run to divergence (make test-slow)
 def test_a_run_that_diverges_is_not_saved(dataset, tiny_qwen_dir, tmp_path, capsys):
     out = tmp_path / "ckpt"
     assert run_train(dataset, tiny_qwen_dir, out, "--max-steps", "3", "--warmup-ratio", "0",
@@ -102,6 +103,7 @@ def test_a_run_that_diverges_is_not_saved(dataset, tiny_qwen_dir, tmp_path, caps
     assert run_train(dataset, tiny_qwen_dir, out, "--max-steps", "2") == 0  # the corrected rerun trains
 
 
+@pytest.mark.slow  # ~12 s (make test-slow)
 def test_train_warns_when_it_trains_longer_conversations_than_were_scored(tiny_qwen_dir, tmp_path, caplog):
     from scas_hub.train import TrainConfig, train
 

@@ -95,8 +95,9 @@ def print_cut(cut: dict, name: str = "") -> None:
 
 def add_eval_args(p: argparse.ArgumentParser, subset_flags: tuple[str, ...] = (),
                    batch_flag: str = "--batch-size",
-                   system_prompt_help: str = "system prompt of every question (default: each row's own, else the "
-                                             "project's default, as training and scoring render rows)") -> None:
+                   system_prompt_help: str = "system prompt of every question (default: a scas-hub checkpoint's "
+                                             "training prompt, else each row's own, else the project's default, as "
+                                             "training and scoring render rows)") -> None:
     p.add_argument("--eval", required=True, metavar="SOURCE",
                    help="held-out questions: builder, recipe file (.py), folder, or Hub dataset id")
     p.add_argument("--eval-subset", *subset_flags, dest="subset", default=None,

@@ -56,7 +56,8 @@ def evaluate(
         generator: answers conversations instead of the student's own decoding (tests, custom
             backends); the student is then loaded only for the reference NLL.
         command: the command recorded in the report (the CLI passes its command line).
-        system_prompt: the system prompt of every question (default: each row's own, else the
+        system_prompt: the system prompt of every question (default: for a scas-hub checkpoint, the
+            one its training rows shared (`training_facts.json`); else each row's own, else the
             project's default, as training and scoring render rows).
         chat_template: Jinja template (text or file) to render prompts with (default: the student's
             own: a checkpoint's is the one its dataset was scored with).
@@ -109,6 +110,10 @@ def evaluate_student(
     dtype = resolve_dtype(decoding.dtype, device)
     needs_nll = reference_nll and any(q.reference_solution for q in eval_set.questions)
     template_text = read_chat_template(chat_template) if chat_template is not None else None
+    prompt_source = "--system-prompt"
+    if system_prompt is None:  # a scas-hub checkpoint is asked with the system prompt it was trained with
+        system_prompt = trained_system_prompt(resolved.path)
+        prompt_source = "the checkpoint's training rows (training_facts.json)"
     model = tokenizer = None
     if backend == "transformers" or needs_nll:
         model, tokenizer, dtype, device = load_student(resolved, dtype, device)
@@ -145,7 +150,7 @@ def evaluate_student(
                   "backend_parameters": getattr(generator, "parameters", None),
                   "stop_token_ids": getattr(generator, "stop_ids", None), "pad_token_id": getattr(generator, "pad_id",
                                                                                                    None),
-                  "system_prompt": prompt_record(conversations, system_prompt),
+                  "system_prompt": prompt_record(conversations, system_prompt, prompt_source),
                   "chat_template": template_record(tokenizer, template_text, resolved.path)},
         run={"created": now(), "command": command or "", "versions": library_versions(),
              "hardware": hardware(str(device)), "generation_seconds": round(generation_seconds, 3),
@@ -156,12 +161,22 @@ def evaluate_student(
     return report
 
 
-def prompt_record(conversations: list[list[dict[str, str]]], override: str | None) -> dict[str, Any]:
+def prompt_record(conversations: list[list[dict[str, str]]], override: str | None,
+                  override_source: str = "--system-prompt") -> dict[str, Any]:
     """The system prompts the student saw: each distinct text with its number of questions."""
     counts = Counter(c[0]["content"] for c in conversations)
-    return {"source": "--system-prompt" if override is not None else
+    return {"source": override_source if override is not None else
             f"each row's own, else the default ({DEFAULT_SYSTEM_PROMPT!r})",
             "texts": [{"text": text, "questions": n} for text, n in counts.most_common()]}
+
+
+def trained_system_prompt(student_path: str | Path) -> str | None:
+    """The one system prompt a scas-hub checkpoint's training rows shared (`training_facts.json`)."""
+    facts = read_facts(Path(student_path)) if Path(student_path).is_dir() else None
+    if facts and facts.get("system_prompt"):
+        logger.info("asking with the system prompt %s was trained with (training_facts.json)", student_path)
+        return facts["system_prompt"]
+    return None
 
 
 def template_record(tokenizer, template_text: str | None, student_path: str) -> dict[str, Any]:

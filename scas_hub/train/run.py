@@ -279,7 +279,7 @@ def train(
         "final_loss": losses[-1], "train_loss": sum(losses) / len(losses),
         "rows": len(data.rows), "rows_cut": cut, "rows_dropped": dropped,
         "scored_max_length": data.scored_max_length, "rows_longer_than_scored": longer,
-        "chat_template_sha256": template_hash,
+        "chat_template_sha256": template_hash, "system_prompt": _shared_system_prompt(data.rows),
         "processes": state.num_processes, "gradient_accumulation_steps": args.gradient_accumulation_steps,
         "bf16": bool(args.bf16), "hardware": _hardware(), "versions": version_lines(_VERSIONS),
         "created": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
@@ -385,6 +385,13 @@ def _push(out: Path, facts: dict[str, Any], repo_id: str, private: bool, state) 
         write_facts(out, facts)
     state.wait_for_everyone()
     return read_facts(out) or facts
+
+
+def _shared_system_prompt(rows: list[dict[str, Any]]) -> str | None:
+    """The system prompt every training row starts with (what `evaluate` asks this checkpoint with
+    by default); None when rows differ."""
+    prompts = {row["prompt"][0]["content"] for row in rows if row["prompt"] and row["prompt"][0]["role"] == "system"}
+    return prompts.pop() if len(prompts) == 1 else None
 
 
 __all__ = ["FACTS_FILENAME", "TrainResult", "train"]
