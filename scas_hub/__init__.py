@@ -31,7 +31,7 @@ _LAZY = {
     "RoundsResult": ".rounds.loop", "run_rounds": ".rounds.loop",
     **dict.fromkeys(["CurateResult", "curate", "load_questions", "reselect", "score"], ".pipeline"),
     "Candidate": ".records", "Question": ".records",
-    "ScoringConfig": ".score.engine", "StudentScorer": ".score.engine",
+    "ScoringConfig": ".score.config", "StudentScorer": ".score.engine",
     "ProxyComponents": ".proxy",
     "SelectionConfig": ".select", "select": ".select",
     "StudentsResult": ".several_students", "curate_students": ".several_students",
@@ -56,7 +56,8 @@ if TYPE_CHECKING:
     from .proxy import ProxyComponents
     from .records import Candidate, Question
     from .rounds.loop import RoundsResult, run_rounds
-    from .score.engine import ScoringConfig, StudentScorer
+    from .score.config import ScoringConfig
+    from .score.engine import StudentScorer
     from .select import SelectionConfig, select
     from .several_students import StudentsResult, curate_students
     from .stats import PipelineStats

@@ -68,6 +68,7 @@ def loaded(result: subprocess.CompletedProcess) -> str:
 
 def test_import_records_loads_no_torch():
     code = ("import sys, scas_hub.records, scas_hub.proxy, scas_hub.schema\n"
+            "from scas_hub import ScoringConfig, SelectionConfig\n"  # the configs are core too
             "print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=300)
     assert out.stdout.strip() == "[]"
