@@ -37,15 +37,34 @@ from scas_hub.testing.corpus import POOL_SYSTEM_PROMPT, synthetic_pool, write_po
 from scas_hub.testing.naive import naive_components, naive_score
 
 
-def build_corpus(folder: Path, questions: int, teachers: int, max_words: int, copies: int = 1, seed: int = 0,
-                 problem_words: tuple[int, int] = (15, 150)):
+def build_corpus(
+    folder: Path,
+    questions: int,
+    teachers: int,
+    max_words: int,
+    copies: int = 1,
+    seed: int = 0,
+    problem_words: tuple[int, int] = (15, 150),
+):
     """Shaped like the published pool: 9 verified answers per question (124,263 / 13,807), the
     pool's kind of system prompt, competition-math-length problems, answers of a few to ~2k tokens."""
-    rows = synthetic_pool(questions, teachers=teachers, max_words=max_words, seed=seed,
-                          system=POOL_SYSTEM_PROMPT, problem_words=problem_words)
+    rows = synthetic_pool(
+        questions,
+        teachers=teachers,
+        max_words=max_words,
+        seed=seed,
+        system=POOL_SYSTEM_PROMPT,
+        problem_words=problem_words,
+    )
     if copies > 1:  # same length distribution, distinct questions
-        rows = {t: [{**r, "id": f"{k}-{r['id']}", "instruction": f"({k}) {r['instruction']}"}
-                    for k in range(copies) for r in rs] for t, rs in rows.items()}
+        rows = {
+            t: [
+                {**r, "id": f"{k}-{r['id']}", "instruction": f"({k}) {r['instruction']}"}
+                for k in range(copies)
+                for r in rs
+            ]
+            for t, rs in rows.items()
+        }
     write_pool(rows, folder)
     _, qs = load_questions(str(folder), None, None, PipelineStats())
     return qs
@@ -69,8 +88,13 @@ def run_engine(model, tokenizer, questions, device, budget=None, spec: str = "sd
     qs = copy.deepcopy(questions)
     stats = PipelineStats()
     scorer = StudentScorer(model, tokenizer, engine_config(spec, budget))
-    hook = None if positions is None else scorer.decoder.register_forward_pre_hook(
-        lambda module, args, kwargs: positions.append(kwargs["input_ids"].shape[1]), with_kwargs=True)
+    hook = (
+        None
+        if positions is None
+        else scorer.decoder.register_forward_pre_hook(
+            lambda module, args, kwargs: positions.append(kwargs["input_ids"].shape[1]), with_kwargs=True
+        )
+    )
     with measure(device) as m:
         for _ in scorer.score_questions(qs, stats):
             pass
@@ -136,8 +160,14 @@ def work_ratio(config, sequences, engine_positions: int, questions) -> float:
 def forward_flops_per_token(config, context: float) -> float:
     """2 x parameters (LM head included) + attention scores and mixing at the mean causal context."""
     body, head = weight_flops(config)
-    attention = 2 * 2 * config.num_hidden_layers * config.num_attention_heads * \
-        (getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads) * context
+    attention = (
+        2
+        * 2
+        * config.num_hidden_layers
+        * config.num_attention_heads
+        * (getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads)
+        * context
+    )
     return body + head + attention
 
 
@@ -213,8 +243,7 @@ def long_answer_memory(device: str, answer_tokens: int, with_naive: bool, spec: 
     peaks = {}
     for method in ["engine"] + (["naive"] if with_naive else []):
         with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-            n, seconds, peak, process = pool.submit(_long_answer_child, method, device, answer_tokens,
-                                                    spec).result()
+            n, seconds, peak, process = pool.submit(_long_answer_child, method, device, answer_tokens, spec).result()
         line(f"{method} long answer ({n} tok)", n, Measurement(seconds, peak))
         print(f"{'':28} whole process peak {gib(process)} (model, tokenizer and interpreter included)")
         peaks[method] = peak
@@ -230,9 +259,12 @@ def main() -> None:
     p.add_argument("--max-words", type=int, default=1500, help="longest answers (~1.3 tokens/word)")
     p.add_argument("--dtypes", default="float32,bfloat16")
     p.add_argument("--budget", type=int, default=None, help="engine token budget (default: the engine's, by device)")
-    p.add_argument("--engines", default="sdpa,sdpa+compile",
-                   help="engine variants timed side by side, comma-separated: the attention layout (sdpa, flex), "
-                        "+compile for fused norms and MLP activations (compiled once, before timing)")
+    p.add_argument(
+        "--engines",
+        default="sdpa,sdpa+compile",
+        help="engine variants timed side by side, comma-separated: the attention layout (sdpa, flex), "
+        "+compile for fused norms and MLP activations (compiled once, before timing)",
+    )
     p.add_argument("--scale", type=int, default=8, help="corpus multiple for the flatness check (0: skip)")
     p.add_argument("--long-answer", type=int, default=6300, help="tokens of the long answer (0: skip)")
     p.add_argument("--no-naive", action="store_true", help="skip the (slow) naive algorithm")
@@ -246,25 +278,28 @@ def main() -> None:
     dtypes, specs = args.dtypes.split(","), args.engines.split(",")
     for spec in specs:
         engine_config(spec, None)  # a typo fails here, not after the first timed round
-    print(f"device {args.device}, torch {torch.__version__}, threads {torch.get_num_threads()}, "
-          f"student {args.student}")
+    print(f"device {args.device}, torch {torch.__version__}, threads {torch.get_num_threads()}, student {args.student}")
 
     with tempfile.TemporaryDirectory() as tmp:
         questions = build_corpus(Path(tmp) / "c1", args.questions, args.teachers, args.max_words)
-        big = build_corpus(Path(tmp) / "c8", args.questions, args.teachers, args.max_words, args.scale) \
-            if args.scale else None
+        big = (
+            build_corpus(Path(tmp) / "c8", args.questions, args.teachers, args.max_words, args.scale)
+            if args.scale
+            else None
+        )
 
     models = {d: load_model(args.student, d, args.device) for d in dtypes}
     tokenizer = models[dtypes[0]][1]
     sequences = conversation_tokens(tokenizer, questions)
     tokens = sum(map(len, sequences))
     lengths = sorted(map(len, sequences))
-    print(f"corpus: {len(questions)} questions, {len(sequences)} candidates, {tokens:,} tokens "
-          f"(conversation length min {lengths[0]}, median {lengths[len(lengths) // 2]}, max {lengths[-1]})")
+    print(
+        f"corpus: {len(questions)} questions, {len(sequences)} candidates, {tokens:,} tokens "
+        f"(conversation length min {lengths[0]}, median {lengths[len(lengths) // 2]}, max {lengths[-1]})"
+    )
 
     mean_context = statistics.fmean(n / 2 for n in map(len, sequences))
-    fpt = forward_flops_per_token(models[dtypes[0]][0].config, mean_context) \
-        if args.device.startswith("cuda") else None
+    fpt = forward_flops_per_token(models[dtypes[0]][0].config, mean_context) if args.device.startswith("cuda") else None
     # Interleaved at a fine grain: the corpus is cut into chunks of whole questions and every
     # method runs on a chunk before the next chunk starts, so a slow spell of the machine hits all
     # methods alike; each method's figure sums, over chunks, its best time across rounds.
@@ -295,12 +330,23 @@ def main() -> None:
                 scored, m = run_engine(models[d][0], tokenizer, chunk, args.device, args.budget, a, counted)
                 results[label] += scored
                 times[f"engine {label}"][c].append(m)
-    runs = {name: [Measurement(sum(per_chunk[r].seconds for per_chunk in per_method),
-                               max(per_chunk[r].peak_bytes for per_chunk in per_method)) for r in range(args.repeat)]
-            for name, per_method in times.items()}
-    fastest = {name: Measurement(sum(min(m.seconds for m in per_chunk) for per_chunk in per_method),
-                                 max(m.peak_bytes for per_chunk in per_method for m in per_chunk))
-               for name, per_method in times.items()}
+    runs = {
+        name: [
+            Measurement(
+                sum(per_chunk[r].seconds for per_chunk in per_method),
+                max(per_chunk[r].peak_bytes for per_chunk in per_method),
+            )
+            for r in range(args.repeat)
+        ]
+        for name, per_method in times.items()
+    }
+    fastest = {
+        name: Measurement(
+            sum(min(m.seconds for m in per_chunk) for per_chunk in per_method),
+            max(m.peak_bytes for per_chunk in per_method for m in per_chunk),
+        )
+        for name, per_method in times.items()
+    }
     print(f"{args.repeat} rounds over {k} chunks of questions, interleaved; figures sum each chunk's best time:")
     if naive_scores is not None:
         line("naive (float32)", tokens, fastest["naive"], fpt, runs["naive"])
@@ -312,19 +358,25 @@ def main() -> None:
         if naive_scores is not None:
             print(f"ratio engine/naive = {fastest['naive'].seconds / me.seconds:.2f}   [{label}]")
             errs = rel_errors(scores_of(results[label]), naive_scores)
-            print(f"score error vs naive float32 [{label}]: max rel {max(errs):.2e}, median rel "
-                  f"{statistics.median(errs):.2e}")
+            print(
+                f"score error vs naive float32 [{label}]: max rel {max(errs):.2e}, median rel "
+                f"{statistics.median(errs):.2e}"
+            )
         print(f"ratio engine/forward = {mf.seconds / me.seconds:.2f}   [{label}]")
     ratio = work_ratio(models[dtypes[0]][0].config, sequences, sum(positions), results[engines[0][2]])
-    print(f"matmul work naive/engine = {ratio:.2f}   (weight FLOPs: {sum(positions):,} engine rows vs {tokens:,} "
-          "conversation tokens, LM head on targets only; the ceiling of engine/naive at equal matmul rates)")
+    print(
+        f"matmul work naive/engine = {ratio:.2f}   (weight FLOPs: {sum(positions):,} engine rows vs {tokens:,} "
+        "conversation tokens, LM head on targets only; the ceiling of engine/naive at equal matmul rates)"
+    )
     label = {d: next(lbl for dd, _, lbl in engines if dd == d) for d in dtypes}  # first attention mode
     if "float32" in dtypes and "bfloat16" in dtypes:
         a, b = selections(results[label["float32"]]), selections(results[label["bfloat16"]])
         flips = sum(a[k] != b.get(k) for k in a)
         errs = rel_errors(scores_of(results[label["bfloat16"]]), scores_of(results[label["float32"]]))
-        print(f"selections differing bfloat16 vs float32: {flips} of {len(a)} "
-              f"(score rel error max {max(errs):.2e}, median {statistics.median(errs):.2e})")
+        print(
+            f"selections differing bfloat16 vs float32: {flips} of {len(a)} "
+            f"(score rel error max {max(errs):.2e}, median {statistics.median(errs):.2e})"
+        )
     if big is not None:
         d = dtypes[-1]
         big_tokens = sum(map(len, conversation_tokens(tokenizer, big)))
@@ -338,13 +390,17 @@ def main() -> None:
         line(f"engine 1x ({d})", tokens, m1, None, small_runs)
         line(f"engine {args.scale}x ({d})", big_tokens, m8, None, big_runs)
         # paired: each Nx run against the mean of the two 1x runs around it (same spell of the machine)
-        pairs = [(big_tokens / big_runs[i].seconds) /
-                 (tokens / statistics.fmean(m.seconds for m in small_runs[2 * i : 2 * i + 2]))
-                 for i in range(len(big_runs))]
-        print(f"throughput 1x {tokens / m1.seconds:,.0f} tok/s, {args.scale}x {big_tokens / m8.seconds:,.0f} tok/s "
-              f"(best runs) [{d}]: ratio {args.scale}x/1x = {statistics.median(pairs):.2f} (median of "
-              f"{', '.join(f'{x:.2f}' for x in pairs)}: each {args.scale}x run over the mean of the 1x runs around it; "
-              f"peak {gib(m1.peak_bytes)} vs {gib(m8.peak_bytes)})")
+        pairs = [
+            (big_tokens / big_runs[i].seconds)
+            / (tokens / statistics.fmean(m.seconds for m in small_runs[2 * i : 2 * i + 2]))
+            for i in range(len(big_runs))
+        ]
+        print(
+            f"throughput 1x {tokens / m1.seconds:,.0f} tok/s, {args.scale}x {big_tokens / m8.seconds:,.0f} tok/s "
+            f"(best runs) [{d}]: ratio {args.scale}x/1x = {statistics.median(pairs):.2f} (median of "
+            f"{', '.join(f'{x:.2f}' for x in pairs)}: each {args.scale}x run over the mean of the 1x runs around it; "
+            f"peak {gib(m1.peak_bytes)} vs {gib(m8.peak_bytes)})"
+        )
     if args.long_answer:
         long_answer_memory(args.device, args.long_answer, with_naive=not args.no_naive, spec=specs[0])
 

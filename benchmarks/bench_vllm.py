@@ -40,8 +40,11 @@ def vllm_answer_nll(url: str, model: str, encoded, special: set[int], concurrenc
         response = http.post(f"{url}/completions", json=body)
         response.raise_for_status()
         logprobs = response.json()["choices"][0]["prompt_logprobs"]
-        nll = [-logprobs[p][str(enc.input_ids[p])]["logprob"] for p in range(enc.n_prompt, len(enc.input_ids))
-               if enc.input_ids[p] not in special]
+        nll = [
+            -logprobs[p][str(enc.input_ids[p])]["logprob"]
+            for p in range(enc.n_prompt, len(enc.input_ids))
+            if enc.input_ids[p] not in special
+        ]
         return sum(nll) / len(nll)
 
     with httpx2.Client(timeout=600.0) as http, ThreadPoolExecutor(max_workers=concurrency) as pool:
@@ -78,28 +81,42 @@ def main() -> None:
     encoded = encoder.encode(candidates)
     tokens = sum(len(e.input_ids) for e in encoded)
     special = set(special_token_ids(tokenizer))
-    print(f"vllm peer: {len(questions)} questions, {len(encoded)} conversations, {tokens:,} tokens, "
-          f"student {args.student}, torch threads {torch.get_num_threads()}")
+    print(
+        f"vllm peer: {len(questions)} questions, {len(encoded)} conversations, {tokens:,} tokens, "
+        f"student {args.student}, torch threads {torch.get_num_threads()}"
+    )
 
-    with VLLMServer(folder, served_name="student", python=python, extra_args=("--dtype", "float32"),
-                    log_path=Path(tempfile.gettempdir()) / "scas-hub-bench-vllm.log") as server:
+    with VLLMServer(
+        folder,
+        served_name="student",
+        python=python,
+        extra_args=("--dtype", "float32"),
+        log_path=Path(tempfile.gettempdir()) / "scas-hub-bench-vllm.log",
+    ) as server:
         runs = [vllm_answer_nll(server.url, "student", encoded, special, args.concurrency) for _ in range(args.repeat)]
     vllm_nll = runs[0][0]
     vllm_time = Measurement(min(seconds for _, seconds in runs))
     engine_runs = [run_engine(model, tokenizer, questions, "cpu") for _ in range(args.repeat)]
     scored = engine_runs[0][0]
     engine_time = Measurement(min(m.seconds for _, m in engine_runs))
-    pairs = [(c.score.answer_mean_nll, v) for c, v in zip((c for q in scored for c in q.candidates), vllm_nll,
-                                                           strict=True) if c.score is not None]
+    pairs = [
+        (c.score.answer_mean_nll, v)
+        for c, v in zip((c for q in scored for c in q.candidates), vllm_nll, strict=True)
+        if c.score is not None
+    ]
     engine_nll, vllm_nll = [a for a, _ in pairs], [b for _, b in pairs]
     diffs = [abs(a - b) for a, b in pairs]
     worst = max(range(len(diffs)), key=diffs.__getitem__)
     print(f"{'vLLM prompt logprobs (fp32)':32} {tokens / vllm_time.seconds:10,.0f} tok/s   {vllm_time.seconds:8.2f} s")
-    print(f"{'engine full SCAS scoring (fp32)':32} {tokens / engine_time.seconds:10,.0f} tok/s   "
-          f"{engine_time.seconds:8.2f} s")
+    print(
+        f"{'engine full SCAS scoring (fp32)':32} {tokens / engine_time.seconds:10,.0f} tok/s   "
+        f"{engine_time.seconds:8.2f} s"
+    )
     print(f"ratio engine/vllm tokens per second = {vllm_time.seconds / engine_time.seconds:.2f}")
-    print(f"largest answer mean NLL difference engine vs vLLM: {diffs[worst]:.2e} (candidate {worst}: engine "
-          f"{engine_nll[worst]:.5f}, vLLM {vllm_nll[worst]:.5f}); median {sorted(diffs)[len(diffs) // 2]:.2e}")
+    print(
+        f"largest answer mean NLL difference engine vs vLLM: {diffs[worst]:.2e} (candidate {worst}: engine "
+        f"{engine_nll[worst]:.5f}, vLLM {vllm_nll[worst]:.5f}); median {sorted(diffs)[len(diffs) // 2]:.2e}"
+    )
 
 
 if __name__ == "__main__":

@@ -60,10 +60,22 @@ def write_corpus(folder: Path, n_questions: int, answer_bytes: int, seed: int = 
                 wrong = rng.random() < 0.05
                 body = paragraphs[rng.randrange(len(paragraphs))][: answer_bytes - 60]
                 answer = f"Teacher {t} on question {i}: {body} So {a} + {b} = \\boxed{{{a + b + wrong}}}."
-                f.write(json.dumps({
-                    "id": i, "source_dataset": "bench", "teacher_name": f"teacher-{t}", "system": None,
-                    "instruction": question, "teacher_output": answer, "reference_answer": str(a + b),
-                    "reference_solution": "", "is_common_correct": not wrong}) + "\n")
+                f.write(
+                    json.dumps(
+                        {
+                            "id": i,
+                            "source_dataset": "bench",
+                            "teacher_name": f"teacher-{t}",
+                            "system": None,
+                            "instruction": question,
+                            "teacher_output": answer,
+                            "reference_answer": str(a + b),
+                            "reference_solution": "",
+                            "is_common_correct": not wrong,
+                        }
+                    )
+                    + "\n"
+                )
     finally:
         for f in files:
             f.close()
@@ -88,15 +100,32 @@ def build_student(folder: Path, corpus: Path) -> Path:
     backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     backend.decoder = decoders.ByteLevel()
     sample = [t for row in first_rows(corpus, 200) for t in (row["instruction"], row["teacher_output"])]
-    backend.train_from_iterator(sample, trainers.BpeTrainer(
-        vocab_size=1024, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
-    tok = PreTrainedTokenizerFast(tokenizer_object=backend, eos_token="<|im_end|>", pad_token="<|endoftext|>",
-                                  additional_special_tokens=specials[1:])
+    backend.train_from_iterator(
+        sample,
+        trainers.BpeTrainer(
+            vocab_size=1024, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+        ),
+    )
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=backend,
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        additional_special_tokens=specials[1:],
+    )
     tok.chat_template = QWEN_CHAT_TEMPLATE
     torch.manual_seed(0)
-    config = Qwen2Config(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=1,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=32_768,
-                         tie_word_embeddings=True, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+    config = Qwen2Config(
+        vocab_size=len(tok),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=1,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=32_768,
+        tie_word_embeddings=True,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+    )
     Qwen2ForCausalLM(config).save_pretrained(folder)
     tok.save_pretrained(folder)
     return folder
@@ -156,10 +185,30 @@ def run_measured(cmd: list[str], env: dict[str, str], interval: float = 0.25) ->
 def curate_run(student: Path, corpus: Path, work: Path, processes: int, max_length: int | None) -> dict:
     """One cold `scas-hub curate` run: per-stage seconds, candidates/s and peak RSS."""
     out = work / "out"
-    env = {**os.environ, "SCAS_HUB_CACHE": str(work / "cache"), "SCAS_HUB_SCORE_CACHE": str(work / "scores"),
-           "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // processes))}
-    cmd = [sys.executable, "-m", "scas_hub", "curate", "--student", str(student), "--source", str(corpus),
-           "--out", str(out), "--verify", "math", "--no-progress", "--num-processes", str(processes)]
+    env = {
+        **os.environ,
+        "SCAS_HUB_CACHE": str(work / "cache"),
+        "SCAS_HUB_SCORE_CACHE": str(work / "scores"),
+        "TOKENIZERS_PARALLELISM": "false",
+        "OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // processes)),
+    }
+    cmd = [
+        sys.executable,
+        "-m",
+        "scas_hub",
+        "curate",
+        "--student",
+        str(student),
+        "--source",
+        str(corpus),
+        "--out",
+        str(out),
+        "--verify",
+        "math",
+        "--no-progress",
+        "--num-processes",
+        str(processes),
+    ]
     if max_length:
         cmd += ["--max-length", str(max_length), "--truncate"]
     started = time.time()
@@ -170,19 +219,31 @@ def curate_run(student: Path, corpus: Path, work: Path, processes: int, max_leng
     record = json.loads((out / "selection_stats.json").read_text())
     stages = record["run"]["stages"]
     rows = record["rows_in"]
-    result = {"processes": processes, "candidates": rows, "wall_s": wall,
-              "peak_rss": max((s[1] for s in samples), default=0),
-              "tokens_scored": record["tokens_scored"], "rows_scored": record["rows_scored"],
-              "table_bytes": _folder_bytes(work / "cache" / "tables"), "stages": {}}
-    bounds = [(name, stages[name]["started"], stages[name]["started"] + stages[name]["seconds"])
-              for name in STAGES if name in stages]
+    result = {
+        "processes": processes,
+        "candidates": rows,
+        "wall_s": wall,
+        "peak_rss": max((s[1] for s in samples), default=0),
+        "tokens_scored": record["tokens_scored"],
+        "rows_scored": record["rows_scored"],
+        "table_bytes": _folder_bytes(work / "cache" / "tables"),
+        "stages": {},
+    }
+    bounds = [
+        (name, stages[name]["started"], stages[name]["started"] + stages[name]["seconds"])
+        for name in STAGES
+        if name in stages
+    ]
     for i, (name, start, end) in enumerate(bounds):
         # a stage runs until the next one starts (ranks finish at different times)
         end = max(end, bounds[i + 1][1]) if i + 1 < len(bounds) else end
         inside = [s[1] for s in samples if start - 0.3 <= s[0] <= end + 0.3]
         seconds = stages[name]["seconds"]
-        result["stages"][name] = {"seconds": seconds, "per_s": rows / seconds if seconds else float("inf"),
-                                  "peak_rss": max(inside, default=0)}
+        result["stages"][name] = {
+            "seconds": seconds,
+            "per_s": rows / seconds if seconds else float("inf"),
+            "peak_rss": max(inside, default=0),
+        }
     return result
 
 
@@ -193,11 +254,13 @@ def _folder_bytes(folder: Path) -> int:
 def source_verify_run(corpus: Path, work: Path, workers: int) -> dict:
     """The source + verify stage alone (math-verify), with `workers` processes, cold cache."""
     env = {**os.environ, "SCAS_HUB_CACHE": str(work / f"cache-w{workers}"), "SCAS_HUB_NUM_PROC": str(workers)}
-    code = ("import json, sys, time\n"
-            "from scas_hub.pipeline import load_table\nfrom scas_hub.stats import PipelineStats\n"
-            "s = PipelineStats(); t = time.perf_counter()\n"
-            "load_table(sys.argv[1], None, None, s, 'math')\n"
-            "print(json.dumps({'seconds': time.perf_counter() - t, 'rows': s.rows_in}))\n")
+    code = (
+        "import json, sys, time\n"
+        "from scas_hub.pipeline import load_table\nfrom scas_hub.stats import PipelineStats\n"
+        "s = PipelineStats(); t = time.perf_counter()\n"
+        "load_table(sys.argv[1], None, None, s, 'math')\n"
+        "print(json.dumps({'seconds': time.perf_counter() - t, 'rows': s.rows_in}))\n"
+    )
     proc = subprocess.run([sys.executable, "-c", code, str(corpus)], env=env, capture_output=True, text=True)
     if proc.returncode != 0:
         raise SystemExit(f"source+verify failed:\n{proc.stderr[-3000:]}")
@@ -220,8 +283,9 @@ def tokens_per_candidate(student: Path, corpus: Path, n: int = 256) -> float:
     return sum(len(tok(r["instruction"] + r["teacher_output"])["input_ids"]) + 20 for r in rows) / len(rows)
 
 
-def projection(runs: dict, scales: list[int], tokens_per_second: float, gpus: list[int],
-               tokens_per_candidate: float) -> list[str]:
+def projection(
+    runs: dict, scales: list[int], tokens_per_second: float, gpus: list[int], tokens_per_candidate: float
+) -> list[str]:
     """Lines projecting 1M and 10M candidates from the slope between the smallest and largest scale."""
     lo, hi = min(scales), max(scales)
     lines = []
@@ -235,11 +299,14 @@ def projection(runs: dict, scales: list[int], tokens_per_second: float, gpus: li
         for n in (1_000_000, 10_000_000):
             rss = b["peak_rss"] + rss_slope * (n - b["candidates"])
             disk = b["table_bytes"] + disk_slope * (n - b["candidates"])
-            hours = ", ".join(f"{g} GPU {n * tokens_per_candidate / (tokens_per_second * g) / 3600:,.1f} h"
-                              for g in gpus)
-            lines.append(f"projection {n:>10,} candidates ({procs} proc slope): table on disk "
-                         f"{disk / 2**30:,.2f} GiB, RAM per rank {rss / 2**30:,.2f} GiB, scoring at "
-                         f"{tokens_per_second:,.0f} tok/s per GPU x {tokens_per_candidate:,.0f} tok/candidate: {hours}")
+            hours = ", ".join(
+                f"{g} GPU {n * tokens_per_candidate / (tokens_per_second * g) / 3600:,.1f} h" for g in gpus
+            )
+            lines.append(
+                f"projection {n:>10,} candidates ({procs} proc slope): table on disk "
+                f"{disk / 2**30:,.2f} GiB, RAM per rank {rss / 2**30:,.2f} GiB, scoring at "
+                f"{tokens_per_second:,.0f} tok/s per GPU x {tokens_per_candidate:,.0f} tok/candidate: {hours}"
+            )
     return lines
 
 
@@ -249,11 +316,19 @@ def main() -> None:
     parser.add_argument("--scales", type=int, nargs="+", default=[1, 8])
     parser.add_argument("--processes", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--answer-bytes", type=int, default=4000)
-    parser.add_argument("--max-length", type=int, default=160,
-                        help="score each candidate's first N tokens (--truncate), so that the pipeline's own cost "
-                             "shows on a CPU; 0: whole answers")
-    parser.add_argument("--tokens-per-second", type=float, default=50_000,
-                        help="scoring throughput per GPU for the projection (stated, not measured here)")
+    parser.add_argument(
+        "--max-length",
+        type=int,
+        default=160,
+        help="score each candidate's first N tokens (--truncate), so that the pipeline's own cost "
+        "shows on a CPU; 0: whole answers",
+    )
+    parser.add_argument(
+        "--tokens-per-second",
+        type=float,
+        default=50_000,
+        help="scoring throughput per GPU for the projection (stated, not measured here)",
+    )
     parser.add_argument("--gpus", type=int, nargs="+", default=[8, 64])
     parser.add_argument("--no-source-verify", action="store_true", help="skip the 1-vs-2-worker source+verify run")
     parser.add_argument("--json", default=None, help="also write every figure to this file")
@@ -267,8 +342,10 @@ def main() -> None:
             folder = work / f"corpus-{scale}x"
             size = write_corpus(folder, args.base_questions * scale, args.answer_bytes)
             corpora[scale] = folder
-            print(f"corpus {scale}x: {args.base_questions * scale * TEACHERS:,} candidates, {mib(size)} of JSONL",
-                  flush=True)
+            print(
+                f"corpus {scale}x: {args.base_questions * scale * TEACHERS:,} candidates, {mib(size)} of JSONL",
+                flush=True,
+            )
         student = build_student(work / "student", corpora[min(args.scales)])
         runs: dict[tuple[int, int], dict] = {}
         print(f"\n{'scale':>5} {'procs':>5} {'stage':>14} {'seconds':>9} {'cand/s':>9} {'peak RSS':>10}")
@@ -277,11 +354,17 @@ def main() -> None:
                 r = curate_run(student, corpora[scale], work / f"run-{scale}x-{procs}p", procs, args.max_length)
                 runs[(scale, procs)] = r
                 for name, s in r["stages"].items():
-                    print(f"{scale:>4}x {procs:>5} {name:>14} {s['seconds']:>9.1f} {s['per_s']:>9,.0f} "
-                          f"{mib(s['peak_rss']):>10}", flush=True)
-                print(f"{scale:>4}x {procs:>5} {'whole run':>14} {r['wall_s']:>9.1f} "
-                      f"{r['candidates'] / r['wall_s']:>9,.0f} {mib(r['peak_rss']):>10}  "
-                      f"(table {mib(r['table_bytes'])})", flush=True)
+                    print(
+                        f"{scale:>4}x {procs:>5} {name:>14} {s['seconds']:>9.1f} {s['per_s']:>9,.0f} "
+                        f"{mib(s['peak_rss']):>10}",
+                        flush=True,
+                    )
+                print(
+                    f"{scale:>4}x {procs:>5} {'whole run':>14} {r['wall_s']:>9.1f} "
+                    f"{r['candidates'] / r['wall_s']:>9,.0f} {mib(r['peak_rss']):>10}  "
+                    f"(table {mib(r['table_bytes'])})",
+                    flush=True,
+                )
 
         lo, hi = min(args.scales), max(args.scales)
         print()
@@ -289,21 +372,26 @@ def main() -> None:
             a, b = runs[(lo, procs)], runs[(hi, procs)]
             ratio = b["peak_rss"] / a["peak_rss"]
             speed = (b["candidates"] / b["wall_s"]) / (a["candidates"] / a["wall_s"])
-            print(f"{procs} proc: peak RSS {hi}x/{lo}x = {ratio:.2f} (target <= 1.25, and {mib(b['peak_rss'])} "
-                  f"<= 1 GiB: {'yes' if b['peak_rss'] <= 2**30 else 'no'}); candidates/s {hi}x/{lo}x = {speed:.2f} "
-                  "(target >= 0.90)")
+            print(
+                f"{procs} proc: peak RSS {hi}x/{lo}x = {ratio:.2f} (target <= 1.25, and {mib(b['peak_rss'])} "
+                f"<= 1 GiB: {'yes' if b['peak_rss'] <= 2**30 else 'no'}); candidates/s {hi}x/{lo}x = {speed:.2f} "
+                "(target >= 0.90)"
+            )
         sv = {}
         if not args.no_source_verify:
             for workers in (1, 2):
                 sv[workers] = source_verify_run(corpora[hi], work, workers)
-            print(f"source+verify (math-verify) at {hi}x: 1 worker {sv[1]['seconds']:.1f} s, 2 workers "
-                  f"{sv[2]['seconds']:.1f} s, speed-up {sv[1]['seconds'] / sv[2]['seconds']:.2f}x (target >= 1.8)")
+            print(
+                f"source+verify (math-verify) at {hi}x: 1 worker {sv[1]['seconds']:.1f} s, 2 workers "
+                f"{sv[2]['seconds']:.1f} s, speed-up {sv[1]['seconds'] / sv[2]['seconds']:.2f}x (target >= 1.8)"
+            )
         per_candidate = tokens_per_candidate(student, corpora[hi])
         for line in projection(runs, args.scales, args.tokens_per_second, args.gpus, per_candidate):
             print(line)
         if args.json:
-            Path(args.json).write_text(json.dumps(
-                {"runs": {f"{s}x-{p}p": r for (s, p), r in runs.items()}, "source_verify": sv}, indent=1))
+            Path(args.json).write_text(
+                json.dumps({"runs": {f"{s}x-{p}p": r for (s, p), r in runs.items()}, "source_verify": sv}, indent=1)
+            )
 
 
 if __name__ == "__main__":

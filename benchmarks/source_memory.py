@@ -30,10 +30,16 @@ def write_corpus(folder: Path, n_candidates: int, teachers: int, seed: int = 0) 
         with open(folder / f"teacher-{t}.jsonl", "w", encoding="utf-8") as f:
             for i in range(n_questions):
                 a, b = (i * 7919) % 1000, (i * 104729) % 1000
-                row = {"id": i, "source_dataset": "bench", "teacher_name": f"teacher-{t}", "system": None,
-                       "instruction": f"Question {i}: what is {a} + {b}?",
-                       "teacher_output": f"Teacher {t} says {a} + {b} = \\boxed{{{a + b}}}.",
-                       "reference_answer": str(a + b), "is_correct": rng.random() > 0.03}
+                row = {
+                    "id": i,
+                    "source_dataset": "bench",
+                    "teacher_name": f"teacher-{t}",
+                    "system": None,
+                    "instruction": f"Question {i}: what is {a} + {b}?",
+                    "teacher_output": f"Teacher {t} says {a} + {b} = \\boxed{{{a + b}}}.",
+                    "reference_answer": str(a + b),
+                    "is_correct": rng.random() > 0.03,
+                }
                 f.write(json.dumps(row) + "\n")
 
 
@@ -62,9 +68,16 @@ def measure(folder: str, materialize: bool) -> dict:
             kept_questions.append(question)
     seconds = time.perf_counter() - start
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"rows": stats.rows_in, "questions": n_questions, "skipped": dict(stats.skipped), "seconds": seconds,
-            "rows_per_s": stats.rows_in / seconds, "baseline_rss_mb": baseline, "peak_rss_mb": peak,
-            "runs_spilled": grouper.runs_spilled}
+    return {
+        "rows": stats.rows_in,
+        "questions": n_questions,
+        "skipped": dict(stats.skipped),
+        "seconds": seconds,
+        "rows_per_s": stats.rows_in / seconds,
+        "baseline_rss_mb": baseline,
+        "peak_rss_mb": peak,
+        "runs_spilled": grouper.runs_spilled,
+    }
 
 
 def main() -> None:
@@ -79,8 +92,10 @@ def main() -> None:
         return
 
     modes = [False, True] if args.materialize else [False]
-    print(f"{'candidates':>10} {'mode':>11} {'rows/s':>9} {'seconds':>8} {'base RSS':>9} {'peak RSS':>9} "
-          f"{'growth':>8} {'runs':>5}")
+    print(
+        f"{'candidates':>10} {'mode':>11} {'rows/s':>9} {'seconds':>8} {'base RSS':>9} {'peak RSS':>9} "
+        f"{'growth':>8} {'runs':>5}"
+    )
     with tempfile.TemporaryDirectory(prefix="scas-hub-bench-") as tmp:
         for size in args.sizes:
             folder = Path(tmp) / f"corpus-{size}"
@@ -91,10 +106,12 @@ def main() -> None:
                 out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
                 r = json.loads(out.strip().splitlines()[-1])
                 mode = "materialize" if materialize else "stream"
-                print(f"{r['rows']:>10,} {mode:>11} {r['rows_per_s']:>9,.0f} {r['seconds']:>8.1f} "
-                      f"{r['baseline_rss_mb']:>7.0f}MB {r['peak_rss_mb']:>7.0f}MB "
-                      f"{r['peak_rss_mb'] - r['baseline_rss_mb']:>6.0f}MB {r['runs_spilled']:>5}"
-                      f"   ({r['questions']:,} questions, {disk:.0f} MB on disk, skipped {r['skipped']})")
+                print(
+                    f"{r['rows']:>10,} {mode:>11} {r['rows_per_s']:>9,.0f} {r['seconds']:>8.1f} "
+                    f"{r['baseline_rss_mb']:>7.0f}MB {r['peak_rss_mb']:>7.0f}MB "
+                    f"{r['peak_rss_mb'] - r['baseline_rss_mb']:>6.0f}MB {r['runs_spilled']:>5}"
+                    f"   ({r['questions']:,} questions, {disk:.0f} MB on disk, skipped {r['skipped']})"
+                )
 
 
 if __name__ == "__main__":

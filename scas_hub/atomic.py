@@ -48,8 +48,13 @@ def remove_stale_asides(target: Path) -> list[Path]:
     removed = []
     for path in target.parent.glob(f".{glob.escape(target.name)}.tmp-*"):
         match = pattern.fullmatch(path.name)
-        if match and match["host"] == _host() and not _alive(int(match["pid"])) \
-                and path.is_dir() and not path.is_symlink():
+        if (
+            match
+            and match["host"] == _host()
+            and not _alive(int(match["pid"]))
+            and path.is_dir()
+            and not path.is_symlink()
+        ):
             shutil.rmtree(path, ignore_errors=True)
             removed.append(path)
     return removed
@@ -103,8 +108,9 @@ def write_text_atomic(path: str | Path, text: str, *, tmp: Path | None = None) -
     return path
 
 
-def write_json_atomic(path: str | Path, data: Any, *, sort_keys: bool = False, ensure_ascii: bool = True,
-                      tmp: Path | None = None) -> Path:
+def write_json_atomic(
+    path: str | Path, data: Any, *, sort_keys: bool = False, ensure_ascii: bool = True, tmp: Path | None = None
+) -> Path:
     """`write_text_atomic` of `data` as indented JSON (2 spaces) and a final newline."""
     text = json.dumps(data, indent=2, sort_keys=sort_keys, ensure_ascii=ensure_ascii) + "\n"
     return write_text_atomic(path, text, tmp=tmp)

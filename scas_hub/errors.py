@@ -69,5 +69,7 @@ def cannot_write(what: str, where: object, err: OSError, elsewhere: str = "") ->
         fix = "make that folder writable"
     else:
         fix = "check that folder"
-    return StorageError(f"cannot write {what} in {where} ({reason}); {fix}{', ' + elsewhere if elsewhere else ''}, "
-                        "then run the same command again")
+    return StorageError(
+        f"cannot write {what} in {where} ({reason}); {fix}{', ' + elsewhere if elsewhere else ''}, "
+        "then run the same command again"
+    )

@@ -11,8 +11,19 @@ import platform
 from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
 
-LIBRARIES = ("scas-hub", "torch", "transformers", "datasets", "huggingface_hub", "accelerate", "trl", "math-verify",
-             "vllm", "numpy", "scipy")
+LIBRARIES = (
+    "scas-hub",
+    "torch",
+    "transformers",
+    "datasets",
+    "huggingface_hub",
+    "accelerate",
+    "trl",
+    "math-verify",
+    "vllm",
+    "numpy",
+    "scipy",
+)
 
 
 def library_versions(names: tuple[str, ...] | list[str] = LIBRARIES) -> dict[str, str]:

@@ -67,8 +67,13 @@ def hub_error_types() -> tuple[type[BaseException], ...]:
     import requests
     from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
 
-    return (http_library().TransportError, requests.ConnectionError, requests.Timeout, HfHubHTTPError,
-            OfflineModeIsEnabled)
+    return (
+        http_library().TransportError,
+        requests.ConnectionError,
+        requests.Timeout,
+        HfHubHTTPError,
+        OfflineModeIsEnabled,
+    )
 
 
 def is_hub_error(err: BaseException) -> bool:
@@ -92,8 +97,10 @@ def what_to_do() -> str:
 
     if constants.HF_HUB_OFFLINE:
         return "HF_HUB_OFFLINE is set: unset it to reach the Hub, or pass a local folder"
-    return (f"check the id, your network and HF_ENDPOINT={constants.ENDPOINT}; for a private or gated repo, "
-            "log in with `hf auth login`")
+    return (
+        f"check the id, your network and HF_ENDPOINT={constants.ENDPOINT}; for a private or gated repo, "
+        "log in with `hf auth login`"
+    )
 
 
 # Retrying Hub calls on transient failures (429, 5xx, timeouts, dropped connections) with backoff.
@@ -114,8 +121,10 @@ class RetryPolicy:
     @classmethod
     def from_env(cls) -> RetryPolicy:
         """`SCAS_HUB_PUSH_ATTEMPTS` and `SCAS_HUB_PUSH_BACKOFF` (seconds) override the defaults."""
-        return cls(attempts=int(os.environ.get("SCAS_HUB_PUSH_ATTEMPTS", cls.attempts)),
-                   base_seconds=float(os.environ.get("SCAS_HUB_PUSH_BACKOFF", cls.base_seconds)))
+        return cls(
+            attempts=int(os.environ.get("SCAS_HUB_PUSH_ATTEMPTS", cls.attempts)),
+            base_seconds=float(os.environ.get("SCAS_HUB_PUSH_BACKOFF", cls.base_seconds)),
+        )
 
 
 def http_library():
@@ -156,8 +165,9 @@ def with_retries(fn: Callable[..., T], *args, what: str, policy: RetryPolicy | N
             if not retry or attempt == policy.attempts:
                 raise
             delay = min(policy.max_seconds, after if after is not None else wait)
-            logger.warning("%s failed (%s); retry %d/%d in %.1f s", what, _brief(err), attempt,
-                           policy.attempts - 1, delay)
+            logger.warning(
+                "%s failed (%s); retry %d/%d in %.1f s", what, _brief(err), attempt, policy.attempts - 1, delay
+            )
             time.sleep(delay)
             wait = min(policy.max_seconds, wait * 2)
     raise AssertionError("unreachable")

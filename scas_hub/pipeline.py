@@ -84,8 +84,9 @@ def default_repo(repo: str, student: str, strategy: str = DEFAULT_STRATEGY) -> s
     return repo if "/" in repo else f"{repo}/{dataset_name(student, strategy)}"
 
 
-def load_table(source, subset: str | None, revision: str | None, stats: PipelineStats,
-               verification: str | None = None) -> tuple[OpenedSource, CandidateTable]:
+def load_table(
+    source, subset: str | None, revision: str | None, stats: PipelineStats, verification: str | None = None
+) -> tuple[OpenedSource, CandidateTable]:
     """Source + verify stages: the corpus's candidate table (built on every core on first use,
     then reused), with its rows counted into `stats`.
 
@@ -98,17 +99,24 @@ def load_table(source, subset: str | None, revision: str | None, stats: Pipeline
     return opened, table
 
 
-def load_questions(source, subset: str | None, revision: str | None, stats: PipelineStats,
-                   verification: str | None = None) -> tuple[SourceInfo, list[Question]]:
+def load_questions(
+    source, subset: str | None, revision: str | None, stats: PipelineStats, verification: str | None = None
+) -> tuple[SourceInfo, list[Question]]:
     """Source + verify stages: candidate records grouped per question, unusable rows marked
     (every question of the candidate table as Python objects; see `load_table`)."""
     opened, table = load_table(source, subset, revision, stats, verification)
     return opened.info, table.questions()
 
 
-def run_table(source, subset: str | None, revision: str | None, stats: PipelineStats, verification: str | None,
-              selection: SelectionConfig, held_out: Collection[str] | None = None
-              ) -> tuple[OpenedSource, CandidateTable, Counter]:
+def run_table(
+    source,
+    subset: str | None,
+    revision: str | None,
+    stats: PipelineStats,
+    verification: str | None,
+    selection: SelectionConfig,
+    held_out: Collection[str] | None = None,
+) -> tuple[OpenedSource, CandidateTable, Counter]:
     """Source + verify for a run that will score: the candidate table (rows of `held_out`
     questions set aside) and the verified answers per teacher. Fails before any scoring when the
     source is empty, nothing survives verification, or the selection names an unknown teacher.
@@ -151,15 +159,31 @@ def hold_out_table(table: CandidateTable, texts: Collection[str], stats: Pipelin
     return held
 
 
-def score(questions: list[Question], student: str, stats: PipelineStats, *, dtype: str = "auto",
-          device: str | None = None, scoring: ScoringConfig | None = None, revision: str | None = None,
-          score_cache: str | Path | bool | None = True) -> ScoreReport | None:
+def score(
+    questions: list[Question],
+    student: str,
+    stats: PipelineStats,
+    *,
+    dtype: str = "auto",
+    device: str | None = None,
+    scoring: ScoringConfig | None = None,
+    revision: str | None = None,
+    score_cache: str | Path | bool | None = True,
+) -> ScoreReport | None:
     """Score stage: attach proxy components to every scorable candidate, on one process or all
     processes of an `accelerate launch`; resumes from the score cache. `None` off the main process."""
     from .score.runner import score_corpus
 
-    return score_corpus(questions, student, stats, dtype=dtype, device=device, scoring=scoring,
-                        revision=revision, score_cache=score_cache)
+    return score_corpus(
+        questions,
+        student,
+        stats,
+        dtype=dtype,
+        device=device,
+        scoring=scoring,
+        revision=revision,
+        score_cache=score_cache,
+    )
 
 
 def _hardware(device: str | None) -> str:
@@ -224,20 +248,38 @@ def publish(
         numbers = accumulated.numbers()
         run = _run_facts(stats, student, started, model_ran=scores_from is None, report=report)
         round_entries = rounds.rounds(student, chosen) if rounds is not None else None
-        record = _write_record(stage, out, stats, numbers, accumulated, student=student, source=source,
-                               settings=settings, run=run, scores_from=scores_from, round_entries=round_entries)
+        record = _write_record(
+            stage,
+            out,
+            stats,
+            numbers,
+            accumulated,
+            student=student,
+            source=source,
+            settings=settings,
+            run=run,
+            scores_from=scores_from,
+            round_entries=round_entries,
+        )
         replace_output(stage, out)
     result = CurateResult(out=out, stats=record, repo_id=repo_id, selection=chosen)
     if repo_id:
         from .publish.hub import push_folder
 
-        result.version = push_folder(out, repo_id, version=version, private=private,
-                                     same_strategy=repo_from_org).version
+        result.version = push_folder(
+            out, repo_id, version=version, private=private, same_strategy=repo_from_org
+        ).version
     return result
 
 
-def _select_and_write(windows: Iterable[Any], selection: SelectionConfig, stats: PipelineStats, stage: Path,
-                      order: list[str] | None, strongest: list[str]) -> tuple[dict[str, Pick], CardNumbers]:
+def _select_and_write(
+    windows: Iterable[Any],
+    selection: SelectionConfig,
+    stats: PipelineStats,
+    stage: Path,
+    order: list[str] | None,
+    strongest: list[str],
+) -> tuple[dict[str, Pick], CardNumbers]:
     """Step 1 of `publish`: select window by window, write the data files, add up the card numbers."""
     writer = DataFilesWriter(stage)
     accumulated = CardNumbers(selection.lam, strongest)
@@ -255,30 +297,50 @@ def _select_and_write(windows: Iterable[Any], selection: SelectionConfig, stats:
     return chosen, accumulated
 
 
-def _run_facts(stats: PipelineStats, student: dict[str, Any], started: float, *, model_ran: bool,
-               report: ScoreReport | None) -> dict[str, Any]:
+def _run_facts(
+    stats: PipelineStats, student: dict[str, Any], started: float, *, model_ran: bool, report: ScoreReport | None
+) -> dict[str, Any]:
     """Step 2 of `publish`: how this run went (time, hardware, versions, stages; scoring speed)."""
-    run = {"created": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-           "wall_seconds": time.perf_counter() - started, "model_ran": model_ran,
-           "hardware": _hardware(student.get("device") if model_ran else None), "versions": version_lines(_VERSIONS),
-           "stages": stats.stages}
+    run = {
+        "created": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "wall_seconds": time.perf_counter() - started,
+        "model_ran": model_ran,
+        "hardware": _hardware(student.get("device") if model_ran else None),
+        "versions": version_lines(_VERSIONS),
+        "stages": stats.stages,
+    }
     if model_ran:
-        run.update(tokens_per_second=stats.tokens_scored / stats.scoring_seconds if stats.scoring_seconds else 0.0,
-                   processes=report.student.get("processes", 1) if report else 1,
-                   ranks=report.ranks if report else [])
+        run.update(
+            tokens_per_second=stats.tokens_scored / stats.scoring_seconds if stats.scoring_seconds else 0.0,
+            processes=report.student.get("processes", 1) if report else 1,
+            ranks=report.ranks if report else [],
+        )
     return run
 
 
-def _write_record(stage: Path, out: Path, stats: PipelineStats, numbers: dict[str, Any], accumulated: CardNumbers,
-                  *, student: dict[str, Any], source: dict[str, Any], settings: dict[str, Any],
-                  run: dict[str, Any], scores_from: dict[str, Any] | None,
-                  round_entries: list[dict[str, Any]] | None) -> dict[str, Any]:
+def _write_record(
+    stage: Path,
+    out: Path,
+    stats: PipelineStats,
+    numbers: dict[str, Any],
+    accumulated: CardNumbers,
+    *,
+    student: dict[str, Any],
+    source: dict[str, Any],
+    settings: dict[str, Any],
+    run: dict[str, Any],
+    scores_from: dict[str, Any] | None,
+    round_entries: list[dict[str, Any]] | None,
+) -> dict[str, Any]:
     """Step 3 of `publish`: figures, `selection_stats.json` (listing every file written) and the card."""
     record = {
-        **stats.to_dict(), "student": student, "source": source, "selection": settings, "run": run,
+        **stats.to_dict(),
+        "student": student,
+        "source": source,
+        "selection": settings,
+        "run": run,
         **numbers,
-        "figures": write_figures(stage, numbers["teachers"], accumulated.score_distributions(),
-                                 rounds=round_entries),
+        "figures": write_figures(stage, numbers["teachers"], accumulated.score_distributions(), rounds=round_entries),
     }
     if scores_from is not None:
         record["scores_from"] = scores_from
@@ -372,8 +434,16 @@ def curate(
         SourceError, StudentError, SelectionError, PublishError: with what to do.
     """
     started = time.perf_counter()
-    selection = selection_config(selection, strategy=strategy, groups=groups, group=group, seed=seed, lam=lam,
-                                 small_policy=small_policy, teacher_ranking=teacher_ranking)
+    selection = selection_config(
+        selection,
+        strategy=strategy,
+        groups=groups,
+        group=group,
+        seed=seed,
+        lam=lam,
+        small_policy=small_policy,
+        teacher_ranking=teacher_ranking,
+    )
     strategy = selection.strategy
     publishing = publish_config(publishing, push=push, version=version, private=private)
     push, version, private = publishing.push, publishing.version, publishing.private
@@ -386,29 +456,59 @@ def curate(
     out = Path(out) if out else default_out(student, strategy)
     check_out_folder(out)  # before any work: a folder the tool may not write fails now, not after scoring
     if round_number is not None and push and "/" not in push:
-        raise PublishError(f"with --round, --push takes the dataset's full repo id (org/name), not {push!r}: "
-                           "every round is a new version of the same dataset, whatever the checkpoint is called")
+        raise PublishError(
+            f"with --round, --push takes the dataset's full repo id (org/name), not {push!r}: "
+            "every round is a new version of the same dataset, whatever the checkpoint is called"
+        )
     repo_id = default_repo(push, student, strategy) if push else None
     check_push_settings(push, repo_id, version)  # a bad tag or repo id fails now, not after scoring
-    rounds = RoundContext.load(round_number, out, repo_id, training=round_training,
-                               previous=Path(previous_round) if previous_round else None) \
-        if round_number is not None else None
+    rounds = (
+        RoundContext.load(
+            round_number,
+            out,
+            repo_id,
+            training=round_training,
+            previous=Path(previous_round) if previous_round else None,
+        )
+        if round_number is not None
+        else None
+    )
 
     stats = PipelineStats()
     opened, table, verified = run_table(source, subset, source_revision, stats, verification, selection, held_out)
     from .score.runner import score_table  # torch: loaded once there is something to score
 
     with stats.stage("score"):
-        report = score_table(table, student, stats, dtype=dtype, device=device, scoring=scoring,
-                             revision=student_revision, score_cache=score_cache)
+        report = score_table(
+            table,
+            student,
+            stats,
+            dtype=dtype,
+            device=device,
+            scoring=scoring,
+            revision=student_revision,
+            score_cache=score_cache,
+        )
     if report is None:  # not the main process: rank 0 selects, writes and publishes
         return None
     if not stats.rows_scored:
         raise nothing_usable(stats, "scoring")
-    return publish(ScoredTable(table, report.scores).windows(), selection, stats, out,
-                   student=report.student, source=source_record(opened.info), started=started, repo_id=repo_id,
-                   version=version, private=private, verified=verified, rounds=rounds, report=report,
-                   repo_from_org=bool(push) and "/" not in push)
+    return publish(
+        ScoredTable(table, report.scores).windows(),
+        selection,
+        stats,
+        out,
+        student=report.student,
+        source=source_record(opened.info),
+        started=started,
+        repo_id=repo_id,
+        version=version,
+        private=private,
+        verified=verified,
+        rounds=rounds,
+        report=report,
+        repo_from_org=bool(push) and "/" not in push,
+    )
 
 
 @locks_output(lambda a: a["out"])  # checked inside: an overlap with --candidates is named as such
@@ -447,8 +547,16 @@ def reselect(
         SourceError, CorpusFormatError, SelectionError, PublishError: with what to do.
     """
     started = time.perf_counter()
-    selection = selection_config(selection, strategy=strategy, groups=groups, group=group, seed=seed, lam=lam,
-                                 small_policy=small_policy, teacher_ranking=teacher_ranking)
+    selection = selection_config(
+        selection,
+        strategy=strategy,
+        groups=groups,
+        group=group,
+        seed=seed,
+        lam=lam,
+        small_policy=small_policy,
+        teacher_ranking=teacher_ranking,
+    )
     strategy = selection.strategy
     publishing = publish_config(publishing, push=push, version=version, private=private)
     push, version, private = publishing.push, publishing.version, publishing.private
@@ -460,13 +568,28 @@ def reselect(
     if not published.n_rows:
         raise SelectionError(f"{published.location} holds no scored candidates")
     record = published.record or {}
-    student = record.get("student") or {"name": "unknown-student", "repo_id": "unknown", "revision": "unknown",
-                                        "dtype": "unknown", "device": None}
-    source = record.get("source") or {"name": published.location, "repo_id": None, "revision": None,
-                                      "subsets": []}
+    student = record.get("student") or {
+        "name": "unknown-student",
+        "repo_id": "unknown",
+        "revision": "unknown",
+        "dtype": "unknown",
+        "device": None,
+    }
+    source = record.get("source") or {"name": published.location, "repo_id": None, "revision": None, "subsets": []}
     repo_id = default_repo(push, student["name"], strategy) if push else None
     check_push_settings(push, repo_id, version)  # the strategy's repo name, before anything is written
-    return publish(published.windows(), selection, published.carried_stats(), Path(out), student=student, source=source,
-                   started=started, repo_id=repo_id, version=version, private=private,
-                   verified=published.verified_answers(), scores_from=published.origin,
-                   repo_from_org=bool(push) and "/" not in push)
+    return publish(
+        published.windows(),
+        selection,
+        published.carried_stats(),
+        Path(out),
+        student=student,
+        source=source,
+        started=started,
+        repo_id=repo_id,
+        version=version,
+        private=private,
+        verified=published.verified_answers(),
+        scores_from=published.origin,
+        repo_from_org=bool(push) and "/" not in push,
+    )

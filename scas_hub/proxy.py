@@ -65,8 +65,9 @@ def aq_term(answer_mean_nll: Number, question_mean_nll: Number, sim_aq: Number) 
     return answer_mean_nll * question_mean_nll * sim_aq
 
 
-def scas_score(answer_mean_nll: Number, question_mean_nll: Number, sim_aa: Number, sim_aq: Number,
-               lam: float = 0.5) -> Number:
+def scas_score(
+    answer_mean_nll: Number, question_mean_nll: Number, sim_aa: Number, sim_aq: Number, lam: float = 0.5
+) -> Number:
     """(1 - lambda) * AA + lambda * AQ: lower = cheaper to learn = preferred."""
     return (1.0 - lam) * aa_term(answer_mean_nll, sim_aa) + lam * aq_term(answer_mean_nll, question_mean_nll, sim_aq)
 

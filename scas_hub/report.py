@@ -31,21 +31,24 @@ def set_aside_table(record: Mapping[str, Any]) -> str:
     rows_dropped, questions_dropped = _dropped(record)
     lines = []
     if rows_dropped or questions_dropped:
-        reasons = [(reason, str(n), "") for reason, n in sorted((record.get("skipped") or {}).items(),
-                                                                key=lambda kv: (-kv[1], kv[0]))]
-        reasons += [(reason, "", str(n)) for reason, n in sorted((record.get("questions_dropped") or {}).items(),
-                                                                 key=lambda kv: (-kv[1], kv[0]))]
-        total = ("total", f"{rows_dropped} of {record['rows_in']}",
-                 f"{questions_dropped} of {record['questions_in']}")
+        reasons = [
+            (reason, str(n), "")
+            for reason, n in sorted((record.get("skipped") or {}).items(), key=lambda kv: (-kv[1], kv[0]))
+        ]
+        reasons += [
+            (reason, "", str(n))
+            for reason, n in sorted((record.get("questions_dropped") or {}).items(), key=lambda kv: (-kv[1], kv[0]))
+        ]
+        total = ("total", f"{rows_dropped} of {record['rows_in']}", f"{questions_dropped} of {record['questions_in']}")
         rows = [("set aside", "rows", "questions"), *reasons, total]
         width = [max(len(r[i]) for r in rows) for i in range(3)]
         lines += [f"  {a:<{width[0]}}  {b:>{width[1]}}  {c:>{width[2]}}".rstrip() for a, b, c in rows]
     else:
-        lines.append(f"  nothing set aside: all {record['rows_in']} rows scored, "
-                     f"all {record['questions_in']} questions selected")
+        lines.append(
+            f"  nothing set aside: all {record['rows_in']} rows scored, all {record['questions_in']} questions selected"
+        )
     for policy, n in sorted((record.get("policy_applied") or {}).items()):
-        lines.append(f"  small-question policy applied ({policy}): {n} question{'s' if n != 1 else ''}, "
-                     "still selected")
+        lines.append(f"  small-question policy applied ({policy}): {n} question{'s' if n != 1 else ''}, still selected")
     return "\n".join(lines)
 
 
@@ -53,11 +56,15 @@ def drop_warning(record: Mapping[str, Any], out: str | Path) -> str | None:
     """A warning when more than a tenth of the rows or of the questions was set aside, else None."""
     rows_dropped, questions_dropped = _dropped(record)
     rows_in, questions_in = record.get("rows_in") or 0, record.get("questions_in") or 0
-    parts = [f"{n} of {total} {what} ({n / total:.0%})" for n, total, what in
-             ((rows_dropped, rows_in, "rows"), (questions_dropped, questions_in, "questions"))
-             if total and n / total > DROP_WARNING_SHARE]
+    parts = [
+        f"{n} of {total} {what} ({n / total:.0%})"
+        for n, total, what in ((rows_dropped, rows_in, "rows"), (questions_dropped, questions_in, "questions"))
+        if total and n / total > DROP_WARNING_SHARE
+    ]
     if not parts:
         return None
     out = Path(out)
-    return (f"{' and '.join(parts)} were set aside; the reasons per teacher are in "
-            f"{out / STATS_FILENAME} and the card {out / 'README.md'}")
+    return (
+        f"{' and '.join(parts)} were set aside; the reasons per teacher are in "
+        f"{out / STATS_FILENAME} and the card {out / 'README.md'}"
+    )

@@ -33,9 +33,14 @@ def outcome_schema() -> pa.Schema:
     whether it was truncated, and the reason the student set it aside (null when scored)."""
     import pyarrow as pa
 
-    return pa.schema([pa.field("content_digest", pa.binary(16)),
-                      *(pa.field(n, pa.int64() if n in INTEGER_COMPONENTS else pa.float64()) for n in COMPONENTS),
-                      pa.field("truncated", pa.bool_()), pa.field("skip", pa.string())])
+    return pa.schema(
+        [
+            pa.field("content_digest", pa.binary(16)),
+            *(pa.field(n, pa.int64() if n in INTEGER_COMPONENTS else pa.float64()) for n in COMPONENTS),
+            pa.field("truncated", pa.bool_()),
+            pa.field("skip", pa.string()),
+        ]
+    )
 
 
 def window_schema() -> pa.Schema:
@@ -43,8 +48,14 @@ def window_schema() -> pa.Schema:
     import pyarrow as pa
 
     components = [outcome_schema().field(name) for name in COMPONENTS]
-    return pa.schema([*(pa.field(n, pa.string()) for n in TEXT_COLUMNS), pa.field("sample", pa.int64()),
-                      pa.field("scored", pa.bool_()), *components])
+    return pa.schema(
+        [
+            *(pa.field(n, pa.string()) for n in TEXT_COLUMNS),
+            pa.field("sample", pa.int64()),
+            pa.field("scored", pa.bool_()),
+            *components,
+        ]
+    )
 
 
 def content_digest(system_prompt: str, instruction: str, answer: str) -> bytes:

@@ -96,10 +96,19 @@ def curate_students(
     for s in students:
         check_student(s)
     if push and "/" in push:
-        raise PublishError(f"with several students --push takes an org (each dataset goes to <org>/scas-<student>), "
-                           f"not {push!r}")
-    selection = selection_config(selection, strategy=strategy, groups=groups, group=group, seed=seed, lam=lam,
-                                 small_policy=small_policy, teacher_ranking=teacher_ranking)
+        raise PublishError(
+            f"with several students --push takes an org (each dataset goes to <org>/scas-<student>), not {push!r}"
+        )
+    selection = selection_config(
+        selection,
+        strategy=strategy,
+        groups=groups,
+        group=group,
+        seed=seed,
+        lam=lam,
+        small_policy=small_policy,
+        teacher_ranking=teacher_ranking,
+    )
     strategy = selection.strategy
     if source is None:  # "" is refused by open_source, never taken for the default
         source = "demo" if all(s == DEFAULT_STUDENT for s in students) else "scas_pool"
@@ -118,20 +127,39 @@ def curate_students(
         started = time.perf_counter()
         stats = copy.deepcopy(corpus_stats)  # each student counts afresh from the verified corpus
         with stats.stage("score"):
-            report = score_table(table, student, stats, dtype=dtype, device=device, scoring=scoring,
-                                 score_cache=score_cache)
+            report = score_table(
+                table, student, stats, dtype=dtype, device=device, scoring=scoring, score_cache=score_cache
+            )
         if report is None:  # not the main process: rank 0 publishes
             continue
         if not stats.rows_scored:
             raise nothing_usable(stats, "scoring")
-        results[slug] = publish(ScoredTable(table, report.scores).windows(), selection, stats, folders[student],
-                                student=report.student, source=source_record(opened.info), started=started,
-                                verified=verified, repo_id=default_repo(push, student, strategy) if push else None,
-                                version=version, private=private, report=report, repo_from_org=bool(push))
+        results[slug] = publish(
+            ScoredTable(table, report.scores).windows(),
+            selection,
+            stats,
+            folders[student],
+            student=report.student,
+            source=source_record(opened.info),
+            started=started,
+            verified=verified,
+            repo_id=default_repo(push, student, strategy) if push else None,
+            version=version,
+            private=private,
+            report=report,
+            repo_from_org=bool(push),
+        )
     if not results:
         return None
-    datasets = {s: {"out": str(r.out), "repo_id": r.repo_id, "version": r.version,
-                    "questions_selected": r.stats["questions_selected"]} for s, r in results.items()}
+    datasets = {
+        s: {
+            "out": str(r.out),
+            "repo_id": r.repo_id,
+            "version": r.version,
+            "questions_selected": r.stats["questions_selected"],
+        }
+        for s, r in results.items()
+    }
     summary = students_summary({s: r.selection for s, r in results.items()}, datasets)
     json_path, md_path = write_summary(parent, summary)
     return StudentsResult(results, summary, json_path, md_path)

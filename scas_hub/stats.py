@@ -59,9 +59,7 @@ class PipelineStats:
             raise AssertionError(f"row accounting broken: {self.rows_in} in, {rows} accounted for")
         questions = self.questions_selected + sum(self.questions_dropped.values())
         if questions != self.questions_in:
-            raise AssertionError(
-                f"question accounting broken: {self.questions_in} in, {questions} accounted for"
-            )
+            raise AssertionError(f"question accounting broken: {self.questions_in} in, {questions} accounted for")
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -18,14 +18,27 @@ from scas_hub.evaluate.questions import EvalQuestion
 from scas_hub.records import Candidate
 from scas_hub.testing.corpus import synthetic_pool, write_pool
 
-ARGS = ["--strategies", "scas,random", "--limit", "2", "--max-new-tokens", "2", "--max-steps", "2",
-        "--effective-batch", "1", "--no-progress", "--exclude-overlap"]
+ARGS = [
+    "--strategies",
+    "scas,random",
+    "--limit",
+    "2",
+    "--max-new-tokens",
+    "2",
+    "--max-steps",
+    "2",
+    "--effective-batch",
+    "1",
+    "--no-progress",
+    "--exclude-overlap",
+]
 
 
 def _report(correct: list[bool], ids=None) -> EvalReport:
     ids = ids or [f"q{i}" for i in range(len(correct))]
-    return EvalReport([QuestionResult(q, "x", c, "correct" if c else "not_verified", "1")
-                       for q, c in zip(ids, correct, strict=True)])
+    return EvalReport(
+        [QuestionResult(q, "x", c, "correct" if c else "not_verified", "1") for q, c in zip(ids, correct, strict=True)]
+    )
 
 
 def _arm(strategy, seed, correct):
@@ -79,10 +92,17 @@ def test_seed_means_standard_errors_and_the_paired_comparison():
 
 
 def test_overlap_is_matched_by_normalised_question_text():
-    questions = [EvalQuestion("e1", "What is 2 + 3?", "5"), EvalQuestion("e2", "What is 6 * 7?", "42"),
-                 EvalQuestion("e3", "Never seen?", "1")]
-    corpus = [Candidate("c1", "a", "  WHAT is 2 +\n3? ", "5"), Candidate("c1", "b", "what is 2 + 3?", "5"),
-              Candidate("c9", "a", "What is 6 * 7?", "42"), Candidate("c5", "a", "What is 6 * 8?", "48")]
+    questions = [
+        EvalQuestion("e1", "What is 2 + 3?", "5"),
+        EvalQuestion("e2", "What is 6 * 7?", "42"),
+        EvalQuestion("e3", "Never seen?", "1"),
+    ]
+    corpus = [
+        Candidate("c1", "a", "  WHAT is 2 +\n3? ", "5"),
+        Candidate("c1", "b", "what is 2 + 3?", "5"),
+        Candidate("c9", "a", "What is 6 * 7?", "42"),
+        Candidate("c5", "a", "What is 6 * 8?", "48"),
+    ]
     overlap = find_overlap(corpus, questions)
     assert overlap.eval_question_ids == ("e1", "e2")
     assert overlap.corpus_question_ids == ("c1", "c9") and overlap.corpus_rows == 3
@@ -107,8 +127,20 @@ def ablation(corpus, tiny_qwen_dir, tmp_path_factory):
     from scas_hub.cli import main
 
     out = tmp_path_factory.mktemp("ablation") / "run"
-    code = main(["ablate", "--student", str(tiny_qwen_dir), "--source", str(corpus), "--eval", str(corpus),
-                 *ARGS, "--out", str(out)])
+    code = main(
+        [
+            "ablate",
+            "--student",
+            str(tiny_qwen_dir),
+            "--source",
+            str(corpus),
+            "--eval",
+            str(corpus),
+            *ARGS,
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0
     return out
 
@@ -180,8 +212,9 @@ def test_a_rerun_resumes_without_redoing_finished_arms(ablation, corpus, tiny_qw
     trained, evaluated = [], []
     train_arm, evaluate_student = experiment.train_arm, experiment.evaluate_student
     monkeypatch.setattr(experiment, "train_arm", lambda *a, **k: trained.append(a[0].name) or train_arm(*a, **k))
-    monkeypatch.setattr(experiment, "evaluate_student",
-                        lambda *a, **k: evaluated.append(a[0]) or evaluate_student(*a, **k))
+    monkeypatch.setattr(
+        experiment, "evaluate_student", lambda *a, **k: evaluated.append(a[0]) or evaluate_student(*a, **k)
+    )
     argv = ["ablate", "--student", str(tiny_qwen_dir), "--source", str(corpus), "--eval", str(corpus), *ARGS]
     assert main([*argv, "--out", str(out)]) == 0
     assert trained == ["random"] and len(evaluated) == 1  # scas and the baseline were not redone
@@ -205,6 +238,12 @@ def test_the_report_is_pushed_to_the_hub(ablation, fake_hub, repo_type):
 
     commit = push_report(ablation, "me/scas-ablation", repo_type=repo_type)
     files = fake_hub.files("me/scas-ablation", repo_type=repo_type)
-    assert {"README.md", "ablation.json", "figures/accuracy.png", "arms/baseline.json", "arms/scas/seed-42.json",
-            "arms/random/seed-42.json"} == set(files) - {".gitattributes"}  # never datasets or checkpoints
+    assert {
+        "README.md",
+        "ablation.json",
+        "figures/accuracy.png",
+        "arms/baseline.json",
+        "arms/scas/seed-42.json",
+        "arms/random/seed-42.json",
+    } == set(files) - {".gitattributes"}  # never datasets or checkpoints
     assert files["ablation.json"] == (ablation / "ablation.json").read_bytes() and len(commit) == 40

@@ -28,9 +28,33 @@ def ablation(tiny_qwen_dir, tmp_path_factory):
             row["system"] = ""
     eval_source = write_pool(bare, tmp_path_factory.mktemp("eval"))
     out = tmp_path_factory.mktemp("ablation") / "run"
-    code = main(["ablate", "--student", str(tiny_qwen_dir), "--source", str(corpus), "--eval", str(eval_source),
-                 "--strategies", "random", "--seeds", "2", "--limit", "2", "--max-new-tokens", "2",
-                 "--max-steps", "2", "--effective-batch", "1", "--no-baseline", "--no-progress", "--out", str(out)])
+    code = main(
+        [
+            "ablate",
+            "--student",
+            str(tiny_qwen_dir),
+            "--source",
+            str(corpus),
+            "--eval",
+            str(eval_source),
+            "--strategies",
+            "random",
+            "--seeds",
+            "2",
+            "--limit",
+            "2",
+            "--max-new-tokens",
+            "2",
+            "--max-steps",
+            "2",
+            "--effective-batch",
+            "1",
+            "--no-baseline",
+            "--no-progress",
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0
     return out
 
@@ -45,8 +69,10 @@ def test_each_seed_of_random_trains_on_its_own_draw(ablation):
     assert [s["selection"]["seed"] for s in stats] == [42, 43]
     assert _selected(first) != _selected(second)
     assert [q for q, _ in _selected(first)] == [q for q, _ in _selected(second)]  # the same questions
-    trained_on = [json.loads((ablation / "arms" / "random" / f"seed-{s}.json").read_text())["training"]["dataset"]
-                  for s in (42, 43)]
+    trained_on = [
+        json.loads((ablation / "arms" / "random" / f"seed-{s}.json").read_text())["training"]["dataset"]
+        for s in (42, 43)
+    ]
     assert trained_on[0]["commit"] != trained_on[1]["commit"]
     record = json.loads((ablation / "ablation.json").read_text())
     assert record["selection"]["per_training_seed"] == {"random": [42, 43]}

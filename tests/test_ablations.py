@@ -56,8 +56,12 @@ def test_names_of_ablation_folders_and_repos():
     assert default_repo("my-org", "qwen-1.5b") == "my-org/scas-qwen-1.5b"
     assert default_repo("my-org/anything", "qwen-1.5b", "strongest") == "my-org/anything"
     # `make select` names its folder the same way
-    dry = subprocess.run(["make", "-n", "-C", str(ROOT), "select", "STUDENT=qwen-1.5b", "STRATEGY=teacher:gpt-4o"],
-                         capture_output=True, text=True, timeout=60)
+    dry = subprocess.run(
+        ["make", "-n", "-C", str(ROOT), "select", "STUDENT=qwen-1.5b", "STRATEGY=teacher:gpt-4o"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert "--out out/scas-qwen-1.5b-teacher-gpt-4o " in dry.stdout, dry.stdout + dry.stderr
 
 
@@ -68,10 +72,40 @@ def test_an_ablation_pushed_to_an_org_gets_its_own_repo(fake_hub, corpus, curate
     assert main(["push", str(shutil.copytree(curated, tmp_path / "pushed")), real]) == 0  # a push adds its release
     scas_rows = rows(real)
 
-    assert main(["select", "--candidates", real, "--strategy", "strongest", "--push", "my-org",
-                 "--out", str(tmp_path / "strongest")]) == 0
-    assert main(["curate", "--student", str(tiny_qwen_dir), "--source", str(corpus), "--strategy", "argmin",
-                 "--push", "my-org", "--out", str(tmp_path / "argmin")]) == 0
+    assert (
+        main(
+            [
+                "select",
+                "--candidates",
+                real,
+                "--strategy",
+                "strongest",
+                "--push",
+                "my-org",
+                "--out",
+                str(tmp_path / "strongest"),
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "curate",
+                "--student",
+                str(tiny_qwen_dir),
+                "--source",
+                str(corpus),
+                "--strategy",
+                "argmin",
+                "--push",
+                "my-org",
+                "--out",
+                str(tmp_path / "argmin"),
+            ]
+        )
+        == 0
+    )
 
     assert list(fake_hub.repo(real).tags) == ["v1"]
     assert rows(real) == scas_rows  # load_dataset still returns the student's SCAS selection
@@ -85,15 +119,28 @@ def test_an_ablation_pushed_to_an_org_gets_its_own_repo(fake_hub, corpus, curate
     assert strongest["scores_from"]["repo_id"] == real and strongest["scores_from"]["scoring_run"]["version"] == "v1"
 
 
-def test_another_strategy_in_an_existing_repo_needs_its_full_id(fake_hub, curated, tiny_qwen_dir, tmp_path,
-                                                                capsys):
+def test_another_strategy_in_an_existing_repo_needs_its_full_id(fake_hub, curated, tiny_qwen_dir, tmp_path, capsys):
     slug = student_slug(str(tiny_qwen_dir))
     taken = f"my-org/scas-{slug}-argmin"
     # someone put the scas selection there by its full id
     assert main(["push", str(shutil.copytree(curated, tmp_path / "pushed")), taken]) == 0
 
-    assert main(["select", "--candidates", str(curated), "--strategy", "argmin", "--push", "my-org",
-                 "--out", str(tmp_path / "argmin")]) == 2
+    assert (
+        main(
+            [
+                "select",
+                "--candidates",
+                str(curated),
+                "--strategy",
+                "argmin",
+                "--push",
+                "my-org",
+                "--out",
+                str(tmp_path / "argmin"),
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
     assert f"{taken}'s latest version (v1) holds the 'scas' selection" in err and "Nothing was pushed" in err
     assert f"scas-hub push {tmp_path / 'argmin'} {taken}" in err
@@ -101,8 +148,22 @@ def test_another_strategy_in_an_existing_repo_needs_its_full_id(fake_hub, curate
     assert (tmp_path / "argmin" / "selection_stats.json").exists()  # the work is kept, ready to push
 
     # the full id says it is meant: a new version, and the versions table tells the strategies apart
-    assert main(["select", "--candidates", str(curated), "--strategy", "argmin", "--push", taken,
-                 "--out", str(tmp_path / "argmin")]) == 0
+    assert (
+        main(
+            [
+                "select",
+                "--candidates",
+                str(curated),
+                "--strategy",
+                "argmin",
+                "--push",
+                taken,
+                "--out",
+                str(tmp_path / "argmin"),
+            ]
+        )
+        == 0
+    )
     text = fake_hub.files(taken, "v2")["README.md"].decode()
     versions = text.split("## Versions", 1)[1].split("##", 1)[0]
     assert "| `v2` (this) |" in versions.replace("[", "").replace("](/datasets/" + taken + "/tree/v2)", "")
@@ -160,5 +221,7 @@ def test_a_reselection_of_a_reselection_names_the_run_that_scored(curated, tmp_p
     second = reselect(tmp_path / "first", tmp_path / "second", strategy="random")
     assert second.stats["scores_from"]["location"] == str(tmp_path / "first")
     assert second.stats["scores_from"]["scoring_run"] == first.stats["scores_from"]["scoring_run"]
-    assert second.stats["scores_from"]["scoring_run"]["created"] == \
-        json.loads((curated / "selection_stats.json").read_text())["run"]["created"]
+    assert (
+        second.stats["scores_from"]["scoring_run"]["created"]
+        == json.loads((curated / "selection_stats.json").read_text())["run"]["created"]
+    )

@@ -13,15 +13,27 @@ from scas_hub import Candidate, PipelineStats, Question, ScoringConfig, StudentE
 from scas_hub.score.head import LogitTransform, measure_transform
 from scas_hub.testing.naive import naive_components, naive_score
 
-SHAPE = dict(vocab_size=151_936, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-             num_attention_heads=4, num_key_value_heads=2, head_dim=16, initializer_range=0.2)
+SHAPE = dict(
+    vocab_size=151_936,
+    hidden_size=64,
+    intermediate_size=128,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    head_dim=16,
+    initializer_range=0.2,
+)
 ARCHITECTURES = {
     # logits and attention scores both soft-capped, hard enough to matter at this weight scale
-    "gemma2": (dict(final_logit_softcapping=2.0, attn_logit_softcapping=1.0, query_pre_attn_scalar=16,
-                    sliding_window=4096), LogitTransform(1.0, 2.0)),
+    "gemma2": (
+        dict(final_logit_softcapping=2.0, attn_logit_softcapping=1.0, query_pre_attn_scalar=16, sliding_window=4096),
+        LogitTransform(1.0, 2.0),
+    ),
     "cohere": (dict(logit_scale=0.25), LogitTransform(0.25)),
-    "granite": (dict(logits_scaling=4.0, attention_multiplier=0.2, embedding_multiplier=2.0,
-                     residual_multiplier=0.5), LogitTransform(0.25)),
+    "granite": (
+        dict(logits_scaling=4.0, attention_multiplier=0.2, embedding_multiplier=2.0, residual_multiplier=0.5),
+        LogitTransform(0.25),
+    ),
 }
 
 
@@ -36,14 +48,22 @@ def _model(model_type: str, **extra):
 
 
 def _questions() -> list[Question]:
-    answers = [("terse", "391"), ("steps", "17 * 23 = 340 + 51 = 391, so the answer is 391."),
-               ("long", " ".join(f"step {i}: {i} + {i} = {2 * i}." for i in range(60)))]
-    return [Question("q", [Candidate("q", t, "What is 17 * 23?", a) for t, a in answers]),
-            Question("single", [Candidate("single", "terse", "Name a prime.", "7")])]
+    answers = [
+        ("terse", "391"),
+        ("steps", "17 * 23 = 340 + 51 = 391, so the answer is 391."),
+        ("long", " ".join(f"step {i}: {i} + {i} = {2 * i}." for i in range(60))),
+    ]
+    return [
+        Question("q", [Candidate("q", t, "What is 17 * 23?", a) for t, a in answers]),
+        Question("single", [Candidate("single", "terse", "Name a prime.", "7")]),
+    ]
 
 
-@pytest.mark.parametrize("model_type, attention, compile", [(m, "sdpa", False) for m in sorted(ARCHITECTURES)] + [
-    ("gemma2", "flex", False), pytest.param("gemma2", "sdpa", True, marks=pytest.mark.slow)])
+@pytest.mark.parametrize(
+    "model_type, attention, compile",
+    [(m, "sdpa", False) for m in sorted(ARCHITECTURES)]
+    + [("gemma2", "flex", False), pytest.param("gemma2", "sdpa", True, marks=pytest.mark.slow)],
+)
 def test_engine_matches_naive_on_other_architectures(qwen_tokenizer, model_type, attention, compile):
     """Gemma 2 fused (`compile`): its own RMSNorm (1 + weight) and GELU-tanh MLP compiled."""
     extra, transform = ARCHITECTURES[model_type]

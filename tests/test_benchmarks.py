@@ -13,12 +13,19 @@ BENCH = Path(__file__).resolve().parent.parent / "benchmarks" / "bench_scoring.p
 
 @pytest.mark.slow
 def test_bench_quick_prints_ratios():
-    proc = subprocess.run([sys.executable, str(BENCH), "--quick"], capture_output=True, text=True, timeout=900,
-                          cwd=BENCH.parent)
+    proc = subprocess.run(
+        [sys.executable, str(BENCH), "--quick"], capture_output=True, text=True, timeout=900, cwd=BENCH.parent
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     out = proc.stdout
-    for needle in ["ratio engine/naive =", "ratio engine/forward =", "selections differing bfloat16 vs float32",
-                   "ratio 2x/1x =", "long-answer peak memory", "matmul work naive/engine ="]:
+    for needle in [
+        "ratio engine/naive =",
+        "ratio engine/forward =",
+        "selections differing bfloat16 vs float32",
+        "ratio 2x/1x =",
+        "long-answer peak memory",
+        "matmul work naive/engine =",
+    ]:
         assert needle in out, needle
     # speed never buys a different answer
     lines = [x for x in out.splitlines() if "score error vs naive float32 [float32" in x]

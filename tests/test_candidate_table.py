@@ -22,8 +22,14 @@ def messy_rows(n_questions: int, teacher: str, seed: int) -> list[dict]:
     rows = []
     for i in range(n_questions):
         answer = rng.choice(["\\boxed{42}", "so \\boxed{42}", "\\boxed{41}", "no idea", "", "6*7 = \\boxed{42}"])
-        row = {"id": i, "source_dataset": "s", "teacher_name": teacher, "instruction": f"What is {i}?",
-               "teacher_output": answer, "reference_answer": "42"}
+        row = {
+            "id": i,
+            "source_dataset": "s",
+            "teacher_name": teacher,
+            "instruction": f"What is {i}?",
+            "teacher_output": answer,
+            "reference_answer": "42",
+        }
         if i % 11 == 0:
             row["instruction"] = f"Something else {i}?"
         if i % 13 == 0:
@@ -56,8 +62,14 @@ def tabled(folder, processes):
     stats = PipelineStats()
     table = open_table(open_source(str(folder)), processes=processes)
     table.stats.add_to(stats)
-    return [(q.question_id, [(c.teacher, c.answer, c.skip_reason) for c in q.candidates])
-            for q in table.iter_questions(per_batch=7)], stats, table
+    return (
+        [
+            (q.question_id, [(c.teacher, c.answer, c.skip_reason) for c in q.candidates])
+            for q in table.iter_questions(per_batch=7)
+        ],
+        stats,
+        table,
+    )
 
 
 def test_parallel_table_equals_the_streaming_verify_stage(corpus, monkeypatch, tmp_path):
@@ -85,8 +97,10 @@ def test_a_changed_file_gets_a_new_table(corpus):
 def test_broken_line_in_a_later_part_is_named_by_file_and_line(tmp_path, monkeypatch):
     monkeypatch.setattr(table_build, "PART_ROWS", 10)
     folder = tmp_path / "pool"
-    rows = [{"id": i, "teacher_name": "t", "instruction": "q?", "teacher_output": "\\boxed{1}",
-             "reference_answer": "1"} for i in range(40)]
+    rows = [
+        {"id": i, "teacher_name": "t", "instruction": "q?", "teacher_output": "\\boxed{1}", "reference_answer": "1"}
+        for i in range(40)
+    ]
     write_rows(rows, folder / "t.jsonl")
     lines = (folder / "t.jsonl").read_text().splitlines()
     lines[33] = "{broken"
@@ -98,8 +112,17 @@ def test_broken_line_in_a_later_part_is_named_by_file_and_line(tmp_path, monkeyp
 
 def test_pool_flag_is_read_by_default(tmp_path):
     """The published pool's `is_common_correct` decides under `--verify flags`; `is_correct` wins when present."""
-    rows = [{"id": 0, "teacher_name": t, "instruction": "q?", "teacher_output": f"answer {t}",
-             "is_common_correct": t != "b", **({"is_correct": False} if t == "c" else {})} for t in "abc"]
+    rows = [
+        {
+            "id": 0,
+            "teacher_name": t,
+            "instruction": "q?",
+            "teacher_output": f"answer {t}",
+            "is_common_correct": t != "b",
+            **({"is_correct": False} if t == "c" else {}),
+        }
+        for t in "abc"
+    ]
     write_rows(rows, tmp_path / "pool" / "all.jsonl")
     stats = PipelineStats()
     table = open_table(open_source(str(tmp_path / "pool"), verification="flags"))
@@ -115,8 +138,14 @@ def test_row_taker_equals_arrow_take_without_concatenating():
     from scas_hub.verify.table import RowTaker
 
     sizes = [3, 0, 5, 2, 7]
-    table = pa.concat_tables([pa.table({"text": pa.array([f"{i}-{j}" for j in range(n)], pa.string()),
-                                        "n": pa.array(np.arange(n) + 1000 * i)}) for i, n in enumerate(sizes)])
+    table = pa.concat_tables(
+        [
+            pa.table(
+                {"text": pa.array([f"{i}-{j}" for j in range(n)], pa.string()), "n": pa.array(np.arange(n) + 1000 * i)}
+            )
+            for i, n in enumerate(sizes)
+        ]
+    )
     taker = RowTaker(table)
     for seed in range(10):
         indices = np.random.default_rng(seed).integers(0, table.num_rows, 12)  # repeats, any order

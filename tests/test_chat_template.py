@@ -43,8 +43,12 @@ def corpus(tmp_path_factory) -> Path:
 
 def test_editing_chat_template_jinja_rescores(tmp_path, corpus, tiny_qwen_dir):
     student = Path(shutil.copytree(tiny_qwen_dir, tmp_path / "ckpt"))
-    kw = dict(source=str(corpus), verification="trusted", score_cache=tmp_path / "cache",
-              scoring=ScoringConfig(progress=False))
+    kw = dict(
+        source=str(corpus),
+        verification="trusted",
+        score_cache=tmp_path / "cache",
+        scoring=ScoringConfig(progress=False),
+    )
     first = curate(str(student), out=tmp_path / "a", **kw)
     assert first.stats["scores_from_cache"] == 0
     assert first.stats["student"]["chat_template_sha256"] == sha256((student / "chat_template.jinja").read_text())
@@ -87,27 +91,57 @@ def no_template_student(tmp_path_factory, tiny_qwen_dir) -> Path:
 
 
 def cli(student: Path, corpus: Path, out: Path, cache: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "scas_hub", "curate", "--student", str(student), "--source", str(corpus),
-            "--out", str(out), "--verify", "trusted", "--score-cache", str(cache), "--no-progress", *extra]
+    return [
+        sys.executable,
+        "-m",
+        "scas_hub",
+        "curate",
+        "--student",
+        str(student),
+        "--source",
+        str(corpus),
+        "--out",
+        str(out),
+        "--verify",
+        "trusted",
+        "--score-cache",
+        str(cache),
+        "--no-progress",
+        *extra,
+    ]
 
 
 @pytest.mark.slow  # ~40 s: CLI runs; the override and its cache key are checked in-process by the other tests here
 def test_checkpoint_without_template_needs_chat_template_option(tmp_path, corpus, no_template_student):
-    missing = subprocess.run(cli(no_template_student, corpus, tmp_path / "x", tmp_path / "cache"),
-                             capture_output=True, text=True, timeout=300)
+    missing = subprocess.run(
+        cli(no_template_student, corpus, tmp_path / "x", tmp_path / "cache"),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert missing.returncode == 2
     lines = missing.stderr.strip().splitlines()
     assert len(lines) == 1 and "no chat template" in lines[0] and "--chat-template FILE" in lines[0], missing.stderr
     assert not (tmp_path / "x").exists()
     with pytest.raises(StudentError, match="chat_template="):
-        curate(str(no_template_student), str(corpus), tmp_path / "y", verification="trusted", score_cache=False,
-               scoring=ScoringConfig(progress=False))
+        curate(
+            str(no_template_student),
+            str(corpus),
+            tmp_path / "y",
+            verification="trusted",
+            score_cache=False,
+            scoring=ScoringConfig(progress=False),
+        )
 
     template = tmp_path / "qwen.jinja"
     template.write_text(QWEN_CHAT_TEMPLATE)
     out = tmp_path / "with-template"
-    ok = subprocess.run(cli(no_template_student, corpus, out, tmp_path / "cache", "--chat-template", str(template)),
-                        capture_output=True, text=True, timeout=300)
+    ok = subprocess.run(
+        cli(no_template_student, corpus, out, tmp_path / "cache", "--chat-template", str(template)),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert ok.returncode == 0, ok.stderr[-3000:]
     record = stats(out)
     assert record["rows_scored"] == 12 and record["questions_selected"] == 4
@@ -116,16 +150,27 @@ def test_checkpoint_without_template_needs_chat_template_option(tmp_path, corpus
     assert "(**override** given with `--chat-template`" in (out / "README.md").read_text()
 
     # the Python API, template as text: the same scoring key, so every score comes from the CLI's cache
-    again = curate(str(no_template_student), str(corpus), tmp_path / "api", verification="trusted",
-                   score_cache=tmp_path / "cache", chat_template=QWEN_CHAT_TEMPLATE,
-                   scoring=ScoringConfig(progress=False))
+    again = curate(
+        str(no_template_student),
+        str(corpus),
+        tmp_path / "api",
+        verification="trusted",
+        score_cache=tmp_path / "cache",
+        chat_template=QWEN_CHAT_TEMPLATE,
+        scoring=ScoringConfig(progress=False),
+    )
     assert again.stats["scores_from_cache"] == 12
     assert scores(tmp_path / "api") == scores(out)
     # another override template: scored again, with other scores
-    other = curate(str(no_template_student), str(corpus), tmp_path / "other", verification="trusted",
-                   score_cache=tmp_path / "cache", chat_template=template.read_text().replace(SYSTEM_TURN,
-                                                                                               EDITED_SYSTEM_TURN),
-                   scoring=ScoringConfig(progress=False))
+    other = curate(
+        str(no_template_student),
+        str(corpus),
+        tmp_path / "other",
+        verification="trusted",
+        score_cache=tmp_path / "cache",
+        chat_template=template.read_text().replace(SYSTEM_TURN, EDITED_SYSTEM_TURN),
+        scoring=ScoringConfig(progress=False),
+    )
     assert other.stats["scores_from_cache"] == 0
     assert scores(tmp_path / "other") != scores(out)
 
@@ -137,9 +182,23 @@ def test_chat_template_option_on_two_processes(tmp_path, corpus, no_template_stu
     runs = {}
     for n in (1, 2):
         out = tmp_path / f"np{n}"
-        proc = subprocess.run(cli(no_template_student, corpus, out, tmp_path / f"cache{n}", "--chat-template",
-                                  str(template), "--num-processes", str(n), "--window-chars", "1500"),
-                              capture_output=True, text=True, timeout=600)
+        proc = subprocess.run(
+            cli(
+                no_template_student,
+                corpus,
+                out,
+                tmp_path / f"cache{n}",
+                "--chat-template",
+                str(template),
+                "--num-processes",
+                str(n),
+                "--window-chars",
+                "1500",
+            ),
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         assert proc.returncode == 0, proc.stderr[-3000:]
         runs[n] = out
     assert pq.read_table(runs[2] / "candidates").equals(pq.read_table(runs[1] / "candidates"))

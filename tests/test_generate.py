@@ -102,20 +102,31 @@ def test_client_retries_429_drops_timeouts_and_5xx_then_gives_up(server):
 
 
 def test_teacher_specs_and_files(tmp_path):
-    spec = parse_teacher("terse=openai:http://127.0.0.1:9/v1/#org/model?temperature=0.2&system=Answer+tersely."
-                         "&api_key_env=MY_KEY")
-    assert (spec.name, spec.endpoint, spec.model, spec.system) == ("terse", "http://127.0.0.1:9/v1", "org/model",
-                                                                   "Answer tersely.")
+    spec = parse_teacher(
+        "terse=openai:http://127.0.0.1:9/v1/#org/model?temperature=0.2&system=Answer+tersely.&api_key_env=MY_KEY"
+    )
+    assert (spec.name, spec.endpoint, spec.model, spec.system) == (
+        "terse",
+        "http://127.0.0.1:9/v1",
+        "org/model",
+        "Answer tersely.",
+    )
     assert spec.sampling.temperature == 0.2 and spec.api_key_env == "MY_KEY"
     local = parse_teacher(f"local={tmp_path}?max_tokens=64")
     assert local.served and local.model == str(tmp_path.resolve()) and local.sampling.max_tokens == 64
-    for bad, message in [("nameless", "NAME=SPEC"), ("a=openai:http://h/v1", "openai:URL#MODEL"),
-                         ("a=openai:http://u:p@h/v1#m", "no credentials"), ("a=m?colour=red", "unknown setting"),
-                         ("a=m?temperature=hot", "not a float"), ("a b=m", "teacher name")]:
+    for bad, message in [
+        ("nameless", "NAME=SPEC"),
+        ("a=openai:http://h/v1", "openai:URL#MODEL"),
+        ("a=openai:http://u:p@h/v1#m", "no credentials"),
+        ("a=m?colour=red", "unknown setting"),
+        ("a=m?temperature=hot", "not a float"),
+        ("a b=m", "teacher name"),
+    ]:
         with pytest.raises(ConfigError, match=message):
             parse_teacher(bad)
     yaml_file = tmp_path / "teachers.yaml"
-    yaml_file.write_text(textwrap.dedent("""\
+    yaml_file.write_text(
+        textwrap.dedent("""\
         teachers:
           - name: terse
             spec: openai:http://127.0.0.1:9/v1#m?system=Be+brief.
@@ -124,7 +135,8 @@ def test_teacher_specs_and_files(tmp_path):
             endpoint: http://127.0.0.1:9/v1
             model: m
             system: Explain every step.
-        """))
+        """)
+    )
     terse, verbose = load_teachers_file(yaml_file)
     assert (terse.system, terse.sampling.temperature, verbose.system) == ("Be brief.", 0.3, "Explain every step.")
     json_file = tmp_path / "teachers.json"
@@ -138,8 +150,28 @@ def test_teacher_specs_and_files(tmp_path):
 
 def test_generate_writes_the_pool_layout_and_curate_reads_it(server, tmp_path, tiny_qwen_dir, capsys):
     out = tmp_path / "gen"
-    assert main(["generate", "--source", "demo", "--limit", "4", *_teachers(server, "right", "wrong"),
-                 "--samples", "2", "--seed", "7", "--temperature", "0.5", "--out", str(out), *FAST]) == 0
+    assert (
+        main(
+            [
+                "generate",
+                "--source",
+                "demo",
+                "--limit",
+                "4",
+                *_teachers(server, "right", "wrong"),
+                "--samples",
+                "2",
+                "--seed",
+                "7",
+                "--temperature",
+                "0.5",
+                "--out",
+                str(out),
+                *FAST,
+            ]
+        )
+        == 0
+    )
     files = sorted(p.relative_to(out).as_posix() for p in (out / "data").rglob("*.jsonl"))
     assert files == ["data/demo/right.jsonl", "data/demo/wrong.jsonl"]
     rows = _rows(out / "data/demo/right.jsonl")
@@ -165,8 +197,22 @@ def test_generate_writes_the_pool_layout_and_curate_reads_it(server, tmp_path, t
     assert len(loaded) == 16 and set(loaded["teacher_name"]) == {"right", "wrong"}
 
     curated = tmp_path / "curated"
-    assert main(["curate", "--student", str(tiny_qwen_dir), "--source", str(out), "--out", str(curated),
-                 "--no-progress", "--no-score-cache"]) == 0
+    assert (
+        main(
+            [
+                "curate",
+                "--student",
+                str(tiny_qwen_dir),
+                "--source",
+                str(out),
+                "--out",
+                str(curated),
+                "--no-progress",
+                "--no-score-cache",
+            ]
+        )
+        == 0
+    )
     stats = json.loads((curated / "selection_stats.json").read_text())
     assert stats["rows_in"] == 16 and stats["questions_selected"] == 4 and stats["rows_scored"] == 8
     # the wrong teacher's answers fail verification; both samples of the right one are candidates
@@ -177,8 +223,21 @@ def test_failures_are_counted_per_teacher_never_written_and_a_rerun_fills_them(s
     out = tmp_path / "gen"
     server.fail(500, times=2, model="wrong")  # one request: its first try and its only retry
     server.fail(429, times=2, model="right")
-    args = ["generate", "--source", "demo", "--limit", "3", *_teachers(server, "right", "wrong"), "--out", str(out),
-            "--retries", "1", "--concurrency", "1", *FAST]
+    args = [
+        "generate",
+        "--source",
+        "demo",
+        "--limit",
+        "3",
+        *_teachers(server, "right", "wrong"),
+        "--out",
+        str(out),
+        "--retries",
+        "1",
+        "--concurrency",
+        "1",
+        *FAST,
+    ]
     assert main(args) == 0
     printed = capsys.readouterr().out
     assert re.search(r"right\s+3\s+2\s+0\s+http_429 1", printed)
@@ -196,15 +255,44 @@ def test_failures_are_counted_per_teacher_never_written_and_a_rerun_fills_them(s
 
 def test_truncated_answers_are_kept_flagged_and_set_aside_by_curate(server, tmp_path, tiny_qwen_dir):
     out = tmp_path / "gen"
-    assert main(["generate", "--source", "demo", "--limit", "2", "--teacher",
-                 f"long=openai:{server.url}#long?max_tokens=10", *_teachers(server, "right"),
-                 "--out", str(out), *FAST]) == 0
+    assert (
+        main(
+            [
+                "generate",
+                "--source",
+                "demo",
+                "--limit",
+                "2",
+                "--teacher",
+                f"long=openai:{server.url}#long?max_tokens=10",
+                *_teachers(server, "right"),
+                "--out",
+                str(out),
+                *FAST,
+            ]
+        )
+        == 0
+    )
     long_rows = _rows(out / "data/demo/long.jsonl")
     assert [r["finish_reason"] for r in long_rows] == ["length", "length"]
     assert all(r["completion_tokens"] == 10 and r["sampling"]["max_tokens"] == 10 for r in long_rows)
     curated = tmp_path / "curated"
-    assert main(["curate", "--student", str(tiny_qwen_dir), "--source", str(out), "--out", str(curated),
-                 "--no-progress", "--no-score-cache"]) == 0
+    assert (
+        main(
+            [
+                "curate",
+                "--student",
+                str(tiny_qwen_dir),
+                "--source",
+                str(out),
+                "--out",
+                str(curated),
+                "--no-progress",
+                "--no-score-cache",
+            ]
+        )
+        == 0
+    )
     stats = json.loads((curated / "selection_stats.json").read_text())
     assert stats["skipped"]["truncated_answer"] == 2 and stats["questions_selected"] == 2
 
@@ -215,8 +303,24 @@ def test_the_key_goes_only_into_the_authorization_header(tmp_path, capsys, monke
     out = tmp_path / "gen"
     with FakeOpenAI(models=["right"], answer=_teacher_answers(), api_key=key) as server:
         server.fail(500)
-        assert main(["generate", "--source", "demo", "--limit", "2", *_teachers(server, "right"),
-                     "--api-key-env", "TEACHER_KEY", "--out", str(out), *FAST]) == 0
+        assert (
+            main(
+                [
+                    "generate",
+                    "--source",
+                    "demo",
+                    "--limit",
+                    "2",
+                    *_teachers(server, "right"),
+                    "--api-key-env",
+                    "TEACHER_KEY",
+                    "--out",
+                    str(out),
+                    *FAST,
+                ]
+            )
+            == 0
+        )
         assert all(h["Authorization"] == f"Bearer {key}" for h in server.headers)
         assert all(key not in json.dumps(r) for r in server.requests)
     assert len(_rows(out / "data/demo/right.jsonl")) == 2
@@ -228,8 +332,23 @@ def test_the_key_goes_only_into_the_authorization_header(tmp_path, capsys, monke
     assert json.loads((out / "generate.json").read_text())["teachers"]["right"]["api_key_env"] == "TEACHER_KEY"
     # without the variable: one line, before any request
     monkeypatch.delenv("TEACHER_KEY")
-    assert main(["generate", "--source", "demo", "--teacher", "x=openai:http://127.0.0.1:9/v1#x", "--api-key-env",
-                 "TEACHER_KEY", "--out", str(tmp_path / "other"), *FAST]) == 2
+    assert (
+        main(
+            [
+                "generate",
+                "--source",
+                "demo",
+                "--teacher",
+                "x=openai:http://127.0.0.1:9/v1#x",
+                "--api-key-env",
+                "TEACHER_KEY",
+                "--out",
+                str(tmp_path / "other"),
+                *FAST,
+            ]
+        )
+        == 2
+    )
     assert "TEACHER_KEY (api_key_env) is not set" in capsys.readouterr().err
     assert not (tmp_path / "other").exists()
 
@@ -242,11 +361,27 @@ def test_out_folders_the_tool_did_not_write_are_refused(server, tmp_path, capsys
     assert "was not written by `scas-hub generate`" in capsys.readouterr().err
     assert (theirs / "notes.txt").read_text() == "mine" and not (theirs / "data").exists()
     out = tmp_path / "gen"
-    assert main(["generate", "--source", "demo", "--limit", "1", *_teachers(server, "right"), "--out", str(out),
-                 *FAST]) == 0
+    assert (
+        main(["generate", "--source", "demo", "--limit", "1", *_teachers(server, "right"), "--out", str(out), *FAST])
+        == 0
+    )
     # the same name with other settings would mix two teachers in one file
-    assert main(["generate", "--source", "demo", "--limit", "1", *_teachers(server, "right", extra="?temperature=1"),
-                 "--out", str(out), *FAST]) == 2
+    assert (
+        main(
+            [
+                "generate",
+                "--source",
+                "demo",
+                "--limit",
+                "1",
+                *_teachers(server, "right", extra="?temperature=1"),
+                "--out",
+                str(out),
+                *FAST,
+            ]
+        )
+        == 2
+    )
     assert "other settings" in capsys.readouterr().err
 
 
@@ -272,8 +407,10 @@ def test_a_killed_run_loses_at_most_the_requests_in_flight(server, tmp_path):
     time.sleep(0.5)  # the server's handlers of the killed requests finish
     written = _rows(path)  # every line parses
     assert 3 <= len(written) < 12
-    assert main(["generate", "--source", "demo", "--limit", "12", *_teachers(server, "right"), "--out", str(out),
-                 *FAST]) == 0
+    assert (
+        main(["generate", "--source", "demo", "--limit", "12", *_teachers(server, "right"), "--out", str(out), *FAST])
+        == 0
+    )
     assert [r["id"] for r in _rows(path)] == [p.id for p in load_prompts("demo", limit=12)]
 
 
@@ -290,9 +427,23 @@ def test_student_routed_generation_asks_only_the_kept_teachers_for_the_rest(tmp_
 
     out = tmp_path / "gen"
     with FakeOpenAI(models=["terse", "wordy", "wrong"], answer=answer) as server:
-        args = ["generate", "--source", "demo", "--limit", "7", *_teachers(server, "terse", "wordy", "wrong"),
-                "--route-student", str(tiny_qwen_dir), "--route-probe", "3", "--route-keep", "2",
-                "--out", str(out), *FAST]
+        args = [
+            "generate",
+            "--source",
+            "demo",
+            "--limit",
+            "7",
+            *_teachers(server, "terse", "wordy", "wrong"),
+            "--route-student",
+            str(tiny_qwen_dir),
+            "--route-probe",
+            "3",
+            "--route-keep",
+            "2",
+            "--out",
+            str(out),
+            *FAST,
+        ]
         assert main(args) == 0
         asked = {m: len(server.completions(m)) for m in ("terse", "wordy", "wrong")}
     assert asked == {"terse": 7, "wordy": 7, "wrong": 3}
@@ -310,7 +461,7 @@ def test_student_routed_generation_asks_only_the_kept_teachers_for_the_rest(tmp_
 
 # ---- the vLLM server scas-hub starts (a stand-in module on PYTHONPATH plays vLLM) -----------------
 
-FAKE_VLLM = '''
+FAKE_VLLM = """
 import argparse, sys, time
 from scas_hub.testing.fake_openai import FakeOpenAI
 
@@ -325,7 +476,7 @@ if "broken" in args.model:
 with FakeOpenAI(models=[args.served_model_name], port=args.port):
     while True:
         time.sleep(1)
-'''
+"""
 
 
 @pytest.fixture
@@ -349,8 +500,25 @@ def test_a_model_spec_is_served_on_loopback_and_the_server_stopped(fake_vllm, tm
     model = tmp_path / "my-model"
     model.mkdir()
     out = tmp_path / "gen"
-    assert main(["generate", "--source", "demo", "--limit", "2", "--teacher", f"local={model}?system=Be+brief.",
-                 "--samples", "2", "--out", str(out), *FAST]) == 0
+    assert (
+        main(
+            [
+                "generate",
+                "--source",
+                "demo",
+                "--limit",
+                "2",
+                "--teacher",
+                f"local={model}?system=Be+brief.",
+                "--samples",
+                "2",
+                "--out",
+                str(out),
+                *FAST,
+            ]
+        )
+        == 0
+    )
     rows = _rows(out / "data/demo/local.jsonl")
     assert [r["sample"] for r in rows] == [0, 1, 0, 1]
     assert rows[0]["teacher_model"] == str(model) and rows[0]["teacher_endpoint"].startswith("vllm server")
@@ -362,8 +530,10 @@ def test_a_server_that_will_not_start_fails_with_its_log(fake_vllm, tmp_path, ca
     model = tmp_path / "broken-model"
     model.mkdir()
     out = tmp_path / "gen"
-    assert main(["generate", "--source", "demo", "--limit", "1", "--teacher", f"local={model}", "--out", str(out),
-                 *FAST]) == 2
+    assert (
+        main(["generate", "--source", "demo", "--limit", "1", "--teacher", f"local={model}", "--out", str(out), *FAST])
+        == 2
+    )
     err = capsys.readouterr().err
     assert "exited with code 1 before it was ready" in err
     assert "First error in its log: ValueError: cannot load the weights of" in err
@@ -374,11 +544,28 @@ def test_a_server_that_will_not_start_fails_with_its_log(fake_vllm, tmp_path, ca
 def test_push_uploads_the_corpus_without_the_server_logs(server, tmp_path, fake_hub, capsys):
     out = tmp_path / "gen"
     (out / "logs").mkdir(parents=True)
-    (out / "generate.json").write_text(json.dumps({"tool": "scas-hub generate", "source": "demo", "subset": None,
-                                                   "teachers": {}, "runs": []}))
+    (out / "generate.json").write_text(
+        json.dumps({"tool": "scas-hub generate", "source": "demo", "subset": None, "teachers": {}, "runs": []})
+    )
     (out / "logs" / "vllm-x.log").write_text("server log")
-    assert main(["generate", "--source", "demo", "--limit", "2", *_teachers(server, "right"), "--out", str(out),
-                 "--push", "org/generated", *FAST]) == 0
+    assert (
+        main(
+            [
+                "generate",
+                "--source",
+                "demo",
+                "--limit",
+                "2",
+                *_teachers(server, "right"),
+                "--out",
+                str(out),
+                "--push",
+                "org/generated",
+                *FAST,
+            ]
+        )
+        == 0
+    )
     assert "Pushed to org/generated@" in capsys.readouterr().out
     files = fake_hub.files("org/generated")
     assert {"README.md", "generate.json", "data/demo/right.jsonl"} <= set(files) and "logs/vllm-x.log" not in files

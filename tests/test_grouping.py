@@ -11,8 +11,11 @@ from scas_hub.verify.grouping import natural_key
 
 def shuffled_candidates(n_questions=40, teachers=5, seed=0):
     rng = random.Random(seed)
-    rows = [Candidate(f"math/{q}", f"t{t}", f"question {q}?", f"answer {q}.{t}", verified=(q + t) % 7 != 0)
-            for q in range(n_questions) for t in range(teachers)]
+    rows = [
+        Candidate(f"math/{q}", f"t{t}", f"question {q}?", f"answer {q}.{t}", verified=(q + t) % 7 != 0)
+        for q in range(n_questions)
+        for t in range(teachers)
+    ]
     rng.shuffle(rows)
     return rows
 
@@ -23,8 +26,9 @@ def test_spilled_runs_match_in_memory_grouping(tmp_path):
     spilling = QuestionGrouper(max_rows=7, tmp_dir=tmp_path)
     spilled = list(spilling.group(rows))
     assert spilling.runs_spilled == len(rows) // 7 + 1
-    assert [[(c.question_id, c.teacher) for c in g] for g in spilled] == \
-           [[(c.question_id, c.teacher) for c in g] for g in in_memory]
+    assert [[(c.question_id, c.teacher) for c in g] for g in spilled] == [
+        [(c.question_id, c.teacher) for c in g] for g in in_memory
+    ]
     # natural order of ids, source order within a question
     assert [g[0].question_id for g in spilled] == [f"math/{q}" for q in range(40)]
     order = {id(c): i for i, c in enumerate(rows)}
@@ -36,8 +40,10 @@ def test_spilled_runs_match_in_memory_grouping(tmp_path):
 def test_spill_by_text_size_and_stats_unchanged(tmp_path):
     rows = shuffled_candidates(seed=1)
     a, b = PipelineStats(), PipelineStats()
-    small = [(q.question_id, [c.skip_reason for c in q.candidates])
-             for q in iter_verified(rows, a, rule="flags", grouper=QuestionGrouper(max_chars=200, tmp_dir=tmp_path))]
+    small = [
+        (q.question_id, [c.skip_reason for c in q.candidates])
+        for q in iter_verified(rows, a, rule="flags", grouper=QuestionGrouper(max_chars=200, tmp_dir=tmp_path))
+    ]
     large = [(q.question_id, [c.skip_reason for c in q.candidates]) for q in iter_verified(rows, b, rule="flags")]
     assert small == large and a.to_dict() == b.to_dict()
     assert a.rows_in == 200 and a.skipped == {"not_verified": 28}

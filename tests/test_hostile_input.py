@@ -35,8 +35,13 @@ sys.exit(main(sys.argv[1:]))
 
 def run_capped(*argv: str, cwd: Path, headroom: int = MEMORY_HEADROOM) -> subprocess.CompletedProcess:
     """`scas-hub argv` in a child that cannot map more than `headroom` bytes beyond its imports."""
-    return subprocess.run([sys.executable, "-c", _CAPPED.format(headroom=headroom), *argv], cwd=cwd,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-c", _CAPPED.format(headroom=headroom), *argv],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def one_line_error(stderr: str) -> str:
@@ -48,8 +53,14 @@ def one_line_error(stderr: str) -> str:
 
 
 def pool_row(i, teacher="t", answer="\\boxed{42}"):
-    return {"id": i, "source_dataset": "s", "teacher_name": teacher, "instruction": "What is 6*7?",
-            "teacher_output": answer, "reference_answer": "42"}
+    return {
+        "id": i,
+        "source_dataset": "s",
+        "teacher_name": teacher,
+        "instruction": "What is 6*7?",
+        "teacher_output": answer,
+        "reference_answer": "42",
+    }
 
 
 def rows_of(path: Path) -> list[dict]:
@@ -59,11 +70,14 @@ def rows_of(path: Path) -> list[dict]:
 # ---- finding 2: parsing is bounded ----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name, text, where", [
-    ("brackets.jsonl", "[" * 200_000 + "]" * 200_000, r"brackets\.jsonl: row 1"),  # the reported file
-    ("nested.jsonl", '{"a": ' + "[" * 200_000 + "]" * 200_000 + "}\n", r"nested\.jsonl:1"),
-    ("element.json", '[{"a": ' + "[" * 200_000 + "]" * 200_000 + "}]", r"element\.json: row 1"),
-])
+@pytest.mark.parametrize(
+    "name, text, where",
+    [
+        ("brackets.jsonl", "[" * 200_000 + "]" * 200_000, r"brackets\.jsonl: row 1"),  # the reported file
+        ("nested.jsonl", '{"a": ' + "[" * 200_000 + "]" * 200_000 + "}\n", r"nested\.jsonl:1"),
+        ("element.json", '[{"a": ' + "[" * 200_000 + "]" * 200_000 + "}]", r"element\.json: row 1"),
+    ],
+)
 def test_deep_nesting_is_one_line_in_bounded_memory(tmp_path, name, text, where):
     (tmp_path / "corpus").mkdir()
     (tmp_path / "corpus" / name).write_text(text)
@@ -73,17 +87,28 @@ def test_deep_nesting_is_one_line_in_bounded_memory(tmp_path, name, text, where)
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.parametrize("name, text, where", [
-    ("line.jsonl", json.dumps(pool_row(0)) + '\n{"a": "' + "x" * (MAX_ROW_BYTES + 1) + '"}\n', "line.jsonl:2"),
-    ("noline.jsonl", '{"a": "' + "x" * (3 * MAX_ROW_BYTES), "noline.jsonl:1"),  # no newline at all
-    ("element.json", '[{"a": 1}, {"a": "' + "x" * (3 * MAX_ROW_BYTES), "element.json: row 2"),
-])
+@pytest.mark.parametrize(
+    "name, text, where",
+    [
+        ("line.jsonl", json.dumps(pool_row(0)) + '\n{"a": "' + "x" * (MAX_ROW_BYTES + 1) + '"}\n', "line.jsonl:2"),
+        ("noline.jsonl", '{"a": "' + "x" * (3 * MAX_ROW_BYTES), "noline.jsonl:1"),  # no newline at all
+        ("element.json", '[{"a": 1}, {"a": "' + "x" * (3 * MAX_ROW_BYTES), "element.json: row 2"),
+    ],
+)
 def test_huge_row_is_one_line_in_bounded_memory(tmp_path, name, text, where):
     (tmp_path / "corpus").mkdir()
     (tmp_path / "corpus" / name).write_text(text)
     # headroom: a row at the limit may be held (as bytes and as text), nothing like the whole file
-    proc = run_capped("curate", "--source", "corpus", "--out", "out", "--no-progress", cwd=tmp_path,
-                      headroom=MAX_ROW_BYTES * 2 + MEMORY_HEADROOM // 2)
+    proc = run_capped(
+        "curate",
+        "--source",
+        "corpus",
+        "--out",
+        "out",
+        "--no-progress",
+        cwd=tmp_path,
+        headroom=MAX_ROW_BYTES * 2 + MEMORY_HEADROOM // 2,
+    )
     assert proc.returncode == 2
     assert f"{where}: the row is larger than {MAX_ROW_BYTES >> 20} MiB" in one_line_error(proc.stderr)
 
@@ -181,8 +206,7 @@ def test_top_level_teachers_beside_a_subfolder_are_refused_with_the_choices(tmp_
 
 def test_top_level_subset_of_a_folder_without_top_files_says_so(tmp_path, capsys):
     write_rows([pool_row(0)], tmp_path / "corpus" / "main" / "t.jsonl")
-    line = curate_error(capsys, "--source", str(tmp_path / "corpus"), "--out", str(tmp_path / "out"),
-                        "--subset", ".")
+    line = curate_error(capsys, "--source", str(tmp_path / "corpus"), "--out", str(tmp_path / "out"), "--subset", ".")
     assert "--subset . asks for the data files at the top of" in line and "subsets: main" in line
 
 
@@ -201,8 +225,10 @@ def curated(tmp_path_factory, tiny_qwen_dir):
     return root / "out"
 
 
-DAMAGED_STATS = {"not JSON": ('{"selection": {"strategy": "scas"', "is not valid JSON"),
-                 "a list": ("[1, 2, 3]", "holds a JSON list, not the object of a selection_stats.json")}
+DAMAGED_STATS = {
+    "not JSON": ('{"selection": {"strategy": "scas"', "is not valid JSON"),
+    "a list": ("[1, 2, 3]", "holds a JSON list, not the object of a selection_stats.json"),
+}
 
 
 @pytest.mark.parametrize("damage", DAMAGED_STATS)
@@ -211,10 +237,20 @@ def test_damaged_selection_stats_is_one_line(curated, tmp_path, capsys, fake_hub
     folder = shutil.copytree(curated, tmp_path / "out")
     text, expected = DAMAGED_STATS[damage]
     (folder / "selection_stats.json").write_text(text)
-    argv = {"select": ["select", "--candidates", str(folder), "--out", str(tmp_path / "again"), "--no-progress"],
-            "train": ["train", "--dataset", str(folder), "--student", str(tiny_qwen_dir), "--out",
-                      str(tmp_path / "ckpt"), "--no-progress"],
-            "push": ["push", str(folder), "org/damaged"]}[command]
+    argv = {
+        "select": ["select", "--candidates", str(folder), "--out", str(tmp_path / "again"), "--no-progress"],
+        "train": [
+            "train",
+            "--dataset",
+            str(folder),
+            "--student",
+            str(tiny_qwen_dir),
+            "--out",
+            str(tmp_path / "ckpt"),
+            "--no-progress",
+        ],
+        "push": ["push", str(folder), "org/damaged"],
+    }[command]
     assert main(argv) == 2
     line = one_line_error(capsys.readouterr().err)
     assert f"{folder / 'selection_stats.json'} {expected}" in line and "scas-hub curate" in line
@@ -230,8 +266,21 @@ def test_damaged_selection_stats_on_the_hub_is_one_line(curated, capsys, fake_hu
     fake_hub.commit_files("org/pushed", {"selection_stats.json": "[]"})
     assert main(["select", "--candidates", "org/pushed", "--out", str(tmp_path / "again"), "--no-progress"]) == 2
     assert "selection_stats.json of org/pushed@" in one_line_error(capsys.readouterr().err)
-    assert main(["train", "--dataset", "org/pushed", "--student", str(tiny_qwen_dir), "--out",
-                 str(tmp_path / "ckpt"), "--no-progress"]) == 2
+    assert (
+        main(
+            [
+                "train",
+                "--dataset",
+                "org/pushed",
+                "--student",
+                str(tiny_qwen_dir),
+                "--out",
+                str(tmp_path / "ckpt"),
+                "--no-progress",
+            ]
+        )
+        == 2
+    )
     assert "holds a JSON list" in one_line_error(capsys.readouterr().err)
 
 
@@ -285,8 +334,9 @@ def test_disk_full_while_writing_the_table_cache(small_corpus, tmp_path, capsys,
     monkeypatch.setenv("SCAS_HUB_TABLE_CACHE", str(tables))
     monkeypatch.setenv("SCAS_HUB_NUM_PROC", "1")
     monkeypatch.setattr(pa, "OSFile", _full_disk)
-    line = curate_error(capsys, "--student", str(tiny_qwen_dir), "--source", str(small_corpus),
-                        "--out", str(tmp_path / "out"))
+    line = curate_error(
+        capsys, "--student", str(tiny_qwen_dir), "--source", str(small_corpus), "--out", str(tmp_path / "out")
+    )
     assert f"cannot write the candidate table cache in {tables} (No space left on device)" in line
     assert "SCAS_HUB_TABLE_CACHE" in line
     assert list(tables.iterdir()) == [] and not (tmp_path / "out").exists()
@@ -298,11 +348,21 @@ def test_disk_full_while_writing_the_score_cache(small_corpus, tmp_path, capsys,
 
     from scas_hub.score import cache as cache_module
 
-    monkeypatch.setattr(cache_module, "os", types.SimpleNamespace(fdopen=os.fdopen, replace=os.replace,
-                                                                   fsync=_full_disk))
+    monkeypatch.setattr(
+        cache_module, "os", types.SimpleNamespace(fdopen=os.fdopen, replace=os.replace, fsync=_full_disk)
+    )
     scores = tmp_path / "scores"
-    line = curate_error(capsys, "--student", str(tiny_qwen_dir), "--source", str(small_corpus),
-                        "--out", str(tmp_path / "out"), "--score-cache", str(scores))
+    line = curate_error(
+        capsys,
+        "--student",
+        str(tiny_qwen_dir),
+        "--source",
+        str(small_corpus),
+        "--out",
+        str(tmp_path / "out"),
+        "--score-cache",
+        str(scores),
+    )
     assert f"cannot write the score cache in {scores}/" in line and "(No space left on device)" in line
     assert "--no-score-cache" in line
     assert not [p for p in scores.rglob("*") if p.is_file()]  # no half shard, no temp file
@@ -320,16 +380,27 @@ def test_read_only_score_cache_fails_before_scoring(small_corpus, tmp_path, caps
     scores = tmp_path / "scores"
     scores.mkdir()
     if os.geteuid() == 0:  # root writes anywhere: the file system's refusal is simulated
+
         def read_only(*args, **kwargs):
             raise OSError(errno.EROFS, os.strerror(errno.EROFS))
 
-        monkeypatch.setattr(cache_module, "tempfile", types.SimpleNamespace(NamedTemporaryFile=read_only,
-                                                                           mkstemp=tempfile.mkstemp))
+        monkeypatch.setattr(
+            cache_module, "tempfile", types.SimpleNamespace(NamedTemporaryFile=read_only, mkstemp=tempfile.mkstemp)
+        )
     else:
         scores.chmod(0o555)
     monkeypatch.setattr(runner, "load_student", lambda *a, **k: pytest.fail("the student was loaded"))
-    line = curate_error(capsys, "--student", str(tiny_qwen_dir), "--source", str(small_corpus),
-                        "--out", str(tmp_path / "out"), "--score-cache", str(scores))
+    line = curate_error(
+        capsys,
+        "--student",
+        str(tiny_qwen_dir),
+        "--source",
+        str(small_corpus),
+        "--out",
+        str(tmp_path / "out"),
+        "--score-cache",
+        str(scores),
+    )
     assert f"cannot write the score cache in {scores}" in line and "make that folder writable" in line
     assert "pass another --score-cache DIR, or --no-score-cache" in line
     assert not (tmp_path / "out").exists()
@@ -339,17 +410,22 @@ def test_read_only_score_cache_fails_before_scoring(small_corpus, tmp_path, caps
 
 BROKEN_TEMPLATES = {
     "syntax": ("{% for m in messages %}{{ m.content }\n{% endfor %}", "is not valid Jinja (line 1: unexpected '}')"),
-    "sandbox": ("{{ ''.__class__.__mro__[1].__subclasses__() }}{% for m in messages %}{{ m.content }}{% endfor %}",
-                "tries to leave Jinja's sandbox (access to attribute '__class__' of 'str' object is unsafe)"),
-    "raises": ("{% if messages[0].role == 'system' %}{{ raise_exception('no system turn') }}{% endif %}",
-               "fails on a system/user/assistant conversation (TemplateError: no system turn)"),
+    "sandbox": (
+        "{{ ''.__class__.__mro__[1].__subclasses__() }}{% for m in messages %}{{ m.content }}{% endfor %}",
+        "tries to leave Jinja's sandbox (access to attribute '__class__' of 'str' object is unsafe)",
+    ),
+    "raises": (
+        "{% if messages[0].role == 'system' %}{{ raise_exception('no system turn') }}{% endif %}",
+        "fails on a system/user/assistant conversation (TemplateError: no system turn)",
+    ),
 }
 
 
 @pytest.mark.parametrize("kind", BROKEN_TEMPLATES)
 @pytest.mark.parametrize("whose", ["override", "student"])
-def test_broken_chat_template_is_one_line_before_any_work(small_corpus, tmp_path, capsys, monkeypatch,
-                                                          tiny_qwen_dir, kind, whose):
+def test_broken_chat_template_is_one_line_before_any_work(
+    small_corpus, tmp_path, capsys, monkeypatch, tiny_qwen_dir, kind, whose
+):
     from scas_hub.score import runner
 
     text, expected = BROKEN_TEMPLATES[kind]
@@ -362,10 +438,12 @@ def test_broken_chat_template_is_one_line_before_any_work(small_corpus, tmp_path
         student = shutil.copytree(tiny_qwen_dir, tmp_path / "student")
         (student / "chat_template.jinja").write_text(text)
     monkeypatch.setattr(runner, "load_student", lambda *a, **k: pytest.fail("the student was loaded"))
-    line = curate_error(capsys, "--student", str(student), "--source", str(small_corpus),
-                        "--out", str(tmp_path / "out"), *extra)
-    whose_text = ("the chat template given with --chat-template" if whose == "override"
-                  else "the student's own chat template")
+    line = curate_error(
+        capsys, "--student", str(student), "--source", str(small_corpus), "--out", str(tmp_path / "out"), *extra
+    )
+    whose_text = (
+        "the chat template given with --chat-template" if whose == "override" else "the student's own chat template"
+    )
     assert f"{whose_text} {expected}" in line
     assert ("fix that file" if whose == "override" else "pass a working one with --chat-template FILE") in line
     assert not (tmp_path / "out").exists()
@@ -383,8 +461,21 @@ def test_hub_dataset_with_a_stray_script_is_read_without_running_it(curated, tmp
     push_folder(shutil.copytree(curated, tmp_path / "pushed"), "org/scripted")  # push writes the release in
     ran = tmp_path / "the script ran"
     fake_hub.commit_files("org/scripted", {"scripted.py": f"open({str(ran)!r}, 'w').write('x')\n"})
-    assert main(["select", "--candidates", "org/scripted", "--strategy", "argmin", "--out",
-                 str(tmp_path / "again"), "--no-progress"]) == 0, capsys.readouterr().err
+    assert (
+        main(
+            [
+                "select",
+                "--candidates",
+                "org/scripted",
+                "--strategy",
+                "argmin",
+                "--out",
+                str(tmp_path / "again"),
+                "--no-progress",
+            ]
+        )
+        == 0
+    ), capsys.readouterr().err
     selected = pq.read_table(tmp_path / "again" / "data").to_pylist()
     assert len(selected) == json.loads((curated / "selection_stats.json").read_text())["questions_selected"]
     data = open_training_data("org/scripted")
@@ -401,8 +492,10 @@ def test_commit_answer_without_commit_url_is_found_and_tagged(curated, tmp_path,
     assert main(["push", str(folder), "org/answer"]) == 0, capsys.readouterr().err
     repo = fake_hub.repo("org/answer")
     assert repo.tags == {"v1": repo.branches["main"]}
-    assert json.loads(repo.commits[repo.branches["main"]].files["selection_stats.json"].content)["release"][
-        "version"] == "v1"
+    assert (
+        json.loads(repo.commits[repo.branches["main"]].files["selection_stats.json"].content)["release"]["version"]
+        == "v1"
+    )
 
 
 def test_commit_answer_without_commit_url_that_did_not_land_says_run_again(curated, tmp_path, capsys, fake_hub):
@@ -425,12 +518,15 @@ def test_commit_answer_without_commit_url_that_did_not_land_says_run_again(curat
 HUGE = "99999999999999999999999"
 
 
-@pytest.mark.parametrize("argv, option, bound", [
-    (["curate", "--source", "corpus", "--groups", HUGE], "--groups", "[1, 10000]"),
-    (["select", "--candidates", "out", "--out", "again", "--group", HUGE], "--group", "[1, 10000]"),
-    (["curate", "--source", "corpus", "--num-processes", HUGE], "--num-processes", "[1, 1024]"),
-    (["rounds", "--num-processes", "0"], "--num-processes", "[1, 1024]"),
-])
+@pytest.mark.parametrize(
+    "argv, option, bound",
+    [
+        (["curate", "--source", "corpus", "--groups", HUGE], "--groups", "[1, 10000]"),
+        (["select", "--candidates", "out", "--out", "again", "--group", HUGE], "--group", "[1, 10000]"),
+        (["curate", "--source", "corpus", "--num-processes", HUGE], "--num-processes", "[1, 1024]"),
+        (["rounds", "--num-processes", "0"], "--num-processes", "[1, 1024]"),
+    ],
+)
 def test_huge_integer_options_are_refused_before_any_work(tmp_path, capsys, monkeypatch, argv, option, bound):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(SystemExit) as exit_info:
@@ -438,7 +534,8 @@ def test_huge_integer_options_are_refused_before_any_work(tmp_path, capsys, monk
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert "Traceback" not in err and err.splitlines()[-1].endswith(
-        f"error: argument {option}: {argv[argv.index(option) + 1]} is not in {bound}")
+        f"error: argument {option}: {argv[argv.index(option) + 1]} is not in {bound}"
+    )
     assert list(tmp_path.iterdir()) == []
 
 
@@ -484,8 +581,11 @@ def assert_no_raw_html(markdown: str) -> None:
 def test_card_escapes_teacher_names(tmp_path, tiny_qwen_dir):
     from scas_hub import curate
 
-    rows = [pool_row(q, teacher, f"The answer is \\boxed{{42}} ({teacher.encode().hex()})")
-            for q in range(3) for teacher in HOSTILE_NAMES]
+    rows = [
+        pool_row(q, teacher, f"The answer is \\boxed{{42}} ({teacher.encode().hex()})")
+        for q in range(3)
+        for teacher in HOSTILE_NAMES
+    ]
     write_rows(rows, tmp_path / "corpus" / "pool.jsonl")
     curate(str(tiny_qwen_dir), str(tmp_path / "corpus"), tmp_path / "out", scoring=None)
     card = (tmp_path / "out" / "README.md").read_text()
@@ -493,8 +593,9 @@ def test_card_escapes_teacher_names(tmp_path, tiny_qwen_dir):
     assert_no_raw_html(card)
     per_teacher = next(t for t in rendered_tables(card) if t[0][0] == "teacher")
     assert all(len(row) == 7 for row in per_teacher)  # no name split a row or added a column
-    assert sorted(row[0] for row in per_teacher[1:]) == sorted(["a|b", "x\\ny", "<script>alert(1)</script>",
-                                                                "t`ick", "plain"])
+    assert sorted(row[0] for row in per_teacher[1:]) == sorted(
+        ["a|b", "x\\ny", "<script>alert(1)</script>", "t`ick", "plain"]
+    )
     stats = json.loads((tmp_path / "out" / "selection_stats.json").read_text())
     assert sorted(t["teacher"] for t in stats["teachers"]) == sorted(HOSTILE_NAMES)  # the data keeps the names
 

@@ -49,8 +49,19 @@ def everything(folder: Path) -> set[str]:
 
 
 def select(curated: Path, out: Path, *extra: str) -> int:
-    return main(["select", "--candidates", str(curated / "out"), "--out", str(out), "--strategy", "argmin",
-                 "--no-progress", *extra])
+    return main(
+        [
+            "select",
+            "--candidates",
+            str(curated / "out"),
+            "--out",
+            str(out),
+            "--strategy",
+            "argmin",
+            "--no-progress",
+            *extra,
+        ]
+    )
 
 
 # --- finding 1: deletes are contained -------------------------------------------------------------
@@ -71,8 +82,18 @@ def test_finding_1_a_files_list_that_climbs_out_deletes_nothing_outside(curated,
     stats["files"].append(hostile)
     (out / "selection_stats.json").write_text(json.dumps(stats))
 
-    code = main(["curate", "--student", str(tiny_qwen_dir), "--source", str(curated / "corpus"), "--out", str(out),
-                 "--no-progress"])
+    code = main(
+        [
+            "curate",
+            "--student",
+            str(tiny_qwen_dir),
+            "--source",
+            str(curated / "corpus"),
+            "--out",
+            str(out),
+            "--no-progress",
+        ]
+    )
     assert code == 0
     assert victim.read_bytes() == b"precious" and victim.parent.is_dir()
     assert hostile not in record(out)["files"]
@@ -124,8 +145,7 @@ def holder():
         proc.wait()
 
 
-def test_finding_3_a_second_run_is_refused_and_a_killed_holder_is_taken_over(curated, tmp_path, capsys, caplog,
-                                                                            holder):
+def test_finding_3_a_second_run_is_refused_and_a_killed_holder_is_taken_over(curated, tmp_path, capsys, caplog, holder):
     out = tmp_path / "out"
     proc = holder(out)
     assert select(curated, out) == 2
@@ -157,8 +177,9 @@ def test_rounds_and_train_refuse_an_out_another_run_holds(curated, tmp_path, cap
 # --- finding 6: `rounds --out` over a user's files --------------------------------------------------
 
 
-@pytest.mark.parametrize("files", [{"notes.txt": "mine\n", "rounds.json": '{"my": "plan"}\n'},
-                                   {"rounds.json": '{"rounds": "mine"}\n'}])
+@pytest.mark.parametrize(
+    "files", [{"notes.txt": "mine\n", "rounds.json": '{"my": "plan"}\n'}, {"rounds.json": '{"rounds": "mine"}\n'}]
+)
 def test_finding_6_rounds_refuses_a_folder_it_did_not_write(tmp_path, capsys, files):
     out = tmp_path / "loop"
     out.mkdir()
@@ -175,11 +196,25 @@ def test_finding_6_rounds_refuses_a_folder_it_did_not_write(tmp_path, capsys, fi
 
 
 @pytest.mark.parametrize("version", ["../v1", "v1\n", "v1..2", "v1.lock"])
-def test_finding_10_a_bad_version_is_refused_before_scoring_and_leaves_nothing(curated, tmp_path, capsys,
-                                                                              tiny_qwen_dir, fake_hub, version):
+def test_finding_10_a_bad_version_is_refused_before_scoring_and_leaves_nothing(
+    curated, tmp_path, capsys, tiny_qwen_dir, fake_hub, version
+):
     out = tmp_path / "new" / "deeper" / "out"
-    code = main(["curate", "--student", str(tiny_qwen_dir), "--source", str(curated / "corpus"), "--out", str(out),
-                 "--push", "org/data", "--version", version])
+    code = main(
+        [
+            "curate",
+            "--student",
+            str(tiny_qwen_dir),
+            "--source",
+            str(curated / "corpus"),
+            "--out",
+            str(out),
+            "--push",
+            "org/data",
+            "--version",
+            version,
+        ]
+    )
     assert code == 2
     err = capsys.readouterr().err
     assert "is not a valid tag name" in err and "Nothing was done" in err and "Scoring" not in err
@@ -193,10 +228,26 @@ def test_finding_10_the_strategys_repo_name_is_checked_before_writing(curated, t
     assert repo == "org/scas-smollm2-135m-teacher-evil" and check_repo_id(repo) == repo
     assert strategy_slug("teacher:gpt-4o") == "teacher-gpt-4o"
     out = tmp_path / "out"
-    for push, strategy, says in [("not-an-org!", "teacher:teacher-0", "not a valid Hub repo id"),
-                                 ("org", "teacher:../../evil", "is not in the corpus")]:
-        assert main(["select", "--candidates", str(curated / "out"), "--out", str(out), "--strategy", strategy,
-                     "--push", push]) == 2
+    for push, strategy, says in [
+        ("not-an-org!", "teacher:teacher-0", "not a valid Hub repo id"),
+        ("org", "teacher:../../evil", "is not in the corpus"),
+    ]:
+        assert (
+            main(
+                [
+                    "select",
+                    "--candidates",
+                    str(curated / "out"),
+                    "--out",
+                    str(out),
+                    "--strategy",
+                    strategy,
+                    "--push",
+                    push,
+                ]
+            )
+            == 2
+        )
         err = capsys.readouterr().err
         assert says in err and "run the same command again" not in err and "Traceback" not in err
         assert sorted(p.name for p in tmp_path.iterdir()) == []  # nothing written, nothing left beside
@@ -222,8 +273,9 @@ def test_finding_10_the_repo_is_created_only_after_the_version_is_checked(curate
 def test_finding_10_a_read_only_out_is_found_before_any_work(curated, tmp_path, capsys, monkeypatch):
     out = shutil.copytree(curated / "out", tmp_path / "out")
     real_access = os.access
-    monkeypatch.setattr(os, "access", lambda path, mode, **kw: False if Path(path) == out
-                        else real_access(path, mode, **kw))  # the tests run as root, who may write anything
+    monkeypatch.setattr(
+        os, "access", lambda path, mode, **kw: False if Path(path) == out else real_access(path, mode, **kw)
+    )  # the tests run as root, who may write anything
     assert select(curated, out) == 2
     err = capsys.readouterr().err
     assert "cannot be written" in err and "read-only" in err and "Nothing was done" in err
@@ -256,8 +308,7 @@ def test_finding_12_train_on_a_mistyped_folder_never_asks_the_hub(curated, tmp_p
 # --- finding 9: reads of the Hub are retried like writes ------------------------------------------------
 
 
-def test_finding_9_hub_reads_are_retried_and_the_message_says_a_rerun_resumes(curated, tmp_path, fake_hub,
-                                                                              monkeypatch):
+def test_finding_9_hub_reads_are_retried_and_the_message_says_a_rerun_resumes(curated, tmp_path, fake_hub, monkeypatch):
     from scas_hub.errors import SourceError
     from scas_hub.rounds.context import _hub_has_dataset, previous_round
     from scas_hub.rounds.loop import _tag_exists
@@ -307,8 +358,9 @@ def test_finding_14_an_aside_folder_of_a_dead_process_is_removed(tmp_path):
     from scas_hub.atomic import _host
 
     target = tmp_path / "student"
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
-                          text=True).stdout.strip()
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    ).stdout.strip()
     stale = tmp_path / f".student.tmp-{_host()}-{dead}-abcdefgh"
     live = tmp_path / f".student.tmp-{_host()}-{os.getpid()}-abcdefgh"
     foreign = tmp_path / f".student.tmp-otherhost-{dead}-abcdefgh"
@@ -328,16 +380,33 @@ def test_finding_14_new_outputs_get_the_mode_mkdir_gives(curated, tmp_path):
     assert (tmp_path / "out").stat().st_mode & 0o777 == 0o750
 
 
-def test_finding_9_a_hub_failure_ends_rounds_with_one_line_and_the_rerun_resumes(curated, tmp_path, fake_hub,
-                                                                                 monkeypatch, capsys,
-                                                                                 tiny_qwen_dir):
+def test_finding_9_a_hub_failure_ends_rounds_with_one_line_and_the_rerun_resumes(
+    curated, tmp_path, fake_hub, monkeypatch, capsys, tiny_qwen_dir
+):
     pytest.importorskip("trl")
     monkeypatch.setenv("SCAS_HUB_PUSH_BACKOFF", "0.01")
     monkeypatch.setenv("SCAS_HUB_PUSH_ATTEMPTS", "2")
     out = tmp_path / "loop"
-    command = ["rounds", "--student", str(tiny_qwen_dir), "--source", str(curated / "corpus"), "--rounds", "1",
-               "--out", str(out), "--push", "org/loop", "--strategy", "argmin", "--max-steps", "2",
-               "--effective-batch", "1", "--no-progress"]
+    command = [
+        "rounds",
+        "--student",
+        str(tiny_qwen_dir),
+        "--source",
+        str(curated / "corpus"),
+        "--rounds",
+        "1",
+        "--out",
+        str(out),
+        "--push",
+        "org/loop",
+        "--strategy",
+        "argmin",
+        "--max-steps",
+        "2",
+        "--effective-batch",
+        "1",
+        "--no-progress",
+    ]
     fake_hub.fail("/commit/", status=500, times=2)  # more 500s than attempts: the push gives up
     assert main(command) == 2
     err = capsys.readouterr().err
@@ -350,12 +419,17 @@ def test_finding_9_a_hub_failure_ends_rounds_with_one_line_and_the_rerun_resumes
     assert set(fake_hub.repo("org/loop").tags) == {"v1"}
 
 
-@pytest.mark.parametrize("command", [["rounds", "--out", "new/loop", "--push", "org/bad--name"],
-                                     ["rounds", "--out", "new/loop", "--push", "org/x", "--push-checkpoints", "a/b/c"],
-                                     ["train", "--dataset", "data", "--out", "new/ckpt", "--push", "org/x\n"]])
-def test_finding_10_bad_repo_ids_of_rounds_and_train_are_refused_first_and_leave_nothing(tmp_path, capsys,
-                                                                                         monkeypatch, fake_hub,
-                                                                                         command):
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["rounds", "--out", "new/loop", "--push", "org/bad--name"],
+        ["rounds", "--out", "new/loop", "--push", "org/x", "--push-checkpoints", "a/b/c"],
+        ["train", "--dataset", "data", "--out", "new/ckpt", "--push", "org/x\n"],
+    ],
+)
+def test_finding_10_bad_repo_ids_of_rounds_and_train_are_refused_first_and_leave_nothing(
+    tmp_path, capsys, monkeypatch, fake_hub, command
+):
     pytest.importorskip("trl")
     monkeypatch.chdir(tmp_path)
     assert main([*command, "--no-progress"]) == 2

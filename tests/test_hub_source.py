@@ -11,17 +11,35 @@ from scas_hub.source import open_source
 
 
 def jsonl(teacher: str, ids: range, subset: str = "math") -> str:
-    return "".join(json.dumps({"id": i, "source_dataset": subset, "teacher_name": teacher, "system": None,
-                               "instruction": f"question {i}?", "teacher_output": f"{teacher} says 42",
-                               "reference_answer": "42", "is_common_correct": True}) + "\n" for i in ids)
+    return "".join(
+        json.dumps(
+            {
+                "id": i,
+                "source_dataset": subset,
+                "teacher_name": teacher,
+                "system": None,
+                "instruction": f"question {i}?",
+                "teacher_output": f"{teacher} says 42",
+                "reference_answer": "42",
+                "is_common_correct": True,
+            }
+        )
+        + "\n"
+        for i in ids
+    )
 
 
 @pytest.fixture
 def pool(fake_hub):
-    first = fake_hub.create_repo("org/pool", files={
-        "data/math/a.jsonl": jsonl("a", range(3)), "data/math/b.jsonl": jsonl("b", range(2)),
-        "data/other/a.jsonl": jsonl("a", range(5), subset="other"), "README.md": "# pool\n",
-    })
+    first = fake_hub.create_repo(
+        "org/pool",
+        files={
+            "data/math/a.jsonl": jsonl("a", range(3)),
+            "data/math/b.jsonl": jsonl("b", range(2)),
+            "data/other/a.jsonl": jsonl("a", range(5), subset="other"),
+            "README.md": "# pool\n",
+        },
+    )
     fake_hub.tag("org/pool", "v1")
     second = fake_hub.commit_files("org/pool", {"data/math/c.jsonl": jsonl("c", range(3))})
     return first, second

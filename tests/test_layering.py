@@ -21,8 +21,22 @@ PACKAGE = Path(__file__).resolve().parent.parent / "scas_hub"
 
 # lowest first; a module may import its own layer and the ones below, never one above
 LAYERS: list[list[str]] = [
-    ["constants", "errors", "records", "proxy", "schema", "atomic", "distributed", "hub_access", "slug", "facts",
-     "progress", "stats", "report", "compare"],
+    [
+        "constants",
+        "errors",
+        "records",
+        "proxy",
+        "schema",
+        "atomic",
+        "distributed",
+        "hub_access",
+        "slug",
+        "facts",
+        "progress",
+        "stats",
+        "report",
+        "compare",
+    ],
     ["source", "verify", "builders"],
     ["student"],
     ["score"],
@@ -56,8 +70,7 @@ NO_TORCH = (
 
 def run_module(*argv: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     """Run `python -m <argv>` in a fresh interpreter; it prints which heavy modules it loaded."""
-    return subprocess.run([sys.executable, "-c", NO_TORCH, *argv], capture_output=True, text=True, cwd=cwd,
-                          timeout=300)
+    return subprocess.run([sys.executable, "-c", NO_TORCH, *argv], capture_output=True, text=True, cwd=cwd, timeout=300)
 
 
 def loaded(result: subprocess.CompletedProcess) -> str:
@@ -67,9 +80,11 @@ def loaded(result: subprocess.CompletedProcess) -> str:
 
 
 def test_import_records_loads_no_torch():
-    code = ("import sys, scas_hub.records, scas_hub.proxy, scas_hub.schema\n"
-            "from scas_hub import ScoringConfig, SelectionConfig\n"  # the configs are core too
-            "print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))")
+    code = (
+        "import sys, scas_hub.records, scas_hub.proxy, scas_hub.schema\n"
+        "from scas_hub import ScoringConfig, SelectionConfig\n"  # the configs are core too
+        "print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=300)
     assert out.stdout.strip() == "[]"
 
@@ -83,8 +98,9 @@ def test_help_loads_no_torch():
 
 @pytest.fixture(scope="module")
 def published(tiny_qwen_dir, tmp_path_factory) -> Path:
-    corpus = write_pool(synthetic_pool(4, teachers=3, max_words=30, seed=3, subset="mini"),
-                        tmp_path_factory.mktemp("corpus"))
+    corpus = write_pool(
+        synthetic_pool(4, teachers=3, max_words=30, seed=3, subset="mini"), tmp_path_factory.mktemp("corpus")
+    )
     out = tmp_path_factory.mktemp("published") / "scas-tiny"
     curate(str(tiny_qwen_dir), str(corpus), out, seed=7, scoring=ScoringConfig(progress=False))
     return out
@@ -92,8 +108,7 @@ def published(tiny_qwen_dir, tmp_path_factory) -> Path:
 
 def test_select_from_published_folder_loads_no_torch(published, tmp_path):
     out = tmp_path / "reselected"
-    result = run_module("scas_hub", "select", "--candidates", str(published), "--strategy", "argmin",
-                        "--out", str(out))
+    result = run_module("scas_hub", "select", "--candidates", str(published), "--strategy", "argmin", "--out", str(out))
     assert result.returncode == 0, result.stdout + result.stderr
     assert (out / "selection_stats.json").is_file()
     assert loaded(result) == ""

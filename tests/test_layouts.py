@@ -31,8 +31,16 @@ def kept(questions):
 
 # ---- long ---------------------------------------------------------------------------------------------
 
-LONG_COLUMNS = Columns(question_id="qid", instruction="prompt", answer="output", teacher="model",
-                       system=None, reference_answer="gold", verified="ok", source_dataset=None)
+LONG_COLUMNS = Columns(
+    question_id="qid",
+    instruction="prompt",
+    answer="output",
+    teacher="model",
+    system=None,
+    reference_answer="gold",
+    verified="ok",
+    source_dataset=None,
+)
 LONG_ROWS = [
     {"qid": 7, "prompt": "What is 6*7?", "model": "m1", "output": "6*7 = \\boxed{42}", "gold": 42, "ok": True},
     {"qid": 3, "prompt": "What is 1+1?", "model": "m1", "output": "\\boxed{2}", "gold": 2, "ok": True},
@@ -44,8 +52,14 @@ LONG_ROWS = [
 @pytest.mark.parametrize("suffix", [".jsonl", ".json", ".parquet"])
 def test_long_layout_any_column_names_any_format(tmp_path, suffix):
     write_rows(LONG_ROWS, tmp_path / "data" / f"corpus{suffix}")
-    recipe = CorpusRecipe(name="mine", description="", local_path=str(tmp_path), subsets=("main",),
-                          data_files={"main": ("data/*",)}, columns=LONG_COLUMNS)
+    recipe = CorpusRecipe(
+        name="mine",
+        description="",
+        local_path=str(tmp_path),
+        subsets=("main",),
+        data_files={"main": ("data/*",)},
+        columns=LONG_COLUMNS,
+    )
     info, questions, stats = load(recipe)
     assert info.layout == "long" and info.verification == "auto"
     # questions in natural id order, candidates in source order
@@ -79,18 +93,38 @@ def test_recipe_file_is_a_source(tmp_path):
 
 
 def ultrafeedback_row(instruction, completions, source="evol_instruct"):
-    return {"source": source, "instruction": instruction, "models": [c[0] for c in completions],
-            "completions": [{"model": m, "response": r, "custom_system_prompt": sp, "principle": "helpfulness",
-                             "annotations": {"helpfulness": {"Rating": "4"}}, "critique": "ok",
-                             "overall_score": 7.5, "fine-grained_score": 4.0} for m, r, sp in completions],
-            "correct_answers": ["None"], "incorrect_answers": ["None"]}
+    return {
+        "source": source,
+        "instruction": instruction,
+        "models": [c[0] for c in completions],
+        "completions": [
+            {
+                "model": m,
+                "response": r,
+                "custom_system_prompt": sp,
+                "principle": "helpfulness",
+                "annotations": {"helpfulness": {"Rating": "4"}},
+                "critique": "ok",
+                "overall_score": 7.5,
+                "fine-grained_score": 4.0,
+            }
+            for m, r, sp in completions
+        ],
+        "correct_answers": ["None"],
+        "incorrect_answers": ["None"],
+    }
 
 
 def test_wide_list_of_structs_ultrafeedback(tmp_path):
     rows = [
-        ultrafeedback_row("Write a haiku about rain.", [("gpt-4", "Rain on the roof...", "You are a poet."),
-                                                        ("llama-2-70b-chat", "Drops fall softly...", ""),
-                                                        ("wizardlm-7b", "Drops fall softly...", "")]),
+        ultrafeedback_row(
+            "Write a haiku about rain.",
+            [
+                ("gpt-4", "Rain on the roof...", "You are a poet."),
+                ("llama-2-70b-chat", "Drops fall softly...", ""),
+                ("wizardlm-7b", "Drops fall softly...", ""),
+            ],
+        ),
         ultrafeedback_row("Name a prime.", [("gpt-4", "2", ""), ("alpaca-7b", "9", "")], source="flan_v2"),
     ]
     write_rows(rows, tmp_path / "evol_instruct.jsonl")
@@ -100,7 +134,10 @@ def test_wide_list_of_structs_ultrafeedback(tmp_path):
     assert stats.rows_in == 5
     haiku = next(q for q in questions if q.question_id == question_hash("Write a haiku about rain."))
     assert [(c.teacher, c.skip_reason) for c in haiku.candidates] == [
-        ("gpt-4", None), ("llama-2-70b-chat", None), ("wizardlm-7b", "duplicate_answer")]
+        ("gpt-4", None),
+        ("llama-2-70b-chat", None),
+        ("wizardlm-7b", "duplicate_answer"),
+    ]
     assert haiku.candidates[0].system == "You are a poet."
     assert haiku.candidates[1].system is None  # empty -> the default system prompt when rendered
     assert haiku.candidates[0].source_dataset == "evol_instruct"
@@ -109,12 +146,22 @@ def test_wide_list_of_structs_ultrafeedback(tmp_path):
 
 
 def openr1_row(uuid, problem, answer, generations, flags):
-    return {"problem": problem, "solution": "...", "answer": answer, "problem_type": "Algebra",
-            "question_type": "math-word-problem", "source": "olympiads", "uuid": uuid,
-            "is_reasoning_complete": [True] * len(generations), "generations": generations,
-            "correctness_math_verify": flags, "correctness_llama": None,
-            "finish_reasons": ["stop"] * len(generations), "correctness_count": sum(flags),
-            "messages": [{"role": "user", "content": problem}, {"role": "assistant", "content": generations[0]}]}
+    return {
+        "problem": problem,
+        "solution": "...",
+        "answer": answer,
+        "problem_type": "Algebra",
+        "question_type": "math-word-problem",
+        "source": "olympiads",
+        "uuid": uuid,
+        "is_reasoning_complete": [True] * len(generations),
+        "generations": generations,
+        "correctness_math_verify": flags,
+        "correctness_llama": None,
+        "finish_reasons": ["stop"] * len(generations),
+        "correctness_count": sum(flags),
+        "messages": [{"role": "user", "content": problem}, {"role": "assistant", "content": generations[0]}],
+    }
 
 
 def test_wide_parallel_lists_openr1(tmp_path):
@@ -130,7 +177,10 @@ def test_wide_parallel_lists_openr1(tmp_path):
     assert [q.question_id for q in questions] == ["default/u-1", "default/u-2"]  # ids scoped by subset
     # one teacher, its generations are samples numbered by their index in the list
     assert [(c.teacher, c.sample, c.skip_reason) for c in questions[1].candidates] == [
-        ("DeepSeek-R1", 0, None), ("DeepSeek-R1", 1, "not_verified"), ("DeepSeek-R1", 2, None)]
+        ("DeepSeek-R1", 0, None),
+        ("DeepSeek-R1", 1, "not_verified"),
+        ("DeepSeek-R1", 2, None),
+    ]
     assert questions[1].candidates[0].reference_answer == "32"
     assert stats.skipped_by_teacher == {"DeepSeek-R1": {"not_verified": 1}}
     _, both, stats = load(recipe, subset="all")
@@ -143,29 +193,58 @@ def test_wide_parallel_lists_openr1(tmp_path):
 
 def am_row(question, answer, reference, system=None):
     msgs = [{"role": "system", "content": system, "info": None}] if system else []
-    return {"messages": [*msgs,
-                         {"role": "user", "content": question,
-                          "info": {"source": "numina", "reference_answer": reference, "test_case": None,
-                                   "think_content": None, "answer_content": None}},
-                         {"role": "assistant", "content": answer,
-                          "info": {"source": "numina", "reference_answer": None, "test_case": None,
-                                   "think_content": "...", "answer_content": answer}}]}
+    return {
+        "messages": [
+            *msgs,
+            {
+                "role": "user",
+                "content": question,
+                "info": {
+                    "source": "numina",
+                    "reference_answer": reference,
+                    "test_case": None,
+                    "think_content": None,
+                    "answer_content": None,
+                },
+            },
+            {
+                "role": "assistant",
+                "content": answer,
+                "info": {
+                    "source": "numina",
+                    "reference_answer": None,
+                    "test_case": None,
+                    "think_content": "...",
+                    "answer_content": answer,
+                },
+            },
+        ]
+    }
 
 
 def am_recipe(tmp_path):
-    teachers = tuple(TeacherDataset(t.teacher, local_path=str(tmp_path / t.teacher))
-                     for t in load_builder("am_distilled").teachers)
+    teachers = tuple(
+        TeacherDataset(t.teacher, local_path=str(tmp_path / t.teacher)) for t in load_builder("am_distilled").teachers
+    )
     return replace(load_builder("am_distilled"), teachers=teachers)
 
 
 def test_joined_datasets_on_normalised_question_text(tmp_path):
-    write_rows([am_row("What is 2+2?", "<think>..</think><answer>\\boxed{4}</answer>", "4"),
-                am_row("Area of a unit square?", "\\boxed{1}", "1")],
-               tmp_path / "AM-Thinking-v1" / "math.jsonl")
-    write_rows([am_row("what is  2+2?\n", "The answer is $4$.", "4", system="Think first."),
-                am_row("Only Qwen saw this one?", "\\boxed{5}", "6"),
-                am_row("Area of a unit square?", "\\boxed{1}", "1")],
-               tmp_path / "Qwen3-235B-A22B" / "math.jsonl")
+    write_rows(
+        [
+            am_row("What is 2+2?", "<think>..</think><answer>\\boxed{4}</answer>", "4"),
+            am_row("Area of a unit square?", "\\boxed{1}", "1"),
+        ],
+        tmp_path / "AM-Thinking-v1" / "math.jsonl",
+    )
+    write_rows(
+        [
+            am_row("what is  2+2?\n", "The answer is $4$.", "4", system="Think first."),
+            am_row("Only Qwen saw this one?", "\\boxed{5}", "6"),
+            am_row("Area of a unit square?", "\\boxed{1}", "1"),
+        ],
+        tmp_path / "Qwen3-235B-A22B" / "math.jsonl",
+    )
     write_rows([am_row("def f(): ...", "code", None)], tmp_path / "Qwen3-235B-A22B" / "code.jsonl")
     info, questions, stats = load(am_recipe(tmp_path))
     assert info.layout == "joined" and info.subsets == ("math",) and info.verification == "math"
@@ -173,7 +252,9 @@ def test_joined_datasets_on_normalised_question_text(tmp_path):
     assert len(by_id) == 3 and stats.rows_in == 5  # the code file is another subset
     joined = by_id[question_hash("What is 2+2?")]
     assert [(c.teacher, c.skip_reason) for c in joined.candidates] == [
-        ("AM-Thinking-v1", None), ("Qwen3-235B-A22B", None)]
+        ("AM-Thinking-v1", None),
+        ("Qwen3-235B-A22B", None),
+    ]
     assert joined.candidates[1].system == "Think first." and joined.candidates[0].system is None
     assert joined.candidates[0].source_dataset == "numina"
     alone = by_id[question_hash("Only Qwen saw this one?")]
@@ -197,8 +278,10 @@ def test_joined_recipe_downloads_each_teacher_at_its_revision(tmp_path, monkeypa
     opened = open_source("am_distilled")
     assert [c[0] for c in calls] == ["a-m-team/AM-Thinking-v1-Distilled", "a-m-team/AM-Qwen3-Distilled"]
     assert all("math.jsonl" in c[1] for c in calls)
-    assert opened.info.datasets == (("a-m-team/AM-Thinking-v1-Distilled", "sha-AM-Thinking-v1-Distilled"),
-                                    ("a-m-team/AM-Qwen3-Distilled", "sha-AM-Qwen3-Distilled"))
+    assert opened.info.datasets == (
+        ("a-m-team/AM-Thinking-v1-Distilled", "sha-AM-Thinking-v1-Distilled"),
+        ("a-m-team/AM-Qwen3-Distilled", "sha-AM-Qwen3-Distilled"),
+    )
     assert opened.info.repo_id is None
     assert {c.teacher for c in opened.candidates()} == {"AM-Thinking-v1", "Qwen3-235B-A22B"}
     with pytest.raises(SourceError, match="pin their revisions"):
@@ -215,8 +298,11 @@ def test_builder_pins_revision_and_subset_patterns(tmp_path, monkeypatch):
 
     monkeypatch.setattr("scas_hub.source._hub_download", fake_download)
     opened = open_source("openr1_math", subset="extended")
-    assert seen == {"repo_id": "open-r1/OpenR1-Math-220k", "patterns": ["extended/train-*.parquet"],
-                    "revision": "e4e141ec9dea9f8326f4d347be56105859b2bd68"}
+    assert seen == {
+        "repo_id": "open-r1/OpenR1-Math-220k",
+        "patterns": ["extended/train-*.parquet"],
+        "revision": "e4e141ec9dea9f8326f4d347be56105859b2bd68",
+    }
     assert (opened.info.repo_id, opened.info.revision) == ("open-r1/OpenR1-Math-220k", "f" * 40)
     with pytest.raises(SourceError, match="no subset geometry; subsets: default, extended"):
         open_source("openr1_math", subset="geometry")
@@ -227,8 +313,10 @@ def test_builder_pins_revision_and_subset_patterns(tmp_path, monkeypatch):
 
 def test_json_array_is_read_incrementally(tmp_path, monkeypatch):
     monkeypatch.setattr(source_files, "JSON_BUFFER", 64)  # force many refills mid-object
-    rows = [{"id": i, "instruction": f"question {i}? " * 5, "teacher_output": "x" * (50 + i), "teacher_name": "t"}
-            for i in range(20)]
+    rows = [
+        {"id": i, "instruction": f"question {i}? " * 5, "teacher_output": "x" * (50 + i), "teacher_name": "t"}
+        for i in range(20)
+    ]
     path = write_rows(rows, tmp_path / "t.json")
     read = list(source_files.iter_rows(path))
     assert [r for r, _ in read] == rows
@@ -239,6 +327,10 @@ def test_cli_lists_builders_with_layout():
     proc = subprocess.run([sys.executable, "-m", "scas_hub", "builders"], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     lines = {line.split()[0]: line.split()[1:3] for line in proc.stdout.splitlines() if not line.startswith(" ")}
-    assert lines == {"am_distilled": ["joined", "math"], "demo": ["long", "math"],
-                     "openr1_math": ["wide", "flags"], "scas_pool": ["long", "trusted"],
-                     "ultrafeedback": ["wide", "trusted"]}
+    assert lines == {
+        "am_distilled": ["joined", "math"],
+        "demo": ["long", "math"],
+        "openr1_math": ["wide", "flags"],
+        "scas_pool": ["long", "trusted"],
+        "ultrafeedback": ["wide", "trusted"],
+    }

@@ -30,13 +30,15 @@ TINY = TrainConfig(max_steps=2, effective_batch_size=2, save_steps=1)
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
-    return write_pool(synthetic_pool(6, teachers=3, max_words=30, seed=21, subset="loop"),
-                      tmp_path_factory.mktemp("corpus"))
+    return write_pool(
+        synthetic_pool(6, teachers=3, max_words=30, seed=21, subset="loop"), tmp_path_factory.mktemp("corpus")
+    )
 
 
 def loop(student, corpus, out, **kwargs):
-    return run_rounds(str(student), 2, out, source=str(corpus), strategy="argmin", train_config=TINY,
-                      progress=False, **kwargs)
+    return run_rounds(
+        str(student), 2, out, source=str(corpus), strategy="argmin", train_config=TINY, progress=False, **kwargs
+    )
 
 
 REPO = "org/loop"
@@ -92,12 +94,15 @@ def test_the_card_shows_training_and_the_rounds_figure(series):
     trained = json.loads((checkpoint_folder(out, 1) / "training_facts.json").read_text())
     assert [r["round"] for r in record["rounds"]] == [1, 2]
     training = record["rounds"][0]["training"]
-    assert training == {"steps": 2, "final_loss": trained["final_loss"], "checkpoint": "local:round-1",
-                        "checkpoint_revision": record["student"]["revision"]}
+    assert training == {
+        "steps": 2,
+        "final_loss": trained["final_loss"],
+        "checkpoint": "local:round-1",
+        "checkpoint_revision": record["student"]["revision"],
+    }
     assert "training" not in record["rounds"][1]  # trained after this version was written
     card = (round_folder(out, 2) / "README.md").read_text()
-    assert (f"| 2 | {training['final_loss']:.4f} | `local:round-1` @ `{training['checkpoint_revision']}` |"
-            in card)
+    assert f"| 2 | {training['final_loss']:.4f} | `local:round-1` @ `{training['checkpoint_revision']}` |" in card
     assert "| not yet |" in card
     assert "![Teacher shares and changed selections per round](figures/rounds.png)" in card
     assert (round_folder(out, 2) / "figures" / "rounds.png").stat().st_size > 5_000
@@ -120,8 +125,9 @@ def test_a_rerun_of_a_finished_loop_does_nothing_again(series, tiny_qwen_dir, co
 
 
 @pytest.mark.slow
-def test_a_crash_in_round_two_then_a_rerun_ends_identical_and_pushes_v1_v2(series, tiny_qwen_dir, corpus, tmp_path,
-                                                                          fake_hub, monkeypatch):
+def test_a_crash_in_round_two_then_a_rerun_ends_identical_and_pushes_v1_v2(
+    series, tiny_qwen_dir, corpus, tmp_path, fake_hub, monkeypatch
+):
     from trl import SFTTrainer
 
     original, steps = SFTTrainer.training_step, []
@@ -146,8 +152,7 @@ def test_a_crash_in_round_two_then_a_rerun_ends_identical_and_pushes_v1_v2(serie
     assert scored == []  # both rounds' scoring was finished: nothing is scored again
     facts = json.loads((checkpoint_folder(out, 2) / "training_facts.json").read_text())
     assert facts["resumed_from_step"] == 1 and facts["steps"] == 2
-    assert [r["training"]["final_loss"] for r in resumed.rounds] == [r["training"]["final_loss"]
-                                                                     for r in series.rounds]
+    assert [r["training"]["final_loss"] for r in resumed.rounds] == [r["training"]["final_loss"] for r in series.rounds]
     for r in (1, 2):
         assert tables(round_folder(out, r)) == tables(round_folder(series.out, r))
 
@@ -173,8 +178,20 @@ def test_a_checkpoint_with_another_chat_template_stops_the_loop(series, tiny_qwe
 def test_make_rounds_killed_mid_training_then_rerun_ends_identical(series, tiny_qwen_dir, corpus, tmp_path):
     """`make rounds` as a user runs it, killed with SIGKILL while round 2 trains, then run again."""
     out = tmp_path / "rounds"
-    cmd = ["make", "-s", "-C", str(ROOT), "rounds", f"STUDENT={tiny_qwen_dir}", f"SOURCE={corpus}", f"OUT={out}",
-           "ROUNDS=2", "MAX_STEPS=2", "STRATEGY=argmin", "ARGS=--no-progress --effective-batch 2 --save-steps 1"]
+    cmd = [
+        "make",
+        "-s",
+        "-C",
+        str(ROOT),
+        "rounds",
+        f"STUDENT={tiny_qwen_dir}",
+        f"SOURCE={corpus}",
+        f"OUT={out}",
+        "ROUNDS=2",
+        "MAX_STEPS=2",
+        "STRATEGY=argmin",
+        "ARGS=--no-progress --effective-batch 2 --save-steps 1",
+    ]
     proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     marker = checkpoint_folder(out, 2) / "trainer" / "checkpoint-1"
     deadline = time.monotonic() + 900

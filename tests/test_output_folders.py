@@ -26,8 +26,11 @@ EXTRA = {"NOTES.txt": "my notes\n", "data/NOTES.txt": "about the data\n", "priva
 
 def snapshot(folder: Path) -> dict[str, tuple[str, int]]:
     """Every file under `folder` (hidden ones too): content hash and mtime."""
-    return {p.relative_to(folder).as_posix(): (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns)
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        p.relative_to(folder).as_posix(): (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns)
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 def files(folder: Path) -> set[str]:
@@ -64,9 +67,25 @@ def test_curate_into_a_corpus_folder_is_refused_and_nothing_is_touched(tmp_path,
     (tmp_path / "data" / "NOTES.txt").write_text("how the corpus was made\n")
     (tmp_path / "README.md").write_text("# my corpus\n")
     before = snapshot(tmp_path)
-    proc = subprocess.run([sys.executable, "-m", "scas_hub", "curate", "--student", str(tiny_qwen_dir),
-                           "--source", ".", "--out", ".", "--no-progress"],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "scas_hub",
+            "curate",
+            "--student",
+            str(tiny_qwen_dir),
+            "--source",
+            ".",
+            "--out",
+            ".",
+            "--no-progress",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert "is not an output of scas-hub" in proc.stderr and "nothing in it was touched" in proc.stderr
     assert "Traceback" not in proc.stderr and "scoring" not in proc.stderr  # refused before any work
@@ -171,8 +190,7 @@ def test_a_failure_while_writing_leaves_the_old_output_as_it_was(curated, tmp_pa
     assert siblings(out) == []
 
 
-def test_a_crash_while_moving_files_in_leaves_a_folder_the_next_run_replaces(curated, tmp_path, monkeypatch,
-                                                                             capsys):
+def test_a_crash_while_moving_files_in_leaves_a_folder_the_next_run_replaces(curated, tmp_path, monkeypatch, capsys):
     out = shutil.copytree(curated / "out", tmp_path / "out")
     add_extras(out)
     shard = out / "data" / "train-00000-of-00001.parquet"  # an old shard the new output does not have

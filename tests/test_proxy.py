@@ -26,8 +26,9 @@ def test_closed_forms_equal_pairwise_means():
 
 
 def test_score_terms_and_lambda_extremes():
-    c = ProxyComponents(answer_mean_nll=2.0, question_mean_nll=3.0, sim_aa=0.5, sim_aq=0.25,
-                        n_answer_tokens=4, n_question_tokens=5)
+    c = ProxyComponents(
+        answer_mean_nll=2.0, question_mean_nll=3.0, sim_aa=0.5, sim_aq=0.25, n_answer_tokens=4, n_question_tokens=5
+    )
     assert c.aa_term == 2.0 and c.aq_term == 1.5
     assert c.scas_score(0.0) == 2.0 and c.scas_score(1.0) == 1.5 and c.scas_score(0.5) == 1.75
 

@@ -79,8 +79,10 @@ def test_versions_are_tags_and_each_loads_with_its_own_schema(fake_hub, folder):
         assert stats["release"] == {"repo_id": "org/sel", "version": version, "date": stats["release"]["date"]}
         assert f'revision="{version}")' in card.text and "[`v1`](/datasets/org/sel/tree/v1)" in card.text
     v2_files = set(fake_hub.files("org/sel", "v2"))
-    assert {p for p in v2_files if p.startswith("data/")} == {"data/train-00000-of-00002.parquet",
-                                                             "data/train-00001-of-00002.parquet"}
+    assert {p for p in v2_files if p.startswith("data/")} == {
+        "data/train-00000-of-00002.parquet",
+        "data/train-00001-of-00002.parquet",
+    }
     assert {"figures/selected_share.png", "figures/score_distribution.png", "NOTES.md"} <= v2_files
 
 
@@ -184,7 +186,7 @@ def test_cli_push(fake_hub, folder, capsys, monkeypatch):
 
     monkeypatch.setenv("SCAS_HUB_PUSH_BACKOFF", "0.01")
     assert main(["push", str(folder), "org/cli"]) == 0
-    assert 'as v1' in capsys.readouterr().out
+    assert "as v1" in capsys.readouterr().out
     assert main(["push", str(folder), "org/cli", "--version", "v1"]) == 2
     assert "never moved" in capsys.readouterr().err
     assert main(["push", str(folder), "org/cli", "--version", "v1.1"]) == 0

@@ -17,8 +17,19 @@ SECRET = "hf_MakeTestSecret_5f1d0c2b9a8e7d6c"
 
 def make_curate(tmp_path: Path, student: Path, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "HF_TOKEN": SECRET, "HF_HUB_VERBOSITY": "debug", "SCAS_HUB_PUSH_BACKOFF": "0.01"}
-    cmd = ["make", "-s", "-C", str(ROOT), "curate", f"STUDENT={student}", f"SOURCE={tmp_path / 'corpus'}",
-           f"OUT={tmp_path / 'out'}", "REPO=org/make-tiny", "ARGS=--no-progress", *args]
+    cmd = [
+        "make",
+        "-s",
+        "-C",
+        str(ROOT),
+        "curate",
+        f"STUDENT={student}",
+        f"SOURCE={tmp_path / 'corpus'}",
+        f"OUT={tmp_path / 'out'}",
+        "REPO=org/make-tiny",
+        "ARGS=--no-progress",
+        *args,
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc

@@ -43,8 +43,9 @@ def corpus(tmp_path_factory):
 
 
 def run_curate(student, corpus, out, **kw):
-    return curate(str(student), str(corpus), out, seed=7,
-                  scoring=ScoringConfig(max_length=MAX_LENGTH, progress=False), **kw)
+    return curate(
+        str(student), str(corpus), out, seed=7, scoring=ScoringConfig(max_length=MAX_LENGTH, progress=False), **kw
+    )
 
 
 @pytest.fixture(scope="module")
@@ -65,12 +66,23 @@ def test_reselect_with_the_same_settings_reproduces_the_original(original, tmp_p
     assert table(out, "candidates").equals(table(original, "candidates"))
     before, after = stats(original), stats(out)
     origin = after.pop("scores_from")
-    assert origin == {"location": str(original), "repo_id": None, "revision": None, "stats_carried_forward": True,
-                      "scoring_run": {"created": before["run"]["created"], "student": before["student"]["repo_id"],
-                                      "student_revision": before["student"]["revision"], "weights": None,
-                                      "dtype": "float32", "hardware": before["run"]["hardware"],
-                                      "tokens_scored": before["tokens_scored"],
-                                      "scoring_seconds": before["scoring_seconds"], "version": None}}
+    assert origin == {
+        "location": str(original),
+        "repo_id": None,
+        "revision": None,
+        "stats_carried_forward": True,
+        "scoring_run": {
+            "created": before["run"]["created"],
+            "student": before["student"]["repo_id"],
+            "student_revision": before["student"]["revision"],
+            "weights": None,
+            "dtype": "float32",
+            "hardware": before["run"]["hardware"],
+            "tokens_scored": before["tokens_scored"],
+            "scoring_seconds": before["scoring_seconds"],
+            "version": None,
+        },
+    }
     run = after.pop("run")  # a new run: its own run facts, and no scoring figures of its own
     assert run["hardware"].startswith("none: re-selection") and run["model_ran"] is False
     assert "tokens_per_second" not in run and "ranks" not in run
@@ -89,8 +101,17 @@ def test_reselect_equals_scoring_again(original, tiny_qwen_dir, corpus, tmp_path
     rescored = run_curate(tiny_qwen_dir, corpus, tmp_path / "rescored", strategy=strategy)
     assert picks(tmp_path / "reselected") == picks(tmp_path / "rescored")
     assert table(tmp_path / "reselected").equals(table(tmp_path / "rescored"))
-    for key in ("rows_in", "rows_scored", "skipped", "skipped_by_teacher", "questions_in", "questions_selected",
-                "questions_dropped", "policy_applied", "selection"):
+    for key in (
+        "rows_in",
+        "rows_scored",
+        "skipped",
+        "skipped_by_teacher",
+        "questions_in",
+        "questions_selected",
+        "questions_dropped",
+        "policy_applied",
+        "selection",
+    ):
         assert reselected.stats[key] == rescored.stats[key], key
 
 
@@ -162,8 +183,21 @@ def test_reselect_errors(original, tmp_path):
 
 def test_select_cli(original, tmp_path, capsys):
     out = tmp_path / "cli"
-    code = main(["select", "--candidates", str(original), "--out", str(out), "--strategy", "strongest",
-                 "--teacher-ranking", "teacher-2,teacher-4", "--teacher-ranking", "teacher-0"])
+    code = main(
+        [
+            "select",
+            "--candidates",
+            str(original),
+            "--out",
+            str(out),
+            "--strategy",
+            "strongest",
+            "--teacher-ranking",
+            "teacher-2,teacher-4",
+            "--teacher-ranking",
+            "teacher-0",
+        ]
+    )
     assert code == 0
     assert f'load_dataset("{out.resolve()}")' in capsys.readouterr().out
     selection = stats(out)["selection"]
@@ -211,8 +245,10 @@ def test_a_candidates_config_that_splits_a_question_or_lacks_a_turn_is_refused(o
     turns = rows.column("messages").to_pylist()
     turns[3] = turns[3][:2]
     messages = pa.array(turns, rows.schema.field("messages").type)
-    pq.write_table(rows.set_column(rows.schema.get_field_index("messages"), "messages", messages),
-                   cut / "candidates" / "train.parquet")
+    pq.write_table(
+        rows.set_column(rows.schema.get_field_index("messages"), "messages", messages),
+        cut / "candidates" / "train.parquet",
+    )
     with pytest.raises(CorpusFormatError, match="lack a user or assistant turn"):
         reselect(cut, tmp_path / "out-cut")
     assert not (tmp_path / "out-split").exists() and not (tmp_path / "out-cut").exists()

@@ -18,8 +18,9 @@ from scas_hub.testing.models import tiny_qwen2
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
-    return write_pool(synthetic_pool(8, teachers=5, max_words=40, seed=11, subset="rounds"),
-                      tmp_path_factory.mktemp("corpus"))
+    return write_pool(
+        synthetic_pool(8, teachers=5, max_words=40, seed=11, subset="rounds"), tmp_path_factory.mktemp("corpus")
+    )
 
 
 @pytest.fixture(scope="module")
@@ -30,8 +31,9 @@ def checkpoints(tiny_qwen_dir, qwen_tokenizer, tmp_path_factory):
 
 
 def run_round(student, corpus, out, n):
-    return curate(str(student), str(corpus), out, round_number=n, strategy="argmin",
-                  scoring=ScoringConfig(progress=False))
+    return curate(
+        str(student), str(corpus), out, round_number=n, strategy="argmin", scoring=ScoringConfig(progress=False)
+    )
 
 
 def selection(folder) -> dict[str, tuple[str, str]]:
@@ -68,8 +70,11 @@ def test_round_two_compares_with_round_one(two_rounds, checkpoints):
         assert str(path.resolve()) not in (out / "selection_stats.json").read_text()
     common = round1.keys() & round2.keys()
     changed = sum(round1[q] != round2[q] for q in common)
-    assert rounds[1]["changed"] == {"questions_compared": len(common), "questions_changed": changed,
-                                    "share": pytest.approx(changed / len(common))}
+    assert rounds[1]["changed"] == {
+        "questions_compared": len(common),
+        "questions_changed": changed,
+        "share": pytest.approx(changed / len(common)),
+    }
     assert 0 < changed < len(common)  # two random students disagree on some questions, not all
     assert json.loads((out / "selection_stats.json").read_text())["rounds"] == rounds
     card = (out / "README.md").read_text()

@@ -17,7 +17,8 @@ pytest.importorskip("trl")
 
 @pytest.mark.slow  # ~40 s: three evaluations and two trainings (make test-slow)
 def test_rounds_eval_scores_every_theta_on_the_same_questions_and_from_base_trains_from_the_base(
-        tiny_qwen_dir, tmp_path, capsys):
+    tiny_qwen_dir, tmp_path, capsys
+):
     corpus_rows = synthetic_pool(5, teachers=3, max_words=40, seed=8, subset="keep")
     corpus = write_pool(corpus_rows, tmp_path / "corpus")
     eval_rows = synthetic_pool(3, teachers=1, max_words=10, seed=77, subset="held")
@@ -25,10 +26,35 @@ def test_rounds_eval_scores_every_theta_on_the_same_questions_and_from_base_trai
     eval_rows["teacher-0"].append({**shared, "teacher": "teacher-0"})
     held = write_pool(eval_rows, tmp_path / "held")
     out = tmp_path / "rounds"
-    assert main(["rounds", "--student", str(tiny_qwen_dir), "--source", str(corpus), "--out", str(out),
-                 "--rounds", "2", "--strategy", "argmin", "--max-steps", "2", "--effective-batch", "2",
-                 "--no-score-cache", "--no-progress", "--from-base", "--eval", str(held),
-                 "--max-new-tokens", "4"]) == 0
+    assert (
+        main(
+            [
+                "rounds",
+                "--student",
+                str(tiny_qwen_dir),
+                "--source",
+                str(corpus),
+                "--out",
+                str(out),
+                "--rounds",
+                "2",
+                "--strategy",
+                "argmin",
+                "--max-steps",
+                "2",
+                "--effective-batch",
+                "2",
+                "--no-score-cache",
+                "--no-progress",
+                "--from-base",
+                "--eval",
+                str(held),
+                "--max-new-tokens",
+                "4",
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     summary = json.loads((out / SUMMARY_FILENAME).read_text())
 
@@ -42,8 +68,7 @@ def test_rounds_eval_scores_every_theta_on_the_same_questions_and_from_base_trai
         n_correct = sum(q["correct"] for q in report["per_question"])
         assert (entry["n_correct"], entry["n_questions"]) == (n_correct, 4)
         assert entry["accuracy"] == n_correct / 4 and entry["ci_low"] <= entry["accuracy"] <= entry["ci_high"]
-    assert [r["student"]["revision"] for r in reports[1:]] == [r["eval"]["student_revision"]
-                                                               for r in summary["rounds"]]
+    assert [r["student"]["revision"] for r in reports[1:]] == [r["eval"]["student_revision"] for r in summary["rounds"]]
     assert "(θ1, the base student)" in printed and "accuracy of θ[r+1]" in printed
     assert (out / "figures" / "accuracy.png").stat().st_size > 5_000
 

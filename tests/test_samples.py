@@ -15,8 +15,14 @@ from scas_hub.testing.corpus import write_rows
 
 
 def row(i, teacher, answer, instruction="What is 6*7?"):
-    return {"id": i, "source_dataset": "s", "teacher_name": teacher, "instruction": instruction,
-            "teacher_output": answer, "reference_answer": "42"}
+    return {
+        "id": i,
+        "source_dataset": "s",
+        "teacher_name": teacher,
+        "instruction": instruction,
+        "teacher_output": answer,
+        "reference_answer": "42",
+    }
 
 
 def sample_text(teacher: str, k: int) -> str:
@@ -40,16 +46,26 @@ def test_long_corpus_keeps_every_sample_and_drops_exact_repeats(tmp_path):
     assert len(usable) == 8
     assert sorted((c.teacher, c.sample) for c in usable) == [(t, k) for t in ("a", "b") for k in range(4)]
     assert all(c.answer == sample_text(c.teacher, c.sample) for c in usable)
-    assert (stats.rows_in, dict(stats.skipped), stats.skipped_by_teacher) == (11, {"duplicate_row": 1},
-                                                                              {"a": {"duplicate_row": 1}})
+    assert (stats.rows_in, dict(stats.skipped), stats.skipped_by_teacher) == (
+        11,
+        {"duplicate_row": 1},
+        {"a": {"duplicate_row": 1}},
+    )
 
 
 @pytest.fixture(scope="module")
 def curated(tmp_path_factory, tiny_qwen_dir):
     root = tmp_path_factory.mktemp("samples")
     write_rows(long_corpus_rows(), root / "corpus" / "mixed.jsonl")
-    result = curate(str(tiny_qwen_dir), str(root / "corpus"), root / "teacher-b", strategy="teacher:b",
-                    verification="trusted", score_cache=False, scoring=ScoringConfig(progress=False))
+    result = curate(
+        str(tiny_qwen_dir),
+        str(root / "corpus"),
+        root / "teacher-b",
+        strategy="teacher:b",
+        verification="trusted",
+        score_cache=False,
+        scoring=ScoringConfig(progress=False),
+    )
     return root, result
 
 
@@ -64,7 +80,8 @@ def test_teacher_strategy_picks_that_teachers_lowest_score_sample(curated):
     candidates = pq.read_table(out / "candidates").to_pylist()
     assert len(candidates) == 10 and {r["teacher"] for r in candidates} == {"a", "b"}
     assert sorted((r["teacher"], r["sample"]) for r in candidates if r["question_id"] == "s/0") == [
-        (t, k) for t in ("a", "b") for k in range(4)]
+        (t, k) for t in ("a", "b") for k in range(4)
+    ]
     # the samples really differ in score, so "the lowest" is a real choice
     assert len({r["scas_score"] for r in candidates if r["teacher"] == "b" and r["question_id"] == "s/0"}) == 4
     best = lowest(candidates, "b")
@@ -114,25 +131,49 @@ def test_old_dataset_without_sample_column_reads_as_sample_zero(curated, tmp_pat
 
 
 def openr1_row(uuid, problem, answer, generations, flags):
-    return {"problem": problem, "solution": "...", "answer": answer, "uuid": uuid, "generations": generations,
-            "correctness_math_verify": flags, "is_reasoning_complete": [True] * len(generations)}
+    return {
+        "problem": problem,
+        "solution": "...",
+        "answer": answer,
+        "uuid": uuid,
+        "generations": generations,
+        "correctness_math_verify": flags,
+        "is_reasoning_complete": [True] * len(generations),
+    }
 
 
 def test_openr1_shaped_corpus_one_teacher_with_samples(tmp_path, tiny_qwen_dir):
-    rows = [openr1_row("u-1", "Solve x+1=3.", "2", ["<think>x is 2</think> \\boxed{2}", "x = \\boxed{2}"],
-                       [True, True]),
-            openr1_row("u-2", "Compute 2^5.", "32", ["\\boxed{32}", "\\boxed{23}", "Two to the fifth: \\boxed{32}.",
-                                                     "32, so \\boxed{32}"], [True, False, True, True])]
+    rows = [
+        openr1_row("u-1", "Solve x+1=3.", "2", ["<think>x is 2</think> \\boxed{2}", "x = \\boxed{2}"], [True, True]),
+        openr1_row(
+            "u-2",
+            "Compute 2^5.",
+            "32",
+            ["\\boxed{32}", "\\boxed{23}", "Two to the fifth: \\boxed{32}.", "32, so \\boxed{32}"],
+            [True, False, True, True],
+        ),
+    ]
     write_rows(rows, tmp_path / "data" / "train-00000-of-00001.parquet")
     recipe = replace(load_builder("openr1_math"), repo_id=None, revision=None, local_path=str(tmp_path))
-    result = curate(str(tiny_qwen_dir), recipe, tmp_path / "out", strategy="teacher:DeepSeek-R1",
-                    score_cache=False, scoring=ScoringConfig(progress=False))
+    result = curate(
+        str(tiny_qwen_dir),
+        recipe,
+        tmp_path / "out",
+        strategy="teacher:DeepSeek-R1",
+        score_cache=False,
+        scoring=ScoringConfig(progress=False),
+    )
     assert result.stats["questions_selected"] == 2
     assert result.stats["skipped_by_teacher"] == {"DeepSeek-R1": {"not_verified": 1}}
     assert [(r["teacher"], r["candidates"]) for r in result.stats["teachers"]] == [("DeepSeek-R1", 5)]
     candidates = pq.read_table(tmp_path / "out" / "candidates").to_pylist()
     assert sorted((r["question_id"], r["sample"]) for r in candidates) == [
-        ("default/u-1", 0), ("default/u-1", 1), ("default/u-2", 0), ("default/u-2", 2), ("default/u-2", 3)]
+        ("default/u-1", 0),
+        ("default/u-1", 1),
+        ("default/u-2", 0),
+        ("default/u-2", 2),
+        ("default/u-2", 3),
+    ]
     selected = {r["question_id"]: r for r in pq.read_table(tmp_path / "out" / "data").to_pylist()}
     for qid in ("default/u-1", "default/u-2"):
         assert selected[qid]["sample"] == lowest(candidates, "DeepSeek-R1", qid)["sample"]

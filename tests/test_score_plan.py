@@ -15,8 +15,10 @@ from scas_hub.verify.table import CandidateTable
 def corpus() -> list[Question]:
     questions = []
     for q in range(6):
-        cands = [Candidate(f"q{q}", f"t{t}", f"question {q} " + "x" * 40, f"answer {q}/{t} " + "y" * (10 * t))
-                 for t in range(3)]
+        cands = [
+            Candidate(f"q{q}", f"t{t}", f"question {q} " + "x" * 40, f"answer {q}/{t} " + "y" * (10 * t))
+            for t in range(3)
+        ]
         questions.append(Question(f"q{q}", cands))
     questions[1].candidates[0].skip_reason = "not_verified"  # set aside before scoring
     return questions
@@ -59,8 +61,9 @@ def test_plan_with_everything_cached_scores_nothing_and_merge_reads_the_cache():
 
     stats = PipelineStats()
     facts = {"rank": 0, "device": "cpu", "candidates": 0, "tokens": 0, "seconds": 0.0}
-    scores, ranks = merge_outcomes(plan, known, [{"outcomes": outcome_schema().empty_table(), "facts": facts}],
-                                   table, stats)
+    scores, ranks = merge_outcomes(
+        plan, known, [{"outcomes": outcome_schema().empty_table(), "facts": facts}], table, stats
+    )
     assert scores.num_rows == table.n_rows and ranks == [facts]
     assert stats.rows_scored == len(usable) and stats.scores_from_cache == len(usable)
     nll = scores.column("answer_mean_nll").to_pylist()

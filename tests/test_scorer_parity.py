@@ -21,15 +21,21 @@ def _naive(model, tokenizer, c: Candidate) -> dict:
 def _questions(long_words: int = 1600) -> list[Question]:
     long_answer = " ".join(f"step {i}: add {i} and {i + 1} to get {2 * i + 1}." for i in range(long_words // 8))
     specs = {
-        "q-many": ("What is 17 * 23? Show your work.", [
-            ("t-terse", "391"),
-            ("t-steps", "17 * 23 = 17 * 20 + 17 * 3 = 340 + 51 = 391. The answer is \\boxed{391}."),
-            ("t-verbose", "Let us multiply carefully. Twenty times seventeen is three hundred forty; "
-                          "three times seventeen is fifty-one; together, three hundred ninety-one."),
-            ("t-latex", "$17 \\times 23 = 391$"),
-            ("t-long", long_answer),
-            ("t-unicode", "Résultat : 391 ✓ — vérifié deux fois."),
-        ]),
+        "q-many": (
+            "What is 17 * 23? Show your work.",
+            [
+                ("t-terse", "391"),
+                ("t-steps", "17 * 23 = 17 * 20 + 17 * 3 = 340 + 51 = 391. The answer is \\boxed{391}."),
+                (
+                    "t-verbose",
+                    "Let us multiply carefully. Twenty times seventeen is three hundred forty; "
+                    "three times seventeen is fifty-one; together, three hundred ninety-one.",
+                ),
+                ("t-latex", "$17 \\times 23 = 391$"),
+                ("t-long", long_answer),
+                ("t-unicode", "Résultat : 391 ✓ — vérifié deux fois."),
+            ],
+        ),
         "q-single": ("Name a prime number larger than 10.", [("t-steps", "11 is prime.")]),
         "q-system": ("Translate 'cat' to French.", [("t-terse", "chat"), ("t-steps", "The French word is « chat ».")]),
     }
@@ -42,8 +48,9 @@ def _questions(long_words: int = 1600) -> list[Question]:
 
 def _check(model, tokenizer, questions, budget, causal_ratio=4.0, attention="sdpa", compile=False):
     stats = PipelineStats()
-    config = ScoringConfig(token_budget=budget, causal_ratio=causal_ratio, attention=attention, compile=compile,
-                           progress=False)
+    config = ScoringConfig(
+        token_budget=budget, causal_ratio=causal_ratio, attention=attention, compile=compile, progress=False
+    )
     scorer = StudentScorer(model, tokenizer, config)
     list(scorer.score_questions(questions, stats))
     scorer.close()
@@ -64,8 +71,9 @@ def _check(model, tokenizer, questions, budget, causal_ratio=4.0, attention="sdp
     return n
 
 
-@pytest.mark.parametrize("budget, causal_ratio", [(64, 4.0), (100_000, 4.0), (100_000, 1e9), (100_000, 0.0),
-                                                   (700, 0.5)])
+@pytest.mark.parametrize(
+    "budget, causal_ratio", [(64, 4.0), (100_000, 4.0), (100_000, 1e9), (100_000, 0.0), (700, 0.5)]
+)
 def test_engine_matches_naive_tiny_qwen(tiny_qwen, budget, causal_ratio):
     """Qwen tokenizer (151k vocab), random weights. A small budget splits questions across packs
     (the prompt runs again, its Q statistics come from its first pack); the ratio sends every
@@ -121,6 +129,7 @@ def test_scoring_goes_on_unfused_when_compiling_fails(tiny_qwen, monkeypatch, ca
     def broken(fn):
         def fail(*args, **kwargs):
             raise torch._dynamo.exc.TorchDynamoException("no C++ compiler")
+
         return fail
 
     monkeypatch.setattr(fusion, "_compiled", broken)
@@ -143,8 +152,12 @@ def test_answers_without_ordinary_tokens_are_skipped_not_zero(tiny_qwen):
     scorer = StudentScorer(model, tokenizer, ScoringConfig(progress=False))
     list(scorer.score_questions([q], stats))
     reasons = {c.teacher: c.skip_reason for c in q.candidates}
-    assert reasons == {"control": "control_tokens_in_answer", "inside": "control_tokens_in_answer",
-                       "empty": "no_answer_tokens", "ok": None}
+    assert reasons == {
+        "control": "control_tokens_in_answer",
+        "inside": "control_tokens_in_answer",
+        "empty": "no_answer_tokens",
+        "ok": None,
+    }
     assert [c.score is None for c in q.candidates] == [True, True, True, False]
     assert stats.skipped == {"control_tokens_in_answer": 2, "no_answer_tokens": 1}
     assert q.candidates[3].score.scas_score() != 0
@@ -169,7 +182,8 @@ def test_packs_are_padding_free_and_within_budget(tiny_qwen):
     lengths = []
     scorer = StudentScorer(model, tokenizer, ScoringConfig(token_budget=budget, progress=False))
     hook = scorer.decoder.register_forward_pre_hook(
-        lambda module, args, kwargs: lengths.append(kwargs["input_ids"].shape[1]), with_kwargs=True)
+        lambda module, args, kwargs: lengths.append(kwargs["input_ids"].shape[1]), with_kwargs=True
+    )
     questions = _questions()
     stats = PipelineStats()
     list(scorer.score_questions(questions, stats))

@@ -11,8 +11,14 @@ from scas_hub.select import group_of, rank, strongest_teacher, teacher_order, ve
 def cand(qid: str, teacher: str, score: float, nll: float | None = None) -> Candidate:
     # with lam=0 and sim_aa=1, scas_score == answer_mean_nll**2 == score
     c = Candidate(qid, teacher, "q?", f"answer by {teacher}")
-    c.score = ProxyComponents(answer_mean_nll=score**0.5, question_mean_nll=1.0, sim_aa=1.0, sim_aq=0.0,
-                              n_answer_tokens=3, n_question_tokens=3)
+    c.score = ProxyComponents(
+        answer_mean_nll=score**0.5,
+        question_mean_nll=1.0,
+        sim_aa=1.0,
+        sim_aq=0.0,
+        n_answer_tokens=3,
+        n_question_tokens=3,
+    )
     if nll is not None:  # decouple NLL from score: scale sim_aa
         c.score = ProxyComponents(nll, 1.0, score / nll**2, 0.0, 3, 3)
     return c
@@ -69,8 +75,9 @@ def test_fewer_candidates_than_groups_nearest_keeps_question(m):
 
 
 def test_fewer_candidates_than_groups_drop_is_counted():
-    chosen, stats = run([question("q1", {"a": 1.0}), question("q2", {f"t{i}": i for i in range(5)})],
-                        small_policy="drop")
+    chosen, stats = run(
+        [question("q1", {"a": 1.0}), question("q2", {f"t{i}": i for i in range(5)})], small_policy="drop"
+    )
     assert [c.question_id for c in chosen] == ["q2"]
     assert stats.questions_dropped == {"fewer_candidates_than_groups": 1}
     assert stats.questions_in == 2 and stats.questions_selected == 1
@@ -110,13 +117,16 @@ def test_fixed_and_strongest_teacher():
     assert [c.teacher for c in chosen] == ["b", "b"]  # b answered every question
 
 
-@pytest.mark.parametrize("kw, msg", [
-    ({"strategy": "best"}, "unknown strategy"),
-    ({"group": 6}, "--group"),
-    ({"groups": 0}, "--groups"),
-    ({"small_policy": "ignore"}, "policy"),
-    ({"strategy": "teacher:zed"}, "not in the corpus"),
-])
+@pytest.mark.parametrize(
+    "kw, msg",
+    [
+        ({"strategy": "best"}, "unknown strategy"),
+        ({"group": 6}, "--group"),
+        ({"groups": 0}, "--groups"),
+        ({"small_policy": "ignore"}, "policy"),
+        ({"strategy": "teacher:zed"}, "not in the corpus"),
+    ],
+)
 def test_bad_settings_raise(kw, msg):
     with pytest.raises(SelectionError, match=msg):
         run([question("q", {"a": 1.0})], **kw)
@@ -131,8 +141,12 @@ def corpus_with_ties(n: int = 48) -> list[Question]:
     """Questions whose candidates share scores and NLLs, so every tie-break rule is exercised."""
     qs = []
     for i in range(n):
-        qs.append(Question(f"q{i}", [cand(f"q{i}", f"t{j}", score=float((i + j) % 3), nll=1.0 + (j % 2))
-                                     for j in range(1 + i % 12)]))
+        qs.append(
+            Question(
+                f"q{i}",
+                [cand(f"q{i}", f"t{j}", score=float((i + j) % 3), nll=1.0 + (j % 2)) for j in range(1 + i % 12)],
+            )
+        )
     return qs
 
 
@@ -183,8 +197,10 @@ def test_argmin_exact_tie_goes_by_teacher_name():
 
 
 def test_lowest_nll_tie_goes_by_teacher_name_not_score():
-    q = Question("q", [cand("q", "b", score=0.1, nll=1.5), cand("q", "a", score=9.0, nll=1.5),
-                       cand("q", "c", score=0.0, nll=2.0)])
+    q = Question(
+        "q",
+        [cand("q", "b", score=0.1, nll=1.5), cand("q", "a", score=9.0, nll=1.5), cand("q", "c", score=0.0, nll=2.0)],
+    )
     assert picks([q], strategy="lowest-nll") == {"q": "a"}
 
 
@@ -203,10 +219,14 @@ def test_random_is_uniform_over_the_candidates():
 
 # ---- strongest: verified answers in the corpus, or a ranking the user gives ----
 
+
 def strongest_corpus() -> list[Question]:
     """Verified answers: a 3 (one set aside by scoring, still verified), b 3, c 2 (+1 not verified)."""
-    qs = [question("q1", {"a": 1.0, "b": 2.0, "c": 3.0}), question("q2", {"b": 1.0, "c": 0.5}),
-          question("q3", {"a": 1.0, "b": 2.0})]
+    qs = [
+        question("q1", {"a": 1.0, "b": 2.0, "c": 3.0}),
+        question("q2", {"b": 1.0, "c": 0.5}),
+        question("q3", {"a": 1.0, "b": 2.0}),
+    ]
     qs[1].candidates.append(Candidate("q2", "a", "x", "long answer", skip_reason="too_long"))
     qs[2].candidates.append(Candidate("q3", "c", "x", "wrong", verified=False, skip_reason="not_verified"))
     qs[2].candidates.append(Candidate("q3", "d", "x", "same text", skip_reason="duplicate_answer"))
@@ -231,8 +251,7 @@ def test_strongest_with_a_user_ranking():
     assert got == {"q1": "c", "q2": "c", "q3": "b"}
     # a partial ranking: the listed teachers first, then the others by verified answers
     assert strongest_teacher({"a": 3, "b": 3, "c": 2}, ["c"]) == ["c", "a", "b"]
-    assert picks(strongest_corpus(), strategy="strongest", teacher_ranking=("c",)) == {"q1": "c", "q2": "c",
-                                                                                      "q3": "a"}
+    assert picks(strongest_corpus(), strategy="strongest", teacher_ranking=("c",)) == {"q1": "c", "q2": "c", "q3": "a"}
 
 
 def test_strongest_uses_given_counts_when_rows_are_missing():
@@ -241,17 +260,21 @@ def test_strongest_uses_given_counts_when_rows_are_missing():
     chosen, _ = run(qs, strategy="strongest")
     assert chosen[0].teacher == "a"  # 1 each: by name
     stats = PipelineStats()
-    chosen = select([question("q1", {"a": 1.0, "b": 2.0})], SelectionConfig(strategy="strongest"), stats,
-                    verified={"a": 1, "b": 4})
+    chosen = select(
+        [question("q1", {"a": 1.0, "b": 2.0})], SelectionConfig(strategy="strongest"), stats, verified={"a": 1, "b": 4}
+    )
     assert chosen[0].teacher == "b"
 
 
-@pytest.mark.parametrize("kw, msg", [
-    ({"strategy": "strongest", "teacher_ranking": ("a", "zed")}, "zed, not in the corpus"),
-    ({"strategy": "strongest", "teacher_ranking": ("a", "a")}, "twice"),
-    ({"strategy": "argmin", "teacher_ranking": ("a",)}, "only applies to --strategy strongest"),
-    ({"strategy": "teacher:"}, "needs a teacher name"),
-])
+@pytest.mark.parametrize(
+    "kw, msg",
+    [
+        ({"strategy": "strongest", "teacher_ranking": ("a", "zed")}, "zed, not in the corpus"),
+        ({"strategy": "strongest", "teacher_ranking": ("a", "a")}, "twice"),
+        ({"strategy": "argmin", "teacher_ranking": ("a",)}, "only applies to --strategy strongest"),
+        ({"strategy": "teacher:"}, "needs a teacher name"),
+    ],
+)
 def test_bad_rankings_raise(kw, msg):
     with pytest.raises(SelectionError, match=msg):
         run([question("q", {"a": 1.0})], **kw)
@@ -271,8 +294,10 @@ def test_samples_of_one_teacher_are_ranked_by_score_then_sample_number_in_any_in
         cs = samples()
         q = Question("q", [cs[i] for i in order])
         assert [(c.teacher, c.sample) for c in rank(q.scored, 0.0)] == [("b", 0), ("a", 1), ("a", 0), ("a", 2)]
-        got = tuple((run([Question("q", list(q.candidates))], strategy=s, seed=3)[0][0].sample)
-                    for s in ("teacher:a", "random", "scas"))
+        got = tuple(
+            (run([Question("q", list(q.candidates))], strategy=s, seed=3)[0][0].sample)
+            for s in ("teacher:a", "random", "scas")
+        )
         picks.add(got)
     # teacher:a takes a's lowest-score sample; random and scas draw the same sample whatever the order
     assert len(picks) == 1 and next(iter(picks))[0] == 1

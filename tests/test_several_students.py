@@ -42,8 +42,13 @@ def pair(corpus, tiny_qwen_dir, tmp_path_factory):
     mp = pytest.MonkeyPatch()
     mp.setattr(several, "run_table", counting)
     try:
-        run = curate_students(["smollm2-135m", str(tiny_qwen_dir)], str(corpus), out, strategy="argmin",
-                              scoring=ScoringConfig(progress=False))
+        run = curate_students(
+            ["smollm2-135m", str(tiny_qwen_dir)],
+            str(corpus),
+            out,
+            strategy="argmin",
+            scoring=ScoringConfig(progress=False),
+        )
     finally:
         mp.undo()
     return out, run, calls
@@ -75,8 +80,12 @@ def test_summary_matches_the_datasets(pair):
     a, b = selections.values()
     same = sum(a[q] == b[q] for q in a.keys() & b.keys())
     [pair_row] = summary["agreement"]
-    assert pair_row == {"students": list(run.results), "questions_compared": 4, "same_answer": same,
-                        "share": pytest.approx(same / 4)}
+    assert pair_row == {
+        "students": list(run.results),
+        "questions_compared": 4,
+        "same_answer": same,
+        "share": pytest.approx(same / 4),
+    }
     table = (out / "students_summary.md").read_text()
     assert table == run.table
     assert f"| {same} | {100 * same / 4:.1f}% |" in table
@@ -87,8 +96,9 @@ def test_each_student_starts_from_fresh_records(pair, corpus, tiny_qwen_dir, tmp
     selection state leaks from the first."""
     out, run, _ = pair
     tiny = student_slug(str(tiny_qwen_dir))
-    alone = curate(str(tiny_qwen_dir), str(corpus), tmp_path / "alone", strategy="argmin",
-                   scoring=ScoringConfig(progress=False))
+    alone = curate(
+        str(tiny_qwen_dir), str(corpus), tmp_path / "alone", strategy="argmin", scoring=ScoringConfig(progress=False)
+    )
     assert pq.read_table(out / f"scas-{tiny}-argmin" / "candidates").equals(pq.read_table(alone.out / "candidates"))
     assert run.results[tiny].stats["skipped"] == alone.stats["skipped"]
 
@@ -97,8 +107,9 @@ def test_several_students_cli(corpus, tiny_qwen_dir, tmp_path, capsys):
     twin = tmp_path / "twin-tiny"  # the same weights under another name: the two must agree everywhere
     twin.symlink_to(tiny_qwen_dir, target_is_directory=True)
     out = tmp_path / "cli"
-    code = main(["curate", "--student", f"{tiny_qwen_dir},{twin}", "--source", str(corpus), "--out", str(out),
-                 "--no-progress"])
+    code = main(
+        ["curate", "--student", f"{tiny_qwen_dir},{twin}", "--source", str(corpus), "--out", str(out), "--no-progress"]
+    )
     assert code == 0
     printed = capsys.readouterr().out
     assert (out / f"scas-{student_slug(str(tiny_qwen_dir))}").is_dir() and (out / "scas-twin-tiny").is_dir()
@@ -118,8 +129,7 @@ def test_several_students_errors(corpus, tiny_qwen_dir, tmp_path, capsys, monkey
         curate_students(["smollm2-135m", str(tiny_qwen_dir)], str(corpus), tmp_path, strategy="teacher:nobody")
 
 
-def test_summary_files_the_tool_did_not_write_are_refused_before_any_work(corpus, tiny_qwen_dir, tmp_path,
-                                                                          monkeypatch):
+def test_summary_files_the_tool_did_not_write_are_refused_before_any_work(corpus, tiny_qwen_dir, tmp_path, monkeypatch):
     from scas_hub.publish.summary import students_summary, write_summary
 
     monkeypatch.setattr(several, "run_table", lambda *a, **k: pytest.fail("read the corpus before the check"))

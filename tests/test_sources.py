@@ -12,9 +12,18 @@ from scas_hub.testing.corpus import demo_rows, write_pool
 
 
 def row(i, teacher, answer="42", instruction=None, **kw):
-    return {"id": i, "source_dataset": "math", "teacher_name": teacher, "system": None,
-            "instruction": instruction or f"question {i}?", "teacher_output": answer,
-            "reference_answer": "42", "reference_solution": "", "is_common_correct": True, **kw}
+    return {
+        "id": i,
+        "source_dataset": "math",
+        "teacher_name": teacher,
+        "system": None,
+        "instruction": instruction or f"question {i}?",
+        "teacher_output": answer,
+        "reference_answer": "42",
+        "reference_solution": "",
+        "is_common_correct": True,
+        **kw,
+    }
 
 
 def test_pool_layout_with_subsets(tmp_path):
@@ -58,16 +67,23 @@ def test_verify_counts_every_set_aside_row(tmp_path):
     rows = {
         "a": [row(0, "a"), row(1, "a", answer=""), row(2, "a", is_correct=False), row("", "a")],
         "b": [row(0, "b"), row(1, "b", instruction="a different question?")],
-        "c": [row(0, "c", answer="another", is_common_correct=None),
-              row(0, "c", answer="again", is_common_correct=None)],
+        "c": [
+            row(0, "c", answer="another", is_common_correct=None),
+            row(0, "c", answer="again", is_common_correct=None),
+        ],
     }
     write_pool(rows, tmp_path)
     stats = PipelineStats()
     _, questions = load_questions(str(tmp_path), None, None, stats)
     assert stats.rows_in == 8
-    assert dict(stats.skipped) == {"empty_answer": 1, "not_verified": 1, "missing_question_id": 1,
-                                   "duplicate_answer": 1, "question_text_mismatch": 1,
-                                   "unverifiable": 2}
+    assert dict(stats.skipped) == {
+        "empty_answer": 1,
+        "not_verified": 1,
+        "missing_question_id": 1,
+        "duplicate_answer": 1,
+        "question_text_mismatch": 1,
+        "unverifiable": 2,
+    }
     valid = [c.teacher for q in questions for c in q.candidates if c.skip_reason is None]
     assert valid == ["a"]
     assert stats.skipped_by_teacher["b"] == {"duplicate_answer": 1, "question_text_mismatch": 1}

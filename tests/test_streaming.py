@@ -23,11 +23,21 @@ def scored_questions(n_questions: int = 60, seed: int = 3) -> list[Question]:
     for q in range(n_questions):
         cands = []
         for t in range(rng.randint(1, 7)):
-            c = Candidate(f"s/{q}", f"t{t}", f"question {q}?", f"answer {q} by t{t} " + "x" * rng.randint(1, 300),
-                          source_dataset="s")
-            c.score = ProxyComponents(answer_mean_nll=rng.choice([0.5, 1.0, rng.random()]), question_mean_nll=1.0,
-                                      sim_aa=rng.random(), sim_aq=rng.random(), n_answer_tokens=rng.randint(1, 50),
-                                      n_question_tokens=5)
+            c = Candidate(
+                f"s/{q}",
+                f"t{t}",
+                f"question {q}?",
+                f"answer {q} by t{t} " + "x" * rng.randint(1, 300),
+                source_dataset="s",
+            )
+            c.score = ProxyComponents(
+                answer_mean_nll=rng.choice([0.5, 1.0, rng.random()]),
+                question_mean_nll=1.0,
+                sim_aa=rng.random(),
+                sim_aq=rng.random(),
+                n_answer_tokens=rng.randint(1, 50),
+                n_question_tokens=5,
+            )
             cands.append(c)
         out.append(Question(f"s/{q}", cands))
     return out
@@ -46,16 +56,24 @@ def test_streamed_selection_equals_select_and_shards_load_as_one(tmp_path, monke
         monkeypatch.setattr(folder_module, "BATCH_ROWS", 16)
         stats = PipelineStats(rows_in=n_rows, rows_scored=n_rows)
         out = tmp_path / strategy
-        result = publish(windows_of(iter(streamed), per_window=7), config, stats, out,
-                         student={"name": "s", "device": "cpu"}, source={"name": "x"}, started=time.perf_counter(),
-                         verified={f"t{t}": 10 - t for t in range(7)})
+        result = publish(
+            windows_of(iter(streamed), per_window=7),
+            config,
+            stats,
+            out,
+            student={"name": "s", "device": "cpu"},
+            source={"name": "x"},
+            started=time.perf_counter(),
+            verified={f"t{t}": 10 - t for t in range(7)},
+        )
         assert result.selection == {q: Pick.of(t, a) for q, (t, a) in expected.items()}, strategy
         shards = sorted((out / "candidates").glob("*.parquet"))
         assert len(shards) > 2 and shards[0].name == f"train-00000-of-{len(shards):05d}.parquet"
         assert load_dataset(str(out), "candidates", split="train").num_rows == n_rows
         selected = load_dataset(str(out), split="train")
-        assert sorted(zip(selected["question_id"], selected["teacher"], strict=True)) == \
-            sorted((q, t) for q, (t, _) in expected.items())
+        assert sorted(zip(selected["question_id"], selected["teacher"], strict=True)) == sorted(
+            (q, t) for q, (t, _) in expected.items()
+        )
         info = dataset_info_metadata(out)
         counts = {i["config_name"]: i["splits"][0]["num_examples"] for i in info}
         assert counts == {"default": len(expected), "candidates": n_rows}

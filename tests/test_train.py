@@ -25,8 +25,13 @@ TINY = TrainConfig(max_steps=2, effective_batch_size=2, save_steps=1)
 
 CANDIDATES = [
     Candidate("q1", "t", "What is 6 x 7?", "6 x 7 = 42, so the answer is \\boxed{42}."),
-    Candidate("q2", "t", "Solve x + 1 = 3.", "Subtract 1:\n\n  x = 2\n\nAnswer: $\\boxed{2}$  ",
-              system="You are a careful math tutor."),
+    Candidate(
+        "q2",
+        "t",
+        "Solve x + 1 = 3.",
+        "Subtract 1:\n\n  x = 2\n\nAnswer: $\\boxed{2}$  ",
+        system="You are a careful math tutor.",
+    ),
     Candidate("q3", "t", "Déjà vu? Answer in one word.", " Oui — naïvement.\n"),
 ]
 
@@ -42,8 +47,12 @@ def trained_sequences(tokenizer, model_dir, candidates, tmp_path, *, trl_tokeniz
     rows = [to_prompt_completion(c.messages()) for c in candidates]
     dataset = Dataset.from_list(rows) if trl_tokenizes else encode_for_training(rows, tokenizer)
     model = AutoModelForCausalLM.from_pretrained(model_dir)
-    trainer = SFTTrainer(model=model, args=TrainConfig().sft_config(tmp_path / "trainer", progress=False),
-                         train_dataset=dataset, processing_class=tokenizer)
+    trainer = SFTTrainer(
+        model=model,
+        args=TrainConfig().sft_config(tmp_path / "trainer", progress=False),
+        train_dataset=dataset,
+        processing_class=tokenizer,
+    )
     batches = [trainer.data_collator([trainer.train_dataset[i]]) for i in range(len(rows))]
     return [(b["input_ids"][0].tolist(), b["labels"][0].tolist()) for b in batches]
 
@@ -83,8 +92,12 @@ def test_conversations_over_max_length_are_counted_as_trl_cuts_and_drops_them(ti
     cut, left_out = over_length(encoded, limit)
     assert (cut, left_out) == (sum(n > limit for n in lengths), sum(s >= limit for s in starts)) and left_out >= 1
     args = TrainConfig(max_length=limit).sft_config(tmp_path / "trainer", progress=False)
-    trainer = SFTTrainer(model=AutoModelForCausalLM.from_pretrained(tiny_qwen_dir), args=args,
-                         train_dataset=encoded, processing_class=tokenizer)
+    trainer = SFTTrainer(
+        model=AutoModelForCausalLM.from_pretrained(tiny_qwen_dir),
+        args=args,
+        train_dataset=encoded,
+        processing_class=tokenizer,
+    )
     assert len(trainer.train_dataset) == len(rows) - left_out
     assert max(len(ids) for ids in trainer.train_dataset["input_ids"]) == limit
 
@@ -95,13 +108,15 @@ def test_trl_tokenizes_the_prompt_completion_rows_to_the_scored_tokens_too(stude
     """Plain TRL on `prompt`/`completion` rows trains on the same tokens (a user's own SFT script)."""
     tokenizer = request.getfixturevalue(student)[1]
     check_trained_tokens_are_scored_tokens(
-        tokenizer, trained_sequences(tokenizer, tiny_qwen_dir, CANDIDATES, tmp_path, trl_tokenizes=True))
+        tokenizer, trained_sequences(tokenizer, tiny_qwen_dir, CANDIDATES, tmp_path, trl_tokenizes=True)
+    )
 
 
 @pytest.fixture(scope="module")
 def curated(tiny_qwen_dir, tmp_path_factory):
-    corpus = write_pool(synthetic_pool(6, teachers=3, max_words=30, seed=5, subset="train"),
-                        tmp_path_factory.mktemp("corpus"))
+    corpus = write_pool(
+        synthetic_pool(6, teachers=3, max_words=30, seed=5, subset="train"), tmp_path_factory.mktemp("corpus")
+    )
     out = tmp_path_factory.mktemp("curated") / "scas-tiny"
     curate(str(tiny_qwen_dir), str(corpus), out, strategy="argmin", scoring=ScoringConfig(progress=False))
     return corpus, out
@@ -109,8 +124,9 @@ def curated(tiny_qwen_dir, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def trained(curated, tiny_qwen_dir, tmp_path_factory):
-    return train(curated[1], str(tiny_qwen_dir), tmp_path_factory.mktemp("ckpt") / "round-1", config=TINY,
-                 progress=False)
+    return train(
+        curated[1], str(tiny_qwen_dir), tmp_path_factory.mktemp("ckpt") / "round-1", config=TINY, progress=False
+    )
 
 
 def test_a_trained_checkpoint_loads_and_scores(trained, curated, tiny_qwen_dir, tmp_path):
@@ -123,8 +139,9 @@ def test_a_trained_checkpoint_loads_and_scores(trained, curated, tiny_qwen_dir, 
     AutoModelForCausalLM.from_pretrained(ckpt)
     assert resolve_student(str(ckpt)).revision != resolve_student(str(tiny_qwen_dir)).revision
     before = pq.read_table(curated[1] / "candidates").to_pylist()
-    rescored = curate(str(ckpt), str(curated[0]), tmp_path / "rescored", strategy="argmin",
-                      scoring=ScoringConfig(progress=False))
+    rescored = curate(
+        str(ckpt), str(curated[0]), tmp_path / "rescored", strategy="argmin", scoring=ScoringConfig(progress=False)
+    )
     after = pq.read_table(rescored.out / "candidates").to_pylist()
     assert len(after) == len(before)
     assert all(a["answer_mean_nll"] != b["answer_mean_nll"] for a, b in zip(after, before, strict=True))
@@ -145,11 +162,17 @@ def test_the_card_says_what_was_trained_on_what(trained, curated, tiny_qwen_dir)
 
     sha = chat_template_sha256(AutoTokenizer.from_pretrained(trained.checkpoint))
     assert sha == chat_template_sha256(AutoTokenizer.from_pretrained(tiny_qwen_dir)) == facts["chat_template_sha256"]
-    for text in ["| optimizer steps | 2 (", f"| conversations | {facts['rows']} (0 longer than 4096 tokens",
-                 f"| final loss | {trained.final_loss:.4f}", f"`{sha}`",
-                 f"@ `{trained.dataset.commit}`", "| learning rate | 1e-05, cosine schedule, warmup ratio 0.05",
-                 "| effective batch | 2 (1 per device x 1 processes x 2 accumulation steps)",
-                 "| max length | 4096 tokens", "| seed | 42"]:
+    for text in [
+        "| optimizer steps | 2 (",
+        f"| conversations | {facts['rows']} (0 longer than 4096 tokens",
+        f"| final loss | {trained.final_loss:.4f}",
+        f"`{sha}`",
+        f"@ `{trained.dataset.commit}`",
+        "| learning rate | 1e-05, cosine schedule, warmup ratio 0.05",
+        "| effective batch | 2 (1 per device x 1 processes x 2 accumulation steps)",
+        "| max length | 4096 tokens",
+        "| seed | 42",
+    ]:
         assert text in card
     assert str(trained.checkpoint.resolve()) not in card
 
@@ -161,8 +184,9 @@ def test_a_finished_run_is_not_trained_again(trained, curated, tiny_qwen_dir):
 
 
 @pytest.mark.slow  # ~25 s: two trainings
-def test_an_interrupted_run_resumes_from_its_last_checkpoint_and_ends_identical(trained, curated, tiny_qwen_dir,
-                                                                              tmp_path, monkeypatch):
+def test_an_interrupted_run_resumes_from_its_last_checkpoint_and_ends_identical(
+    trained, curated, tiny_qwen_dir, tmp_path, monkeypatch
+):
     from trl import SFTTrainer
 
     original, calls = SFTTrainer.training_step, []
@@ -193,8 +217,13 @@ def test_an_interrupted_run_resumes_from_its_last_checkpoint_and_ends_identical(
         calls.clear()
         with pytest.raises(KeyboardInterrupt):
             train(curated[1], str(tiny_qwen_dir), tmp_path / "other", config=TINY, progress=False)
-        train(curated[1], str(tiny_qwen_dir), tmp_path / "other", config=TrainConfig(max_steps=3,
-              effective_batch_size=2), progress=False)
+        train(
+            curated[1],
+            str(tiny_qwen_dir),
+            tmp_path / "other",
+            config=TrainConfig(max_steps=3, effective_batch_size=2),
+            progress=False,
+        )
 
 
 def test_a_checkpoint_cut_short_by_a_kill_is_not_resumed_from(tmp_path):
@@ -233,8 +262,14 @@ def test_a_student_with_another_chat_template_is_refused(curated, tiny_qwen_dir,
     (dataset / "selection_stats.json").write_text(json.dumps(record))
     with pytest.raises(ChatTemplateMismatchError):
         train(dataset, str(tiny_qwen_dir), tmp_path / "ckpt", config=TINY, progress=False)
-    result = train(dataset, str(tiny_qwen_dir), tmp_path / "ckpt", config=TrainConfig(max_steps=1,
-                   warmup_ratio=0, effective_batch_size=1), progress=False, chat_template=override)
+    result = train(
+        dataset,
+        str(tiny_qwen_dir),
+        tmp_path / "ckpt",
+        config=TrainConfig(max_steps=1, warmup_ratio=0, effective_batch_size=1),
+        progress=False,
+        chat_template=override,
+    )
     assert AutoTokenizer.from_pretrained(result.checkpoint).chat_template == override
     assert result.chat_template_sha256 == record["student"]["chat_template_sha256"]
 
@@ -243,8 +278,12 @@ def test_settings_and_folders_that_cannot_work_are_refused(curated, tiny_qwen_di
     from scas_hub.errors import ConfigError
 
     with pytest.raises(ConfigError, match="not a multiple"):
-        train(curated[1], str(tiny_qwen_dir), tmp_path / "a", config=TrainConfig(effective_batch_size=3,
-              per_device_batch_size=2))
+        train(
+            curated[1],
+            str(tiny_qwen_dir),
+            tmp_path / "a",
+            config=TrainConfig(effective_batch_size=3, per_device_batch_size=2),
+        )
     (tmp_path / "b").mkdir()
     (tmp_path / "b" / "notes.txt").write_text("mine")
     with pytest.raises(TrainError, match="not empty"):
@@ -258,8 +297,7 @@ def test_settings_and_folders_that_cannot_work_are_refused(curated, tiny_qwen_di
 
 
 def test_push_sends_the_checkpoint_to_a_model_repo(trained, curated, tiny_qwen_dir, fake_hub):
-    pushed = train(curated[1], str(tiny_qwen_dir), trained.checkpoint, config=TINY, push="me/tiny-scas",
-                   progress=False)
+    pushed = train(curated[1], str(tiny_qwen_dir), trained.checkpoint, config=TINY, push="me/tiny-scas", progress=False)
     files = fake_hub.files("me/tiny-scas", repo_type="model")
     assert {"config.json", "model.safetensors", "README.md", "tokenizer.json", FACTS_FILENAME} <= set(files)
     assert not any(p.startswith("trainer/") for p in files)
@@ -274,13 +312,45 @@ def test_cli_flags_override_the_reference_recipe_one_by_one():
     def config(*flags):
         return _train_config(build_parser().parse_args(["train", "--dataset", "d", *flags]))
 
-    assert config() == TrainConfig(learning_rate=1e-5, lr_scheduler_type="cosine", warmup_ratio=0.05, epochs=3,
-                                   max_length=4096, effective_batch_size=8, seed=42, max_steps=None, bf16=None)
+    assert config() == TrainConfig(
+        learning_rate=1e-5,
+        lr_scheduler_type="cosine",
+        warmup_ratio=0.05,
+        epochs=3,
+        max_length=4096,
+        effective_batch_size=8,
+        seed=42,
+        max_steps=None,
+        bf16=None,
+    )
     assert config("--batch-size", "2", "--grad-accum", "2").effective_batch_size == 4
-    tuned = config("--max-steps", "5", "--learning-rate", "2e-5", "--epochs", "1", "--max-length", "1024",
-                   "--seed", "7", "--no-bf16", "--effective-batch", "16", "--warmup-ratio", "0")
-    assert (tuned.max_steps, tuned.learning_rate, tuned.epochs, tuned.max_length, tuned.seed, tuned.bf16,
-            tuned.effective_batch_size, tuned.warmup_ratio) == (5, 2e-5, 1, 1024, 7, False, 16, 0)
+    tuned = config(
+        "--max-steps",
+        "5",
+        "--learning-rate",
+        "2e-5",
+        "--epochs",
+        "1",
+        "--max-length",
+        "1024",
+        "--seed",
+        "7",
+        "--no-bf16",
+        "--effective-batch",
+        "16",
+        "--warmup-ratio",
+        "0",
+    )
+    assert (
+        tuned.max_steps,
+        tuned.learning_rate,
+        tuned.epochs,
+        tuned.max_length,
+        tuned.seed,
+        tuned.bf16,
+        tuned.effective_batch_size,
+        tuned.warmup_ratio,
+    ) == (5, 2e-5, 1, 1024, 7, False, 16, 0)
     rounds = build_parser().parse_args(["rounds", "--max-steps", "2", "--seed", "3", "--train-seed", "5"])
     assert (_train_config(rounds).max_steps, _train_config(rounds).seed, rounds.seed) == (2, 5, 3)
 
@@ -292,9 +362,30 @@ def test_two_cpu_ranks_make_the_effective_batch_together(curated, tiny_qwen_dir,
     import subprocess
 
     out = tmp_path / "ddp"
-    proc = subprocess.run([sys.executable, "-m", "scas_hub", "train", "--dataset", str(curated[1]), "--student",
-                           str(tiny_qwen_dir), "--out", str(out), "--max-steps", "2", "--effective-batch", "2",
-                           "--no-progress", "--num-processes", "2"], capture_output=True, text=True, timeout=900)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "scas_hub",
+            "train",
+            "--dataset",
+            str(curated[1]),
+            "--student",
+            str(tiny_qwen_dir),
+            "--out",
+            str(out),
+            "--max-steps",
+            "2",
+            "--effective-batch",
+            "2",
+            "--no-progress",
+            "--num-processes",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     facts = json.loads((out / FACTS_FILENAME).read_text())
     assert (facts["processes"], facts["gradient_accumulation_steps"], facts["steps"]) == (2, 1, 2)

@@ -18,16 +18,30 @@ pytest.importorskip("trl")
 
 @pytest.fixture(scope="module")
 def dataset(tiny_qwen_dir, tmp_path_factory):
-    corpus = write_pool(synthetic_pool(4, teachers=2, max_words=20, seed=3, subset="v"),
-                        tmp_path_factory.mktemp("corpus"))
+    corpus = write_pool(
+        synthetic_pool(4, teachers=2, max_words=20, seed=3, subset="v"), tmp_path_factory.mktemp("corpus")
+    )
     out = tmp_path_factory.mktemp("curated") / "scas-tiny"
     curate(str(tiny_qwen_dir), str(corpus), out, strategy="argmin", scoring=ScoringConfig(progress=False))
     return out
 
 
 def run_train(dataset, student, out, *flags):
-    return main(["train", "--dataset", str(dataset), "--student", str(student), "--out", str(out), "--no-progress",
-                 "--effective-batch", "2", *flags])
+    return main(
+        [
+            "train",
+            "--dataset",
+            str(dataset),
+            "--student",
+            str(student),
+            "--out",
+            str(out),
+            "--no-progress",
+            "--effective-batch",
+            "2",
+            *flags,
+        ]
+    )
 
 
 def weights(folder):
@@ -36,18 +50,25 @@ def weights(folder):
     return load_file(folder / "model.safetensors")
 
 
-@pytest.mark.parametrize(("flags", "message"), [
-    (["--max-steps", "1"], "warm-up"),
-    (["--max-steps", "2", "--learning-rate", "inf"], "--learning-rate must be a finite number"),
-    (["--max-steps", "2", "--learning-rate", "nan"], "--learning-rate must be a finite number"),
-    (["--max-steps", "2", "--learning-rate", "0"], "--learning-rate must be a finite number > 0"),
-    (["--epochs", "inf"], "--epochs must be a finite number"),
-    (["--max-steps", "2", "--lr-scheduler", "bogus"], "unknown --lr-scheduler 'bogus'; choose one of linear, cosine"),
-    (["--max-steps", "2", "--lr-scheduler", "warmup_stable_decay"], "cannot run with scas-hub's settings"),
-    (["--max-steps", "2", "--warmup-ratio", "1"], "--warmup-ratio must be in"),
-])
-def test_settings_that_cannot_train_are_refused_before_any_work(flags, message, dataset, tiny_qwen_dir, tmp_path,
-                                                                capsys):
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--max-steps", "1"], "warm-up"),
+        (["--max-steps", "2", "--learning-rate", "inf"], "--learning-rate must be a finite number"),
+        (["--max-steps", "2", "--learning-rate", "nan"], "--learning-rate must be a finite number"),
+        (["--max-steps", "2", "--learning-rate", "0"], "--learning-rate must be a finite number > 0"),
+        (["--epochs", "inf"], "--epochs must be a finite number"),
+        (
+            ["--max-steps", "2", "--lr-scheduler", "bogus"],
+            "unknown --lr-scheduler 'bogus'; choose one of linear, cosine",
+        ),
+        (["--max-steps", "2", "--lr-scheduler", "warmup_stable_decay"], "cannot run with scas-hub's settings"),
+        (["--max-steps", "2", "--warmup-ratio", "1"], "--warmup-ratio must be in"),
+    ],
+)
+def test_settings_that_cannot_train_are_refused_before_any_work(
+    flags, message, dataset, tiny_qwen_dir, tmp_path, capsys
+):
     out = tmp_path / "ckpt"
     assert run_train(dataset, tiny_qwen_dir, out, *flags) == 2
     err = capsys.readouterr().err
@@ -55,8 +76,9 @@ def test_settings_that_cannot_train_are_refused_before_any_work(flags, message, 
     assert not out.exists()  # nothing is left to refuse the corrected rerun
 
 
-def test_every_reported_step_moves_the_weights_and_the_checkpoint_stops_at_the_end_of_turn(dataset, tiny_qwen_dir,
-                                                                                          tmp_path, capsys):
+def test_every_reported_step_moves_the_weights_and_the_checkpoint_stops_at_the_end_of_turn(
+    dataset, tiny_qwen_dir, tmp_path, capsys
+):
     from transformers import AutoTokenizer, GenerationConfig
 
     base = weights(tiny_qwen_dir)
@@ -95,8 +117,10 @@ def test_a_finished_folder_with_other_settings_is_refused(dataset, tiny_qwen_dir
 @pytest.mark.slow  # ~16 s: a full training run to divergence (make test-slow)
 def test_a_run_that_diverges_is_not_saved(dataset, tiny_qwen_dir, tmp_path, capsys):
     out = tmp_path / "ckpt"
-    assert run_train(dataset, tiny_qwen_dir, out, "--max-steps", "3", "--warmup-ratio", "0",
-                     "--learning-rate", "1e38") == 2
+    assert (
+        run_train(dataset, tiny_qwen_dir, out, "--max-steps", "3", "--warmup-ratio", "0", "--learning-rate", "1e38")
+        == 2
+    )
     err = capsys.readouterr().err
     assert "training diverged" in err and "Lower --learning-rate" in err
     assert not out.exists()
@@ -108,12 +132,23 @@ def test_train_warns_when_it_trains_longer_conversations_than_were_scored(tiny_q
     from scas_hub.train import TrainConfig, train
 
     corpus = write_pool(synthetic_pool(4, teachers=2, max_words=200, seed=4, subset="w"), tmp_path / "corpus")
-    scored = curate(str(tiny_qwen_dir), str(corpus), tmp_path / "cut", strategy="argmin", score_cache=False,
-                    scoring=ScoringConfig(progress=False, max_length=100, truncate=True))
+    scored = curate(
+        str(tiny_qwen_dir),
+        str(corpus),
+        tmp_path / "cut",
+        strategy="argmin",
+        score_cache=False,
+        scoring=ScoringConfig(progress=False, max_length=100, truncate=True),
+    )
     assert scored.stats["student"]["max_length"] == 100 and scored.stats["rows_truncated"] > 0
     with caplog.at_level("WARNING", logger="scas_hub.train"):
-        result = train(scored.out, str(tiny_qwen_dir), tmp_path / "ckpt", progress=False,
-                       config=TrainConfig(max_steps=2, effective_batch_size=2))
+        result = train(
+            scored.out,
+            str(tiny_qwen_dir),
+            tmp_path / "ckpt",
+            progress=False,
+            config=TrainConfig(max_steps=2, effective_batch_size=2),
+        )
     longer = result.facts["rows_longer_than_scored"]
     assert longer > 0
     assert f"{longer} of {result.facts['rows']} conversations are longer than the 100 tokens" in caplog.text

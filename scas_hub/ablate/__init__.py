@@ -6,5 +6,12 @@ A stage beside the pipeline that calls `curate`, `reselect`, `train` and `evalua
 from .experiment import DEFAULT_STRATEGIES, AblationResult, ablate
 from .summary import paired_comparison, question_scores, strategy_summary, summarise
 
-__all__ = ["DEFAULT_STRATEGIES", "AblationResult", "ablate", "paired_comparison", "question_scores",
-           "strategy_summary", "summarise"]
+__all__ = [
+    "DEFAULT_STRATEGIES",
+    "AblationResult",
+    "ablate",
+    "paired_comparison",
+    "question_scores",
+    "strategy_summary",
+    "summarise",
+]

@@ -31,13 +31,21 @@ class ArmResult:
     report: EvalReport
 
     def to_dict(self) -> dict[str, Any]:
-        return {"strategy": self.strategy, "seed": self.seed, "training": self.training,
-                "report": self.report.to_dict()}
+        return {
+            "strategy": self.strategy,
+            "seed": self.seed,
+            "training": self.training,
+            "report": self.report.to_dict(),
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ArmResult:
-        return cls(strategy=data["strategy"], seed=data["seed"], training=data["training"],
-                   report=EvalReport.from_dict(data["report"]))
+        return cls(
+            strategy=data["strategy"],
+            seed=data["seed"],
+            training=data["training"],
+            report=EvalReport.from_dict(data["report"]),
+        )
 
 
 def arm_path(out: Path, strategy: str, seed: int | None) -> Path:
@@ -57,8 +65,9 @@ def write_arm(path: Path, arm: ArmResult) -> Path:
     return write_json_atomic(path, arm.to_dict())
 
 
-def train_arm(dataset: Path, student: str, out: Path, config, *, student_revision: str | None = None,
-              progress: bool = True) -> tuple[Path, dict[str, Any]]:
+def train_arm(
+    dataset: Path, student: str, out: Path, config, *, student_revision: str | None = None, progress: bool = True
+) -> tuple[Path, dict[str, Any]]:
     """Train `student` on one strategy's dataset: the ablation's only training call.
 
     Returns:
@@ -69,11 +78,17 @@ def train_arm(dataset: Path, student: str, out: Path, config, *, student_revisio
     result = train(dataset, student, out, student_revision=student_revision, config=config, progress=progress)
     facts = result.facts
     return result.checkpoint, {
-        "steps": result.steps, "final_loss": result.final_loss, "train_loss": result.train_loss,
-        "rows": facts.get("rows"), "rows_cut": facts.get("rows_cut"), "rows_dropped": facts.get("rows_dropped"),
-        "max_length": facts["config"]["max_length"], "seed": config.seed,
-        "checkpoint_revision": result.revision, "dataset": result.dataset.to_dict(),
-        "chat_template_sha256": result.chat_template_sha256, "bf16": facts.get("bf16"),
+        "steps": result.steps,
+        "final_loss": result.final_loss,
+        "train_loss": result.train_loss,
+        "rows": facts.get("rows"),
+        "rows_cut": facts.get("rows_cut"),
+        "rows_dropped": facts.get("rows_dropped"),
+        "max_length": facts["config"]["max_length"],
+        "seed": config.seed,
+        "checkpoint_revision": result.revision,
+        "dataset": result.dataset.to_dict(),
+        "chat_template_sha256": result.chat_template_sha256,
+        "bf16": facts.get("bf16"),
         "wall_seconds": facts.get("wall_seconds"),
     }
-

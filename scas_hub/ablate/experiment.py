@@ -80,8 +80,10 @@ def _check_settings(out: Path, settings: dict[str, Any]) -> None:
         previous = json.loads(path.read_text(encoding="utf-8"))
         changed = sorted(k for k in settings.keys() | previous.keys() if settings.get(k) != previous.get(k))
         if changed:
-            raise ConfigError(f"{out} holds an ablation with other settings ({', '.join(changed)}); "
-                              "rerun it with the same ones to resume, or pass another --out")
+            raise ConfigError(
+                f"{out} holds an ablation with other settings ({', '.join(changed)}); "
+                "rerun it with the same ones to resume, or pass another --out"
+            )
     elif out.exists() and any(out.iterdir()):
         raise ConfigError(f"{out} is not empty and holds no scas-hub ablation; pass an empty or new --out")
     write_json_atomic(path, settings)
@@ -105,18 +107,39 @@ def dataset_folder(out: Path, strategy: str, seed_index: int, selection_seed: in
     return out / "datasets" / name
 
 
-def _build_datasets(out: Path, strategies: list[str], needed: set[tuple[str, int]], *, student: str,
-                    student_revision: str | None, source: str, subset: str | None, source_revision: str | None,
-                    selection_seed: int, held_out: frozenset[str] | None, progress: bool, max_length: int) -> None:
+def _build_datasets(
+    out: Path,
+    strategies: list[str],
+    needed: set[tuple[str, int]],
+    *,
+    student: str,
+    student_revision: str | None,
+    source: str,
+    subset: str | None,
+    source_revision: str | None,
+    selection_seed: int,
+    held_out: frozenset[str] | None,
+    progress: bool,
+    max_length: int,
+) -> None:
     """Each needed (strategy, seed index)'s dataset: the corpus scored once (curate, the first
     strategy), every other selection drawn again from those stored scores (reselect). Finished
     folders are kept. Scoring sets aside candidates longer than `max_length`, the length every arm
     trains at."""
     scored = dataset_folder(out, strategies[0], 0, selection_seed)
     if not (scored / "README.md").exists():  # the card is written last
-        curate(student, source, scored, subset=subset, source_revision=source_revision,
-               student_revision=student_revision, strategy=strategies[0], seed=selection_seed,
-               scoring=ScoringConfig(progress=progress, max_length=max_length), held_out=held_out)
+        curate(
+            student,
+            source,
+            scored,
+            subset=subset,
+            source_revision=source_revision,
+            student_revision=student_revision,
+            strategy=strategies[0],
+            seed=selection_seed,
+            scoring=ScoringConfig(progress=progress, max_length=max_length),
+            held_out=held_out,
+        )
     for strategy, k in sorted(needed, key=lambda n: (strategies.index(n[0]), n[1])):
         folder = dataset_folder(out, strategy, k, selection_seed)
         if not (folder / "README.md").exists():
@@ -128,10 +151,13 @@ def _dataset_facts(folder: Path) -> dict[str, Any] | None:
     if not stats.exists():
         return None
     record = json.loads(stats.read_text(encoding="utf-8"))
-    return {"folder": f"datasets/{folder.name}", "selection_seed": record["selection"].get("seed"),
-            "questions_selected": record["questions_selected"],
-            "held_out_rows": record["skipped"].get("held_out", 0),
-            "teachers": {t["teacher"]: t.get("selected", 0) for t in record.get("teachers", [])}}
+    return {
+        "folder": f"datasets/{folder.name}",
+        "selection_seed": record["selection"].get("seed"),
+        "questions_selected": record["questions_selected"],
+        "held_out_rows": record["skipped"].get("held_out", 0),
+        "teachers": {t["teacher"]: t.get("selected", 0) for t in record.get("teachers", [])},
+    }
 
 
 def ablate(
@@ -205,49 +231,123 @@ def ablate(
     out = Path(out)
     decoding = decoding or DecodingConfig()
     train_config = (train_config or TrainConfig()).validate()
-    command = command or api_call("scas_hub.ablate", student=student, eval_source=eval_source,
-                                  strategies=",".join(strategies), source=source, limit=limit, seeds=seeds)
+    command = command or api_call(
+        "scas_hub.ablate",
+        student=student,
+        eval_source=eval_source,
+        strategies=",".join(strategies),
+        source=source,
+        limit=limit,
+        seeds=seeds,
+    )
 
-    eval_set = load_eval_questions(eval_source, subset=eval_subset, revision=eval_revision, limit=limit,
-                                   sample_seed=sample_seed)
+    eval_set = load_eval_questions(
+        eval_source, subset=eval_subset, revision=eval_revision, limit=limit, sample_seed=sample_seed
+    )
     question_ids = [q.question_id for q in eval_set.questions]
     corpus = open_source(source, subset=subset, revision=source_revision)
     overlap = find_overlap(corpus.candidates(), eval_set.questions)
     resolved = resolve_student(student, student_revision)
     student_record = {"name": resolved.name, "repo_id": resolved.public_id, "revision": resolved.revision}
     base_config = {k: v for k, v in train_config.to_dict().items() if k != "seed"}
-    _check_settings(out, {
-        "student": student_record, "eval": source_record(eval_set.source), "question_ids": question_ids,
-        "corpus": source_record(corpus.info), "decoding": decoding.to_dict(), "training": base_config,
-        "first_seed": train_config.seed, "selection_seed": selection_seed, "exclude_overlap": exclude_overlap,
-        "seeded_selections": list(SEEDED_STRATEGIES), "system_prompt": system_prompt,
-    })
+    _check_settings(
+        out,
+        {
+            "student": student_record,
+            "eval": source_record(eval_set.source),
+            "question_ids": question_ids,
+            "corpus": source_record(corpus.info),
+            "decoding": decoding.to_dict(),
+            "training": base_config,
+            "first_seed": train_config.seed,
+            "selection_seed": selection_seed,
+            "exclude_overlap": exclude_overlap,
+            "seeded_selections": list(SEEDED_STRATEGIES),
+            "system_prompt": system_prompt,
+        },
+    )
 
     seed_values = [train_config.seed + k for k in range(seeds)]
-    pending = {(s, k) for s in strategies for k, seed in enumerate(seed_values)
-               if read_arm(arm_path(out, s, seed)) is None}
+    pending = {
+        (s, k) for s in strategies for k, seed in enumerate(seed_values) if read_arm(arm_path(out, s, seed)) is None
+    }
     if pending or baseline and read_arm(arm_path(out, BASELINE, None)) is None:
-        _build_datasets(out, strategies, pending, student=student, student_revision=student_revision,
-                        source=source, subset=subset, source_revision=source_revision, selection_seed=selection_seed,
-                        held_out=overlap.texts if exclude_overlap else None, progress=progress,
-                        max_length=train_config.max_length)
+        _build_datasets(
+            out,
+            strategies,
+            pending,
+            student=student,
+            student_revision=student_revision,
+            source=source,
+            subset=subset,
+            source_revision=source_revision,
+            selection_seed=selection_seed,
+            held_out=overlap.texts if exclude_overlap else None,
+            progress=progress,
+            max_length=train_config.max_length,
+        )
     prompt_source = "--system-prompt"
     if system_prompt is None:  # what the student is trained with, when every training row shares it
         system_prompt = training_system_prompt(dataset_folder(out, strategies[0], 0, selection_seed))
         prompt_source = "the training datasets' rows"
-    arms = {strategy: [_run_arm(out, strategy, seed, dataset_folder(out, strategy, k, selection_seed), student,
-                                eval_set, train_config, decoding, student_revision=student_revision, device=device,
-                                progress=progress, command=command, system_prompt=system_prompt)
-                       for k, seed in enumerate(seed_values)]
-            for strategy in strategies}
-    baseline_arm = _run_baseline(out, student, eval_set, decoding, student_revision=student_revision, device=device,
-                                 progress=progress, command=command, system_prompt=system_prompt) if baseline else None
+    arms = {
+        strategy: [
+            _run_arm(
+                out,
+                strategy,
+                seed,
+                dataset_folder(out, strategy, k, selection_seed),
+                student,
+                eval_set,
+                train_config,
+                decoding,
+                student_revision=student_revision,
+                device=device,
+                progress=progress,
+                command=command,
+                system_prompt=system_prompt,
+            )
+            for k, seed in enumerate(seed_values)
+        ]
+        for strategy in strategies
+    }
+    baseline_arm = (
+        _run_baseline(
+            out,
+            student,
+            eval_set,
+            decoding,
+            student_revision=student_revision,
+            device=device,
+            progress=progress,
+            command=command,
+            system_prompt=system_prompt,
+        )
+        if baseline
+        else None
+    )
 
-    record = _ablation_record(out, arms, baseline_arm, strategies, question_ids, started=started,
-                              student_record=student_record, eval_set=eval_set, corpus=corpus, overlap=overlap,
-                              exclude_overlap=exclude_overlap, system_prompt=system_prompt,
-                              prompt_source=prompt_source, decoding=decoding, base_config=base_config,
-                              seed_values=seed_values, selection_seed=selection_seed, seeds=seeds, command=command)
+    record = _ablation_record(
+        out,
+        arms,
+        baseline_arm,
+        strategies,
+        question_ids,
+        started=started,
+        student_record=student_record,
+        eval_set=eval_set,
+        corpus=corpus,
+        overlap=overlap,
+        exclude_overlap=exclude_overlap,
+        system_prompt=system_prompt,
+        prompt_source=prompt_source,
+        decoding=decoding,
+        base_config=base_config,
+        seed_values=seed_values,
+        selection_seed=selection_seed,
+        seeds=seeds,
+        command=command,
+    )
     write_json_atomic(out / RESULT_FILENAME, record)
     write_report(out, record)
     result = AblationResult(out=out, record=record)
@@ -258,19 +358,37 @@ def ablate(
     return result
 
 
-def _ablation_record(out: Path, arms: dict[str, list[ArmResult]], baseline_arm: ArmResult | None,
-                     strategies: Sequence[str], question_ids: list[str], *, started: float,
-                     student_record: dict[str, Any], eval_set: EvalSet, corpus: Any, overlap: Any,
-                     exclude_overlap: bool, system_prompt: str | None, prompt_source: str, decoding: DecodingConfig,
-                     base_config: dict[str, Any], seed_values: list[int], selection_seed: int, seeds: int,
-                     command: str) -> dict[str, Any]:
+def _ablation_record(
+    out: Path,
+    arms: dict[str, list[ArmResult]],
+    baseline_arm: ArmResult | None,
+    strategies: Sequence[str],
+    question_ids: list[str],
+    *,
+    started: float,
+    student_record: dict[str, Any],
+    eval_set: EvalSet,
+    corpus: Any,
+    overlap: Any,
+    exclude_overlap: bool,
+    system_prompt: str | None,
+    prompt_source: str,
+    decoding: DecodingConfig,
+    base_config: dict[str, Any],
+    seed_values: list[int],
+    selection_seed: int,
+    seeds: int,
+    command: str,
+) -> dict[str, Any]:
     """The last step of `ablate`: the comparison and every fact `ablation.json` and the report show."""
     summary = summarise(arms, question_ids, baseline=baseline_arm, reference=REFERENCE)
     datasets = {s: _dataset_facts(dataset_folder(out, s, 0, selection_seed)) for s in strategies}
     excluded = None
     if exclude_overlap:
-        excluded = {"corpus_questions": len(overlap.corpus_question_ids),
-                    "rows": next((d["held_out_rows"] for d in datasets.values() if d), 0)}
+        excluded = {
+            "corpus_questions": len(overlap.corpus_question_ids),
+            "rows": next((d["held_out_rows"] for d in datasets.values() if d), 0),
+        }
     record = {
         **summary,
         "student": student_record,
@@ -280,37 +398,75 @@ def _ablation_record(out: Path, arms: dict[str, list[ArmResult]], baseline_arm: 
         "exclude_overlap": exclude_overlap,
         "excluded_from_training": excluded,
         "system_prompt": {"text": system_prompt, "source": prompt_source} if system_prompt is not None else None,
-        "decoding": {**decoding.to_dict(), "backend": _decoding_of(arms, baseline_arm, "backend"),
-                     "dtype": _decoding_of(arms, baseline_arm, "dtype")},
+        "decoding": {
+            **decoding.to_dict(),
+            "backend": _decoding_of(arms, baseline_arm, "backend"),
+            "dtype": _decoding_of(arms, baseline_arm, "dtype"),
+        },
         "training": {**base_config, "seeds": seed_values},
-        "selection": {"seed": selection_seed, "scored_once_by": strategies[0],
-                      "others": "selected again from the stored scores (scas-hub select)",
-                      "seeded": [s for s in strategies if s in SEEDED_STRATEGIES],
-                      "per_training_seed": {s: [selection_seed_of(s, k, selection_seed) for k in range(seeds)]
-                                            for s in strategies}},
-        "run": {"created": now(), "command": command, "versions": library_versions(),
-                "hardware": hardware(_device_of(arms, baseline_arm)),
-                "wall_seconds_this_call": round(time.perf_counter() - started, 3)},
+        "selection": {
+            "seed": selection_seed,
+            "scored_once_by": strategies[0],
+            "others": "selected again from the stored scores (scas-hub select)",
+            "seeded": [s for s in strategies if s in SEEDED_STRATEGIES],
+            "per_training_seed": {
+                s: [selection_seed_of(s, k, selection_seed) for k in range(seeds)] for s in strategies
+            },
+        },
+        "run": {
+            "created": now(),
+            "command": command,
+            "versions": library_versions(),
+            "hardware": hardware(_device_of(arms, baseline_arm)),
+            "wall_seconds_this_call": round(time.perf_counter() - started, 3),
+        },
     }
     return record
 
 
-def _run_arm(out: Path, strategy: str, seed: int, dataset: Path, student: str, eval_set: EvalSet,
-             train_config: TrainConfig, decoding: DecodingConfig, *, student_revision: str | None, device: str | None,
-             progress: bool, command: str, system_prompt: str | None = None) -> ArmResult:
+def _run_arm(
+    out: Path,
+    strategy: str,
+    seed: int,
+    dataset: Path,
+    student: str,
+    eval_set: EvalSet,
+    train_config: TrainConfig,
+    decoding: DecodingConfig,
+    *,
+    student_revision: str | None,
+    device: str | None,
+    progress: bool,
+    command: str,
+    system_prompt: str | None = None,
+) -> ArmResult:
     """Train and evaluate one arm, unless a finished result is stored."""
     path = arm_path(out, strategy, seed)
     finished = read_arm(path)
     if finished is not None:
         return finished
     ckpt_dir = out / "checkpoints" / strategy_slug(strategy) / f"seed-{seed}"
-    checkpoint, training = train_arm(dataset, student, ckpt_dir, replace(train_config, seed=seed),
-                                     student_revision=student_revision, progress=progress)
-    training["checkpoint"] = checkpoint.relative_to(out).as_posix() if checkpoint.is_relative_to(out) \
-        else checkpoint.name
+    checkpoint, training = train_arm(
+        dataset,
+        student,
+        ckpt_dir,
+        replace(train_config, seed=seed),
+        student_revision=student_revision,
+        progress=progress,
+    )
+    training["checkpoint"] = (
+        checkpoint.relative_to(out).as_posix() if checkpoint.is_relative_to(out) else checkpoint.name
+    )
     _release_memory()  # the trainer's model and optimizer, before the checkpoint is loaded for generation
-    report = evaluate_student(str(checkpoint), eval_set, device=device, decoding=decoding, progress=progress,
-                              command=command, system_prompt=system_prompt)
+    report = evaluate_student(
+        str(checkpoint),
+        eval_set,
+        device=device,
+        decoding=decoding,
+        progress=progress,
+        command=command,
+        system_prompt=system_prompt,
+    )
     arm = ArmResult(strategy, seed, training, report)
     write_arm(path, arm)
     return arm
@@ -326,15 +482,32 @@ def _release_memory() -> None:
         torch.cuda.empty_cache()
 
 
-def _run_baseline(out: Path, student: str, eval_set: EvalSet, decoding: DecodingConfig, *,
-                  student_revision: str | None, device: str | None, progress: bool, command: str,
-                  system_prompt: str | None = None) -> ArmResult:
+def _run_baseline(
+    out: Path,
+    student: str,
+    eval_set: EvalSet,
+    decoding: DecodingConfig,
+    *,
+    student_revision: str | None,
+    device: str | None,
+    progress: bool,
+    command: str,
+    system_prompt: str | None = None,
+) -> ArmResult:
     path = arm_path(out, BASELINE, None)
     finished = read_arm(path)
     if finished is not None:
         return finished
-    report = evaluate_student(student, eval_set, student_revision=student_revision, device=device, decoding=decoding,
-                              progress=progress, command=command, system_prompt=system_prompt)
+    report = evaluate_student(
+        student,
+        eval_set,
+        student_revision=student_revision,
+        device=device,
+        decoding=decoding,
+        progress=progress,
+        command=command,
+        system_prompt=system_prompt,
+    )
     arm = ArmResult(BASELINE, None, None, report)
     write_arm(path, arm)
     return arm

@@ -94,16 +94,29 @@ def render_readme(record: dict[str, Any]) -> str:
         d = datasets.get(name)
         return str(d["questions_selected"]) if d else "-"
 
-    metadata = {"tags": ["scas-hub", "scas", "ablation", "evaluation"], "pretty_name":
-                f"SCAS ablation for {record['student']['name']}"}
+    metadata = {
+        "tags": ["scas-hub", "scas", "ablation", "evaluation"],
+        "pretty_name": f"SCAS ablation for {record['student']['name']}",
+    }
     template = resources.files("scas_hub.cards").joinpath(TEMPLATE).read_text(encoding="utf-8")
     env = Environment(trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
     n = next(iter(record["strategies"].values()))["n_questions"]
     return env.from_string(template).render(
-        r=record, rows=_rows(record), n=n, figure=FIGURE, paper_url=PAPER_URL, pct=_pct, signed=_signed,
-        interval=_interval, seeds=seeds, losses=losses, cut=cut, train_rows=train_rows,
+        r=record,
+        rows=_rows(record),
+        n=n,
+        figure=FIGURE,
+        paper_url=PAPER_URL,
+        pct=_pct,
+        signed=_signed,
+        interval=_interval,
+        seeds=seeds,
+        losses=losses,
+        cut=cut,
+        train_rows=train_rows,
         card_data=yaml.safe_dump(metadata, sort_keys=False).strip(),
-        corpus=_source_line(record["training_corpus"]["source"]), evalsrc=_source_line(record["eval"]["source"]),
+        corpus=_source_line(record["training_corpus"]["source"]),
+        evalsrc=_source_line(record["eval"]["source"]),
         versions=", ".join(f"{k} {v}" for k, v in record["run"]["versions"].items()),
     )
 
@@ -116,8 +129,9 @@ def write_report(out: Path, record: dict[str, Any]) -> Path:
     return path
 
 
-def push_report(out: Path, repo_id: str, *, repo_type: str = "dataset", private: bool = False,
-                token: str | None = None) -> str:
+def push_report(
+    out: Path, repo_id: str, *, repo_type: str = "dataset", private: bool = False, token: str | None = None
+) -> str:
     """Upload the report (README, ablation.json, figure, arm results) to a Hub repo in one commit.
 
     Raises:
@@ -130,12 +144,21 @@ def push_report(out: Path, repo_id: str, *, repo_type: str = "dataset", private:
 
     api = HfApi(token=token)
     try:
-        with_retries(api.create_repo, repo_id, repo_type=repo_type, private=private, exist_ok=True,
-                     what=f"create {repo_id}")
-        info = with_retries(api.upload_folder, repo_id=repo_id, repo_type=repo_type, folder_path=str(out),
-                            allow_patterns=REPORT_FILES, commit_message="scas-hub: ablation report",
-                            what="upload")
+        with_retries(
+            api.create_repo, repo_id, repo_type=repo_type, private=private, exist_ok=True, what=f"create {repo_id}"
+        )
+        info = with_retries(
+            api.upload_folder,
+            repo_id=repo_id,
+            repo_type=repo_type,
+            folder_path=str(out),
+            allow_patterns=REPORT_FILES,
+            commit_message="scas-hub: ablation report",
+            what="upload",
+        )
     except (HfHubHTTPError, OSError, ValueError) as err:
-        raise PublishError(f"pushing the ablation report {out} to the {repo_type} repo {repo_id} failed: "
-                           f"{type(err).__name__}: {err}; run the same command again to retry") from err
+        raise PublishError(
+            f"pushing the ablation report {out} to the {repo_type} repo {repo_id} failed: "
+            f"{type(err).__name__}: {err}; run the same command again to retry"
+        ) from err
     return info.oid

@@ -50,9 +50,14 @@ def strategy_summary(arms: Sequence[ArmResult], question_ids: Sequence[str], *, 
     per_seed = [arm.report.accuracy for arm in arms]
     nll = [arm.report.reference_nll["mean"] for arm in arms if arm.report.reference_nll]
     out = {
-        "accuracy": interval.estimate, "n_questions": len(question_ids), "ci_low": interval.low,
-        "ci_high": interval.high, "seeds": [arm.seed for arm in arms], "accuracy_per_seed": per_seed,
-        "seed_mean": float(np.mean(per_seed)), "seed_stderr": _stderr(per_seed),
+        "accuracy": interval.estimate,
+        "n_questions": len(question_ids),
+        "ci_low": interval.low,
+        "ci_high": interval.high,
+        "seeds": [arm.seed for arm in arms],
+        "accuracy_per_seed": per_seed,
+        "seed_mean": float(np.mean(per_seed)),
+        "seed_stderr": _stderr(per_seed),
         "reference_nll": float(np.mean(nll)) if nll else None,
     }
     out.update(cut_answers(arms))
@@ -72,19 +77,31 @@ def cut_answers(arms: Sequence[ArmResult]) -> dict[str, Any]:
     return {"answers": len(results), **summary}
 
 
-def paired_comparison(arms: Sequence[ArmResult], reference: Sequence[ArmResult], question_ids: Sequence[str], *,
-                      seed: int = 0) -> dict[str, Any]:
+def paired_comparison(
+    arms: Sequence[ArmResult], reference: Sequence[ArmResult], question_ids: Sequence[str], *, seed: int = 0
+) -> dict[str, Any]:
     """`accuracy(arms) - accuracy(reference)` on the same questions, with a paired bootstrap interval,
     and how many questions each side did better on."""
     ours, theirs = question_scores(arms, question_ids), question_scores(reference, question_ids)
     diff = paired_difference(ours, theirs, seed=seed)
-    return {"difference": diff.estimate, "ci_low": diff.low, "ci_high": diff.high,
-            "questions_better": int(np.sum(ours > theirs)), "questions_worse": int(np.sum(ours < theirs)),
-            "questions_same": int(np.sum(ours == theirs))}
+    return {
+        "difference": diff.estimate,
+        "ci_low": diff.low,
+        "ci_high": diff.high,
+        "questions_better": int(np.sum(ours > theirs)),
+        "questions_worse": int(np.sum(ours < theirs)),
+        "questions_same": int(np.sum(ours == theirs)),
+    }
 
 
-def summarise(arms: dict[str, list[ArmResult]], question_ids: Sequence[str], *, baseline: ArmResult | None = None,
-              reference: str = REFERENCE, seed: int = 0) -> dict[str, Any]:
+def summarise(
+    arms: dict[str, list[ArmResult]],
+    question_ids: Sequence[str],
+    *,
+    baseline: ArmResult | None = None,
+    reference: str = REFERENCE,
+    seed: int = 0,
+) -> dict[str, Any]:
     """`strategies` (and `baseline`) of `ablation.json`; `vs_<reference>` where the reference ran."""
     strategies = {}
     for name, strategy_arms in arms.items():
@@ -98,6 +115,12 @@ def summarise(arms: dict[str, list[ArmResult]], question_ids: Sequence[str], *, 
         if reference in arms:
             entry[f"vs_{reference}"] = paired_comparison([baseline], arms[reference], question_ids, seed=seed)
         out["baseline"] = entry
-    out["bootstrap"] = {"method": "percentile", "unit": "questions", "confidence": CONFIDENCE,
-                        "resamples": RESAMPLES, "seed": seed, "paired": f"against {reference}, same questions"}
+    out["bootstrap"] = {
+        "method": "percentile",
+        "unit": "questions",
+        "confidence": CONFIDENCE,
+        "resamples": RESAMPLES,
+        "seed": seed,
+        "paired": f"against {reference}, same questions",
+    }
     return out

@@ -26,10 +26,12 @@ COMMANDS = (curate, select, train, rounds, evaluate, ablate, generate, students,
 def build_parser() -> argparse.ArgumentParser:
     """The `scas-hub` parser: every subcommand module registers its own subparser."""
     parser = argparse.ArgumentParser(
-        prog="scas-hub", formatter_class=HelpFormatter,
+        prog="scas-hub",
+        formatter_class=HelpFormatter,
         description="Build student-specific distillation datasets with SCAS (Student-Centric Answer Sampling) "
-                    "and publish them on the Hugging Face Hub.",
-        epilog="`scas-hub COMMAND --help` lists a command's options with their defaults.")
+        "and publish them on the Hugging Face Hub.",
+        epilog="`scas-hub COMMAND --help` lists a command's options with their defaults.",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in COMMANDS:
         command.register(sub)
@@ -68,8 +70,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.command in ("train", "rounds"):
             again = "to resume (finished steps are kept; training restarts from its last checkpoint)"
         else:
-            again = ("to resume (scores are cached)" if args.command == "curate" and not args.no_score_cache
-                     else "to start again")
+            again = (
+                "to resume (scores are cached)"
+                if args.command == "curate" and not args.no_score_cache
+                else "to start again"
+            )
         print(f"\nscas-hub: interrupted; rerun the same command {again}", file=sys.stderr)
         return 130
     except Exception as err:
@@ -78,8 +83,11 @@ def main(argv: list[str] | None = None) -> int:
 
         if not is_hub_error(err):
             raise
-        resumes = ("; then run the same command again: it resumes (finished steps and cached scores are kept)"
-                   if args.command in ("curate", "rounds", "train") else "")
+        resumes = (
+            "; then run the same command again: it resumes (finished steps and cached scores are kept)"
+            if args.command in ("curate", "rounds", "train")
+            else ""
+        )
         _error(f"cannot reach the Hub ({describe(err)}); {what_to_do()}{resumes}")
         return 2
 

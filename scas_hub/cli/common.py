@@ -42,8 +42,10 @@ def print_result(result) -> None:
     from ..report import drop_warning, set_aside_table
 
     s = result.stats
-    print(f"\nSelected {s['questions_selected']} of {s['questions_in']} questions "
-          f"from {s['rows_scored']} scored candidates ({s['rows_in']} rows in).")
+    print(
+        f"\nSelected {s['questions_selected']} of {s['questions_in']} questions "
+        f"from {s['rows_scored']} scored candidates ({s['rows_in']} rows in)."
+    )
     print(set_aside_table(s))
     print(f"Dataset folder: {result.out.resolve()}")
     if result.repo_id:
@@ -66,50 +68,81 @@ DECODING_FLAGS = ("max_new_tokens", "batch_size", "backend", "dtype")
 """The `DecodingConfig` fields `evaluate` and `ablate` take as flags (`rounds`: all but dtype)."""
 
 
-def add_decoding_args(group: argparse._ActionsContainer, batch_flag: str = "--batch-size",
-                      names: tuple[str, ...] = DECODING_FLAGS, **overrides) -> None:
+def add_decoding_args(
+    group: argparse._ActionsContainer,
+    batch_flag: str = "--batch-size",
+    names: tuple[str, ...] = DECODING_FLAGS,
+    **overrides,
+) -> None:
     """The `DecodingConfig` flags; the batch size is `args.eval_batch_size` (training has `--batch-size`)."""
     from ..evaluate.config import DecodingConfig
 
-    add_config_flags(group, DecodingConfig, names, dests={"batch_size": "eval_batch_size"},
-                     flags={"batch_size": batch_flag}, **overrides)
+    add_config_flags(
+        group,
+        DecodingConfig,
+        names,
+        dests={"batch_size": "eval_batch_size"},
+        flags={"batch_size": batch_flag},
+        **overrides,
+    )
 
 
 def decoding(args: argparse.Namespace):
     from ..evaluate import DecodingConfig
 
-    return DecodingConfig(max_new_tokens=args.max_new_tokens, batch_size=args.eval_batch_size, backend=args.backend,
-                          dtype=args.dtype)
+    return DecodingConfig(
+        max_new_tokens=args.max_new_tokens, batch_size=args.eval_batch_size, backend=args.backend, dtype=args.dtype
+    )
 
 
 def print_cut(cut: dict, name: str = "") -> None:
     """Answers cut at the token limit and the accuracy on finished ones; a warning above 10% cut."""
     finished = "-" if cut["accuracy_finished"] is None else f"{cut['accuracy_finished']:.4f}"
     answers = cut["n_finished"] + cut["cut_at_max_new_tokens"]
-    print(f"{name}{cut['cut_at_max_new_tokens']} of {answers} answers cut at --max-new-tokens; accuracy on the "
-          f"{cut['n_finished']} finished ones: {finished}")
+    print(
+        f"{name}{cut['cut_at_max_new_tokens']} of {answers} answers cut at --max-new-tokens; accuracy on the "
+        f"{cut['n_finished']} finished ones: {finished}"
+    )
     if cut["cut_warning"]:
         sys.stdout.flush()
         print(f"scas-hub: warning: {name}{cut['cut_warning']}", file=sys.stderr)
 
 
-def add_eval_args(p: argparse.ArgumentParser, subset_flags: tuple[str, ...] = (),
-                   batch_flag: str = "--batch-size",
-                   system_prompt_help: str = "system prompt of every question (default: a scas-hub checkpoint's "
-                                             "training prompt, else each row's own, else the project's default, as "
-                                             "training and scoring render rows)") -> None:
-    p.add_argument("--eval", required=True, metavar="SOURCE",
-                   help="held-out questions: builder, recipe file (.py), folder, or Hub dataset id")
-    p.add_argument("--eval-subset", *subset_flags, dest="subset", default=None,
-                   help="subset of the eval source (default: the recipe's default)")
-    p.add_argument("--eval-revision", default=None, metavar="REV",
-                   help="Hub revision of the eval source: tag, branch or commit (default: main)")
-    p.add_argument("--limit", type=int, default=None,
-                   help="evaluate N questions, a seeded uniform draw (default: every question)")
+def add_eval_args(
+    p: argparse.ArgumentParser,
+    subset_flags: tuple[str, ...] = (),
+    batch_flag: str = "--batch-size",
+    system_prompt_help: str = "system prompt of every question (default: a scas-hub checkpoint's "
+    "training prompt, else each row's own, else the project's default, as "
+    "training and scoring render rows)",
+) -> None:
+    p.add_argument(
+        "--eval",
+        required=True,
+        metavar="SOURCE",
+        help="held-out questions: builder, recipe file (.py), folder, or Hub dataset id",
+    )
+    p.add_argument(
+        "--eval-subset",
+        *subset_flags,
+        dest="subset",
+        default=None,
+        help="subset of the eval source (default: the recipe's default)",
+    )
+    p.add_argument(
+        "--eval-revision",
+        default=None,
+        metavar="REV",
+        help="Hub revision of the eval source: tag, branch or commit (default: main)",
+    )
+    p.add_argument(
+        "--limit", type=int, default=None, help="evaluate N questions, a seeded uniform draw (default: every question)"
+    )
     p.add_argument("--sample-seed", type=int, default=DEFAULT_SEED, help="seed of the --limit draw")
     add_decoding_args(p, batch_flag=batch_flag)
-    p.add_argument("--device", default=None,
-                   help="torch device, e.g. cpu, cuda, cuda:1 (default: cuda if available, else cpu)")
+    p.add_argument(
+        "--device", default=None, help="torch device, e.g. cpu, cuda, cuda:1 (default: cuda if available, else cpu)"
+    )
     p.add_argument("--system-prompt", default=None, metavar="TEXT", help=system_prompt_help)
     p.add_argument("--no-progress", action="store_true", help="draw no progress bars")
 
@@ -138,8 +171,17 @@ def relaunch(num_processes: int) -> int:
     env = dict(os.environ)
     if not torch.cuda.is_available():
         env["ACCELERATE_USE_CPU"] = "true"
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", str(num_processes),
-           "--multi_gpu", "-m", "scas_hub", *argv]
+    cmd = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--num_processes",
+        str(num_processes),
+        "--multi_gpu",
+        "-m",
+        "scas_hub",
+        *argv,
+    ]
     return subprocess.call(cmd, env=env)
 
 
@@ -150,9 +192,21 @@ def train_config(args: argparse.Namespace):
     from ..errors import ConfigError
     from ..train import TrainConfig
 
-    values = {k: getattr(args, k) for k in ("learning_rate", "lr_scheduler_type", "warmup_ratio", "epochs",
-                                            "max_length", "per_device_batch_size", "max_steps", "bf16",
-                                            "save_steps") if getattr(args, k) is not None}
+    values = {
+        k: getattr(args, k)
+        for k in (
+            "learning_rate",
+            "lr_scheduler_type",
+            "warmup_ratio",
+            "epochs",
+            "max_length",
+            "per_device_batch_size",
+            "max_steps",
+            "bf16",
+            "save_steps",
+        )
+        if getattr(args, k) is not None
+    }
     if args.train_seed is not None:
         values["seed"] = args.train_seed
     if args.gradient_checkpointing:
@@ -172,16 +226,42 @@ def add_train_args(p: argparse.ArgumentParser, seed_flag: str = "--seed") -> Non
     from ..train.config import TrainConfig
 
     g = p.add_argument_group("training (default: the reference recipe)")
-    add_config_flags(g, TrainConfig, ("max_steps", "epochs", "learning_rate", "lr_scheduler_type", "warmup_ratio",
-                                      "per_device_batch_size", "effective_batch_size"), unset=True)
-    g.add_argument("--grad-accum", type=int, default=None, metavar="N",
-                   help="accumulation steps, instead of --effective-batch (default: effective batch / "
-                        "(batch size x processes))")
-    add_config_flags(g, TrainConfig, ("max_length", "seed", "bf16", "gradient_checkpointing", "save_steps"),
-                     unset=True, dests={"seed": "train_seed"}, flags={"seed": seed_flag})
-    g.add_argument("--chat-template", default=None, metavar="FILE",
-                   help="Jinja chat template to render with instead of the student's own, as the dataset was "
-                        "scored with it; saved with the checkpoints (default: the student's)")
+    add_config_flags(
+        g,
+        TrainConfig,
+        (
+            "max_steps",
+            "epochs",
+            "learning_rate",
+            "lr_scheduler_type",
+            "warmup_ratio",
+            "per_device_batch_size",
+            "effective_batch_size",
+        ),
+        unset=True,
+    )
+    g.add_argument(
+        "--grad-accum",
+        type=int,
+        default=None,
+        metavar="N",
+        help="accumulation steps, instead of --effective-batch (default: effective batch / (batch size x processes))",
+    )
+    add_config_flags(
+        g,
+        TrainConfig,
+        ("max_length", "seed", "bf16", "gradient_checkpointing", "save_steps"),
+        unset=True,
+        dests={"seed": "train_seed"},
+        flags={"seed": seed_flag},
+    )
+    g.add_argument(
+        "--chat-template",
+        default=None,
+        metavar="FILE",
+        help="Jinja chat template to render with instead of the student's own, as the dataset was "
+        "scored with it; saved with the checkpoints (default: the student's)",
+    )
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -215,6 +295,9 @@ def add_output_args(parser: argparse.ArgumentParser, out_help: str, out_required
 
 def add_runtime_args(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
     p = parser.add_argument_group("runtime")
-    p.add_argument("--no-progress", action="store_true",
-                   help="draw no progress bars (scoring, model loading, parquet, Hub transfers)")
+    p.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="draw no progress bars (scoring, model loading, parquet, Hub transfers)",
+    )
     return p

@@ -19,13 +19,27 @@ def run(args: argparse.Namespace) -> int:
 
         if not args.endpoint or args.backend != "openai":
             raise ConfigError("--backend openai and --endpoint URL#MODEL go together")
-        generator = OpenAIGenerator(args.endpoint, decoding(args), api_key_env=args.api_key_env,
-                                    progress=not args.no_progress)
-    report = evaluate(args.student, args.eval, args.out, subset=args.subset, eval_revision=args.eval_revision,
-                      student_revision=args.student_revision, limit=args.limit, sample_seed=args.sample_seed,
-                      decoding=decoding(args), device=args.device, reference_nll=not args.no_reference_nll,
-                      progress=not args.no_progress, command=args.command_line, system_prompt=args.system_prompt,
-                      chat_template=Path(args.chat_template) if args.chat_template else None, generator=generator)
+        generator = OpenAIGenerator(
+            args.endpoint, decoding(args), api_key_env=args.api_key_env, progress=not args.no_progress
+        )
+    report = evaluate(
+        args.student,
+        args.eval,
+        args.out,
+        subset=args.subset,
+        eval_revision=args.eval_revision,
+        student_revision=args.student_revision,
+        limit=args.limit,
+        sample_seed=args.sample_seed,
+        decoding=decoding(args),
+        device=args.device,
+        reference_nll=not args.no_reference_nll,
+        progress=not args.no_progress,
+        command=args.command_line,
+        system_prompt=args.system_prompt,
+        chat_template=Path(args.chat_template) if args.chat_template else None,
+        generator=generator,
+    )
     print(f"\naccuracy {report.accuracy:.4f} ({report.n_correct} of {report.n_questions} questions)")
     print_cut(report.cut())
     if report.reference_nll:
@@ -36,21 +50,39 @@ def run(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    e = sub.add_parser("evaluate", formatter_class=HelpFormatter,
-                         help="greedy answers of a student to held-out questions, checked with math-verify")
+    e = sub.add_parser(
+        "evaluate",
+        formatter_class=HelpFormatter,
+        help="greedy answers of a student to held-out questions, checked with math-verify",
+    )
     e.add_argument("--student", required=True, help="alias, Hub model id or local folder (e.g. a checkpoint)")
-    e.add_argument("--student-revision", default=None, metavar="REV",
-                   help="Hub revision of the student: tag, branch or commit (default: main)")
+    e.add_argument(
+        "--student-revision",
+        default=None,
+        metavar="REV",
+        help="Hub revision of the student: tag, branch or commit (default: main)",
+    )
     add_eval_args(e, subset_flags=("--subset",), batch_flag="--batch-size")
-    e.add_argument("--chat-template", default=None, metavar="FILE",
-                   help="Jinja chat template to render prompts with (default: the student's own; a checkpoint's is "
-                        "the one its dataset was scored with); its SHA-256 is recorded")
-    e.add_argument("--no-reference-nll", action="store_true",
-                   help="skip the mean NLL of the source's reference solutions under the student")
+    e.add_argument(
+        "--chat-template",
+        default=None,
+        metavar="FILE",
+        help="Jinja chat template to render prompts with (default: the student's own; a checkpoint's is "
+        "the one its dataset was scored with); its SHA-256 is recorded",
+    )
+    e.add_argument(
+        "--no-reference-nll",
+        action="store_true",
+        help="skip the mean NLL of the source's reference solutions under the student",
+    )
     e.add_argument("--out", default="report.json", help="report path (.json) or folder (default: report.json)")
-    e.add_argument("--endpoint", default=None, metavar="URL#MODEL",
-                   help="--backend openai: the student served by an OpenAI-compatible server, e.g. vLLM "
-                        "(default: none)")
-    e.add_argument("--api-key-env", default=None, metavar="NAME",
-                   help="--backend openai: the key's env variable (default: no key)")
+    e.add_argument(
+        "--endpoint",
+        default=None,
+        metavar="URL#MODEL",
+        help="--backend openai: the student served by an OpenAI-compatible server, e.g. vLLM (default: none)",
+    )
+    e.add_argument(
+        "--api-key-env", default=None, metavar="NAME", help="--backend openai: the key's env variable (default: no key)"
+    )
     e.set_defaults(func=run)

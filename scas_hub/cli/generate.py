@@ -14,21 +14,44 @@ def run(args: argparse.Namespace) -> int:
     teachers = [parse_teacher(t) for t in args.teacher or []]
     for path in args.teachers or []:
         teachers += load_teachers_file(path)
-    config = GenerateConfig(samples=args.samples, max_tokens=args.max_tokens, temperature=args.temperature,
-                            top_p=args.top_p, seed=args.seed, system_prompt=args.system_prompt,
-                            concurrency=args.concurrency, api_key_env=args.api_key_env,
-                            retry=RetryPolicy(retries=args.retries, backoff=args.backoff, timeout=args.timeout),
-                            vllm_python=args.vllm_python, vllm_args=tuple(shlex.split(args.vllm_args or "")),
-                            progress=not args.no_progress)
+    config = GenerateConfig(
+        samples=args.samples,
+        max_tokens=args.max_tokens,
+        temperature=args.temperature,
+        top_p=args.top_p,
+        seed=args.seed,
+        system_prompt=args.system_prompt,
+        concurrency=args.concurrency,
+        api_key_env=args.api_key_env,
+        retry=RetryPolicy(retries=args.retries, backoff=args.backoff, timeout=args.timeout),
+        vllm_python=args.vllm_python,
+        vllm_args=tuple(shlex.split(args.vllm_args or "")),
+        progress=not args.no_progress,
+    )
     routing = None
     if args.route_student:
         from ..generate import RoutingConfig
 
-        routing = RoutingConfig(args.route_student, args.route_probe, args.route_keep, verification=args.route_verify,
-                                progress=not args.no_progress)
-    result = generate(args.source, teachers, args.out, subset=args.subset, limit=args.limit,
-                      source_revision=args.source_revision, config=config, routing=routing,
-                      command=args.command_line, push=args.push, private=args.private)
+        routing = RoutingConfig(
+            args.route_student,
+            args.route_probe,
+            args.route_keep,
+            verification=args.route_verify,
+            progress=not args.no_progress,
+        )
+    result = generate(
+        args.source,
+        teachers,
+        args.out,
+        subset=args.subset,
+        limit=args.limit,
+        source_revision=args.source_revision,
+        config=config,
+        routing=routing,
+        command=args.command_line,
+        push=args.push,
+        private=args.private,
+    )
     print(f"\n{'teacher':24} {'requests':>8} {'written':>8} {'truncated':>9}  failed")
     for name, c in result.counts.items():
         failed = ", ".join(f"{reason} {n}" for reason, n in c.failed.most_common()) or "none"
@@ -39,9 +62,11 @@ def run(args: argparse.Namespace) -> int:
         import json
 
         routed = json.loads((result.out / "routing.json").read_text(encoding="utf-8"))
-        print(f"Routing ({routed['probe_questions']} probe questions, student {routed['student']}): kept "
-              f"{', '.join(routed['kept'])}; SCAS pick unchanged on {routed['pick_unchanged_share']:.0%} of the probe; "
-              f"{routed['saved']['requests']} requests saved")
+        print(
+            f"Routing ({routed['probe_questions']} probe questions, student {routed['student']}): kept "
+            f"{', '.join(routed['kept'])}; SCAS pick unchanged on {routed['pick_unchanged_share']:.0%} of the probe; "
+            f"{routed['saved']['requests']} requests saved"
+        )
     print(f"Corpus: {result.out.resolve()} (curate it with `scas-hub curate --source {result.out}`)")
     if result.pushed:
         print(f"Pushed to {result.pushed}")
@@ -49,51 +74,97 @@ def run(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    g = sub.add_parser("generate", formatter_class=HelpFormatter,
-                       help="ask teachers (vLLM or OpenAI-compatible endpoints) for answers to a source's questions",
-                       description="Write teachers' answers in the published pool's layout (data/<source>/<teacher>"
-                                   ".jsonl), which `curate --source DIR` reads. A rerun resumes.")
-    g.add_argument("--source", required=True, help="questions and reference answers: builder, recipe file (.py), "
-                                                    "folder, or Hub dataset id")
+    g = sub.add_parser(
+        "generate",
+        formatter_class=HelpFormatter,
+        help="ask teachers (vLLM or OpenAI-compatible endpoints) for answers to a source's questions",
+        description="Write teachers' answers in the published pool's layout (data/<source>/<teacher>"
+        ".jsonl), which `curate --source DIR` reads. A rerun resumes.",
+    )
+    g.add_argument(
+        "--source",
+        required=True,
+        help="questions and reference answers: builder, recipe file (.py), folder, or Hub dataset id",
+    )
     g.add_argument("--subset", default=None, help="subset of the source (default: the recipe's default)")
     g.add_argument("--source-revision", default=None, metavar="REV", help="Hub revision of the source (default: main)")
     g.add_argument("--limit", type=int, default=None, help="the first N questions (default: all)")
-    g.add_argument("--teacher", action="append", default=None, metavar="NAME=SPEC",
-                   help="NAME=MODEL (a Hub id or folder served by a local vLLM server) or NAME=openai:URL#MODEL; "
-                        "settings after ?, e.g. ?temperature=0.2&system=Answer+tersely.&api_key_env=MY_KEY "
-                        "(default: none; --teacher or --teachers is needed)")
-    g.add_argument("--teachers", action="append", default=None, metavar="FILE",
-                   help="YAML or JSON file listing teachers (name, spec or model/endpoint, settings; default: none)")
+    g.add_argument(
+        "--teacher",
+        action="append",
+        default=None,
+        metavar="NAME=SPEC",
+        help="NAME=MODEL (a Hub id or folder served by a local vLLM server) or NAME=openai:URL#MODEL; "
+        "settings after ?, e.g. ?temperature=0.2&system=Answer+tersely.&api_key_env=MY_KEY "
+        "(default: none; --teacher or --teachers is needed)",
+    )
+    g.add_argument(
+        "--teachers",
+        action="append",
+        default=None,
+        metavar="FILE",
+        help="YAML or JSON file listing teachers (name, spec or model/endpoint, settings; default: none)",
+    )
     g.add_argument("--samples", type=int, default=1, metavar="K", help="answers per teacher and question")
     g.add_argument("--max-tokens", type=int, default=1024, help="most tokens per answer")
     g.add_argument("--temperature", type=float, default=None, help="default: the server's")
     g.add_argument("--top-p", type=float, default=None, help="default: the server's")
     g.add_argument("--seed", type=int, default=None, help="sample k is requested with seed S + k (default: none)")
-    g.add_argument("--system-prompt", default=None, metavar="TEXT",
-                   help="for teachers without their own system (default: the question's own, else the default one)")
-    g.add_argument("--api-key-env", default=None, metavar="NAME",
-                   help="environment variable holding the endpoints' API key, never written anywhere (default: no key)")
+    g.add_argument(
+        "--system-prompt",
+        default=None,
+        metavar="TEXT",
+        help="for teachers without their own system (default: the question's own, else the default one)",
+    )
+    g.add_argument(
+        "--api-key-env",
+        default=None,
+        metavar="NAME",
+        help="environment variable holding the endpoints' API key, never written anywhere (default: no key)",
+    )
     g.add_argument("--concurrency", type=int, default=8, help="requests in flight at once")
     g.add_argument("--retries", type=int, default=4, help="tries after the first on 429, 5xx, timeouts, drops")
     g.add_argument("--backoff", type=float, default=1.0, help="seconds before the first retry (doubled each time)")
     g.add_argument("--timeout", type=float, default=600.0, help="seconds one request may take")
-    g.add_argument("--route-student", default=None, metavar="STUDENT",
-                   help="student-routed generation: this student scores every teacher's probe answers "
-                        "(default: no routing)")
-    g.add_argument("--route-probe", type=int, default=50, metavar="N",
-                   help="--route-student: questions every teacher answers")
-    g.add_argument("--route-keep", type=int, default=2, metavar="M",
-                   help="--route-student: the rest goes to the M teachers with the most SCAS picks")
-    g.add_argument("--route-verify", default=None, choices=["auto", "flags", "math", "trusted"],
-                   help="--route-student: how probe answers are verified (default: auto)")
-    g.add_argument("--vllm-python", default=None, metavar="PATH",
-                   help="python of the vLLM environment (default: $SCAS_HUB_VLLM_PYTHON, else .venv-vllm)")
-    g.add_argument("--vllm-args", default=None, metavar="'ARGS'",
-                   help="more arguments for the vLLM servers scas-hub starts, e.g. "
-                        "--vllm-args='--enforce-eager --dtype float32' (default: none)")
+    g.add_argument(
+        "--route-student",
+        default=None,
+        metavar="STUDENT",
+        help="student-routed generation: this student scores every teacher's probe answers (default: no routing)",
+    )
+    g.add_argument(
+        "--route-probe", type=int, default=50, metavar="N", help="--route-student: questions every teacher answers"
+    )
+    g.add_argument(
+        "--route-keep",
+        type=int,
+        default=2,
+        metavar="M",
+        help="--route-student: the rest goes to the M teachers with the most SCAS picks",
+    )
+    g.add_argument(
+        "--route-verify",
+        default=None,
+        choices=["auto", "flags", "math", "trusted"],
+        help="--route-student: how probe answers are verified (default: auto)",
+    )
+    g.add_argument(
+        "--vllm-python",
+        default=None,
+        metavar="PATH",
+        help="python of the vLLM environment (default: $SCAS_HUB_VLLM_PYTHON, else .venv-vllm)",
+    )
+    g.add_argument(
+        "--vllm-args",
+        default=None,
+        metavar="'ARGS'",
+        help="more arguments for the vLLM servers scas-hub starts, e.g. "
+        "--vllm-args='--enforce-eager --dtype float32' (default: none)",
+    )
     g.add_argument("--out", required=True, metavar="DIR", help="output folder; a rerun resumes it")
-    g.add_argument("--push", default=None, metavar="REPO_ID",
-                   help="upload the corpus to this Hub dataset repo (default: no push)")
+    g.add_argument(
+        "--push", default=None, metavar="REPO_ID", help="upload the corpus to this Hub dataset repo (default: no push)"
+    )
     g.add_argument("--private", action="store_true", help="create the Hub repo private")
     g.add_argument("--no-progress", action="store_true", help="draw no progress bars")
     g.set_defaults(func=run)

@@ -77,10 +77,17 @@ def _value_type(annotation: str) -> type | None:
     return _TYPES.get(next(iter(parts))) if len(parts) == 1 else None
 
 
-def add_config_flags(group: argparse._ActionsContainer, config: type, names: Sequence[str], *,
-                     unset: bool = False, dests: Mapping[str, str] | None = None,
-                     flags: Mapping[str, str] | None = None, helps: Mapping[str, str] | None = None,
-                     choices: Mapping[str, Sequence[str]] | None = None) -> None:
+def add_config_flags(
+    group: argparse._ActionsContainer,
+    config: type,
+    names: Sequence[str],
+    *,
+    unset: bool = False,
+    dests: Mapping[str, str] | None = None,
+    flags: Mapping[str, str] | None = None,
+    helps: Mapping[str, str] | None = None,
+    choices: Mapping[str, Sequence[str]] | None = None,
+) -> None:
     """Add one flag per field `names` of the dataclass `config` to `group`, in that order.
 
     Args:
@@ -93,8 +100,7 @@ def add_config_flags(group: argparse._ActionsContainer, config: type, names: Seq
         f = config_field(config, name)
         meta = f.metadata
         default = None if unset else field_default(f)
-        kwargs: dict[str, Any] = {"dest": (dests or {}).get(name, name),
-                                  "help": (helps or {}).get(name) or help_of(f)}
+        kwargs: dict[str, Any] = {"dest": (dests or {}).get(name, name), "help": (helps or {}).get(name) or help_of(f)}
         value_type = _value_type(f.type)
         if "bool" in str(f.type):
             if meta.get("negatable"):  # --x / --no-x

@@ -17,8 +17,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("push", formatter_class=HelpFormatter, help="push an output folder to the Hub and tag it",
-                       description="Push an output folder to a Hub dataset repo as one commit, tagged vN.")
+    p = sub.add_parser(
+        "push",
+        formatter_class=HelpFormatter,
+        help="push an output folder to the Hub and tag it",
+        description="Push an output folder to a Hub dataset repo as one commit, tagged vN.",
+    )
     p.add_argument("folder", help="an output folder of `curate` or `select`")
     p.add_argument("repo_id", help="the Hub dataset repo (org/name); created if missing")
     pub = p.add_argument_group("publishing")

@@ -32,20 +32,37 @@ def run(args: argparse.Namespace) -> int:
     if args.num_processes > 1 and not launched_by_accelerate():
         return relaunch(args.num_processes)
     config = train_config(args)
-    scoring = ScoringConfig(token_budget=args.token_budget, progress=not args.no_progress,
-                            max_length=config.max_length, truncate=args.truncate)
-    result = run_rounds(args.student, args.rounds, args.out, source=args.source, subset=args.subset,
-                        student_revision=args.student_revision,
-                        publishing=PublishConfig(push=args.push, private=args.private),
-                        push_checkpoints=args.push_checkpoints, train_config=config,
-                        selection=selection_config(args), dtype=args.dtype,
-                        device=args.device, scoring=scoring, from_base=args.from_base,
-                        eval_source=args.eval, eval_subset=args.eval_subset, eval_revision=args.eval_revision,
-                        eval_limit=args.eval_limit, eval_seed=args.eval_seed,
-                        decoding=decoding(args) if args.eval else None,
-                        score_cache=False if args.no_score_cache else (args.score_cache or True),
-                        chat_template=Path(args.chat_template) if args.chat_template else None,
-                        progress=not args.no_progress)
+    scoring = ScoringConfig(
+        token_budget=args.token_budget,
+        progress=not args.no_progress,
+        max_length=config.max_length,
+        truncate=args.truncate,
+    )
+    result = run_rounds(
+        args.student,
+        args.rounds,
+        args.out,
+        source=args.source,
+        subset=args.subset,
+        student_revision=args.student_revision,
+        publishing=PublishConfig(push=args.push, private=args.private),
+        push_checkpoints=args.push_checkpoints,
+        train_config=config,
+        selection=selection_config(args),
+        dtype=args.dtype,
+        device=args.device,
+        scoring=scoring,
+        from_base=args.from_base,
+        eval_source=args.eval,
+        eval_subset=args.eval_subset,
+        eval_revision=args.eval_revision,
+        eval_limit=args.eval_limit,
+        eval_seed=args.eval_seed,
+        decoding=decoding(args) if args.eval else None,
+        score_cache=False if args.no_score_cache else (args.score_cache or True),
+        chat_template=Path(args.chat_template) if args.chat_template else None,
+        progress=not args.no_progress,
+    )
     print(f"\n{result.table()}\n\nRounds folder: {result.out.resolve()}")
     print(f"The student after {len(result.rounds)} rounds: {result.final_checkpoint.resolve()}")
     if result.base_eval:
@@ -58,58 +75,113 @@ def run(args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction) -> None:
     from ..score.config import ScoringConfig
 
-    o = sub.add_parser("rounds", formatter_class=HelpFormatter,
-                       help="run the SCAS loop: score, select, publish, train, round after round",
-                       description="Round r scores the corpus with the student of round r, selects, writes "
-                                   "OUT/round-<r> (pushed as the next version), and trains the next student into "
-                                   "OUT/checkpoints/round-<r>. A rerun continues at the first unfinished step.")
+    o = sub.add_parser(
+        "rounds",
+        formatter_class=HelpFormatter,
+        help="run the SCAS loop: score, select, publish, train, round after round",
+        description="Round r scores the corpus with the student of round r, selects, writes "
+        "OUT/round-<r> (pushed as the next version), and trains the next student into "
+        "OUT/checkpoints/round-<r>. A rerun continues at the first unfinished step.",
+    )
     src = o.add_argument_group("source & student")
-    src.add_argument("--source", default=None,
-                     help="the corpus, as for `curate` (default: demo for the embedded student, scas_pool otherwise)")
+    src.add_argument(
+        "--source",
+        default=None,
+        help="the corpus, as for `curate` (default: demo for the embedded student, scas_pool otherwise)",
+    )
     src.add_argument("--subset", default=None, help="subset(s) of the source (default: the recipe's default)")
     src.add_argument("--student", default=DEFAULT_STUDENT, help="the base student: alias, Hub model id or folder")
-    src.add_argument("--student-revision", default=None, metavar="REV",
-                     help="Hub revision of the base student (default: main)")
+    src.add_argument(
+        "--student-revision", default=None, metavar="REV", help="Hub revision of the base student (default: main)"
+    )
     src.add_argument("--rounds", type=int, default=3, metavar="N", help="rounds to run (or to complete)")
-    src.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"],
-                     help="the dtype the scorer runs the student in; auto = bfloat16 on CUDA, float32 otherwise")
+    src.add_argument(
+        "--dtype",
+        default="auto",
+        choices=["auto", "float32", "bfloat16", "float16"],
+        help="the dtype the scorer runs the student in; auto = bfloat16 on CUDA, float32 otherwise",
+    )
     src.add_argument("--device", default=None, help="torch device for scoring (default: cuda if available)")
-    add_config_flags(src, ScoringConfig, ("token_budget",),
-                     helps={"token_budget": "tokens per scoring forward pass (default: 4096 on CPU, 16384 on GPU)"})
-    src.add_argument("--score-cache", default=None, metavar="DIR",
-                     help="score cache / resume folder (default: under $SCAS_HUB_CACHE or $HF_HOME/scas_hub)")
+    add_config_flags(
+        src,
+        ScoringConfig,
+        ("token_budget",),
+        helps={"token_budget": "tokens per scoring forward pass (default: 4096 on CPU, 16384 on GPU)"},
+    )
+    src.add_argument(
+        "--score-cache",
+        default=None,
+        metavar="DIR",
+        help="score cache / resume folder (default: under $SCAS_HUB_CACHE or $HF_HOME/scas_hub)",
+    )
     src.add_argument("--no-score-cache", action="store_true", help="score everything, write no cache")
-    add_config_flags(src, ScoringConfig, ("truncate",),
-                     helps={"truncate": "score and train a candidate longer than --max-length on its first "
-                                        "--max-length tokens (default: set it aside as too_long)"})
+    add_config_flags(
+        src,
+        ScoringConfig,
+        ("truncate",),
+        helps={
+            "truncate": "score and train a candidate longer than --max-length on its first "
+            "--max-length tokens (default: set it aside as too_long)"
+        },
+    )
     add_selection_args(o)
     add_train_args(o, seed_flag="--train-seed")
-    o.add_argument("--from-base", action="store_true",
-                   help="train every round's checkpoint from the base student (default: continue from the "
-                        "previous round's checkpoint)")
+    o.add_argument(
+        "--from-base",
+        action="store_true",
+        help="train every round's checkpoint from the base student (default: continue from the "
+        "previous round's checkpoint)",
+    )
     ev = o.add_argument_group("evaluation (default: none)")
-    ev.add_argument("--eval", default=None, metavar="SOURCE",
-                    help="evaluate the base student and every round's checkpoint on these held-out questions "
-                         "(builder, recipe, folder or Hub id); corpus questions among them are set aside from training "
-                         "(default: no evaluation)")
+    ev.add_argument(
+        "--eval",
+        default=None,
+        metavar="SOURCE",
+        help="evaluate the base student and every round's checkpoint on these held-out questions "
+        "(builder, recipe, folder or Hub id); corpus questions among them are set aside from training "
+        "(default: no evaluation)",
+    )
     ev.add_argument("--eval-subset", default=None, help="subset of the eval source (default: the recipe's default)")
-    ev.add_argument("--eval-revision", default=None, metavar="REV",
-                    help="Hub revision of the eval source (default: main)")
-    ev.add_argument("--eval-limit", type=int, default=None, metavar="N",
-                    help="evaluate N questions, a seeded uniform draw (default: every question)")
+    ev.add_argument(
+        "--eval-revision", default=None, metavar="REV", help="Hub revision of the eval source (default: main)"
+    )
+    ev.add_argument(
+        "--eval-limit",
+        type=int,
+        default=None,
+        metavar="N",
+        help="evaluate N questions, a seeded uniform draw (default: every question)",
+    )
     ev.add_argument("--eval-seed", type=int, default=DEFAULT_SEED, help="seed of the --eval-limit draw")
     # the loop evaluates in-process: no openai backend (it has no --endpoint)
-    add_decoding_args(ev, batch_flag="--eval-batch-size", names=DECODING_FLAGS[:3],
-                      helps={"batch_size": "prompts per generate call (transformers)"},
-                      choices={"backend": ["auto", "transformers", "vllm"]})
+    add_decoding_args(
+        ev,
+        batch_flag="--eval-batch-size",
+        names=DECODING_FLAGS[:3],
+        helps={"batch_size": "prompts per generate call (transformers)"},
+        choices={"backend": ["auto", "transformers", "vllm"]},
+    )
     pub = o.add_argument_group("output & publishing")
     pub.add_argument("--out", default=None, metavar="DIR", help="the loop's folder (default: out/rounds-<student>)")
-    pub.add_argument("--push", default=None, metavar="REPO_ID",
-                     help="Hub dataset repo (org/name): round r is pushed as its next version (default: no push)")
-    pub.add_argument("--push-checkpoints", default=None, metavar="REPO_ID",
-                     help="Hub model repo every trained checkpoint is pushed to (default: no push)")
+    pub.add_argument(
+        "--push",
+        default=None,
+        metavar="REPO_ID",
+        help="Hub dataset repo (org/name): round r is pushed as its next version (default: no push)",
+    )
+    pub.add_argument(
+        "--push-checkpoints",
+        default=None,
+        metavar="REPO_ID",
+        help="Hub model repo every trained checkpoint is pushed to (default: no push)",
+    )
     pub.add_argument("--private", action="store_true", help="create the Hub repos private")
     rt = add_runtime_args(o)
-    rt.add_argument("--num-processes", type=int_in(1, MAX_PROCESSES), default=1, metavar="N",
-                    help="score and train on N processes via `accelerate launch` (one per GPU)")
+    rt.add_argument(
+        "--num-processes",
+        type=int_in(1, MAX_PROCESSES),
+        default=1,
+        metavar="N",
+        help="score and train on N processes via `accelerate launch` (one per GPU)",
+    )
     o.set_defaults(func=run)

@@ -22,21 +22,60 @@ if TYPE_CHECKING:
     from .report import EvalReport, QuestionResult
     from .run import evaluate, evaluate_student
 
-_EXPORTS = {name: module for module, names in {
-    "bootstrap": ("accuracy_interval", "paired_difference",),
-    "generate": ("DecodingConfig", "Generation", "Generator",),
-    "grading": ("grade",),
-    "overlap": ("Overlap", "find_overlap",),
-    "prompts": ("training_system_prompt",),
-    "questions": ("EvalQuestion", "EvalSet", "load_eval_questions",),
-    "report": ("EvalReport", "QuestionResult",),
-    "run": ("evaluate", "evaluate_student",),
-}.items() for name in names}
+_EXPORTS = {
+    name: module
+    for module, names in {
+        "bootstrap": (
+            "accuracy_interval",
+            "paired_difference",
+        ),
+        "generate": (
+            "DecodingConfig",
+            "Generation",
+            "Generator",
+        ),
+        "grading": ("grade",),
+        "overlap": (
+            "Overlap",
+            "find_overlap",
+        ),
+        "prompts": ("training_system_prompt",),
+        "questions": (
+            "EvalQuestion",
+            "EvalSet",
+            "load_eval_questions",
+        ),
+        "report": (
+            "EvalReport",
+            "QuestionResult",
+        ),
+        "run": (
+            "evaluate",
+            "evaluate_student",
+        ),
+    }.items()
+    for name in names
+}
 """Public name -> submodule; imported on first use (PEP 562), so `scas_hub.evaluate.config` stays light."""
 
-__all__ = ["DecodingConfig", "EvalQuestion", "EvalReport", "EvalSet", "Generation", "Generator", "Overlap",
-           "QuestionResult", "accuracy_interval", "evaluate", "evaluate_student", "find_overlap", "grade",
-           "load_eval_questions", "paired_difference", "training_system_prompt"]
+__all__ = [
+    "DecodingConfig",
+    "EvalQuestion",
+    "EvalReport",
+    "EvalSet",
+    "Generation",
+    "Generator",
+    "Overlap",
+    "QuestionResult",
+    "accuracy_interval",
+    "evaluate",
+    "evaluate_student",
+    "find_overlap",
+    "grade",
+    "load_eval_questions",
+    "paired_difference",
+    "training_system_prompt",
+]
 
 
 def __getattr__(name: str) -> Any:

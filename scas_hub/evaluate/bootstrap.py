@@ -33,19 +33,29 @@ def _mean_difference(x, y, axis=-1):
     return np.mean(x, axis=axis) - np.mean(y, axis=axis)
 
 
-def _bootstrap(data: tuple[np.ndarray, ...], statistic, paired: bool, confidence: float, resamples: int,
-               seed: int) -> tuple[float | None, float | None]:
+def _bootstrap(
+    data: tuple[np.ndarray, ...], statistic, paired: bool, confidence: float, resamples: int, seed: int
+) -> tuple[float | None, float | None]:
     from scipy.stats import bootstrap
 
     if len(data[0]) < 2:
         return None, None
-    result = bootstrap(data, statistic, paired=paired, vectorized=True, confidence_level=confidence,
-                       n_resamples=resamples, method="percentile", rng=np.random.default_rng(seed))
+    result = bootstrap(
+        data,
+        statistic,
+        paired=paired,
+        vectorized=True,
+        confidence_level=confidence,
+        n_resamples=resamples,
+        method="percentile",
+        rng=np.random.default_rng(seed),
+    )
     return float(result.confidence_interval.low), float(result.confidence_interval.high)
 
 
-def accuracy_interval(scores: Sequence[float], *, confidence: float = CONFIDENCE, resamples: int = RESAMPLES,
-                      seed: int = 0) -> Interval:
+def accuracy_interval(
+    scores: Sequence[float], *, confidence: float = CONFIDENCE, resamples: int = RESAMPLES, seed: int = 0
+) -> Interval:
     """Accuracy (mean score) with a percentile bootstrap interval over questions."""
     x = np.asarray(scores, dtype=float)
     if x.size == 0:
@@ -54,8 +64,14 @@ def accuracy_interval(scores: Sequence[float], *, confidence: float = CONFIDENCE
     return Interval(float(x.mean()), low, high)
 
 
-def paired_difference(scores: Sequence[float], baseline: Sequence[float], *, confidence: float = CONFIDENCE,
-                      resamples: int = RESAMPLES, seed: int = 0) -> Interval:
+def paired_difference(
+    scores: Sequence[float],
+    baseline: Sequence[float],
+    *,
+    confidence: float = CONFIDENCE,
+    resamples: int = RESAMPLES,
+    seed: int = 0,
+) -> Interval:
     """`mean(scores) - mean(baseline)` on the same questions, with a paired bootstrap interval."""
     x, y = np.asarray(scores, dtype=float), np.asarray(baseline, dtype=float)
     if x.shape != y.shape or x.size == 0:

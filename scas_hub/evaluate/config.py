@@ -19,12 +19,18 @@ class DecodingConfig:
     max_new_tokens: int = field(default=1024, metadata={"help": "most tokens generated per answer"})
     batch_size: int = field(default=16, metadata={"help": "prompts per generate call (transformers backend)"})
     """Prompts per `generate` call (transformers; vLLM schedules its own batches)."""
-    backend: str = field(default="auto", metadata={
-        "help": "auto: vLLM when installed and on a GPU, else transformers", "choices": list(BACKENDS)})
+    backend: str = field(
+        default="auto",
+        metadata={"help": "auto: vLLM when installed and on a GPU, else transformers", "choices": list(BACKENDS)},
+    )
     """`auto`: vLLM when it is installed and a GPU is there, else transformers."""
-    dtype: str = field(default="auto", metadata={
-        "help": "weights and activations while decoding; auto = bfloat16 on CUDA, float32 otherwise",
-        "choices": ["auto", *DTYPE_NAMES]})
+    dtype: str = field(
+        default="auto",
+        metadata={
+            "help": "weights and activations while decoding; auto = bfloat16 on CUDA, float32 otherwise",
+            "choices": ["auto", *DTYPE_NAMES],
+        },
+    )
     """`auto`: bfloat16 on CUDA, float32 elsewhere."""
 
     def __post_init__(self) -> None:
@@ -39,10 +45,28 @@ class DecodingConfig:
         Each backend maps these onto its own parameters (transformers `GenerationConfig`, vLLM
         `SamplingParams`, ...) and takes nothing from the model's `generation_config.json`.
         """
-        return {"max_new_tokens": self.max_new_tokens, "min_new_tokens": 0, "do_sample": False, "num_beams": 1,
-                "temperature": 0.0, "top_p": 1.0, "top_k": None, "min_p": 0.0, "repetition_penalty": 1.0,
-                "presence_penalty": 0.0, "frequency_penalty": 0.0, "no_repeat_ngram_size": 0, "length_penalty": 1.0}
+        return {
+            "max_new_tokens": self.max_new_tokens,
+            "min_new_tokens": 0,
+            "do_sample": False,
+            "num_beams": 1,
+            "temperature": 0.0,
+            "top_p": 1.0,
+            "top_k": None,
+            "min_p": 0.0,
+            "repetition_penalty": 1.0,
+            "presence_penalty": 0.0,
+            "frequency_penalty": 0.0,
+            "no_repeat_ngram_size": 0,
+            "length_penalty": 1.0,
+        }
 
     def to_dict(self) -> dict:
-        return {"strategy": "greedy", "do_sample": False, "num_beams": 1, **asdict(self), "padding_side": "left",
-                "generation": self.generation_kwargs()}
+        return {
+            "strategy": "greedy",
+            "do_sample": False,
+            "num_beams": 1,
+            **asdict(self),
+            "padding_side": "left",
+            "generation": self.generation_kwargs(),
+        }

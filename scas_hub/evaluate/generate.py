@@ -48,8 +48,9 @@ def resolve_backend(backend: str, device: str) -> str:
     if backend == "openai":
         raise ConfigError("--backend openai needs --endpoint URL#MODEL (an OpenAIGenerator)")
     if backend == "vllm" and importlib.util.find_spec("vllm") is None:
-        raise ConfigError("--backend vllm needs vLLM: pip install vllm (on a CUDA machine), "
-                          "or use --backend transformers")
+        raise ConfigError(
+            "--backend vllm needs vLLM: pip install vllm (on a CUDA machine), or use --backend transformers"
+        )
     return backend
 
 
@@ -66,16 +67,20 @@ def stop_token_ids(tokenizer, generation_config=None, chat_template: str | None 
             ids.update([source] if isinstance(source, int) else source)
     probe = "scas-hub-probe"
     rendered = tokenizer.apply_chat_template(
-        [{"role": "user", "content": "?"}, {"role": "assistant", "content": probe}], tokenize=False,
-        chat_template=chat_template)
-    tail = rendered[rendered.rfind(probe) + len(probe):]
+        [{"role": "user", "content": "?"}, {"role": "assistant", "content": probe}],
+        tokenize=False,
+        chat_template=chat_template,
+    )
+    tail = rendered[rendered.rfind(probe) + len(probe) :]
     special = special_token_ids(tokenizer)
     end_of_turn = next((t for t in tokenizer(tail, add_special_tokens=False)["input_ids"] if t in special), None)
     if end_of_turn is not None:
         ids.add(end_of_turn)
     if not ids:
-        raise StudentError("the student's tokenizer has no EOS token and its chat template no end-of-turn token: "
-                           "generation would never stop; set `eos_token` in its tokenizer config")
+        raise StudentError(
+            "the student's tokenizer has no EOS token and its chat template no end-of-turn token: "
+            "generation would never stop; set `eos_token` in its tokenizer config"
+        )
     return sorted(ids)
 
 
@@ -89,13 +94,31 @@ def transformers_generation_config(config: DecodingConfig, stop_ids: list[int], 
 
     g = config.generation_kwargs()
     return GenerationConfig(
-        max_new_tokens=g["max_new_tokens"], min_new_tokens=g["min_new_tokens"], do_sample=g["do_sample"],
-        num_beams=g["num_beams"], temperature=None, top_p=None, top_k=None, min_p=None,
-        repetition_penalty=g["repetition_penalty"], no_repeat_ngram_size=g["no_repeat_ngram_size"],
-        length_penalty=g["length_penalty"], encoder_repetition_penalty=1.0, typical_p=1.0, epsilon_cutoff=0.0,
-        eta_cutoff=0.0, bad_words_ids=None, suppress_tokens=None, begin_suppress_tokens=None,
-        forced_bos_token_id=None, forced_eos_token_id=None, sequence_bias=None, num_return_sequences=1,
-        eos_token_id=list(stop_ids), pad_token_id=pad_id, use_cache=True,
+        max_new_tokens=g["max_new_tokens"],
+        min_new_tokens=g["min_new_tokens"],
+        do_sample=g["do_sample"],
+        num_beams=g["num_beams"],
+        temperature=None,
+        top_p=None,
+        top_k=None,
+        min_p=None,
+        repetition_penalty=g["repetition_penalty"],
+        no_repeat_ngram_size=g["no_repeat_ngram_size"],
+        length_penalty=g["length_penalty"],
+        encoder_repetition_penalty=1.0,
+        typical_p=1.0,
+        epsilon_cutoff=0.0,
+        eta_cutoff=0.0,
+        bad_words_ids=None,
+        suppress_tokens=None,
+        begin_suppress_tokens=None,
+        forced_bos_token_id=None,
+        forced_eos_token_id=None,
+        sequence_bias=None,
+        num_return_sequences=1,
+        eos_token_id=list(stop_ids),
+        pad_token_id=pad_id,
+        use_cache=True,
     )
 
 
@@ -116,8 +139,9 @@ class TransformersGenerator:
 
     backend = "transformers"
 
-    def __init__(self, model, tokenizer, config: DecodingConfig, *, progress: bool = True,
-                 chat_template: str | None = None):
+    def __init__(
+        self, model, tokenizer, config: DecodingConfig, *, progress: bool = True, chat_template: str | None = None
+    ):
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.config = config
@@ -131,13 +155,26 @@ class TransformersGenerator:
     @property
     def parameters(self) -> dict[str, Any]:
         """What `generate` is given (recorded in the report)."""
-        keys = ("max_new_tokens", "min_new_tokens", "do_sample", "num_beams", "temperature", "top_p", "top_k",
-                "repetition_penalty", "no_repeat_ngram_size", "length_penalty", "eos_token_id", "pad_token_id")
+        keys = (
+            "max_new_tokens",
+            "min_new_tokens",
+            "do_sample",
+            "num_beams",
+            "temperature",
+            "top_p",
+            "top_k",
+            "repetition_penalty",
+            "no_repeat_ngram_size",
+            "length_penalty",
+            "eos_token_id",
+            "pad_token_id",
+        )
         return {k: getattr(self.generation_config, k) for k in keys}
 
     def _encode(self, conversations: Sequence[Messages]) -> list[list[int]]:
-        texts = self.tokenizer.apply_chat_template(list(conversations), tokenize=False, add_generation_prompt=True,
-                                                   chat_template=self.chat_template)
+        texts = self.tokenizer.apply_chat_template(
+            list(conversations), tokenize=False, add_generation_prompt=True, chat_template=self.chat_template
+        )
         # the rendered template already holds every special token it wants
         return self.tokenizer(texts, add_special_tokens=False)["input_ids"]
 
@@ -152,16 +189,19 @@ class TransformersGenerator:
         bar = tqdm(total=len(prompts), unit="q", desc="generating", disable=not self.progress)
         try:
             for start in range(0, len(order), self.config.batch_size):
-                batch = order[start:start + self.config.batch_size]
+                batch = order[start : start + self.config.batch_size]
                 width = max(len(prompts[i]) for i in batch)
                 ids = torch.full((len(batch), width), self.pad_id, dtype=torch.long)
                 mask = torch.zeros((len(batch), width), dtype=torch.long)
                 for row, i in enumerate(batch):  # left padding: every prompt ends where generation starts
-                    ids[row, width - len(prompts[i]):] = torch.tensor(prompts[i])
-                    mask[row, width - len(prompts[i]):] = 1
+                    ids[row, width - len(prompts[i]) :] = torch.tensor(prompts[i])
+                    mask[row, width - len(prompts[i]) :] = 1
                 with torch.inference_mode(), _pinned(self.model, self.generation_config):
-                    generated = self.model.generate(input_ids=ids.to(device), attention_mask=mask.to(device),
-                                                    generation_config=self.generation_config)
+                    generated = self.model.generate(
+                        input_ids=ids.to(device),
+                        attention_mask=mask.to(device),
+                        generation_config=self.generation_config,
+                    )
                 for row, i in enumerate(batch):
                     tokens = generated[row, width:].tolist()
                     end = next((k for k, t in enumerate(tokens) if t in stop), None)
@@ -184,8 +224,16 @@ class VLLMGenerator:
 
     backend = "vllm"
 
-    def __init__(self, model_path: str, tokenizer, config: DecodingConfig, dtype: str, *, progress: bool = True,
-                 chat_template: str | None = None):
+    def __init__(
+        self,
+        model_path: str,
+        tokenizer,
+        config: DecodingConfig,
+        dtype: str,
+        *,
+        progress: bool = True,
+        chat_template: str | None = None,
+    ):
         from vllm import LLM, SamplingParams
 
         self.progress = progress
@@ -194,12 +242,22 @@ class VLLMGenerator:
         self.pad_id = tokenizer.pad_token_id
         self.llm = LLM(model=model_path, dtype=dtype, seed=0, generation_config="vllm")
         g = config.generation_kwargs()
-        self.sampling = {"n": 1, "temperature": g["temperature"], "top_p": g["top_p"], "top_k": -1 if g["top_k"] is None
-                         else g["top_k"], "min_p": g["min_p"], "repetition_penalty": g["repetition_penalty"],
-                         "presence_penalty": g["presence_penalty"], "frequency_penalty": g["frequency_penalty"],
-                         "max_tokens": g["max_new_tokens"], "min_tokens": g["min_new_tokens"],
-                         "stop_token_ids": list(self.stop_ids), "ignore_eos": False, "skip_special_tokens": True,
-                         "seed": 0}
+        self.sampling = {
+            "n": 1,
+            "temperature": g["temperature"],
+            "top_p": g["top_p"],
+            "top_k": -1 if g["top_k"] is None else g["top_k"],
+            "min_p": g["min_p"],
+            "repetition_penalty": g["repetition_penalty"],
+            "presence_penalty": g["presence_penalty"],
+            "frequency_penalty": g["frequency_penalty"],
+            "max_tokens": g["max_new_tokens"],
+            "min_tokens": g["min_new_tokens"],
+            "stop_token_ids": list(self.stop_ids),
+            "ignore_eos": False,
+            "skip_special_tokens": True,
+            "seed": 0,
+        }
         self.params = SamplingParams(**self.sampling)
 
     @property
@@ -208,7 +266,14 @@ class VLLMGenerator:
         return dict(self.sampling)
 
     def __call__(self, conversations: Sequence[Messages]) -> list[Generation]:
-        outputs = self.llm.chat(list(conversations), self.params, use_tqdm=self.progress, add_generation_prompt=True,
-                                chat_template=self.chat_template)
-        return [Generation(o.outputs[0].text, len(o.outputs[0].token_ids), o.outputs[0].finish_reason == "stop")
-                for o in outputs]
+        outputs = self.llm.chat(
+            list(conversations),
+            self.params,
+            use_tqdm=self.progress,
+            add_generation_prompt=True,
+            chat_template=self.chat_template,
+        )
+        return [
+            Generation(o.outputs[0].text, len(o.outputs[0].token_ids), o.outputs[0].finish_reason == "stop")
+            for o in outputs
+        ]

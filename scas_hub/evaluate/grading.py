@@ -36,8 +36,10 @@ def _finished_config():
 def _cut_config():
     from math_verify import ExprExtractionConfig, LatexExtractionConfig
 
-    return [ExprExtractionConfig(try_extract_without_anchor=False),
-            LatexExtractionConfig(boxed_match_priority=0, try_extract_without_anchor=False)]
+    return [
+        ExprExtractionConfig(try_extract_without_anchor=False),
+        LatexExtractionConfig(boxed_match_priority=0, try_extract_without_anchor=False),
+    ]
 
 
 @lru_cache(maxsize=4096)

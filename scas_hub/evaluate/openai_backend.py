@@ -39,8 +39,16 @@ class OpenAIGenerator:
 
     backend = "openai"
 
-    def __init__(self, endpoint: str, config: DecodingConfig, *, api_key_env: str | None = None,
-                 concurrency: int = 8, timeout: float = 600.0, progress: bool = True):
+    def __init__(
+        self,
+        endpoint: str,
+        config: DecodingConfig,
+        *,
+        api_key_env: str | None = None,
+        concurrency: int = 8,
+        timeout: float = 600.0,
+        progress: bool = True,
+    ):
         self.url, self.model = parse_endpoint(endpoint)
         self._key = None
         if api_key_env:
@@ -52,9 +60,15 @@ class OpenAIGenerator:
         self.progress = progress
         pinned = config.generation_kwargs()
         self.parameters: dict[str, Any] = {
-            "endpoint": self.url, "model": self.model, "max_tokens": config.max_new_tokens,
-            "temperature": pinned.get("temperature", 0.0), "top_p": pinned.get("top_p", 1.0), "seed": GREEDY_SEED,
-            "n": 1, "frequency_penalty": pinned["frequency_penalty"], "presence_penalty": pinned["presence_penalty"],
+            "endpoint": self.url,
+            "model": self.model,
+            "max_tokens": config.max_new_tokens,
+            "temperature": pinned.get("temperature", 0.0),
+            "top_p": pinned.get("top_p", 1.0),
+            "seed": GREEDY_SEED,
+            "n": 1,
+            "frequency_penalty": pinned["frequency_penalty"],
+            "presence_penalty": pinned["presence_penalty"],
             "api_key_env": api_key_env,
             "chat_template": "the server's (the served model's own)",
         }
@@ -62,13 +76,25 @@ class OpenAIGenerator:
     def _ask(self, client, messages: Messages) -> Generation:
         from ..generate.client import RequestFailed
 
-        payload = {k: self.parameters[k] for k in ("model", "max_tokens", "temperature", "top_p", "seed", "n",
-                                                  "frequency_penalty", "presence_penalty")}
+        payload = {
+            k: self.parameters[k]
+            for k in (
+                "model",
+                "max_tokens",
+                "temperature",
+                "top_p",
+                "seed",
+                "n",
+                "frequency_penalty",
+                "presence_penalty",
+            )
+        }
         try:
             answer = client.chat({**payload, "messages": messages})
         except RequestFailed as err:
-            raise ConfigError(f"the endpoint {self.url} did not answer ({err}); is the student served there "
-                              f"as {self.model!r}?") from err
+            raise ConfigError(
+                f"the endpoint {self.url} did not answer ({err}); is the student served there as {self.model!r}?"
+            ) from err
         return Generation(answer.text, answer.completion_tokens, stopped=answer.finish_reason == "stop")
 
     def __call__(self, conversations: Sequence[Messages]) -> list[Generation]:
@@ -76,8 +102,10 @@ class OpenAIGenerator:
 
         bar = tqdm(total=len(conversations), unit="q", desc="generating (openai)", disable=not self.progress)
         try:
-            with ChatClient(self.url, self._key, RetryPolicy(timeout=self.timeout), self.concurrency) as client, \
-                    ThreadPoolExecutor(max_workers=self.concurrency) as pool:
+            with (
+                ChatClient(self.url, self._key, RetryPolicy(timeout=self.timeout), self.concurrency) as client,
+                ThreadPoolExecutor(max_workers=self.concurrency) as pool,
+            ):
                 out = []
                 for generation in pool.map(lambda messages: self._ask(client, messages), conversations):
                     out.append(generation)
@@ -104,10 +132,18 @@ def backend_differences(reports: dict[str, Any], reference: str = "transformers"
             other = next((r for r in report.per_question if r.question_id == qid), None)
             if other is None or other.generated == ref.generated:
                 continue
-            split = next((i for i, (a, b) in enumerate(zip(ref.generated, other.generated, strict=False)) if a != b),
-                         min(len(ref.generated), len(other.generated)))
+            split = next(
+                (i for i, (a, b) in enumerate(zip(ref.generated, other.generated, strict=False)) if a != b),
+                min(len(ref.generated), len(other.generated)),
+            )
             differing[name] = {"generated": other.generated, "correct": other.correct, "first_difference_at": split}
         if differing:
-            out.append({"question_id": qid, reference: ref.generated, f"{reference}_correct": ref.correct,
-                        "backends": differing})
+            out.append(
+                {
+                    "question_id": qid,
+                    reference: ref.generated,
+                    f"{reference}_correct": ref.correct,
+                    "backends": differing,
+                }
+            )
     return out

@@ -32,9 +32,13 @@ class Overlap:
         return len(self.eval_question_ids)
 
     def to_dict(self) -> dict:
-        return {"eval_questions": self.n_eval_questions, "corpus_questions": len(self.corpus_question_ids),
-                "corpus_rows": self.corpus_rows, "eval_question_ids": list(self.eval_question_ids),
-                "matched_by": "normalised question text (NFKC, case-folded, whitespace collapsed)"}
+        return {
+            "eval_questions": self.n_eval_questions,
+            "corpus_questions": len(self.corpus_question_ids),
+            "corpus_rows": self.corpus_rows,
+            "eval_question_ids": list(self.eval_question_ids),
+            "matched_by": "normalised question text (NFKC, case-folded, whitespace collapsed)",
+        }
 
 
 def find_overlap(corpus: Iterable[Candidate], eval_questions: Sequence[EvalQuestion]) -> Overlap:
@@ -50,5 +54,6 @@ def find_overlap(corpus: Iterable[Candidate], eval_questions: Sequence[EvalQuest
             corpus_ids.setdefault(cand.question_id or text, None)
             rows += 1
     eval_ids = tuple(q.question_id for q in eval_questions if q.normalised in shared)
-    return Overlap(eval_question_ids=eval_ids, corpus_question_ids=tuple(corpus_ids), corpus_rows=rows,
-                   texts=frozenset(shared))
+    return Overlap(
+        eval_question_ids=eval_ids, corpus_question_ids=tuple(corpus_ids), corpus_rows=rows, texts=frozenset(shared)
+    )

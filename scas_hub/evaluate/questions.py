@@ -42,9 +42,15 @@ class EvalQuestion:
 
     def as_candidate(self, answer: str, teacher: str = "reference") -> Candidate:
         """The question with `answer` as a candidate record, rendered exactly as training and scoring render it."""
-        return Candidate(question_id=self.question_id, teacher=teacher, instruction=self.instruction, answer=answer,
-                         system=self.system, source_dataset=self.source_dataset,
-                         reference_answer=self.reference_answer)
+        return Candidate(
+            question_id=self.question_id,
+            teacher=teacher,
+            instruction=self.instruction,
+            answer=answer,
+            system=self.system,
+            source_dataset=self.source_dataset,
+            reference_answer=self.reference_answer,
+        )
 
     def prompt_messages(self, system_prompt: str | None = None) -> list[dict[str, str]]:
         """`[system, user]` with `system_prompt`, else the row's own, else the default one (as in training
@@ -78,9 +84,16 @@ class EvalSet:
         return hashlib.sha256(json.dumps(payload, ensure_ascii=False).encode("utf-8")).hexdigest()
 
     def to_dict(self) -> dict:
-        return {"rows_in": self.rows_in, "questions_in": self.questions_in, "questions_evaluated": len(self.questions),
-                "skipped": dict(sorted(self.skipped.items())), "limit": self.limit, "sample_seed": self.sample_seed,
-                "content_sha256": self.content_sha256, "questions_sha256": self.questions_sha256}
+        return {
+            "rows_in": self.rows_in,
+            "questions_in": self.questions_in,
+            "questions_evaluated": len(self.questions),
+            "skipped": dict(sorted(self.skipped.items())),
+            "limit": self.limit,
+            "sample_seed": self.sample_seed,
+            "content_sha256": self.content_sha256,
+            "questions_sha256": self.questions_sha256,
+        }
 
 
 def files_sha256(paths: list[Path]) -> str:
@@ -95,8 +108,9 @@ def files_sha256(paths: list[Path]) -> str:
     return digest.hexdigest()
 
 
-def load_eval_questions(source, *, subset: str | None = None, revision: str | None = None, limit: int | None = None,
-                        sample_seed: int = 42) -> EvalSet:
+def load_eval_questions(
+    source, *, subset: str | None = None, revision: str | None = None, limit: int | None = None, sample_seed: int = 42
+) -> EvalSet:
     """Read the distinct questions with a reference answer from a source.
 
     Args:
@@ -132,9 +146,14 @@ def load_eval_questions(source, *, subset: str | None = None, revision: str | No
         if row is None:
             skipped["no_reference_answer"] += 1
             continue
-        question = EvalQuestion(question_id=qid, instruction=row.instruction, reference_answer=row.reference_answer,
-                                system=row.system, reference_solution=row.reference_solution,
-                                source_dataset=row.source_dataset)
+        question = EvalQuestion(
+            question_id=qid,
+            instruction=row.instruction,
+            reference_answer=row.reference_answer,
+            system=row.system,
+            reference_solution=row.reference_solution,
+            source_dataset=row.source_dataset,
+        )
         # one question under two system prompts is still one question
         if question.normalised in seen_text:
             skipped["duplicate_question_text"] += 1
@@ -142,8 +161,10 @@ def load_eval_questions(source, *, subset: str | None = None, revision: str | No
         seen_text.add(question.normalised)
         questions.append(question)
     if not questions:
-        raise SourceError(f"the eval source {opened.info.name!r} holds no question with a reference answer "
-                          f"({rows_in} rows read); evaluation needs one to check the student's answers against")
+        raise SourceError(
+            f"the eval source {opened.info.name!r} holds no question with a reference answer "
+            f"({rows_in} rows read); evaluation needs one to check the student's answers against"
+        )
     if limit is not None:
         if limit < 1:
             raise ConfigError(f"--limit must be at least 1, not {limit}")
@@ -153,6 +174,13 @@ def load_eval_questions(source, *, subset: str | None = None, revision: str | No
             questions = [q for i, q in enumerate(questions) if i in keep]
     local = opened.info.repo_id is None and not opened.info.datasets  # a Hub source is pinned by its commit
     content = files_sha256([f.path for f in opened.files]) if local and opened.files else None
-    return EvalSet(questions=questions, source=opened.info, rows_in=rows_in, questions_in=len(first_row),
-                   skipped=skipped, limit=limit, sample_seed=sample_seed if limit is not None else None,
-                   content_sha256=content)
+    return EvalSet(
+        questions=questions,
+        source=opened.info,
+        rows_in=rows_in,
+        questions_in=len(first_row),
+        skipped=skipped,
+        limit=limit,
+        sample_seed=sample_seed if limit is not None else None,
+        content_sha256=content,
+    )

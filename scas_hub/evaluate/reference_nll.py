@@ -15,8 +15,15 @@ from ..stats import PipelineStats
 from .questions import EvalQuestion
 
 
-def reference_solution_nll(model, tokenizer, questions: Sequence[EvalQuestion], *, progress: bool = True,
-                           chat_template: str | None = None, system_prompt: str | None = None) -> dict[str, float]:
+def reference_solution_nll(
+    model,
+    tokenizer,
+    questions: Sequence[EvalQuestion],
+    *,
+    progress: bool = True,
+    chat_template: str | None = None,
+    system_prompt: str | None = None,
+) -> dict[str, float]:
     """`{question_id: answer_mean_nll}` for every question with a scorable reference solution.
 
     `chat_template` (text) and `system_prompt` override the student's template and the rows' prompts,

@@ -21,10 +21,17 @@ def cut_summary(n_questions: int, n_cut: int, n_correct_finished: int, max_new_t
     warning = None
     if share > CUT_WARNING_SHARE:
         limit = f" at {max_new_tokens} new tokens" if max_new_tokens else ""
-        warning = (f"{n_cut} of {n_questions} answers ({100 * share:.0f}%) were cut{limit}; they are graded only "
-                   f"on an explicit final answer, so accuracy depends on the limit: raise --max-new-tokens")
-    return {"cut_at_max_new_tokens": n_cut, "cut_share": share, "n_finished": finished,
-            "accuracy_finished": n_correct_finished / finished if finished else None, "cut_warning": warning}
+        warning = (
+            f"{n_cut} of {n_questions} answers ({100 * share:.0f}%) were cut{limit}; they are graded only "
+            f"on an explicit final answer, so accuracy depends on the limit: raise --max-new-tokens"
+        )
+    return {
+        "cut_at_max_new_tokens": n_cut,
+        "cut_share": share,
+        "n_finished": finished,
+        "accuracy_finished": n_correct_finished / finished if finished else None,
+        "cut_warning": warning,
+    }
 
 
 @dataclass
@@ -89,15 +96,29 @@ class EvalReport:
         return cut_summary(self.n_questions, cut, correct_finished, self.decoding.get("max_new_tokens"))
 
     def to_dict(self) -> dict[str, Any]:
-        return {"accuracy": self.accuracy, "n_questions": self.n_questions, "n_correct": self.n_correct,
-                "outcomes": self.outcomes(), **self.cut(), "reference_nll": self.reference_nll,
-                "student": self.student, "eval": self.eval, "decoding": self.decoding, "run": self.run,
-                "per_question": [asdict(r) for r in self.per_question]}
+        return {
+            "accuracy": self.accuracy,
+            "n_questions": self.n_questions,
+            "n_correct": self.n_correct,
+            "outcomes": self.outcomes(),
+            **self.cut(),
+            "reference_nll": self.reference_nll,
+            "student": self.student,
+            "eval": self.eval,
+            "decoding": self.decoding,
+            "run": self.run,
+            "per_question": [asdict(r) for r in self.per_question],
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> EvalReport:
-        return cls(per_question=[QuestionResult(**r) for r in data["per_question"]], student=data.get("student", {}),
-                   eval=data.get("eval", {}), decoding=data.get("decoding", {}), run=data.get("run", {}))
+        return cls(
+            per_question=[QuestionResult(**r) for r in data["per_question"]],
+            student=data.get("student", {}),
+            eval=data.get("eval", {}),
+            decoding=data.get("decoding", {}),
+            run=data.get("run", {}),
+        )
 
     def write(self, path: str | Path) -> Path:
         """Write `report.json` atomically."""

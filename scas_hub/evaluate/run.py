@@ -66,14 +66,33 @@ def evaluate(
         SourceError, StudentError, ConfigError: with what to do.
     """
     check_student(student)
-    eval_set = load_eval_questions(eval_source, subset=subset, revision=eval_revision, limit=limit,
-                                   sample_seed=sample_seed)
-    command = command or api_call("scas_hub.evaluate", student=student, eval_source=str(eval_source), subset=subset,
-                                  limit=limit, decoding=decoding, system_prompt=system_prompt,
-                                  chat_template=str(chat_template) if chat_template is not None else None)
-    return evaluate_student(student, eval_set, out, student_revision=student_revision, decoding=decoding,
-                            device=device, reference_nll=reference_nll, progress=progress, generator=generator,
-                            command=command, system_prompt=system_prompt, chat_template=chat_template)
+    eval_set = load_eval_questions(
+        eval_source, subset=subset, revision=eval_revision, limit=limit, sample_seed=sample_seed
+    )
+    command = command or api_call(
+        "scas_hub.evaluate",
+        student=student,
+        eval_source=str(eval_source),
+        subset=subset,
+        limit=limit,
+        decoding=decoding,
+        system_prompt=system_prompt,
+        chat_template=str(chat_template) if chat_template is not None else None,
+    )
+    return evaluate_student(
+        student,
+        eval_set,
+        out,
+        student_revision=student_revision,
+        decoding=decoding,
+        device=device,
+        reference_nll=reference_nll,
+        progress=progress,
+        generator=generator,
+        command=command,
+        system_prompt=system_prompt,
+        chat_template=chat_template,
+    )
 
 
 def report_path(out: str | Path) -> Path:
@@ -105,8 +124,9 @@ def evaluate_student(
     started = time.perf_counter()
     resolved = resolve_student(student, student_revision)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    backend = getattr(generator, "backend", "custom") if generator is not None else resolve_backend(decoding.backend,
-                                                                                                     device)
+    backend = (
+        getattr(generator, "backend", "custom") if generator is not None else resolve_backend(decoding.backend, device)
+    )
     dtype = resolve_dtype(decoding.dtype, device)
     needs_nll = reference_nll and any(q.reference_solution for q in eval_set.questions)
     template_text = read_chat_template(chat_template) if chat_template is not None else None
@@ -119,13 +139,24 @@ def evaluate_student(
         model, tokenizer, dtype, device = load_student(resolved, dtype, device)
     tokenizer = tokenizer or AutoTokenizer.from_pretrained(resolved.path)
     if generator is None and backend == "vllm":
-        generator = VLLMGenerator(resolved.path, tokenizer, decoding, dtype, progress=progress,
-                                  chat_template=template_text)
+        generator = VLLMGenerator(
+            resolved.path, tokenizer, decoding, dtype, progress=progress, chat_template=template_text
+        )
     elif generator is None:
         generator = TransformersGenerator(model, tokenizer, decoding, progress=progress, chat_template=template_text)
 
-    nll = reference_solution_nll(model, tokenizer, eval_set.questions, progress=progress,
-                                 chat_template=template_text, system_prompt=system_prompt) if needs_nll else {}
+    nll = (
+        reference_solution_nll(
+            model,
+            tokenizer,
+            eval_set.questions,
+            progress=progress,
+            chat_template=template_text,
+            system_prompt=system_prompt,
+        )
+        if needs_nll
+        else {}
+    )
     conversations = [q.prompt_messages(system_prompt) for q in eval_set.questions]
     gen_started = time.perf_counter()
     outputs = list(generator(conversations))
@@ -137,37 +168,63 @@ def evaluate_student(
     for question, output in zip(eval_set.questions, outputs, strict=True):
         output = output if isinstance(output, Generation) else Generation(str(output))
         correct, outcome = grade(output.text, question.reference_answer, finished=output.stopped)
-        results.append(QuestionResult(question_id=question.question_id, generated=output.text, correct=correct,
-                                      outcome=outcome, reference_answer=question.reference_answer,
-                                      n_generated_tokens=output.n_tokens, stopped=output.stopped,
-                                      reference_nll=nll.get(question.question_id)))
+        results.append(
+            QuestionResult(
+                question_id=question.question_id,
+                generated=output.text,
+                correct=correct,
+                outcome=outcome,
+                reference_answer=question.reference_answer,
+                n_generated_tokens=output.n_tokens,
+                stopped=output.stopped,
+                reference_nll=nll.get(question.question_id),
+            )
+        )
     report = EvalReport(
         per_question=results,
-        student={"name": resolved.name, "repo_id": resolved.public_id, "revision": resolved.revision,
-                 "dtype": dtype, "device": str(device)},
+        student={
+            "name": resolved.name,
+            "repo_id": resolved.public_id,
+            "revision": resolved.revision,
+            "dtype": dtype,
+            "device": str(device),
+        },
         eval={"source": source_record(eval_set.source), **eval_set.to_dict()},
-        decoding={**decoding.to_dict(), "backend": backend, "dtype": dtype,
-                  "backend_parameters": getattr(generator, "parameters", None),
-                  "stop_token_ids": getattr(generator, "stop_ids", None), "pad_token_id": getattr(generator, "pad_id",
-                                                                                                   None),
-                  "system_prompt": prompt_record(conversations, system_prompt, prompt_source),
-                  "chat_template": template_record(tokenizer, template_text, resolved.path)},
-        run={"created": now(), "command": command or "", "versions": library_versions(),
-             "hardware": hardware(str(device)), "generation_seconds": round(generation_seconds, 3),
-             "wall_seconds": round(time.perf_counter() - started, 3)},
+        decoding={
+            **decoding.to_dict(),
+            "backend": backend,
+            "dtype": dtype,
+            "backend_parameters": getattr(generator, "parameters", None),
+            "stop_token_ids": getattr(generator, "stop_ids", None),
+            "pad_token_id": getattr(generator, "pad_id", None),
+            "system_prompt": prompt_record(conversations, system_prompt, prompt_source),
+            "chat_template": template_record(tokenizer, template_text, resolved.path),
+        },
+        run={
+            "created": now(),
+            "command": command or "",
+            "versions": library_versions(),
+            "hardware": hardware(str(device)),
+            "generation_seconds": round(generation_seconds, 3),
+            "wall_seconds": round(time.perf_counter() - started, 3),
+        },
     )
     if out is not None:
         report.write(report_path(out))
     return report
 
 
-def prompt_record(conversations: list[list[dict[str, str]]], override: str | None,
-                  override_source: str = "--system-prompt") -> dict[str, Any]:
+def prompt_record(
+    conversations: list[list[dict[str, str]]], override: str | None, override_source: str = "--system-prompt"
+) -> dict[str, Any]:
     """The system prompts the student saw: each distinct text with its number of questions."""
     counts = Counter(c[0]["content"] for c in conversations)
-    return {"source": override_source if override is not None else
-            f"each row's own, else the default ({DEFAULT_SYSTEM_PROMPT!r})",
-            "texts": [{"text": text, "questions": n} for text, n in counts.most_common()]}
+    return {
+        "source": override_source
+        if override is not None
+        else f"each row's own, else the default ({DEFAULT_SYSTEM_PROMPT!r})",
+        "texts": [{"text": text, "questions": n} for text, n in counts.most_common()],
+    }
 
 
 def trained_system_prompt(student_path: str | Path) -> str | None:
@@ -188,7 +245,15 @@ def template_record(tokenizer, template_text: str | None, student_path: str) -> 
     facts = read_facts(Path(student_path)) if Path(student_path).is_dir() else None
     trained = (facts or {}).get("chat_template_sha256")
     if trained is not None and trained != sha:
-        logger.warning("the prompts are rendered with chat template sha256 %s, but the student was trained with %s "
-                       "(training_facts.json); pass the training template with --chat-template", sha, trained)
-    return {"sha256": sha, "source": "--chat-template" if template_text is not None else "the student's own",
-            "training_sha256": trained, "matches_training": None if trained is None else trained == sha}
+        logger.warning(
+            "the prompts are rendered with chat template sha256 %s, but the student was trained with %s "
+            "(training_facts.json); pass the training template with --chat-template",
+            sha,
+            trained,
+        )
+    return {
+        "sha256": sha,
+        "source": "--chat-template" if template_text is not None else "the student's own",
+        "training_sha256": trained,
+        "matches_training": None if trained is None else trained == sha,
+    }

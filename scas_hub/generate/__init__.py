@@ -6,7 +6,21 @@ from .run import GenerateConfig, GenerateResult, Prompt, generate, load_prompts
 from .server import VLLMServer, vllm_python
 from .teachers import Sampling, TeacherSpec, load_teachers_file, parse_teacher
 
-__all__ = ["ChatClient", "Completion", "GenerateConfig", "GenerateResult", "Prompt", "RequestFailed", "RetryPolicy",
-           "RoutingConfig",
-           "Sampling", "TeacherSpec", "VLLMServer", "generate", "load_prompts", "load_teachers_file", "parse_teacher",
-           "vllm_python"]
+__all__ = [
+    "ChatClient",
+    "Completion",
+    "GenerateConfig",
+    "GenerateResult",
+    "Prompt",
+    "RequestFailed",
+    "RetryPolicy",
+    "RoutingConfig",
+    "Sampling",
+    "TeacherSpec",
+    "VLLMServer",
+    "generate",
+    "load_prompts",
+    "load_teachers_file",
+    "parse_teacher",
+    "vllm_python",
+]

@@ -50,13 +50,15 @@ class RetryPolicy:
 class ChatClient:
     """Chat completions against one base URL (`.../v1`); thread-safe (one pooled httpx client)."""
 
-    def __init__(self, base_url: str, api_key: str | None = None, policy: RetryPolicy | None = None,
-                 max_connections: int = 16):
+    def __init__(
+        self, base_url: str, api_key: str | None = None, policy: RetryPolicy | None = None, max_connections: int = 16
+    ):
         self.base_url = base_url.rstrip("/")
         self.policy = policy or RetryPolicy()
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._http = httpx.Client(
-            headers=headers, timeout=httpx.Timeout(self.policy.timeout, connect=min(30.0, self.policy.timeout)),
+            headers=headers,
+            timeout=httpx.Timeout(self.policy.timeout, connect=min(30.0, self.policy.timeout)),
             limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
         )
 
@@ -84,7 +86,7 @@ class ChatClient:
         policy = self.policy
         last = RequestFailed("no_try")
         for attempt in range(policy.retries + 1):
-            wait = min(policy.max_backoff, policy.backoff * 2 ** attempt)
+            wait = min(policy.max_backoff, policy.backoff * 2**attempt)
             try:
                 response = self._http.post(f"{self.base_url}/chat/completions", json=payload)
             except httpx.TimeoutException as err:

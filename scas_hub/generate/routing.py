@@ -61,8 +61,9 @@ def _select(questions: list[Question], selection: SelectionConfig) -> dict[str, 
     return {c.question_id: _pick_id(c) for c in chosen}
 
 
-def rank_teachers(questions: list[Question], teachers: list[str], selection: SelectionConfig
-                  ) -> tuple[list[dict[str, Any]], dict[str, tuple[str, int]]]:
+def rank_teachers(
+    questions: list[Question], teachers: list[str], selection: SelectionConfig
+) -> tuple[list[dict[str, Any]], dict[str, tuple[str, int]]]:
     """Teachers by SCAS pick share (descending), then mean cost (ascending), then name; and the picks."""
     picks = _select(questions, selection)
     shares = Counter(teacher for teacher, _ in picks.values())
@@ -75,15 +76,27 @@ def rank_teachers(questions: list[Question], teachers: list[str], selection: Sel
     ranking = []
     for t in teachers:
         values = [v for v in costs.get(t, []) if not math.isnan(v)]
-        ranking.append({"teacher": t, "picks": shares[t], "pick_share": shares[t] / len(picks) if picks else 0.0,
-                        "mean_cost": sum(values) / len(values) if values else None,
-                        "scored_answers": verified[t]})
+        ranking.append(
+            {
+                "teacher": t,
+                "picks": shares[t],
+                "pick_share": shares[t] / len(picks) if picks else 0.0,
+                "mean_cost": sum(values) / len(values) if values else None,
+                "scored_answers": verified[t],
+            }
+        )
     ranking.sort(key=lambda r: (-r["picks"], math.inf if r["mean_cost"] is None else r["mean_cost"], r["teacher"]))
     return ranking, picks
 
 
-def route(out: Path, probe_ids: set[str], teachers: list[TeacherSpec], config: RoutingConfig,
-          samples: int, probe_tokens: dict[str, dict[str, int]]) -> dict[str, Any]:
+def route(
+    out: Path,
+    probe_ids: set[str],
+    teachers: list[TeacherSpec],
+    config: RoutingConfig,
+    samples: int,
+    probe_tokens: dict[str, dict[str, int]],
+) -> dict[str, Any]:
     """Verify and score the probe answers in `out` with the student, rank the teachers, choose the
     `config.keep` best. Returns the routing record (without the savings, which need the rest's size).
 
@@ -101,12 +114,20 @@ def route(out: Path, probe_ids: set[str], teachers: list[TeacherSpec], config: R
     questions = [q for q in questions if q.question_id in probe_ids]
     from ..score.engine import ScoringConfig
 
-    score(questions, config.student, stats, dtype=config.dtype, device=config.device,
-          scoring=ScoringConfig(progress=config.progress))
+    score(
+        questions,
+        config.student,
+        stats,
+        dtype=config.dtype,
+        device=config.device,
+        scoring=ScoringConfig(progress=config.progress),
+    )
     if not any(q.scored for q in questions):
         reasons = ", ".join(f"{r} {n}" for r, n in stats.skipped.most_common()) or "none"
-        raise ConfigError(f"routing: no probe answer survived verification and scoring ({reasons}); "
-                          "raise --route-probe or check the teachers")
+        raise ConfigError(
+            f"routing: no probe answer survived verification and scoring ({reasons}); "
+            "raise --route-probe or check the teachers"
+        )
     names = [t.name for t in teachers]
     ranking, picks = rank_teachers(questions, names, config.selection)
     kept = [r["teacher"] for r in ranking[: config.keep]]
@@ -114,13 +135,19 @@ def route(out: Path, probe_ids: set[str], teachers: list[TeacherSpec], config: R
     kept_picks = _select(restricted, config.selection)
     unchanged = sum(kept_picks.get(qid) == pick for qid, pick in picks.items())
     return {
-        "student": config.student, "probe_questions": len(questions), "samples": samples,
+        "student": config.student,
+        "probe_questions": len(questions),
+        "samples": samples,
         "verification": config.verification or "auto",
-        "selection": config.selection.to_dict(), "ranking": ranking, "kept": kept,
+        "selection": config.selection.to_dict(),
+        "ranking": ranking,
+        "kept": kept,
         "dropped": [n for n in names if n not in kept],
         "probe_questions_with_a_pick": len(picks),
-        "pick_unchanged": unchanged, "pick_unchanged_share": unchanged / len(picks) if picks else 0.0,
-        "probe_tokens": probe_tokens, "skipped": dict(stats.skipped),
+        "pick_unchanged": unchanged,
+        "pick_unchanged_share": unchanged / len(picks) if picks else 0.0,
+        "probe_tokens": probe_tokens,
+        "skipped": dict(stats.skipped),
     }
 
 
@@ -133,8 +160,12 @@ def savings(record: dict[str, Any], rest_questions: int) -> dict[str, Any]:
         mean = t.get("completion_tokens", 0) / t["rows"] if t.get("rows") else 0.0
         tokens += round(mean * rest_questions * record["samples"])
     all_requests = rest_questions * record["samples"] * (len(record["kept"]) + len(record["dropped"]))
-    return {"requests": requests, "completion_tokens": tokens, "requests_share": requests / all_requests
-            if all_requests else 0.0, "tokens_estimated_from": "each dropped teacher's mean answer length on the probe"}
+    return {
+        "requests": requests,
+        "completion_tokens": tokens,
+        "requests_share": requests / all_requests if all_requests else 0.0,
+        "tokens_estimated_from": "each dropped teacher's mean answer length on the probe",
+    }
 
 
 def write_routing(out: Path, record: dict[str, Any]) -> Path:

@@ -101,8 +101,9 @@ class GenerateResult:
 # ---- questions -----------------------------------------------------------------------------------
 
 
-def load_prompts(source: str, subset: str | None = None, limit: int | None = None,
-                 revision: str | None = None) -> list[Prompt]:
+def load_prompts(
+    source: str, subset: str | None = None, limit: int | None = None, revision: str | None = None
+) -> list[Prompt]:
     """The distinct questions of a source (first occurrence, source order), with their references.
 
     Raises:
@@ -117,8 +118,7 @@ def load_prompts(source: str, subset: str | None = None, limit: int | None = Non
             continue
         dataset = c.source_dataset or "default"
         raw = c.question_id.removeprefix(f"{c.source_dataset}/") if c.source_dataset else c.question_id
-        prompts[c.question_id] = Prompt(raw, dataset, c.instruction, c.system, c.reference_answer,
-                                        c.reference_solution)
+        prompts[c.question_id] = Prompt(raw, dataset, c.instruction, c.system, c.reference_answer, c.reference_solution)
         if limit is not None and len(prompts) >= limit:
             break
     if not prompts:
@@ -130,8 +130,13 @@ def load_prompts(source: str, subset: str | None = None, limit: int | None = Non
 
 
 def _run_record(source: str, subset: str | None, teachers: list[TeacherSpec]) -> dict[str, Any]:
-    return {"tool": "scas-hub generate", "source": source, "subset": subset,
-            "teachers": {t.name: t.record() for t in teachers}, "runs": []}
+    return {
+        "tool": "scas-hub generate",
+        "source": source,
+        "subset": subset,
+        "teachers": {t.name: t.record() for t in teachers},
+        "runs": [],
+    }
 
 
 def open_out(out: Path, source: str, subset: str | None, teachers: list[TeacherSpec]) -> dict[str, Any]:
@@ -145,20 +150,26 @@ def open_out(out: Path, source: str, subset: str | None, teachers: list[TeacherS
     fresh = _run_record(source, subset, teachers)
     if not record_path.exists():
         if out.exists() and any(out.iterdir()):
-            raise ConfigError(f"{out} is not empty and holds no {RUN_FILE}: it was not written by "
-                              "`scas-hub generate`; choose a new --out")
+            raise ConfigError(
+                f"{out} is not empty and holds no {RUN_FILE}: it was not written by "
+                "`scas-hub generate`; choose a new --out"
+            )
         return fresh
     record = json.loads(record_path.read_text(encoding="utf-8"))
     if record.get("tool") != "scas-hub generate":
         raise ConfigError(f"{record_path} was not written by `scas-hub generate`; choose a new --out")
     if (record.get("source"), record.get("subset")) != (source, subset):
-        raise ConfigError(f"{out} holds answers to --source {record.get('source')} --subset {record.get('subset')}; "
-                          "use the same source to resume, or a new --out")
+        raise ConfigError(
+            f"{out} holds answers to --source {record.get('source')} --subset {record.get('subset')}; "
+            "use the same source to resume, or a new --out"
+        )
     for name, spec in fresh["teachers"].items():
         old = record["teachers"].get(name)
         if old is not None and old != spec:
-            raise ConfigError(f"{out} holds teacher {name!r} with other settings ({json.dumps(old)}); "
-                              "give the new one another name, or use a new --out")
+            raise ConfigError(
+                f"{out} holds teacher {name!r} with other settings ({json.dumps(old)}); "
+                "give the new one another name, or use a new --out"
+            )
         record["teachers"][name] = spec
     return record
 
@@ -202,9 +213,12 @@ def _system_of(job: _Job, config: GenerateConfig) -> str:
 def _payload(job: _Job, model: str, config: GenerateConfig) -> dict[str, Any]:
     s = job.teacher.sampling
     payload: dict[str, Any] = {
-        "model": model, "n": 1,
-        "messages": [{"role": "system", "content": _system_of(job, config)},
-                     {"role": "user", "content": job.prompt.instruction}],
+        "model": model,
+        "n": 1,
+        "messages": [
+            {"role": "system", "content": _system_of(job, config)},
+            {"role": "user", "content": job.prompt.instruction},
+        ],
         "max_tokens": s.max_tokens or config.max_tokens,
     }
     if s.temperature is not None:
@@ -221,12 +235,22 @@ def _row(job: _Job, answer: Completion, payload: dict[str, Any], config: Generat
     # every key in every row (None: not sent, the server's default), so all files share one schema
     sampling = {k: payload.get(k) for k in ("temperature", "top_p", "max_tokens", "seed")}
     return {
-        "id": p.id, "source_dataset": p.source_dataset, "teacher_name": t.name,
-        "system": payload["messages"][0]["content"], "instruction": p.instruction, "teacher_output": answer.text,
-        "reference_answer": p.reference_answer, "reference_solution": p.reference_solution, "sample": job.sample,
-        "teacher_model": t.model, "teacher_revision": t.revision, "teacher_endpoint": t.endpoint or SERVED_ENDPOINT,
-        "sampling": sampling, "finish_reason": answer.finish_reason,
-        "prompt_tokens": answer.prompt_tokens, "completion_tokens": answer.completion_tokens,
+        "id": p.id,
+        "source_dataset": p.source_dataset,
+        "teacher_name": t.name,
+        "system": payload["messages"][0]["content"],
+        "instruction": p.instruction,
+        "teacher_output": answer.text,
+        "reference_answer": p.reference_answer,
+        "reference_solution": p.reference_solution,
+        "sample": job.sample,
+        "teacher_model": t.model,
+        "teacher_revision": t.revision,
+        "teacher_endpoint": t.endpoint or SERVED_ENDPOINT,
+        "sampling": sampling,
+        "finish_reason": answer.finish_reason,
+        "prompt_tokens": answer.prompt_tokens,
+        "completion_tokens": answer.completion_tokens,
     }
 
 
@@ -254,8 +278,15 @@ class _Progress:
             self.bar.close()
 
 
-def _run_jobs(jobs: list[_Job], clients: dict[str, tuple[ChatClient, str]], files: dict[tuple[str, str], TeacherFile],
-              counts: dict[str, TeacherCounts], config: GenerateConfig, out: Path, label: str) -> None:
+def _run_jobs(
+    jobs: list[_Job],
+    clients: dict[str, tuple[ChatClient, str]],
+    files: dict[tuple[str, str], TeacherFile],
+    counts: dict[str, TeacherCounts],
+    config: GenerateConfig,
+    out: Path,
+    label: str,
+) -> None:
     """Send `jobs` on a bounded pool; write each answer as it arrives (this thread is the only writer)."""
     progress = _Progress(len(jobs), label, config.progress)
 
@@ -310,9 +341,15 @@ def _run_jobs(jobs: list[_Job], clients: dict[str, tuple[ChatClient, str]], file
         progress.close()
 
 
-def generate_answers(prompts: list[Prompt], teachers: list[TeacherSpec], out: Path, config: GenerateConfig,
-                     files: dict[tuple[str, str], TeacherFile], counts: dict[str, TeacherCounts],
-                     label: str = "generate") -> int:
+def generate_answers(
+    prompts: list[Prompt],
+    teachers: list[TeacherSpec],
+    out: Path,
+    config: GenerateConfig,
+    files: dict[tuple[str, str], TeacherFile],
+    counts: dict[str, TeacherCounts],
+    label: str = "generate",
+) -> int:
     """Ask every teacher for `config.samples` answers to every prompt not yet in `files`; returns
     the number of requests skipped because their answer was already written."""
     for prompt in prompts:
@@ -344,21 +381,35 @@ def generate_answers(prompts: list[Prompt], teachers: list[TeacherSpec], out: Pa
         if not group_jobs:
             continue
         log = out / "logs" / f"vllm-{group[0].name}.log"
-        with VLLMServer(model, revision=revision, python=config.vllm_python, log_path=log,
-                        extra_args=config.vllm_args) as server, \
-                ChatClient(server.url, None, config.retry, config.concurrency) as client:
-            _run_jobs(group_jobs, {t.name: (client, model) for t in group}, files, counts, config, out,
-                      f"{label} ({model})")
+        with (
+            VLLMServer(
+                model, revision=revision, python=config.vllm_python, log_path=log, extra_args=config.vllm_args
+            ) as server,
+            ChatClient(server.url, None, config.retry, config.concurrency) as client,
+        ):
+            _run_jobs(
+                group_jobs, {t.name: (client, model) for t in group}, files, counts, config, out, f"{label} ({model})"
+            )
     return skipped
 
 
 # ---- the command ---------------------------------------------------------------------------------
 
 
-def generate(source: str, teachers: list[TeacherSpec], out: str | Path, *, subset: str | None = None,
-             limit: int | None = None, source_revision: str | None = None,
-             config: GenerateConfig | None = None, routing: RoutingConfig | None = None,
-             command: str | None = None, push: str | None = None, private: bool = False) -> GenerateResult:
+def generate(
+    source: str,
+    teachers: list[TeacherSpec],
+    out: str | Path,
+    *,
+    subset: str | None = None,
+    limit: int | None = None,
+    source_revision: str | None = None,
+    config: GenerateConfig | None = None,
+    routing: RoutingConfig | None = None,
+    command: str | None = None,
+    push: str | None = None,
+    private: bool = False,
+) -> GenerateResult:
     """Generate teachers' answers to a source's questions into `out` (see the module docstring).
 
     Args:
@@ -422,11 +473,17 @@ def generate(source: str, teachers: list[TeacherSpec], out: str | Path, *, subse
     return result
 
 
-def _routed(prompts: list[Prompt], teachers: list[TeacherSpec], out: Path, config: GenerateConfig,
-            routing: RoutingConfig, files: dict[tuple[str, str], TeacherFile], counts: dict[str, TeacherCounts]
-            ) -> tuple[int, dict[str, Any]]:
+def _routed(
+    prompts: list[Prompt],
+    teachers: list[TeacherSpec],
+    out: Path,
+    config: GenerateConfig,
+    routing: RoutingConfig,
+    files: dict[tuple[str, str], TeacherFile],
+    counts: dict[str, TeacherCounts],
+) -> tuple[int, dict[str, Any]]:
     """Probe, route, then generate the rest from the kept teachers; returns (skipped, routing record)."""
-    probe, rest = prompts[: routing.probe], prompts[routing.probe:]
+    probe, rest = prompts[: routing.probe], prompts[routing.probe :]
     skipped = generate_answers(probe, teachers, out, config, files, counts, label="probe")
     probe_keys = {p.key for p in probe}
     probe_tokens = {t.name: {"rows": 0, "completion_tokens": 0} for t in teachers}
@@ -446,16 +503,32 @@ def _routed(prompts: list[Prompt], teachers: list[TeacherSpec], out: Path, confi
     return skipped, routed
 
 
-def _run_entry(prompts: list[Prompt], counts: dict[str, TeacherCounts], config: GenerateConfig, seconds: float,
-               command: str | None, routing: dict[str, Any] | None) -> dict[str, Any]:
+def _run_entry(
+    prompts: list[Prompt],
+    counts: dict[str, TeacherCounts],
+    config: GenerateConfig,
+    seconds: float,
+    command: str | None,
+    routing: dict[str, Any] | None,
+) -> dict[str, Any]:
     return {
-        "date": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), "command": command,
-        "questions": len(prompts), "samples": config.samples, "seconds": round(seconds, 2),
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "command": command,
+        "questions": len(prompts),
+        "samples": config.samples,
+        "seconds": round(seconds, 2),
         "concurrency": config.concurrency,
         "retry": {"retries": config.retry.retries, "backoff": config.retry.backoff, "timeout": config.retry.timeout},
-        "teachers": {name: {"requests": c.requests, "written": c.written, "truncated": c.truncated,
-                            "prompt_tokens": c.prompt_tokens, "completion_tokens": c.completion_tokens,
-                            "failed": dict(c.failed)} for name, c in counts.items()},
+        "teachers": {
+            name: {
+                "requests": c.requests,
+                "written": c.written,
+                "truncated": c.truncated,
+                "prompt_tokens": c.prompt_tokens,
+                "completion_tokens": c.completion_tokens,
+                "failed": dict(c.failed),
+            }
+            for name, c in counts.items()
+        },
         **({"routing": routing} if routing else {}),
     }
-

@@ -46,8 +46,10 @@ def vllm_python(python: str | os.PathLike | None = None) -> str:
             return str(candidate)
     if importlib.util.find_spec("vllm") is not None:
         return sys.executable
-    raise ConfigError("no vLLM found: build its environment with `make vllm` (.venv-vllm), set "
-                      "SCAS_HUB_VLLM_PYTHON to a python that has vllm, or use an openai:URL#MODEL teacher")
+    raise ConfigError(
+        "no vLLM found: build its environment with `make vllm` (.venv-vllm), set "
+        "SCAS_HUB_VLLM_PYTHON to a python that has vllm, or use an openai:URL#MODEL teacher"
+    )
 
 
 def _die_with_parent() -> None:
@@ -68,19 +70,42 @@ def free_port() -> int:
 class VLLMServer:
     """`with VLLMServer(model) as server: server.url` -> `http://127.0.0.1:<port>/v1`."""
 
-    def __init__(self, model: str, *, served_name: str | None = None, revision: str | None = None,
-                 python: str | os.PathLike | None = None, log_path: str | os.PathLike | None = None,
-                 max_model_len: int | None = 4096, extra_args: tuple[str, ...] = (),
-                 start_timeout: float = START_TIMEOUT, seed: int = 0):
+    def __init__(
+        self,
+        model: str,
+        *,
+        served_name: str | None = None,
+        revision: str | None = None,
+        python: str | os.PathLike | None = None,
+        log_path: str | os.PathLike | None = None,
+        max_model_len: int | None = 4096,
+        extra_args: tuple[str, ...] = (),
+        start_timeout: float = START_TIMEOUT,
+        seed: int = 0,
+    ):
         self.model = model
         self.served_name = served_name or model
         self.python = vllm_python(python)
         self.port = free_port()
         self.log_path = Path(log_path) if log_path else Path(os.devnull)
         self.start_timeout = start_timeout
-        self.command = [self.python, "-m", "vllm.entrypoints.openai.api_server", "--model", model,
-                        "--served-model-name", self.served_name, "--host", "127.0.0.1", "--port", str(self.port),
-                        "--seed", str(seed), "--uvicorn-log-level", "warning"]
+        self.command = [
+            self.python,
+            "-m",
+            "vllm.entrypoints.openai.api_server",
+            "--model",
+            model,
+            "--served-model-name",
+            self.served_name,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--seed",
+            str(seed),
+            "--uvicorn-log-level",
+            "warning",
+        ]
         if revision:
             self.command += ["--revision", revision]
         if max_model_len:
@@ -101,9 +126,15 @@ class VLLMServer:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")  # noqa: SIM115 - the server writes to it until it stops
         try:
-            self._process = subprocess.Popen(self.command, stdout=log, stderr=subprocess.STDOUT,
-                                             stdin=subprocess.DEVNULL, start_new_session=True, env=self.env,
-                                             preexec_fn=_die_with_parent)
+            self._process = subprocess.Popen(
+                self.command,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                env=self.env,
+                preexec_fn=_die_with_parent,
+            )
         except OSError as err:
             log.close()
             raise ConfigError(f"cannot start vLLM with {self.python}: {err.strerror}") from err
@@ -122,16 +153,18 @@ class VLLMServer:
             assert self._process is not None
             code = self._process.poll()
             if code is not None:
-                raise ConfigError(f"the vLLM server for {self.model} exited with code {code} before it was ready. "
-                                  f"{self._log_tail()}")
+                raise ConfigError(
+                    f"the vLLM server for {self.model} exited with code {code} before it was ready. {self._log_tail()}"
+                )
             try:
                 if httpx.get(f"{self.url}/models", timeout=2.0).status_code == 200:
                     return
             except httpx.TransportError:
                 pass
             time.sleep(1.0)
-        raise ConfigError(f"the vLLM server for {self.model} was not ready after {self.start_timeout:.0f} s. "
-                          f"{self._log_tail()}")
+        raise ConfigError(
+            f"the vLLM server for {self.model} was not ready after {self.start_timeout:.0f} s. {self._log_tail()}"
+        )
 
     def _log_tail(self) -> str:
         if self.log_path == Path(os.devnull) or not self.log_path.exists():
@@ -140,8 +173,9 @@ class VLLMServer:
         # vLLM's workers log the root cause first, then every process adds its own traceback
         cause = next((line for line in lines if re.search(r"\b\w+(Error|Exception): ", line)), None)
         tail = "\n".join(lines[-LOG_TAIL_LINES:])
-        return (f"First error in its log: {cause.strip()}\n" if cause else "") + \
-            f"Last lines of its log ({self.log_path}):\n{tail}"
+        return (
+            f"First error in its log: {cause.strip()}\n" if cause else ""
+        ) + f"Last lines of its log ({self.log_path}):\n{tail}"
 
     def stop(self) -> None:
         """Stop the server's whole process group (SIGTERM, then SIGKILL after 30 s)."""

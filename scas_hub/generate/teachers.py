@@ -22,8 +22,15 @@ from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from ..errors import ConfigError
 
-SETTINGS = {"temperature": float, "top_p": float, "max_tokens": int, "seed": int, "system": str,
-            "api_key_env": str, "revision": str}
+SETTINGS = {
+    "temperature": float,
+    "top_p": float,
+    "max_tokens": int,
+    "seed": int,
+    "system": str,
+    "api_key_env": str,
+    "revision": str,
+}
 """Per-teacher settings a spec or a teachers file may give, with their types."""
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 
@@ -67,8 +74,9 @@ class TeacherSpec:
             return None
         key = os.environ.get(self.api_key_env)
         if not key:
-            raise ConfigError(f"teacher {self.name!r}: environment variable {self.api_key_env} "
-                              "(api_key_env) is not set")
+            raise ConfigError(
+                f"teacher {self.name!r}: environment variable {self.api_key_env} (api_key_env) is not set"
+            )
         return key
 
     def record(self) -> dict[str, Any]:
@@ -80,19 +88,34 @@ class TeacherSpec:
     def with_defaults(self, sampling: Sampling, system: str | None, api_key_env: str | None) -> TeacherSpec:
         """Fill the settings this teacher leaves open with the run's."""
         own = self.sampling
-        merged = Sampling(*(getattr(own, f) if getattr(own, f) is not None else getattr(sampling, f)
-                            for f in ("temperature", "top_p", "max_tokens", "seed")))
-        return TeacherSpec(self.name, self.model, self.endpoint, merged, self.system if self.system is not None
-                           else system, self.api_key_env or api_key_env, self.revision)
+        merged = Sampling(
+            *(
+                getattr(own, f) if getattr(own, f) is not None else getattr(sampling, f)
+                for f in ("temperature", "top_p", "max_tokens", "seed")
+            )
+        )
+        return TeacherSpec(
+            self.name,
+            self.model,
+            self.endpoint,
+            merged,
+            self.system if self.system is not None else system,
+            self.api_key_env or api_key_env,
+            self.revision,
+        )
 
 
 def _clean_endpoint(url: str, name: str) -> str:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ConfigError(f"teacher {name!r}: endpoint {url!r} is not an http(s) URL (openai:http://HOST:PORT/v1#MODEL)")
+        raise ConfigError(
+            f"teacher {name!r}: endpoint {url!r} is not an http(s) URL (openai:http://HOST:PORT/v1#MODEL)"
+        )
     if parts.username or parts.password:
-        raise ConfigError(f"teacher {name!r}: put no credentials in the endpoint URL; name the variable that "
-                          "holds the key with api_key_env=NAME or --api-key-env NAME")
+        raise ConfigError(
+            f"teacher {name!r}: put no credentials in the endpoint URL; name the variable that "
+            "holds the key with api_key_env=NAME or --api-key-env NAME"
+        )
     return urlunsplit((parts.scheme, parts.netloc, parts.path.rstrip("/"), "", ""))
 
 
@@ -116,10 +139,12 @@ def _build(name: str, target: str, settings: dict[str, Any]) -> TeacherSpec:
     settings = _settings(name, settings)
     sampling = Sampling(**{k: settings.pop(k) for k in ("temperature", "top_p", "max_tokens", "seed") if k in settings})
     if target.startswith("openai:"):
-        url, sep, model = target[len("openai:"):].rpartition("#")
+        url, sep, model = target[len("openai:") :].rpartition("#")
         if not sep or not url or not model:
-            raise ConfigError(f"teacher {name!r}: write an endpoint as openai:URL#MODEL, e.g. "
-                              "openai:http://127.0.0.1:8000/v1#Qwen/Qwen2.5-7B-Instruct")
+            raise ConfigError(
+                f"teacher {name!r}: write an endpoint as openai:URL#MODEL, e.g. "
+                "openai:http://127.0.0.1:8000/v1#Qwen/Qwen2.5-7B-Instruct"
+            )
         return TeacherSpec(name, model, _clean_endpoint(url, name), sampling, **settings)
     if not target:
         raise ConfigError(f"teacher {name!r}: no model given (NAME=MODEL or NAME=openai:URL#MODEL)")
@@ -179,8 +204,13 @@ def load_teachers_file(path: str | Path) -> list[TeacherSpec]:
         if "spec" in entry:
             spec = parse_teacher(f"{name}={entry.pop('spec')}")
             extra = _settings(name, entry)
-            out.append(_build(name, f"openai:{spec.endpoint}#{spec.model}" if spec.endpoint else spec.model,
-                              {**_spec_settings(spec), **extra}))
+            out.append(
+                _build(
+                    name,
+                    f"openai:{spec.endpoint}#{spec.model}" if spec.endpoint else spec.model,
+                    {**_spec_settings(spec), **extra},
+                )
+            )
             continue
         model = entry.pop("model", None)
         endpoint = entry.pop("endpoint", None)
@@ -191,8 +221,12 @@ def load_teachers_file(path: str | Path) -> list[TeacherSpec]:
 
 
 def _spec_settings(spec: TeacherSpec) -> dict[str, Any]:
-    values = {**asdict(spec.sampling), "system": spec.system, "api_key_env": spec.api_key_env,
-              "revision": spec.revision}
+    values = {
+        **asdict(spec.sampling),
+        "system": spec.system,
+        "api_key_env": spec.api_key_env,
+        "revision": spec.revision,
+    }
     return {k: v for k, v in values.items() if v is not None}
 
 

@@ -28,8 +28,13 @@ BIBTEX = f"""@article{{scas2026,
 
 
 def size_category(n: int) -> str:
-    for limit, label in [(1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"),
-                         (1_000_000, "100K<n<1M"), (10_000_000, "1M<n<10M")]:
+    for limit, label in [
+        (1_000, "n<1K"),
+        (10_000, "1K<n<10K"),
+        (100_000, "10K<n<100K"),
+        (1_000_000, "100K<n<1M"),
+        (10_000_000, "1M<n<10M"),
+    ]:
         if n < limit:
             return label
     return "n>10M"
@@ -53,7 +58,9 @@ def dataset_info_metadata(folder: Path) -> dict[str, Any] | list[dict[str, Any]]
         infos[config] = DatasetInfo(
             features=Features.from_arrow_schema(pq.read_schema(files[0])),
             splits=SplitDict({"train": SplitInfo(name="train", num_bytes=nbytes, num_examples=rows)}),
-            download_size=sum(f.stat().st_size for f in files), dataset_size=nbytes, config_name=config,
+            download_size=sum(f.stat().st_size for f in files),
+            dataset_size=nbytes,
+            config_name=config,
         )
     card_data = DatasetCardData()
     DatasetInfosDict(infos).to_dataset_card_data(card_data)
@@ -81,40 +88,67 @@ def describe_strategy(selection: dict[str, Any]) -> dict[str, Any]:
     base, _, teacher = strategy.partition(":")
     group, groups, seed = selection.get("group"), selection.get("groups"), selection.get("seed")
     if base == "scas":
-        kept = (f"one answer per question was drawn from the lowest-cost of {groups} cost groups" if group == 1 else
-                f"one answer per question was drawn from cost group {group} of {groups} (group 1 is the cheapest)")
-        return {"title": "SCAS selection", "kept": kept, "by_student": True, "uses": {"lam", "groups", "seed"},
-                "rule": "candidates are ranked by (score, teacher), rank k of M goes to group ceil(k·G/M), and one "
-                        "answer is drawn (seeded per question) from the chosen group."}
+        kept = (
+            f"one answer per question was drawn from the lowest-cost of {groups} cost groups"
+            if group == 1
+            else f"one answer per question was drawn from cost group {group} of {groups} (group 1 is the cheapest)"
+        )
+        return {
+            "title": "SCAS selection",
+            "kept": kept,
+            "by_student": True,
+            "uses": {"lam", "groups", "seed"},
+            "rule": "candidates are ranked by (score, teacher), rank k of M goes to group ceil(k·G/M), and one "
+            "answer is drawn (seeded per question) from the chosen group.",
+        }
     if base == "argmin":
-        return {"title": "Lowest-SCAS-score selection", "by_student": True, "uses": {"lam"},
-                "kept": "the answer with the lowest SCAS score (the cheapest for the student to learn) was kept per "
-                        "question",
-                "rule": "the candidate with the lowest SCAS score is kept (ties: teacher name)."}
+        return {
+            "title": "Lowest-SCAS-score selection",
+            "by_student": True,
+            "uses": {"lam"},
+            "kept": "the answer with the lowest SCAS score (the cheapest for the student to learn) was kept per "
+            "question",
+            "rule": "the candidate with the lowest SCAS score is kept (ties: teacher name).",
+        }
     if base == "lowest-nll":
-        return {"title": "Lowest-NLL selection", "by_student": True, "uses": set(),
-                "kept": "the answer with the lowest mean answer NLL under the student (GRAPE's rule) was kept per "
-                        "question; the SCAS score did not take part",
-                "rule": "the candidate with the lowest answer mean NLL `l_A` is kept (ties: teacher name); λ and the "
-                        "similarity terms play no part."}
+        return {
+            "title": "Lowest-NLL selection",
+            "by_student": True,
+            "uses": set(),
+            "kept": "the answer with the lowest mean answer NLL under the student (GRAPE's rule) was kept per "
+            "question; the SCAS score did not take part",
+            "rule": "the candidate with the lowest answer mean NLL `l_A` is kept (ties: teacher name); λ and the "
+            "similarity terms play no part.",
+        }
     if base == "strongest":
         order = selection.get("teacher_order") or []
-        ranked = ("the given --teacher-ranking" if selection.get("teacher_ranking")
-                  else "verified answers in the corpus")
+        ranked = "the given --teacher-ranking" if selection.get("teacher_ranking") else "verified answers in the corpus"
         shown = ", ".join(code(t) for t in order[:5]) + (", ..." if len(order) > 5 else "")
-        return {"title": "Strongest-teacher selection", "by_student": False, "uses": {"teacher_order"},
-                "kept": f"the strongest teacher's answer for each question (teachers ranked by {ranked}: {shown}; "
-                        "where the first did not answer, the next one's)",
-                "rule": "the answer of the highest-ranked teacher that answered the question is kept; the "
-                        "student's scores play no part."}
+        return {
+            "title": "Strongest-teacher selection",
+            "by_student": False,
+            "uses": {"teacher_order"},
+            "kept": f"the strongest teacher's answer for each question (teachers ranked by {ranked}: {shown}; "
+            "where the first did not answer, the next one's)",
+            "rule": "the answer of the highest-ranked teacher that answered the question is kept; the "
+            "student's scores play no part.",
+        }
     if base == "teacher":
-        return {"title": f"Single-teacher selection ({code(teacher)})", "by_student": False, "uses": set(),
-                "kept": f"{code(teacher)}'s answer for each question it answered (the others are left out)",
-                "rule": f"the answer of {code(teacher)} is kept; questions it did not answer are dropped. The "
-                        "student's scores play no part."}
-    return {"title": "Random selection", "by_student": False, "uses": {"seed"},
-            "kept": f"one answer per question drawn uniformly at random (seed {seed})",
-            "rule": "one candidate is drawn uniformly (seeded per question); the student's scores play no part."}
+        return {
+            "title": f"Single-teacher selection ({code(teacher)})",
+            "by_student": False,
+            "uses": set(),
+            "kept": f"{code(teacher)}'s answer for each question it answered (the others are left out)",
+            "rule": f"the answer of {code(teacher)} is kept; questions it did not answer are dropped. The "
+            "student's scores play no part.",
+        }
+    return {
+        "title": "Random selection",
+        "by_student": False,
+        "uses": {"seed"},
+        "kept": f"one answer per question drawn uniformly at random (seed {seed})",
+        "rule": "one candidate is drawn uniformly (seeded per question); the student's scores play no part.",
+    }
 
 
 def render_card(record: dict[str, Any], folder: str | Path, name: str | None = None):
@@ -140,10 +174,20 @@ def render_card(record: dict[str, Any], folder: str | Path, name: str | None = N
     release = record.get("release") or {}
     template = resources.files("scas_hub.cards").joinpath(TEMPLATE).read_text(encoding="utf-8")
     return DatasetCard.from_template(
-        data, template_str=template, r=record, release=release,
+        data,
+        template_str=template,
+        r=record,
+        release=release,
         target=release.get("repo_id") or name or folder.resolve().name,
-        versions=list(reversed(record.get("versions", []))), paper_url=PAPER_URL, bibtex=BIBTEX, short=_short,
-        is_local=not release, m=method, code=code, cell=cell, text=text,
+        versions=list(reversed(record.get("versions", []))),
+        paper_url=PAPER_URL,
+        bibtex=BIBTEX,
+        short=_short,
+        is_local=not release,
+        m=method,
+        code=code,
+        cell=cell,
+        text=text,
     )
 
 

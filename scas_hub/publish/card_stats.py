@@ -82,8 +82,11 @@ class CardNumbers:
         if not len(winners):
             return
         # a teacher outside `order` (none of its answers verified) comes after every ranked one, by name
-        rules = {"argmin": w.lowest_cost(), "lowest-nll": w.lowest_nll(),
-                 "strongest": w.first_teacher(self.order, others_by_name=True)}
+        rules = {
+            "argmin": w.lowest_cost(),
+            "lowest-nll": w.lowest_nll(),
+            "strongest": w.first_teacher(self.order, others_by_name=True),
+        }
         self._record("selection", w, winners)
         asked = w.question[winners]
         for name, (questions, rows) in rules.items():
@@ -105,9 +108,16 @@ class CardNumbers:
         scores = {t: v.array() for t, v in self.scores.items()}
         n_scored = sum(len(v) for v in scores.values())
         rows = [
-            {"teacher": t, "candidates": len(v), "candidate_share": len(v) / n_scored, "selected": self.picked[t],
-             "share": self.picked[t] / n_selected if n_selected else 0.0, "mean_score": _mean(v),
-             "median_score": _median(v), "mean_answer_tokens": _mean(self.tokens[t].array())}
+            {
+                "teacher": t,
+                "candidates": len(v),
+                "candidate_share": len(v) / n_scored,
+                "selected": self.picked[t],
+                "share": self.picked[t] / n_selected if n_selected else 0.0,
+                "mean_score": _mean(v),
+                "median_score": _median(v),
+                "mean_answer_tokens": _mean(self.tokens[t].array()),
+            }
             for t, v in scores.items()
         ]
         return sorted(rows, key=lambda r: (-r["selected"], r["mean_score"], r["teacher"]))
@@ -117,16 +127,25 @@ class CardNumbers:
         n = len(self.rule_scores["selection"].array())
 
         def row(name: str, agreeing: int) -> dict[str, Any]:
-            return {"rule": name, "same": agreeing, "share": agreeing / n if n else 0.0,
-                    "mean_score": _mean(self.rule_scores[name].array()),
-                    "mean_answer_tokens": _mean(self.rule_tokens[name].array())}
+            return {
+                "rule": name,
+                "same": agreeing,
+                "share": agreeing / n if n else 0.0,
+                "mean_score": _mean(self.rule_scores[name].array()),
+                "mean_answer_tokens": _mean(self.rule_tokens[name].array()),
+            }
 
-        return {"questions": n, "strongest_teacher": self.order[0] if self.order else None,
-                "rules": [row("selection", n), *(row(name, self.same[name]) for name in self.RULES)]}
+        return {
+            "questions": n,
+            "strongest_teacher": self.order[0] if self.order else None,
+            "rules": [row("selection", n), *(row(name, self.same[name]) for name in self.RULES)],
+        }
 
     def answer_tokens(self) -> dict[str, dict[str, float | None]]:
-        return {name: {"mean": _mean(v), "median": _median(v), "count": len(v)}
-                for name, v in (("selected", self.selected_tokens.array()), ("all", self.all_tokens.array()))}
+        return {
+            name: {"mean": _mean(v), "median": _median(v), "count": len(v)}
+            for name, v in (("selected", self.selected_tokens.array()), ("all", self.all_tokens.array()))
+        }
 
     def score_distributions(self) -> dict[str, dict[str, np.ndarray]]:
         """Per teacher, the SCAS scores of all its scored candidates and of its selected ones."""

@@ -11,17 +11,28 @@ from ..errors import ConfigError
 class PublishConfig:
     """Push settings of a workflow that writes a dataset folder (the folder itself is its `out`)."""
 
-    push: str | None = field(default=None, metadata={
-        "help": "push to this Hub dataset repo (org/name), or to an org: ORG/scas-<student> for the scas "
-                "strategy, ORG/scas-<student>-<strategy> for any other (default: no push)", "metavar": "REPO_ID"})
+    push: str | None = field(
+        default=None,
+        metadata={
+            "help": "push to this Hub dataset repo (org/name), or to an org: ORG/scas-<student> for the scas "
+            "strategy, ORG/scas-<student>-<strategy> for any other (default: no push)",
+            "metavar": "REPO_ID",
+        },
+    )
     """Hub repo id, or an org (the dataset's name is derived from the student and strategy)."""
-    version: str | None = field(default=None, metadata={
-        "help": "tag of the pushed commit (default: the next vN)", "metavar": "TAG"})
+    version: str | None = field(
+        default=None, metadata={"help": "tag of the pushed commit (default: the next vN)", "metavar": "TAG"}
+    )
     private: bool = field(default=False, metadata={"help": "create the Hub repo private"})
 
 
-def publish_config(publishing: PublishConfig | None = None, *, push: str | None = None, version: str | None = None,
-                   private: bool | None = None) -> PublishConfig:
+def publish_config(
+    publishing: PublishConfig | None = None,
+    *,
+    push: str | None = None,
+    version: str | None = None,
+    private: bool | None = None,
+) -> PublishConfig:
     """`publishing`, or a `PublishConfig` from the keywords a caller set; both at once is refused.
 
     Raises:

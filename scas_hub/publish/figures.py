@@ -40,10 +40,20 @@ def plot_selected_share(teachers: list[dict[str, Any]], path: Path) -> None:
     rows = sorted(teachers, key=lambda t: (t["share"], t["teacher"]))
     fig, ax = _figure(len(rows))
     y = range(len(rows))
-    ax.barh([i + 0.2 for i in y], [100 * t["share"] for t in rows], height=0.4, color=_SELECTED,
-            label="share of the selection")
-    ax.barh([i - 0.2 for i in y], [100 * t["candidate_share"] for t in rows], height=0.4, color=_ALL,
-            label="share of all candidates")
+    ax.barh(
+        [i + 0.2 for i in y],
+        [100 * t["share"] for t in rows],
+        height=0.4,
+        color=_SELECTED,
+        label="share of the selection",
+    )
+    ax.barh(
+        [i - 0.2 for i in y],
+        [100 * t["candidate_share"] for t in rows],
+        height=0.4,
+        color=_ALL,
+        label="share of all candidates",
+    )
     for i, t in zip(y, rows, strict=True):
         ax.text(100 * t["share"] + 0.5, i + 0.2, f"{100 * t['share']:.0f}%", va="center", fontsize=8)
     ax.set_yticks(list(y), [t["teacher"] for t in rows])
@@ -59,18 +69,32 @@ def plot_score_distribution(distributions: dict[str, dict[str, Any]], path: Path
     # highest median at the bottom, so the cheapest teacher is read first
     names = sorted(distributions, key=lambda t: (-float(np.median(distributions[t]["all"])), t))
     fig, ax = _figure(len(names))
-    ax.boxplot([distributions[t]["all"] for t in names], orientation="horizontal", widths=0.55, showfliers=True,
-               patch_artist=True, boxprops={"facecolor": "#dfe5ec", "edgecolor": _ALL},
-               medianprops={"color": "#34495e"}, whiskerprops={"color": _ALL}, capprops={"color": _ALL},
-               flierprops={"marker": ".", "markeredgecolor": _ALL})
+    ax.boxplot(
+        [distributions[t]["all"] for t in names],
+        orientation="horizontal",
+        widths=0.55,
+        showfliers=True,
+        patch_artist=True,
+        boxprops={"facecolor": "#dfe5ec", "edgecolor": _ALL},
+        medianprops={"color": "#34495e"},
+        whiskerprops={"color": _ALL},
+        capprops={"color": _ALL},
+        flierprops={"marker": ".", "markeredgecolor": _ALL},
+    )
     labelled = False
     for i, t in enumerate(names, start=1):
         picked = distributions[t]["selected"]
         if len(picked) > MAX_DOTS:  # an even thinning: a million dots draw slowly and show no more
             picked = np.sort(picked)[:: -(-len(picked) // MAX_DOTS)]
         if len(picked):
-            ax.scatter(picked, [i] * len(picked), s=14, color=_SELECTED, zorder=3,
-                       label=None if labelled else "selected answers")
+            ax.scatter(
+                picked,
+                [i] * len(picked),
+                s=14,
+                color=_SELECTED,
+                zorder=3,
+                label=None if labelled else "selected answers",
+            )
             labelled = True
     ax.set_yticks(range(1, len(names) + 1), names)
     ax.set_xlabel("SCAS score (lower = cheaper for the student to learn)")
@@ -100,12 +124,20 @@ def plot_rounds(rounds: list[dict[str, Any]], path: Path) -> None:
     ax.set_ylim(0, 100)
     ax.set_xlabel("round")
     ax.set_ylabel("% of the selection")
-    changed = [(label, 100 * r["changed"]["share"]) for label, r in zip(labels, rounds, strict=True)
-               if r.get("changed") and r["changed"].get("share") is not None]
+    changed = [
+        (label, 100 * r["changed"]["share"])
+        for label, r in zip(labels, rounds, strict=True)
+        if r.get("changed") and r["changed"].get("share") is not None
+    ]
     if changed:
         ax2 = ax.twinx()
-        ax2.plot([c[0] for c in changed], [c[1] for c in changed], color="black", marker="o",
-                 label="changed since previous round")
+        ax2.plot(
+            [c[0] for c in changed],
+            [c[1] for c in changed],
+            color="black",
+            marker="o",
+            label="changed since previous round",
+        )
         ax2.set_ylim(0, 100)
         ax2.set_ylabel("% of questions changed")
     ax.set_title("Teacher shares and changed selections per round", loc="left", fontsize=11)
@@ -113,8 +145,12 @@ def plot_rounds(rounds: list[dict[str, Any]], path: Path) -> None:
     _save(fig, path)
 
 
-def write_figures(out: Path, teachers: list[dict[str, Any]], distributions: dict[str, dict[str, Any]],
-                  rounds: list[dict[str, Any]] | None = None) -> dict[str, str]:
+def write_figures(
+    out: Path,
+    teachers: list[dict[str, Any]],
+    distributions: dict[str, dict[str, Any]],
+    rounds: list[dict[str, Any]] | None = None,
+) -> dict[str, str]:
     """Draw the figures into `out/figures/` (the rounds figure when there are rounds); returns their
     paths relative to `out` (for the card).
 

@@ -25,8 +25,17 @@ SHARD_BYTES = 500 * 2**20
 BATCH_ROWS = 1024
 
 
-SELECTED_COLUMNS = ("question_id", "source_dataset", "messages", "teacher", "sample", "scas_score",
-                    "answer_mean_nll", "n_answer_tokens", "reference_answer")
+SELECTED_COLUMNS = (
+    "question_id",
+    "source_dataset",
+    "messages",
+    "teacher",
+    "sample",
+    "scas_score",
+    "answer_mean_nll",
+    "n_answer_tokens",
+    "reference_answer",
+)
 
 
 def messages_array(system, instruction, answer):
@@ -38,8 +47,9 @@ def messages_array(system, instruction, answer):
 
     n = len(instruction)
     system = pc.if_else(pc.fill_null(pc.not_equal(system, ""), False), system, DEFAULT_SYSTEM_PROMPT)
-    contents = pa.concat_arrays([pa.chunked_array(c, pa.string()).combine_chunks()
-                                 for c in (system, instruction, answer)])
+    contents = pa.concat_arrays(
+        [pa.chunked_array(c, pa.string()).combine_chunks() for c in (system, instruction, answer)]
+    )
     interleaved = (np.arange(n)[:, None] + np.array([0, n, 2 * n])[None, :]).ravel()
     roles = pa.array(["system", "user", "assistant"]).take(pa.array(np.tile(np.arange(3), n)))
     turns = pa.StructArray.from_arrays([roles, contents.take(pa.array(interleaved))], names=["role", "content"])
@@ -69,21 +79,33 @@ def config_tables(window, picked):
     selected = np.zeros(len(scored.rows), bool)
     selected[picked.winners] = True
     columns = {name: rows.column(name) for name in rows.column_names}
-    columns.update(scas_score=scored.cost, aa_term=aa_term(nll, sim_aa), aq_term=aq_term(nll, q_nll, sim_aq),
-                   selected=selected,
-                   messages=messages_array(columns["system"], columns["instruction"], columns["answer"]))
-    candidates = pa.table({name: columns[name] for name in features(CANDIDATES_CONFIG)},
-                          schema=features(CANDIDATES_CONFIG).arrow_schema)
+    columns.update(
+        scas_score=scored.cost,
+        aa_term=aa_term(nll, sim_aa),
+        aq_term=aq_term(nll, q_nll, sim_aq),
+        selected=selected,
+        messages=messages_array(columns["system"], columns["instruction"], columns["answer"]),
+    )
+    candidates = pa.table(
+        {name: columns[name] for name in features(CANDIDATES_CONFIG)}, schema=features(CANDIDATES_CONFIG).arrow_schema
+    )
     chosen = candidates.filter(pa.array(selected))
-    return (pa.table({name: chosen.column(name) for name in SELECTED_COLUMNS},
-                     schema=features(DEFAULT_CONFIG).arrow_schema), candidates)
+    return (
+        pa.table(
+            {name: chosen.column(name) for name in SELECTED_COLUMNS}, schema=features(DEFAULT_CONFIG).arrow_schema
+        ),
+        candidates,
+    )
 
 
 def configs_metadata() -> list[dict[str, Any]]:
     """The README YAML `configs` block that makes `load_dataset(dir)` and `(dir, "candidates")` work."""
     return [
-        {"config_name": name, "data_files": [{"split": "train", "path": f"{folder}/train-*.parquet"}],
-         **({"default": True} if name == DEFAULT_CONFIG else {})}
+        {
+            "config_name": name,
+            "data_files": [{"split": "train", "path": f"{folder}/train-*.parquet"}],
+            **({"default": True} if name == DEFAULT_CONFIG else {}),
+        }
         for name, folder in CONFIG_DIRS.items()
     ]
 
@@ -116,14 +138,32 @@ def features(config: str):
     messages = List({"role": Value("string"), "content": Value("string")})
     common = {"question_id": Value("string"), "source_dataset": Value("string")}
     if config == DEFAULT_CONFIG:
-        return Features({**common, "messages": messages, "teacher": Value("string"), "sample": Value("int64"),
-                         "scas_score": Value("float64"), "answer_mean_nll": Value("float64"),
-                         "n_answer_tokens": Value("int64"), "reference_answer": Value("string")})
+        return Features(
+            {
+                **common,
+                "messages": messages,
+                "teacher": Value("string"),
+                "sample": Value("int64"),
+                "scas_score": Value("float64"),
+                "answer_mean_nll": Value("float64"),
+                "n_answer_tokens": Value("int64"),
+                "reference_answer": Value("string"),
+            }
+        )
     floats = ["scas_score", "answer_mean_nll", "question_mean_nll", "sim_aa", "sim_aq", "aa_term", "aq_term"]
-    return Features({**common, "teacher": Value("string"), "sample": Value("int64"),
-                     **{k: Value("float64") for k in floats},
-                     "n_answer_tokens": Value("int64"), "n_question_tokens": Value("int64"),
-                     "selected": Value("bool"), "messages": messages, "reference_answer": Value("string")})
+    return Features(
+        {
+            **common,
+            "teacher": Value("string"),
+            "sample": Value("int64"),
+            **{k: Value("float64") for k in floats},
+            "n_answer_tokens": Value("int64"),
+            "n_question_tokens": Value("int64"),
+            "selected": Value("bool"),
+            "messages": messages,
+            "reference_answer": Value("string"),
+        }
+    )
 
 
 class ConfigWriter:
@@ -235,8 +275,10 @@ def load_stats(path: Path, error: type[ScasHubError] = PublishError, where: str 
         error: the file cannot be read, is not JSON, or is not a JSON object.
     """
     where = where or str(path)
-    redo = (f"restore it, or write the output again with `scas-hub curate` (a {STATS_FILENAME} is written by "
-            "scas-hub, never by hand)")
+    redo = (
+        f"restore it, or write the output again with `scas-hub curate` (a {STATS_FILENAME} is written by "
+        "scas-hub, never by hand)"
+    )
     try:
         record = json.loads(Path(path).read_text(encoding="utf-8"))
     except OSError as err:
@@ -264,11 +306,15 @@ def read_stats(out: Path) -> dict[str, Any]:
     """
     path = Path(out) / STATS_FILENAME
     if not path.is_file():
-        raise PublishError(f"{out} has no {STATS_FILENAME}, so it is not a scas-hub output folder; "
-                           "write one with `scas-hub curate --out DIR` first")
+        raise PublishError(
+            f"{out} has no {STATS_FILENAME}, so it is not a scas-hub output folder; "
+            "write one with `scas-hub curate --out DIR` first"
+        )
     record = load_stats(path)
     wrong = [name for name, kind in STATS_FIELDS.items() if not isinstance(record.get(name), kind)]
     if wrong:
-        raise PublishError(f"{path} lacks {', '.join(wrong)} (or holds another type), so it was not written by "
-                           "this scas-hub; write the output again with `scas-hub curate`")
+        raise PublishError(
+            f"{path} lacks {', '.join(wrong)} (or holds another type), so it was not written by "
+            "this scas-hub; write the output again with `scas-hub curate`"
+        )
     return record

@@ -77,10 +77,15 @@ def check_tag_name(version: str) -> str:
     A name is 1-100 of letters, digits, `.`, `_`, `-`, starting with a letter or digit, without `..`
     and not ending in `.` or `.lock` (git's rules for a ref name).
     """
-    if not (isinstance(version, str) and TAG_NAME.fullmatch(version)) or ".." in version \
-            or version.endswith((".", ".lock")):
-        raise PublishError(f"--version {version!r} is not a valid tag name; use e.g. v3 (letters, digits, . _ -, "
-                           "starting with a letter or digit). Nothing was done")
+    if (
+        not (isinstance(version, str) and TAG_NAME.fullmatch(version))
+        or ".." in version
+        or version.endswith((".", ".lock"))
+    ):
+        raise PublishError(
+            f"--version {version!r} is not a valid tag name; use e.g. v3 (letters, digits, . _ -, "
+            "starting with a letter or digit). Nothing was done"
+        )
     return version
 
 
@@ -126,10 +131,17 @@ def check_version(version: str, existing_tags: list[str], repo_id: str) -> str:
 def version_entry(record: dict[str, Any], version: str, date: str) -> dict[str, Any]:
     """One row of the version history, from a folder's record."""
     student, source = record["student"], record["source"]
-    return {"version": version, "date": date, "student": student["repo_id"], "student_revision": student["revision"],
-            "source": source.get("repo_id") or source["name"], "source_revision": source.get("revision"),
-            "strategy": record["selection"]["strategy"], "rows": record["questions_selected"],
-            "candidates": record["rows_scored"]}
+    return {
+        "version": version,
+        "date": date,
+        "student": student["repo_id"],
+        "student_revision": student["revision"],
+        "source": source.get("repo_id") or source["name"],
+        "source_revision": source.get("revision"),
+        "strategy": record["selection"]["strategy"],
+        "rows": record["questions_selected"],
+        "candidates": record["rows_scored"],
+    }
 
 
 def remote_history(api, repo_id: str, revision: str) -> list[dict[str, Any]]:
@@ -157,12 +169,17 @@ def _landed_commit(api, repo_id: str, head: str | None, entry: dict[str, Any], r
     """
     refs = with_retries(api.list_repo_refs, repo_id, repo_type=REPO_TYPE, what="list refs", policy=retry)
     now = next((b.target_commit for b in refs.branches if b.name == "main"), None)
-    if now and now != head and with_retries(remote_history, api, repo_id, now, what="read version history",
-                                            policy=retry)[-1:] == [entry]:
+    if (
+        now
+        and now != head
+        and with_retries(remote_history, api, repo_id, now, what="read version history", policy=retry)[-1:] == [entry]
+    ):
         logger.warning("the Hub's answer to the upload named no commit; main's new head %s holds this push", now)
         return now
-    raise PublishError(f"the Hub answered the upload to {repo_id} without naming a commit, and main does not hold "
-                       "this push; nothing was tagged: run the same command again")
+    raise PublishError(
+        f"the Hub answered the upload to {repo_id} without naming a commit, and main does not hold "
+        "this push; nothing was tagged: run the same command again"
+    )
 
 
 def _tag(api, repo_id: str, version: str, commit: str) -> None:
@@ -210,9 +227,16 @@ def check_strategy(history: list[dict[str, Any]], record: dict[str, Any], repo_i
 
 
 @locks_output(lambda a: a["folder"], what="folder")
-def push_folder(folder: str | Path, repo_id: str, *, version: str | None = None, private: bool = False,
-                token: str | None = None, retry: RetryPolicy | None = None,
-                same_strategy: bool = False) -> PushResult:
+def push_folder(
+    folder: str | Path,
+    repo_id: str,
+    *,
+    version: str | None = None,
+    private: bool = False,
+    token: str | None = None,
+    retry: RetryPolicy | None = None,
+    same_strategy: bool = False,
+) -> PushResult:
     """Publish `folder` (a `scas-hub curate` output) to the Hub dataset repo `repo_id` as a new version.
 
     Args:
@@ -259,18 +283,28 @@ def push_folder(folder: str | Path, repo_id: str, *, version: str | None = None,
         version = check_version(version or next_version(tags or []), tags or [], repo_id)
         if tags is None:  # the version is known to be good: now the repo may be created
             step = "creating the repo"
-            with_retries(api.create_repo, repo_id, repo_type=REPO_TYPE, private=private, exist_ok=True,
-                         what=f"create {repo_id}", policy=retry)
+            with_retries(
+                api.create_repo,
+                repo_id,
+                repo_type=REPO_TYPE,
+                private=private,
+                exist_ok=True,
+                what=f"create {repo_id}",
+                policy=retry,
+            )
             step = "reading the repo's refs"
             tags, head = read_refs()
             check_version(version, tags, repo_id)
         if private and not with_retries(api.dataset_info, repo_id, what="read repo info", policy=retry).private:
-            raise PublishError(f"{repo_id} exists and is public, but a private push was asked for; nothing was "
-                               "pushed. Make the repo private in its settings on the Hub, or leave --private out.")
+            raise PublishError(
+                f"{repo_id} exists and is public, but a private push was asked for; nothing was "
+                "pushed. Make the repo private in its settings on the Hub, or leave --private out."
+            )
 
         step = "reading the version history"
-        history = with_retries(remote_history, api, repo_id, head, what="read version history",
-                               policy=retry) if head else []
+        history = (
+            with_retries(remote_history, api, repo_id, head, what="read version history", policy=retry) if head else []
+        )
         if same_strategy:
             check_strategy(history, record, repo_id, folder)
         date = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
@@ -283,12 +317,18 @@ def push_folder(folder: str | Path, repo_id: str, *, version: str | None = None,
         logger.info("pushing %s to %s as %s", folder, repo_id, version)
         try:
             commit = with_retries(
-                api.upload_folder, repo_id=repo_id, repo_type=REPO_TYPE, folder_path=str(folder),
+                api.upload_folder,
+                repo_id=repo_id,
+                repo_type=REPO_TYPE,
+                folder_path=str(folder),
                 commit_message=f"scas-hub: publish {version}",
                 commit_description=f"Student {record['student']['repo_id']}, strategy "
-                                   f"{record['selection']['strategy']}, {record['questions_selected']} rows.",
-                parent_commit=head, allow_patterns=present_tool_files(folder), delete_patterns=list(MANAGED),
-                what="upload", policy=retry,
+                f"{record['selection']['strategy']}, {record['questions_selected']} rows.",
+                parent_commit=head,
+                allow_patterns=present_tool_files(folder),
+                delete_patterns=list(MANAGED),
+                what="upload",
+                policy=retry,
             ).oid
         except KeyError:  # a 200 answer without the commit's id (`commitUrl`/`commitOid`): find the commit
             step = "finding the uploaded commit (the Hub's answer named none)"
@@ -296,14 +336,24 @@ def push_folder(folder: str | Path, repo_id: str, *, version: str | None = None,
         step = f"tagging commit {commit}"
         with_retries(_tag, api, repo_id, version, commit, what=f"tag {version}", policy=retry)
     except HfHubHTTPError as err:
-        hint = ("someone else pushed to main meanwhile; nothing was tagged, run the push again"
-                if err.response is not None and err.response.status_code == 412 else
-                "nothing was tagged; run the same command again to retry")
-        raise PublishError(_redact(f"pushing {folder} to {repo_id} failed while {step}: {describe(err)} ({hint})",
-                                   token)) from err
+        hint = (
+            "someone else pushed to main meanwhile; nothing was tagged, run the push again"
+            if err.response is not None and err.response.status_code == 412
+            else "nothing was tagged; run the same command again to retry"
+        )
+        raise PublishError(
+            _redact(f"pushing {folder} to {repo_id} failed while {step}: {describe(err)} ({hint})", token)
+        ) from err
     except (http.TransportError, OSError, RuntimeError, ValueError) as err:  # network, LFS upload, bad metadata
-        hint = f"{what_to_do()}, then run the same command again" if is_hub_error(err) else \
-            "run the same command again to retry"
-        raise PublishError(_redact(f"pushing {folder} to {repo_id} failed while {step}: {describe(err)} "
-                                   f"(nothing was tagged; {hint})", token)) from err
+        hint = (
+            f"{what_to_do()}, then run the same command again"
+            if is_hub_error(err)
+            else "run the same command again to retry"
+        )
+        raise PublishError(
+            _redact(
+                f"pushing {folder} to {repo_id} failed while {step}: {describe(err)} (nothing was tagged; {hint})",
+                token,
+            )
+        ) from err
     return PushResult(repo_id, version, commit)

@@ -52,8 +52,12 @@ def _holder() -> dict[str, Any]:
     if argv[0].endswith(("scas-hub", "__main__.py")):
         argv[0] = "scas-hub"
     command = shlex.join(argv)
-    return {"pid": os.getpid(), "host": socket.gethostname(), "command": command[:300],
-            "started": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")}
+    return {
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+        "command": command[:300],
+        "started": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
+    }
 
 
 def read_holder(path: Path) -> dict[str, Any] | None:
@@ -69,8 +73,7 @@ def describe_holder(holder: dict[str, Any] | None) -> str:
     """`pid 123 on host h, started ...: scas-hub curate ...` (or `another process`)."""
     if not holder:
         return "another process (it has not said which yet)"
-    return (f"pid {holder.get('pid')} on {holder.get('host')}, started {holder.get('started')}: "
-            f"{holder.get('command')}")
+    return f"pid {holder.get('pid')} on {holder.get('host')}, started {holder.get('started')}: {holder.get('command')}"
 
 
 def _take_over(fd: int) -> None:
@@ -82,8 +85,9 @@ def _take_over(fd: int) -> None:
         except ValueError:
             before = None
         if isinstance(before, dict) and before.get("pid") != os.getpid():
-            logger.warning("taking over the lock of a run that ended without releasing it (%s)",
-                           describe_holder(before))
+            logger.warning(
+                "taking over the lock of a run that ended without releasing it (%s)", describe_holder(before)
+            )
     os.ftruncate(fd, 0)
     os.pwrite(fd, json.dumps(_holder()).encode(), 0)
 
@@ -132,8 +136,10 @@ def output_lock(out: str | Path, *, what: str = "--out") -> Iterator[None]:
             _held[key][1] -= 1
         return
     if key in _held:
-        raise PublishError(f"{what} {out} is being written by another thread of this process; wait for it to end, "
-                           f"or pass another {what}")
+        raise PublishError(
+            f"{what} {out} is being written by another thread of this process; wait for it to end, "
+            f"or pass another {what}"
+        )
     created = _missing_parents(path.parent)
     lock = FileLock(path, timeout=0, on_acquired=_take_over)
     try:
@@ -147,8 +153,9 @@ def output_lock(out: str | Path, *, what: str = "--out") -> Iterator[None]:
         ) from None
     except OSError as err:
         _remove_if_empty(created)
-        raise PublishError(f"cannot write beside {what} {out} ({err.strerror or err}); pass a {what} in a "
-                           "folder you can write") from err
+        raise PublishError(
+            f"cannot write beside {what} {out} ({err.strerror or err}); pass a {what} in a folder you can write"
+        ) from err
     _held[key] = [threading.get_ident(), 1]
     try:
         yield
@@ -166,8 +173,9 @@ def holds_lock(out: str | Path) -> bool:
     return str(lock_path(out)) in _held
 
 
-def locks_output(out_of: Callable[[dict[str, Any]], Path], *, check: Callable[[Path], Any] | None = None,
-                 what: str = "--out") -> Callable[[F], F]:
+def locks_output(
+    out_of: Callable[[dict[str, Any]], Path], *, check: Callable[[Path], Any] | None = None, what: str = "--out"
+) -> Callable[[F], F]:
     """Decorate a command so that it runs holding the lock of its output folder.
 
     Args:

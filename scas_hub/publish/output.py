@@ -44,22 +44,34 @@ from .folder import CONFIG_DIRS, write_stats
 from .lock import holds_lock
 
 CARD_FILENAME = "README.md"
-TOOL_PATTERNS = (CARD_FILENAME, STATS_FILENAME, SELECTED_SHARE, SCORE_DISTRIBUTION, ROUNDS,
-                 *(f"{d}/train-*-of-*.parquet" for d in CONFIG_DIRS.values()))
+TOOL_PATTERNS = (
+    CARD_FILENAME,
+    STATS_FILENAME,
+    SELECTED_SHARE,
+    SCORE_DISTRIBUTION,
+    ROUNDS,
+    *(f"{d}/train-*-of-*.parquet" for d in CONFIG_DIRS.values()),
+)
 """Every path an output folder of scas-hub can hold, as globs (for reading; matching uses `TOOL_PATH`)."""
 TOOL_DIRS = (*CONFIG_DIRS.values(), FIGURES_DIR)
 """The folders of an output that hold tool files; the tool creates them and removes them when empty."""
 _SHARD = r"train-[0-9]{5,}-of-[0-9]{5,}\.parquet"
-TOOL_PATH = re.compile("|".join([*(re.escape(p) for p in (CARD_FILENAME, STATS_FILENAME, SELECTED_SHARE,
-                                                             SCORE_DISTRIBUTION, ROUNDS)),
-                                 *(rf"{re.escape(d)}/{_SHARD}" for d in CONFIG_DIRS.values())]))
+TOOL_PATH = re.compile(
+    "|".join(
+        [
+            *(re.escape(p) for p in (CARD_FILENAME, STATS_FILENAME, SELECTED_SHARE, SCORE_DISTRIBUTION, ROUNDS)),
+            *(rf"{re.escape(d)}/{_SHARD}" for d in CONFIG_DIRS.values()),
+        ]
+    )
+)
 """The exact grammar of tool paths: fixed names and `<config dir>/train-NNNNN-of-NNNNN.parquet`; no
 `..`, no absolute path, no wildcard that crosses `/`."""
 STAGING_INFIX = ".scas-hub-staging-"
 STATS_TMP = f".{STATS_FILENAME}.tmp"
 """Written in `--out` (then renamed over `selection_stats.json`) by `folder.write_stats`."""
-_STAGING_TEMP = re.compile("|".join([re.escape(STATS_TMP), *(rf"{re.escape(d)}/\.train-[0-9]{{5,}}\.parquet"
-                                                              for d in CONFIG_DIRS.values())]))
+_STAGING_TEMP = re.compile(
+    "|".join([re.escape(STATS_TMP), *(rf"{re.escape(d)}/\.train-[0-9]{{5,}}\.parquet" for d in CONFIG_DIRS.values())])
+)
 """Files a staging folder holds while it is written (besides tool paths)."""
 
 
@@ -137,8 +149,10 @@ def check_writable(out: str | Path, *, what: str = "--out") -> None:
     places.append(_nearest_existing(out.resolve().parent))
     for place in places:
         if not os.access(place, os.W_OK | os.X_OK):
-            raise PublishError(f"{what} {out} cannot be written: {place} is read-only for this user. Nothing was "
-                               f"done; pass a {what} in a folder you can write")
+            raise PublishError(
+                f"{what} {out} cannot be written: {place} is read-only for this user. Nothing was "
+                f"done; pass a {what} in a folder you can write"
+            )
 
 
 def check_out_folder(out: str | Path, *, what: str = "--out") -> list[str]:
@@ -180,8 +194,10 @@ def check_out_folder(out: str | Path, *, what: str = "--out") -> list[str]:
 
 
 ROUNDS_SUMMARY = "rounds.json"
-_ROUNDS_ENTRY = re.compile(r"round-[0-9]+|checkpoints|rounds\.json(?:\.tmp)?|\.round-[0-9]+(?:\.scas-hub\.lock|"
-                           r"\.scas-hub-staging-[a-z0-9_]{8})")
+_ROUNDS_ENTRY = re.compile(
+    r"round-[0-9]+|checkpoints|rounds\.json(?:\.tmp)?|\.round-[0-9]+(?:\.scas-hub\.lock|"
+    r"\.scas-hub-staging-[a-z0-9_]{8})"
+)
 """What a `rounds` folder holds: round datasets, checkpoints, the summary (and, while a round is
 written, its lock and staging folder)."""
 
@@ -192,8 +208,9 @@ def _is_rounds_summary(path: Path) -> bool:
     except (OSError, ValueError):
         return False
     rounds = summary.get("rounds") if isinstance(summary, dict) else None
-    return isinstance(rounds, list) and all(isinstance(r, dict) and {"round", "dataset", "training"} <= r.keys()
-                                            for r in rounds)
+    return isinstance(rounds, list) and all(
+        isinstance(r, dict) and {"round", "dataset", "training"} <= r.keys() for r in rounds
+    )
 
 
 def check_rounds_folder(out: str | Path, *, what: str = "--out") -> None:
@@ -212,8 +229,12 @@ def check_rounds_folder(out: str | Path, *, what: str = "--out") -> None:
     foreign = []
     for entry in sorted(out.iterdir(), key=lambda p: p.name):
         kind_ok = entry.is_file() if entry.name.endswith((".json", ".tmp", ".lock")) else entry.is_dir()
-        if entry.is_symlink() or not _ROUNDS_ENTRY.fullmatch(entry.name) or not kind_ok \
-                or (entry.name == ROUNDS_SUMMARY and not _is_rounds_summary(entry)):
+        if (
+            entry.is_symlink()
+            or not _ROUNDS_ENTRY.fullmatch(entry.name)
+            or not kind_ok
+            or (entry.name == ROUNDS_SUMMARY and not _is_rounds_summary(entry))
+        ):
             foreign.append(entry.name)
     if foreign:
         raise PublishError(
@@ -231,8 +252,10 @@ def check_apart(out: str | Path, other: str | Path, *, what: str) -> None:
     """
     a, b = Path(out).expanduser().resolve(), Path(other).expanduser().resolve()
     if a == b or a.is_relative_to(b) or b.is_relative_to(a):
-        raise PublishError(f"--out {out} overlaps {what} {other}: the new output would overwrite what it reads. "
-                           "Pass another --out, e.g. a folder named after the strategy.")
+        raise PublishError(
+            f"--out {out} overlaps {what} {other}: the new output would overwrite what it reads. "
+            "Pass another --out, e.g. a folder named after the strategy."
+        )
 
 
 def _is_tool_staging(folder: Path) -> bool:
@@ -255,8 +278,9 @@ def remove_leftovers(out: str | Path) -> list[Path]:
         return []
     removed = []
     for stage in out.parent.glob(f".{glob.escape(out.name)}{STAGING_INFIX}*"):
-        if re.fullmatch(rf"\.{re.escape(out.name)}{re.escape(STAGING_INFIX)}[a-z0-9_]{{8}}", stage.name) \
-                and _is_tool_staging(stage):
+        if re.fullmatch(
+            rf"\.{re.escape(out.name)}{re.escape(STAGING_INFIX)}[a-z0-9_]{{8}}", stage.name
+        ) and _is_tool_staging(stage):
             shutil.rmtree(stage)
             removed.append(stage)
     tmp = out / STATS_TMP
@@ -281,8 +305,9 @@ def staged_output(out: str | Path) -> Iterator[Path]:
         stage = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}{STAGING_INFIX}"))
         new_folder_mode(stage)
     except OSError as err:
-        raise PublishError(f"cannot write a staging folder beside {out} ({err}); pass an --out in a writable "
-                           "folder") from err
+        raise PublishError(
+            f"cannot write a staging folder beside {out} ({err}); pass an --out in a writable folder"
+        ) from err
     try:
         yield stage
     finally:
@@ -307,8 +332,10 @@ def replace_output(stage: Path, out: Path) -> None:
     try:
         _move_in(stage, out, old, new_record)
     except OSError as err:
-        raise PublishError(f"replacing the output in {out} failed ({err}); its {STATS_FILENAME} lists every file "
-                           "the tool wrote there, so running the same command again replaces them") from err
+        raise PublishError(
+            f"replacing the output in {out} failed ({err}); its {STATS_FILENAME} lists every file "
+            "the tool wrote there, so running the same command again replaces them"
+        ) from err
 
 
 def _move_in(stage: Path, out: Path, old: list[str], new_record: dict[str, Any]) -> None:

@@ -26,8 +26,17 @@ from ..schema import COMPONENTS, WINDOW_ROWS, window_schema
 from ..stats import PipelineStats
 from .folder import load_hub_config, load_stats
 
-REQUIRED_COLUMNS = ("question_id", "teacher", "messages", "answer_mean_nll", "question_mean_nll", "sim_aa",
-                    "sim_aq", "n_answer_tokens", "n_question_tokens")
+REQUIRED_COLUMNS = (
+    "question_id",
+    "teacher",
+    "messages",
+    "answer_mean_nll",
+    "question_mean_nll",
+    "sim_aa",
+    "sim_aq",
+    "n_answer_tokens",
+    "n_question_tokens",
+)
 NO_VALID_CANDIDATE = "no_valid_candidate"
 BATCH_ROWS = 1024
 
@@ -54,8 +63,13 @@ class PublishedDataset:
     @property
     def origin(self) -> dict[str, Any]:
         """Where the scores came from, as recorded in the new dataset."""
-        return {"location": self.location, "repo_id": self.repo_id, "revision": self.revision,
-                "stats_carried_forward": self.record is not None, "scoring_run": self.scoring_run()}
+        return {
+            "location": self.location,
+            "repo_id": self.repo_id,
+            "revision": self.revision,
+            "stats_carried_forward": self.record is not None,
+            "scoring_run": self.scoring_run(),
+        }
 
     def scoring_run(self) -> dict[str, Any] | None:
         """Facts of the run that computed these scores (for a re-selection's card): the student as
@@ -68,11 +82,17 @@ class PublishedDataset:
         if earlier:
             return earlier
         run, student = record.get("run") or {}, record.get("student") or {}
-        return {"created": run.get("created"), "student": student.get("repo_id"),
-                "student_revision": student.get("revision"), "weights": student.get("weights"),
-                "dtype": student.get("dtype"), "hardware": run.get("hardware"),
-                "tokens_scored": record.get("tokens_scored"), "scoring_seconds": record.get("scoring_seconds"),
-                "version": (record.get("release") or {}).get("version")}
+        return {
+            "created": run.get("created"),
+            "student": student.get("repo_id"),
+            "student_revision": student.get("revision"),
+            "weights": student.get("weights"),
+            "dtype": student.get("dtype"),
+            "hardware": run.get("hardware"),
+            "tokens_scored": record.get("tokens_scored"),
+            "scoring_seconds": record.get("scoring_seconds"),
+            "version": (record.get("release") or {}).get("version"),
+        }
 
     def windows(self, rows: int = WINDOW_ROWS) -> Iterator[Any]:
         """The config as window tables of whole questions (`score.scored_table.WINDOW_COLUMNS`,
@@ -84,15 +104,18 @@ class PublishedDataset:
         pending: list = []
         n_pending = 0
         for batch in self.batches(None):
-            part = _window_rows(pa.Table.from_batches([batch]) if isinstance(batch, pa.RecordBatch) else batch,
-                                self.location)
+            part = _window_rows(
+                pa.Table.from_batches([batch]) if isinstance(batch, pa.RecordBatch) else batch, self.location
+            )
             ids = part.column("question_id").to_pylist()
             starts = [i for i in range(len(ids)) if i == 0 or ids[i] != ids[i - 1]]
             previous = pending[-1].column("question_id")[-1].as_py() if pending else None
             for i in starts:
                 if ids[i] in seen and not (i == 0 and ids[i] == previous):
-                    raise CorpusFormatError(f"{self.location}: the rows of question {ids[i]!r} are not "
-                                            "together in the candidates config; was it written by scas-hub?")
+                    raise CorpusFormatError(
+                        f"{self.location}: the rows of question {ids[i]!r} are not "
+                        "together in the candidates config; was it written by scas-hub?"
+                    )
                 seen.add(ids[i])
             pending.append(part)
             n_pending += part.num_rows
@@ -110,8 +133,9 @@ class PublishedDataset:
         for batch in self.batches(["question_id", "teacher", "messages", "selected"]):
             for row in batch.to_pylist():
                 if row.get("selected"):
-                    out[row["question_id"]] = Pick.of(row["teacher"],
-                                                      _split_messages(row["messages"], self.location)[2])
+                    out[row["question_id"]] = Pick.of(
+                        row["teacher"], _split_messages(row["messages"], self.location)[2]
+                    )
         return out
 
     def verified_answers(self) -> Counter:
@@ -179,13 +203,18 @@ def _window_rows(batch, location: str):
         if role != "system" and (position < 0).any():
             raise CorpusFormatError(f"{location}: a candidate's messages lack a user or assistant turn")
         texts[name] = contents.take(pa.array(position, mask=position < 0))
-    columns = {"question_id": batch.column("question_id"), "teacher": batch.column("teacher"),
-               "source_dataset": _column_or_null(batch, "source_dataset", n), **texts,
-               "reference_answer": _column_or_null(batch, "reference_answer", n),
-               # datasets written before samples were kept have no `sample` column: one answer per teacher
-               "sample": pc.fill_null(batch.column("sample"), 0) if "sample" in batch.column_names
-               else pa.array(np.zeros(n, np.int64)),
-               "scored": pa.array(np.ones(n, bool))}
+    columns = {
+        "question_id": batch.column("question_id"),
+        "teacher": batch.column("teacher"),
+        "source_dataset": _column_or_null(batch, "source_dataset", n),
+        **texts,
+        "reference_answer": _column_or_null(batch, "reference_answer", n),
+        # datasets written before samples were kept have no `sample` column: one answer per teacher
+        "sample": pc.fill_null(batch.column("sample"), 0)
+        if "sample" in batch.column_names
+        else pa.array(np.zeros(n, np.int64)),
+        "scored": pa.array(np.ones(n, bool)),
+    }
     columns.update({name: batch.column(name) for name in COMPONENTS})
     return pa.table(columns).cast(window_schema())
 
@@ -221,14 +250,19 @@ def _open_hub(repo_id: str, revision: str | None) -> PublishedDataset:
     try:
         sha = HfApi().dataset_info(repo_id, revision=revision).sha
     except RepositoryNotFoundError as err:
-        raise SourceError(f"dataset {repo_id!r} not found on the Hub, and there is no local folder of that name "
-                          "(if the dataset is private, log in with `hf auth login`)") from err
+        raise SourceError(
+            f"dataset {repo_id!r} not found on the Hub, and there is no local folder of that name "
+            "(if the dataset is private, log in with `hf auth login`)"
+        ) from err
     except RevisionNotFoundError as err:
-        raise SourceError(f"dataset {repo_id!r} has no revision {revision!r}; pass a tag (v1, v2, ...), "
-                          "a branch or a commit SHA") from err
+        raise SourceError(
+            f"dataset {repo_id!r} has no revision {revision!r}; pass a tag (v1, v2, ...), a branch or a commit SHA"
+        ) from err
     except hub_error_types() as err:
-        raise SourceError(f"cannot reach dataset {repo_id!r} on the Hub ({describe(err)}), and there is no local "
-                          f"folder of that name; {what_to_do()}") from err
+        raise SourceError(
+            f"cannot reach dataset {repo_id!r} on the Hub ({describe(err)}), and there is no local "
+            f"folder of that name; {what_to_do()}"
+        ) from err
     unreachable = f"cannot download dataset {repo_id}@{sha[:10]} from the Hub"
     try:
         # a memory-mapped Arrow dataset in the datasets cache: read below a batch at a time
@@ -264,6 +298,7 @@ def open_published(source: str | Path, revision: str | None = None) -> Published
             raise SourceError(f"{source} is a local folder: --revision applies to Hub datasets only")
         return _open_folder(local)
     if is_local_path(source):
-        raise SourceError(missing_path_message(source) + "; pass an output folder of `scas-hub curate` "
-                          "or a Hub dataset id (org/name)")
+        raise SourceError(
+            missing_path_message(source) + "; pass an output folder of `scas-hub curate` or a Hub dataset id (org/name)"
+        )
     return _open_hub(str(source), revision)

@@ -18,8 +18,9 @@ from .markdown import cell
 SUMMARY_STEM = "students_summary"
 
 
-def students_summary(selections: Mapping[str, Mapping[str, Pick]],
-                     datasets: Mapping[str, dict[str, Any]]) -> dict[str, Any]:
+def students_summary(
+    selections: Mapping[str, Mapping[str, Pick]], datasets: Mapping[str, dict[str, Any]]
+) -> dict[str, Any]:
     """Teacher shares per student, and for each pair of students the share of questions (selected
     for both) on which they select the same answer.
 
@@ -30,8 +31,9 @@ def students_summary(selections: Mapping[str, Mapping[str, Pick]],
     pairs = []
     for a, b in itertools.combinations(selections, 2):
         agree = agreement(selections[a], selections[b])
-        pairs.append({"students": [a, b], "questions_compared": agree.compared, "same_answer": agree.same,
-                      "share": agree.share})
+        pairs.append(
+            {"students": [a, b], "questions_compared": agree.compared, "same_answer": agree.same, "share": agree.share}
+        )
     return {
         "students": list(selections),
         "datasets": {s: dict(datasets.get(s, {})) for s in selections},
@@ -45,14 +47,17 @@ def summary_markdown(summary: dict[str, Any]) -> str:
     escaped: see `markdown.cell`)."""
     students = summary["students"]
     shares = summary["teacher_shares"]
-    teachers = sorted({t for s in students for t in shares[s]},
-                      key=lambda t: (-sum(shares[s].get(t, 0.0) for s in students), t))
-    lines = ["| teacher | " + " | ".join(cell(s) for s in students) + " |",
-             "|---|" + "---:|" * len(students)]
+    teachers = sorted(
+        {t for s in students for t in shares[s]}, key=lambda t: (-sum(shares[s].get(t, 0.0) for s in students), t)
+    )
+    lines = ["| teacher | " + " | ".join(cell(s) for s in students) + " |", "|---|" + "---:|" * len(students)]
     for t in teachers:
         lines.append(f"| {cell(t)} | " + " | ".join(f"{100 * shares[s].get(t, 0.0):.1f}%" for s in students) + " |")
-    lines.append("| questions selected | " + " | ".join(
-        str(summary["datasets"][s].get("questions_selected", "")) for s in students) + " |")
+    lines.append(
+        "| questions selected | "
+        + " | ".join(str(summary["datasets"][s].get("questions_selected", "")) for s in students)
+        + " |"
+    )
     lines += ["", "| students | questions selected for both | same answer | share |", "|---|---:|---:|---:|"]
     for p in summary["agreement"]:
         share = "n/a" if p["share"] is None else f"{100 * p['share']:.1f}%"

@@ -30,11 +30,14 @@ def _hub_has_dataset(repo_id: str) -> bool:
     what = f"read {repo_id} on the Hub"
     try:  # reads are retried like pushes: one 500 does not end a round
         return with_retries(api.repo_exists, repo_id, repo_type="dataset", what=what) and with_retries(
-            api.file_exists, repo_id, STATS_FILENAME, repo_type="dataset", what=what)
+            api.file_exists, repo_id, STATS_FILENAME, repo_type="dataset", what=what
+        )
     except Exception as err:  # HTTP, connection and auth errors all mean the same to the user
-        raise SourceError(f"cannot read {repo_id!r} on the Hub to find the previous round "
-                          f"({type(err).__name__}: {err}); check your network and `hf auth login`, then run the "
-                          "same command again: it resumes (finished rounds and cached scores are kept)") from err
+        raise SourceError(
+            f"cannot read {repo_id!r} on the Hub to find the previous round "
+            f"({type(err).__name__}: {err}); check your network and `hf auth login`, then run the "
+            "same command again: it resumes (finished rounds and cached scores are kept)"
+        ) from err
 
 
 def previous_round(out: Path, repo_id: str | None, previous: Path | None = None) -> PublishedDataset | None:
@@ -64,8 +67,15 @@ class RoundContext:
     previous_location: str | None = None
 
     @classmethod
-    def load(cls, number: int, out: Path, repo_id: str | None, *, previous: Path | None = None,
-             training: dict[str, Any] | None = None) -> RoundContext:
+    def load(
+        cls,
+        number: int,
+        out: Path,
+        repo_id: str | None,
+        *,
+        previous: Path | None = None,
+        training: dict[str, Any] | None = None,
+    ) -> RoundContext:
         """Read round `number - 1` from the Hub repo (when pushing), `previous` or the output folder.
 
         Args:
@@ -92,12 +102,20 @@ class RoundContext:
         selection = prev.selection()
         history = list(record.get("rounds") or [])
         if not history:  # a dataset built without --round counts as the round before this one
-            history = [{"round": number - 1, "student": _student_facts(record.get("student") or {}),
-                        "teacher_shares": teacher_shares(selection), "changed": None}]
+            history = [
+                {
+                    "round": number - 1,
+                    "student": _student_facts(record.get("student") or {}),
+                    "teacher_shares": teacher_shares(selection),
+                    "changed": None,
+                }
+            ]
         last = history[-1]["round"]
         if last >= number:
-            raise SelectionError(f"{prev.location} already holds round {last}; pass --round {last + 1}, "
-                                 "or a fresh --out / --push for a new series")
+            raise SelectionError(
+                f"{prev.location} already holds round {last}; pass --round {last + 1}, "
+                "or a fresh --out / --push for a new series"
+            )
         if training is not None:
             history[-1] = {**history[-1], "training": training}
         return cls(number, history, selection, prev.location)
@@ -107,10 +125,17 @@ class RoundContext:
         changed = None
         if self.previous is not None:
             a = agreement(self.previous, selection)
-            changed = {"questions_compared": a.compared, "questions_changed": a.compared - a.same,
-                       "share": a.changed_share}
-        return {"round": self.number, "student": _student_facts(student),
-                "teacher_shares": teacher_shares(selection), "changed": changed}
+            changed = {
+                "questions_compared": a.compared,
+                "questions_changed": a.compared - a.same,
+                "share": a.changed_share,
+            }
+        return {
+            "round": self.number,
+            "student": _student_facts(student),
+            "teacher_shares": teacher_shares(selection),
+            "changed": changed,
+        }
 
     def rounds(self, student: dict[str, Any], selection: dict[str, Pick]) -> list[dict[str, Any]]:
         return [*self.history, self.entry(student, selection)]
@@ -122,17 +147,23 @@ def card_rows(rounds: list[dict[str, Any]]) -> list[dict[str, str]]:
     for r in rounds:
         changed = r.get("changed")
         if changed and changed.get("share") is not None:
-            shown = (f"{100 * changed['share']:.1f}% ({changed['questions_changed']} of "
-                     f"{changed['questions_compared']})")
+            shown = f"{100 * changed['share']:.1f}% ({changed['questions_changed']} of {changed['questions_compared']})"
         else:
             shown = "n/a"
         student = r.get("student") or {}
         training = r.get("training") or {}
-        rows.append({"round": str(r["round"]), "student": str(student.get("repo_id") or student.get("name")),
-                     "revision": str(student.get("revision")), "shares": format_shares(r["teacher_shares"]),
-                     "changed": shown,
-                     "steps": str(training["steps"]) if training else "n/a",
-                     "final_loss": f"{training['final_loss']:.4f}" if training else "n/a",
-                     "checkpoint": f"`{training['checkpoint']}` @ `{training['checkpoint_revision']}`"
-                                   if training else "not yet"})
+        rows.append(
+            {
+                "round": str(r["round"]),
+                "student": str(student.get("repo_id") or student.get("name")),
+                "revision": str(student.get("revision")),
+                "shares": format_shares(r["teacher_shares"]),
+                "changed": shown,
+                "steps": str(training["steps"]) if training else "n/a",
+                "final_loss": f"{training['final_loss']:.4f}" if training else "n/a",
+                "checkpoint": f"`{training['checkpoint']}` @ `{training['checkpoint_revision']}`"
+                if training
+                else "not yet",
+            }
+        )
     return rows

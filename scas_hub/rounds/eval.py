@@ -32,9 +32,19 @@ class RoundsEval:
     folder: Path
 
     @classmethod
-    def load(cls, eval_source: str, out: Path, *, corpus: str, corpus_subset: str | None, subset: str | None = None,
-             revision: str | None = None, limit: int | None = None, sample_seed: int = 42,
-             decoding: DecodingConfig | None = None) -> RoundsEval:
+    def load(
+        cls,
+        eval_source: str,
+        out: Path,
+        *,
+        corpus: str,
+        corpus_subset: str | None,
+        subset: str | None = None,
+        revision: str | None = None,
+        limit: int | None = None,
+        sample_seed: int = 42,
+        decoding: DecodingConfig | None = None,
+    ) -> RoundsEval:
         """Draw the eval questions and find those the training corpus shares with them.
 
         Raises:
@@ -42,8 +52,9 @@ class RoundsEval:
         """
         from ..source import open_source
 
-        eval_set = load_eval_questions(eval_source, subset=subset, revision=revision, limit=limit,
-                                       sample_seed=sample_seed)
+        eval_set = load_eval_questions(
+            eval_source, subset=subset, revision=revision, limit=limit, sample_seed=sample_seed
+        )
         overlap = find_overlap(open_source(corpus, subset=corpus_subset).candidates(), eval_set.questions)
         return cls(eval_set, overlap, decoding or DecodingConfig(), out / EVAL_DIR)
 
@@ -54,12 +65,24 @@ class RoundsEval:
 
     def settings(self) -> dict[str, Any]:
         """What a rerun must match (recorded in `rounds.json`)."""
-        return {"source": source_record(self.eval_set.source), **self.eval_set.to_dict(),
-                "question_ids": [q.question_id for q in self.eval_set.questions],
-                "decoding": self.decoding.to_dict(), "overlap_set_aside": self.overlap.to_dict()}
+        return {
+            "source": source_record(self.eval_set.source),
+            **self.eval_set.to_dict(),
+            "question_ids": [q.question_id for q in self.eval_set.questions],
+            "decoding": self.decoding.to_dict(),
+            "overlap_set_aside": self.overlap.to_dict(),
+        }
 
-    def evaluate(self, theta: int, student: str, revision: str, *, student_revision: str | None = None,
-                 device: str | None = None, progress: bool = True) -> dict[str, Any]:
+    def evaluate(
+        self,
+        theta: int,
+        student: str,
+        revision: str,
+        *,
+        student_revision: str | None = None,
+        device: str | None = None,
+        progress: bool = True,
+    ) -> dict[str, Any]:
         """θ_k's accuracy on the questions: from its stored report when it was evaluated at this revision."""
         import json
 
@@ -70,26 +93,40 @@ class RoundsEval:
             if report.student.get("revision") != revision:
                 report = None
         if report is None:
-            report = evaluate_student(student, self.eval_set, path, student_revision=student_revision,
-                                      decoding=self.decoding, device=device, reference_nll=False,
-                                      progress=progress)
+            report = evaluate_student(
+                student,
+                self.eval_set,
+                path,
+                student_revision=student_revision,
+                decoding=self.decoding,
+                device=device,
+                reference_nll=False,
+                progress=progress,
+            )
         return accuracy_facts(report, path.relative_to(self.folder.parent).as_posix())
 
 
 def accuracy_facts(report: EvalReport, where: str) -> dict[str, Any]:
     """Accuracy with its 95% percentile-bootstrap interval over questions."""
     interval = accuracy_interval([float(r.correct) for r in report.per_question])
-    return {"accuracy": interval.estimate, "ci_low": interval.low, "ci_high": interval.high,
-            "n_correct": report.n_correct, "n_questions": report.n_questions,
-            "student_revision": report.student.get("revision"), "report": where}
+    return {
+        "accuracy": interval.estimate,
+        "ci_low": interval.low,
+        "ci_high": interval.high,
+        "n_correct": report.n_correct,
+        "n_questions": report.n_questions,
+        "student_revision": report.student.get("revision"),
+        "report": where,
+    }
 
 
 def plot_accuracy(base: dict[str, Any], rounds: list[dict[str, Any]], path: Path) -> Path:
     """θ1 (the base student) and each θ_{r+1}: accuracy with its interval, one point per θ."""
     from matplotlib.figure import Figure
 
-    points = [("θ1\n(base)", base)] + [(f"θ{r['round'] + 1}\n(round {r['round']})", r["eval"]) for r in rounds
-                                        if r.get("eval")]
+    points = [("θ1\n(base)", base)] + [
+        (f"θ{r['round'] + 1}\n(round {r['round']})", r["eval"]) for r in rounds if r.get("eval")
+    ]
     fig = Figure(figsize=(1.6 + 1.1 * len(points), 3.2), dpi=110, layout="constrained")
     ax = fig.subplots()
     ax.spines[["top", "right"]].set_visible(False)

@@ -68,14 +68,18 @@ class RoundsResult:
         head = "round  dataset                 scored by                        steps  final loss  "
         lines = [head + ("accuracy of θ[r+1] [95% CI]     " if evaluated else "") + "checkpoint"]
         if evaluated:
-            lines.append(f"{'base':<6} {'':<23} {'':<32} {'':>5}  {'':>10}  {format_accuracy(self.base_eval):<32} "
-                         "(θ1, the base student)")
+            lines.append(
+                f"{'base':<6} {'':<23} {'':<32} {'':>5}  {'':>10}  {format_accuracy(self.base_eval):<32} "
+                "(θ1, the base student)"
+            )
         for r in self.rounds:
             d, t, s = r["dataset"], r["training"], r["student"]
             where = f"{d['repo_id']} {d['version']}" if d.get("repo_id") else Path(d["folder"]).name
             accuracy = f"{format_accuracy(r.get('eval')):<32} " if evaluated else ""
-            lines.append(f"{r['round']:<6} {where:<23} {s['repo_id'] + ' @ ' + s['revision'][:12]:<32} "
-                         f"{t['steps']:>5}  {t['final_loss']:>10.4f}  {accuracy}{t['checkpoint_path']}")
+            lines.append(
+                f"{r['round']:<6} {where:<23} {s['repo_id'] + ' @ ' + s['revision'][:12]:<32} "
+                f"{t['steps']:>5}  {t['final_loss']:>10.4f}  {accuracy}{t['checkpoint_path']}"
+            )
         return "\n".join(lines)
 
 
@@ -137,13 +141,17 @@ def check_template_continues(record: dict[str, Any], checkpoint: Path, r: int) -
 
 def _training_facts(result: TrainResult) -> dict[str, Any]:
     """What the rounds table shows of a checkpoint trained on a round."""
-    return {"steps": result.steps, "final_loss": result.final_loss,
-            "checkpoint": result.repo_id or f"local:{result.checkpoint.name}",
-            "checkpoint_revision": result.revision}
+    return {
+        "steps": result.steps,
+        "final_loss": result.final_loss,
+        "checkpoint": result.repo_id or f"local:{result.checkpoint.name}",
+        "checkpoint_revision": result.revision,
+    }
 
 
-def _write_summary(out: Path, settings: dict[str, Any], rounds: list[dict[str, Any]],
-                   base_eval: dict[str, Any] | None = None) -> None:
+def _write_summary(
+    out: Path, settings: dict[str, Any], rounds: list[dict[str, Any]], base_eval: dict[str, Any] | None = None
+) -> None:
     summary = {"settings": settings, **({"base_eval": base_eval} if base_eval else {}), "rounds": rounds}
     write_json_atomic(out / SUMMARY_FILENAME, summary, tmp=out / (SUMMARY_FILENAME + ".tmp"))
 
@@ -160,30 +168,56 @@ def check_settings(out: Path, settings: dict[str, Any]) -> None:
     try:
         previous = json.loads(path.read_text(encoding="utf-8"))["settings"]
     except (ValueError, KeyError, TypeError) as err:
-        raise ConfigError(f"{path} holds no settings of a scas-hub loop (written by something else, or by an older "
-                          "scas-hub); pass another --out") from err
+        raise ConfigError(
+            f"{path} holds no settings of a scas-hub loop (written by something else, or by an older "
+            "scas-hub); pass another --out"
+        ) from err
     changed = sorted(k for k in settings.keys() | previous.keys() if settings.get(k) != previous.get(k))
     if changed:
-        raise ConfigError(f"{out} holds rounds run with other settings ({', '.join(changed)}); rerun with the same "
-                          "ones to continue them (only --rounds may grow), or pass another --out")
+        raise ConfigError(
+            f"{out} holds rounds run with other settings ({', '.join(changed)}); rerun with the same "
+            "ones to continue them (only --rounds may grow), or pass another --out"
+        )
 
 
-def loop_settings(base: dict[str, Any], *, source: str, subset: str | None, verification: str | None,
-                  selection: dict[str, Any], scoring: ScoringConfig, dtype: str, train_config: TrainConfig,
-                  push: str | None, push_checkpoints: str | None, from_base: bool,
-                  evaluation: dict[str, Any] | None) -> dict[str, Any]:
+def loop_settings(
+    base: dict[str, Any],
+    *,
+    source: str,
+    subset: str | None,
+    verification: str | None,
+    selection: dict[str, Any],
+    scoring: ScoringConfig,
+    dtype: str,
+    train_config: TrainConfig,
+    push: str | None,
+    push_checkpoints: str | None,
+    from_base: bool,
+    evaluation: dict[str, Any] | None,
+) -> dict[str, Any]:
     """What every round of one loop shares, as recorded in `rounds.json`."""
     import hashlib
 
     template = scoring.chat_template
     return {
-        "student": base, "source": source, "subset": subset, "verification": verification,
+        "student": base,
+        "source": source,
+        "subset": subset,
+        "verification": verification,
         "selection": {**selection, "teacher_ranking": list(selection["teacher_ranking"] or []) or None},
-        "scoring": {"dtype": dtype, "max_length": scoring.max_length, "truncate": scoring.truncate,
-                    "feature_module": scoring.feature_module, "feature_layer": scoring.feature_layer,
-                    "chat_template_sha256": hashlib.sha256(template.encode()).hexdigest() if template else None},
-        "training": train_config.to_dict(), "from_base": from_base, "push": push,
-        "push_checkpoints": push_checkpoints, "eval": evaluation,
+        "scoring": {
+            "dtype": dtype,
+            "max_length": scoring.max_length,
+            "truncate": scoring.truncate,
+            "feature_module": scoring.feature_module,
+            "feature_layer": scoring.feature_layer,
+            "chat_template_sha256": hashlib.sha256(template.encode()).hexdigest() if template else None,
+        },
+        "training": train_config.to_dict(),
+        "from_base": from_base,
+        "push": push,
+        "push_checkpoints": push_checkpoints,
+        "eval": evaluation,
     }
 
 
@@ -194,8 +228,10 @@ def scoring_at_training_length(scoring: ScoringConfig, train_config: TrainConfig
         ConfigError: `scoring` names another max length.
     """
     if scoring.max_length is not None and scoring.max_length != train_config.max_length:
-        raise ConfigError(f"scoring at {scoring.max_length} tokens but training at --max-length "
-                          f"{train_config.max_length}: a loop scores and trains at one length; pass --max-length only")
+        raise ConfigError(
+            f"scoring at {scoring.max_length} tokens but training at --max-length "
+            f"{train_config.max_length}: a loop scores and trains at one length; pass --max-length only"
+        )
     return replace(scoring, max_length=train_config.max_length)
 
 
@@ -297,52 +333,115 @@ def run_rounds(
         scoring = replace(scoring, chat_template=chat_template)
     out = Path(out) if out else Path("out") / f"rounds-{student_slug(student)}"
     source = source or default_source(student)  # settled from the base student, once for every round
-    config = selection_config(selection, strategy=strategy, groups=groups, group=group, seed=seed, lam=lam,
-                              small_policy=small_policy, teacher_ranking=teacher_ranking)
-    selection = dict(strategy=config.strategy, groups=config.groups, group=config.group, seed=config.seed,
-                     lam=config.lam, small_policy=config.small_policy, teacher_ranking=config.teacher_ranking)
+    config = selection_config(
+        selection,
+        strategy=strategy,
+        groups=groups,
+        group=group,
+        seed=seed,
+        lam=lam,
+        small_policy=small_policy,
+        teacher_ranking=teacher_ranking,
+    )
+    selection = dict(
+        strategy=config.strategy,
+        groups=config.groups,
+        group=config.group,
+        seed=config.seed,
+        lam=config.lam,
+        small_policy=config.small_policy,
+        teacher_ranking=config.teacher_ranking,
+    )
     base = resolve_student(student, student_revision)
     evaluation = None
     if eval_source is not None:
         from .eval import RoundsEval
 
-        evaluation = RoundsEval.load(eval_source, out, corpus=source, corpus_subset=subset, subset=eval_subset,
-                                     revision=eval_revision, limit=eval_limit, sample_seed=eval_seed,
-                                     decoding=decoding)
-    settings = loop_settings({"repo_id": base.public_id, "revision": base.revision}, source=source, subset=subset,
-                             verification=verification, selection=selection, scoring=scoring, dtype=dtype,
-                             train_config=train_config, push=push, push_checkpoints=push_checkpoints,
-                             from_base=from_base, evaluation=evaluation.settings() if evaluation else None)
+        evaluation = RoundsEval.load(
+            eval_source,
+            out,
+            corpus=source,
+            corpus_subset=subset,
+            subset=eval_subset,
+            revision=eval_revision,
+            limit=eval_limit,
+            sample_seed=eval_seed,
+            decoding=decoding,
+        )
+    settings = loop_settings(
+        {"repo_id": base.public_id, "revision": base.revision},
+        source=source,
+        subset=subset,
+        verification=verification,
+        selection=selection,
+        scoring=scoring,
+        dtype=dtype,
+        train_config=train_config,
+        push=push,
+        push_checkpoints=push_checkpoints,
+        from_base=from_base,
+        evaluation=evaluation.settings() if evaluation else None,
+    )
     check_settings(out, settings)  # rounds.json is written once round 1's dataset exists: a run that fails
     # before (a typo in --source) leaves no settings behind to refuse the corrected rerun
-    base_eval = _evaluate(evaluation, 1, student, base.revision, student_revision=student_revision, device=device,
-                          progress=progress)
+    base_eval = _evaluate(
+        evaluation, 1, student, base.revision, student_revision=student_revision, device=device, progress=progress
+    )
     summary: list[dict[str, Any]] = []
     current, current_revision = student, student_revision
     training: dict[str, Any] | None = None
     for r in range(1, rounds + 1):
         resolved = resolve_student(current, current_revision)
         folder, ckpt = round_folder(out, r), checkpoint_folder(out, r)
-        record = _round_dataset(out, r, resolved, current, current_revision, source=source, subset=subset,
-                                selection=config, training=training, verification=verification, dtype=dtype,
-                                device=device, scoring=scoring, push=push, private=private,
-                                score_cache=score_cache, held_out=evaluation.held_out if evaluation else None)
+        record = _round_dataset(
+            out,
+            r,
+            resolved,
+            current,
+            current_revision,
+            source=source,
+            subset=subset,
+            selection=config,
+            training=training,
+            verification=verification,
+            dtype=dtype,
+            device=device,
+            scoring=scoring,
+            push=push,
+            private=private,
+            score_cache=score_cache,
+            held_out=evaluation.held_out if evaluation else None,
+        )
         if _is_main():
             _write_summary(out, settings, summary, base_eval)
         release = record.get("release") or {}
         dataset = {"folder": str(folder), "repo_id": release.get("repo_id"), "version": release.get("version")}
         trainee, trainee_revision = (student, student_revision) if from_base else (current, current_revision)
         logger.info("round %d: training %s on %s", r, trainee, dataset["version"] or folder)
-        trained = train(push or folder, trainee, ckpt, revision=release.get("version") if push else None,
-                        student_revision=trainee_revision, config=train_config, push=push_checkpoints,
-                        private=private, progress=progress, round_number=r, chat_template=chat_template)
+        trained = train(
+            push or folder,
+            trainee,
+            ckpt,
+            revision=release.get("version") if push else None,
+            student_revision=trainee_revision,
+            config=train_config,
+            push=push_checkpoints,
+            private=private,
+            progress=progress,
+            round_number=r,
+            chat_template=chat_template,
+        )
         training = _training_facts(trained)
-        entry = {"round": r, "student": {"name": resolved.name, "repo_id": resolved.public_id,
-                                         "revision": resolved.revision},
-                 "dataset": dataset, "training": {**training, "checkpoint_path": str(ckpt)}}
+        entry = {
+            "round": r,
+            "student": {"name": resolved.name, "repo_id": resolved.public_id, "revision": resolved.revision},
+            "dataset": dataset,
+            "training": {**training, "checkpoint_path": str(ckpt)},
+        }
         if evaluation is not None:
-            entry["eval"] = _evaluate(evaluation, r + 1, str(ckpt), resolve_student(str(ckpt)).revision,
-                                      device=device, progress=progress)
+            entry["eval"] = _evaluate(
+                evaluation, r + 1, str(ckpt), resolve_student(str(ckpt)).revision, device=device, progress=progress
+            )
         summary.append(entry)
         if _is_main():
             _write_summary(out, settings, summary, base_eval)
@@ -354,11 +453,26 @@ def run_rounds(
     return RoundsResult(out, summary, base_eval)
 
 
-def _round_dataset(out: Path, r: int, resolved: Any, current: str, current_revision: str | None, *,
-                   source: str, subset: str | None, selection: SelectionConfig, training: dict[str, Any] | None,
-                   verification: str | None, dtype: str, device: str | None, scoring: ScoringConfig,
-                   push: str | None, private: bool, score_cache: str | Path | bool | None,
-                   held_out: Any) -> dict[str, Any]:
+def _round_dataset(
+    out: Path,
+    r: int,
+    resolved: Any,
+    current: str,
+    current_revision: str | None,
+    *,
+    source: str,
+    subset: str | None,
+    selection: SelectionConfig,
+    training: dict[str, Any] | None,
+    verification: str | None,
+    dtype: str,
+    device: str | None,
+    scoring: ScoringConfig,
+    push: str | None,
+    private: bool,
+    score_cache: str | Path | bool | None,
+    held_out: Any,
+) -> dict[str, Any]:
     """Step 1 of round `r`: its dataset, scored and selected with the round's student (or the
     finished one, its interrupted push completed); the record as written (and pushed)."""
     folder = round_folder(out, r)
@@ -368,11 +482,24 @@ def _round_dataset(out: Path, r: int, resolved: Any, current: str, current_revis
             check_template_continues(_read_record(round_folder(out, r - 1)) or {}, Path(current), r)
         logger.info("round %d: scoring with %s", r, resolved.public_id)
         curate(
-            current, source, folder, subset=subset, student_revision=current_revision, selection=selection,
-            round_number=r, previous_round=round_folder(out, r - 1) if r > 1 and not push else None,
-            round_training=training, verification=verification, dtype=dtype, device=device,
-            scoring=scoring, push=push, private=private, score_cache=score_cache,
-            held_out=held_out)
+            current,
+            source,
+            folder,
+            subset=subset,
+            student_revision=current_revision,
+            selection=selection,
+            round_number=r,
+            previous_round=round_folder(out, r - 1) if r > 1 and not push else None,
+            round_training=training,
+            verification=verification,
+            dtype=dtype,
+            device=device,
+            scoring=scoring,
+            push=push,
+            private=private,
+            score_cache=score_cache,
+            held_out=held_out,
+        )
         _barrier()  # every process trains on the folder rank 0 just wrote
         record = _read_record(folder)  # as pushed: with its release (version)
     elif push and _is_main() and not _tag_exists(push, (record.get("release") or {}).get("version", "")):

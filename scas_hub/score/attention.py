@@ -68,10 +68,12 @@ def flex_plan(segments: list[tuple[int, int, int]], rows: int, device) -> FlexPl
 
     lengths = torch.tensor([n for n, _, _ in segments] + [1] * (rows - sum(n for n, _, _ in segments)))
     segment = torch.repeat_interleave(torch.arange(len(lengths)), lengths).to(device)
-    start = torch.repeat_interleave(torch.tensor([s for _, s, _ in segments] + [0] * (len(lengths) - len(segments))),
-                                    lengths).to(device)
-    stop = torch.repeat_interleave(torch.tensor([e for _, _, e in segments] + [0] * (len(lengths) - len(segments))),
-                                   lengths).to(device)
+    start = torch.repeat_interleave(
+        torch.tensor([s for _, s, _ in segments] + [0] * (len(lengths) - len(segments))), lengths
+    ).to(device)
+    stop = torch.repeat_interleave(
+        torch.tensor([e for _, _, e in segments] + [0] * (len(lengths) - len(segments))), lengths
+    ).to(device)
 
     def mask_mod(b, h, q, kv):
         return ((segment[q] == segment[kv]) & (kv <= q)) | ((kv >= start[q]) & (kv < stop[q]))
@@ -99,12 +101,21 @@ def _softcap_mod(softcap: float):
 
 def _flex(plan: FlexPlan, query, key, value, scale, softcap, window) -> torch.Tensor:
     if window and plan.longest > window:
-        raise StudentError(f"a candidate is longer than this student's sliding attention window ({window} "
-                           "tokens), which the packed scorer does not implement; pass --max-length")
+        raise StudentError(
+            f"a candidate is longer than this student's sliding attention window ({window} "
+            "tokens), which the packed scorer does not implement; pass --max-length"
+        )
     kernel = _flex_kernel(query.device.type in COMPILED_FLEX_DEVICES)
     score_mod = None if softcap is None else _softcap_mod(float(softcap))
-    out = kernel(query, key, value, score_mod=score_mod, block_mask=plan.block_mask, scale=scale,
-                 enable_gqa=key.shape[1] != query.shape[1])
+    out = kernel(
+        query,
+        key,
+        value,
+        score_mod=score_mod,
+        block_mask=plan.block_mask,
+        scale=scale,
+        enable_gqa=key.shape[1] != query.shape[1],
+    )
     return out.transpose(1, 2).contiguous()
 
 
@@ -123,8 +134,12 @@ def sdpa_calls(segments: list[tuple[int, int, int]], causal_ratio: float, device
             calls.append(Call((rows,), (rows,), rows))
         elif n >= causal_ratio * p:
             calls.append(Call((slice(start, stop), rows), (slice(start, stop), rows), rows, skip=p))
-        elif groups and groups[-1][0].start == start and groups[-1][1] + sum(groups[-1][2]) == row \
-                and sum(groups[-1][2]) + n <= p / 2:
+        elif (
+            groups
+            and groups[-1][0].start == start
+            and groups[-1][1] + sum(groups[-1][2]) == row
+            and sum(groups[-1][2]) + n <= p / 2
+        ):
             groups[-1][2].append(n)
         else:
             groups.append((slice(start, stop), row, [n]))
@@ -179,8 +194,10 @@ def packed_attention(module, query, key, value, attention_mask, scaling=None, dr
     per-segment positions; `scas_layout` is the pack's list of `Call`s or its `FlexPlan`."""
     layout: list[Call] | FlexPlan | None = kwargs.get("scas_layout")
     if layout is None:
-        raise StudentError("packed attention was called without a pack layout: this architecture does not pass "
-                           "attention kwargs through its layers")
+        raise StudentError(
+            "packed attention was called without a pack layout: this architecture does not pass "
+            "attention kwargs through its layers"
+        )
     window, softcap = kwargs.get("sliding_window"), kwargs.get("softcap")
     if isinstance(layout, FlexPlan):
         return _flex(layout, query, key, value, scaling, softcap, window), None
@@ -193,14 +210,17 @@ def packed_attention(module, query, key, value, attention_mask, scaling=None, dr
     for call in layout:
         keys = _rows(key, call.keys)
         if window and keys.shape[2] > window:
-            raise StudentError(f"a candidate is longer than this student's sliding attention window ({window} "
-                               "tokens), which the packed scorer does not implement; pass --max-length")
+            raise StudentError(
+                f"a candidate is longer than this student's sliding attention window ({window} "
+                "tokens), which the packed scorer does not implement; pass --max-length"
+            )
         queries, values = _rows(query, call.queries), _rows(value, call.keys)
         if softcap is not None:
             o = _softcapped(queries, keys, values, call.mask, scaling, softcap)
         else:
-            o = F.scaled_dot_product_attention(queries, keys, values, attn_mask=call.mask,
-                                               is_causal=call.mask is None, scale=scaling, enable_gqa=gqa)
+            o = F.scaled_dot_product_attention(
+                queries, keys, values, attn_mask=call.mask, is_causal=call.mask is None, scale=scaling, enable_gqa=gqa
+            )
         out[:, :, call.out] = o[:, :, call.skip :]
     return out.transpose(1, 2).contiguous(), None
 

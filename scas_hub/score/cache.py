@@ -117,8 +117,9 @@ class ScoreCache:
 
         if self.root is None:
             return
-        keep = pc.or_(pc.is_null(outcomes.column("skip")), pc.is_in(outcomes.column("skip"),
-                                                                  pa.array(sorted(CACHEABLE_SKIPS))))
+        keep = pc.or_(
+            pc.is_null(outcomes.column("skip")), pc.is_in(outcomes.column("skip"), pa.array(sorted(CACHEABLE_SKIPS)))
+        )
         cacheable = outcomes.filter(keep)
         if not cacheable.num_rows:
             return

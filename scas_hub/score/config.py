@@ -15,39 +15,56 @@ ATTENTION_MODES = ("sdpa", "flex")
 class ScoringConfig:
     """How to run the student; none of these change the proxy's definition."""
 
-    token_budget: int | None = field(default=None, metadata={
-        "help": "tokens per (packed) forward pass (default: 4096 on CPU, 16384 on GPU)"})
+    token_budget: int | None = field(
+        default=None, metadata={"help": "tokens per (packed) forward pass (default: 4096 on CPU, 16384 on GPU)"}
+    )
     """Tokens per forward pass (packed, no padding; a single longer candidate still runs, alone).
     Default: 4096 on CPU (activations stay in cache), 16384 on accelerators."""
-    window_chars: int = field(default=262_144, metadata={
-        "help": "characters of candidate text per scheduling window (the unit of sharding and resume)"})
+    window_chars: int = field(
+        default=262_144,
+        metadata={"help": "characters of candidate text per scheduling window (the unit of sharding and resume)"},
+    )
     """Characters of candidate text per scheduling window (about 64k tokens). Windows depend on
     the corpus alone, so a window is scored the same way whatever the number of processes or the
     cache state."""
-    max_length: int | None = field(default=None, metadata={
-        "help": "skip candidates longer than this many tokens (default: no limit)"})
+    max_length: int | None = field(
+        default=None, metadata={"help": "skip candidates longer than this many tokens (default: no limit)"}
+    )
     """Skip (and count) candidates whose rendered conversation has more tokens than this."""
     truncate: bool = field(default=False, metadata={"help": "score the first --max-length tokens instead of skipping"})
     """With `max_length`: score a longer candidate's first `max_length` tokens instead (counted)."""
-    feature_module: str | None = field(default=None, metadata={
-        "help": "dotted path of the module whose output is the token feature; {layer} is replaced "
-                "(default: model.layers.{layer}.mlp.up_proj)", "metavar": "PATH"})
+    feature_module: str | None = field(
+        default=None,
+        metadata={
+            "help": "dotted path of the module whose output is the token feature; {layer} is replaced "
+            "(default: model.layers.{layer}.mlp.up_proj)",
+            "metavar": "PATH",
+        },
+    )
     """Dotted path of the feature module; `{layer}` is replaced by `feature_layer`."""
-    feature_layer: int | None = field(default=None, metadata={
-        "help": "decoder layer of the feature module, 0-based (default: the last)", "metavar": "L"})
+    feature_layer: int | None = field(
+        default=None,
+        metadata={"help": "decoder layer of the feature module, 0-based (default: the last)", "metavar": "L"},
+    )
     """Decoder layer whose MLP up-projection gives the features (default: the last)."""
     causal_ratio: float = 3.0
     """Answers at least this many times longer than their prompt attend with the fused causal
     kernel over prompt + answer (recomputing the prompt's attention rows, cheaper than a masked
     kernel at that length); shorter ones attend through a mask over prompt + answer."""
-    compile: bool = field(default=False, metadata={
-        "help": "fuse the student's norms and MLP activations with torch.compile (seconds of warm-up)"})
+    compile: bool = field(
+        default=False,
+        metadata={"help": "fuse the student's norms and MLP activations with torch.compile (seconds of warm-up)"},
+    )
     """Fuse the student's RMSNorms and gated-MLP activations with `torch.compile` (a warm-up of
     seconds; needs a C++ compiler on CPU, Triton on GPU; scoring goes on unfused if compiling fails)."""
-    attention: str = field(default="sdpa", metadata={
-        "help": "packed attention: a kernel call per answer (sdpa, best on CPU) or one block-sparse "
-                "flex-attention call per layer (flex, compiled on CUDA); same scores",
-        "choices": list(ATTENTION_MODES)})
+    attention: str = field(
+        default="sdpa",
+        metadata={
+            "help": "packed attention: a kernel call per answer (sdpa, best on CPU) or one block-sparse "
+            "flex-attention call per layer (flex, compiled on CUDA); same scores",
+            "choices": list(ATTENTION_MODES),
+        },
+    )
     """How packs attend: "sdpa" (a kernel call per prompt and answer or group of short answers;
     best on CPU) or "flex" (one block-sparse flex-attention call per layer, compiled on CUDA; for
     accelerators, where per-answer calls would be launch-bound). Same numbers either way."""

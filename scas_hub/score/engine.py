@@ -52,8 +52,9 @@ def pending_candidates(question: Question) -> list[Candidate]:
 
 def pending_chars(questions: Iterable[Question]) -> int:
     """Characters of text still to score: the size measure of windows and of rank shares."""
-    return sum(len(c.system_prompt) + len(c.instruction) + len(c.answer)
-               for q in questions for c in pending_candidates(q))
+    return sum(
+        len(c.system_prompt) + len(c.instruction) + len(c.answer) for q in questions for c in pending_candidates(q)
+    )
 
 
 def plan_windows(questions: Iterable[Question], window_chars: int) -> Iterator[list[Question]]:
@@ -96,8 +97,9 @@ class _FeatureCapture:
 def resolve_feature_module(model: torch.nn.Module, config: ScoringConfig) -> torch.nn.Module:
     """Find `model.layers[L-1].mlp.up_proj` (or the configured module) inside a causal LM."""
     n_layers = getattr(model.config, "num_hidden_layers", None)
-    layer = config.feature_layer if config.feature_layer is not None else (
-        n_layers - 1 if n_layers is not None else None)
+    layer = (
+        config.feature_layer if config.feature_layer is not None else (n_layers - 1 if n_layers is not None else None)
+    )
     path = config.feature_module or "model.layers.{layer}.mlp.up_proj"
     if "{layer}" in path:
         if layer is None:
@@ -167,8 +169,13 @@ def _layout(units: list[_Unit]) -> _Pack:
 class StudentScorer:
     """Scores candidates with one student model (see `score_questions`)."""
 
-    def __init__(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, config: ScoringConfig | None = None,
-                 chat_template: str | None = None):
+    def __init__(
+        self,
+        model: PreTrainedModel,
+        tokenizer: PreTrainedTokenizerBase,
+        config: ScoringConfig | None = None,
+        chat_template: str | None = None,
+    ):
         """`chat_template`: template text overriding both the tokenizer's and `config.chat_template`."""
         self.model = model.eval()
         self.config = config or ScoringConfig()
@@ -182,9 +189,12 @@ class StudentScorer:
         attention.register()
         on_cpu = self.device.type == "cpu"
         self._budget = self.config.token_budget or (4096 if on_cpu else 16384)
-        self.head = BlockedHead(self.lm_head, rows=1024 if on_cpu else 16384,
-                                block_bytes=self.config.lm_head_block_bytes or (4 if on_cpu else 512) * 2**20,
-                                transform=measure_transform(model, self.decoder, self.lm_head))
+        self.head = BlockedHead(
+            self.lm_head,
+            rows=1024 if on_cpu else 16384,
+            block_bytes=self.config.lm_head_block_bytes or (4 if on_cpu else 512) * 2**20,
+            transform=measure_transform(model, self.decoder, self.lm_head),
+        )
         self._fusion = fusible_modules(model) if self.config.compile else []
 
     def close(self) -> None:
@@ -200,8 +210,9 @@ class StudentScorer:
 
         Questions are yielded in input order once their window is scored.
         """
-        bar = tqdm(total=total_rows, unit="ans", desc="scoring",
-                   disable=not (self.config.progress and progress_bars_enabled()))
+        bar = tqdm(
+            total=total_rows, unit="ans", desc="scoring", disable=not (self.config.progress and progress_bars_enabled())
+        )
         start, tokens = time.perf_counter(), 0
 
         def advance(answers: int, pack_tokens: int) -> None:
@@ -221,8 +232,9 @@ class StudentScorer:
             stats.scoring_seconds += time.perf_counter() - start
             bar.close()
 
-    def score_window(self, questions: list[Question], stats: PipelineStats,
-                     on_pack: Callable[[int, int], None] | None = None) -> int:
+    def score_window(
+        self, questions: list[Question], stats: PipelineStats, on_pack: Callable[[int, int], None] | None = None
+    ) -> int:
         """Score the pending candidates of these questions as one schedule; returns tokens scored.
 
         `on_pack(candidates, tokens)` is called after each forward pass (for progress bars)."""
@@ -314,13 +326,13 @@ class StudentScorer:
             if self._fusion:
                 try:
                     with fused(self._fusion):
-                        return self.decoder(input_ids=ids[None], position_ids=positions[None], use_cache=False,
-                                            scas_layout=layout)
+                        return self.decoder(
+                            input_ids=ids[None], position_ids=positions[None], use_cache=False, scas_layout=layout
+                        )
                 except torch._dynamo.exc.TorchDynamoException as err:
                     logger.warning("torch.compile failed, scoring goes on without fused kernels: %s", err)
                     self._fusion = []
-            return self.decoder(input_ids=ids[None], position_ids=positions[None], use_cache=False,
-                                scas_layout=layout)
+            return self.decoder(input_ids=ids[None], position_ids=positions[None], use_cache=False, scas_layout=layout)
         finally:
             config._attn_implementation = implementation
 
@@ -373,7 +385,8 @@ class StudentScorer:
         rows, feat_region = rows[keep], feat_region[keep]
         unit = unit_features(features[rows])
         mean_u = torch.zeros((n_regions, unit.shape[1]), dtype=torch.float32, device=dev).index_add_(
-            0, feat_region, unit)
+            0, feat_region, unit
+        )
         mean_u /= torch.bincount(feat_region, minlength=n_regions).clamp_min(1)[:, None]
 
         mean_nll = (nll_sum / nll_count.clamp_min(1)).tolist()

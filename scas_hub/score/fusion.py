@@ -34,15 +34,17 @@ def _gated_mlp(mlp, x: torch.Tensor) -> torch.Tensor:
 
 
 def _is_gated_mlp(module: torch.nn.Module) -> bool:
-    return all(isinstance(getattr(module, n, None), torch.nn.Linear) for n in ("gate_proj", "up_proj", "down_proj")) \
-        and callable(getattr(module, "act_fn", None))
+    return all(
+        isinstance(getattr(module, n, None), torch.nn.Linear) for n in ("gate_proj", "up_proj", "down_proj")
+    ) and callable(getattr(module, "act_fn", None))
 
 
 @torch.inference_mode()
 def _computes_gated_mlp(mlp: torch.nn.Module) -> bool:
     """Whether this MLP class's own forward is `down(act(gate(x)) * up(x))` (checked on a probe)."""
     x = torch.randn(2, 3, mlp.gate_proj.in_features, generator=torch.Generator().manual_seed(0)).to(
-        mlp.gate_proj.weight)
+        mlp.gate_proj.weight
+    )
     want = type(mlp).forward(mlp, x)
     got = mlp.down_proj(_act_mul(mlp.act_fn, mlp.gate_proj(x), mlp.up_proj(x)))
     return want.shape == got.shape and torch.allclose(want.float(), got.float(), rtol=1e-3, atol=1e-5)

@@ -51,8 +51,7 @@ def candidate_transforms(config) -> list[LogitTransform]:
 class BlockedHead:
     """`nll(hidden_rows, targets)`: the NLL of each target given the final hidden state predicting it."""
 
-    def __init__(self, lm_head: torch.nn.Module, rows: int, block_bytes: int,
-                 transform: LogitTransform | None = None):
+    def __init__(self, lm_head: torch.nn.Module, rows: int, block_bytes: int, transform: LogitTransform | None = None):
         self.weight, self.bias = lm_head.weight, getattr(lm_head, "bias", None)
         self.rows, self.block_bytes = rows, block_bytes
         self.transform = transform or LogitTransform()

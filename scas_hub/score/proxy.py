@@ -20,8 +20,17 @@ import torch
 
 from ..proxy import ProxyComponents, aa_term, aq_term, scas_score, validate_lambda
 
-__all__ = ["ProxyComponents", "RegionSummary", "aa_term", "aq_term", "combine", "scas_score", "summarize_region",
-           "unit_features", "validate_lambda"]
+__all__ = [
+    "ProxyComponents",
+    "RegionSummary",
+    "aa_term",
+    "aq_term",
+    "combine",
+    "scas_score",
+    "summarize_region",
+    "unit_features",
+    "validate_lambda",
+]
 
 
 @dataclass(frozen=True)
@@ -59,4 +68,3 @@ def combine(answer: RegionSummary, question: RegionSummary) -> ProxyComponents:
         n_answer_tokens=answer.n_tokens,
         n_question_tokens=question.n_tokens,
     )
-

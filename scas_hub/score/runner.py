@@ -74,8 +74,9 @@ class _Progress:
     def __init__(self, state, folder: Path | None, total: int, enabled: bool):
         self.state, self.folder = state, folder
         self.start = time.perf_counter()
-        self.bar = tqdm(total=total, unit="ans", desc="scoring",
-                        disable=not (enabled and state.is_main_process and total))  # nothing to score: no bar
+        self.bar = tqdm(
+            total=total, unit="ans", desc="scoring", disable=not (enabled and state.is_main_process and total)
+        )  # nothing to score: no bar
         self.done = self.tokens = 0
         self._write(finished=False)
 
@@ -89,8 +90,11 @@ class _Progress:
         path = self._file(self.state.process_index)
         if path is None:
             return
-        write_text_atomic(path, json.dumps({"done": self.done, "tokens": self.tokens, "finished": finished}),
-                          tmp=path.with_suffix(".tmp"))
+        write_text_atomic(
+            path,
+            json.dumps({"done": self.done, "tokens": self.tokens, "finished": finished}),
+            tmp=path.with_suffix(".tmp"),
+        )
 
     def _others(self) -> list[dict]:
         out = []
@@ -190,17 +194,34 @@ def plan_scoring(table: CandidateTable, known: pa.Table, window_chars: int, worl
     # pending characters per question -> windows of whole questions, dealt to ranks by size
     chars = np.where(pending, columns.column("chars").to_numpy(), 0)
     n_assigned = int(table.question_starts[-1])
-    per_question = (np.add.reduceat(chars[:n_assigned], table.question_starts[:-1])
-                    if table.n_questions else np.zeros(0, dtype=np.int64))
+    per_question = (
+        np.add.reduceat(chars[:n_assigned], table.question_starts[:-1])
+        if table.n_questions
+        else np.zeros(0, dtype=np.int64)
+    )
     per_question = np.where(np.diff(table.question_starts) > 0, per_question, 0)
     windows = plan_table_windows(per_question, window_chars)
     sizes = [int(per_question[a:b].sum()) for a, b in windows]
-    return ScoringPlan(digests=digests, usable=usable, pending=pending, from_cache=int(cached.sum()),
-                       windows=windows, sizes=sizes, assignment=assign_windows(sizes, world_size))
+    return ScoringPlan(
+        digests=digests,
+        usable=usable,
+        pending=pending,
+        from_cache=int(cached.sum()),
+        windows=windows,
+        sizes=sizes,
+        assignment=assign_windows(sizes, world_size),
+    )
 
 
-def score_windows(plan: ScoringPlan, rank: int, table: CandidateTable, load_scorer: Callable[[], StudentScorer],
-                  cache: ScoreCache, progress: _Progress, scratch: PipelineStats) -> pa.Table:
+def score_windows(
+    plan: ScoringPlan,
+    rank: int,
+    table: CandidateTable,
+    load_scorer: Callable[[], StudentScorer],
+    cache: ScoreCache,
+    progress: _Progress,
+    scratch: PipelineStats,
+) -> pa.Table:
     """Score this rank's windows of `plan` (the model is loaded by `load_scorer` on the first window
     with work); each window's outcomes are written to the cache as they finish. Returns them all."""
     import pyarrow as pa
@@ -234,8 +255,9 @@ def score_windows(plan: ScoringPlan, rank: int, table: CandidateTable, load_scor
     return pa.concat_tables(parts) if parts else outcome_schema().empty_table()
 
 
-def merge_outcomes(plan: ScoringPlan, known: pa.Table, gathered: list[dict[str, Any]], table: CandidateTable,
-                   stats: PipelineStats) -> tuple[pa.Table, list[dict[str, Any]]]:
+def merge_outcomes(
+    plan: ScoringPlan, known: pa.Table, gathered: list[dict[str, Any]], table: CandidateTable, stats: PipelineStats
+) -> tuple[pa.Table, list[dict[str, Any]]]:
     """One outcome per table row from the cache and every rank's outcomes (null where set aside
     before scoring), counted into `stats`; with the ranks' facts, by rank."""
     import numpy as np
@@ -255,8 +277,7 @@ def merge_outcomes(plan: ScoringPlan, known: pa.Table, gathered: list[dict[str, 
             stats.rows_scored += 1
         else:
             stats.skip(skip[i], teachers[i].as_py())
-    stats.rows_truncated += int(np.asarray(scores.column("truncated").to_numpy(zero_copy_only=False),
-                                           dtype=bool).sum())
+    stats.rows_truncated += int(np.asarray(scores.column("truncated").to_numpy(zero_copy_only=False), dtype=bool).sum())
     ranks = sorted((p["facts"] for p in gathered), key=lambda f: f["rank"])
     stats.tokens_scored += sum(f["tokens"] for f in ranks)
     stats.scoring_seconds += max((f["seconds"] for f in ranks), default=0.0)
@@ -304,11 +325,18 @@ def score_table(
     # covers what renders the text (every tokenizer file and the template itself, override or not)
     tokenizer = load_tokenizer(resolved)
     template_sha = chat_template_sha256(tokenizer, scoring.chat_template)
-    key = scoring_key(engine=SCORER_VERSION, repo_id=resolved.repo_id, revision=resolved.revision, dtype=dtype,
-                      feature_module=scoring.feature_module, feature_layer=scoring.feature_layer,
-                      truncate_to=truncate_to, max_length=scoring.max_length,
-                      tokenizer=tokenizer_digest(resolved.path),
-                      chat_template_sha256=template_sha)
+    key = scoring_key(
+        engine=SCORER_VERSION,
+        repo_id=resolved.repo_id,
+        revision=resolved.revision,
+        dtype=dtype,
+        feature_module=scoring.feature_module,
+        feature_layer=scoring.feature_layer,
+        truncate_to=truncate_to,
+        max_length=scoring.max_length,
+        tokenizer=tokenizer_digest(resolved.path),
+        chat_template_sha256=template_sha,
+    )
     if score_cache is True:
         folder: Path | None = score_cache_dir() / key
     elif score_cache:
@@ -323,13 +351,19 @@ def score_table(
         model, _, _, _ = load_student(resolved, dtype=dtype, device=device, tokenizer=tokenizer)
         return StudentScorer(model, tokenizer, scoring)
 
-    progress = _Progress(state, folder, total=int(plan.pending.sum()),
-                         enabled=scoring.progress and progress_bars_enabled())
+    progress = _Progress(
+        state, folder, total=int(plan.pending.sum()), enabled=scoring.progress and progress_bars_enabled()
+    )
     scratch = PipelineStats()
     started = time.perf_counter()
     local = score_windows(plan, state.process_index, table, load_scorer, cache, progress, scratch)
-    rank_facts = {"rank": state.process_index, "device": device, "candidates": local.num_rows,
-                  "tokens": scratch.tokens_scored, "seconds": round(time.perf_counter() - started, 3)}
+    rank_facts = {
+        "rank": state.process_index,
+        "device": device,
+        "candidates": local.num_rows,
+        "tokens": scratch.tokens_scored,
+        "seconds": round(time.perf_counter() - started, 3),
+    }
     progress.finish()
 
     if state.num_processes > 1:
@@ -343,12 +377,24 @@ def score_table(
 
     scores, ranks = merge_outcomes(plan, known, gathered, table, stats)
     return ScoreReport(
-        student={"name": resolved.name, "repo_id": resolved.public_id, "revision": resolved.revision,
-                 "weights": resolved.weights, "dtype": dtype, "device": device, "processes": state.num_processes,
-                 "chat_template_sha256": template_sha, "chat_template_override": scoring.chat_template is not None,
-                 "max_length": scoring.max_length, "truncate": scoring.truncate, "context_length": context,
-                 **_lineage(resolved)},
-        from_cache=plan.from_cache, ranks=ranks, scores=scores,
+        student={
+            "name": resolved.name,
+            "repo_id": resolved.public_id,
+            "revision": resolved.revision,
+            "weights": resolved.weights,
+            "dtype": dtype,
+            "device": device,
+            "processes": state.num_processes,
+            "chat_template_sha256": template_sha,
+            "chat_template_override": scoring.chat_template is not None,
+            "max_length": scoring.max_length,
+            "truncate": scoring.truncate,
+            "context_length": context,
+            **_lineage(resolved),
+        },
+        from_cache=plan.from_cache,
+        ranks=ranks,
+        scores=scores,
     )
 
 
@@ -384,8 +430,10 @@ def _lineage(resolved) -> dict[str, Any]:
         base = facts.get("base_model") or facts["student"]
     except (OSError, ValueError, KeyError, TypeError):
         return {}
-    return {"base_model": {k: base.get(k) for k in ("name", "repo_id", "revision", "weights")},
-            "trained_round": facts.get("round")}
+    return {
+        "base_model": {k: base.get(k) for k in ("name", "repo_id", "revision", "weights")},
+        "trained_round": facts.get("round"),
+    }
 
 
 def _null_unless(scores, usable, n_rows: int):
@@ -397,9 +445,15 @@ def _null_unless(scores, usable, n_rows: int):
     if scores is None:
         return pa.table({f.name: pa.nulls(n_rows, f.type) for f in schema}, schema=schema)
     mask = pa.array(~usable)
-    return pa.table({f.name: pc.if_else(mask, pa.scalar(None, f.type), scores.column(f.name))
-                     if f.name != "truncated" else pc.and_(pa.array(usable), scores.column(f.name))
-                     for f in schema}, schema=schema)
+    return pa.table(
+        {
+            f.name: pc.if_else(mask, pa.scalar(None, f.type), scores.column(f.name))
+            if f.name != "truncated"
+            else pc.and_(pa.array(usable), scores.column(f.name))
+            for f in schema
+        },
+        schema=schema,
+    )
 
 
 def score_corpus(

@@ -67,8 +67,10 @@ class ScoredTable:
             first, last = table.question_rows(q, stop)
             part = table.table.slice(first, last - first)
             outcomes = self.scores.slice(first, last - first)
-            scored = pc.and_(pc.and_(pc.is_null(part.column("skip_reason")), pc.is_null(outcomes.column("skip"))),
-                             pc.is_valid(outcomes.column("answer_mean_nll")))
+            scored = pc.and_(
+                pc.and_(pc.is_null(part.column("skip_reason")), pc.is_null(outcomes.column("skip"))),
+                pc.is_valid(outcomes.column("answer_mean_nll")),
+            )
             columns = {n: part.column(n) for n in (*TEXT_COLUMNS, "sample")}
             columns["scored"] = scored
             columns.update({n: outcomes.column(n) for n in COMPONENTS})
@@ -87,7 +89,11 @@ class ScoredTable:
             reason = pc.coalesce(reason, self.scores.column("skip"))
         usable = pc.or_(pc.is_null(reason), pc.is_in(reason, pa.array(sorted(SCORING_SKIP_REASONS))))
         counted = pc.and_(usable, pc.invert(pc.fill_null(pc.equal(t.column("verified"), False), False)))
-        grouped = pa.table({"teacher": t.column("teacher"), "n": pc.cast(counted, pa.int64())}
-                           ).group_by("teacher", use_threads=False).aggregate([("n", "sum")])
-        return Counter(dict(zip(grouped.column("teacher").to_pylist(), grouped.column("n_sum").to_pylist(),
-                                strict=True)))
+        grouped = (
+            pa.table({"teacher": t.column("teacher"), "n": pc.cast(counted, pa.int64())})
+            .group_by("teacher", use_threads=False)
+            .aggregate([("n", "sum")])
+        )
+        return Counter(
+            dict(zip(grouped.column("teacher").to_pylist(), grouped.column("n_sum").to_pylist(), strict=True))
+        )

@@ -50,22 +50,42 @@ STRATEGIES = ("scas", "argmin", "lowest-nll", "teacher:<name>", "strongest", "ra
 class SelectionConfig:
     """How one answer per question is chosen (see the module docstring for each strategy)."""
 
-    strategy: str = field(default=DEFAULT_STRATEGY, metadata={
-        "help": "scas (group sampling), argmin, lowest-nll, teacher:<name>, strongest, random"})
-    groups: int = field(default=DEFAULT_GROUPS, metadata={
-        "help": "scas: split each question's candidates, ranked by score, into G groups", "metavar": "G",
-        "range": (1, MAX_GROUPS)})
-    group: int = field(default=DEFAULT_GROUP, metadata={
-        "help": "scas: draw from group K (1 = lowest cost)", "metavar": "K", "range": (1, MAX_GROUPS)})
+    strategy: str = field(
+        default=DEFAULT_STRATEGY,
+        metadata={"help": "scas (group sampling), argmin, lowest-nll, teacher:<name>, strongest, random"},
+    )
+    groups: int = field(
+        default=DEFAULT_GROUPS,
+        metadata={
+            "help": "scas: split each question's candidates, ranked by score, into G groups",
+            "metavar": "G",
+            "range": (1, MAX_GROUPS),
+        },
+    )
+    group: int = field(
+        default=DEFAULT_GROUP,
+        metadata={"help": "scas: draw from group K (1 = lowest cost)", "metavar": "K", "range": (1, MAX_GROUPS)},
+    )
     seed: int = field(default=DEFAULT_SEED, metadata={"help": "seed of the per-question draws (scas, random)"})
-    lam: float = field(default=DEFAULT_LAMBDA, metadata={
-        "help": "weight of the answer-question term: score = (1 - λ)·AA + λ·AQ", "flag": "--lambda"})
-    small_policy: str = field(default="nearest", metadata={
-        "help": "questions with fewer candidates than groups: nearest non-empty group, or drop",
-        "choices": list(SMALL_POLICIES)})
-    teacher_ranking: tuple[str, ...] | None = field(default=None, metadata={
-        "help": "for --strategy strongest: teachers best first (default: most verified answers)",
-        "metavar": "A,B,C", "append": True})
+    lam: float = field(
+        default=DEFAULT_LAMBDA,
+        metadata={"help": "weight of the answer-question term: score = (1 - λ)·AA + λ·AQ", "flag": "--lambda"},
+    )
+    small_policy: str = field(
+        default="nearest",
+        metadata={
+            "help": "questions with fewer candidates than groups: nearest non-empty group, or drop",
+            "choices": list(SMALL_POLICIES),
+        },
+    )
+    teacher_ranking: tuple[str, ...] | None = field(
+        default=None,
+        metadata={
+            "help": "for --strategy strongest: teachers best first (default: most verified answers)",
+            "metavar": "A,B,C",
+            "append": True,
+        },
+    )
     """For `strongest`: teachers best first; unlisted ones follow by verified answers in the corpus."""
 
     def __post_init__(self) -> None:
@@ -93,8 +113,14 @@ class SelectionConfig:
 
     def to_dict(self) -> dict:
         """The settings as recorded in `selection_stats.json` and the card."""
-        out = {"strategy": self.strategy, "lam": self.lam, "groups": self.groups, "group": self.group,
-               "seed": self.seed, "small_policy": self.small_policy}
+        out = {
+            "strategy": self.strategy,
+            "lam": self.lam,
+            "groups": self.groups,
+            "group": self.group,
+            "seed": self.seed,
+            "small_policy": self.small_policy,
+        }
         if self.teacher_ranking:
             out["teacher_ranking"] = list(self.teacher_ranking)
         return out
@@ -176,8 +202,9 @@ def strongest_teacher(verified: Mapping[str, int], ranking: Iterable[str] | None
     ranking = list(ranking or ())
     unknown = [t for t in ranking if t not in verified]
     if unknown:
-        raise SelectionError(f"teacher ranking names {', '.join(unknown)}, not in the corpus; "
-                             f"teachers: {', '.join(sorted(verified))}")
+        raise SelectionError(
+            f"teacher ranking names {', '.join(unknown)}, not in the corpus; teachers: {', '.join(sorted(verified))}"
+        )
     if len(set(ranking)) != len(ranking):
         raise SelectionError(f"teacher ranking lists a teacher twice: {', '.join(ranking)}")
     # teachers without a verified answer can never be picked: leave them out of the order
@@ -185,8 +212,9 @@ def strongest_teacher(verified: Mapping[str, int], ranking: Iterable[str] | None
     return ranking + rest
 
 
-def teacher_order(questions: list[Question], config: SelectionConfig,
-                  verified: Mapping[str, int] | None = None) -> list[str] | None:
+def teacher_order(
+    questions: list[Question], config: SelectionConfig, verified: Mapping[str, int] | None = None
+) -> list[str] | None:
     """The order `teacher:<name>` and `strongest` pick from (None for the other strategies).
 
     Args:
@@ -208,8 +236,12 @@ def teacher_order(questions: list[Question], config: SelectionConfig,
     return strongest_teacher(verified, config.teacher_ranking)
 
 
-def select(questions: Iterable[Question], config: SelectionConfig, stats: PipelineStats,
-           verified: Mapping[str, int] | None = None) -> list[Candidate]:
+def select(
+    questions: Iterable[Question],
+    config: SelectionConfig,
+    stats: PipelineStats,
+    verified: Mapping[str, int] | None = None,
+) -> list[Candidate]:
     """Select one candidate per question of a corpus held as objects; marks `selected` and counts
     every drop. Runs the columnar rules (`select.columnar`), as a streamed run does.
 

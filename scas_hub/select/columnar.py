@@ -74,12 +74,17 @@ class ScoredWindow:
         name_rank[sorted(range(len(teachers)), key=teachers.__getitem__)] = np.arange(len(teachers))
         nll = _floats(picked, "answer_mean_nll")
         return cls(
-            rows=rows, question=question_of_row[rows], n_questions=len(starts),
+            rows=rows,
+            question=question_of_row[rows],
+            n_questions=len(starts),
             question_ids=qid.take(starts).to_pylist(),
-            teacher=encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64), teachers=teachers,
-            name_rank=name_rank, sample=picked.column("sample").to_numpy(zero_copy_only=False).astype(np.int64),
-            cost=scas_score(nll, _floats(picked, "question_mean_nll"), _floats(picked, "sim_aa"),
-                            _floats(picked, "sim_aq"), lam),
+            teacher=encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64),
+            teachers=teachers,
+            name_rank=name_rank,
+            sample=picked.column("sample").to_numpy(zero_copy_only=False).astype(np.int64),
+            cost=scas_score(
+                nll, _floats(picked, "question_mean_nll"), _floats(picked, "sim_aa"), _floats(picked, "sim_aq"), lam
+            ),
             answer_nll=nll,
             answer_tokens=picked.column("n_answer_tokens").to_numpy(zero_copy_only=False).astype(np.int64),
         )
@@ -133,8 +138,10 @@ class ScoredWindow:
         `others_by_name`, teachers outside `order` follow it by name (else they are never picked)."""
         position = {t: i for i, t in enumerate(order)}
         outside = len(order)
-        by_code = [position.get(t, outside + int(self.name_rank[i]) if others_by_name else outside)
-                   for i, t in enumerate(self.teachers)]
+        by_code = [
+            position.get(t, outside + int(self.name_rank[i]) if others_by_name else outside)
+            for i, t in enumerate(self.teachers)
+        ]
         rank = np.array(by_code, np.int64)[self.teacher]
         subset = np.arange(len(self.rows)) if others_by_name else np.flatnonzero(rank < len(order))
         return self._firsts(subset, [rank, *self._cost_keys(self.cost)])
@@ -187,8 +194,9 @@ class WindowSelection:
         return self.window.rows[self.winners]
 
 
-def select_window(window: ScoredWindow, config: SelectionConfig, stats: PipelineStats,
-                  order: Sequence[str] | None = None) -> WindowSelection:
+def select_window(
+    window: ScoredWindow, config: SelectionConfig, stats: PipelineStats, order: Sequence[str] | None = None
+) -> WindowSelection:
     """Select one candidate per question of `window`, counting every question and drop in `stats`.
 
     Args:

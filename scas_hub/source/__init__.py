@@ -22,12 +22,26 @@ from .files import DATA_SUFFIXES, TOP_LEVEL, find_pattern_files, find_pool_files
 from .layouts import DataFile, iter_candidates
 from .recipe import FILE_TEACHER, VERIFY_RULES, Columns, CorpusRecipe, TeacherDataset, check_verification
 
-__all__ = ["Columns", "CorpusRecipe", "DataFile", "OpenedSource", "SourceInfo", "TeacherDataset",
-           "VERIFY_RULES", "list_builders", "load_builder", "load_recipe_file", "open_source", "source_record"]
+__all__ = [
+    "Columns",
+    "CorpusRecipe",
+    "DataFile",
+    "OpenedSource",
+    "SourceInfo",
+    "TeacherDataset",
+    "VERIFY_RULES",
+    "list_builders",
+    "load_builder",
+    "load_recipe_file",
+    "open_source",
+    "source_record",
+]
 
 PACKAGE_DIR = Path(__file__).resolve().parent.parent
-EMPTY_SOURCE = ("--source is empty: pass a builder (`scas-hub builders`), a folder of per-teacher files, a recipe "
-                "file or a Hub dataset id, or leave --source out for the default corpus")
+EMPTY_SOURCE = (
+    "--source is empty: pass a builder (`scas-hub builders`), a folder of per-teacher files, a recipe "
+    "file or a Hub dataset id, or leave --source out for the default corpus"
+)
 
 
 @dataclass(frozen=True)
@@ -51,10 +65,18 @@ class SourceInfo:
 
 def source_record(info: SourceInfo) -> dict[str, Any]:
     """What `selection_stats.json` and the card record about the corpus."""
-    return {"name": info.name, "repo_id": info.repo_id, "revision": info.revision, "subsets": list(info.subsets),
-            "license": info.license, "tags": list(info.tags), "synthetic": info.synthetic,
-            "layout": info.layout, "verification": info.verification,
-            "datasets": [f"{r}@{sha}" for r, sha in info.datasets]}
+    return {
+        "name": info.name,
+        "repo_id": info.repo_id,
+        "revision": info.revision,
+        "subsets": list(info.subsets),
+        "license": info.license,
+        "tags": list(info.tags),
+        "synthetic": info.synthetic,
+        "layout": info.layout,
+        "verification": info.verification,
+        "datasets": [f"{r}@{sha}" for r, sha in info.datasets],
+    }
 
 
 @dataclass
@@ -199,8 +221,14 @@ def _files_under(root: Path, recipe: CorpusRecipe, subsets: tuple[str, ...], tea
     return [DataFile(path, subset, teacher) for subset, path in pairs]
 
 
-def _open_recipe(recipe: CorpusRecipe, subset: str | None, revision: str | None, base: Path,
-                 builder: str | None, verification: str | None) -> OpenedSource:
+def _open_recipe(
+    recipe: CorpusRecipe,
+    subset: str | None,
+    revision: str | None,
+    base: Path,
+    builder: str | None,
+    verification: str | None,
+) -> OpenedSource:
     subsets = _subsets(recipe, subset)
     datasets: list[tuple[str, str]] = []
 
@@ -216,26 +244,40 @@ def _open_recipe(recipe: CorpusRecipe, subset: str | None, revision: str | None,
     if recipe.teachers:
         if revision:
             raise SourceError(f"{recipe.name} joins several datasets: pin their revisions in the recipe")
-        files = [f for t in recipe.teachers
-                 for f in _files_under(root_of(t.repo_id, t.local_path, t.revision), recipe, subsets, t.teacher)]
+        files = [
+            f
+            for t in recipe.teachers
+            for f in _files_under(root_of(t.repo_id, t.local_path, t.revision), recipe, subsets, t.teacher)
+        ]
     else:
-        files = _files_under(root_of(recipe.repo_id, recipe.local_path, revision or recipe.revision),
-                             recipe, subsets)
+        files = _files_under(root_of(recipe.repo_id, recipe.local_path, revision or recipe.revision), recipe, subsets)
     rule = verification or recipe.verification
     check_verification(rule)
     found_subsets = tuple(s for s in subsets if s != TOP_LEVEL) or tuple(sorted({f.subset for f in files if f.subset}))
     info = SourceInfo(
-        name=recipe.name, repo_id=datasets[0][0] if len(datasets) == 1 else None,
+        name=recipe.name,
+        repo_id=datasets[0][0] if len(datasets) == 1 else None,
         revision=datasets[0][1] if len(datasets) == 1 else (revision or recipe.revision),
-        subsets=found_subsets, license=recipe.license, tags=recipe.tags, synthetic=recipe.synthetic,
-        builder=builder, description=recipe.description, layout=recipe.layout, verification=rule,
+        subsets=found_subsets,
+        license=recipe.license,
+        tags=recipe.tags,
+        synthetic=recipe.synthetic,
+        builder=builder,
+        description=recipe.description,
+        layout=recipe.layout,
+        verification=rule,
         datasets=tuple(datasets),
     )
     return OpenedSource(info, files, recipe)
 
 
-def open_source(source: str | CorpusRecipe, subset: str | None = None, revision: str | None = None,
-                *, verification: str | None = None) -> OpenedSource:
+def open_source(
+    source: str | CorpusRecipe,
+    subset: str | None = None,
+    revision: str | None = None,
+    *,
+    verification: str | None = None,
+) -> OpenedSource:
     """Resolve a source to its data files and recipe (nothing is read yet).
 
     Args:
@@ -265,8 +307,10 @@ def open_source(source: str | CorpusRecipe, subset: str | None = None, revision:
         recipe = replace(_pool_recipe(source), repo_id=source)
         return _open_recipe(recipe, subset, revision, Path.cwd(), None, verification)
     if "/" in source or "\\" in source or source.startswith((".", "~")):
-        raise SourceError(missing_path_message(source, "file or folder") + "; --source takes a folder of "
-                          "per-teacher files, a recipe file (.py), a builder or a Hub dataset id (org/name)")
+        raise SourceError(
+            missing_path_message(source, "file or folder") + "; --source takes a folder of "
+            "per-teacher files, a recipe file (.py), a builder or a Hub dataset id (org/name)"
+        )
     raise SourceError(
         f"source {source!r} is not a local path, a recipe file, a builder "
         f"({', '.join(sorted(list_builders()))}) or a Hub dataset id (org/name)"

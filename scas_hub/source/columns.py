@@ -138,13 +138,19 @@ class RowMapper:
         lists = {name: get_path(row, head) for name, (head, _) in self._answer_paths.items()}
         answers = lists["answer"]
         if answers is _MISSING or answers is None or not isinstance(answers, list) or not answers:
-            reason = ("missing_answer" if answers is _MISSING or answers is None
-                      else "wrong_type_answer" if not isinstance(answers, list) else "no_answers")
+            reason = (
+                "missing_answer"
+                if answers is _MISSING or answers is None
+                else "wrong_type_answer"
+                if not isinstance(answers, list)
+                else "no_answers"
+            )
             yield self._placeholder(row, ctx, location, reason)
             return
         lengths = {len(v) for v in lists.values() if isinstance(v, list)}
-        mismatch = len(lengths) > 1 or any(v is not _MISSING and v is not None and not isinstance(v, list)
-                                           for v in lists.values())
+        mismatch = len(lengths) > 1 or any(
+            v is not _MISSING and v is not None and not isinstance(v, list) for v in lists.values()
+        )
         for i in range(len(answers)):
             per_answer = {}
             for name, values in lists.items():
@@ -188,8 +194,7 @@ class RowMapper:
         # several answers of one row from a fixed teacher are its samples (numbered by the verify stage)
         return name, None
 
-    def _candidate(self, row: dict, per_answer: dict[str, Any], ctx: RowContext,
-                   location: dict[str, Any]) -> Candidate:
+    def _candidate(self, row: dict, per_answer: dict[str, Any], ctx: RowContext, location: dict[str, Any]) -> Candidate:
         reasons: list[str] = []
 
         def text(name: str, required: bool = False, numbers: bool = False) -> str | None:
@@ -226,14 +231,20 @@ class RowMapper:
             reasons.append("truncated_answer")
         question_id = self._question_id(row, instruction, source_dataset, reasons)
         return Candidate(
-            question_id=question_id, teacher=teacher, instruction=instruction or "", answer=answer or "",
-            system=system, source_dataset=source_dataset, reference_answer=reference,
-            reference_solution=solution, verified=verified,
-            provenance=location, skip_reason=reasons[0] if reasons else None,
+            question_id=question_id,
+            teacher=teacher,
+            instruction=instruction or "",
+            answer=answer or "",
+            system=system,
+            source_dataset=source_dataset,
+            reference_answer=reference,
+            reference_solution=solution,
+            verified=verified,
+            provenance=location,
+            skip_reason=reasons[0] if reasons else None,
         )
 
-    def _question_id(self, row: dict, instruction: str | None, source_dataset: str | None,
-                     reasons: list[str]) -> str:
+    def _question_id(self, row: dict, instruction: str | None, source_dataset: str | None, reasons: list[str]) -> str:
         if self.columns.question_id is None:
             return question_hash(instruction) if instruction and instruction.strip() else ""
         raw = self._value("question_id", row, {})

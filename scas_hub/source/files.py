@@ -36,8 +36,14 @@ A deeper row stops the run with its file and line."""
 TOP_LEVEL = "."
 """`--subset .`: the data files at the top of a folder whose subfolders hold data files too."""
 
-NOT_DATA = ("dataset_info.json", "dataset_infos.json", "dataset_dict.json", "state.json",
-            "generate.json", "routing.json")
+NOT_DATA = (
+    "dataset_info.json",
+    "dataset_infos.json",
+    "dataset_dict.json",
+    "state.json",
+    "generate.json",
+    "routing.json",
+)
 """Metadata files that `datasets` and the Hub keep next to data files, and the run records that
 `scas-hub generate` writes at the top of the corpus it builds."""
 
@@ -68,8 +74,10 @@ def find_pool_files(root: Path, subsets: tuple[str, ...] = ()) -> list[tuple[str
         pairs: list[tuple[str | None, Path]] = [(None, f) for f in top] if TOP_LEVEL in subsets else []
         named = tuple(s for s in subsets if s != TOP_LEVEL)
         if TOP_LEVEL in subsets and not top:
-            raise SourceError(f"--subset {TOP_LEVEL} asks for the data files at the top of {root}, but it has none; "
-                              f"subsets: {', '.join(_subfolder_subsets(root)) or 'none'}")
+            raise SourceError(
+                f"--subset {TOP_LEVEL} asks for the data files at the top of {root}, but it has none; "
+                f"subsets: {', '.join(_subfolder_subsets(root)) or 'none'}"
+            )
         if not named:
             return pairs
         for base in (root / "data", root):
@@ -126,8 +134,9 @@ def find_pattern_files(root: Path, subsets: tuple[str, ...], patterns_of) -> lis
 # ---- readers --------------------------------------------------------------------------------------
 
 
-def iter_rows(path: Path, columns: list[str] | None = None,
-              part: tuple[int, int] | None = None) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
+def iter_rows(
+    path: Path, columns: list[str] | None = None, part: tuple[int, int] | None = None
+) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
     """Yield `(row, location)` for every row of a data file; location is `{"file", "line"|"row"}`.
 
     Args:
@@ -152,8 +161,9 @@ def iter_rows(path: Path, columns: list[str] | None = None,
             if array:
                 yield from _json_array_rows(path)
     except (EOFError, zlib.error, gzip.BadGzipFile) as err:
-        raise CorpusFormatError(f"{path}: the gzip stream is cut short or damaged ({err}); download or "
-                                "compress the file again") from err
+        raise CorpusFormatError(
+            f"{path}: the gzip stream is cut short or damaged ({err}); download or compress the file again"
+        ) from err
     except OSError as err:
         raise SourceError(f"cannot read {path}: {err}") from err
 
@@ -181,13 +191,17 @@ def _check_object(path: Path, where: str, row: Any) -> dict[str, Any]:
 
 
 def _too_large(where: str) -> CorpusFormatError:
-    return CorpusFormatError(f"{where}: the row is larger than {MAX_ROW_BYTES >> 20} MiB (scas-hub's limit, "
-                             "MAX_ROW_BYTES); split or remove that row")
+    return CorpusFormatError(
+        f"{where}: the row is larger than {MAX_ROW_BYTES >> 20} MiB (scas-hub's limit, "
+        "MAX_ROW_BYTES); split or remove that row"
+    )
 
 
 def _too_deep(where: str) -> CorpusFormatError:
-    return CorpusFormatError(f"{where}: the row is nested deeper than {MAX_NESTING} levels of lists and objects "
-                             "(scas-hub's limit, MAX_NESTING); fix or remove that row")
+    return CorpusFormatError(
+        f"{where}: the row is nested deeper than {MAX_NESTING} levels of lists and objects "
+        "(scas-hub's limit, MAX_NESTING); fix or remove that row"
+    )
 
 
 def _lines(f: IO[bytes]) -> Iterator[tuple[int, bytes | None]]:
@@ -231,7 +245,8 @@ def _json_lines_rows(path: Path, f: IO[bytes], part: tuple[int, int] | None = No
         except UnicodeDecodeError as err:
             raise CorpusFormatError(
                 f"{where}: not valid UTF-8 (byte {line[err.start]:#04x} at byte {err.start + 1} of the line); "
-                "save the file as UTF-8, or fix or remove that line") from err
+                "save the file as UTF-8, or fix or remove that line"
+            ) from err
         if lineno == 1:
             text = text.removeprefix("\ufeff")  # a byte order mark, as some editors write
         if not text.strip():
@@ -310,10 +325,14 @@ def _json_array_rows(path: Path):
             raw = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
             detail = " ".join(raw.split())  # ijson's message points at the spot across lines
             if "invalid bytes in UTF8" in detail:
-                raise CorpusFormatError(f"{path}: row {index + 1}: not valid UTF-8 ({detail}); save the file as "
-                                        "UTF-8, or fix or remove that row") from err
-            raise CorpusFormatError(f"{path}: row {index + 1}: broken JSON value in array ({detail}); fix that row, "
-                                    "or close the array with ']' if the file was cut short") from err
+                raise CorpusFormatError(
+                    f"{path}: row {index + 1}: not valid UTF-8 ({detail}); save the file as "
+                    "UTF-8, or fix or remove that row"
+                ) from err
+            raise CorpusFormatError(
+                f"{path}: row {index + 1}: broken JSON value in array ({detail}); fix that row, "
+                "or close the array with ']' if the file was cut short"
+            ) from err
 
 
 def _parquet_rows(path: Path, columns: list[str] | None, part: tuple[int, int] | None = None):

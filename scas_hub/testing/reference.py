@@ -30,8 +30,9 @@ from ..select.columnar import ScoredWindow, WindowSelection
 from ..stats import PipelineStats
 
 
-def pick(question: Question, config: SelectionConfig, stats: PipelineStats,
-         order: list[str] | None = None) -> Candidate | None:
+def pick(
+    question: Question, config: SelectionConfig, stats: PipelineStats, order: list[str] | None = None
+) -> Candidate | None:
     """Choose one candidate of a question (or None, with the reason counted in `stats`)."""
     scored = question.scored
     if not scored:

@@ -36,8 +36,10 @@ def _metadata(facts: dict[str, Any]) -> str:
     candidates = [student["repo_id"], (facts.get("base_model") or {}).get("repo_id")]
     hub_id = next((c for c in candidates if c and not str(c).startswith("local:")), None)
     data = ModelCardData(
-        base_model=hub_id, datasets=[dataset["id"]] if not dataset["id"].startswith("local:") else None,
-        library_name="transformers", pipeline_tag="text-generation",
+        base_model=hub_id,
+        datasets=[dataset["id"]] if not dataset["id"].startswith("local:") else None,
+        library_name="transformers",
+        pipeline_tag="text-generation",
         tags=["scas-hub", "scas", "sft", "trl", "distillation"],
     )
     return data.to_yaml()

@@ -21,36 +21,65 @@ class TrainConfig:
     0.05, 3 epochs, cutoff 4096 tokens, effective batch 8, seed 42.
     """
 
-    learning_rate: float = field(default=1e-5, metadata={
-        "help": "peak learning rate (default: {default})", "metavar": "LR"})
-    lr_scheduler_type: str = field(default="cosine", metadata={
-        "help": "transformers scheduler name (default: {default})", "metavar": "NAME", "flag": "--lr-scheduler"})
-    warmup_ratio: float = field(default=0.05, metadata={
-        "help": "share of the steps spent warming up (default: {default})", "metavar": "R"})
-    epochs: float = field(default=3.0, metadata={
-        "help": "passes over the dataset (default: {default}; --max-steps overrides it)", "metavar": "N"})
-    max_length: int = field(default=4096, metadata={
-        "help": "tokens per conversation; longer ones are cut (default: {default})", "metavar": "TOKENS"})
+    learning_rate: float = field(
+        default=1e-5, metadata={"help": "peak learning rate (default: {default})", "metavar": "LR"}
+    )
+    lr_scheduler_type: str = field(
+        default="cosine",
+        metadata={
+            "help": "transformers scheduler name (default: {default})",
+            "metavar": "NAME",
+            "flag": "--lr-scheduler",
+        },
+    )
+    warmup_ratio: float = field(
+        default=0.05, metadata={"help": "share of the steps spent warming up (default: {default})", "metavar": "R"}
+    )
+    epochs: float = field(
+        default=3.0,
+        metadata={"help": "passes over the dataset (default: {default}; --max-steps overrides it)", "metavar": "N"},
+    )
+    max_length: int = field(
+        default=4096,
+        metadata={"help": "tokens per conversation; longer ones are cut (default: {default})", "metavar": "TOKENS"},
+    )
     """Tokens per conversation; longer ones are cut at the end (`truncation_mode="keep_start"`)."""
-    effective_batch_size: int = field(default=8, metadata={
-        "help": "conversations per optimizer step over all processes (default: {default})", "metavar": "N",
-        "flag": "--effective-batch"})
+    effective_batch_size: int = field(
+        default=8,
+        metadata={
+            "help": "conversations per optimizer step over all processes (default: {default})",
+            "metavar": "N",
+            "flag": "--effective-batch",
+        },
+    )
     """Conversations per optimizer step, over all processes and accumulation steps."""
-    per_device_batch_size: int = field(default=1, metadata={
-        "help": "conversations per device per micro-batch (default: {default})", "metavar": "N",
-        "flag": "--batch-size"})
+    per_device_batch_size: int = field(
+        default=1,
+        metadata={
+            "help": "conversations per device per micro-batch (default: {default})",
+            "metavar": "N",
+            "flag": "--batch-size",
+        },
+    )
     seed: int = field(default=42, metadata={"help": "training seed (default: {default})"})
-    max_steps: int | None = field(default=None, metadata={
-        "help": "stop after N optimizer steps (default: run --epochs)", "metavar": "N"})
+    max_steps: int | None = field(
+        default=None, metadata={"help": "stop after N optimizer steps (default: run --epochs)", "metavar": "N"}
+    )
     """Stop after this many optimizer steps (overrides `epochs`)."""
-    bf16: bool | None = field(default=None, metadata={
-        "help": "bf16 mixed precision (default: on with CUDA)", "negatable": True})
+    bf16: bool | None = field(
+        default=None, metadata={"help": "bf16 mixed precision (default: on with CUDA)", "negatable": True}
+    )
     """Mixed precision in bfloat16 (float32 master weights); None: on when CUDA is available."""
-    gradient_checkpointing: bool = field(default=False, metadata={
-        "help": "recompute activations in the backward pass to save memory"})
-    save_steps: int = field(default=100, metadata={
-        "help": "optimizer steps between the checkpoints a crashed run resumes from (default: {default})",
-        "metavar": "N"})
+    gradient_checkpointing: bool = field(
+        default=False, metadata={"help": "recompute activations in the backward pass to save memory"}
+    )
+    save_steps: int = field(
+        default=100,
+        metadata={
+            "help": "optimizer steps between the checkpoints a crashed run resumes from (default: {default})",
+            "metavar": "N",
+        },
+    )
     """Optimizer steps between the checkpoints a crashed run resumes from (and one at the end)."""
     logging_steps: int = 1
 
@@ -61,8 +90,14 @@ class TrainConfig:
             ConfigError: a size or rate that is not a finite positive number, an unknown scheduler, or
                 an effective batch that the processes and per-device batch cannot make up exactly.
         """
-        for name in ("effective_batch_size", "per_device_batch_size", "max_length", "save_steps", "logging_steps",
-                     "seed"):
+        for name in (
+            "effective_batch_size",
+            "per_device_batch_size",
+            "max_length",
+            "save_steps",
+            "logging_steps",
+            "seed",
+        ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int):
                 raise ConfigError(f"{name} must be a whole number, got {value!r}")
@@ -72,14 +107,16 @@ class TrainConfig:
             raise ConfigError(f"--learning-rate must be a finite number > 0, got {self.learning_rate}")
         if not _finite(self.warmup_ratio) or not 0 <= self.warmup_ratio < 1:
             raise ConfigError(f"--warmup-ratio must be in [0, 1), got {self.warmup_ratio}")
-        if self.max_steps is not None and (isinstance(self.max_steps, bool) or not isinstance(self.max_steps, int)
-                                           or self.max_steps < 1):
+        if self.max_steps is not None and (
+            isinstance(self.max_steps, bool) or not isinstance(self.max_steps, int) or self.max_steps < 1
+        ):
             raise ConfigError(f"--max-steps must be a whole number >= 1, got {self.max_steps}")
         if not _finite(self.epochs) or self.epochs <= 0:
             raise ConfigError(f"--epochs must be a finite number > 0, got {self.epochs}")
         if self.lr_scheduler_type not in scheduler_names():
-            raise ConfigError(f"unknown --lr-scheduler {self.lr_scheduler_type!r}; choose one of "
-                              f"{', '.join(scheduler_names())}")
+            raise ConfigError(
+                f"unknown --lr-scheduler {self.lr_scheduler_type!r}; choose one of {', '.join(scheduler_names())}"
+            )
         next(self.learning_rates(2))  # a scheduler that needs more settings fails here, before any work
         self.gradient_accumulation_steps(world_size)
         if self.max_steps is not None:
@@ -98,11 +135,14 @@ class TrainConfig:
         warmup = math.ceil(total_steps * self.warmup_ratio)  # TrainingArguments.get_warmup_steps for a ratio
         optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=self.learning_rate)
         try:
-            scheduler = get_scheduler(self.lr_scheduler_type, optimizer, num_warmup_steps=warmup,
-                                      num_training_steps=total_steps)
+            scheduler = get_scheduler(
+                self.lr_scheduler_type, optimizer, num_warmup_steps=warmup, num_training_steps=total_steps
+            )
         except Exception as err:  # noqa: BLE001 - transformers raises ValueError or TypeError, by scheduler
-            raise ConfigError(f"--lr-scheduler {self.lr_scheduler_type} cannot run with scas-hub's settings "
-                              f"({err}); choose e.g. cosine, linear or constant_with_warmup") from err
+            raise ConfigError(
+                f"--lr-scheduler {self.lr_scheduler_type} cannot run with scas-hub's settings "
+                f"({err}); choose e.g. cosine, linear or constant_with_warmup"
+            ) from err
         return _stepped(optimizer, scheduler, total_steps)
 
     def check_trains(self, total_steps: int) -> None:

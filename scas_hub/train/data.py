@@ -75,8 +75,10 @@ def to_prompt_completion(messages: list[dict[str, str]]) -> dict[str, list[dict[
     if "user" not in by_role or "assistant" not in by_role:
         raise TrainError("a row's messages lack a user or assistant turn: pass a dataset written by `scas-hub curate`")
     system = by_role.get("system") or DEFAULT_SYSTEM_PROMPT
-    return {"prompt": [{"role": "system", "content": system}, {"role": "user", "content": by_role["user"]}],
-            "completion": [{"role": "assistant", "content": by_role["assistant"]}]}
+    return {
+        "prompt": [{"role": "system", "content": system}, {"role": "user", "content": by_role["user"]}],
+        "completion": [{"role": "assistant", "content": by_role["assistant"]}],
+    }
 
 
 def encode_for_training(rows: list[dict[str, list[dict[str, str]]]], tokenizer, *, batch_size: int = 256):
@@ -90,9 +92,16 @@ def encode_for_training(rows: list[dict[str, list[dict[str, str]]]], tokenizer, 
     encoder = ChatEncoder(tokenizer)
     input_ids, completion_mask = [], []
     for start in range(0, len(rows), batch_size):
-        batch = [Candidate(question_id=str(start + i), teacher="", instruction=r["prompt"][1]["content"],
-                           answer=r["completion"][0]["content"], system=r["prompt"][0]["content"])
-                 for i, r in enumerate(rows[start : start + batch_size])]
+        batch = [
+            Candidate(
+                question_id=str(start + i),
+                teacher="",
+                instruction=r["prompt"][1]["content"],
+                answer=r["completion"][0]["content"],
+                system=r["prompt"][0]["content"],
+            )
+            for i, r in enumerate(rows[start : start + batch_size])
+        ]
         for enc in encoder.encode(batch):
             input_ids.append(enc.input_ids)
             completion_mask.append([0] * enc.n_prompt + [1] * (len(enc.input_ids) - enc.n_prompt))
@@ -123,8 +132,10 @@ def _open_folder(folder: Path) -> TrainingData:
     files = sorted((folder / CONFIG_DIRS[DEFAULT_CONFIG]).glob("*.parquet"))
     stats = folder / STATS_FILENAME
     if not files or not stats.exists():
-        raise TrainError(f"{folder} holds no scas-hub dataset (data/*.parquet and {STATS_FILENAME}); "
-                         "pass the --out folder of `scas-hub curate` or a Hub dataset id")
+        raise TrainError(
+            f"{folder} holds no scas-hub dataset (data/*.parquet and {STATS_FILENAME}); "
+            "pass the --out folder of `scas-hub curate` or a Hub dataset id"
+        )
     record = load_stats(stats, TrainError)
     rows = pq.ParquetDataset([str(f) for f in files]).read(columns=["messages"]).to_pylist()
     version = (record.get("release") or {}).get("version")
@@ -139,14 +150,19 @@ def _open_hub(repo_id: str, revision: str | None) -> TrainingData:
     try:
         sha = HfApi().dataset_info(repo_id, revision=revision).sha
     except RepositoryNotFoundError as err:
-        raise TrainError(f"dataset {repo_id!r} not found on the Hub (if it is private, log in with `hf auth login`)"
-                         ) from err
+        raise TrainError(
+            f"dataset {repo_id!r} not found on the Hub (if it is private, log in with `hf auth login`)"
+        ) from err
     except RevisionNotFoundError as err:
-        raise TrainError(f"dataset {repo_id!r} has no revision {revision!r}; pass a tag (v1, v2, ...), "
-                         "a branch or a commit SHA") from err
+        raise TrainError(
+            f"dataset {repo_id!r} has no revision {revision!r}; pass a tag (v1, v2, ...), a branch or a commit SHA"
+        ) from err
     try:
-        record = load_stats(Path(hf_hub_download(repo_id, STATS_FILENAME, repo_type="dataset", revision=sha)),
-                            TrainError, f"{STATS_FILENAME} of {repo_id}@{sha[:10]}")
+        record = load_stats(
+            Path(hf_hub_download(repo_id, STATS_FILENAME, repo_type="dataset", revision=sha)),
+            TrainError,
+            f"{STATS_FILENAME} of {repo_id}@{sha[:10]}",
+        )
     except EntryNotFoundError as err:
         raise TrainError(f"{repo_id}@{sha[:10]} has no {STATS_FILENAME}: is it a dataset written by scas-hub?") from err
     rows = load_hub_config(repo_id, DEFAULT_CONFIG, sha, TrainError)  # never a dataset script
@@ -154,8 +170,10 @@ def _open_hub(repo_id: str, revision: str | None) -> TrainingData:
     if revision in tags:
         version = revision
     else:  # the version tag on this commit, if any
-        version = next((name for name, commit in sorted(tags.items()) if commit == sha),
-                       (record.get("release") or {}).get("version"))
+        version = next(
+            (name for name, commit in sorted(tags.items()) if commit == sha),
+            (record.get("release") or {}).get("version"),
+        )
     ref = DatasetRef(repo_id, version, sha)
     return TrainingData(ref, [to_prompt_completion(m) for m in rows["messages"]], record)
 
@@ -178,5 +196,7 @@ def open_training_data(dataset: str | Path, revision: str | None = None) -> Trai
         from ..hub_access import with_retries
 
         return with_retries(_open_hub, text, revision, what=f"read {text} on the Hub")  # reads retried as pushes
-    raise TrainError(f"{missing_path_message(text)}; --dataset takes an output folder of `scas-hub curate` "
-                     "or a Hub dataset id (org/name)")
+    raise TrainError(
+        f"{missing_path_message(text)}; --dataset takes an output folder of `scas-hub curate` "
+        "or a Hub dataset id (org/name)"
+    )

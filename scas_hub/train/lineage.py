@@ -18,8 +18,12 @@ from .card import read_facts
 def student_facts(resolved: ResolvedStudent) -> dict[str, Any]:
     """What a card shows of one student: name, id, revision, and what its weights are when they are not
     the model as published."""
-    return {"name": resolved.name, "repo_id": resolved.public_id, "revision": resolved.revision,
-            "weights": resolved.weights}
+    return {
+        "name": resolved.name,
+        "repo_id": resolved.public_id,
+        "revision": resolved.revision,
+        "weights": resolved.weights,
+    }
 
 
 def base_model(resolved: ResolvedStudent) -> dict[str, Any]:

@@ -73,15 +73,26 @@ class TrainResult:
         return self.commit or resolve_student(str(self.checkpoint)).revision
 
     @classmethod
-    def from_facts(cls, folder: Path, facts: dict[str, Any], *, resumed: bool = False,
-                   found_finished: bool = False) -> TrainResult:
+    def from_facts(
+        cls, folder: Path, facts: dict[str, Any], *, resumed: bool = False, found_finished: bool = False
+    ) -> TrainResult:
         d = facts["dataset"]
         pushed = facts.get("pushed") or {}
-        return cls(checkpoint=folder, steps=facts["steps"], final_loss=facts["final_loss"],
-                   dataset=DatasetRef(d["id"], d.get("version"), d["commit"]), config=TrainConfig(**facts["config"]),
-                   student=facts["student"], train_loss=facts["train_loss"],
-                   chat_template_sha256=facts.get("chat_template_sha256"), repo_id=pushed.get("repo_id"),
-                   commit=pushed.get("commit"), resumed=resumed, found_finished=found_finished, facts=facts)
+        return cls(
+            checkpoint=folder,
+            steps=facts["steps"],
+            final_loss=facts["final_loss"],
+            dataset=DatasetRef(d["id"], d.get("version"), d["commit"]),
+            config=TrainConfig(**facts["config"]),
+            student=facts["student"],
+            train_loss=facts["train_loss"],
+            chat_template_sha256=facts.get("chat_template_sha256"),
+            repo_id=pushed.get("repo_id"),
+            commit=pushed.get("commit"),
+            resumed=resumed,
+            found_finished=found_finished,
+            facts=facts,
+        )
 
 
 def _require_trl() -> None:
@@ -104,8 +115,11 @@ def check_chat_template(data: TrainingData, tokenizer, student: str) -> str | No
     ours = chat_template_sha256(tokenizer)
     theirs = data.chat_template_sha256
     if theirs is None:
-        logger.warning("%s records no chat template hash (written before scas-hub recorded it); "
-                       "cannot check that training renders like scoring did", data.ref)
+        logger.warning(
+            "%s records no chat template hash (written before scas-hub recorded it); "
+            "cannot check that training renders like scoring did",
+            data.ref,
+        )
     elif ours != theirs:
         raise ChatTemplateMismatchError(
             f"the student {student!r} renders with chat template sha256 {ours}, but {data.ref} was scored with "
@@ -117,8 +131,11 @@ def check_chat_template(data: TrainingData, tokenizer, student: str) -> str | No
 
 
 def _run_settings(data: TrainingData, student: ResolvedStudent, config: TrainConfig) -> dict[str, Any]:
-    return {"dataset": data.ref.to_dict(), "student": {"repo_id": student.repo_id, "revision": student.revision},
-            "config": config.to_dict()}
+    return {
+        "dataset": data.ref.to_dict(),
+        "student": {"repo_id": student.repo_id, "revision": student.revision},
+        "config": config.to_dict(),
+    }
 
 
 def last_complete_checkpoint(trainer_dir: Path) -> Path | None:
@@ -152,8 +169,10 @@ def _check_out(out: Path, settings: dict[str, Any]) -> Path | None:
     if run_file.exists():
         previous = json.loads(run_file.read_text(encoding="utf-8"))
         if previous != settings:
-            raise TrainError(f"{out} holds an unfinished run with other settings (dataset, student or "
-                             "hyper-parameters); pass the same ones to resume it, or another --out")
+            raise TrainError(
+                f"{out} holds an unfinished run with other settings (dataset, student or "
+                "hyper-parameters); pass the same ones to resume it, or another --out"
+            )
         return last_complete_checkpoint(trainer_dir)
     if out.exists() and any(out.iterdir()):
         raise TrainError(f"{out} is not empty and holds no scas-hub training run; pass an empty or new --out")
@@ -246,8 +265,10 @@ def train(
     encoded = encode_for_training(data.rows, tokenizer)
     cut, dropped = over_length(encoded, config.max_length)
     if dropped == len(data.rows):
-        raise TrainError(f"every conversation of {data.ref} has a prompt of {config.max_length} tokens or more: "
-                         "nothing would be trained; raise --max-length")
+        raise TrainError(
+            f"every conversation of {data.ref} has a prompt of {config.max_length} tokens or more: "
+            "nothing would be trained; raise --max-length"
+        )
     total_steps = _total_steps(config, len(data.rows) - dropped, state.num_processes)
     config.check_trains(total_steps)
     warmup_at_zero = sum(1 for _ in itertools.takewhile(lambda rate: rate == 0, config.learning_rates(total_steps)))
@@ -271,19 +292,33 @@ def train(
     trainer.save_model(str(out))
 
     facts = {
-        "student": student_facts(resolved), "base_model": base_model(resolved), "dataset": data.ref.to_dict(),
-        "config": config.to_dict(), "settings": settings,
-        "round": round_number, "steps": trainer.state.global_step, "epochs_done": float(trainer.state.epoch or 0),
+        "student": student_facts(resolved),
+        "base_model": base_model(resolved),
+        "dataset": data.ref.to_dict(),
+        "config": config.to_dict(),
+        "settings": settings,
+        "round": round_number,
+        "steps": trainer.state.global_step,
+        "epochs_done": float(trainer.state.epoch or 0),
         "steps_at_zero_lr": warmup_at_zero,
         # from the log history, which a resumed run restores: Trainer's own train_loss covers this call only
-        "final_loss": losses[-1], "train_loss": sum(losses) / len(losses),
-        "rows": len(data.rows), "rows_cut": cut, "rows_dropped": dropped,
-        "scored_max_length": data.scored_max_length, "rows_longer_than_scored": longer,
-        "chat_template_sha256": template_hash, "system_prompt": _shared_system_prompt(data.rows),
-        "processes": state.num_processes, "gradient_accumulation_steps": args.gradient_accumulation_steps,
-        "bf16": bool(args.bf16), "hardware": _hardware(), "versions": version_lines(_VERSIONS),
+        "final_loss": losses[-1],
+        "train_loss": sum(losses) / len(losses),
+        "rows": len(data.rows),
+        "rows_cut": cut,
+        "rows_dropped": dropped,
+        "scored_max_length": data.scored_max_length,
+        "rows_longer_than_scored": longer,
+        "chat_template_sha256": template_hash,
+        "system_prompt": _shared_system_prompt(data.rows),
+        "processes": state.num_processes,
+        "gradient_accumulation_steps": args.gradient_accumulation_steps,
+        "bf16": bool(args.bf16),
+        "hardware": _hardware(),
+        "versions": version_lines(_VERSIONS),
         "created": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "wall_seconds": time.perf_counter() - started, "resumed_from_step": _step_of(resume_from),
+        "wall_seconds": time.perf_counter() - started,
+        "resumed_from_step": _step_of(resume_from),
         "load_id": push or f"path/to/{out.resolve().name}",  # cards never show local paths
     }
     if state.is_main_process:
@@ -305,15 +340,19 @@ def _check_finished(out: Path, facts: dict[str, Any], settings: dict[str, Any]) 
         TrainError: the folder holds a run of another dataset, student, hyper-parameters or template.
     """
     recorded = facts.get("settings") or {  # folders written before the settings were recorded
-        "dataset": facts.get("dataset"), "config": facts.get("config"),
+        "dataset": facts.get("dataset"),
+        "config": facts.get("config"),
         "student": {"repo_id": None, "revision": (facts.get("student") or {}).get("revision")},
-        "chat_template_sha256": facts.get("chat_template_sha256")}
+        "chat_template_sha256": facts.get("chat_template_sha256"),
+    }
     if "settings" not in facts:
         settings = {**settings, "student": {**settings["student"], "repo_id": None}}
     changed = sorted(k for k in settings.keys() | recorded.keys() if settings.get(k) != recorded.get(k))
     if changed:
-        raise TrainError(f"{out} holds a finished training run with other settings ({', '.join(changed)}); "
-                         "pass the same ones to reuse it, or another --out")
+        raise TrainError(
+            f"{out} holds a finished training run with other settings ({', '.join(changed)}); "
+            "pass the same ones to reuse it, or another --out"
+        )
 
 
 def _total_steps(config: TrainConfig, rows: int, world_size: int) -> int:
@@ -332,16 +371,26 @@ def _longer_than_scored(encoded, data: TrainingData, config: TrainConfig) -> int
     """Conversations trained on more tokens than the dataset was scored at (warned about)."""
     scored = data.scored_max_length
     if scored is None:
-        logger.warning("%s records no scoring length (written before scas-hub recorded it): cannot check "
-                       "that training sees no tokens scoring did not", data.ref)
+        logger.warning(
+            "%s records no scoring length (written before scas-hub recorded it): cannot check "
+            "that training sees no tokens scoring did not",
+            data.ref,
+        )
         return 0
     limit = min(scored, config.max_length)
     longer = sum(len(ids) > limit for ids in encoded["input_ids"])
     if longer and config.max_length > scored:
-        logger.warning("%d of %d conversations are longer than the %d tokens %s was scored at (cut there by "
-                       "--truncate): training sees up to %d of their tokens, which scoring did not; pass "
-                       "--max-length %d to train on what was scored", longer, len(encoded), scored, data.ref,
-                       config.max_length, scored)
+        logger.warning(
+            "%d of %d conversations are longer than the %d tokens %s was scored at (cut there by "
+            "--truncate): training sees up to %d of their tokens, which scoring did not; pass "
+            "--max-length %d to train on what was scored",
+            longer,
+            len(encoded),
+            scored,
+            data.ref,
+            config.max_length,
+            scored,
+        )
         return longer
     return 0
 
@@ -365,9 +414,11 @@ def _check_finite(model, losses: list[float], out: Path, config: TrainConfig, st
         shutil.rmtree(out / TRAINER_DIR, ignore_errors=True)
         if out.is_dir() and not any(out.iterdir()):
             out.rmdir()
-    raise TrainError(f"training diverged: {len(bad)} weight tensors and {sum(not math.isfinite(x) for x in losses)} "
-                     f"logged losses are NaN or infinite (learning rate {config.learning_rate}); nothing was saved. "
-                     "Lower --learning-rate and run again")
+    raise TrainError(
+        f"training diverged: {len(bad)} weight tensors and {sum(not math.isfinite(x) for x in losses)} "
+        f"logged losses are NaN or infinite (learning rate {config.learning_rate}); nothing was saved. "
+        "Lower --learning-rate and run again"
+    )
 
 
 def _step_of(checkpoint: Path | None) -> int | None:
@@ -379,8 +430,12 @@ def _push(out: Path, facts: dict[str, Any], repo_id: str, private: bool, state) 
     if state.is_main_process:
         facts = {**facts, "load_id": repo_id}
         write_card(out, facts)
-        commit = push_checkpoint(out, repo_id, private=private,
-                                 message=f"scas-hub: {facts['student']['name']} trained on {facts['dataset']['id']}")
+        commit = push_checkpoint(
+            out,
+            repo_id,
+            private=private,
+            message=f"scas-hub: {facts['student']['name']} trained on {facts['dataset']['id']}",
+        )
         facts["pushed"] = {"repo_id": repo_id, "commit": commit}
         write_facts(out, facts)
     state.wait_for_everyone()

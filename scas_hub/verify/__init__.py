@@ -37,8 +37,15 @@ from ..stats import PipelineStats
 from .grouping import QuestionGrouper
 from .math_answers import check as math_check
 
-__all__ = ["VERIFY_RULES", "QuestionGrouper", "iter_verified", "nothing_usable", "question_skip_reasons",
-           "verify_question", "verification_reason"]
+__all__ = [
+    "VERIFY_RULES",
+    "QuestionGrouper",
+    "iter_verified",
+    "nothing_usable",
+    "question_skip_reasons",
+    "verify_question",
+    "verification_reason",
+]
 
 FLAG_HINTS = ("correct", "verif", "valid", "pass", "accept", "label", "flag", "reward")
 """Parts of column names that suggest a correctness flag."""
@@ -57,8 +64,9 @@ def verification_reason(c: Candidate, rule: str) -> str | None:
     return math_check(c.answer, c.reference_answer)
 
 
-def question_skip_reasons(rows: Sequence[tuple[str | None, str, bool, object, object]],
-                          verification: Callable[[int], str | None]) -> tuple[list[str | None], list[int]]:
+def question_skip_reasons(
+    rows: Sequence[tuple[str | None, str, bool, object, object]], verification: Callable[[int], str | None]
+) -> tuple[list[str | None], list[int]]:
     """The skip reason (None: usable) and sample number of every candidate of one question, in
     source order: a teacher's rows for a question are its samples 0, 1, ...
 
@@ -103,8 +111,10 @@ def verify_question(question: Question, stats: PipelineStats, rule: str = "auto"
     for c in cands:
         if first is not None and c.instruction == first.instruction:
             c.instruction = first.instruction  # one string object per question, not per row
-    rows = [(c.skip_reason, c.teacher, bool(c.instruction.strip()), normalise_question(c.instruction),
-             c.answer.strip()) for c in cands]
+    rows = [
+        (c.skip_reason, c.teacher, bool(c.instruction.strip()), normalise_question(c.instruction), c.answer.strip())
+        for c in cands
+    ]
     reasons, samples = question_skip_reasons(rows, lambda i: verification_reason(cands[i], rule))
     for c, reason, sample in zip(cands, reasons, samples, strict=True):
         c.skip_reason, c.sample = reason, sample
@@ -113,8 +123,9 @@ def verify_question(question: Question, stats: PipelineStats, rule: str = "auto"
     return question
 
 
-def iter_verified(candidates: Iterable[Candidate], stats: PipelineStats, *, rule: str = "auto",
-                  grouper: QuestionGrouper | None = None) -> Iterator[Question]:
+def iter_verified(
+    candidates: Iterable[Candidate], stats: PipelineStats, *, rule: str = "auto", grouper: QuestionGrouper | None = None
+) -> Iterator[Question]:
     """Group a candidate stream by question (bounded memory) and verify each question.
 
     Counts `rows_in` and every skipped row in `stats`; rows without a question id are counted and
@@ -152,8 +163,9 @@ def iter_verified(candidates: Iterable[Candidate], stats: PipelineStats, *, rule
         )
 
 
-def nothing_usable(stats: PipelineStats, stage: str, columns: dict[str, str] | None = None,
-                   rule: str | None = None) -> NoUsableCandidatesError:
+def nothing_usable(
+    stats: PipelineStats, stage: str, columns: dict[str, str] | None = None, rule: str | None = None
+) -> NoUsableCandidatesError:
     """The error for a run where no candidate survived `stage` (`verification` or `scoring`):
     counts per reason, and what to do about the most common one.
 
@@ -163,24 +175,42 @@ def nothing_usable(stats: PipelineStats, stage: str, columns: dict[str, str] | N
         rule: the verification rule the run used.
     """
     reasons = ", ".join(f"{reason} {n}" for reason, n in stats.skipped.most_common())
-    head = (f"no candidate survived {stage}: {stats.rows_in} rows in, "
-            f"{sum(stats.skipped.values())} set aside ({reasons or 'none'}).")
+    head = (
+        f"no candidate survived {stage}: {stats.rows_in} rows in, "
+        f"{sum(stats.skipped.values())} set aside ({reasons or 'none'})."
+    )
     top = stats.skipped.most_common(1)[0][0] if stats.skipped else ""
     columns = columns or {}
-    flags = [f"{name} ({kind})" for name, kind in columns.items()
-             if kind == "bool" or any(hint in name.lower() for hint in FLAG_HINTS)]
-    if top in ("no_verification_flag", "no_flag_or_reference", "not_verified", "no_reference_answer",
-               "unverifiable", "unverifiable_reference"):
-        what = (f"The corpus's flag-like columns: {', '.join(flags)}. " if flags else
-                f"The corpus has no flag-like column (columns: {', '.join(columns) or 'unknown'}). ")
-        what += ("Map the correctness flag in a recipe (`Columns(verified=\"<column>\")`), or choose another "
-                 "rule: `--verify math` checks answers against the reference answer, `--verify trusted` keeps "
-                 "every answer not flagged false.")
+    flags = [
+        f"{name} ({kind})"
+        for name, kind in columns.items()
+        if kind == "bool" or any(hint in name.lower() for hint in FLAG_HINTS)
+    ]
+    if top in (
+        "no_verification_flag",
+        "no_flag_or_reference",
+        "not_verified",
+        "no_reference_answer",
+        "unverifiable",
+        "unverifiable_reference",
+    ):
+        what = (
+            f"The corpus's flag-like columns: {', '.join(flags)}. "
+            if flags
+            else f"The corpus has no flag-like column (columns: {', '.join(columns) or 'unknown'}). "
+        )
+        what += (
+            'Map the correctness flag in a recipe (`Columns(verified="<column>")`), or choose another '
+            "rule: `--verify math` checks answers against the reference answer, `--verify trusted` keeps "
+            "every answer not flagged false."
+        )
         if rule:
             what = f"Verification rule: `{rule}`. " + what
     elif top in ("too_long", "no_answer_tokens", "no_question_tokens", "control_tokens_in_answer"):
-        what = ("The student set every verified candidate aside: raise `--max-length`, or pass `--truncate` to "
-                "score the first `--max-length` tokens of long answers.")
+        what = (
+            "The student set every verified candidate aside: raise `--max-length`, or pass `--truncate` to "
+            "score the first `--max-length` tokens of long answers."
+        )
     else:
         what = "Every row was set aside for the reasons above: check the corpus and its column map."
     return NoUsableCandidatesError(f"{head} {what} Nothing was written.")

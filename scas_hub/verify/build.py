@@ -58,11 +58,18 @@ def table_key(opened: OpenedSource) -> str:
     """Folder name of a corpus's table: its files (path, size, modification time), the recipe's
     columns and teacher rule, the verification rule and the table version."""
     recipe = opened.recipe
-    files = [(str(f.path.resolve()), f.path.stat().st_size, f.path.stat().st_mtime_ns, f.subset, f.teacher)
-             for f in opened.files]
-    payload = {"version": TABLE_VERSION, "files": files, "rule": opened.verification,
-               "columns": asdict(recipe.columns) if recipe else asdict(Columns()),
-               "teacher": recipe.teacher if recipe else None, "datasets": list(opened.info.datasets)}
+    files = [
+        (str(f.path.resolve()), f.path.stat().st_size, f.path.stat().st_mtime_ns, f.subset, f.teacher)
+        for f in opened.files
+    ]
+    payload = {
+        "version": TABLE_VERSION,
+        "files": files,
+        "rule": opened.verification,
+        "columns": asdict(recipe.columns) if recipe else asdict(Columns()),
+        "teacher": recipe.teacher if recipe else None,
+        "datasets": list(opened.info.datasets),
+    }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:24]
 
 
@@ -88,8 +95,12 @@ def _build_part(part: _Part) -> int:
     mapper = RowMapper(part.columns, part.teacher)
     ctx = RowContext(file=part.file.path.name, subset=part.file.subset, teacher=part.file.teacher)
     fields = schema()
-    extra = [pa.field("question_text", pa.binary()), pa.field("answer_text", pa.binary()),
-             pa.field("has_text", pa.bool_()), pa.field("position", pa.int64())]
+    extra = [
+        pa.field("question_text", pa.binary()),
+        pa.field("answer_text", pa.binary()),
+        pa.field("has_text", pa.bool_()),
+        pa.field("position", pa.int64()),
+    ]
     part_schema = pa.schema([*(f for f in fields if f.name != "question_index"), *extra])
     names = part_schema.names
     n = 0
@@ -97,9 +108,13 @@ def _build_part(part: _Part) -> int:
         columns: dict[str, list] = {name: [] for name in names}
         for row, location in iter_rows(part.file.path, mapper.top_level, part.rows):
             for c in mapper.candidates(row, ctx, location):
-                values = {**row_of(c), "question_text": _key(normalise_question(c.instruction)),
-                          "answer_text": _key(c.answer.strip()), "has_text": bool(c.instruction.strip()),
-                          "position": n}
+                values = {
+                    **row_of(c),
+                    "question_text": _key(normalise_question(c.instruction)),
+                    "answer_text": _key(c.answer.strip()),
+                    "has_text": bool(c.instruction.strip()),
+                    "position": n,
+                }
                 for name in names:
                     columns[name].append(values[name])
                 n += 1
@@ -119,8 +134,17 @@ def _parts(opened: OpenedSource, folder: Path) -> list[_Part]:
     for data_file in opened.files:
         for rows in row_parts(data_file.path, PART_ROWS):
             index = len(parts)
-            parts.append(_Part(index, data_file, rows, columns, teacher, opened.verification,
-                               str(folder / f"part-{index:06d}.arrow")))
+            parts.append(
+                _Part(
+                    index,
+                    data_file,
+                    rows,
+                    columns,
+                    teacher,
+                    opened.verification,
+                    str(folder / f"part-{index:06d}.arrow"),
+                )
+            )
     return parts
 
 
@@ -159,27 +183,50 @@ def _verify_rows(bounds: tuple[int, int]) -> list[str | None]:
         if r["skip_reason"] is not None or not r["question_id"]:
             out.append(None)
             continue
-        c = Candidate(question_id=r["question_id"], teacher=r["teacher"], instruction=r["instruction"],
-                      answer=r["answer"], reference_answer=r["reference_answer"], verified=r["verified"])
+        c = Candidate(
+            question_id=r["question_id"],
+            teacher=r["teacher"],
+            instruction=r["instruction"],
+            answer=r["answer"],
+            reference_answer=r["reference_answer"],
+            verified=r["verified"],
+        )
         out.append(verification_reason(c, rule))
     return out
 
 
-def _verification(parts_table, files: MappedFiles, order, question_index, rule: str,
-                  processes: int) -> list[str | None]:
+def _verification(
+    parts_table, files: MappedFiles, order, question_index, rule: str, processes: int
+) -> list[str | None]:
     """Verification reason of every sorted row (math-verify on every core, whole questions per task)."""
     import numpy as np
 
     if rule in ("auto", "math"):
         import math_verify  # noqa: F401  (imported once here, not in every worker)
-    _VERIFY_INPUT.update(table=RowTaker(parts_table.select(["question_id", "teacher", "instruction", "answer",
-                                                            "reference_answer", "verified", "skip_reason"])),
-                         order=order, rule=rule, files=files)
+    _VERIFY_INPUT.update(
+        table=RowTaker(
+            parts_table.select(
+                ["question_id", "teacher", "instruction", "answer", "reference_answer", "verified", "skip_reason"]
+            )
+        ),
+        order=order,
+        rule=rule,
+        files=files,
+    )
     n = len(order)
     # chunk boundaries at question starts, about VERIFY_ROWS rows each
     starts = np.flatnonzero(np.concatenate([[True], question_index[1:] != question_index[:-1]]))
-    cuts = sorted({0, n, *(int(starts[np.searchsorted(starts, k)]) for k in range(VERIFY_ROWS, n, VERIFY_ROWS)
-                           if np.searchsorted(starts, k) < len(starts))})
+    cuts = sorted(
+        {
+            0,
+            n,
+            *(
+                int(starts[np.searchsorted(starts, k)])
+                for k in range(VERIFY_ROWS, n, VERIFY_ROWS)
+                if np.searchsorted(starts, k) < len(starts)
+            ),
+        }
+    )
     chunks = list(zip(cuts[:-1], cuts[1:], strict=True))
     try:
         if processes <= 1 or len(chunks) <= 1 or rule in ("flags", "trusted"):
@@ -224,8 +271,9 @@ def _order(parts_table, n_parts_rows: list[int]):
     return order, question_index
 
 
-def _verify_questions(parts_table, order, question_index, verification: list[str | None],
-                      stats: PipelineStats) -> tuple[list[str | None], list[int]]:
+def _verify_questions(
+    parts_table, order, question_index, verification: list[str | None], stats: PipelineStats
+) -> tuple[list[str | None], list[int]]:
     """Set what needs the whole question (skip reasons, sample numbers) and count every row set
     aside, in table order."""
     import numpy as np
@@ -246,11 +294,12 @@ def _verify_questions(parts_table, order, question_index, verification: list[str
         if k + 1 < len(starts) and ends[k] - starts[first] < VERIFY_ROWS:
             continue
         base = starts[first]
-        rows = small.take(order[base:ends[k]]).to_pylist()
-        for a, b in zip(starts[first:k + 1], ends[first:k + 1], strict=True):
-            mine = rows[a - base:b - base]
-            keyed = [(r["skip_reason"], r["teacher"], r["has_text"], r["question_text"], r["answer_text"])
-                     for r in mine]
+        rows = small.take(order[base : ends[k]]).to_pylist()
+        for a, b in zip(starts[first : k + 1], ends[first : k + 1], strict=True):
+            mine = rows[a - base : b - base]
+            keyed = [
+                (r["skip_reason"], r["teacher"], r["has_text"], r["question_text"], r["answer_text"]) for r in mine
+            ]
             found, samples[a:b] = question_skip_reasons(keyed, lambda j, a=a: verification[a + j])
             for r, reason in zip(mine, found, strict=True):
                 if reason is not None:
@@ -260,17 +309,19 @@ def _verify_questions(parts_table, order, question_index, verification: list[str
     return reasons, samples
 
 
-def _write_table(parts_table, files: MappedFiles, order, question_index, reasons, samples,
-                 folder: Path) -> None:
+def _write_table(parts_table, files: MappedFiles, order, question_index, reasons, samples, folder: Path) -> None:
     import pyarrow as pa
 
     target = schema()
-    body = RowTaker(parts_table.select([f.name for f in target
-                                        if f.name not in ("skip_reason", "sample", "question_index")]))
+    body = RowTaker(
+        parts_table.select([f.name for f in target if f.name not in ("skip_reason", "sample", "question_index")])
+    )
     for shard, start in enumerate(range(0, max(len(order), 1), SHARD_ROWS)):
         stop = min(start + SHARD_ROWS, len(order))
-        with pa.OSFile(str(folder / f"candidates-{shard:05d}.arrow"), "wb") as sink, \
-                pa.ipc.new_file(sink, target) as writer:
+        with (
+            pa.OSFile(str(folder / f"candidates-{shard:05d}.arrow"), "wb") as sink,
+            pa.ipc.new_file(sink, target) as writer,
+        ):
             for a in range(start, stop, BATCH_ROWS):
                 b = min(a + BATCH_ROWS, stop)
                 rows = body.take(order[a:b])
@@ -301,17 +352,25 @@ def build_table(opened: OpenedSource, folder: Path, processes: int) -> None:
         else:
             stats.rows_in = parts_table.num_rows
             order, question_index = _order(parts_table, [t.num_rows for t in tables])
-            verification = _verification(parts_table, files, order, question_index, opened.verification,
-                                         processes)
+            verification = _verification(parts_table, files, order, question_index, opened.verification, processes)
             reasons, samples = _verify_questions(parts_table, order, question_index, verification, stats)
             n_questions = int(question_index.max()) + 1 if (question_index >= 0).any() else 0
         if parts_table is not None:
             _write_table(parts_table, files, order, question_index, reasons, samples, tmp)
         table_stats = TableStats.of(stats)
-        (tmp / META_FILE).write_text(json.dumps({
-            "version": TABLE_VERSION, "rows_in": table_stats.rows_in, "questions": n_questions,
-            "usable": sum(r is None for r in reasons), "skipped": table_stats.skipped,
-            "files": [str(f.path) for f in opened.files], "verification": opened.verification}))
+        (tmp / META_FILE).write_text(
+            json.dumps(
+                {
+                    "version": TABLE_VERSION,
+                    "rows_in": table_stats.rows_in,
+                    "questions": n_questions,
+                    "usable": sum(r is None for r in reasons),
+                    "skipped": table_stats.skipped,
+                    "files": [str(f.path) for f in opened.files],
+                    "verification": opened.verification,
+                }
+            )
+        )
         del parts_table, tables, files
         pa.default_memory_pool().release_unused()
         for p in parts:
@@ -344,8 +403,12 @@ def open_table(opened: OpenedSource, processes: int | None = None) -> CandidateT
             try:
                 build_table(opened, folder, processes or build_processes())
             except OSError as err:  # the corpus is read through SourceError: this is the cache's disk
-                raise cannot_write("the candidate table cache", folder.parent, err,
-                                   "or set SCAS_HUB_TABLE_CACHE to a folder on another disk") from err
+                raise cannot_write(
+                    "the candidate table cache",
+                    folder.parent,
+                    err,
+                    "or set SCAS_HUB_TABLE_CACHE to a folder on another disk",
+                ) from err
 
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         from ..distributed import distributed_state

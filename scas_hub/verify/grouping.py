@@ -40,8 +40,9 @@ def _sort_key(item: tuple[tuple, str, int, Candidate]):
 class QuestionGrouper:
     """Group candidates by `question_id` with memory bounded by the buffer, not the corpus."""
 
-    def __init__(self, max_rows: int = DEFAULT_MAX_ROWS, max_chars: int = DEFAULT_MAX_CHARS,
-                 tmp_dir: str | Path | None = None):
+    def __init__(
+        self, max_rows: int = DEFAULT_MAX_ROWS, max_chars: int = DEFAULT_MAX_CHARS, tmp_dir: str | Path | None = None
+    ):
         self.max_rows = max_rows
         self.max_chars = max_chars
         self.tmp_dir = tmp_dir

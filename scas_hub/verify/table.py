@@ -29,8 +29,20 @@ TABLE_VERSION = 4
 BATCH_ROWS = 1024
 SHARD_ROWS = 65_536
 META_FILE = "table.json"
-CANDIDATE_FIELDS = ("question_id", "teacher", "instruction", "answer", "system", "source_dataset",
-                    "reference_answer", "reference_solution", "verified", "provenance", "skip_reason", "sample")
+CANDIDATE_FIELDS = (
+    "question_id",
+    "teacher",
+    "instruction",
+    "answer",
+    "system",
+    "source_dataset",
+    "reference_answer",
+    "reference_solution",
+    "verified",
+    "provenance",
+    "skip_reason",
+    "sample",
+)
 """The `Candidate` fields a table stores (scores and the selection come later)."""
 
 
@@ -38,35 +50,68 @@ def schema():
     """The Arrow schema of a candidate table: the `Candidate` fields plus the question index."""
     import pyarrow as pa
 
-    strings = ["question_id", "teacher", "instruction", "answer", "system", "source_dataset", "reference_answer",
-               "reference_solution"]
-    return pa.schema([*(pa.field(name, pa.string()) for name in strings), pa.field("verified", pa.bool_()),
-                      pa.field("provenance", pa.string()), pa.field("skip_reason", pa.string()),
-                      pa.field("sample", pa.int64()), pa.field("content_digest", pa.binary(16)),
-                      pa.field("chars", pa.int64()),
-                      pa.field("question_index", pa.int64())])
+    strings = [
+        "question_id",
+        "teacher",
+        "instruction",
+        "answer",
+        "system",
+        "source_dataset",
+        "reference_answer",
+        "reference_solution",
+    ]
+    return pa.schema(
+        [
+            *(pa.field(name, pa.string()) for name in strings),
+            pa.field("verified", pa.bool_()),
+            pa.field("provenance", pa.string()),
+            pa.field("skip_reason", pa.string()),
+            pa.field("sample", pa.int64()),
+            pa.field("content_digest", pa.binary(16)),
+            pa.field("chars", pa.int64()),
+            pa.field("question_index", pa.int64()),
+        ]
+    )
 
 
 def row_of(c: Candidate) -> dict[str, Any]:
     """A `Candidate` as a table row (without its question index)."""
     from ..schema import candidate_digest
 
-    return {"question_id": c.question_id, "teacher": c.teacher, "instruction": c.instruction, "answer": c.answer,
-            "system": c.system, "source_dataset": c.source_dataset, "reference_answer": c.reference_answer,
-            "reference_solution": c.reference_solution, "verified": c.verified,
-            "provenance": json.dumps(c.provenance) if c.provenance else None,
-            "skip_reason": c.skip_reason, "sample": c.sample, "content_digest": candidate_digest(c),
-            "chars": len(c.system_prompt) + len(c.instruction) + len(c.answer)}
+    return {
+        "question_id": c.question_id,
+        "teacher": c.teacher,
+        "instruction": c.instruction,
+        "answer": c.answer,
+        "system": c.system,
+        "source_dataset": c.source_dataset,
+        "reference_answer": c.reference_answer,
+        "reference_solution": c.reference_solution,
+        "verified": c.verified,
+        "provenance": json.dumps(c.provenance) if c.provenance else None,
+        "skip_reason": c.skip_reason,
+        "sample": c.sample,
+        "content_digest": candidate_digest(c),
+        "chars": len(c.system_prompt) + len(c.instruction) + len(c.answer),
+    }
 
 
 def candidate_of(row: dict[str, Any]) -> Candidate:
     """A table row (`to_pylist` form) back to the `Candidate` record."""
-    return Candidate(question_id=row["question_id"], teacher=row["teacher"], instruction=row["instruction"],
-                     answer=row["answer"], system=row["system"], source_dataset=row["source_dataset"],
-                     reference_answer=row["reference_answer"], reference_solution=row["reference_solution"],
-                     verified=row["verified"],
-                     provenance=json.loads(row["provenance"]) if row["provenance"] else {},
-                     skip_reason=row["skip_reason"], sample=row["sample"])
+    return Candidate(
+        question_id=row["question_id"],
+        teacher=row["teacher"],
+        instruction=row["instruction"],
+        answer=row["answer"],
+        system=row["system"],
+        source_dataset=row["source_dataset"],
+        reference_answer=row["reference_answer"],
+        reference_solution=row["reference_solution"],
+        verified=row["verified"],
+        provenance=json.loads(row["provenance"]) if row["provenance"] else {},
+        skip_reason=row["skip_reason"],
+        sample=row["sample"],
+    )
 
 
 class RowTaker:
@@ -90,8 +135,11 @@ class RowTaker:
         which = np.searchsorted(self.offsets, indices, side="right") - 1
         by_batch = np.argsort(which, kind="stable")
         bounds = np.flatnonzero(np.diff(which[by_batch])) + 1
-        parts = [self.batches[which[group[0]]].take(pa.array(indices[group] - self.offsets[which[group[0]]]))
-                 for group in np.split(by_batch, bounds) if len(group)]
+        parts = [
+            self.batches[which[group[0]]].take(pa.array(indices[group] - self.offsets[which[group[0]]]))
+            for group in np.split(by_batch, bounds)
+            if len(group)
+        ]
         if not parts:
             return self.schema.empty_table()
         gathered = pa.Table.from_batches(parts, schema=self.schema).combine_chunks()
@@ -176,8 +224,12 @@ class CandidateTable:
         import pyarrow as pa
 
         rows = [{**row_of(c), "question_index": i} for i, q in enumerate(questions) for c in q.candidates]
-        meta = {"questions": len(questions), "rows_in": len(rows), "skipped": [],
-                "usable": sum(r["skip_reason"] is None for r in rows)}
+        meta = {
+            "questions": len(questions),
+            "rows_in": len(rows),
+            "skipped": [],
+            "usable": sum(r["skip_reason"] is None for r in rows),
+        }
         return cls(None, pa.Table.from_pylist(rows, schema=schema()), meta)
 
     def release(self) -> None:
@@ -202,8 +254,11 @@ class CandidateTable:
         """Questions `start..stop-1` as `Question`s of fresh `Candidate`s (all of them by default)."""
         stop = self.n_questions if stop is None else stop
         first, last = self.question_rows(start, stop)
-        rows = self.table.slice(first, last - first).drop_columns(["question_index", "content_digest", "chars"]
-                                                                  ).to_pylist()
+        rows = (
+            self.table.slice(first, last - first)
+            .drop_columns(["question_index", "content_digest", "chars"])
+            .to_pylist()
+        )
         out: list[Question] = []
         for q in range(start, stop):
             a, b = self.question_rows(q, q + 1)
