@@ -92,16 +92,18 @@ ablate: $(STAMP)
 		$(if $(REPO),--push $(REPO)) $(if $(OUT),--out $(OUT)) $(ARGS)
 
 test: $(STAMP)
-	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow
 
+# style, formatting and types: `.ci/run` runs it before the tests; pre-commit runs the same hooks
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 format: $(STAMP)
+	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
 bench: $(STAMP)

@@ -27,10 +27,14 @@ def main(dest: Path = HERE / "example_card") -> None:
 
     port = free_port()
     # the Hub endpoint is read when huggingface_hub is imported: set it before importing scas_hub
-    os.environ.update(HF_ENDPOINT=f"http://127.0.0.1:{port}", HF_HUB_DISABLE_XET="1", HF_TOKEN="hf_example",
-                      HF_HOME=tempfile.mkdtemp(prefix="scas-example-hf-"), HF_UPDATE_DOWNLOAD_COUNTS="0",
-                      SCAS_HUB_SCORE_CACHE=os.environ.get("SCAS_HUB_SCORE_CACHE")
-                      or tempfile.mkdtemp(prefix="scas-example-scores-"))
+    os.environ.update(
+        HF_ENDPOINT=f"http://127.0.0.1:{port}",
+        HF_HUB_DISABLE_XET="1",
+        HF_TOKEN="hf_example",
+        HF_HOME=tempfile.mkdtemp(prefix="scas-example-hf-"),
+        HF_UPDATE_DOWNLOAD_COUNTS="0",
+        SCAS_HUB_SCORE_CACHE=os.environ.get("SCAS_HUB_SCORE_CACHE") or tempfile.mkdtemp(prefix="scas-example-scores-"),
+    )
     with FakeHub(port=port), tempfile.TemporaryDirectory() as tmp:
         from scas_hub import curate
 
