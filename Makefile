@@ -139,4 +139,4 @@ vllm: $(VLLM_STAMP)
 
 # a real vLLM server on 127.0.0.1 with the embedded student: generate, curate, routing, evaluate backends
 test-vllm: $(STAMP) $(VLLM_STAMP)
-	SCAS_HUB_VLLM_PYTHON=$(abspath $(VLLM_VENV))/bin/python $(BIN)/python -m pytest -q -m vllm tests/test_vllm_real.py
+	SCAS_HUB_VLLM_PYTHON=$(abspath $(VLLM_VENV))/bin/python $(BIN)/python -m pytest -q -m vllm tests/e2e/test_vllm_real.py

@@ -7,7 +7,7 @@ which works with any chat template (no generation markers needed).
 `encode_for_training` tokenizes the rows with the scorer's own `ChatEncoder`, into the columns of
 TRL's tokenized prompt-completion form (`input_ids`, `completion_mask`): training sees exactly
 the tokens that were scored, by construction. TRL, given the `prompt`/`completion` rows itself,
-tokenizes them to the same ids and mask (tests/test_train.py checks both); encoding here also
+tokenizes them to the same ids and mask (tests/train/test_train.py checks both); encoding here also
 spares `datasets` from hashing the whole tokenizer to fingerprint TRL's tokenizing `map`.
 """
 

@@ -11,7 +11,7 @@ from datasets import load_dataset
 
 from scas_hub.testing.corpus import synthetic_pool, write_pool
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SECRET = "hf_MakeTestSecret_5f1d0c2b9a8e7d6c"
 
 

@@ -259,7 +259,7 @@ def test_exclude_overlap_is_on_in_the_cli_and_the_makefile():
     parser = build_parser()
     assert parser.parse_args(["ablate", "--eval", "demo"]).exclude_overlap is True
     assert parser.parse_args(["ablate", "--eval", "demo", "--no-exclude-overlap"]).exclude_overlap is False
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
 
     def dry_run(*args):
         return subprocess.run(
@@ -268,7 +268,9 @@ def test_exclude_overlap_is_on_in_the_cli_and_the_makefile():
 
     # the Makefile passes only what the user set: by default the CLI's default (on, asserted above) applies
     assert "--no-exclude-overlap" not in dry_run()
-    assert "--exclude-overlap" in dry_run("EXCLUDE_OVERLAP=1") and "--no-" not in dry_run("EXCLUDE_OVERLAP=1")
+    assert "--exclude-overlap" in dry_run("EXCLUDE_OVERLAP=1") and "--no-exclude-overlap" not in dry_run(
+        "EXCLUDE_OVERLAP=1"
+    )
     assert "--no-exclude-overlap" in dry_run("EXCLUDE_OVERLAP=0")
 
 

@@ -175,7 +175,7 @@ def test_checkpoint_without_template_needs_chat_template_option(tmp_path, corpus
     assert scores(tmp_path / "other") != scores(out)
 
 
-@pytest.mark.slow  # two `accelerate launch` ranks; tests/test_distributed.py covers the ranks themselves
+@pytest.mark.slow  # two `accelerate launch` ranks; tests/score/test_distributed.py covers the ranks themselves
 def test_chat_template_option_on_two_processes(tmp_path, corpus, no_template_student):
     template = tmp_path / "qwen.jinja"
     template.write_text(QWEN_CHAT_TEMPLATE)

@@ -21,7 +21,7 @@ from scas_hub.pipeline import dataset_name, default_repo
 from scas_hub.student.loading import student_slug
 from scas_hub.testing.corpus import synthetic_pool, write_pool
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 GROUP_SAMPLING = ("groups G", "group drawn from", "fewer candidates than groups", "cost group", "ceil(k·G/M)")
 
 

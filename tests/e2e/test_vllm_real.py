@@ -26,7 +26,7 @@ from scas_hub.student.loading import prepare_embedded_student
 
 pytestmark = pytest.mark.vllm
 
-ARTIFACTS = Path(__file__).resolve().parent.parent / "out" / "test-vllm"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "out" / "test-vllm"
 SERVED = "smollm2"
 QUESTIONS = 4
 MAX_TOKENS = 48

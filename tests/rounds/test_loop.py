@@ -24,7 +24,7 @@ from scas_hub.train import TrainConfig
 
 pytest.importorskip("trl")
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 TINY = TrainConfig(max_steps=2, effective_batch_size=2, save_steps=1)
 
 

@@ -486,7 +486,7 @@ def fake_vllm(tmp_path, monkeypatch):
     for folder in (module, module.parent, module.parent.parent):
         (folder / "__init__.py").write_text("")
     (module / "api_server.py").write_text(FAKE_VLLM)
-    repo = Path(__file__).resolve().parent.parent
+    repo = Path(__file__).resolve().parents[2]
     monkeypatch.setenv("PYTHONPATH", f"{tmp_path / 'fakevllm'}:{repo}")
     monkeypatch.setenv("SCAS_HUB_VLLM_PYTHON", sys.executable)
 

@@ -116,7 +116,7 @@ def test_unseen_corpus_scores_match_naive_and_no_question_lost(tmp_path, tiny_qw
 
 
 def test_cli_contract(tmp_path, tiny_qwen_dir, capfd):
-    """The command line in this process (`main`); tests/test_cli.py runs the real entry point."""
+    """The command line in this process (`main`); tests/e2e/test_cli.py runs the real entry point."""
     from scas_hub.cli import main
 
     write_pool(synthetic_pool(3, teachers=3, max_words=20), tmp_path / "corpus")
