@@ -68,12 +68,13 @@ def rank_teachers(
     picks = _select(questions, selection)
     shares = Counter(teacher for teacher, _ in picks.values())
     costs: dict[str, list[float]] = {t: [] for t in teachers}
-    verified: Counter = Counter()
+    verified: Counter[str] = Counter()
     for q in questions:
         for c in q.scored:
+            assert c.score is not None
             costs.setdefault(c.teacher, []).append(c.score.scas_score(selection.lam))
             verified[c.teacher] += 1
-    ranking = []
+    ranking: list[dict[str, Any]] = []
     for t in teachers:
         values = [v for v in costs.get(t, []) if not math.isnan(v)]
         ranking.append(

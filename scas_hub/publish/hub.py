@@ -202,7 +202,7 @@ def _tag(api, repo_id: str, version: str, commit: str) -> None:
 def _redact(text: str, token: str | None) -> str:
     from huggingface_hub import get_token
 
-    for secret in {token, get_token()} - {None, ""}:
+    for secret in {t for t in (token, get_token()) if t}:
         text = text.replace(secret, "<token>")
     return text
 

@@ -324,7 +324,7 @@ def score_table(
     # the tokenizer is read up front: a missing chat template fails before any work, and the key
     # covers what renders the text (every tokenizer file and the template itself, override or not)
     tokenizer = load_tokenizer(resolved)
-    template_sha = chat_template_sha256(tokenizer, scoring.chat_template)
+    template_sha = chat_template_sha256(tokenizer, scoring.chat_template_text)
     key = scoring_key(
         engine=SCORER_VERSION,
         repo_id=resolved.repo_id,
