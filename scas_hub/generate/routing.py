@@ -22,7 +22,7 @@ from typing import Any
 
 from ..atomic import write_text_atomic
 from ..errors import ConfigError
-from ..records import Question
+from ..records import Candidate, Question
 from ..select import SelectionConfig, select
 from ..stats import PipelineStats
 from .teachers import TeacherSpec
@@ -51,7 +51,7 @@ class RoutingConfig:
             raise ConfigError(f"--route-keep must be between 1 and {n_teachers - 1} (there are {n_teachers} teachers)")
 
 
-def _pick_id(c) -> tuple[str, int]:
+def _pick_id(c: Candidate) -> tuple[str, int]:
     return (c.teacher, c.sample)
 
 
