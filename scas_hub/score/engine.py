@@ -39,6 +39,7 @@ from .regions import special_mask
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
+    from transformers.modeling_outputs import BaseModelOutputWithPast
 
 logger = logging.getLogger(__name__)
 
@@ -325,7 +326,9 @@ class StudentScorer:
 
     # ---- forward passes -----------------------------------------------------------------------
 
-    def _forward(self, ids: torch.Tensor, positions: torch.Tensor, layout: list[Call] | FlexPlan) -> Any:
+    def _forward(
+        self, ids: torch.Tensor, positions: torch.Tensor, layout: list[Call] | FlexPlan
+    ) -> BaseModelOutputWithPast:
         """The decoder over one pack, with packed attention (and fused kernels) for this forward
         only: the model stays usable as it was."""
         config = self.model.config
@@ -357,6 +360,7 @@ class StudentScorer:
         else:
             layout = sdpa_calls(pack.segments, self.config.causal_ratio, dev)
         out = self._forward(ids, positions, layout)
+        assert out.last_hidden_state is not None, "a decoder's output holds its last hidden state"
         hidden, features = out.last_hidden_state[0], self._capture.pop()[0]
         del out
 
