@@ -8,12 +8,14 @@ a mistyped folder is reported as a missing folder instead of as a failed downloa
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -127,13 +129,12 @@ class RetryPolicy:
         )
 
 
-def http_library():
+def http_library() -> ModuleType:
     """The HTTP client huggingface_hub uses, for its exception types: `httpx2` from hub 2.x, `httpx` before."""
     try:
-        import httpx2
+        return importlib.import_module("httpx2")
     except ImportError:  # huggingface_hub 1.x
-        import httpx as httpx2
-    return httpx2
+        return importlib.import_module("httpx")
 
 
 def transient(err: BaseException) -> tuple[bool, float | None]:

@@ -8,7 +8,7 @@ when they succeed and fail on the same questions.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,16 +25,21 @@ class Interval:
     """None when there are too few questions (fewer than 2) for an interval."""
 
 
-def _mean(x, axis=-1):
+def _mean(x: np.ndarray, axis: int = -1) -> np.ndarray:
     return np.mean(x, axis=axis)
 
 
-def _mean_difference(x, y, axis=-1):
+def _mean_difference(x: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray:
     return np.mean(x, axis=axis) - np.mean(y, axis=axis)
 
 
 def _bootstrap(
-    data: tuple[np.ndarray, ...], statistic, paired: bool, confidence: float, resamples: int, seed: int
+    data: tuple[np.ndarray, ...],
+    statistic: Callable[..., np.ndarray],
+    paired: bool,
+    confidence: float,
+    resamples: int,
+    seed: int,
 ) -> tuple[float | None, float | None]:
     from scipy.stats import bootstrap
 

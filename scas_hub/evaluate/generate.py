@@ -13,16 +13,19 @@ model's `generation_config.json` (whose sampling and penalty fields, e.g. Qwen2.
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from tqdm.auto import tqdm
 
 from ..errors import ConfigError, StudentError
 from ..student.chat import resolve_chat_template, special_token_ids
 from .config import BACKENDS, DecodingConfig  # noqa: F401 (re-exported: their home was this module)
+
+if TYPE_CHECKING:
+    from transformers import GenerationConfig, PreTrainedModel, PreTrainedTokenizerBase
 
 Messages = list[dict[str, str]]
 
@@ -54,7 +57,11 @@ def resolve_backend(backend: str, device: str) -> str:
     return backend
 
 
-def stop_token_ids(tokenizer, generation_config=None, chat_template: str | None = None) -> list[int]:
+def stop_token_ids(
+    tokenizer: PreTrainedTokenizerBase,
+    generation_config: GenerationConfig | None = None,
+    chat_template: str | None = None,
+) -> list[int]:
     """EOS ids of the model and tokenizer, plus the chat template's end-of-turn token.
 
     The end-of-turn token is the first special token the template (`chat_template`, else the
@@ -66,10 +73,13 @@ def stop_token_ids(tokenizer, generation_config=None, chat_template: str | None 
         if source is not None:
             ids.update([source] if isinstance(source, int) else source)
     probe = "scas-hub-probe"
-    rendered = tokenizer.apply_chat_template(
-        [{"role": "user", "content": "?"}, {"role": "assistant", "content": probe}],
-        tokenize=False,
-        chat_template=chat_template,
+    rendered = cast(
+        str,  # untokenized, one conversation renders as one string
+        tokenizer.apply_chat_template(
+            [{"role": "user", "content": "?"}, {"role": "assistant", "content": probe}],
+            tokenize=False,
+            chat_template=chat_template,
+        ),
     )
     tail = rendered[rendered.rfind(probe) + len(probe) :]
     special = special_token_ids(tokenizer)
@@ -84,7 +94,7 @@ def stop_token_ids(tokenizer, generation_config=None, chat_template: str | None 
     return sorted(ids)
 
 
-def transformers_generation_config(config: DecodingConfig, stop_ids: list[int], pad_id: int):
+def transformers_generation_config(config: DecodingConfig, stop_ids: list[int], pad_id: int) -> GenerationConfig:
     """A fresh `GenerationConfig` with every parameter that shapes greedy decoding set from `config`.
 
     Temperature, top-k, top-p and min-p only shape sampling, which is off: they stay unset, and while
@@ -123,7 +133,7 @@ def transformers_generation_config(config: DecodingConfig, stop_ids: list[int], 
 
 
 @contextmanager
-def _pinned(model, generation_config):
+def _pinned(model: PreTrainedModel, generation_config: GenerationConfig) -> Iterator[None]:
     """While generating, the model's own generation config is `generation_config`: `generate` fills
     unset fields from `model.generation_config`, so it must hold nothing of the checkpoint's."""
     own = model.generation_config
@@ -140,7 +150,13 @@ class TransformersGenerator:
     backend = "transformers"
 
     def __init__(
-        self, model, tokenizer, config: DecodingConfig, *, progress: bool = True, chat_template: str | None = None
+        self,
+        model: PreTrainedModel,
+        tokenizer: PreTrainedTokenizerBase,
+        config: DecodingConfig,
+        *,
+        progress: bool = True,
+        chat_template: str | None = None,
     ):
         self.model = model.eval()
         self.tokenizer = tokenizer
@@ -206,7 +222,7 @@ class TransformersGenerator:
                     tokens = generated[row, width:].tolist()
                     end = next((k for k, t in enumerate(tokens) if t in stop), None)
                     kept = tokens if end is None else tokens[:end]
-                    text = self.tokenizer.decode(kept, skip_special_tokens=True)
+                    text = cast(str, self.tokenizer.decode(kept, skip_special_tokens=True))  # one sequence: one str
                     out[i] = Generation(text, len(kept), stopped=end is not None)
                 bar.update(len(batch))
         finally:
@@ -227,7 +243,7 @@ class VLLMGenerator:
     def __init__(
         self,
         model_path: str,
-        tokenizer,
+        tokenizer: PreTrainedTokenizerBase,
         config: DecodingConfig,
         dtype: str,
         *,

@@ -12,12 +12,15 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tqdm.auto import tqdm
 
 from ..errors import ConfigError
 from .generate import DecodingConfig, Generation, Messages
+
+if TYPE_CHECKING:
+    from ..generate.client import ChatClient
 
 GREEDY_SEED = 0
 
@@ -73,7 +76,7 @@ class OpenAIGenerator:
             "chat_template": "the server's (the served model's own)",
         }
 
-    def _ask(self, client, messages: Messages) -> Generation:
+    def _ask(self, client: ChatClient, messages: Messages) -> Generation:
         from ..generate.client import RequestFailed
 
         payload = {

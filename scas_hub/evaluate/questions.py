@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import random
 from collections import Counter
 from dataclasses import dataclass, field
@@ -17,7 +18,7 @@ from pathlib import Path
 
 from ..errors import ConfigError, SourceError
 from ..records import Candidate
-from ..source import SourceInfo, open_source
+from ..source import CorpusRecipe, SourceInfo, open_source
 from ..source.columns import normalise_question
 
 QUESTION_SKIP_REASONS = ("missing_instruction", "empty_instruction", "wrong_type_instruction", "missing_question_id")
@@ -109,7 +110,12 @@ def files_sha256(paths: list[Path]) -> str:
 
 
 def load_eval_questions(
-    source, *, subset: str | None = None, revision: str | None = None, limit: int | None = None, sample_seed: int = 42
+    source: str | os.PathLike[str] | CorpusRecipe,
+    *,
+    subset: str | None = None,
+    revision: str | None = None,
+    limit: int | None = None,
+    sample_seed: int = 42,
 ) -> EvalSet:
     """Read the distinct questions with a reference answer from a source.
 
@@ -138,7 +144,7 @@ def load_eval_questions(
         if kept is None or (not kept.reference_solution and cand.reference_solution):
             reference[cand.question_id] = cand
 
-    skipped: Counter = Counter()
+    skipped: Counter[str] = Counter()
     questions: list[EvalQuestion] = []
     seen_text: set[str] = set()
     for qid in first_row:
@@ -146,6 +152,7 @@ def load_eval_questions(
         if row is None:
             skipped["no_reference_answer"] += 1
             continue
+        assert row.reference_answer is not None, "only rows with a reference answer are kept"
         question = EvalQuestion(
             question_id=qid,
             instruction=row.instruction,

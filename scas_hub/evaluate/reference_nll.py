@@ -8,16 +8,20 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from ..records import Question
 from ..score.engine import ScoringConfig, StudentScorer
 from ..stats import PipelineStats
 from .questions import EvalQuestion
 
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
 
 def reference_solution_nll(
-    model,
-    tokenizer,
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
     questions: Sequence[EvalQuestion],
     *,
     progress: bool = True,

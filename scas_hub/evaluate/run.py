@@ -6,7 +6,7 @@ import logging
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..constants import DEFAULT_SYSTEM_PROMPT
 from ..errors import StudentError
@@ -20,6 +20,9 @@ from .grading import grade
 from .questions import EvalSet, load_eval_questions
 from .reference_nll import reference_solution_nll
 from .report import EvalReport, QuestionResult
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 logger = logging.getLogger(__name__)
 
@@ -143,10 +146,13 @@ def evaluate_student(
             resolved.path, tokenizer, decoding, dtype, progress=progress, chat_template=template_text
         )
     elif generator is None:
+        assert model is not None, "the transformers backend loads the student"
         generator = TransformersGenerator(model, tokenizer, decoding, progress=progress, chat_template=template_text)
 
-    nll = (
-        reference_solution_nll(
+    nll: dict[str, float] = {}
+    if needs_nll:
+        assert model is not None, "a reference NLL loads the student"
+        nll = reference_solution_nll(
             model,
             tokenizer,
             eval_set.questions,
@@ -154,9 +160,6 @@ def evaluate_student(
             chat_template=template_text,
             system_prompt=system_prompt,
         )
-        if needs_nll
-        else {}
-    )
     conversations = [q.prompt_messages(system_prompt) for q in eval_set.questions]
     gen_started = time.perf_counter()
     outputs = list(generator(conversations))
@@ -236,7 +239,7 @@ def trained_system_prompt(student_path: str | Path) -> str | None:
     return None
 
 
-def template_record(tokenizer, template_text: str | None, student_path: str) -> dict[str, Any]:
+def template_record(tokenizer: PreTrainedTokenizerBase, template_text: str | None, student_path: str) -> dict[str, Any]:
     """The chat template's SHA-256 and origin, and whether it is the one the checkpoint was trained with."""
     try:
         sha = chat_template_sha256(tokenizer, template_text)

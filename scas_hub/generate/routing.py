@@ -22,7 +22,7 @@ from typing import Any
 
 from ..atomic import write_text_atomic
 from ..errors import ConfigError
-from ..records import Question
+from ..records import Candidate, Question
 from ..select import SelectionConfig, select
 from ..stats import PipelineStats
 from .teachers import TeacherSpec
@@ -51,7 +51,7 @@ class RoutingConfig:
             raise ConfigError(f"--route-keep must be between 1 and {n_teachers - 1} (there are {n_teachers} teachers)")
 
 
-def _pick_id(c) -> tuple[str, int]:
+def _pick_id(c: Candidate) -> tuple[str, int]:
     return (c.teacher, c.sample)
 
 
@@ -68,12 +68,13 @@ def rank_teachers(
     picks = _select(questions, selection)
     shares = Counter(teacher for teacher, _ in picks.values())
     costs: dict[str, list[float]] = {t: [] for t in teachers}
-    verified: Counter = Counter()
+    verified: Counter[str] = Counter()
     for q in questions:
         for c in q.scored:
+            assert c.score is not None
             costs.setdefault(c.teacher, []).append(c.score.scas_score(selection.lam))
             verified[c.teacher] += 1
-    ranking = []
+    ranking: list[dict[str, Any]] = []
     for t in teachers:
         values = [v for v in costs.get(t, []) if not math.isnan(v)]
         ranking.append(

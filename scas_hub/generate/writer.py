@@ -12,7 +12,7 @@ import json
 import os
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from ..atomic import write_text_atomic
 
@@ -32,7 +32,7 @@ class TeacherFile:
             self._repair()
             for row in read_rows(path):
                 self.done.add((str(row["id"]), int(row.get("sample", 0))))
-        self._handle = None
+        self._handle: TextIO | None = None
 
     def _repair(self) -> None:
         """Drop a last line cut off by a kill mid-write (the file is this tool's own)."""

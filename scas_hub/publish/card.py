@@ -12,11 +12,14 @@ from __future__ import annotations
 import re
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..constants import PAPER_URL
 from .folder import CONFIG_DIRS, configs_metadata, read_stats
 from .markdown import cell, code, text
+
+if TYPE_CHECKING:
+    from huggingface_hub import DatasetCard
 
 TEMPLATE = "dataset_card.md.j2"
 BIBTEX = f"""@article{{scas2026,
@@ -151,7 +154,7 @@ def describe_strategy(selection: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def render_card(record: dict[str, Any], folder: str | Path, name: str | None = None):
+def render_card(record: dict[str, Any], folder: str | Path, name: str | None = None) -> DatasetCard:
     """Return a `huggingface_hub.DatasetCard` (YAML metadata + body) for the folder holding `record`;
     `name` is the folder's name in the card's load lines (default: the folder's own)."""
     from huggingface_hub import DatasetCard, DatasetCardData

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import math
 from collections import Counter, defaultdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..select.columnar import ScoredWindow, WindowSelection
+
+if TYPE_CHECKING:
+    import numpy.typing as npt
 
 
 def _mean(values: np.ndarray) -> float | None:
@@ -33,8 +36,9 @@ def _median(values: np.ndarray) -> float | None:
 class _Chunks:
     """A growing 1-D numpy array, kept as chunks until read."""
 
-    def __init__(self, dtype):
-        self.dtype, self.parts = dtype, []
+    def __init__(self, dtype: npt.DTypeLike):
+        self.dtype = dtype
+        self.parts: list[np.ndarray] = []
 
     def add(self, values: np.ndarray) -> None:
         if len(values):

@@ -38,9 +38,9 @@ def publish_config(
     Raises:
         ConfigError: a `PublishConfig` and push keywords together.
     """
-    given = {k: v for k, v in (("push", push), ("version", version), ("private", private)) if v is not None}
     if publishing is not None:
+        given = [k for k, v in (("push", push), ("version", version), ("private", private)) if v is not None]
         if given:
             raise ConfigError(f"pass publishing=PublishConfig(...) or {', '.join(given)}=..., not both")
         return publishing
-    return PublishConfig(**given)
+    return PublishConfig(push=push, version=version, private=bool(private))

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..errors import cannot_write
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 FIGURES_DIR = "figures"
 SELECTED_SHARE = f"{FIGURES_DIR}/selected_share.png"
@@ -26,7 +29,7 @@ def _figure(n_rows: int):
     return fig, ax
 
 
-def _save(fig, path: Path) -> None:
+def _save(fig: Figure, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         fig.savefig(path, format="png", metadata={"Software": None})

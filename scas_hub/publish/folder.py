@@ -13,11 +13,18 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..atomic import write_json_atomic
 from ..constants import CANDIDATES_CONFIG, DEFAULT_CONFIG, DEFAULT_SYSTEM_PROMPT, STATS_FILENAME
 from ..errors import PublishError, ScasHubError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from datasets import Dataset, Features
+
+    from ..select.columnar import WindowSelection
 
 CONFIG_DIRS = {DEFAULT_CONFIG: "data", CANDIDATES_CONFIG: "candidates"}
 SHARD_BYTES = 500 * 2**20
@@ -38,7 +45,7 @@ SELECTED_COLUMNS = (
 )
 
 
-def messages_array(system, instruction, answer):
+def messages_array(system: pa.ChunkedArray, instruction: pa.ChunkedArray, answer: pa.ChunkedArray) -> pa.ListArray:
     """`[system, user, assistant]` conversations (TRL's conversational format) from three string
     columns; an empty or missing system prompt becomes the fixed default, as `Candidate.messages`."""
     import numpy as np
@@ -56,7 +63,7 @@ def messages_array(system, instruction, answer):
     return pa.ListArray.from_arrays(pa.array(np.arange(0, 3 * n + 1, 3, dtype=np.int32)), turns)
 
 
-def config_tables(window, picked):
+def config_tables(window: pa.Table, picked: WindowSelection) -> tuple[pa.Table, pa.Table]:
     """The rows one window adds to each config: `(default, candidates)` Arrow tables.
 
     Args:
@@ -72,7 +79,7 @@ def config_tables(window, picked):
     scored = picked.window
     rows = window.take(pa.array(scored.rows, pa.int64()))
 
-    def floats(name: str):
+    def floats(name: str) -> np.ndarray:
         return rows.column(name).to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
 
     nll, q_nll, sim_aa, sim_aq = (floats(n) for n in ("answer_mean_nll", "question_mean_nll", "sim_aa", "sim_aq"))
@@ -110,7 +117,7 @@ def configs_metadata() -> list[dict[str, Any]]:
     ]
 
 
-def load_hub_config(repo_id: str, config: str, sha: str, error: type[ScasHubError] = PublishError):
+def load_hub_config(repo_id: str, config: str, sha: str, error: type[ScasHubError] = PublishError) -> Dataset:
     """One config of a scas-hub dataset on the Hub, at commit `sha`, as a memory-mapped `datasets.Dataset`.
 
     Only the config's parquet files (`configs_metadata`) are downloaded and read: a stray `<name>.py`
@@ -131,7 +138,7 @@ def load_hub_config(repo_id: str, config: str, sha: str, error: type[ScasHubErro
     return load_dataset("parquet", data_files={"train": files}, split="train")
 
 
-def features(config: str):
+def features(config: str) -> Features:
     """Explicit schemas, so even an empty selection loads with the contract's columns."""
     from datasets import Features, List, Value
 
@@ -176,13 +183,13 @@ class ConfigWriter:
         self.shard_bytes = shard_bytes or SHARD_BYTES
         self.schema = features(config).arrow_schema
         self.rows = 0
-        self._buffer: list = []
+        self._buffer: list[pa.Table] = []
         self._buffered = 0
-        self._writer = None
+        self._writer: pq.ParquetWriter | None = None
         self._shards: list[Path] = []
         self._shard_bytes = 0
 
-    def add(self, table) -> None:
+    def add(self, table: pa.Table) -> None:
         """Append rows (an Arrow table with this config's schema), in batches of `BATCH_ROWS`."""
         import pyarrow as pa
 
@@ -194,11 +201,11 @@ class ConfigWriter:
             self._write(whole.slice(0, cut))
             self._buffer, self._buffered = [whole.slice(cut)], self._buffered - cut
 
-    def _write(self, rows) -> None:
+    def _write(self, rows: pa.Table) -> None:
         for start in range(0, rows.num_rows, BATCH_ROWS):
             self._write_batch(rows.slice(start, BATCH_ROWS))
 
-    def _write_batch(self, batch) -> None:
+    def _write_batch(self, batch: pa.Table) -> None:
         import pyarrow.parquet as pq
 
         if self._writer is not None and self._shard_bytes + batch.nbytes > self.shard_bytes:
@@ -245,7 +252,7 @@ class DataFilesWriter:
         self.selected = ConfigWriter(out / CONFIG_DIRS[DEFAULT_CONFIG], DEFAULT_CONFIG, shard_bytes)
         self.candidates = ConfigWriter(out / CONFIG_DIRS[CANDIDATES_CONFIG], CANDIDATES_CONFIG, shard_bytes)
 
-    def add(self, window, picked) -> None:
+    def add(self, window: pa.Table, picked: WindowSelection) -> None:
         """One window and what selection chose in it: its scored rows go to `candidates`, the
         selected ones to `default`."""
         selected, candidates = config_tables(window, picked)

@@ -27,7 +27,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..constants import STATS_FILENAME
 from ..errors import PublishError
@@ -45,6 +45,9 @@ from .figures import FIGURES_DIR
 from .folder import CONFIG_DIRS, read_stats, write_stats
 from .lock import locks_output
 from .output import present_tool_files
+
+if TYPE_CHECKING:
+    from huggingface_hub import HfApi
 
 logger = logging.getLogger("scas_hub.publish")
 VERSION_TAG = re.compile(r"v([0-9]+)")
@@ -144,7 +147,7 @@ def version_entry(record: dict[str, Any], version: str, date: str) -> dict[str, 
     }
 
 
-def remote_history(api, repo_id: str, revision: str) -> list[dict[str, Any]]:
+def remote_history(api: HfApi, repo_id: str, revision: str) -> list[dict[str, Any]]:
     """The version history stored in the repo's `selection_stats.json` at `revision` ([] if none)."""
     from huggingface_hub.errors import EntryNotFoundError
 
@@ -160,7 +163,7 @@ def remote_history(api, repo_id: str, revision: str) -> list[dict[str, Any]]:
     return [v for v in versions if isinstance(v, dict) and "version" in v]
 
 
-def _landed_commit(api, repo_id: str, head: str | None, entry: dict[str, Any], retry: RetryPolicy | None) -> str:
+def _landed_commit(api: HfApi, repo_id: str, head: str | None, entry: dict[str, Any], retry: RetryPolicy | None) -> str:
     """The commit of an upload whose answer named none: main's new head, if its version history
     ends with this push's entry (version, date, numbers).
 
@@ -182,7 +185,7 @@ def _landed_commit(api, repo_id: str, head: str | None, entry: dict[str, Any], r
     )
 
 
-def _tag(api, repo_id: str, version: str, commit: str) -> None:
+def _tag(api: HfApi, repo_id: str, version: str, commit: str) -> None:
     """Create the tag; a 409 after a lost answer is fine if the tag already points at `commit`."""
     from huggingface_hub.errors import HfHubHTTPError
 
@@ -202,7 +205,7 @@ def _tag(api, repo_id: str, version: str, commit: str) -> None:
 def _redact(text: str, token: str | None) -> str:
     from huggingface_hub import get_token
 
-    for secret in {token, get_token()} - {None, ""}:
+    for secret in {t for t in (token, get_token()) if t}:
         text = text.replace(secret, "<token>")
     return text
 

@@ -17,13 +17,18 @@ forward passes.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
 
 from ..errors import StudentError
 from .config import ATTENTION_MODES
+
+if TYPE_CHECKING:
+    from torch.nn.attention.flex_attention import BlockMask
 
 ATTENTION = "scas_packed"
 KERNEL_GQA_DEVICES = frozenset({"cpu"})
@@ -56,11 +61,11 @@ class Call:
 class FlexPlan:
     """A pack as one flex-attention call per layer: the block mask, and the most keys any row sees."""
 
-    block_mask: object  # torch.nn.attention.flex_attention.BlockMask
+    block_mask: BlockMask
     longest: int
 
 
-def flex_plan(segments: list[tuple[int, int, int]], rows: int, device) -> FlexPlan:
+def flex_plan(segments: list[tuple[int, int, int]], rows: int, device: torch.device | str) -> FlexPlan:
     """Plan a pack of `segments` `(length, prompt_start, prompt_end)` in row order, padded to `rows`:
     a row sees its own segment causally and its answer's prompt rows (an empty range for prompts).
     Padding rows see only themselves."""
@@ -75,7 +80,7 @@ def flex_plan(segments: list[tuple[int, int, int]], rows: int, device) -> FlexPl
         torch.tensor([e for _, _, e in segments] + [0] * (len(lengths) - len(segments))), lengths
     ).to(device)
 
-    def mask_mod(b, h, q, kv):
+    def mask_mod(b: torch.Tensor, h: torch.Tensor, q: torch.Tensor, kv: torch.Tensor) -> torch.Tensor:
         return ((segment[q] == segment[kv]) & (kv <= q)) | ((kv >= start[q]) & (kv < stop[q]))
 
     longest = max(n + e - s for n, s, e in segments)
@@ -85,21 +90,33 @@ def flex_plan(segments: list[tuple[int, int, int]], rows: int, device) -> FlexPl
 
 
 @functools.cache
-def _flex_kernel(compiled: bool):
+def _flex_kernel(compiled: bool) -> Callable[..., Any]:
     from torch.nn.attention.flex_attention import flex_attention
 
-    return torch.compile(flex_attention, dynamic=True) if compiled else flex_attention
+    if compiled:
+        return torch.compile(flex_attention, dynamic=True)
+    return flex_attention
 
 
 @functools.cache
-def _softcap_mod(softcap: float):
-    def score_mod(score, b, h, q, kv):
+def _softcap_mod(softcap: float) -> Callable[..., torch.Tensor]:
+    def score_mod(
+        score: torch.Tensor, b: torch.Tensor, h: torch.Tensor, q: torch.Tensor, kv: torch.Tensor
+    ) -> torch.Tensor:
         return softcap * torch.tanh(score / softcap)
 
     return score_mod
 
 
-def _flex(plan: FlexPlan, query, key, value, scale, softcap, window) -> torch.Tensor:
+def _flex(
+    plan: FlexPlan,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    scale: float | None,
+    softcap: float | None,
+    window: int | None,
+) -> torch.Tensor:
     if window and plan.longest > window:
         raise StudentError(
             f"a candidate is longer than this student's sliding attention window ({window} "
@@ -119,7 +136,7 @@ def _flex(plan: FlexPlan, query, key, value, scale, softcap, window) -> torch.Te
     return out.transpose(1, 2).contiguous()
 
 
-def sdpa_calls(segments: list[tuple[int, int, int]], causal_ratio: float, device) -> list[Call]:
+def sdpa_calls(segments: list[tuple[int, int, int]], causal_ratio: float, device: torch.device | str) -> list[Call]:
     """Plan a pack of `segments` `(length, prompt_start, prompt_stop)` in row order (a prompt has an
     empty prompt range) as SDPA calls: each prompt causal; an answer at least `causal_ratio` times
     its prompt with the causal kernel over prompt + answer (prompt rows recomputed, outputs
@@ -150,7 +167,7 @@ def sdpa_calls(segments: list[tuple[int, int, int]], causal_ratio: float, device
     return calls
 
 
-def answers_mask(prompt: int, lengths: list[int], device) -> torch.Tensor:
+def answers_mask(prompt: int, lengths: list[int], device: torch.device | str) -> torch.Tensor:
     """Mask of answers laid out one after another, attending to `[prompt, answers...]`: each
     answer sees the whole prompt and itself, causally, and no other answer."""
     segment = torch.repeat_interleave(torch.arange(len(lengths)), torch.tensor(lengths))
@@ -165,7 +182,14 @@ def _rows(x: torch.Tensor, parts: tuple[slice, ...]) -> torch.Tensor:
     return torch.cat([x[:, :, s] for s in parts], dim=2)
 
 
-def _softcapped(query, key, value, mask, scale: float | None, softcap: float) -> torch.Tensor:
+def _softcapped(
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    mask: torch.Tensor | None,
+    scale: float | None,
+    softcap: float,
+) -> torch.Tensor:
     """Eager attention with tanh soft-capped scores (Gemma 2), which SDPA kernels do not do:
     `softmax(softcap * tanh(q k^T * scale / softcap))`, float32 softmax, query rows in blocks."""
     if key.shape[1] != query.shape[1]:
@@ -187,7 +211,16 @@ def _softcapped(query, key, value, mask, scale: float | None, softcap: float) ->
     return out
 
 
-def packed_attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kwargs):
+def packed_attention(
+    module: torch.nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    scaling: float | None = None,
+    dropout: float = 0.0,
+    **kwargs: Any,
+) -> tuple[torch.Tensor, None]:
     """Attention over a pack of prompt/answer segments (transformers attention interface).
 
     `query` is (1, heads, T, dim), `key`/`value` (1, kv_heads, T, dim), already rotated with the

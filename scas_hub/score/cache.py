@@ -110,7 +110,7 @@ class ScoreCache:
                     continue  # a foreign or damaged file: its candidates are simply scored again
         return pa.concat_tables(tables) if tables else outcome_schema().empty_table()
 
-    def write(self, name: str, outcomes) -> None:
+    def write(self, name: str, outcomes: pa.Table) -> None:
         """Write one shard atomically (temp file + rename): a killed run never leaves half a shard."""
         import pyarrow as pa
         import pyarrow.compute as pc

@@ -76,6 +76,12 @@ class ScoringConfig:
     """A Jinja chat template overriding the student's own (`--chat-template FILE`): its text, or a
     path to a file (read here). Changes the scores: the score cache key covers it."""
 
+    @property
+    def chat_template_text(self) -> str | None:
+        """The overriding template's text (a path given is read when the config is made), or None."""
+        assert self.chat_template is None or isinstance(self.chat_template, str), "read in __post_init__"
+        return self.chat_template
+
     def __post_init__(self) -> None:
         if self.chat_template is not None:
             from ..student.chat import read_chat_template

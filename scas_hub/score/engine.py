@@ -17,7 +17,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
@@ -39,6 +39,7 @@ from .regions import special_mask
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
+    from transformers.modeling_outputs import BaseModelOutputWithPast
 
 logger = logging.getLogger(__name__)
 
@@ -81,7 +82,7 @@ class _FeatureCapture:
         self.output: torch.Tensor | None = None
         self._handle = module.register_forward_hook(self._hook)
 
-    def _hook(self, module, args, output):
+    def _hook(self, module: torch.nn.Module, args: tuple[Any, ...], output: torch.Tensor) -> None:
         self.output = output
 
     def pop(self) -> torch.Tensor:
@@ -179,7 +180,9 @@ class StudentScorer:
         """`chat_template`: template text overriding both the tokenizer's and `config.chat_template`."""
         self.model = model.eval()
         self.config = config or ScoringConfig()
-        self.encoder = ChatEncoder(tokenizer, chat_template if chat_template is not None else self.config.chat_template)
+        self.encoder = ChatEncoder(
+            tokenizer, chat_template if chat_template is not None else self.config.chat_template_text
+        )
         self.decoder = model.get_decoder()
         self.lm_head = model.get_output_embeddings()
         self.device = next(model.parameters()).device
@@ -249,8 +252,9 @@ class StudentScorer:
         valid = []
         for cand, enc in zip(pending, encoded, strict=True):
             reason = self._invalid_reason(enc)
-            if reason == "too_long" and self.config.truncate and enc.n_prompt < self.config.max_length:
-                enc = replace(enc, input_ids=enc.input_ids[: self.config.max_length])
+            max_length = self.config.max_length
+            if reason == "too_long" and self.config.truncate and max_length is not None and enc.n_prompt < max_length:
+                enc = replace(enc, input_ids=enc.input_ids[:max_length])
                 reason = self._invalid_reason(enc)
                 cand.truncated = reason is None
                 stats.rows_truncated += reason is None
@@ -297,7 +301,12 @@ class StudentScorer:
             yield pack
 
     @torch.inference_mode()
-    def _score_window(self, window: list[tuple[Question, list]], stats: PipelineStats, on_pack=None) -> int:
+    def _score_window(
+        self,
+        window: list[tuple[Question, list[tuple[Candidate, EncodedCandidate]]]],
+        stats: PipelineStats,
+        on_pack: Callable[[int, int], None] | None = None,
+    ) -> int:
         prompts: dict[tuple[str, tuple[int, ...]], _Prompt] = {}
         for q, items in window:
             for cand, enc in items:
@@ -317,7 +326,9 @@ class StudentScorer:
 
     # ---- forward passes -----------------------------------------------------------------------
 
-    def _forward(self, ids: torch.Tensor, positions: torch.Tensor, layout):
+    def _forward(
+        self, ids: torch.Tensor, positions: torch.Tensor, layout: list[Call] | FlexPlan
+    ) -> BaseModelOutputWithPast:
         """The decoder over one pack, with packed attention (and fused kernels) for this forward
         only: the model stays usable as it was."""
         config = self.model.config
@@ -342,18 +353,21 @@ class StudentScorer:
         positions = torch.tensor(pack.positions, dtype=torch.long, device=dev)
         layout: list[Call] | FlexPlan
         if self.config.attention == "flex":  # padded to whole sparse blocks; padding rows see only themselves
-            rows = -(-len(pack.ids) // attention.FLEX_BLOCK) * attention.FLEX_BLOCK
-            layout = flex_plan(pack.segments, rows, dev)
-            ids, positions = F.pad(ids, (0, rows - len(pack.ids))), F.pad(positions, (0, rows - len(pack.ids)))
+            padded_rows = -(-len(pack.ids) // attention.FLEX_BLOCK) * attention.FLEX_BLOCK
+            layout = flex_plan(pack.segments, padded_rows, dev)
+            pad = (0, padded_rows - len(pack.ids))
+            ids, positions = F.pad(ids, pad), F.pad(positions, pad)
         else:
             layout = sdpa_calls(pack.segments, self.config.causal_ratio, dev)
         out = self._forward(ids, positions, layout)
+        assert out.last_hidden_state is not None, "a decoder's output holds its last hidden state"
         hidden, features = out.last_hidden_state[0], self._capture.pop()[0]
         del out
 
         # regions: questions first, then answers; (region, row predicting the target, target row)
         # for NLL, and (region, row) for features
-        nll_parts, feat_parts = [], []
+        nll_parts: list[tuple[int, torch.Tensor, torch.Tensor]] = []
+        feat_parts: list[tuple[int, torch.Tensor]] = []
         for r, (g, s) in enumerate(pack.questions):
             target = torch.arange(s + 1, s + len(g.ids))
             nll_parts.append((r, target - 1, target))
@@ -367,20 +381,21 @@ class StudentScorer:
             feat_parts.append((r, target))
         n_regions = n_q + len(pack.answers)
 
-        def flat(parts, k):
-            return torch.cat([p[k] for p in parts]).to(dev)
+        def flat(indices: Iterable[torch.Tensor]) -> torch.Tensor:
+            return torch.cat(list(indices)).to(dev)
 
-        def region_ids(parts, k):
-            return torch.cat([torch.full((len(p[k]),), p[0], dtype=torch.long) for p in parts]).to(dev)
+        def region_ids(parts: Iterable[tuple[int, torch.Tensor]]) -> torch.Tensor:
+            return torch.cat([torch.full((len(indices),), r, dtype=torch.long) for r, indices in parts]).to(dev)
 
-        target, predictor, nll_region = flat(nll_parts, 2), flat(nll_parts, 1), region_ids(nll_parts, 2)
+        target, predictor = flat(p[2] for p in nll_parts), flat(p[1] for p in nll_parts)
+        nll_region = region_ids((r, t) for r, _, t in nll_parts)
         keep = ~special_mask(ids[target], self._special_on_device)
         target, predictor, nll_region = target[keep], predictor[keep], nll_region[keep]
         nll = self.head.nll(hidden[predictor], ids[target])
         nll_sum = torch.zeros(n_regions, dtype=torch.float32, device=dev).index_add_(0, nll_region, nll)
         nll_count = torch.bincount(nll_region, minlength=n_regions)
 
-        rows, feat_region = flat(feat_parts, 1), region_ids(feat_parts, 1)
+        rows, feat_region = flat(p[1] for p in feat_parts), region_ids(feat_parts)
         keep = ~special_mask(ids[rows], self._special_on_device)
         rows, feat_region = rows[keep], feat_region[keep]
         unit = unit_features(features[rows])
@@ -394,4 +409,5 @@ class StudentScorer:
         for r, (g, _) in enumerate(pack.questions):
             g.question = RegionSummary(mean_nll[r], mean_u[r], counts[r])
         for r, (cand, g, *_) in enumerate(pack.answers, start=n_q):
+            assert g.question is not None, "a prompt's first appearance is laid out before its answers"
             cand.score = combine(RegionSummary(mean_nll[r], mean_u[r], counts[r]), g.question)

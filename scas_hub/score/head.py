@@ -11,11 +11,15 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 
 from ..errors import StudentError
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedConfig, PreTrainedModel
 
 
 @dataclass(frozen=True)
@@ -34,7 +38,7 @@ class LogitTransform:
         return logits
 
 
-def candidate_transforms(config) -> list[LogitTransform]:
+def candidate_transforms(config: PreTrainedConfig) -> list[LogitTransform]:
     """Transforms the config suggests: `logit_scale` multiplies (Cohere); `logits_scaling` divides
     (Granite) or multiplies (HyperCLOVA X); `final_logit_softcapping` caps (Gemma 2/3/4)."""
     text = config.get_text_config() if hasattr(config, "get_text_config") else config
@@ -48,11 +52,18 @@ def candidate_transforms(config) -> list[LogitTransform]:
     return [LogitTransform(s, c) for c, s in itertools.product(caps, dict.fromkeys(scales))]
 
 
+def head_parameters(lm_head: torch.nn.Module) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The weight and the bias (None without one) of a linear LM head."""
+    weight = lm_head.weight
+    assert isinstance(weight, torch.Tensor), f"{type(lm_head).__name__} is not a linear LM head"
+    return weight, getattr(lm_head, "bias", None)
+
+
 class BlockedHead:
     """`nll(hidden_rows, targets)`: the NLL of each target given the final hidden state predicting it."""
 
     def __init__(self, lm_head: torch.nn.Module, rows: int, block_bytes: int, transform: LogitTransform | None = None):
-        self.weight, self.bias = lm_head.weight, getattr(lm_head, "bias", None)
+        self.weight, self.bias = head_parameters(lm_head)
         self.rows, self.block_bytes = rows, block_bytes
         self.transform = transform or LogitTransform()
 
@@ -67,16 +78,18 @@ class BlockedHead:
         block = max(128, self.block_bytes // (4 * min(self.rows, max(1, targets.shape[0]))))
         for i in range(0, targets.shape[0], self.rows):
             h = hidden_rows[i : i + self.rows]
-            running_max = total = None
+            running_max: torch.Tensor | None = None
+            total: torch.Tensor | None = None
             for j in range(0, vocab, block):
                 logits = self.logits(h, j, j + block)
                 block_max = logits.amax(dim=1)
-                if running_max is None:
+                if running_max is None or total is None:
                     running_max, total = block_max, logits.sub_(block_max[:, None]).exp_().sum(dim=1)
                 else:
                     new_max = torch.maximum(running_max, block_max)
                     total = total * (running_max - new_max).exp_() + logits.sub_(new_max[:, None]).exp_().sum(dim=1)
                     running_max = new_max
+            assert running_max is not None and total is not None, "the vocabulary has at least one entry"
             out[i : i + self.rows] = running_max + total.log()
         target_logit = (hidden_rows.float() * self.weight[targets].float()).sum(dim=1)
         if self.bias is not None:
@@ -85,16 +98,19 @@ class BlockedHead:
 
 
 @torch.inference_mode()
-def measure_transform(model, decoder, lm_head: torch.nn.Module, probe_tokens: int = 16) -> LogitTransform:
+def measure_transform(
+    model: PreTrainedModel, decoder: torch.nn.Module, lm_head: torch.nn.Module, probe_tokens: int = 16
+) -> LogitTransform:
     """The transform under which `lm_head(decoder(x))` reproduces `model(x).logits` on a short
     probe; a `StudentError` when none of the config's candidates does (the scorer would compute
     the wrong NLL for this architecture)."""
     device = next(model.parameters()).device
-    vocab = lm_head.weight.shape[0]
+    weight, bias = head_parameters(lm_head)
+    vocab = weight.shape[0]
     ids = ((torch.arange(1, probe_tokens + 1) * 7919) % vocab)[None].to(device)
     want = model(input_ids=ids, use_cache=False).logits[0].float()
     hidden = decoder(input_ids=ids, use_cache=False).last_hidden_state[0]
-    raw = F.linear(hidden, lm_head.weight, getattr(lm_head, "bias", None)).float()
+    raw = F.linear(hidden, weight, bias).float()
     rtol = 1e-4 if hidden.dtype == torch.float32 else 2e-2
     tolerance = 1e-5 + rtol * float(want.abs().max())
     candidates = candidate_transforms(model.config)

@@ -41,7 +41,11 @@ from .cache import (
 from .engine import ScoringConfig, StudentScorer
 
 if TYPE_CHECKING:
+    import numpy as np
     import pyarrow as pa
+    from accelerate import PartialState
+
+    from ..student.loading import ResolvedStudent
 
 
 @dataclass
@@ -71,7 +75,7 @@ def assign_windows(sizes: list[int], world_size: int) -> list[list[int]]:
 class _Progress:
     """One bar on the main process; other ranks report through small files in the cache folder."""
 
-    def __init__(self, state, folder: Path | None, total: int, enabled: bool):
+    def __init__(self, state: PartialState, folder: Path | None, total: int, enabled: bool):
         self.state, self.folder = state, folder
         self.start = time.perf_counter()
         self.bar = tqdm(
@@ -134,7 +138,7 @@ class _Progress:
         self.bar.close()
 
 
-def plan_table_windows(question_chars, window_chars: int) -> list[tuple[int, int]]:
+def plan_table_windows(question_chars: np.ndarray, window_chars: int) -> list[tuple[int, int]]:
     """Question ranges `[start, stop)` holding about `window_chars` characters of pending text
     each (as `engine.plan_windows` cuts a list of questions)."""
     windows, start, chars = [], 0, 0
@@ -148,7 +152,7 @@ def plan_table_windows(question_chars, window_chars: int) -> list[tuple[int, int
     return windows
 
 
-def _lookup(digests, known):
+def _lookup(digests: np.ndarray, known: pa.Table) -> np.ndarray:
     """Row of `known` (an outcome table) for each digest, -1 where it has none."""
     import numpy as np
 
@@ -324,7 +328,7 @@ def score_table(
     # the tokenizer is read up front: a missing chat template fails before any work, and the key
     # covers what renders the text (every tokenizer file and the template itself, override or not)
     tokenizer = load_tokenizer(resolved)
-    template_sha = chat_template_sha256(tokenizer, scoring.chat_template)
+    template_sha = chat_template_sha256(tokenizer, scoring.chat_template_text)
     key = scoring_key(
         engine=SCORER_VERSION,
         repo_id=resolved.repo_id,
@@ -419,7 +423,7 @@ def at_most(scoring: ScoringConfig, context: int | None) -> ScoringConfig:
     return scoring if limit == scoring.max_length else replace(scoring, max_length=limit)
 
 
-def _lineage(resolved) -> dict[str, Any]:
+def _lineage(resolved: ResolvedStudent) -> dict[str, Any]:
     """For a checkpoint written by `scas-hub train`: the model its weights descend from and the round it
     was trained on, so cards name the base model rather than the checkpoint's folder."""
     facts_path = Path(resolved.path) / "training_facts.json"
@@ -436,7 +440,7 @@ def _lineage(resolved) -> dict[str, Any]:
     }
 
 
-def _null_unless(scores, usable, n_rows: int):
+def _null_unless(scores: pa.Table | None, usable: np.ndarray, n_rows: int) -> pa.Table:
     """Outcome rows for the usable rows, nulls elsewhere (rows set aside before scoring)."""
     import pyarrow as pa
     import pyarrow.compute as pc

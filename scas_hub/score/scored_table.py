@@ -49,24 +49,25 @@ def windows_of(questions: Iterable[Question], per_window: int = 1024) -> Iterato
 class ScoredTable:
     """A `CandidateTable` and its score outcomes (`ScoreReport.scores`, aligned with its rows)."""
 
-    def __init__(self, table: CandidateTable, scores=None):
+    def __init__(self, table: CandidateTable, scores: pa.Table | None = None):
         self.table, self.scores = table, scores
         """`None` before scoring: then only `verified_answers` is meaningful."""
 
-    def windows(self, rows: int = WINDOW_ROWS) -> Iterator:
+    def windows(self, rows: int = WINDOW_ROWS) -> Iterator[pa.Table]:
         """Every question in order, as window tables of whole questions of about `rows` rows
         (a question larger than that is a window of its own)."""
         import pyarrow as pa
         import pyarrow.compute as pc
 
-        table, starts = self.table, self.table.question_starts
+        table, starts, scores = self.table, self.table.question_starts, self.scores
+        assert scores is not None, "windows() reads the rows of a scored table"
         q = 0
         while q < table.n_questions:
             stop = int(np.searchsorted(starts, starts[q] + rows, side="right")) - 1
             stop = min(max(stop, q + 1), table.n_questions)
             first, last = table.question_rows(q, stop)
             part = table.table.slice(first, last - first)
-            outcomes = self.scores.slice(first, last - first)
+            outcomes = scores.slice(first, last - first)
             scored = pc.and_(
                 pc.and_(pc.is_null(part.column("skip_reason")), pc.is_null(outcomes.column("skip"))),
                 pc.is_valid(outcomes.column("answer_mean_nll")),
@@ -78,7 +79,7 @@ class ScoredTable:
             table.release()
             q = stop
 
-    def verified_answers(self) -> Counter:
+    def verified_answers(self) -> Counter[str]:
         """Per teacher, the answers that passed verification (as `select.verified_answers`), by columns."""
         import pyarrow as pa
         import pyarrow.compute as pc

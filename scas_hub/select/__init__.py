@@ -36,9 +36,11 @@ import random
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..constants import DEFAULT_GROUP, DEFAULT_GROUPS, DEFAULT_LAMBDA, DEFAULT_SEED, DEFAULT_STRATEGY, MAX_GROUPS
 from ..errors import SelectionError
+from ..proxy import ProxyComponents
 from ..records import SCORING_SKIP_REASONS, Candidate, Question
 from ..stats import PipelineStats
 
@@ -140,7 +142,7 @@ def selection_config(selection: SelectionConfig | None = None, **keywords: objec
     unknown = set(keywords) - set(SELECTION_KEYWORDS)
     if unknown:
         raise SelectionError(f"unknown selection setting(s): {', '.join(sorted(unknown))}")
-    given = {k: v for k, v in keywords.items() if v is not None}
+    given: dict[str, Any] = {k: v for k, v in keywords.items() if v is not None}
     if selection is not None:
         if given:
             raise SelectionError(f"pass selection=SelectionConfig(...) or {', '.join(given)}=..., not both")
@@ -155,14 +157,19 @@ def cost_key(cost: float, c: Candidate) -> tuple[bool, float, str, int]:
     return (nan, 0.0 if nan else cost, c.teacher, c.sample)
 
 
+def _components(c: Candidate) -> ProxyComponents:
+    assert c.score is not None, "only scored candidates are ranked"
+    return c.score
+
+
 def rank(candidates: list[Candidate], lam: float) -> list[Candidate]:
     """Sort scored candidates by (score, teacher name, sample): lowest cost first."""
-    return sorted(candidates, key=lambda c: cost_key(c.score.scas_score(lam), c))
+    return sorted(candidates, key=lambda c: cost_key(_components(c).scas_score(lam), c))
 
 
 def lowest_nll(candidates: list[Candidate]) -> Candidate:
     """The candidate with the lowest answer mean NLL (GRAPE's rule; ties as in `rank`)."""
-    return min(candidates, key=lambda c: cost_key(c.score.answer_mean_nll, c))
+    return min(candidates, key=lambda c: cost_key(_components(c).answer_mean_nll, c))
 
 
 def first_teacher_answer(candidates: list[Candidate], order: list[str], lam: float) -> Candidate | None:

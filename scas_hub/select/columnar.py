@@ -10,8 +10,10 @@ only Python loop left is one seeded draw per question of `scas` and `random`, on
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -21,14 +23,17 @@ from ..schema import COMPONENTS
 from ..stats import PipelineStats
 from . import SelectionConfig, question_rng
 
+if TYPE_CHECKING:
+    import pyarrow as pa
 
-def _count(counter, key: str, n) -> None:
+
+def _count(counter: Counter[str], key: str, n: int | np.integer) -> None:
     """Add `n` to `counter[key]`, leaving the key out while it is 0 (as the per-question rules count)."""
     if n:
         counter[key] += int(n)
 
 
-def _floats(table, name: str) -> np.ndarray:
+def _floats(table: pa.Table, name: str) -> np.ndarray:
     return table.column(name).to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
 
 
@@ -56,7 +61,7 @@ class ScoredWindow:
     answer_tokens: np.ndarray
 
     @classmethod
-    def of(cls, window, lam: float) -> ScoredWindow:
+    def of(cls, window: pa.Table, lam: float) -> ScoredWindow:
         """From a window table (`question_id`, `teacher`, `sample`, `scored` and the proxy components)."""
         import pyarrow.compute as pc
 

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import os
 import pkgutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from ..errors import SourceError
@@ -154,7 +156,7 @@ def load_recipe_file(path: str | Path) -> CorpusRecipe:
     return _recipe_of(module, str(path))
 
 
-def _recipe_of(module, where: str) -> CorpusRecipe:
+def _recipe_of(module: ModuleType, where: str) -> CorpusRecipe:
     recipe = getattr(module, "RECIPE", None)
     if not isinstance(recipe, CorpusRecipe):
         raise SourceError(f"{where} does not define RECIPE = CorpusRecipe(...)")
@@ -179,6 +181,7 @@ def _hub_download(repo_id: str, patterns: list[str], revision: str | None) -> tu
 
     try:
         sha = HfApi().dataset_info(repo_id, revision=revision).sha
+        assert sha is not None, "the Hub names the commit a revision resolves to"
         path = snapshot_download(repo_id, repo_type="dataset", revision=sha, allow_patterns=patterns)
     except RepositoryNotFoundError as err:
         raise SourceError(
@@ -272,7 +275,7 @@ def _open_recipe(
 
 
 def open_source(
-    source: str | CorpusRecipe,
+    source: str | os.PathLike[str] | CorpusRecipe,
     subset: str | None = None,
     revision: str | None = None,
     *,
@@ -301,6 +304,7 @@ def open_source(
     if local.exists():
         recipe = replace(_pool_recipe(local.name), local_path=str(local.resolve()))
         return _open_recipe(recipe, subset, None, Path.cwd(), None, verification)
+    source = os.fspath(source)  # a path that does not exist is looked up by name, as its text
     if _is_builder(source):
         return _open_recipe(load_builder(source), subset, revision, PACKAGE_DIR, source, verification)
     if not is_local_path(source):

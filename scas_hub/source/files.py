@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import codecs
 import gzip
+import io
 import json
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from ..errors import CorpusFormatError, SourceError
 
@@ -112,7 +113,9 @@ def _subfolder_subsets(root: Path) -> list[str]:
     return sorted({p.parent.name for p in _data_files(root, recursive=True) if p.parent != root})
 
 
-def find_pattern_files(root: Path, subsets: tuple[str, ...], patterns_of) -> list[tuple[str, Path]]:
+def find_pattern_files(
+    root: Path, subsets: tuple[str, ...], patterns_of: Callable[[str], Iterable[str]]
+) -> list[tuple[str, Path]]:
     """`(subset, file)` pairs for glob patterns relative to `root` (`patterns_of(subset)`).
 
     Raises:
@@ -168,13 +171,13 @@ def iter_rows(
         raise SourceError(f"cannot read {path}: {err}") from err
 
 
-def _open_binary(path: Path) -> IO[bytes]:
+def _open_binary(path: Path) -> io.BufferedIOBase:
     if path.name.endswith(".gz"):
         return gzip.open(path, "rb")
     return open(path, "rb")
 
 
-def _starts_array(f: IO[bytes]) -> bool:
+def _starts_array(f: io.BufferedIOBase) -> bool:
     """Whether the first character after a UTF-8 byte order mark and whitespace is `[` (the
     stream is rewound to the start)."""
     head = f.read(4096).removeprefix(codecs.BOM_UTF8)
@@ -204,7 +207,7 @@ def _too_deep(where: str) -> CorpusFormatError:
     )
 
 
-def _lines(f: IO[bytes]) -> Iterator[tuple[int, bytes | None]]:
+def _lines(f: io.BufferedIOBase) -> Iterator[tuple[int, bytes | None]]:
     """`(line number, line)` of a binary stream, holding at most `MAX_ROW_BYTES` of a line; a longer
     line comes as `None` (and is skipped in bounded reads if the caller goes on)."""
     lineno = 0
@@ -230,7 +233,9 @@ def _nesting(value: Any) -> int:
     return deepest
 
 
-def _json_lines_rows(path: Path, f: IO[bytes], part: tuple[int, int] | None = None):
+def _json_lines_rows(
+    path: Path, f: io.BufferedIOBase, part: tuple[int, int] | None = None
+) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
     first, last = part or (0, None)
     for lineno, line in _lines(f):
         if lineno <= first:
@@ -273,7 +278,7 @@ class _BoundedReader:
     """A binary stream that stops reading once the row being parsed passes `MAX_ROW_BYTES`, so
     the parser never holds more of one row than that (whatever the bytes)."""
 
-    def __init__(self, f: IO[bytes]):
+    def __init__(self, f: io.BufferedIOBase):
         self.f = f
         self.offset = 0
         self.row_start = 0
@@ -291,7 +296,7 @@ _OPEN = frozenset({"start_map", "start_array"})
 _CLOSE = frozenset({"end_map", "end_array"})
 
 
-def _json_array_rows(path: Path):
+def _json_array_rows(path: Path) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
     """The elements of a top-level `[{...}, {...}]`, one at a time, each built from `ijson`'s
     parse events (no prefixes, so memory does not grow with the nesting) within the limits."""
     import ijson
@@ -321,9 +326,9 @@ def _json_array_rows(path: Path):
         except _RowTooLarge:
             raise _too_large(f"{path}: row {index + 1}") from None
         except ijson.JSONError as err:
-            raw = err.args[0] if err.args else err  # yajl's message comes as bytes
-            raw = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
-            detail = " ".join(raw.split())  # ijson's message points at the spot across lines
+            message = err.args[0] if err.args else err  # yajl's message comes as bytes
+            message = message.decode("utf-8", "replace") if isinstance(message, bytes) else str(message)
+            detail = " ".join(message.split())  # ijson's message points at the spot across lines
             if "invalid bytes in UTF8" in detail:
                 raise CorpusFormatError(
                     f"{path}: row {index + 1}: not valid UTF-8 ({detail}); save the file as "
@@ -335,7 +340,9 @@ def _json_array_rows(path: Path):
             ) from err
 
 
-def _parquet_rows(path: Path, columns: list[str] | None, part: tuple[int, int] | None = None):
+def _parquet_rows(
+    path: Path, columns: list[str] | None, part: tuple[int, int] | None = None
+) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 

@@ -15,7 +15,7 @@ import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from ..errors import StudentError
 from ..records import Candidate
@@ -166,12 +166,13 @@ class ChatEncoder:
         from jinja2 import TemplateError
 
         try:
-            return self.tokenizer.apply_chat_template(
+            rendered = self.tokenizer.apply_chat_template(
                 conversations,
                 tokenize=False,
                 add_generation_prompt=add_generation_prompt,
                 chat_template=self.chat_template,
             )
+            return cast("list[str]", rendered)  # untokenized, a batch of conversations renders as strings
         except TemplateError as err:  # a template that fails only on some texts
             raise _template_error(err, self._overridden, "one of the candidates") from err
 

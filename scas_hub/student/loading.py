@@ -118,7 +118,7 @@ def prepare_embedded_student() -> Path:
         tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
         model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
     # the weights are dequantised to float32 on load; drop the GGUF marker so they can be saved
-    model.hf_quantizer = None
+    model.hf_quantizer = None  # type: ignore[assignment]  # transformers sets it without declaring it
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
     with build_aside(target, "config.json") as tmp:
@@ -151,9 +151,9 @@ def resolve_student(student: str, revision: str | None = None) -> ResolvedStuden
     """
     spec = STUDENTS.get(student)
     if spec is not None and spec.embedded:
-        path = prepare_embedded_student()
+        folder = prepare_embedded_student()
         return ResolvedStudent(
-            student, spec.repo_id, f"{_embedded_version()} ({EMBEDDED_GGUF})", str(path), weights=EMBEDDED_WEIGHTS
+            student, spec.repo_id, f"{_embedded_version()} ({EMBEDDED_GGUF})", str(folder), weights=EMBEDDED_WEIGHTS
         )
     repo_id = spec.repo_id if spec else student
     local = Path(student).expanduser()
@@ -275,5 +275,5 @@ def load_student(
         model = AutoModelForCausalLM.from_pretrained(resolved.path, dtype=getattr(torch, dtype))
     except (OSError, ValueError) as err:
         raise StudentError(f"cannot load student from {resolved.path}: {err}") from err
-    model.to(device)
+    model.to(device)  # type: ignore[arg-type]  # transformers' @wraps(Module.to) hides the bound signature
     return model, tokenizer, dtype, str(device)

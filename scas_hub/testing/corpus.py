@@ -11,6 +11,7 @@ import json
 import random
 import sys
 from pathlib import Path
+from typing import Any
 
 import jsonlines
 
@@ -190,7 +191,7 @@ def write_rows(rows: list[dict], path: str | Path) -> Path:
     return path
 
 
-def _dumps(value) -> str:
+def _dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 

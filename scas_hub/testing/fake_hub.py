@@ -87,6 +87,13 @@ class Repo:
         oid = self.branches.get(rev) or self.tags.get(rev) or (rev if rev in self.commits else None)
         return self.commits.get(oid) if oid else None
 
+    def commit_at(self, revision: str) -> Commit:
+        """The commit a revision names (a test's own lookup: an unknown one is a `KeyError`)."""
+        commit = self.resolve(revision)
+        if commit is None:
+            raise KeyError(f"{self.repo_id} has no revision {revision!r}")
+        return commit
+
 
 @dataclass
 class Fault:
@@ -245,14 +252,14 @@ class FakeHub(LoopbackServer):
     def tag(self, repo_id: str, tag: str, revision: str = "main", *, repo_type: str = "dataset") -> None:
         with self._lock:
             repo = self.repo(repo_id, repo_type)
-            repo.tags[tag] = repo.resolve(revision).oid
+            repo.tags[tag] = repo.commit_at(revision).oid
 
     def repo(self, repo_id: str, repo_type: str = "dataset") -> Repo:
         return self.repos[(repo_type, repo_id)]
 
     def files(self, repo_id: str, revision: str = "main", *, repo_type: str = "dataset") -> dict[str, bytes]:
         """The content of every file at a revision."""
-        commit = self.repo(repo_id, repo_type).resolve(revision)
+        commit = self.repo(repo_id, repo_type).commit_at(revision)
         return {path: f.content for path, f in commit.files.items()}
 
     def stored_blobs(self) -> list[bytes]:
@@ -330,6 +337,7 @@ class FakeHub(LoopbackServer):
             if token:
                 self.tokens_seen.add(token)
             fault = self._take_fault(method, path, after=False)
+            response: Response | None
             if fault is None:
                 response = self._route(method, path, query, headers, body, token)
                 fault = self._take_fault(method, path, after=True)
@@ -528,7 +536,8 @@ class FakeHub(LoopbackServer):
     @staticmethod
     def _entries(commit: Commit, path: str, recursive: bool) -> list[dict]:
         prefix = f"{path.strip('/')}/" if path.strip("/") else ""
-        files, dirs = [], {}
+        files: list[dict] = []
+        dirs: dict[str, dict] = {}
         for p, f in sorted(commit.files.items()):
             if not p.startswith(prefix):
                 continue
@@ -617,7 +626,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _read_body(self) -> bytes:
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            chunks = []
+            chunks: list[bytes] = []
             while True:
                 size = int(self.rfile.readline().split(b";")[0].strip(), 16)
                 if size == 0:

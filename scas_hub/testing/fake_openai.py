@@ -19,6 +19,7 @@ headers, so tests can check what the client sent (and that a key went only into 
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -47,7 +48,9 @@ class Fault:
 
 
 class _QuietServer(ThreadingHTTPServer):
-    def handle_error(self, request, client_address) -> None:
+    def handle_error(
+        self, request: socket.socket | tuple[bytes, socket.socket], client_address: tuple[str, int]
+    ) -> None:
         """A client that hung up (it timed out, or a fault closed the connection) is not an error here."""
         import sys
 

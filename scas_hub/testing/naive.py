@@ -6,14 +6,24 @@ full-vocabulary float32 logits, and the O(n^2) pairwise form of both similaritie
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 
 from ..constants import DEFAULT_SYSTEM_PROMPT
 
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
 
 @torch.inference_mode()
 def naive_components(
-    model, tokenizer, instruction: str, answer: str, system: str | None = None, feature_layer: int | None = None
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    instruction: str,
+    answer: str,
+    system: str | None = None,
+    feature_layer: int | None = None,
 ) -> dict[str, float]:
     system = system or DEFAULT_SYSTEM_PROMPT
     prompt = [{"role": "system", "content": system}, {"role": "user", "content": instruction}]
@@ -28,7 +38,7 @@ def naive_components(
     special = set(tokenizer.all_special_ids)
 
     layer = feature_layer if feature_layer is not None else model.config.num_hidden_layers - 1
-    captured = {}
+    captured: dict[str, torch.Tensor] = {}
     handle = model.model.layers[layer].mlp.up_proj.register_forward_hook(
         lambda m, a, out: captured.__setitem__("h", out)
     )

@@ -105,7 +105,7 @@ def answer_tokens(candidates: list[Candidate]) -> dict[str, dict[str, float | No
     return _accumulated(candidates, 0.5, []).answer_tokens()
 
 
-def score_distributions(candidates: list[Candidate], lam: float) -> dict[str, dict[str, list[float]]]:
+def score_distributions(candidates: list[Candidate], lam: float) -> dict[str, dict[str, np.ndarray]]:
     """Per teacher, the SCAS scores of all its scored candidates and of its selected ones (for the figure)."""
     return _accumulated(candidates, lam, []).score_distributions()
 

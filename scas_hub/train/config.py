@@ -6,9 +6,13 @@ import math
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError
+
+if TYPE_CHECKING:
+    import torch
+    from trl import SFTConfig
 
 METRIC_DRIVEN_SCHEDULERS = frozenset({"reduce_lr_on_plateau", "greedy"})
 
@@ -177,10 +181,12 @@ class TrainConfig:
 
         return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
 
-    def sft_config(self, output_dir: Path, *, world_size: int = 1, progress: bool = True):
+    def sft_config(self, output_dir: Path, *, world_size: int = 1, progress: bool = True) -> SFTConfig:
         """The `trl.SFTConfig` for this run: completion-only loss, checkpoints to resume from."""
         from trl import SFTConfig
 
+        # TRL's default is on; the field's name depends on the transformers version
+        checkpointing: dict[str, Any] = {_checkpointing_field(SFTConfig): self.gradient_checkpointing}
         return SFTConfig(
             output_dir=str(output_dir),
             learning_rate=self.learning_rate,
@@ -203,14 +209,16 @@ class TrainConfig:
             report_to="none",
             disable_tqdm=not progress,
             model_init_kwargs={"dtype": "float32"},  # float32 master weights; bf16 is autocast
-            **{_checkpointing_field(SFTConfig): self.gradient_checkpointing},  # TRL's default is on
+            **checkpointing,
         )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def _stepped(optimizer, scheduler, total_steps: int) -> Iterator[float]:
+def _stepped(
+    optimizer: torch.optim.Optimizer, scheduler: torch.optim.lr_scheduler.LRScheduler, total_steps: int
+) -> Iterator[float]:
     for _ in range(total_steps):
         yield optimizer.param_groups[0]["lr"]
         optimizer.step()
@@ -229,7 +237,7 @@ def scheduler_names() -> list[str]:
     return [s.value for s in SchedulerType if s.value not in METRIC_DRIVEN_SCHEDULERS]
 
 
-def _checkpointing_field(config_class) -> str:
+def _checkpointing_field(config_class: type[SFTConfig]) -> str:
     """`activation_checkpointing` where transformers has it (the old name warns), else `gradient_checkpointing`."""
     from dataclasses import fields
 

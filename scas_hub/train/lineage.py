@@ -9,10 +9,13 @@ r's card still names it; the immediate parent is the run's `student`.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..student.loading import ResolvedStudent
 from .card import read_facts
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 
 def student_facts(resolved: ResolvedStudent) -> dict[str, Any]:
@@ -35,7 +38,7 @@ def base_model(resolved: ResolvedStudent) -> dict[str, Any]:
     return student_facts(resolved)
 
 
-def end_of_turn_id(tokenizer) -> int | None:
+def end_of_turn_id(tokenizer: PreTrainedTokenizerBase) -> int | None:
     """The special token the chat template writes after an assistant turn (`<|im_end|>` for ChatML,
     `<|eot_id|>` for Llama 3): the token training teaches the student to end its answers with.
 
@@ -49,7 +52,7 @@ def end_of_turn_id(tokenizer) -> int | None:
     return next((t for t in enc.answer_ids if t in special), None)
 
 
-def write_stop_ids(folder: Path, tokenizer) -> list[int]:
+def write_stop_ids(folder: Path, tokenizer: PreTrainedTokenizerBase) -> list[int]:
     """Put the template's end-of-turn token first among the eos ids of `folder`'s `generation_config.json`,
     so vLLM, lighteval and lm-evaluation-harness stop where the checkpoint was taught to; returns them."""
     from transformers import GenerationConfig

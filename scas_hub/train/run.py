@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..constants import DEFAULT_STUDENT
 from ..distributed import distributed_state
@@ -38,6 +38,12 @@ from .config import TrainConfig
 from .data import DatasetRef, TrainingData, encode_for_training, open_training_data, over_length
 from .hub import TRAINER_DIR, push_checkpoint
 from .lineage import base_model, student_facts, write_stop_ids
+
+if TYPE_CHECKING:
+    import torch
+    from accelerate import PartialState
+    from datasets import Dataset
+    from transformers import PreTrainedTokenizerBase
 
 logger = logging.getLogger("scas_hub.train")
 RUN_FILENAME = "run.json"
@@ -106,7 +112,7 @@ def default_out(student: str) -> Path:
     return Path("out") / "checkpoints" / f"{student_slug(student)}-sft"
 
 
-def check_chat_template(data: TrainingData, tokenizer, student: str) -> str | None:
+def check_chat_template(data: TrainingData, tokenizer: PreTrainedTokenizerBase, student: str) -> str | None:
     """The student's chat template hash, which must equal the one the dataset was scored with.
 
     Raises:
@@ -288,6 +294,7 @@ def train(
         logger.info("resuming %s from %s", out, resume_from)
     trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     losses = _logged_losses(trainer.state.log_history)
+    assert trainer.model is not None, "the trainer loads the model from the student's path"
     _check_finite(trainer.model, losses, out, config, state)
     trainer.save_model(str(out))
 
@@ -367,7 +374,7 @@ def _total_steps(config: TrainConfig, rows: int, world_size: int) -> int:
     return math.ceil(config.epochs * per_epoch)
 
 
-def _longer_than_scored(encoded, data: TrainingData, config: TrainConfig) -> int:
+def _longer_than_scored(encoded: Dataset, data: TrainingData, config: TrainConfig) -> int:
     """Conversations trained on more tokens than the dataset was scored at (warned about)."""
     scored = data.scored_max_length
     if scored is None:
@@ -395,7 +402,9 @@ def _longer_than_scored(encoded, data: TrainingData, config: TrainConfig) -> int
     return 0
 
 
-def _check_finite(model, losses: list[float], out: Path, config: TrainConfig, state) -> None:
+def _check_finite(
+    model: torch.nn.Module, losses: list[float], out: Path, config: TrainConfig, state: PartialState
+) -> None:
     """A run whose loss or weights are not finite numbers has diverged: nothing is saved as finished.
 
     Raises:
@@ -425,7 +434,7 @@ def _step_of(checkpoint: Path | None) -> int | None:
     return int(checkpoint.name.rsplit("-", 1)[1]) if checkpoint is not None else None
 
 
-def _push(out: Path, facts: dict[str, Any], repo_id: str, private: bool, state) -> dict[str, Any]:
+def _push(out: Path, facts: dict[str, Any], repo_id: str, private: bool, state: PartialState) -> dict[str, Any]:
     """Upload the finished folder, then record the commit in `training_facts.json` (main process)."""
     if state.is_main_process:
         facts = {**facts, "load_id": repo_id}

@@ -22,7 +22,9 @@ import os
 import shutil
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from ..atomic import aside_folder
 from ..constants import build_processes, table_cache_dir
@@ -47,6 +49,11 @@ from .table import (
     row_of,
     schema,
 )
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+    import pyarrow as pa
 
 PART_ROWS = 20_000
 """Rows per part of a large file: the unit of work of one process reading rows."""
@@ -130,7 +137,7 @@ def _parts(opened: OpenedSource, folder: Path) -> list[_Part]:
     recipe = opened.recipe
     columns = recipe.columns if recipe else Columns()
     teacher = recipe.teacher if recipe else "{file}"
-    parts = []
+    parts: list[_Part] = []
     for data_file in opened.files:
         for rows in row_parts(data_file.path, PART_ROWS):
             index = len(parts)
@@ -165,7 +172,7 @@ def _run_parts(parts: list[_Part], processes: int) -> None:
             pass
 
 
-_VERIFY_INPUT: dict = {}
+_VERIFY_INPUT: dict[str, Any] = {}
 """What the verification workers read (set before they fork): the parts table, order and rule."""
 
 
@@ -196,7 +203,12 @@ def _verify_rows(bounds: tuple[int, int]) -> list[str | None]:
 
 
 def _verification(
-    parts_table, files: MappedFiles, order, question_index, rule: str, processes: int
+    parts_table: pa.Table,
+    files: MappedFiles,
+    order: npt.NDArray[np.intp],
+    question_index: npt.NDArray[np.intp],
+    rule: str,
+    processes: int,
 ) -> list[str | None]:
     """Verification reason of every sorted row (math-verify on every core, whole questions per task)."""
     import numpy as np
@@ -239,7 +251,7 @@ def _verification(
     return [reason for chunk in results for reason in chunk]
 
 
-def _order(parts_table, n_parts_rows: list[int]):
+def _order(parts_table: pa.Table, n_parts_rows: list[int]) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
     """Row order of the table: by question (natural order of ids), then source position;
     rows without a question id last. Returns (order, question index per sorted row)."""
     import numpy as np
@@ -271,8 +283,17 @@ def _order(parts_table, n_parts_rows: list[int]):
     return order, question_index
 
 
+def _shifted(verification: list[str | None], first: int, j: int) -> str | None:
+    """The verification reason of a question's candidate `j`, its first row being `first`."""
+    return verification[first + j]
+
+
 def _verify_questions(
-    parts_table, order, question_index, verification: list[str | None], stats: PipelineStats
+    parts_table: pa.Table,
+    order: npt.NDArray[np.intp],
+    question_index: npt.NDArray[np.intp],
+    verification: list[str | None],
+    stats: PipelineStats,
 ) -> tuple[list[str | None], list[int]]:
     """Set what needs the whole question (skip reasons, sample numbers) and count every row set
     aside, in table order."""
@@ -284,8 +305,9 @@ def _verify_questions(
     assigned = int(np.count_nonzero(question_index >= 0))  # rows without a question id are sorted last
     # those rows first, as the verify stage always counted them
     for i, r in enumerate(small.take(order[assigned:]).to_pylist(), assigned):
-        reasons[i] = r["skip_reason"] or "missing_question_id"
-        stats.skip(reasons[i], r["teacher"] or None)
+        reason = r["skip_reason"] or "missing_question_id"
+        reasons[i] = reason
+        stats.skip(reason, r["teacher"] or None)
     index = question_index[:assigned]
     starts = np.flatnonzero(np.concatenate([[True], index[1:] != index[:-1]])).tolist() if assigned else []
     ends = [*starts[1:], assigned]
@@ -300,16 +322,24 @@ def _verify_questions(
             keyed = [
                 (r["skip_reason"], r["teacher"], r["has_text"], r["question_text"], r["answer_text"]) for r in mine
             ]
-            found, samples[a:b] = question_skip_reasons(keyed, lambda j, a=a: verification[a + j])
-            for r, reason in zip(mine, found, strict=True):
-                if reason is not None:
-                    stats.skip(reason, r["teacher"] or None)
+            found, samples[a:b] = question_skip_reasons(keyed, partial(_shifted, verification, a))
+            for r, found_reason in zip(mine, found, strict=True):
+                if found_reason is not None:
+                    stats.skip(found_reason, r["teacher"] or None)
             reasons[a:b] = found
         first = k + 1
     return reasons, samples
 
 
-def _write_table(parts_table, files: MappedFiles, order, question_index, reasons, samples, folder: Path) -> None:
+def _write_table(
+    parts_table: pa.Table,
+    files: MappedFiles,
+    order: npt.NDArray[np.intp],
+    question_index: npt.NDArray[np.intp],
+    reasons: list[str | None],
+    samples: list[int],
+    folder: Path,
+) -> None:
     import pyarrow as pa
 
     target = schema()
@@ -335,6 +365,7 @@ def _write_table(parts_table, files: MappedFiles, order, question_index, reasons
 
 def build_table(opened: OpenedSource, folder: Path, processes: int) -> None:
     """Write the candidate table of `opened` into `folder` (which must not exist yet)."""
+    import numpy as np
     import pyarrow as pa
 
     folder.parent.mkdir(parents=True, exist_ok=True)
@@ -346,9 +377,11 @@ def build_table(opened: OpenedSource, folder: Path, processes: int) -> None:
         tables = [files.read(p.out) for p in parts]
         parts_table = pa.concat_tables(tables) if tables else None
         stats = PipelineStats()
+        reasons: list[str | None]
+        samples: list[int]
         if parts_table is None or parts_table.num_rows == 0:
-            question_index, n_questions = [], 0
-            order, reasons, samples = [], [], []
+            question_index, n_questions = np.empty(0, np.intp), 0
+            order, reasons, samples = np.empty(0, np.intp), [], []
         else:
             stats.rows_in = parts_table.num_rows
             order, question_index = _order(parts_table, [t.num_rows for t in tables])

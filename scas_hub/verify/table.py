@@ -19,10 +19,15 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..records import Candidate, Question
 from ..stats import PipelineStats
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+    import pyarrow as pa
 
 TABLE_VERSION = 4
 """Bump when the table's schema or the verify stage's rules change: old tables are then rebuilt."""
@@ -46,7 +51,7 @@ CANDIDATE_FIELDS = (
 """The `Candidate` fields a table stores (scores and the selection come later)."""
 
 
-def schema():
+def schema() -> pa.Schema:
     """The Arrow schema of a candidate table: the `Candidate` fields plus the question index."""
     import pyarrow as pa
 
@@ -119,14 +124,14 @@ class RowTaker:
     first concatenates every chunk, a copy of the whole column per call, which made each window's
     take cost as much as the whole corpus (in time and in memory)."""
 
-    def __init__(self, table):
+    def __init__(self, table: pa.Table):
         import numpy as np
 
         self.schema = table.schema
         self.batches = table.to_batches()
         self.offsets = np.cumsum([0, *(b.num_rows for b in self.batches)])
 
-    def take(self, indices):
+    def take(self, indices: npt.NDArray[np.int64]) -> pa.Table:
         """The rows at `indices` (positions in the table), in that order, as one-chunk Arrow table."""
         import numpy as np
         import pyarrow as pa
@@ -155,7 +160,7 @@ class MappedFiles:
     def __init__(self):
         self._maps: list[mmap.mmap] = []
 
-    def read(self, path: str | Path):
+    def read(self, path: str | Path) -> pa.Table:
         """The whole file as an Arrow table backed by the mapping (no copy)."""
         import pyarrow as pa
 
@@ -187,7 +192,7 @@ class TableStats:
     def of(cls, stats: PipelineStats) -> TableStats:
         """From a `PipelineStats` that counted only this table's rows."""
         teachers = {(reason, t): n for t, reasons in stats.skipped_by_teacher.items() for reason, n in reasons.items()}
-        skipped = [(reason, t, n) for (reason, t), n in teachers.items()]
+        skipped: list[tuple[str, str | None, int]] = [(reason, t, n) for (reason, t), n in teachers.items()]
         without = Counter(stats.skipped)
         for reason, _, n in skipped:
             without[reason] -= n
@@ -198,7 +203,7 @@ class TableStats:
 class CandidateTable:
     """A built candidate table, memory-mapped; Python objects only for the rows asked for."""
 
-    def __init__(self, folder: str | Path | None, table=None, meta: dict[str, Any] | None = None):
+    def __init__(self, folder: str | Path | None, table: pa.Table | None = None, meta: dict[str, Any] | None = None):
         import numpy as np
         import pyarrow as pa
 
@@ -208,6 +213,7 @@ class CandidateTable:
             meta = json.loads((self.folder / META_FILE).read_text(encoding="utf-8"))
             tables = [self._files.read(path) for path in sorted(self.folder.glob("candidates-*.arrow"))]
             table = pa.concat_tables(tables) if tables else schema().empty_table()
+        assert table is not None and meta is not None, "an in-memory table comes with its meta (see from_questions)"
         self.table = table
         self.n_questions: int = meta["questions"]
         self.usable: int = meta["usable"]
@@ -237,7 +243,7 @@ class CandidateTable:
         shared with the other ranks), so resident memory does not grow as windows are read."""
         self._files.release()
 
-    def set_skip_reasons(self, reasons, usable: int) -> None:
+    def set_skip_reasons(self, reasons: pa.Array, usable: int) -> None:
         """Replace the `skip_reason` column (in memory; e.g. rows held out of this run)."""
         self.table = self.table.set_column(self.table.schema.get_field_index("skip_reason"), "skip_reason", reasons)
         self.usable = usable

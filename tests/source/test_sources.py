@@ -63,6 +63,12 @@ def test_unknown_source_and_missing_subset(tmp_path):
         open_source(str(tmp_path), subset="geometry")
 
 
+def test_missing_path_object_is_a_source_error(tmp_path):
+    # a Path that does not exist is told like its text (it used to fail with a TypeError)
+    with pytest.raises(SourceError, match="no such file or folder"):
+        open_source(tmp_path / "no" / "such-folder")
+
+
 def test_verify_counts_every_set_aside_row(tmp_path):
     rows = {
         "a": [row(0, "a"), row(1, "a", answer=""), row(2, "a", is_correct=False), row("", "a")],
