@@ -37,6 +37,7 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         max_length=config.max_length,
         truncate=args.truncate,
+        chat_template=Path(args.chat_template) if args.chat_template else None,
     )
     result = run_rounds(
         args.student,
@@ -45,13 +46,14 @@ def run(args: argparse.Namespace) -> int:
         source=args.source,
         subset=args.subset,
         student_revision=args.student_revision,
-        publishing=PublishConfig(push=args.push, private=args.private),
-        push_checkpoints=args.push_checkpoints,
-        train_config=config,
         selection=selection_config(args),
+        scoring=scoring,
+        publishing=PublishConfig(push=args.push, private=args.private),
+        train_config=config,
+        push_checkpoints=args.push_checkpoints,
         dtype=args.dtype,
         device=args.device,
-        scoring=scoring,
+        score_cache=False if args.no_score_cache else (args.score_cache or True),
         from_base=args.from_base,
         eval_source=args.eval,
         eval_subset=args.eval_subset,
@@ -59,8 +61,6 @@ def run(args: argparse.Namespace) -> int:
         eval_limit=args.eval_limit,
         eval_seed=args.eval_seed,
         decoding=decoding(args) if args.eval else None,
-        score_cache=False if args.no_score_cache else (args.score_cache or True),
-        chat_template=Path(args.chat_template) if args.chat_template else None,
         progress=not args.no_progress,
     )
     print(f"\n{result.table()}\n\nRounds folder: {result.out.resolve()}")
