@@ -29,6 +29,15 @@ from .publish.output import CARD_FILENAME, check_apart, check_out_folder, replac
 from .publish.published import open_published
 from .records import Question
 from .rounds.context import RoundContext, card_rows
+from .run_record import (
+    RoundEntry,
+    RunFacts,
+    RunRecord,
+    ScoresFrom,
+    SelectionFacts,
+    SourceFacts,
+    StudentFacts,
+)
 from .score.scored_table import ScoredTable
 from .select import SelectionConfig, selection_config, strongest_teacher, teacher_order
 from .select.columnar import ScoredWindow, select_window
@@ -52,10 +61,16 @@ class CurateResult:
 
     out: Path
     stats: dict[str, Any]
+    """The run record as written (`selection_stats.json`); `record` is the same, typed."""
     repo_id: str | None = None
     version: str | None = None
     selection: dict[str, Pick] = field(default_factory=dict)
     """The selected answer per question id (see `scas_hub.compare`)."""
+
+    @property
+    def record(self) -> RunRecord:
+        """The run record (`selection_stats.json`), typed."""
+        return RunRecord.from_dict(self.stats)
 
     @property
     def load_line(self) -> str:
@@ -245,24 +260,23 @@ def publish(
     with staged_output(out) as stage:
         with stats.stage("select_write"):
             chosen, accumulated = _select_and_write(windows, selection, stats, stage, order, strongest)
-        numbers = accumulated.numbers()
-        run = _run_facts(stats, student, started, model_ran=scores_from is None, report=report)
-        round_entries = rounds.rounds(student, chosen) if rounds is not None else None
+        facts = StudentFacts.from_dict(student)
+        run = _run_facts(stats, facts, started, model_ran=scores_from is None, report=report)
+        round_entries = rounds.rounds(facts, chosen) if rounds is not None else None
         record = _write_record(
             stage,
             out,
             stats,
-            numbers,
             accumulated,
-            student=student,
-            source=source,
-            settings=settings,
+            student=facts,
+            source=SourceFacts.from_dict(source),
+            selection=SelectionFacts.from_dict(settings),
             run=run,
-            scores_from=scores_from,
+            scores_from=ScoresFrom.from_dict(scores_from) if scores_from is not None else None,
             round_entries=round_entries,
         )
         replace_output(stage, out)
-    result = CurateResult(out=out, stats=record, repo_id=repo_id, selection=chosen)
+    result = CurateResult(out=out, stats=record.to_dict(), repo_id=repo_id, selection=chosen)
     if repo_id:
         from .publish.hub import push_folder
 
@@ -298,23 +312,21 @@ def _select_and_write(
 
 
 def _run_facts(
-    stats: PipelineStats, student: dict[str, Any], started: float, *, model_ran: bool, report: ScoreReport | None
-) -> dict[str, Any]:
+    stats: PipelineStats, student: StudentFacts, started: float, *, model_ran: bool, report: ScoreReport | None
+) -> RunFacts:
     """Step 2 of `publish`: how this run went (time, hardware, versions, stages; scoring speed)."""
-    run = {
-        "created": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "wall_seconds": time.perf_counter() - started,
-        "model_ran": model_ran,
-        "hardware": _hardware(student.get("device") if model_ran else None),
-        "versions": version_lines(_VERSIONS),
-        "stages": stats.stages,
-    }
+    run = RunFacts(
+        created=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        wall_seconds=time.perf_counter() - started,
+        model_ran=model_ran,
+        hardware=_hardware(student.device if model_ran else None),
+        versions=version_lines(_VERSIONS),
+        stages=stats.stages,
+    )
     if model_ran:
-        run.update(
-            tokens_per_second=stats.tokens_scored / stats.scoring_seconds if stats.scoring_seconds else 0.0,
-            processes=report.student.get("processes", 1) if report else 1,
-            ranks=report.ranks if report else [],
-        )
+        run.tokens_per_second = stats.tokens_scored / stats.scoring_seconds if stats.scoring_seconds else 0.0
+        run.processes = report.student.get("processes", 1) if report else 1
+        run.ranks = report.ranks if report else []
     return run
 
 
@@ -322,35 +334,41 @@ def _write_record(
     stage: Path,
     out: Path,
     stats: PipelineStats,
-    numbers: dict[str, Any],
     accumulated: CardNumbers,
     *,
-    student: dict[str, Any],
-    source: dict[str, Any],
-    settings: dict[str, Any],
-    run: dict[str, Any],
-    scores_from: dict[str, Any] | None,
-    round_entries: list[dict[str, Any]] | None,
-) -> dict[str, Any]:
+    student: StudentFacts,
+    source: SourceFacts,
+    selection: SelectionFacts,
+    run: RunFacts,
+    scores_from: ScoresFrom | None,
+    round_entries: list[RoundEntry] | None,
+) -> RunRecord:
     """Step 3 of `publish`: figures, `selection_stats.json` (listing every file written) and the card."""
-    record = {
+    numbers = accumulated.numbers()
+    record = RunRecord(
         **stats.to_dict(),
-        "student": student,
-        "source": source,
-        "selection": settings,
-        "run": run,
-        **numbers,
-        "figures": write_figures(stage, numbers["teachers"], accumulated.score_distributions(), rounds=round_entries),
-    }
-    if scores_from is not None:
-        record["scores_from"] = scores_from
+        student=student,
+        source=source,
+        selection=selection,
+        run=run,
+        teachers=numbers["teachers"],
+        agreement=numbers["agreement"],
+        answer_tokens=numbers["answer_tokens"],
+        scores_from=scores_from,
+    )
+    record.figures = write_figures(
+        stage,
+        record.teachers,
+        accumulated.score_distributions(),
+        rounds=[r.to_dict() for r in round_entries] if round_entries is not None else None,
+    )
     if round_entries is not None:
-        record["rounds"] = round_entries
-        record["rounds_table"] = card_rows(round_entries)
+        record.rounds = round_entries
+        record.rounds_table = card_rows(round_entries)
     # every file this run writes, so a later run replaces exactly these (see `publish.output`)
     written = [p.relative_to(stage).as_posix() for p in stage.rglob("*") if p.is_file()]
-    record["files"] = sorted({*written, CARD_FILENAME, STATS_FILENAME})
-    write_stats(stage, record)
+    record.files = sorted({*written, CARD_FILENAME, STATS_FILENAME})
+    write_stats(stage, record.to_dict())
     write_card(stage, name=out.resolve().name)
     return record
 
@@ -567,15 +585,8 @@ def reselect(
     published = open_published(candidates, revision)
     if not published.n_rows:
         raise SelectionError(f"{published.location} holds no scored candidates")
-    record = published.record or {}
-    student = record.get("student") or {
-        "name": "unknown-student",
-        "repo_id": "unknown",
-        "revision": "unknown",
-        "dtype": "unknown",
-        "device": None,
-    }
-    source = record.get("source") or {"name": published.location, "repo_id": None, "revision": None, "subsets": []}
+    student = published.student().to_dict()
+    source = published.source().to_dict()
     repo_id = default_repo(push, student["name"], strategy) if push else None
     check_push_settings(push, repo_id, version)  # the strategy's repo name, before anything is written
     return publish(

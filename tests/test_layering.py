@@ -36,6 +36,7 @@ LAYERS: list[list[str]] = [
         "stats",
         "report",
         "compare",
+        "run_record",
     ],
     ["source", "verify", "builders"],
     ["student"],

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -26,13 +26,16 @@ from typing import Any
 from ..atomic import write_json_atomic
 from ..constants import DEFAULT_SEED, DEFAULT_STUDENT, STATS_FILENAME
 from ..errors import ConfigError
-from ..evaluate import DecodingConfig, EvalSet, evaluate_student, find_overlap, load_eval_questions
+from ..evaluate import DecodingConfig, EvalReport, EvalSet, evaluate_student, find_overlap, load_eval_questions
+from ..evaluate.overlap import Overlap
 from ..evaluate.prompts import training_system_prompt
 from ..facts import api_call, hardware, library_versions, now
 from ..pipeline import curate, default_source, reselect, source_record
+from ..publish.config import PublishConfig
+from ..run_record import RunRecord
 from ..score.engine import ScoringConfig
 from ..select import SelectionConfig
-from ..source import open_source
+from ..source import OpenedSource, open_source
 from ..student.loading import check_student, resolve_student
 from ..train.config import TrainConfig
 from .arms import BASELINE, ArmResult, arm_path, read_arm, strategy_slug, train_arm, write_arm
@@ -56,6 +59,12 @@ class AblationResult:
     @property
     def strategies(self) -> dict[str, dict[str, Any]]:
         return self.record["strategies"]
+
+    def push(self, repo_id: str, *, repo_type: str = "dataset", private: bool = False) -> None:
+        """Upload the report (README, ablation.json, figures, arms) to `repo_id` in one commit."""
+        from .report import push_report
+
+        self.repo_id, self.commit = repo_id, push_report(self.out, repo_id, repo_type=repo_type, private=private)
 
 
 def _strategies(strategies: Sequence[str]) -> list[str]:
@@ -107,57 +116,68 @@ def dataset_folder(out: Path, strategy: str, seed_index: int, selection_seed: in
     return out / "datasets" / name
 
 
-def _build_datasets(
-    out: Path,
-    strategies: list[str],
-    needed: set[tuple[str, int]],
-    *,
-    student: str,
-    student_revision: str | None,
-    source: str,
-    subset: str | None,
-    source_revision: str | None,
-    selection_seed: int,
-    held_out: frozenset[str] | None,
-    progress: bool,
-    max_length: int,
-) -> None:
-    """Each needed (strategy, seed index)'s dataset: the corpus scored once (curate, the first
-    strategy), every other selection drawn again from those stored scores (reselect). Finished
-    folders are kept. Scoring sets aside candidates longer than `max_length`, the length every arm
-    trains at."""
-    scored = dataset_folder(out, strategies[0], 0, selection_seed)
-    if not (scored / "README.md").exists():  # the card is written last
-        curate(
-            student,
-            source,
-            scored,
-            subset=subset,
-            source_revision=source_revision,
-            student_revision=student_revision,
-            strategy=strategies[0],
-            seed=selection_seed,
-            scoring=ScoringConfig(progress=progress, max_length=max_length),
-            held_out=held_out,
-        )
-    for strategy, k in sorted(needed, key=lambda n: (strategies.index(n[0]), n[1])):
-        folder = dataset_folder(out, strategy, k, selection_seed)
-        if not (folder / "README.md").exists():
-            reselect(scored, folder, strategy=strategy, seed=selection_seed_of(strategy, k, selection_seed))
+@dataclass
+class AblationPlan:
+    """What every arm of one ablation shares: the student, the corpus, the eval questions and how
+    each arm is trained and evaluated (settled before any arm runs)."""
 
+    out: Path
+    student: str
+    student_revision: str | None
+    strategies: list[str]
+    source: str
+    subset: str | None
+    source_revision: str | None
+    eval_set: EvalSet
+    corpus: OpenedSource
+    overlap: Overlap
+    student_record: dict[str, Any]
+    train_config: TrainConfig
+    decoding: DecodingConfig
+    seeds: int
+    selection_seed: int
+    exclude_overlap: bool
+    device: str | None
+    progress: bool
+    command: str
+    system_prompt: str | None = None
+    """As the caller gave it (None: the training datasets' own, see `ablate`)."""
+    eval_prompt: str | None = None
+    """The system prompt every evaluation uses, settled once the datasets exist."""
+    prompt_source: str = "--system-prompt"
 
-def _dataset_facts(folder: Path) -> dict[str, Any] | None:
-    stats = folder / STATS_FILENAME
-    if not stats.exists():
-        return None
-    record = json.loads(stats.read_text(encoding="utf-8"))
-    return {
-        "folder": f"datasets/{folder.name}",
-        "selection_seed": record["selection"].get("seed"),
-        "questions_selected": record["questions_selected"],
-        "held_out_rows": record["skipped"].get("held_out", 0),
-        "teachers": {t["teacher"]: t.get("selected", 0) for t in record.get("teachers", [])},
-    }
+    @property
+    def question_ids(self) -> list[str]:
+        return [q.question_id for q in self.eval_set.questions]
+
+    @property
+    def seed_values(self) -> list[int]:
+        """The training seeds: `train_config.seed`, then the next ones."""
+        return [self.train_config.seed + k for k in range(self.seeds)]
+
+    @property
+    def base_config(self) -> dict[str, Any]:
+        """The training recipe every arm shares (its seed apart)."""
+        return {k: v for k, v in self.train_config.to_dict().items() if k != "seed"}
+
+    def dataset(self, strategy: str, seed_index: int = 0) -> Path:
+        return dataset_folder(self.out, strategy, seed_index, self.selection_seed)
+
+    def settings(self) -> dict[str, Any]:
+        """What a rerun must match to resume (`ablation_settings.json`)."""
+        return {
+            "student": self.student_record,
+            "eval": source_record(self.eval_set.source),
+            "question_ids": self.question_ids,
+            "corpus": source_record(self.corpus.info),
+            "decoding": self.decoding.to_dict(),
+            "training": self.base_config,
+            "first_seed": self.train_config.seed,
+            "selection_seed": self.selection_seed,
+            "exclude_overlap": self.exclude_overlap,
+            "seeded_selections": list(SEEDED_STRATEGIES),
+            "system_prompt": self.system_prompt,
+        }
 
 
 def ablate(
@@ -182,9 +202,8 @@ def ablate(
     student_revision: str | None = None,
     device: str | None = None,
     progress: bool = True,
-    push: str | None = None,
+    publishing: PublishConfig | None = None,
     repo_type: str = "dataset",
-    private: bool = False,
     command: str | None = None,
     system_prompt: str | None = None,
 ) -> AblationResult:
@@ -198,6 +217,7 @@ def ablate(
         strategies: selection strategies (`scas`, `strongest`, `random`, `lowest-nll`, `argmin`,
             `teacher:<name>`); `scas` is the reference of the paired comparisons.
         source, subset, source_revision: the training corpus (default: as `curate`'s).
+        decoding: how every evaluation generates (default `DecodingConfig()`).
         train_config: hyper-parameters shared by every arm (default: the reference recipe); its
             seed is the first training seed.
         seeds: train every arm this many times, with seeds `seed, seed + 1, ...`.
@@ -208,8 +228,9 @@ def ablate(
             (counted as `held_out` in each dataset); they are counted and reported either way.
             On by default: pass False only to measure what the overlap does.
         baseline: also evaluate the untrained student.
-        push: upload the report (README, ablation.json, figures, arms) to this Hub repo.
-        repo_type: `dataset` or `model`, the kind of repo `push` names.
+        publishing: `PublishConfig(push=..., private=...)`: upload the report (README,
+            ablation.json, figures, arms) to the Hub repo `push` (no `version`: one commit).
+        repo_type: `dataset` or `model`, the kind of repo `publishing.push` names.
         command: the command recorded in the report (the CLI passes its command line).
         system_prompt: the system prompt of every evaluation (default: the one the training
             dataset's rows were scored and trained with, when they share one; else each eval
@@ -220,16 +241,10 @@ def ablate(
     """
     started = time.perf_counter()
     strategies = _strategies(strategies)
-    if seeds < 1:
-        raise ConfigError(f"--seeds must be at least 1, not {seeds}")
-    if eval_source is None:
-        raise ConfigError("--eval SOURCE is required: the held-out questions every arm is evaluated on")
-    if repo_type not in ("dataset", "model"):
-        raise ConfigError(f"--repo-type must be dataset or model, not {repo_type!r}")
+    publishing = publishing or PublishConfig()
+    eval_source = _check_arguments(seeds, eval_source, repo_type, publishing)
     check_student(student)
     source = source or default_source(student)
-    out = Path(out)
-    decoding = decoding or DecodingConfig()
     train_config = (train_config or TrainConfig()).validate()
     command = command or api_call(
         "scas_hub.ablate",
@@ -240,236 +255,225 @@ def ablate(
         limit=limit,
         seeds=seeds,
     )
-
     eval_set = load_eval_questions(
         eval_source, subset=eval_subset, revision=eval_revision, limit=limit, sample_seed=sample_seed
     )
-    question_ids = [q.question_id for q in eval_set.questions]
     corpus = open_source(source, subset=subset, revision=source_revision)
     overlap = find_overlap(corpus.candidates(), eval_set.questions)
     resolved = resolve_student(student, student_revision)
-    student_record = {"name": resolved.name, "repo_id": resolved.public_id, "revision": resolved.revision}
-    base_config = {k: v for k, v in train_config.to_dict().items() if k != "seed"}
-    _check_settings(
-        out,
-        {
-            "student": student_record,
-            "eval": source_record(eval_set.source),
-            "question_ids": question_ids,
-            "corpus": source_record(corpus.info),
-            "decoding": decoding.to_dict(),
-            "training": base_config,
-            "first_seed": train_config.seed,
-            "selection_seed": selection_seed,
-            "exclude_overlap": exclude_overlap,
-            "seeded_selections": list(SEEDED_STRATEGIES),
-            "system_prompt": system_prompt,
-        },
-    )
-
-    seed_values = [train_config.seed + k for k in range(seeds)]
-    pending = {
-        (s, k) for s in strategies for k, seed in enumerate(seed_values) if read_arm(arm_path(out, s, seed)) is None
-    }
-    if pending or baseline and read_arm(arm_path(out, BASELINE, None)) is None:
-        _build_datasets(
-            out,
-            strategies,
-            pending,
-            student=student,
-            student_revision=student_revision,
-            source=source,
-            subset=subset,
-            source_revision=source_revision,
-            selection_seed=selection_seed,
-            held_out=overlap.texts if exclude_overlap else None,
-            progress=progress,
-            max_length=train_config.max_length,
-        )
-    prompt_source = "--system-prompt"
-    if system_prompt is None:  # what the student is trained with, when every training row shares it
-        system_prompt = training_system_prompt(dataset_folder(out, strategies[0], 0, selection_seed))
-        prompt_source = "the training datasets' rows"
-    arms = {
-        strategy: [
-            _run_arm(
-                out,
-                strategy,
-                seed,
-                dataset_folder(out, strategy, k, selection_seed),
-                student,
-                eval_set,
-                train_config,
-                decoding,
-                student_revision=student_revision,
-                device=device,
-                progress=progress,
-                command=command,
-                system_prompt=system_prompt,
-            )
-            for k, seed in enumerate(seed_values)
-        ]
-        for strategy in strategies
-    }
-    baseline_arm = (
-        _run_baseline(
-            out,
-            student,
-            eval_set,
-            decoding,
-            student_revision=student_revision,
-            device=device,
-            progress=progress,
-            command=command,
-            system_prompt=system_prompt,
-        )
-        if baseline
-        else None
-    )
-
-    record = _ablation_record(
-        out,
-        arms,
-        baseline_arm,
-        strategies,
-        question_ids,
-        started=started,
-        student_record=student_record,
+    plan = AblationPlan(
+        out=Path(out),
+        student=student,
+        student_revision=student_revision,
+        strategies=strategies,
+        source=source,
+        subset=subset,
+        source_revision=source_revision,
         eval_set=eval_set,
         corpus=corpus,
         overlap=overlap,
-        exclude_overlap=exclude_overlap,
-        system_prompt=system_prompt,
-        prompt_source=prompt_source,
-        decoding=decoding,
-        base_config=base_config,
-        seed_values=seed_values,
-        selection_seed=selection_seed,
+        student_record={"name": resolved.name, "repo_id": resolved.public_id, "revision": resolved.revision},
+        train_config=train_config,
+        decoding=decoding or DecodingConfig(),
         seeds=seeds,
+        selection_seed=selection_seed,
+        exclude_overlap=exclude_overlap,
+        device=device,
+        progress=progress,
         command=command,
+        system_prompt=system_prompt,
     )
-    write_json_atomic(out / RESULT_FILENAME, record)
-    write_report(out, record)
-    result = AblationResult(out=out, record=record)
-    if push:
-        from .report import push_report
-
-        result.repo_id, result.commit = push, push_report(out, push, repo_type=repo_type, private=private)
+    result = _run_ablation(plan, started, baseline=baseline)
+    if publishing.push:
+        result.push(publishing.push, repo_type=repo_type, private=publishing.private)
     return result
 
 
+def _check_arguments(seeds: int, eval_source: str | None, repo_type: str, publishing: PublishConfig) -> str:
+    """Refuse settings no ablation can run with, before anything is loaded; returns `eval_source`.
+
+    Raises:
+        ConfigError: with what to do.
+    """
+    if seeds < 1:
+        raise ConfigError(f"--seeds must be at least 1, not {seeds}")
+    if eval_source is None:
+        raise ConfigError("--eval SOURCE is required: the held-out questions every arm is evaluated on")
+    if repo_type not in ("dataset", "model"):
+        raise ConfigError(f"--repo-type must be dataset or model, not {repo_type!r}")
+    if publishing.version is not None:
+        raise ConfigError("the ablation's report is pushed as one commit: pass no version")
+    return eval_source
+
+
+def _run_ablation(plan: AblationPlan, started: float, *, baseline: bool) -> AblationResult:
+    """The ablation's steps: datasets, then per strategy and seed train and evaluate, then the report."""
+    _check_settings(plan.out, plan.settings())
+    pending = {
+        (s, k)
+        for s in plan.strategies
+        for k, seed in enumerate(plan.seed_values)
+        if read_arm(arm_path(plan.out, s, seed)) is None
+    }
+    if pending or baseline and read_arm(arm_path(plan.out, BASELINE, None)) is None:
+        _build_datasets(plan, pending)
+    plan.eval_prompt = plan.system_prompt
+    if plan.system_prompt is None:  # what the student is trained with, when every training row shares it
+        plan.eval_prompt = training_system_prompt(plan.dataset(plan.strategies[0]))
+        plan.prompt_source = "the training datasets' rows"
+    arms = {
+        strategy: [_run_arm(plan, strategy, k, seed) for k, seed in enumerate(plan.seed_values)]
+        for strategy in plan.strategies
+    }
+    baseline_arm = _run_baseline(plan) if baseline else None
+    record = _ablation_record(plan, arms, baseline_arm, started)
+    write_json_atomic(plan.out / RESULT_FILENAME, record)
+    write_report(plan.out, record)
+    return AblationResult(out=plan.out, record=record)
+
+
+def _build_datasets(plan: AblationPlan, needed: set[tuple[str, int]]) -> None:
+    """Each needed (strategy, seed index)'s dataset: the corpus scored once (curate, the first
+    strategy), every other selection drawn again from those stored scores (reselect). Finished
+    folders are kept. Scoring sets aside candidates longer than the length every arm trains at, and
+    (with `exclude_overlap`) the corpus questions that are eval questions."""
+    first = plan.strategies[0]
+    scored = plan.dataset(first)
+    if not (scored / "README.md").exists():  # the card is written last
+        curate(
+            plan.student,
+            plan.source,
+            scored,
+            subset=plan.subset,
+            source_revision=plan.source_revision,
+            student_revision=plan.student_revision,
+            strategy=first,
+            seed=plan.selection_seed,
+            scoring=ScoringConfig(progress=plan.progress, max_length=plan.train_config.max_length),
+            held_out=plan.overlap.texts if plan.exclude_overlap else None,
+        )
+    for strategy, k in sorted(needed, key=lambda n: (plan.strategies.index(n[0]), n[1])):
+        folder = plan.dataset(strategy, k)
+        if not (folder / "README.md").exists():
+            reselect(scored, folder, strategy=strategy, seed=selection_seed_of(strategy, k, plan.selection_seed))
+
+
+def _dataset_facts(folder: Path) -> dict[str, Any] | None:
+    stats = folder / STATS_FILENAME
+    if not stats.exists():
+        return None
+    record = RunRecord.from_dict(json.loads(stats.read_text(encoding="utf-8")))
+    return {
+        "folder": f"datasets/{folder.name}",
+        "selection_seed": record.selection.seed,
+        "questions_selected": record.questions_selected,
+        "held_out_rows": record.skipped.get("held_out", 0),
+        "teachers": {t["teacher"]: t.get("selected", 0) for t in record.teachers},
+    }
+
+
 def _ablation_record(
-    out: Path,
-    arms: dict[str, list[ArmResult]],
-    baseline_arm: ArmResult | None,
-    strategies: Sequence[str],
-    question_ids: list[str],
-    *,
-    started: float,
-    student_record: dict[str, Any],
-    eval_set: EvalSet,
-    corpus: Any,
-    overlap: Any,
-    exclude_overlap: bool,
-    system_prompt: str | None,
-    prompt_source: str,
-    decoding: DecodingConfig,
-    base_config: dict[str, Any],
-    seed_values: list[int],
-    selection_seed: int,
-    seeds: int,
-    command: str,
+    plan: AblationPlan, arms: dict[str, list[ArmResult]], baseline_arm: ArmResult | None, started: float
 ) -> dict[str, Any]:
     """The last step of `ablate`: the comparison and every fact `ablation.json` and the report show."""
-    summary = summarise(arms, question_ids, baseline=baseline_arm, reference=REFERENCE)
-    datasets = {s: _dataset_facts(dataset_folder(out, s, 0, selection_seed)) for s in strategies}
+    summary = summarise(arms, plan.question_ids, baseline=baseline_arm, reference=REFERENCE)
+    datasets = {s: _dataset_facts(plan.dataset(s)) for s in plan.strategies}
     excluded = None
-    if exclude_overlap:
+    if plan.exclude_overlap:
         excluded = {
-            "corpus_questions": len(overlap.corpus_question_ids),
+            "corpus_questions": len(plan.overlap.corpus_question_ids),
             "rows": next((d["held_out_rows"] for d in datasets.values() if d), 0),
         }
-    record = {
+    system_prompt = plan.eval_prompt
+    return {
         **summary,
-        "student": student_record,
-        "eval": {"source": source_record(eval_set.source), **eval_set.to_dict(), "question_ids": question_ids},
-        "training_corpus": {"source": source_record(corpus.info), "datasets": datasets},
-        "overlap": overlap.to_dict(),
-        "exclude_overlap": exclude_overlap,
+        "student": plan.student_record,
+        "eval": {
+            "source": source_record(plan.eval_set.source),
+            **plan.eval_set.to_dict(),
+            "question_ids": plan.question_ids,
+        },
+        "training_corpus": {"source": source_record(plan.corpus.info), "datasets": datasets},
+        "overlap": plan.overlap.to_dict(),
+        "exclude_overlap": plan.exclude_overlap,
         "excluded_from_training": excluded,
-        "system_prompt": {"text": system_prompt, "source": prompt_source} if system_prompt is not None else None,
+        "system_prompt": {"text": system_prompt, "source": plan.prompt_source} if system_prompt is not None else None,
         "decoding": {
-            **decoding.to_dict(),
+            **plan.decoding.to_dict(),
             "backend": _decoding_of(arms, baseline_arm, "backend"),
             "dtype": _decoding_of(arms, baseline_arm, "dtype"),
         },
-        "training": {**base_config, "seeds": seed_values},
-        "selection": {
-            "seed": selection_seed,
-            "scored_once_by": strategies[0],
-            "others": "selected again from the stored scores (scas-hub select)",
-            "seeded": [s for s in strategies if s in SEEDED_STRATEGIES],
-            "per_training_seed": {
-                s: [selection_seed_of(s, k, selection_seed) for k in range(seeds)] for s in strategies
-            },
-        },
+        "training": {**plan.base_config, "seeds": plan.seed_values},
+        "selection": _selection_facts(plan),
         "run": {
             "created": now(),
-            "command": command,
+            "command": plan.command,
             "versions": library_versions(),
             "hardware": hardware(_device_of(arms, baseline_arm)),
             "wall_seconds_this_call": round(time.perf_counter() - started, 3),
         },
     }
-    return record
 
 
-def _run_arm(
-    out: Path,
-    strategy: str,
-    seed: int,
-    dataset: Path,
-    student: str,
-    eval_set: EvalSet,
-    train_config: TrainConfig,
-    decoding: DecodingConfig,
-    *,
-    student_revision: str | None,
-    device: str | None,
-    progress: bool,
-    command: str,
-    system_prompt: str | None = None,
-) -> ArmResult:
+def _selection_facts(plan: AblationPlan) -> dict[str, Any]:
+    """How each strategy's datasets were selected (`ablation.json`'s `selection`)."""
+    strategies, seed = plan.strategies, plan.selection_seed
+    return {
+        "seed": seed,
+        "scored_once_by": strategies[0],
+        "others": "selected again from the stored scores (scas-hub select)",
+        "seeded": [s for s in strategies if s in SEEDED_STRATEGIES],
+        "per_training_seed": {s: [selection_seed_of(s, k, seed) for k in range(plan.seeds)] for s in strategies},
+    }
+
+
+def _run_arm(plan: AblationPlan, strategy: str, seed_index: int, seed: int) -> ArmResult:
     """Train and evaluate one arm, unless a finished result is stored."""
-    path = arm_path(out, strategy, seed)
+    path = arm_path(plan.out, strategy, seed)
     finished = read_arm(path)
     if finished is not None:
         return finished
-    ckpt_dir = out / "checkpoints" / strategy_slug(strategy) / f"seed-{seed}"
+    out = plan.out
     checkpoint, training = train_arm(
-        dataset,
-        student,
-        ckpt_dir,
-        replace(train_config, seed=seed),
-        student_revision=student_revision,
-        progress=progress,
+        plan.dataset(strategy, seed_index),
+        plan.student,
+        out / "checkpoints" / strategy_slug(strategy) / f"seed-{seed}",
+        replace(plan.train_config, seed=seed),
+        student_revision=plan.student_revision,
+        progress=plan.progress,
     )
     training["checkpoint"] = (
         checkpoint.relative_to(out).as_posix() if checkpoint.is_relative_to(out) else checkpoint.name
     )
     _release_memory()  # the trainer's model and optimizer, before the checkpoint is loaded for generation
-    report = evaluate_student(
-        str(checkpoint),
-        eval_set,
-        device=device,
-        decoding=decoding,
-        progress=progress,
-        command=command,
-        system_prompt=system_prompt,
-    )
-    arm = ArmResult(strategy, seed, training, report)
+    arm = ArmResult(strategy, seed, training, _evaluate(plan, str(checkpoint)))
     write_arm(path, arm)
     return arm
+
+
+def _run_baseline(plan: AblationPlan) -> ArmResult:
+    """Evaluate the untrained student, unless a finished result is stored."""
+    path = arm_path(plan.out, BASELINE, None)
+    finished = read_arm(path)
+    if finished is not None:
+        return finished
+    arm = ArmResult(BASELINE, None, None, _evaluate(plan, plan.student, student_revision=plan.student_revision))
+    write_arm(path, arm)
+    return arm
+
+
+def _evaluate(plan: AblationPlan, student: str, *, student_revision: str | None = None) -> EvalReport:
+    """One arm's evaluation: every arm on the same questions, decoded alike."""
+    return evaluate_student(
+        student,
+        plan.eval_set,
+        student_revision=student_revision,
+        device=plan.device,
+        decoding=plan.decoding,
+        progress=plan.progress,
+        command=plan.command,
+        system_prompt=plan.eval_prompt,
+    )
 
 
 def _release_memory() -> None:
@@ -482,47 +486,16 @@ def _release_memory() -> None:
         torch.cuda.empty_cache()
 
 
-def _run_baseline(
-    out: Path,
-    student: str,
-    eval_set: EvalSet,
-    decoding: DecodingConfig,
-    *,
-    student_revision: str | None,
-    device: str | None,
-    progress: bool,
-    command: str,
-    system_prompt: str | None = None,
-) -> ArmResult:
-    path = arm_path(out, BASELINE, None)
-    finished = read_arm(path)
-    if finished is not None:
-        return finished
-    report = evaluate_student(
-        student,
-        eval_set,
-        student_revision=student_revision,
-        device=device,
-        decoding=decoding,
-        progress=progress,
-        command=command,
-        system_prompt=system_prompt,
-    )
-    arm = ArmResult(BASELINE, None, None, report)
-    write_arm(path, arm)
-    return arm
-
-
-def _reports(arms: dict[str, list[ArmResult]], baseline: ArmResult | None):
+def _reports(arms: dict[str, list[ArmResult]], baseline: ArmResult | None) -> Iterator[EvalReport]:
     yield from (a.report for group in arms.values() for a in group)
     if baseline is not None:
         yield baseline.report
 
 
-def _decoding_of(arms, baseline, key: str) -> str:
+def _decoding_of(arms: dict[str, list[ArmResult]], baseline: ArmResult | None, key: str) -> str:
     """What the evaluations resolved `auto` to (backend, dtype)."""
     return ", ".join(sorted({str(r.decoding.get(key, "?")) for r in _reports(arms, baseline)}))
 
 
-def _device_of(arms, baseline) -> str:
+def _device_of(arms: dict[str, list[ArmResult]], baseline: ArmResult | None) -> str | None:
     return next((r.student.get("device") for r in _reports(arms, baseline)), "cpu")

@@ -10,6 +10,7 @@ from .common import HelpFormatter, add_eval_args, add_train_args, decoding, prin
 
 def run(args: argparse.Namespace) -> int:
     from ..ablate import DEFAULT_STRATEGIES, ablate
+    from ..publish.config import PublishConfig
 
     config = train_config(args)
     result = ablate(
@@ -33,9 +34,8 @@ def run(args: argparse.Namespace) -> int:
         student_revision=args.student_revision,
         device=args.device,
         progress=not args.no_progress,
-        push=args.push,
+        publishing=PublishConfig(push=args.push, private=args.private),
         repo_type=args.repo_type,
-        private=args.private,
         command=args.command_line,
         system_prompt=args.system_prompt,
     )

@@ -37,6 +37,7 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         max_length=config.max_length,
         truncate=args.truncate,
+        chat_template=Path(args.chat_template) if args.chat_template else None,
     )
     result = run_rounds(
         args.student,
@@ -60,7 +61,6 @@ def run(args: argparse.Namespace) -> int:
         eval_seed=args.eval_seed,
         decoding=decoding(args) if args.eval else None,
         score_cache=False if args.no_score_cache else (args.score_cache or True),
-        chat_template=Path(args.chat_template) if args.chat_template else None,
         progress=not args.no_progress,
     )
     print(f"\n{result.table()}\n\nRounds folder: {result.out.resolve()}")

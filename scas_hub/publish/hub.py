@@ -40,6 +40,7 @@ from ..hub_access import (
     what_to_do,
     with_retries,
 )
+from ..run_record import Release, RunRecord
 from .card import write_card
 from .figures import FIGURES_DIR
 from .folder import CONFIG_DIRS, read_stats, write_stats
@@ -131,19 +132,19 @@ def check_version(version: str, existing_tags: list[str], repo_id: str) -> str:
     return version
 
 
-def version_entry(record: dict[str, Any], version: str, date: str) -> dict[str, Any]:
+def version_entry(record: RunRecord, version: str, date: str) -> dict[str, Any]:
     """One row of the version history, from a folder's record."""
-    student, source = record["student"], record["source"]
+    student, source = record.student, record.source
     return {
         "version": version,
         "date": date,
-        "student": student["repo_id"],
-        "student_revision": student["revision"],
-        "source": source.get("repo_id") or source["name"],
-        "source_revision": source.get("revision"),
-        "strategy": record["selection"]["strategy"],
-        "rows": record["questions_selected"],
-        "candidates": record["rows_scored"],
+        "student": student.repo_id,
+        "student_revision": student.revision,
+        "source": source.repo_id or source.name,
+        "source_revision": source.revision,
+        "strategy": record.selection.strategy,
+        "rows": record.questions_selected,
+        "candidates": record.rows_scored,
     }
 
 
@@ -210,7 +211,7 @@ def _redact(text: str, token: str | None) -> str:
     return text
 
 
-def check_strategy(history: list[dict[str, Any]], record: dict[str, Any], repo_id: str, folder: Path) -> None:
+def check_strategy(history: list[dict[str, Any]], record: RunRecord, repo_id: str, folder: Path) -> None:
     """Refuse to make a selection of another strategy the latest version of `repo_id`.
 
     Raises:
@@ -218,7 +219,7 @@ def check_strategy(history: list[dict[str, Any]], record: dict[str, Any], repo_i
     """
     if not history:
         return
-    latest, strategy = history[-1], record["selection"]["strategy"]
+    latest, strategy = history[-1], record.selection.strategy
     if latest.get("strategy", strategy) != strategy:
         raise PublishError(
             f"{repo_id}'s latest version ({latest['version']}) holds the {latest['strategy']!r} selection, this one is "
@@ -270,7 +271,7 @@ def push_folder(
     folder = Path(folder)
     if not folder.is_dir():
         raise PublishError(missing_path_message(folder) + "; push an output folder of `scas-hub curate` or `select`")
-    record = read_stats(folder)
+    record = RunRecord.from_dict(read_stats(folder))
     api = HfApi(token=token)
 
     def read_refs():
@@ -311,9 +312,10 @@ def push_folder(
         if same_strategy:
             check_strategy(history, record, repo_id, folder)
         date = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-        record["release"] = {"repo_id": repo_id, "version": version, "date": date}
-        record["versions"] = [v for v in history if v["version"] != version] + [version_entry(record, version, date)]
-        write_stats(folder, record)
+        record.release = Release(repo_id=repo_id, version=version, date=date)
+        versions = [v for v in history if v["version"] != version] + [version_entry(record, version, date)]
+        record.versions = versions
+        write_stats(folder, record.to_dict())
         write_card(folder)
 
         step = "uploading"
@@ -325,8 +327,8 @@ def push_folder(
                 repo_type=REPO_TYPE,
                 folder_path=str(folder),
                 commit_message=f"scas-hub: publish {version}",
-                commit_description=f"Student {record['student']['repo_id']}, strategy "
-                f"{record['selection']['strategy']}, {record['questions_selected']} rows.",
+                commit_description=f"Student {record.student.repo_id}, strategy "
+                f"{record.selection.strategy}, {record.questions_selected} rows.",
                 parent_commit=head,
                 allow_patterns=present_tool_files(folder),
                 delete_patterns=list(MANAGED),
@@ -335,7 +337,7 @@ def push_folder(
             ).oid
         except KeyError:  # a 200 answer without the commit's id (`commitUrl`/`commitOid`): find the commit
             step = "finding the uploaded commit (the Hub's answer named none)"
-            commit = _landed_commit(api, repo_id, head, record["versions"][-1], retry)
+            commit = _landed_commit(api, repo_id, head, versions[-1], retry)
         step = f"tagging commit {commit}"
         with_retries(_tag, api, repo_id, version, commit, what=f"tag {version}", policy=retry)
     except HfHubHTTPError as err:

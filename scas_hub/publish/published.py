@@ -22,6 +22,7 @@ from ..constants import CANDIDATES_CONFIG, STATS_FILENAME
 from ..errors import CorpusFormatError, SourceError
 from ..hub_access import describe, hub_error_types, is_local_path, missing_path_message, what_to_do
 from ..records import SCORING_SKIP_REASONS
+from ..run_record import RunRecord, ScoringRun, SourceFacts, StudentFacts, unknown_student
 from ..schema import COMPONENTS, WINDOW_ROWS, window_schema
 from ..stats import PipelineStats
 from .folder import load_hub_config, load_stats
@@ -57,42 +58,51 @@ class PublishedDataset:
     batches: Callable[[list[str] | None], Iterator[Any]]
     """`batches(columns)` -> Arrow record batches (or tables) of the config, in order."""
     n_rows: int
-    record: dict[str, Any] | None = None
+    record: RunRecord | None = None
     """`selection_stats.json`, None when the dataset has none."""
 
     @property
     def origin(self) -> dict[str, Any]:
         """Where the scores came from, as recorded in the new dataset."""
+        scoring_run = self.scoring_run()
         return {
             "location": self.location,
             "repo_id": self.repo_id,
             "revision": self.revision,
             "stats_carried_forward": self.record is not None,
-            "scoring_run": self.scoring_run(),
+            "scoring_run": scoring_run.to_dict() if scoring_run is not None else None,
         }
 
-    def scoring_run(self) -> dict[str, Any] | None:
+    def scoring_run(self) -> ScoringRun | None:
         """Facts of the run that computed these scores (for a re-selection's card): the student as
         scored, when, on what, how many tokens. A re-selection of a re-selection passes on the
         original scoring run. None without `selection_stats.json`."""
         record = self.record
-        if not record:
+        if record is None:
             return None
-        earlier = (record.get("scores_from") or {}).get("scoring_run")
-        if earlier:
-            return earlier
-        run, student = record.get("run") or {}, record.get("student") or {}
-        return {
-            "created": run.get("created"),
-            "student": student.get("repo_id"),
-            "student_revision": student.get("revision"),
-            "weights": student.get("weights"),
-            "dtype": student.get("dtype"),
-            "hardware": run.get("hardware"),
-            "tokens_scored": record.get("tokens_scored"),
-            "scoring_seconds": record.get("scoring_seconds"),
-            "version": (record.get("release") or {}).get("version"),
-        }
+        if record.scores_from is not None and record.scores_from.scoring_run:
+            return record.scores_from.scoring_run
+        return ScoringRun(
+            created=record.run.created,
+            student=record.student.repo_id,
+            student_revision=record.student.revision,
+            weights=record.student.weights,
+            dtype=record.student.dtype,
+            hardware=record.run.hardware,
+            tokens_scored=record.tokens_scored,
+            scoring_seconds=record.scoring_seconds,
+            version=record.version,
+        )
+
+    def student(self) -> StudentFacts:
+        """The student that scored these candidates, as recorded (unknown without a record)."""
+        return self.record.student if self.record is not None else unknown_student()
+
+    def source(self) -> SourceFacts:
+        """The corpus the candidates came from, as recorded (named by this dataset without a record)."""
+        if self.record is not None:
+            return self.record.source
+        return SourceFacts.from_dict({"name": self.location, "repo_id": None, "revision": None, "subsets": []})
 
     def windows(self, rows: int = WINDOW_ROWS) -> Iterator[Any]:
         """The config as window tables of whole questions (`score.scored_table.WINDOW_COLUMNS`,
@@ -144,26 +154,26 @@ class PublishedDataset:
         counts: Counter = Counter()
         for batch in self.batches(["teacher"]):
             counts.update(batch.column(0).to_pylist())
-        for teacher, reasons in ((self.record or {}).get("skipped_by_teacher") or {}).items():
+        for teacher, reasons in (self.record.skipped_by_teacher if self.record is not None else {}).items():
             counts[teacher] += sum(n for reason, n in reasons.items() if reason in SCORING_SKIP_REASONS)
         return counts
 
     def carried_stats(self) -> PipelineStats:
         """A `PipelineStats` before selection: scored rows from the config; skipped rows and
         questions without a scored candidate carried forward from `selection_stats.json`."""
-        record = self.record or {}
+        record = self.record if self.record is not None else RunRecord()
         stats = PipelineStats(rows_scored=self.n_rows)
-        stats.skipped.update(record.get("skipped") or {})
-        for teacher, reasons in (record.get("skipped_by_teacher") or {}).items():
+        stats.skipped.update(record.skipped)
+        for teacher, reasons in record.skipped_by_teacher.items():
             stats.skipped_by_teacher[teacher] = Counter(reasons)
         stats.rows_in = stats.rows_scored + sum(stats.skipped.values())
-        no_valid = (record.get("questions_dropped") or {}).get(NO_VALID_CANDIDATE, 0)
+        no_valid = record.questions_dropped.get(NO_VALID_CANDIDATE, 0)
         stats.questions_in += no_valid
         if no_valid:
             stats.questions_dropped[NO_VALID_CANDIDATE] += no_valid
         # the scoring figures describe the run that made these scores
-        stats.tokens_scored = int(record.get("tokens_scored") or 0)
-        stats.scoring_seconds = float(record.get("scoring_seconds") or 0.0)
+        stats.tokens_scored = int(record.tokens_scored or 0)
+        stats.scoring_seconds = float(record.scoring_seconds or 0.0)
         return stats
 
 
@@ -239,7 +249,7 @@ def _open_folder(folder: Path) -> PublishedDataset:
 
     n_rows = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
     stats_path = folder / STATS_FILENAME
-    record = load_stats(stats_path, SourceError) if stats_path.exists() else None
+    record = RunRecord.from_dict(load_stats(stats_path, SourceError)) if stats_path.exists() else None
     return PublishedDataset(str(folder), None, None, batches, n_rows, record)
 
 
@@ -277,7 +287,9 @@ def _open_hub(repo_id: str, revision: str | None) -> PublishedDataset:
 
     try:
         record_path = hf_hub_download(repo_id, STATS_FILENAME, repo_type="dataset", revision=sha)
-        record = load_stats(Path(record_path), SourceError, f"{STATS_FILENAME} of {repo_id}@{sha[:10]}")
+        record: RunRecord | None = RunRecord.from_dict(
+            load_stats(Path(record_path), SourceError, f"{STATS_FILENAME} of {repo_id}@{sha[:10]}")
+        )
     except EntryNotFoundError:
         record = None
     except hub_error_types() as err:

@@ -11,7 +11,8 @@ else from a given folder or its output folder, before anything is overwritten.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from ..compare import Pick, agreement, format_shares, teacher_shares
 from ..constants import STATS_FILENAME
 from ..errors import SelectionError, SourceError
 from ..publish.published import PublishedDataset, open_published
+from ..run_record import RoundEntry, StudentFacts
 
 
 def _hub_has_dataset(repo_id: str) -> bool:
@@ -53,8 +55,8 @@ def previous_round(out: Path, repo_id: str | None, previous: Path | None = None)
     return None
 
 
-def _student_facts(student: dict[str, Any]) -> dict[str, Any]:
-    return {k: student.get(k) for k in ("name", "repo_id", "revision")}
+def _student_facts(student: StudentFacts) -> dict[str, Any]:
+    return {"name": student.name, "repo_id": student.repo_id, "revision": student.revision}
 
 
 @dataclass
@@ -62,7 +64,7 @@ class RoundContext:
     """Round N, the rounds before it, and round N-1's selection to compare against."""
 
     number: int
-    history: list[dict[str, Any]] = field(default_factory=list)
+    history: list[RoundEntry] = field(default_factory=list)
     previous: dict[str, Pick] | None = None
     previous_location: str | None = None
 
@@ -98,29 +100,31 @@ class RoundContext:
                 f"round {number} compares with round {number - 1}, but {where}the output folder {out} holds no "
                 "scas-hub dataset; pass the --out (or --push) of the previous round, or --round 1"
             )
-        record = prev.record or {}
         selection = prev.selection()
-        history = list(record.get("rounds") or [])
+        history = list(prev.record.rounds or []) if prev.record is not None else []
         if not history:  # a dataset built without --round counts as the round before this one
+            student = prev.record.student if prev.record is not None else StudentFacts()
             history = [
-                {
-                    "round": number - 1,
-                    "student": _student_facts(record.get("student") or {}),
-                    "teacher_shares": teacher_shares(selection),
-                    "changed": None,
-                }
+                RoundEntry.from_dict(
+                    {
+                        "round": number - 1,
+                        "student": _student_facts(student),
+                        "teacher_shares": teacher_shares(selection),
+                        "changed": None,
+                    }
+                )
             ]
-        last = history[-1]["round"]
+        last = history[-1].round
         if last >= number:
             raise SelectionError(
                 f"{prev.location} already holds round {last}; pass --round {last + 1}, "
                 "or a fresh --out / --push for a new series"
             )
         if training is not None:
-            history[-1] = {**history[-1], "training": training}
+            history[-1] = replace(history[-1], training=training)
         return cls(number, history, selection, prev.location)
 
-    def entry(self, student: dict[str, Any], selection: dict[str, Pick]) -> dict[str, Any]:
+    def entry(self, student: StudentFacts, selection: dict[str, Pick]) -> RoundEntry:
         """This round's record: student revision, teacher shares, answers changed since the previous."""
         changed = None
         if self.previous is not None:
@@ -130,34 +134,35 @@ class RoundContext:
                 "questions_changed": a.compared - a.same,
                 "share": a.changed_share,
             }
-        return {
-            "round": self.number,
-            "student": _student_facts(student),
-            "teacher_shares": teacher_shares(selection),
-            "changed": changed,
-        }
+        return RoundEntry.from_dict(
+            {
+                "round": self.number,
+                "student": _student_facts(student),
+                "teacher_shares": teacher_shares(selection),
+                "changed": changed,
+            }
+        )
 
-    def rounds(self, student: dict[str, Any], selection: dict[str, Pick]) -> list[dict[str, Any]]:
+    def rounds(self, student: StudentFacts, selection: dict[str, Pick]) -> list[RoundEntry]:
         return [*self.history, self.entry(student, selection)]
 
 
-def card_rows(rounds: list[dict[str, Any]]) -> list[dict[str, str]]:
+def card_rows(rounds: Sequence[RoundEntry | Mapping[str, Any]]) -> list[dict[str, str]]:
     """The rounds table of the card, one row of display strings per round."""
     rows = []
     for r in rounds:
-        changed = r.get("changed")
+        entry = r if isinstance(r, RoundEntry) else RoundEntry.from_dict(r)
+        changed, training = entry.changed, entry.training
         if changed and changed.get("share") is not None:
             shown = f"{100 * changed['share']:.1f}% ({changed['questions_changed']} of {changed['questions_compared']})"
         else:
             shown = "n/a"
-        student = r.get("student") or {}
-        training = r.get("training") or {}
         rows.append(
             {
-                "round": str(r["round"]),
-                "student": str(student.get("repo_id") or student.get("name")),
-                "revision": str(student.get("revision")),
-                "shares": format_shares(r["teacher_shares"]),
+                "round": str(entry.round),
+                "student": str(entry.student.get("repo_id") or entry.student.get("name")),
+                "revision": str(entry.student_revision),
+                "shares": format_shares(entry.teacher_shares),
                 "changed": shown,
                 "steps": str(training["steps"]) if training else "n/a",
                 "final_loss": f"{training['final_loss']:.4f}" if training else "n/a",

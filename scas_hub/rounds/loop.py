@@ -22,25 +22,28 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..atomic import write_json_atomic
-from ..constants import DEFAULT_STUDENT, STATS_FILENAME
+from ..constants import DEFAULT_SEED, DEFAULT_STUDENT, STATS_FILENAME
 from ..distributed import distributed_state
 from ..errors import ChatTemplateMismatchError, ConfigError, PublishError
 from ..evaluate import DecodingConfig
 from ..pipeline import curate, default_source
-from ..publish.config import PublishConfig, publish_config
+from ..publish.config import PublishConfig
 from ..publish.hub import check_repo_id
 from ..publish.lock import locks_output
 from ..publish.output import check_rounds_folder
+from ..run_record import RunRecord
 from ..score.engine import ScoringConfig
 from ..select import SelectionConfig, selection_config
-from ..student.loading import resolve_student, student_slug
+from ..student.loading import ResolvedStudent, resolve_student, student_slug
 from ..train import TrainConfig, TrainResult, train
+
+if TYPE_CHECKING:
+    from .eval import RoundsEval
 
 logger = logging.getLogger("scas_hub.loop")
 SUMMARY_FILENAME = "rounds.json"
@@ -91,20 +94,19 @@ def checkpoint_folder(out: Path, r: int) -> Path:
     return out / "checkpoints" / f"round-{r}"
 
 
-def _read_record(folder: Path) -> dict[str, Any] | None:
+def _read_record(folder: Path) -> RunRecord | None:
+    """The folder's record once its dataset is finished (its card written last), else None."""
     path = folder / STATS_FILENAME
     if not path.exists() or not (folder / "README.md").exists():
         return None
-    return json.loads(path.read_text(encoding="utf-8"))
+    return RunRecord.from_dict(json.loads(path.read_text(encoding="utf-8")))
 
 
-def finished_dataset(folder: Path, r: int, student_revision: str) -> dict[str, Any] | None:
+def finished_dataset(folder: Path, r: int, student_revision: str) -> RunRecord | None:
     """Round r's record if its folder holds round r scored by the student at `student_revision`."""
     record = _read_record(folder)
-    if not record or not record.get("rounds"):
-        return None
-    last = record["rounds"][-1]
-    if last["round"] != r or (last.get("student") or {}).get("revision") != student_revision:
+    last = record.last_round if record is not None else None
+    if last is None or last.round != r or last.student_revision != student_revision:
         return None
     return record
 
@@ -118,7 +120,7 @@ def _tag_exists(repo_id: str, version: str) -> bool:
     return any(t.name == version for t in tags)
 
 
-def check_template_continues(record: dict[str, Any], checkpoint: Path, r: int) -> None:
+def check_template_continues(record: RunRecord, checkpoint: Path, r: int) -> None:
     """Round r is scored with the checkpoint trained on round r-1: its chat template must be the one
     round r-1 was scored with.
 
@@ -129,7 +131,7 @@ def check_template_continues(record: dict[str, Any], checkpoint: Path, r: int) -
 
     from ..student.chat import chat_template_sha256
 
-    theirs = (record.get("student") or {}).get("chat_template_sha256")
+    theirs = record.student.chat_template_sha256
     ours = chat_template_sha256(AutoTokenizer.from_pretrained(checkpoint))
     if theirs is not None and ours != theirs:
         raise ChatTemplateMismatchError(
@@ -186,7 +188,7 @@ def loop_settings(
     source: str,
     subset: str | None,
     verification: str | None,
-    selection: dict[str, Any],
+    selection: SelectionConfig,
     scoring: ScoringConfig,
     dtype: str,
     train_config: TrainConfig,
@@ -198,13 +200,21 @@ def loop_settings(
     """What every round of one loop shares, as recorded in `rounds.json`."""
     import hashlib
 
-    template = scoring.chat_template
+    template = _template_text(scoring)
     return {
         "student": base,
         "source": source,
         "subset": subset,
         "verification": verification,
-        "selection": {**selection, "teacher_ranking": list(selection["teacher_ranking"] or []) or None},
+        "selection": {
+            "strategy": selection.strategy,
+            "groups": selection.groups,
+            "group": selection.group,
+            "seed": selection.seed,
+            "lam": selection.lam,
+            "small_policy": selection.small_policy,
+            "teacher_ranking": list(selection.teacher_ranking or []) or None,
+        },
         "scoring": {
             "dtype": dtype,
             "max_length": scoring.max_length,
@@ -243,6 +253,51 @@ def _is_main() -> bool:
     return distributed_state().is_main_process
 
 
+@dataclass
+class LoopPlan:
+    """The settings every round of one loop shares, settled once from the base student."""
+
+    out: Path
+    student: str
+    student_revision: str | None
+    source: str
+    subset: str | None
+    verification: str | None
+    selection: SelectionConfig
+    scoring: ScoringConfig
+    publishing: PublishConfig
+    push_checkpoints: str | None
+    train_config: TrainConfig
+    dtype: str
+    device: str | None
+    score_cache: str | Path | bool | None
+    from_base: bool
+    progress: bool
+    base: ResolvedStudent
+    evaluation: RoundsEval | None = None
+
+    @property
+    def push(self) -> str | None:
+        return self.publishing.push
+
+    def settings(self) -> dict[str, Any]:
+        """What `rounds.json` records, and a rerun must match."""
+        return loop_settings(
+            {"repo_id": self.base.public_id, "revision": self.base.revision},
+            source=self.source,
+            subset=self.subset,
+            verification=self.verification,
+            selection=self.selection,
+            scoring=self.scoring,
+            dtype=self.dtype,
+            train_config=self.train_config,
+            push=self.push,
+            push_checkpoints=self.push_checkpoints,
+            from_base=self.from_base,
+            evaluation=self.evaluation.settings() if self.evaluation else None,
+        )
+
+
 @locks_output(lambda a: a["out"] or Path("out") / f"rounds-{student_slug(a['student'])}", check=check_rounds_folder)
 def run_rounds(
     student: str = DEFAULT_STUDENT,
@@ -252,31 +307,21 @@ def run_rounds(
     source: str | None = None,
     subset: str | None = None,
     student_revision: str | None = None,
-    publishing: PublishConfig | None = None,
-    push: str | None = None,
-    push_checkpoints: str | None = None,
-    private: bool | None = None,
-    train_config: TrainConfig | None = None,
-    selection: SelectionConfig | None = None,
-    strategy: str | None = None,
-    groups: int | None = None,
-    group: int | None = None,
-    seed: int | None = None,
-    lam: float | None = None,
-    small_policy: str | None = None,
-    teacher_ranking: Sequence[str] | None = None,
     verification: str | None = None,
+    selection: SelectionConfig | None = None,
+    scoring: ScoringConfig | None = None,
+    publishing: PublishConfig | None = None,
+    train_config: TrainConfig | None = None,
+    push_checkpoints: str | None = None,
     dtype: str = "auto",
     device: str | None = None,
-    scoring: ScoringConfig | None = None,
     score_cache: str | Path | bool | None = True,
-    chat_template: str | Path | None = None,
     from_base: bool = False,
     eval_source: str | None = None,
     eval_subset: str | None = None,
     eval_revision: str | None = None,
     eval_limit: int | None = None,
-    eval_seed: int = 42,
+    eval_seed: int = DEFAULT_SEED,
     decoding: DecodingConfig | None = None,
     progress: bool = True,
 ) -> RoundsResult:
@@ -288,18 +333,17 @@ def run_rounds(
         out: the loop's folder (default `out/rounds-<student>`).
         source: the corpus, as for `curate` (default: the demo for the embedded student, else the pool);
             settled once from the base student, every round scores it.
-        publishing: `PublishConfig(push=..., private=...)`, or `push` and `private` as keywords (not
-            both); no `version`: each round is the next one.
-        push: Hub dataset repo id (`org/name`): round r is pushed as its next version (v1, v2, ...).
-        push_checkpoints: Hub model repo id: each trained checkpoint is pushed to it (one commit each).
-        train_config: training hyper-parameters (default: the reference recipe).
-        chat_template: a Jinja chat template (text or file) to score and train with instead of the
-            student's own; every checkpoint keeps it.
-        selection: how each round selects (`SelectionConfig`), or its fields as keywords (`strategy`,
-            `groups`, `group`, `seed`, `lam`, `small_policy`, `teacher_ranking`), not both; `seed` is
-            the selection's, the training seed is `train_config.seed`.
+        selection: how each round selects (default `SelectionConfig()`); its `seed` is the
+            selection's, the training seed is `train_config.seed`.
         scoring: how to run the student; it scores at the training `max_length` (longer candidates are
-            set aside as `too_long`, or cut there alike with `truncate`).
+            set aside as `too_long`, or cut there alike with `truncate`). Its `chat_template` (text or
+            file), when set, is scored and trained with instead of the student's own; every checkpoint
+            keeps it.
+        publishing: `PublishConfig(push=..., private=...)` with no `version` (each round is the next
+            one): round r is pushed to the Hub dataset repo `push` (`org/name`) as its next version
+            (v1, v2, ...); `private` applies to the checkpoints' repo too.
+        train_config: training hyper-parameters (default: the reference recipe).
+        push_checkpoints: Hub model repo id: each trained checkpoint is pushed to it (one commit each).
         from_base: train every round's checkpoint from the base student (default: from the previous
             round's checkpoint, continued training).
         eval_source, eval_subset, eval_revision, eval_limit, eval_seed, decoding: evaluate the base
@@ -311,47 +355,18 @@ def run_rounds(
 
     Raises:
         ConfigError: `rounds` < 1, settings that cannot train, scoring at another length than training,
-            or `out` holds rounds run with other settings.
+            a `version` to publish as, or `out` holds rounds run with other settings.
         PublishError: `push` is not a full repo id.
         ChatTemplateMismatchError: a checkpoint's chat template is not the one its round was scored with.
         SourceError, StudentError, SelectionError, PublishError, TrainError: with what to do.
     """
-    if rounds < 1:
-        raise ConfigError(f"rounds must be >= 1, got {rounds}")
-    publishing = publish_config(publishing, push=push, private=private)
-    if publishing.version is not None:
-        raise ConfigError("the rounds are tagged v1, v2, ... in turn: pass no version")
-    push, private = publishing.push, publishing.private
-    if push and "/" not in push:
-        raise PublishError(f"the rounds are versions of one dataset: pass its full repo id (org/name), not {push!r}")
-    for repo, flag in ((push, "--push"), (push_checkpoints, "--push-checkpoints")):
-        if repo:
-            check_repo_id(repo, what=flag)
+    publishing = publishing or PublishConfig()
+    _check_arguments(rounds, publishing, push_checkpoints)
     train_config = (train_config or TrainConfig()).validate(distributed_state().num_processes)
     scoring = scoring_at_training_length(scoring or ScoringConfig(progress=progress), train_config)
-    if chat_template is not None and scoring.chat_template is None:
-        scoring = replace(scoring, chat_template=chat_template)
     out = Path(out) if out else Path("out") / f"rounds-{student_slug(student)}"
     source = source or default_source(student)  # settled from the base student, once for every round
-    config = selection_config(
-        selection,
-        strategy=strategy,
-        groups=groups,
-        group=group,
-        seed=seed,
-        lam=lam,
-        small_policy=small_policy,
-        teacher_ranking=teacher_ranking,
-    )
-    selection = dict(
-        strategy=config.strategy,
-        groups=config.groups,
-        group=config.group,
-        seed=config.seed,
-        lam=config.lam,
-        small_policy=config.small_policy,
-        teacher_ranking=config.teacher_ranking,
-    )
+    selection = selection_config(selection)
     base = resolve_student(student, student_revision)
     evaluation = None
     if eval_source is not None:
@@ -368,157 +383,205 @@ def run_rounds(
             sample_seed=eval_seed,
             decoding=decoding,
         )
-    settings = loop_settings(
-        {"repo_id": base.public_id, "revision": base.revision},
+    plan = LoopPlan(
+        out=out,
+        student=student,
+        student_revision=student_revision,
         source=source,
         subset=subset,
         verification=verification,
         selection=selection,
         scoring=scoring,
-        dtype=dtype,
-        train_config=train_config,
-        push=push,
+        publishing=publishing,
         push_checkpoints=push_checkpoints,
+        train_config=train_config,
+        dtype=dtype,
+        device=device,
+        score_cache=score_cache,
         from_base=from_base,
-        evaluation=evaluation.settings() if evaluation else None,
+        progress=progress,
+        base=base,
+        evaluation=evaluation,
     )
+    return _run_loop(plan, rounds)
+
+
+def _run_loop(plan: LoopPlan, rounds: int) -> RoundsResult:
+    """The rounds: per round, score and select (its dataset), train, evaluate, record."""
+    out, settings = plan.out, plan.settings()
     check_settings(out, settings)  # rounds.json is written once round 1's dataset exists: a run that fails
     # before (a typo in --source) leaves no settings behind to refuse the corrected rerun
-    base_eval = _evaluate(
-        evaluation, 1, student, base.revision, student_revision=student_revision, device=device, progress=progress
-    )
+    base_eval = _evaluate(plan, 1, plan.student, plan.base.revision, student_revision=plan.student_revision)
     summary: list[dict[str, Any]] = []
-    current, current_revision = student, student_revision
+    current, current_revision = plan.student, plan.student_revision
     training: dict[str, Any] | None = None
     for r in range(1, rounds + 1):
         resolved = resolve_student(current, current_revision)
-        folder, ckpt = round_folder(out, r), checkpoint_folder(out, r)
-        record = _round_dataset(
-            out,
-            r,
-            resolved,
-            current,
-            current_revision,
-            source=source,
-            subset=subset,
-            selection=config,
-            training=training,
-            verification=verification,
-            dtype=dtype,
-            device=device,
-            scoring=scoring,
-            push=push,
-            private=private,
-            score_cache=score_cache,
-            held_out=evaluation.held_out if evaluation else None,
-        )
+        record = _round_dataset(plan, r, resolved, current, current_revision, training)
         if _is_main():
             _write_summary(out, settings, summary, base_eval)
-        release = record.get("release") or {}
-        dataset = {"folder": str(folder), "repo_id": release.get("repo_id"), "version": release.get("version")}
-        trainee, trainee_revision = (student, student_revision) if from_base else (current, current_revision)
-        logger.info("round %d: training %s on %s", r, trainee, dataset["version"] or folder)
-        trained = train(
-            push or folder,
-            trainee,
-            ckpt,
-            revision=release.get("version") if push else None,
-            student_revision=trainee_revision,
-            config=train_config,
-            push=push_checkpoints,
-            private=private,
-            progress=progress,
-            round_number=r,
-            chat_template=chat_template,
-        )
-        training = _training_facts(trained)
-        entry = {
-            "round": r,
-            "student": {"name": resolved.name, "repo_id": resolved.public_id, "revision": resolved.revision},
-            "dataset": dataset,
-            "training": {**training, "checkpoint_path": str(ckpt)},
-        }
-        if evaluation is not None:
-            entry["eval"] = _evaluate(
-                evaluation, r + 1, str(ckpt), resolve_student(str(ckpt)).revision, device=device, progress=progress
-            )
-        summary.append(entry)
+        training = _training_facts(_train_round(plan, r, record, current, current_revision))
+        summary.append(_round_entry(plan, r, resolved, record, training))
         if _is_main():
-            _write_summary(out, settings, summary, base_eval)
-            if base_eval is not None:
-                from .eval import FIGURE, plot_accuracy
-
-                plot_accuracy(base_eval, summary, out / FIGURE)
-        current, current_revision = str(ckpt), None
+            _record_round(out, settings, summary, base_eval)
+        current, current_revision = str(checkpoint_folder(out, r)), None
     return RoundsResult(out, summary, base_eval)
 
 
+def _check_arguments(rounds: int, publishing: PublishConfig, push_checkpoints: str | None) -> None:
+    """Refuse what no round could run with, before anything is loaded.
+
+    Raises:
+        ConfigError: `rounds` < 1, or a `version` to publish as.
+        PublishError: a repo id that is not `org/name`.
+    """
+    if rounds < 1:
+        raise ConfigError(f"rounds must be >= 1, got {rounds}")
+    if publishing.version is not None:
+        raise ConfigError("the rounds are tagged v1, v2, ... in turn: pass no version")
+    push = publishing.push
+    if push and "/" not in push:
+        raise PublishError(f"the rounds are versions of one dataset: pass its full repo id (org/name), not {push!r}")
+    for repo, flag in ((push, "--push"), (push_checkpoints, "--push-checkpoints")):
+        if repo:
+            check_repo_id(repo, what=flag)
+
+
 def _round_dataset(
-    out: Path,
+    plan: LoopPlan,
     r: int,
-    resolved: Any,
+    resolved: ResolvedStudent,
     current: str,
     current_revision: str | None,
-    *,
-    source: str,
-    subset: str | None,
-    selection: SelectionConfig,
     training: dict[str, Any] | None,
-    verification: str | None,
-    dtype: str,
-    device: str | None,
-    scoring: ScoringConfig,
-    push: str | None,
-    private: bool,
-    score_cache: str | Path | bool | None,
-    held_out: Any,
-) -> dict[str, Any]:
+) -> RunRecord:
     """Step 1 of round `r`: its dataset, scored and selected with the round's student (or the
     finished one, its interrupted push completed); the record as written (and pushed)."""
-    folder = round_folder(out, r)
+    folder = round_folder(plan.out, r)
     record = finished_dataset(folder, r, resolved.revision)
     if record is None:
-        if r > 1:
-            check_template_continues(_read_record(round_folder(out, r - 1)) or {}, Path(current), r)
-        logger.info("round %d: scoring with %s", r, resolved.public_id)
-        curate(
-            current,
-            source,
-            folder,
-            subset=subset,
-            student_revision=current_revision,
-            selection=selection,
-            round_number=r,
-            previous_round=round_folder(out, r - 1) if r > 1 and not push else None,
-            round_training=training,
-            verification=verification,
-            dtype=dtype,
-            device=device,
-            scoring=scoring,
-            push=push,
-            private=private,
-            score_cache=score_cache,
-            held_out=held_out,
-        )
+        _score_round(plan, r, resolved, current, current_revision, training)
         _barrier()  # every process trains on the folder rank 0 just wrote
-        record = _read_record(folder)  # as pushed: with its release (version)
-    elif push and _is_main() and not _tag_exists(push, (record.get("release") or {}).get("version", "")):
+    elif plan.push and _is_main() and not _tag_exists(plan.push, record.version or ""):
         from ..publish.hub import push_folder  # the push of a finished round was interrupted
 
-        push_folder(folder, push, private=private)
+        push_folder(folder, plan.push, private=plan.publishing.private)
         _barrier()
-        record = _read_record(folder)
-    elif push:
+    elif plan.push:
         _barrier()
-        record = _read_record(folder)
-    return record
+    else:
+        return record
+    written = _read_record(folder)  # as pushed: with its release (version)
+    if written is None:
+        raise PublishError(f"round {r}'s dataset {folder} has no {STATS_FILENAME} or card after it was written")
+    return written
 
 
-def _evaluate(evaluation, theta: int, student: str, revision: str, **kwargs) -> dict[str, Any] | None:
+def _score_round(
+    plan: LoopPlan,
+    r: int,
+    resolved: ResolvedStudent,
+    current: str,
+    current_revision: str | None,
+    training: dict[str, Any] | None,
+) -> None:
+    """Score the corpus with round `r`'s student and select: `curate` into the round's folder."""
+    out = plan.out
+    if r > 1:
+        check_template_continues(_read_record(round_folder(out, r - 1)) or RunRecord(), Path(current), r)
+    logger.info("round %d: scoring with %s", r, resolved.public_id)
+    curate(
+        current,
+        plan.source,
+        round_folder(out, r),
+        subset=plan.subset,
+        student_revision=current_revision,
+        selection=plan.selection,
+        round_number=r,
+        previous_round=round_folder(out, r - 1) if r > 1 and not plan.push else None,
+        round_training=training,
+        verification=plan.verification,
+        dtype=plan.dtype,
+        device=plan.device,
+        scoring=plan.scoring,
+        push=plan.push,
+        private=plan.publishing.private,
+        score_cache=plan.score_cache,
+        held_out=plan.evaluation.held_out if plan.evaluation else None,
+    )
+
+
+def _train_round(plan: LoopPlan, r: int, record: RunRecord, current: str, current_revision: str | None) -> TrainResult:
+    """Step 2 of round `r`: train the next checkpoint on the round's dataset (from the base student
+    with `from_base`, else from the round's)."""
+    trainee, trainee_revision = (plan.student, plan.student_revision) if plan.from_base else (current, current_revision)
+    logger.info("round %d: training %s on %s", r, trainee, record.version or round_folder(plan.out, r))
+    return train(
+        plan.push or round_folder(plan.out, r),
+        trainee,
+        checkpoint_folder(plan.out, r),
+        revision=record.version if plan.push else None,
+        student_revision=trainee_revision,
+        config=plan.train_config,
+        push=plan.push_checkpoints,
+        private=plan.publishing.private,
+        progress=plan.progress,
+        round_number=r,
+        chat_template=_template_text(plan.scoring),
+    )
+
+
+def _template_text(scoring: ScoringConfig) -> str | None:
+    """The chat template override as text (`ScoringConfig` reads a file's when it is built)."""
+    return None if scoring.chat_template is None else str(scoring.chat_template)
+
+
+def _round_entry(
+    plan: LoopPlan, r: int, resolved: ResolvedStudent, record: RunRecord, training: dict[str, Any]
+) -> dict[str, Any]:
+    """Step 3 of round `r`: its row of `rounds.json` (student, dataset, training; with an
+    evaluation, the accuracy of the checkpoint trained on it)."""
+    ckpt = checkpoint_folder(plan.out, r)
+    release = record.release
+    entry: dict[str, Any] = {
+        "round": r,
+        "student": {"name": resolved.name, "repo_id": resolved.public_id, "revision": resolved.revision},
+        "dataset": {
+            "folder": str(round_folder(plan.out, r)),
+            "repo_id": release.repo_id if release else None,
+            "version": release.version if release else None,
+        },
+        "training": {**training, "checkpoint_path": str(ckpt)},
+    }
+    if plan.evaluation is not None:
+        entry["eval"] = _evaluate(plan, r + 1, str(ckpt), resolve_student(str(ckpt)).revision)
+    return entry
+
+
+def _record_round(
+    out: Path, settings: dict[str, Any], summary: list[dict[str, Any]], base_eval: dict[str, Any] | None
+) -> None:
+    """Step 4 of a round (main process): `rounds.json`, and the accuracy figure when evaluated."""
+    _write_summary(out, settings, summary, base_eval)
+    if base_eval is not None:
+        from .eval import FIGURE, plot_accuracy
+
+        plot_accuracy(base_eval, summary, out / FIGURE)
+
+
+def _evaluate(
+    plan: LoopPlan, theta: int, student: str, revision: str, *, student_revision: str | None = None
+) -> dict[str, Any] | None:
     """θ_k's accuracy, evaluated on the main process; every process gets it."""
-    if evaluation is None:
+    if plan.evaluation is None:
         return None
-    facts = evaluation.evaluate(theta, student, revision, **kwargs) if _is_main() else None
+    facts = (
+        plan.evaluation.evaluate(
+            theta, student, revision, student_revision=student_revision, device=plan.device, progress=plan.progress
+        )
+        if _is_main()
+        else None
+    )
     state = distributed_state()
     if state.num_processes > 1:
         from accelerate.utils import broadcast_object_list

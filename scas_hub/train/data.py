@@ -21,6 +21,7 @@ from typing import Any
 from ..constants import DEFAULT_CONFIG, DEFAULT_SYSTEM_PROMPT, STATS_FILENAME
 from ..errors import TrainError
 from ..publish.folder import CONFIG_DIRS, load_hub_config, load_stats
+from ..run_record import RunRecord
 
 
 @dataclass(frozen=True)
@@ -49,18 +50,18 @@ class TrainingData:
 
     ref: DatasetRef
     rows: list[dict[str, Any]]
-    record: dict[str, Any]
+    record: RunRecord
 
     @property
     def chat_template_sha256(self) -> str | None:
         """The hash of the chat template the dataset was scored with (None for older datasets)."""
-        return (self.record.get("student") or {}).get("chat_template_sha256")
+        return self.record.student.chat_template_sha256
 
     @property
     def scored_max_length(self) -> int | None:
         """The tokens per conversation the dataset was scored at (longer candidates were set aside as
         `too_long`, or cut there with `--truncate`); None for datasets written before it was recorded."""
-        return (self.record.get("student") or {}).get("max_length")
+        return self.record.student.max_length
 
 
 def to_prompt_completion(messages: list[dict[str, str]]) -> dict[str, list[dict[str, str]]]:
@@ -136,10 +137,9 @@ def _open_folder(folder: Path) -> TrainingData:
             f"{folder} holds no scas-hub dataset (data/*.parquet and {STATS_FILENAME}); "
             "pass the --out folder of `scas-hub curate` or a Hub dataset id"
         )
-    record = load_stats(stats, TrainError)
+    record = RunRecord.from_dict(load_stats(stats, TrainError))
     rows = pq.ParquetDataset([str(f) for f in files]).read(columns=["messages"]).to_pylist()
-    version = (record.get("release") or {}).get("version")
-    ref = DatasetRef(f"local:{folder.resolve().name}", version, _files_tag(files), str(folder))
+    ref = DatasetRef(f"local:{folder.resolve().name}", record.version, _files_tag(files), str(folder))
     return TrainingData(ref, [to_prompt_completion(r["messages"]) for r in rows], record)
 
 
@@ -158,10 +158,12 @@ def _open_hub(repo_id: str, revision: str | None) -> TrainingData:
             f"dataset {repo_id!r} has no revision {revision!r}; pass a tag (v1, v2, ...), a branch or a commit SHA"
         ) from err
     try:
-        record = load_stats(
-            Path(hf_hub_download(repo_id, STATS_FILENAME, repo_type="dataset", revision=sha)),
-            TrainError,
-            f"{STATS_FILENAME} of {repo_id}@{sha[:10]}",
+        record = RunRecord.from_dict(
+            load_stats(
+                Path(hf_hub_download(repo_id, STATS_FILENAME, repo_type="dataset", revision=sha)),
+                TrainError,
+                f"{STATS_FILENAME} of {repo_id}@{sha[:10]}",
+            )
         )
     except EntryNotFoundError as err:
         raise TrainError(f"{repo_id}@{sha[:10]} has no {STATS_FILENAME}: is it a dataset written by scas-hub?") from err
@@ -172,7 +174,7 @@ def _open_hub(repo_id: str, revision: str | None) -> TrainingData:
     else:  # the version tag on this commit, if any
         version = next(
             (name for name, commit in sorted(tags.items()) if commit == sha),
-            (record.get("release") or {}).get("version"),
+            record.version,
         )
     ref = DatasetRef(repo_id, version, sha)
     return TrainingData(ref, [to_prompt_completion(m) for m in rows["messages"]], record)

@@ -16,8 +16,10 @@ import pytest
 from datasets import load_dataset
 
 from scas_hub.errors import ChatTemplateMismatchError
+from scas_hub.publish.config import PublishConfig
 from scas_hub.rounds import loop as loop_module
 from scas_hub.rounds.loop import checkpoint_folder, round_folder, run_rounds
+from scas_hub.select import SelectionConfig
 from scas_hub.student.loading import resolve_student
 from scas_hub.testing.corpus import synthetic_pool, write_pool
 from scas_hub.train import TrainConfig
@@ -35,9 +37,16 @@ def corpus(tmp_path_factory):
     )
 
 
-def loop(student, corpus, out, **kwargs):
+def loop(student, corpus, out, push=None):
     return run_rounds(
-        str(student), 2, out, source=str(corpus), strategy="argmin", train_config=TINY, progress=False, **kwargs
+        str(student),
+        2,
+        out,
+        source=str(corpus),
+        selection=SelectionConfig(strategy="argmin"),
+        publishing=PublishConfig(push=push),
+        train_config=TINY,
+        progress=False,
     )
 
 
