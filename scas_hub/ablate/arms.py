@@ -10,11 +10,14 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..atomic import write_json_atomic
 from ..evaluate.report import EvalReport
 from ..slug import strategy_slug
+
+if TYPE_CHECKING:
+    from ..train.config import TrainConfig
 
 ARMS_DIR = "arms"
 BASELINE = "baseline"
@@ -66,7 +69,13 @@ def write_arm(path: Path, arm: ArmResult) -> Path:
 
 
 def train_arm(
-    dataset: Path, student: str, out: Path, config, *, student_revision: str | None = None, progress: bool = True
+    dataset: Path,
+    student: str,
+    out: Path,
+    config: TrainConfig,
+    *,
+    student_revision: str | None = None,
+    progress: bool = True,
 ) -> tuple[Path, dict[str, Any]]:
     """Train `student` on one strategy's dataset: the ablation's only training call.
 

@@ -74,23 +74,23 @@ def render_readme(record: dict[str, Any]) -> str:
     import yaml
     from jinja2 import Environment
 
-    def seeds(s):
+    def seeds(s: dict[str, Any]) -> str:
         if s.get("seed_stderr") is None:
             return f"1 seed ({_pct(s['seed_mean'])})" if len(s.get("seeds") or []) <= 1 else _pct(s["seed_mean"])
         return f"{_pct(s['seed_mean'])} ± {100 * s['seed_stderr']:.1f} pt ({len(s['seeds'])} seeds)"
 
-    def losses(s):
+    def losses(s: dict[str, Any]) -> str:
         runs = s.get("training") or []
         return ", ".join(f"{t['final_loss']:.3f}" for t in runs) if runs else "-"
 
     datasets = record["training_corpus"].get("datasets") or {}
 
-    def cut(s):
+    def cut(s: dict[str, Any]) -> str:
         if s.get("cut_at_max_new_tokens") is None:
             return "-"
         return f"{s['cut_at_max_new_tokens']} of {s['answers']}"
 
-    def train_rows(name):
+    def train_rows(name: str) -> str:
         d = datasets.get(name)
         return str(d["questions_selected"]) if d else "-"
 

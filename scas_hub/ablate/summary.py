@@ -49,7 +49,7 @@ def strategy_summary(arms: Sequence[ArmResult], question_ids: Sequence[str], *, 
     interval = accuracy_interval(scores, seed=seed)
     per_seed = [arm.report.accuracy for arm in arms]
     nll = [arm.report.reference_nll["mean"] for arm in arms if arm.report.reference_nll]
-    out = {
+    out: dict[str, Any] = {
         "accuracy": interval.estimate,
         "n_questions": len(question_ids),
         "ci_low": interval.low,

@@ -59,7 +59,7 @@ def _bootstrap(
 
 
 def accuracy_interval(
-    scores: Sequence[float], *, confidence: float = CONFIDENCE, resamples: int = RESAMPLES, seed: int = 0
+    scores: Sequence[float] | np.ndarray, *, confidence: float = CONFIDENCE, resamples: int = RESAMPLES, seed: int = 0
 ) -> Interval:
     """Accuracy (mean score) with a percentile bootstrap interval over questions."""
     x = np.asarray(scores, dtype=float)
@@ -70,8 +70,8 @@ def accuracy_interval(
 
 
 def paired_difference(
-    scores: Sequence[float],
-    baseline: Sequence[float],
+    scores: Sequence[float] | np.ndarray,
+    baseline: Sequence[float] | np.ndarray,
     *,
     confidence: float = CONFIDENCE,
     resamples: int = RESAMPLES,

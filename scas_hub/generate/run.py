@@ -371,6 +371,7 @@ def generate_answers(
         if endpoint_teachers:
             clients = {}
             for t in endpoint_teachers:
+                assert t.endpoint is not None, "a teacher that is not served has an endpoint"
                 client = stack.enter_context(ChatClient(t.endpoint, t.api_key(), config.retry, config.concurrency))
                 clients[t.name] = (client, t.model)
             names = {t.name for t in endpoint_teachers}

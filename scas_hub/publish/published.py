@@ -15,7 +15,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..compare import Pick
 from ..constants import CANDIDATES_CONFIG, STATS_FILENAME
@@ -26,6 +26,9 @@ from ..run_record import RunRecord, ScoringRun, SourceFacts, StudentFacts, unkno
 from ..schema import COMPONENTS, WINDOW_ROWS, window_schema
 from ..stats import PipelineStats
 from .folder import load_hub_config, load_stats
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 REQUIRED_COLUMNS = (
     "question_id",
@@ -194,7 +197,7 @@ def _split_messages(messages: list[dict[str, str]], location: str) -> tuple[str 
     return by_role.get("system"), by_role["user"], by_role["assistant"]
 
 
-def _window_rows(batch, location: str):
+def _window_rows(batch: pa.RecordBatch | pa.Table, location: str) -> pa.Table:
     """Config rows as window rows: the texts split out of `messages`, every row scored."""
     import numpy as np
     import pyarrow as pa
@@ -229,7 +232,7 @@ def _window_rows(batch, location: str):
     return pa.table(columns).cast(window_schema())
 
 
-def _column_or_null(batch, name: str, n: int):
+def _column_or_null(batch: pa.RecordBatch | pa.Table, name: str, n: int) -> pa.Array | pa.ChunkedArray:
     import pyarrow as pa
 
     return batch.column(name) if name in batch.column_names else pa.nulls(n, pa.string())
@@ -259,6 +262,7 @@ def _open_hub(repo_id: str, revision: str | None) -> PublishedDataset:
 
     try:
         sha = HfApi().dataset_info(repo_id, revision=revision).sha
+        assert sha is not None, "the Hub names the commit a revision resolves to"
     except RepositoryNotFoundError as err:
         raise SourceError(
             f"dataset {repo_id!r} not found on the Hub, and there is no local folder of that name "
@@ -274,10 +278,14 @@ def _open_hub(repo_id: str, revision: str | None) -> PublishedDataset:
             f"folder of that name; {what_to_do()}"
         ) from err
     unreachable = f"cannot download dataset {repo_id}@{sha[:10]} from the Hub"
+    download_errors: tuple[type[BaseException], ...] = (
+        OSError,
+        *hub_error_types(),
+    )  # datasets reports some download failures as OSError
     try:
         # a memory-mapped Arrow dataset in the datasets cache: read below a batch at a time
         rows = load_hub_config(repo_id, CANDIDATES_CONFIG, sha, SourceError)
-    except (OSError, *hub_error_types()) as err:  # datasets reports some download failures as OSError
+    except download_errors as err:
         raise SourceError(f"{unreachable} ({describe(err)}); {what_to_do()}") from err
     _check_columns(rows.column_names, f"{repo_id}@{sha}")
 

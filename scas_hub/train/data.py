@@ -16,12 +16,16 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..constants import DEFAULT_CONFIG, DEFAULT_SYSTEM_PROMPT, STATS_FILENAME
 from ..errors import TrainError
 from ..publish.folder import CONFIG_DIRS, load_hub_config, load_stats
 from ..run_record import RunRecord
+
+if TYPE_CHECKING:
+    from datasets import Dataset
+    from transformers import PreTrainedTokenizerBase
 
 
 @dataclass(frozen=True)
@@ -82,7 +86,9 @@ def to_prompt_completion(messages: list[dict[str, str]]) -> dict[str, list[dict[
     }
 
 
-def encode_for_training(rows: list[dict[str, list[dict[str, str]]]], tokenizer, *, batch_size: int = 256):
+def encode_for_training(
+    rows: list[dict[str, list[dict[str, str]]]], tokenizer: PreTrainedTokenizerBase, *, batch_size: int = 256
+) -> Dataset:
     """Prompt-completion rows -> a `datasets.Dataset` with `input_ids` and `completion_mask`
     (1 on the answer's tokens: the scorer's A region plus the template's end-of-turn tokens)."""
     from datasets import Dataset
@@ -109,7 +115,7 @@ def encode_for_training(rows: list[dict[str, list[dict[str, str]]]], tokenizer, 
     return Dataset.from_dict({"input_ids": input_ids, "completion_mask": completion_mask})
 
 
-def over_length(encoded, max_length: int) -> tuple[int, int]:
+def over_length(encoded: Dataset, max_length: int) -> tuple[int, int]:
     """`(cut, left_out)`: conversations TRL cuts at `max_length`, and those it leaves out because
     the prompt alone fills `max_length` (no answer token would carry loss)."""
     cut = left_out = 0
@@ -149,6 +155,7 @@ def _open_hub(repo_id: str, revision: str | None) -> TrainingData:
 
     try:
         sha = HfApi().dataset_info(repo_id, revision=revision).sha
+        assert sha is not None, "the Hub names the commit a revision resolves to"
     except RepositoryNotFoundError as err:
         raise TrainError(
             f"dataset {repo_id!r} not found on the Hub (if it is private, log in with `hf auth login`)"
@@ -169,6 +176,7 @@ def _open_hub(repo_id: str, revision: str | None) -> TrainingData:
         raise TrainError(f"{repo_id}@{sha[:10]} has no {STATS_FILENAME}: is it a dataset written by scas-hub?") from err
     rows = load_hub_config(repo_id, DEFAULT_CONFIG, sha, TrainError)  # never a dataset script
     tags = {t.name: t.target_commit for t in HfApi().list_repo_refs(repo_id, repo_type="dataset").tags}
+    version: str | None
     if revision in tags:
         version = revision
     else:  # the version tag on this commit, if any
