@@ -17,6 +17,7 @@ import pytest
 from scas_hub.cli import build_parser
 from scas_hub.cli.options import field_default, flag_of, help_of, show_default
 from scas_hub.evaluate.config import DecodingConfig
+from scas_hub.generate.config import GenerateConfig, RetryPolicy
 from scas_hub.publish.config import PublishConfig
 from scas_hub.score.config import ScoringConfig
 from scas_hub.select import SelectionConfig
@@ -45,6 +46,7 @@ TAKES = {
     "train": {TrainConfig},
     "evaluate": {DecodingConfig},
     "ablate": {TrainConfig, DecodingConfig},
+    "generate": {GenerateConfig, RetryPolicy},
 }
 
 
