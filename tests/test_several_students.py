@@ -10,7 +10,16 @@ import pyarrow.parquet as pq
 import pytest
 
 import scas_hub.several_students as several
-from scas_hub import PublishError, ScoringConfig, SelectionError, StudentError, curate, curate_students
+from scas_hub import (
+    PublishConfig,
+    PublishError,
+    ScoringConfig,
+    SelectionConfig,
+    SelectionError,
+    StudentError,
+    curate,
+    curate_students,
+)
 from scas_hub.cli import main
 from scas_hub.student.loading import student_slug
 from scas_hub.testing.corpus import synthetic_pool, write_pool
@@ -46,8 +55,8 @@ def pair(corpus, tiny_qwen_dir, tmp_path_factory):
             ["smollm2-135m", str(tiny_qwen_dir)],
             str(corpus),
             out,
-            strategy="argmin",
             scoring=ScoringConfig(progress=False),
+            selection=SelectionConfig(strategy="argmin"),
         )
     finally:
         mp.undo()
@@ -97,7 +106,11 @@ def test_each_student_starts_from_fresh_records(pair, corpus, tiny_qwen_dir, tmp
     out, run, _ = pair
     tiny = student_slug(str(tiny_qwen_dir))
     alone = curate(
-        str(tiny_qwen_dir), str(corpus), tmp_path / "alone", strategy="argmin", scoring=ScoringConfig(progress=False)
+        str(tiny_qwen_dir),
+        str(corpus),
+        tmp_path / "alone",
+        scoring=ScoringConfig(progress=False),
+        selection=SelectionConfig(strategy="argmin"),
     )
     assert pq.read_table(out / f"scas-{tiny}-argmin" / "candidates").equals(pq.read_table(alone.out / "candidates"))
     assert run.results[tiny].stats["skipped"] == alone.stats["skipped"]
@@ -121,12 +134,19 @@ def test_several_students_errors(corpus, tiny_qwen_dir, tmp_path, capsys, monkey
     with pytest.raises(StudentError, match="distinct names"):
         curate_students([str(tiny_qwen_dir), str(tiny_qwen_dir)], str(corpus), tmp_path)
     with pytest.raises(PublishError, match="takes an org"):
-        curate_students(["smollm2-135m", str(tiny_qwen_dir)], str(corpus), tmp_path, push="org/name")
+        curate_students(
+            ["smollm2-135m", str(tiny_qwen_dir)], str(corpus), tmp_path, publishing=PublishConfig(push="org/name")
+        )
     assert main(["curate", "--student", "qwen-0.5b", "--student", "qwen-1.5b", "--round", "2"]) == 2
     assert "take one student" in capsys.readouterr().err
     monkeypatch.setattr(several, "score_table", lambda *a, **k: pytest.fail("scored before checking the teacher name"))
     with pytest.raises(SelectionError, match="not in the corpus"):
-        curate_students(["smollm2-135m", str(tiny_qwen_dir)], str(corpus), tmp_path, strategy="teacher:nobody")
+        curate_students(
+            ["smollm2-135m", str(tiny_qwen_dir)],
+            str(corpus),
+            tmp_path,
+            selection=SelectionConfig(strategy="teacher:nobody"),
+        )
 
 
 def test_summary_files_the_tool_did_not_write_are_refused_before_any_work(corpus, tiny_qwen_dir, tmp_path, monkeypatch):

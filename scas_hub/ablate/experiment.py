@@ -33,6 +33,7 @@ from ..pipeline import curate, default_source, reselect, source_record
 from ..score.engine import ScoringConfig
 from ..select import SelectionConfig
 from ..source import open_source
+from ..student.config import StudentConfig
 from ..student.loading import check_student, resolve_student
 from ..train.config import TrainConfig
 from .arms import BASELINE, ArmResult, arm_path, read_arm, strategy_slug, train_arm, write_arm
@@ -129,21 +130,21 @@ def _build_datasets(
     scored = dataset_folder(out, strategies[0], 0, selection_seed)
     if not (scored / "README.md").exists():  # the card is written last
         curate(
-            student,
+            StudentConfig(student, revision=student_revision),
             source,
             scored,
             subset=subset,
             source_revision=source_revision,
-            student_revision=student_revision,
-            strategy=strategies[0],
-            seed=selection_seed,
+            selection=SelectionConfig(strategy=strategies[0], seed=selection_seed),
             scoring=ScoringConfig(progress=progress, max_length=max_length),
             held_out=held_out,
         )
     for strategy, k in sorted(needed, key=lambda n: (strategies.index(n[0]), n[1])):
         folder = dataset_folder(out, strategy, k, selection_seed)
         if not (folder / "README.md").exists():
-            reselect(scored, folder, strategy=strategy, seed=selection_seed_of(strategy, k, selection_seed))
+            reselect(
+                scored, folder, selection=SelectionConfig(strategy, seed=selection_seed_of(strategy, k, selection_seed))
+            )
 
 
 def _dataset_facts(folder: Path) -> dict[str, Any] | None:

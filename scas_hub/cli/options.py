@@ -5,6 +5,8 @@ A config field declares its flag in `dataclasses.field(metadata=...)`, as TRL's 
 - `help`: the flag's help; `{default}` in it is replaced by the field's default, written as a
   user types it (so the default is stated once, in the field);
 - `flag`: the flag's name when it is not `--<field-name>` (e.g. `--lambda` for `lam`);
+- `dest`: the argparse dest when it is not the field's name (e.g. `student_revision` for a
+  `StudentConfig.revision`, beside a command's own `--revision`);
 - `metavar`, `choices`: as for argparse; `range`: `(low, high)` for an integer in that range;
 - `negatable`: a bool flag with its `--no-` form (else a bool is a plain switch);
 - `append`: a repeatable flag whose values are comma lists (`--x a,b --x c`).
@@ -77,6 +79,11 @@ def _value_type(annotation: str) -> type | None:
     return _TYPES.get(next(iter(parts))) if len(parts) == 1 else None
 
 
+def _is_bool(annotation: object) -> bool:
+    """`bool` or `bool | None`: a switch (a path-or-bool field such as `score_cache` takes a value)."""
+    return {p.strip() for p in str(annotation).split("|")} - {"None"} == {"bool"}
+
+
 def add_config_flags(
     group: argparse._ActionsContainer,
     config: type,
@@ -100,9 +107,12 @@ def add_config_flags(
         f = config_field(config, name)
         meta = f.metadata
         default = None if unset else field_default(f)
-        kwargs: dict[str, Any] = {"dest": (dests or {}).get(name, name), "help": (helps or {}).get(name) or help_of(f)}
+        kwargs: dict[str, Any] = {
+            "dest": (dests or {}).get(name) or meta.get("dest", name),
+            "help": (helps or {}).get(name) or help_of(f),
+        }
         value_type = _value_type(f.type)
-        if "bool" in str(f.type):
+        if _is_bool(f.type):
             if meta.get("negatable"):  # --x / --no-x
                 kwargs.update(action=argparse.BooleanOptionalAction, default=default)
             else:

@@ -39,6 +39,7 @@ from ..publish.lock import locks_output
 from ..publish.output import check_rounds_folder
 from ..score.engine import ScoringConfig
 from ..select import SelectionConfig, selection_config
+from ..student.config import StudentConfig
 from ..student.loading import resolve_student, student_slug
 from ..train import TrainConfig, TrainResult, train
 
@@ -482,22 +483,17 @@ def _round_dataset(
             check_template_continues(_read_record(round_folder(out, r - 1)) or {}, Path(current), r)
         logger.info("round %d: scoring with %s", r, resolved.public_id)
         curate(
-            current,
+            StudentConfig(current, revision=current_revision, dtype=dtype, device=device),
             source,
             folder,
             subset=subset,
-            student_revision=current_revision,
             selection=selection,
             round_number=r,
             previous_round=round_folder(out, r - 1) if r > 1 and not push else None,
             round_training=training,
             verification=verification,
-            dtype=dtype,
-            device=device,
-            scoring=scoring,
-            push=push,
-            private=private,
-            score_cache=score_cache,
+            scoring=replace(scoring, score_cache=score_cache),
+            publishing=PublishConfig(push=push, private=private),
             held_out=held_out,
         )
         _barrier()  # every process trains on the folder rank 0 just wrote

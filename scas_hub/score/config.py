@@ -75,6 +75,16 @@ class ScoringConfig:
     chat_template: str | os.PathLike | None = None
     """A Jinja chat template overriding the student's own (`--chat-template FILE`): its text, or a
     path to a file (read here). Changes the scores: the score cache key covers it."""
+    score_cache: str | os.PathLike | bool | None = field(
+        default=True,
+        metadata={
+            "help": "score cache / resume folder (default: under $SCAS_HUB_CACHE or $HF_HOME/scas_hub)",
+            "metavar": "DIR",
+        },
+    )
+    """Where scores are cached: `True` the default folder under the scas-hub cache, a folder, or
+    `False`/`None` for no cache (and no resume). Reruns and resumed runs score only the candidates
+    missing from it."""
 
     def __post_init__(self) -> None:
         if self.chat_template is not None:
