@@ -34,7 +34,7 @@ from .score.scored_table import ScoredTable
 from .select import SelectionConfig, strongest_teacher, teacher_order
 from .select.columnar import ScoredWindow, select_window
 from .slug import strategy_slug
-from .source import OpenedSource, SourceInfo, open_source, source_record
+from .source import CorpusRecipe, OpenedSource, SourceInfo, open_source, source_record
 from .source.columns import normalise_question
 from .stats import PipelineStats
 from .student.config import StudentConfig
@@ -86,7 +86,11 @@ def default_repo(repo: str, student: str, strategy: str = DEFAULT_STRATEGY) -> s
 
 
 def load_table(
-    source, subset: str | None, revision: str | None, stats: PipelineStats, verification: str | None = None
+    source: str | CorpusRecipe,
+    subset: str | None,
+    revision: str | None,
+    stats: PipelineStats,
+    verification: str | None = None,
 ) -> tuple[OpenedSource, CandidateTable]:
     """Source + verify stages: the corpus's candidate table (built on every core on first use,
     then reused), with its rows counted into `stats`.
@@ -101,7 +105,11 @@ def load_table(
 
 
 def load_questions(
-    source, subset: str | None, revision: str | None, stats: PipelineStats, verification: str | None = None
+    source: str | CorpusRecipe,
+    subset: str | None,
+    revision: str | None,
+    stats: PipelineStats,
+    verification: str | None = None,
 ) -> tuple[SourceInfo, list[Question]]:
     """Source + verify stages: candidate records grouped per question, unusable rows marked
     (every question of the candidate table as Python objects; see `load_table`)."""
@@ -110,7 +118,7 @@ def load_questions(
 
 
 def run_table(
-    source,
+    source: str | CorpusRecipe,
     subset: str | None,
     revision: str | None,
     stats: PipelineStats,
@@ -365,7 +373,7 @@ def _default_out_of(arguments: Mapping[str, Any]) -> Path:
 @locks_output(lambda a: a["out"] or _default_out_of(a), check=check_out_folder)
 def curate(
     student: str | StudentConfig = DEFAULT_STUDENT,
-    source: str | None = None,
+    source: str | CorpusRecipe | None = None,
     out: str | Path | None = None,
     *,
     subset: str | None = None,
@@ -481,7 +489,7 @@ def curate(
         verified=verified,
         rounds=rounds,
         report=report,
-        repo_from_org=bool(push) and "/" not in push,
+        repo_from_org=bool(push and "/" not in push),
     )
 
 
@@ -548,5 +556,5 @@ def reselect(
         private=private,
         verified=published.verified_answers(),
         scores_from=published.origin,
-        repo_from_org=bool(push) and "/" not in push,
+        repo_from_org=bool(push and "/" not in push),
     )

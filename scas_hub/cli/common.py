@@ -6,12 +6,19 @@ import argparse
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..constants import DEFAULT_SEED
 from ..score.config import ScoringConfig
 from ..student.config import StudentConfig
 from .options import add_config_flags
+
+if TYPE_CHECKING:
+    from ..evaluate.config import DecodingConfig
+    from ..pipeline import CurateResult
+    from ..publish.config import PublishConfig
+    from ..select import SelectionConfig
+    from ..train.config import TrainConfig
 
 MAX_PROCESSES = 1024
 """Most `--num-processes`: more ranks than any one machine holds devices or cores."""
@@ -73,14 +80,14 @@ def split_list(values: list[str] | None) -> list[str]:
     return [v.strip() for value in values or [] for v in value.split(",") if v.strip()]
 
 
-def selection_config(args: argparse.Namespace):
+def selection_config(args: argparse.Namespace) -> SelectionConfig:
     """The `SelectionConfig` the selection flags make."""
     from ..select import SelectionConfig
 
     return SelectionConfig(**selection_kwargs(args))
 
 
-def publish_config(args: argparse.Namespace):
+def publish_config(args: argparse.Namespace) -> PublishConfig:
     """The `PublishConfig` the --push, --version and --private flags make."""
     from ..publish.config import PublishConfig
 
@@ -94,7 +101,7 @@ def selection_kwargs(args: argparse.Namespace) -> dict:
     return values
 
 
-def print_result(result) -> None:
+def print_result(result: CurateResult) -> None:
     from ..report import drop_warning, set_aside_table
 
     s = result.stats
@@ -114,7 +121,7 @@ def print_result(result) -> None:
         print(f"scas-hub: warning: {warning}", file=sys.stderr)
 
 
-def print_load_line(target) -> None:
+def print_load_line(target: str | Path) -> None:
     print("Load it with:\n")
     print("    from datasets import load_dataset")
     print(f'    ds = load_dataset("{target}")')
@@ -143,7 +150,7 @@ def add_decoding_args(
     )
 
 
-def decoding(args: argparse.Namespace):
+def decoding(args: argparse.Namespace) -> DecodingConfig:
     from ..evaluate import DecodingConfig
 
     return DecodingConfig(
@@ -239,7 +246,7 @@ def relaunch(num_processes: int) -> int:
     return subprocess.call(cmd, env=env)
 
 
-def train_config(args: argparse.Namespace):
+def train_config(args: argparse.Namespace) -> TrainConfig:
     """`TrainConfig` from the training flags; unset flags keep the reference recipe's defaults."""
     import os
 
@@ -327,7 +334,7 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         text = action.help or ""
         if "default" in text or action.default in (None, False, argparse.SUPPRESS) or not action.option_strings:
             return text
-        return super()._get_help_string(action)
+        return super()._get_help_string(action) or text
 
 
 def add_selection_args(parser: argparse.ArgumentParser) -> None:

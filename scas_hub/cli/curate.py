@@ -71,8 +71,8 @@ def run(args: argparse.Namespace) -> int:
         run = curate_students([replace(model, name=s) for s in students], **common)
         if run is None:  # another rank of an `accelerate launch`: rank 0 reports
             return 0
-        for result in run.results.values():
-            print_result(result)
+        for dataset in run.results.values():
+            print_result(dataset)
         print(f"\n{run.table}\nSummary: {run.summary_json.resolve()} and {run.summary_markdown.name}")
         return 0
     result = curate(model, round_number=args.round, **common)

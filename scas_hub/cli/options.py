@@ -20,13 +20,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 _TYPES: dict[str, type] = {"int": int, "float": float, "str": str}
 
 
-def int_in(low: int, high: int):
+def int_in(low: int, high: int) -> Callable[[str], int]:
     """argparse type: an integer in `[low, high]` (a huge number is a typo, and would overflow later)."""
 
     def integer(text: str) -> int:
@@ -74,7 +74,7 @@ def help_of(f: dataclasses.Field) -> str:
     return f.metadata["help"].replace("{default}", show_default(field_default(f)))
 
 
-def _value_type(annotation: str) -> type | None:
+def _value_type(annotation: object) -> type | None:
     parts = {p.strip() for p in str(annotation).split("|")} - {"None"}
     return _TYPES.get(next(iter(parts))) if len(parts) == 1 else None
 
@@ -128,7 +128,7 @@ def add_config_flags(
         for key in ("metavar", "choices"):
             if key in meta:
                 kwargs[key] = meta[key]
-        if name in (choices or {}):
+        if choices and name in choices:
             kwargs["choices"] = list(choices[name])
         action = group.add_argument((flags or {}).get(name) or flag_of(f), **kwargs)
-        action.config_field = (config, name, unset)  # what tests hold the flag to
+        action.config_field = (config, name, unset)  # type: ignore[attr-defined]  # what tests hold the flag to

@@ -43,4 +43,4 @@ def publish_config(
         if given:
             raise ConfigError(f"pass publishing=PublishConfig(...) or {', '.join(given)}=..., not both")
         return publishing
-    return PublishConfig(**given)
+    return PublishConfig(push=push, version=version, private=bool(private))

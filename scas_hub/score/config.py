@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from ..errors import ConfigError
 
@@ -75,7 +76,7 @@ class ScoringConfig:
     chat_template: str | os.PathLike | None = None
     """A Jinja chat template overriding the student's own (`--chat-template FILE`): its text, or a
     path to a file (read here). Changes the scores: the score cache key covers it."""
-    score_cache: str | os.PathLike | bool | None = field(
+    score_cache: str | Path | bool | None = field(
         default=True,
         metadata={
             "help": "score cache / resume folder (default: under $SCAS_HUB_CACHE or $HF_HOME/scas_hub)",

@@ -36,6 +36,7 @@ import random
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..constants import DEFAULT_GROUP, DEFAULT_GROUPS, DEFAULT_LAMBDA, DEFAULT_SEED, DEFAULT_STRATEGY, MAX_GROUPS
 from ..errors import SelectionError
@@ -130,7 +131,7 @@ SELECTION_KEYWORDS = ("strategy", "groups", "group", "seed", "lam", "small_polic
 """The `SelectionConfig` fields a workflow also takes as keywords (`curate(..., strategy="argmin")`)."""
 
 
-def selection_config(selection: SelectionConfig | None = None, **keywords: object) -> SelectionConfig:
+def selection_config(selection: SelectionConfig | None = None, **keywords: Any) -> SelectionConfig:
     """The validated config a workflow selects with: `selection`, or one built from the keywords a
     caller set (None keeps the field's default, so the defaults live only in `SelectionConfig`).
 
