@@ -170,28 +170,29 @@ def hold_out_table(table: CandidateTable, texts: Collection[str], stats: Pipelin
 
 def score(
     questions: list[Question],
-    student: str,
+    student: str | StudentConfig,
     stats: PipelineStats,
     *,
-    dtype: str = "auto",
-    device: str | None = None,
     scoring: ScoringConfig | None = None,
-    revision: str | None = None,
-    score_cache: str | Path | bool | None = True,
 ) -> ScoreReport | None:
     """Score stage: attach proxy components to every scorable candidate, on one process or all
-    processes of an `accelerate launch`; resumes from the score cache. `None` off the main process."""
+    processes of an `accelerate launch`; resumes from the score cache (`scoring.score_cache`).
+    `None` off the main process. `student`: a name or a `StudentConfig`, as for `curate`."""
     from .score.runner import score_corpus
 
+    model = StudentConfig.of(student)
+    scoring = scoring or ScoringConfig()
+    if model.chat_template is not None:
+        scoring = replace(scoring, chat_template=model.chat_template)
     return score_corpus(
         questions,
-        student,
+        model.name,
         stats,
-        dtype=dtype,
-        device=device,
+        dtype=model.dtype,
+        device=model.device,
         scoring=scoring,
-        revision=revision,
-        score_cache=score_cache,
+        revision=model.revision,
+        score_cache=scoring.score_cache,
     )
 
 

@@ -112,14 +112,13 @@ def route(
     stats = PipelineStats()
     _, questions = load_questions(str(out), None, None, stats, config.verification)
     questions = [q for q in questions if q.question_id in probe_ids]
-    from ..score.engine import ScoringConfig
+    from ..score.config import ScoringConfig
+    from ..student.config import StudentConfig
 
     score(
         questions,
-        config.student,
+        StudentConfig(config.student, dtype=config.dtype, device=config.device),
         stats,
-        dtype=config.dtype,
-        device=config.device,
         scoring=ScoringConfig(progress=config.progress),
     )
     if not any(q.scored for q in questions):
