@@ -18,7 +18,7 @@ from scas_hub.cli import build_parser
 from scas_hub.cli.common import LaunchConfig
 from scas_hub.cli.options import field_default, flag_of, help_of, show_default
 from scas_hub.evaluate.config import DecodingConfig
-from scas_hub.generate.config import GenerateConfig, RetryPolicy
+from scas_hub.generate.config import GenerateConfig, RetryPolicy, RoutingConfig
 from scas_hub.publish.config import PublishConfig
 from scas_hub.score.config import ScoringConfig
 from scas_hub.select import SelectionConfig
@@ -48,7 +48,7 @@ TAKES = {
     "train": {TrainConfig, StudentConfig, LaunchConfig},
     "evaluate": {DecodingConfig, StudentConfig},
     "ablate": {TrainConfig, DecodingConfig, StudentConfig},
-    "generate": {GenerateConfig, RetryPolicy},
+    "generate": {GenerateConfig, RetryPolicy, RoutingConfig},
     "push": {PublishConfig},
 }
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import shlex
 
-from ..generate.config import GenerateConfig, RetryPolicy
+from ..generate.config import GenerateConfig, RetryPolicy, RoutingConfig
 from .common import HelpFormatter
 from .options import add_config_flags
 
@@ -21,6 +21,8 @@ REQUEST_FLAGS = (
 )
 """The `GenerateConfig` fields `generate` takes as flags, in --help order (then the retry policy's)."""
 RETRY_FLAGS = ("retries", "backoff", "timeout")
+ROUTING_FLAGS = ("student", "probe", "keep", "verification")
+"""The `RoutingConfig` fields, as `--route-student`, `--route-probe`, `--route-keep`, `--route-verify`."""
 
 
 def run(args: argparse.Namespace) -> int:
@@ -37,8 +39,6 @@ def run(args: argparse.Namespace) -> int:
     )
     routing = None
     if args.route_student:
-        from ..generate import RoutingConfig
-
         routing = RoutingConfig(
             args.route_student,
             args.route_probe,
@@ -114,28 +114,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     add_config_flags(g, GenerateConfig, REQUEST_FLAGS)
     add_config_flags(g, RetryPolicy, RETRY_FLAGS)
-    g.add_argument(
-        "--route-student",
-        default=None,
-        metavar="STUDENT",
-        help="student-routed generation: this student scores every teacher's probe answers (default: no routing)",
-    )
-    g.add_argument(
-        "--route-probe", type=int, default=50, metavar="N", help="--route-student: questions every teacher answers"
-    )
-    g.add_argument(
-        "--route-keep",
-        type=int,
-        default=2,
-        metavar="M",
-        help="--route-student: the rest goes to the M teachers with the most SCAS picks",
-    )
-    g.add_argument(
-        "--route-verify",
-        default=None,
-        choices=["auto", "flags", "math", "trusted"],
-        help="--route-student: how probe answers are verified (default: auto)",
-    )
+    add_config_flags(g, RoutingConfig, ROUTING_FLAGS)
     add_config_flags(g, GenerateConfig, ("vllm_python",))
     add_config_flags(g, GenerateConfig, ("vllm_args",), unset=True)  # one shell-quoted string, split in `run`
     g.add_argument("--out", required=True, metavar="DIR", help="output folder; a rerun resumes it")

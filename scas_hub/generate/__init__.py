@@ -9,18 +9,16 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from .config import GenerateConfig, RetryPolicy
+from .config import GenerateConfig, RetryPolicy, RoutingConfig
 
 if TYPE_CHECKING:
     from .client import ChatClient, Completion, RequestFailed
-    from .routing import RoutingConfig
     from .run import GenerateResult, Prompt, generate, load_prompts
     from .server import VLLMServer, vllm_python
     from .teachers import Sampling, TeacherSpec, load_teachers_file, parse_teacher
 
 _MODULE_OF = {
     **dict.fromkeys(("ChatClient", "Completion", "RequestFailed"), "client"),
-    "RoutingConfig": "routing",
     **dict.fromkeys(("GenerateResult", "Prompt", "generate", "load_prompts"), "run"),
     **dict.fromkeys(("VLLMServer", "vllm_python"), "server"),
     **dict.fromkeys(("Sampling", "TeacherSpec", "load_teachers_file", "parse_teacher"), "teachers"),

@@ -1,12 +1,16 @@
 """How `generate` asks the teachers: `GenerateConfig` and its `RetryPolicy`, the one home of
 `scas-hub generate`'s request options (the CLI builds its flags from these fields).
 
-Only the standard library is imported here, so building the parser loads no HTTP client.
+`RoutingConfig` says how student-routed generation probes the teachers. Nothing heavy is imported
+here (no HTTP client, no torch), so building the parser stays fast.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
+from ..errors import ConfigError
+from ..select import SelectionConfig
 
 
 @dataclass(frozen=True)
@@ -67,3 +71,60 @@ class GenerateConfig:
     )
     """More arguments for the vLLM servers scas-hub starts (`--vllm-args` is one shell-quoted string)."""
     progress: bool = True
+
+
+@dataclass(frozen=True)
+class RoutingConfig:
+    """Student-routed generation: every teacher answers a probe, the student's SCAS picks choose
+    the teachers that answer the rest (see `generate.routing`)."""
+
+    student: str = field(
+        metadata={
+            "help": "student-routed generation: this student scores every teacher's probe answers "
+            "(default: no routing)",
+            "flag": "--route-student",
+            "dest": "route_student",
+            "metavar": "STUDENT",
+        }
+    )
+    probe: int = field(
+        default=50,
+        metadata={
+            "help": "--route-student: questions every teacher answers",
+            "flag": "--route-probe",
+            "dest": "route_probe",
+            "metavar": "N",
+        },
+    )
+    """Questions every teacher answers."""
+    keep: int = field(
+        default=2,
+        metadata={
+            "help": "--route-student: the rest goes to the M teachers with the most SCAS picks",
+            "flag": "--route-keep",
+            "dest": "route_keep",
+            "metavar": "M",
+        },
+    )
+    """Teachers that answer the rest."""
+    selection: SelectionConfig = SelectionConfig()
+    verification: str | None = field(
+        default=None,
+        metadata={
+            "help": "--route-student: how probe answers are verified (default: auto)",
+            "flag": "--route-verify",
+            "dest": "route_verify",
+            "choices": ["auto", "flags", "math", "trusted"],
+        },
+    )
+    """The probe's verification rule (`auto`, `math`, `trusted`, ...; default: the corpus's, `auto`)."""
+    dtype: str = "auto"
+    device: str | None = None
+    progress: bool = True
+
+    def check(self, n_teachers: int) -> None:
+        """Raises `ConfigError` unless the probe has questions and some, not all, teachers are kept."""
+        if self.probe < 1:
+            raise ConfigError("--route-probe must be at least 1")
+        if not 1 <= self.keep < n_teachers:
+            raise ConfigError(f"--route-keep must be between 1 and {n_teachers - 1} (there are {n_teachers} teachers)")
