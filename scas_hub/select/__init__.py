@@ -128,7 +128,7 @@ class SelectionConfig:
 
 
 SELECTION_KEYWORDS = ("strategy", "groups", "group", "seed", "lam", "small_policy", "teacher_ranking")
-"""The `SelectionConfig` fields a workflow also takes as keywords (`curate(..., strategy="argmin")`)."""
+"""The `SelectionConfig` fields `run_rounds` still takes as keywords beside `selection=` (see `selection_config`)."""
 
 
 def selection_config(selection: SelectionConfig | None = None, **keywords: Any) -> SelectionConfig:
