@@ -16,6 +16,7 @@ from scas_hub import (
     ScoringConfig,
     SelectionConfig,
     SelectionError,
+    StudentConfig,
     StudentError,
     curate,
     curate_students,
@@ -23,6 +24,7 @@ from scas_hub import (
 from scas_hub.cli import main
 from scas_hub.student.loading import student_slug
 from scas_hub.testing.corpus import synthetic_pool, write_pool
+from scas_hub.testing.models import QWEN_CHAT_TEMPLATE
 
 
 @pytest.fixture(scope="module")
@@ -128,6 +130,20 @@ def test_several_students_cli(corpus, tiny_qwen_dir, tmp_path, capsys):
     assert (out / f"scas-{student_slug(str(tiny_qwen_dir))}").is_dir() and (out / "scas-twin-tiny").is_dir()
     assert (out / "students_summary.md").read_text() in printed
     assert "| 4 | 4 | 100.0% |" in printed
+
+
+def test_each_student_is_loaded_as_its_own_config_says(corpus, tiny_qwen_dir, tmp_path):
+    twin = tmp_path / "twin-tiny"
+    twin.symlink_to(tiny_qwen_dir, target_is_directory=True)
+    run = curate_students(
+        [str(tiny_qwen_dir), StudentConfig(str(twin), dtype="bfloat16", chat_template=QWEN_CHAT_TEMPLATE)],
+        str(corpus),
+        tmp_path / "out",
+        scoring=ScoringConfig(progress=False, score_cache=False),
+    )
+    plain, twin_facts = (run.results[student_slug(s)].stats["student"] for s in (str(tiny_qwen_dir), str(twin)))
+    assert (plain["dtype"], plain["chat_template_override"]) == ("float32", False)
+    assert (twin_facts["dtype"], twin_facts["chat_template_override"]) == ("bfloat16", True)
 
 
 def test_several_students_errors(corpus, tiny_qwen_dir, tmp_path, capsys, monkeypatch):
