@@ -9,6 +9,7 @@ TEST_WORKERS ?= 2
 BIN        := $(VENV)/bin
 STAMP      := $(VENV)/.installed
 
+# the CLI's default student (scas_hub.constants.DEFAULT_STUDENT; tests/test_make_defaults.py holds them equal)
 STUDENT  ?= smollm2-135m
 SOURCE   ?=
 SUBSET   ?=
@@ -30,6 +31,9 @@ ARGS     ?=
 ROUNDS   ?=
 MAX_STEPS ?=
 DATASET  ?=
+
+# curate's folder name for the student, as `student_slug`: an alias, or a model id's or folder's last part
+STUDENT_SLUG = $(notdir $(patsubst %/,%,$(STUDENT)))
 
 SELECT_ARGS = $(if $(STRATEGY),--strategy $(STRATEGY)) $(if $(TEACHER_RANKING),--teacher-ranking $(TEACHER_RANKING)) \
 	$(if $(REPO),--push $(REPO)) $(if $(VERSION),--version $(VERSION)) $(ARGS)
@@ -70,11 +74,11 @@ curate: $(STAMP)
 	$(BIN)/scas-hub curate $(CURATE_ARGS)
 
 select: $(STAMP)
-	$(BIN)/scas-hub select --candidates $(or $(CANDIDATES),out/scas-$(STUDENT)) \
-		--out $(or $(OUT),out/scas-$(STUDENT)-$(subst /,-,$(subst :,-,$(or $(STRATEGY),scas)))) $(SELECT_ARGS)
+	$(BIN)/scas-hub select --candidates $(or $(CANDIDATES),out/scas-$(STUDENT_SLUG)) \
+		--out $(or $(OUT),out/scas-$(STUDENT_SLUG)-$(subst /,-,$(subst :,-,$(or $(STRATEGY),scas)))) $(SELECT_ARGS)
 
 train: $(STAMP)
-	$(BIN)/scas-hub train --dataset $(or $(DATASET),out/scas-$(STUDENT)) --student $(STUDENT) \
+	$(BIN)/scas-hub train --dataset $(or $(DATASET),out/scas-$(STUDENT_SLUG)) --student $(STUDENT) \
 		$(if $(OUT),--out $(OUT)) $(if $(REPO),--push $(REPO)) $(TRAIN_ARGS) $(ARGS)
 
 rounds: $(STAMP)
@@ -83,7 +87,7 @@ rounds: $(STAMP)
 		$(if $(REPO),--push $(REPO)) $(TRAIN_ARGS) $(ARGS)
 
 evaluate: $(STAMP)
-	$(BIN)/scas-hub evaluate $(EVAL_ARGS) --out $(or $(OUT),out/eval-$(notdir $(STUDENT)).json) $(ARGS)
+	$(BIN)/scas-hub evaluate $(EVAL_ARGS) --out $(or $(OUT),out/eval-$(STUDENT_SLUG).json) $(ARGS)
 
 ablate: $(STAMP)
 	$(BIN)/scas-hub ablate $(EVAL_ARGS) $(if $(STRATEGIES),--strategies $(STRATEGIES)) $(if $(SEEDS),--seeds $(SEEDS)) \

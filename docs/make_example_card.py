@@ -36,11 +36,13 @@ def main(dest: Path = HERE / "example_card") -> None:
         SCAS_HUB_SCORE_CACHE=os.environ.get("SCAS_HUB_SCORE_CACHE") or tempfile.mkdtemp(prefix="scas-example-scores-"),
     )
     with FakeHub(port=port), tempfile.TemporaryDirectory() as tmp:
-        from scas_hub import curate
+        from scas_hub import PublishConfig, SelectionConfig, curate
 
         out = Path(tmp) / "scas-smollm2-135m"
-        curate("smollm2-135m", "demo", out, push=REPO_ID)
-        curate("smollm2-135m", "demo", out, push=REPO_ID, lam=0.3)  # every score from the cache
+        curate("smollm2-135m", "demo", out, publishing=PublishConfig(push=REPO_ID))
+        curate(
+            "smollm2-135m", "demo", out, selection=SelectionConfig(lam=0.3), publishing=PublishConfig(push=REPO_ID)
+        )  # every score from the cache
         shutil.rmtree(dest, ignore_errors=True)
         dest.mkdir(parents=True)
         shutil.copy(out / "README.md", dest / "README.md")

@@ -45,7 +45,9 @@ _LAZY = {
     **dict.fromkeys(["CurateResult", "curate", "load_questions", "reselect", "score"], ".pipeline"),
     "Candidate": ".records",
     "Question": ".records",
+    "PublishConfig": ".publish.config",
     "ScoringConfig": ".score.config",
+    "StudentConfig": ".student.config",
     "StudentScorer": ".score.engine",
     "ProxyComponents": ".proxy",
     "SelectionConfig": ".select",
@@ -72,6 +74,7 @@ if TYPE_CHECKING:
     )
     from .pipeline import CurateResult, curate, load_questions, reselect, score
     from .proxy import ProxyComponents
+    from .publish.config import PublishConfig
     from .records import Candidate, Question
     from .rounds.loop import RoundsResult, run_rounds
     from .score.config import ScoringConfig
@@ -79,6 +82,7 @@ if TYPE_CHECKING:
     from .select import SelectionConfig, select
     from .several_students import StudentsResult, curate_students
     from .stats import PipelineStats
+    from .student.config import StudentConfig
     from .train import TrainConfig, TrainResult
 
 
@@ -117,6 +121,7 @@ __all__ = [
     "NoUsableCandidatesError",
     "ProxyComponents",
     "PipelineStats",
+    "PublishConfig",
     "PublishError",
     "Question",
     "ScasHubError",
@@ -124,6 +129,7 @@ __all__ = [
     "SelectionConfig",
     "SelectionError",
     "SourceError",
+    "StudentConfig",
     "StudentError",
     "StudentScorer",
     "StudentsResult",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -20,7 +20,7 @@ from .errors import PublishError, SelectionError
 from .facts import hardware, version_lines
 from .publish.card import write_card
 from .publish.card_stats import CardNumbers
-from .publish.config import PublishConfig, publish_config
+from .publish.config import PublishConfig
 from .publish.figures import write_figures
 from .publish.folder import DataFilesWriter, write_stats
 from .publish.hub import check_push_settings
@@ -38,20 +38,21 @@ from .run_record import (
     SourceFacts,
     StudentFacts,
 )
+from .score.config import ScoringConfig
 from .score.scored_table import ScoredTable
-from .select import SelectionConfig, selection_config, strongest_teacher, teacher_order
+from .select import SelectionConfig, strongest_teacher, teacher_order
 from .select.columnar import ScoredWindow, select_window
 from .slug import strategy_slug
-from .source import OpenedSource, SourceInfo, open_source, source_record
+from .source import CorpusRecipe, OpenedSource, SourceInfo, open_source, source_record
 from .source.columns import normalise_question
 from .stats import PipelineStats
+from .student.config import StudentConfig
 from .student.loading import check_student, student_slug
 from .verify import nothing_usable
 from .verify.build import open_table
 from .verify.table import CandidateTable
 
 if TYPE_CHECKING:  # the scoring modules load torch: imported where a run scores, so `select` loads none
-    from .score.engine import ScoringConfig
     from .score.runner import ScoreReport
 
 
@@ -100,7 +101,11 @@ def default_repo(repo: str, student: str, strategy: str = DEFAULT_STRATEGY) -> s
 
 
 def load_table(
-    source, subset: str | None, revision: str | None, stats: PipelineStats, verification: str | None = None
+    source: str | CorpusRecipe,
+    subset: str | None,
+    revision: str | None,
+    stats: PipelineStats,
+    verification: str | None = None,
 ) -> tuple[OpenedSource, CandidateTable]:
     """Source + verify stages: the corpus's candidate table (built on every core on first use,
     then reused), with its rows counted into `stats`.
@@ -115,7 +120,11 @@ def load_table(
 
 
 def load_questions(
-    source, subset: str | None, revision: str | None, stats: PipelineStats, verification: str | None = None
+    source: str | CorpusRecipe,
+    subset: str | None,
+    revision: str | None,
+    stats: PipelineStats,
+    verification: str | None = None,
 ) -> tuple[SourceInfo, list[Question]]:
     """Source + verify stages: candidate records grouped per question, unusable rows marked
     (every question of the candidate table as Python objects; see `load_table`)."""
@@ -124,7 +133,7 @@ def load_questions(
 
 
 def run_table(
-    source,
+    source: str | CorpusRecipe,
     subset: str | None,
     revision: str | None,
     stats: PipelineStats,
@@ -176,28 +185,29 @@ def hold_out_table(table: CandidateTable, texts: Collection[str], stats: Pipelin
 
 def score(
     questions: list[Question],
-    student: str,
+    student: str | StudentConfig,
     stats: PipelineStats,
     *,
-    dtype: str = "auto",
-    device: str | None = None,
     scoring: ScoringConfig | None = None,
-    revision: str | None = None,
-    score_cache: str | Path | bool | None = True,
 ) -> ScoreReport | None:
     """Score stage: attach proxy components to every scorable candidate, on one process or all
-    processes of an `accelerate launch`; resumes from the score cache. `None` off the main process."""
+    processes of an `accelerate launch`; resumes from the score cache (`scoring.score_cache`).
+    `None` off the main process. `student`: a name or a `StudentConfig`, as for `curate`."""
     from .score.runner import score_corpus
 
+    model = StudentConfig.of(student)
+    scoring = scoring or ScoringConfig()
+    if model.chat_template is not None:
+        scoring = replace(scoring, chat_template=model.chat_template)
     return score_corpus(
         questions,
-        student,
+        model.name,
         stats,
-        dtype=dtype,
-        device=device,
+        dtype=model.dtype,
+        device=model.device,
         scoring=scoring,
-        revision=revision,
-        score_cache=score_cache,
+        revision=model.revision,
+        score_cache=scoring.score_cache,
     )
 
 
@@ -373,49 +383,36 @@ def _write_record(
     return record
 
 
-def _strategy_of(arguments: Mapping[str, Any]) -> str:
-    """The strategy a workflow call selects with (its `selection`, else its `strategy` keyword)."""
-    selection = arguments.get("selection")
-    return (selection.strategy if selection is not None else arguments.get("strategy")) or DEFAULT_STRATEGY
+def _default_out_of(arguments: Mapping[str, Any]) -> Path:
+    """The output folder of a `curate` call that names none: from its student and strategy."""
+    selection = arguments["selection"] or SelectionConfig()
+    return default_out(StudentConfig.of(arguments["student"]).name, selection.strategy)
 
 
-@locks_output(lambda a: a["out"] or default_out(a["student"], _strategy_of(a)), check=check_out_folder)
+@locks_output(lambda a: a["out"] or _default_out_of(a), check=check_out_folder)
 def curate(
-    student: str = DEFAULT_STUDENT,
-    source: str | None = None,
+    student: str | StudentConfig = DEFAULT_STUDENT,
+    source: str | CorpusRecipe | None = None,
     out: str | Path | None = None,
     *,
     subset: str | None = None,
     source_revision: str | None = None,
-    student_revision: str | None = None,
+    verification: str | None = None,
     selection: SelectionConfig | None = None,
-    strategy: str | None = None,
-    groups: int | None = None,
-    group: int | None = None,
-    seed: int | None = None,
-    lam: float | None = None,
-    small_policy: str | None = None,
-    teacher_ranking: Sequence[str] | None = None,
+    scoring: ScoringConfig | None = None,
+    publishing: PublishConfig | None = None,
     round_number: int | None = None,
     previous_round: str | Path | None = None,
     round_training: dict[str, Any] | None = None,
-    dtype: str = "auto",
-    device: str | None = None,
-    scoring: ScoringConfig | None = None,
-    publishing: PublishConfig | None = None,
-    push: str | None = None,
-    version: str | None = None,
-    private: bool | None = None,
-    verification: str | None = None,
-    score_cache: str | Path | bool | None = True,
-    chat_template: str | Path | None = None,
     held_out: Collection[str] | None = None,
 ) -> CurateResult | None:
     """Build a student-specific SCAS dataset folder (and optionally push it).
 
     Args:
         student: alias (`scas-hub students`), Hub model id, or local model folder (e.g. the
-            checkpoint of a training round).
+            checkpoint of a training round); or a `StudentConfig` with its revision, dtype, device
+            and chat template. A chat template given there overrides `scoring.chat_template` (the
+            card records that an override was used).
         source: builder name, recipe file or `CorpusRecipe`, local folder of per-teacher files, or
             Hub dataset id; default: the demo corpus for the embedded student, the published pool
             otherwise.
@@ -423,25 +420,19 @@ def curate(
         out: output folder (default `out/scas-<student>`, `out/scas-<student>-<strategy>` for another
             strategy than `scas`), laid out as a Hub dataset repo. It must be missing, empty, or a
             previous output (which is replaced; files the tool did not write stay).
-        selection: how one answer per question is chosen; or the `SelectionConfig` fields as
-            keywords (`strategy="argmin"`, ...), not both.
-        teacher_ranking: for `strategy="strongest"`, teachers best first (default: by verified answers).
-        publishing: where the dataset is pushed (`PublishConfig`); or `push`, `version`, `private`
-            as keywords, not both.
+        selection: how one answer per question is chosen (default: `SelectionConfig()`, scas).
+        scoring: how the student runs, and its score cache (`ScoringConfig.score_cache`: reruns
+            and resumed runs score only candidates missing from it).
+        publishing: where the dataset is pushed (`PublishConfig`; default: no push). `push` takes a
+            Hub repo id, or just an org (`<org>/scas-<student>`, `-<strategy>` appended for another
+            strategy than `scas`); the commit is tagged `vN` or `version`.
         round_number: the training round this student checkpoint belongs to; round N > 1 reads round
-            N-1 from `push`'s repo (else from `previous_round`, else from `out`) and the card shows
-            every round so far.
+            N-1 from the pushed repo (else from `previous_round`, else from `out`) and the card
+            shows every round so far.
         previous_round: the folder holding round N-1, when it is not `out` (`run_rounds` keeps one
             folder per round).
         round_training: how round N-1's selection trained this checkpoint (steps, final loss,
             checkpoint, checkpoint revision); shown in round N-1's row of the rounds table.
-        push: Hub repo id, or just an org (`<org>/scas-<student>`, `-<strategy>` appended for another
-            strategy than `scas`); the commit is tagged `vN` or `version`.
-        score_cache: score cache folder (`True`: the default one, `False`: none); reruns and
-            resumed runs score only candidates missing from it.
-        chat_template: a Jinja chat template (its text, or a path to a file) to render candidates
-            with instead of the student's own (needed when its tokenizer has none); overrides
-            `scoring.chat_template`. The card records that an override was used.
         held_out: normalised question texts (`normalise_question`) kept out of the dataset, e.g. an
             eval set's questions: their rows are set aside before scoring, counted as `held_out`.
 
@@ -452,23 +443,15 @@ def curate(
         SourceError, StudentError, SelectionError, PublishError: with what to do.
     """
     started = time.perf_counter()
-    selection = selection_config(
-        selection,
-        strategy=strategy,
-        groups=groups,
-        group=group,
-        seed=seed,
-        lam=lam,
-        small_policy=small_policy,
-        teacher_ranking=teacher_ranking,
-    )
+    model = StudentConfig.of(student)
+    student = model.name
+    selection = (selection or SelectionConfig()).validate()
     strategy = selection.strategy
-    publishing = publish_config(publishing, push=push, version=version, private=private)
-    push, version, private = publishing.push, publishing.version, publishing.private
-    if chat_template is not None:
-        from .score.engine import ScoringConfig
-
-        scoring = replace(scoring or ScoringConfig(), chat_template=chat_template)
+    publishing = publishing or PublishConfig()
+    push, version = publishing.push, publishing.version
+    scoring = scoring or ScoringConfig()
+    if model.chat_template is not None:
+        scoring = replace(scoring, chat_template=model.chat_template)
     check_student(student)
     source = default_source(student) if source is None else source  # "" is refused by open_source
     out = Path(out) if out else default_out(student, strategy)
@@ -501,11 +484,11 @@ def curate(
             table,
             student,
             stats,
-            dtype=dtype,
-            device=device,
+            dtype=model.dtype,
+            device=model.device,
             scoring=scoring,
-            revision=student_revision,
-            score_cache=score_cache,
+            revision=model.revision,
+            score_cache=scoring.score_cache,
         )
     if report is None:  # not the main process: rank 0 selects, writes and publishes
         return None
@@ -521,11 +504,11 @@ def curate(
         started=started,
         repo_id=repo_id,
         version=version,
-        private=private,
+        private=publishing.private,
         verified=verified,
         rounds=rounds,
         report=report,
-        repo_from_org=bool(push) and "/" not in push,
+        repo_from_org=bool(push and "/" not in push),
     )
 
 
@@ -536,17 +519,7 @@ def reselect(
     *,
     revision: str | None = None,
     selection: SelectionConfig | None = None,
-    strategy: str | None = None,
-    groups: int | None = None,
-    group: int | None = None,
-    seed: int | None = None,
-    lam: float | None = None,
-    small_policy: str | None = None,
-    teacher_ranking: Sequence[str] | None = None,
     publishing: PublishConfig | None = None,
-    push: str | None = None,
-    version: str | None = None,
-    private: bool | None = None,
 ) -> CurateResult:
     """Select again from a published dataset's scores: no model is loaded.
 
@@ -555,8 +528,10 @@ def reselect(
         out: the new output folder (card included): missing, empty, or a previous output; never
             `candidates` itself, a folder inside it or around it.
         revision: Hub revision (tag `vN`, branch or commit) of `candidates`; default: main.
-        push: Hub repo id, or an org: `<org>/scas-<student>-<strategy>` (`<org>/scas-<student>` for
-            `scas`), so an ablation never becomes a version of the student's real dataset.
+        selection: how one answer per question is chosen (default: `SelectionConfig()`, scas).
+        publishing: where the dataset is pushed (default: no push). `push` takes a Hub repo id, or
+            an org: `<org>/scas-<student>-<strategy>` (`<org>/scas-<student>` for `scas`), so an
+            ablation never becomes a version of the student's real dataset.
 
     Rows set aside before scoring are not in the `candidates` config: their counts (and questions
     left without a scored candidate) are carried forward from the source's `selection_stats.json`.
@@ -565,18 +540,9 @@ def reselect(
         SourceError, CorpusFormatError, SelectionError, PublishError: with what to do.
     """
     started = time.perf_counter()
-    selection = selection_config(
-        selection,
-        strategy=strategy,
-        groups=groups,
-        group=group,
-        seed=seed,
-        lam=lam,
-        small_policy=small_policy,
-        teacher_ranking=teacher_ranking,
-    )
+    selection = (selection or SelectionConfig()).validate()
     strategy = selection.strategy
-    publishing = publish_config(publishing, push=push, version=version, private=private)
+    publishing = publishing or PublishConfig()
     push, version, private = publishing.push, publishing.version, publishing.private
     if Path(candidates).expanduser().exists():
         check_apart(out, candidates, what="--candidates")
@@ -602,5 +568,5 @@ def reselect(
         private=private,
         verified=published.verified_answers(),
         scores_from=published.origin,
-        repo_from_org=bool(push) and "/" not in push,
+        repo_from_org=bool(push and "/" not in push),
     )

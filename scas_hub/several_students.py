@@ -13,15 +13,16 @@ from typing import Any
 from .constants import DEFAULT_STUDENT
 from .errors import PublishError, StudentError
 from .pipeline import CurateResult, dataset_name, default_repo, publish, run_table, source_record
-from .publish.config import PublishConfig, publish_config
+from .publish.config import PublishConfig
 from .publish.hub import check_push_settings
 from .publish.output import check_out_folder
 from .publish.summary import check_summary_writable, students_summary, summary_markdown, write_summary
-from .score.engine import ScoringConfig
+from .score.config import ScoringConfig
 from .score.runner import score_table
 from .score.scored_table import ScoredTable
-from .select import SelectionConfig, selection_config
+from .select import SelectionConfig
 from .stats import PipelineStats
+from .student.config import StudentConfig
 from .student.loading import check_student, student_slug
 from .verify import nothing_usable
 
@@ -41,30 +42,16 @@ class StudentsResult:
 
 
 def curate_students(
-    students: Sequence[str],
+    students: Sequence[str | StudentConfig],
     source: str | None = None,
     out: str | Path | None = None,
     *,
     subset: str | None = None,
     source_revision: str | None = None,
+    verification: str | None = None,
     selection: SelectionConfig | None = None,
-    strategy: str | None = None,
-    groups: int | None = None,
-    group: int | None = None,
-    seed: int | None = None,
-    lam: float | None = None,
-    small_policy: str | None = None,
-    teacher_ranking: Sequence[str] | None = None,
-    dtype: str = "auto",
-    device: str | None = None,
     scoring: ScoringConfig | None = None,
     publishing: PublishConfig | None = None,
-    push: str | None = None,
-    version: str | None = None,
-    private: bool | None = None,
-    verification: str | None = None,
-    score_cache: str | Path | bool | None = True,
-    chat_template: str | Path | None = None,
 ) -> StudentsResult | None:
     """Score one corpus with several students: one dataset per student, and a comparison.
 
@@ -75,9 +62,11 @@ def curate_students(
     selected answer.
 
     Args:
-        students: aliases, Hub model ids or local folders (their short names must differ).
+        students: aliases, Hub model ids or local folders, or `StudentConfig`s (their short names
+            must differ); a student's chat template overrides `scoring.chat_template` for it.
         out: parent folder (default `out`).
-        push: an org; student S goes to `<org>/scas-<S>` (`-<strategy>` appended as for the folders).
+        publishing: `push` takes an org; student S goes to `<org>/scas-<S>` (`-<strategy>` appended
+            as for the folders).
         Other arguments: as in `curate`.
 
     Returns:
@@ -86,49 +75,49 @@ def curate_students(
     Raises:
         SourceError, StudentError, SelectionError, PublishError: with what to do.
     """
-    if chat_template is not None:  # one template for every student (read once)
-        scoring = replace(scoring or ScoringConfig(), chat_template=chat_template)
-    publishing = publish_config(publishing, push=push, version=version, private=private)
+    models = [StudentConfig.of(s) for s in students]
+    names = [model.name for model in models]
+    scoring = scoring or ScoringConfig()
+    publishing = publishing or PublishConfig()
     push, version, private = publishing.push, publishing.version, publishing.private
-    slugs = [student_slug(s) for s in students]
+    slugs = [student_slug(s) for s in names]
     if not students or len(set(slugs)) != len(slugs):
         raise StudentError(f"several students need distinct names for their datasets, got {', '.join(slugs)}")
-    for s in students:
+    for s in names:
         check_student(s)
     if push and "/" in push:
         raise PublishError(
             f"with several students --push takes an org (each dataset goes to <org>/scas-<student>), not {push!r}"
         )
-    selection = selection_config(
-        selection,
-        strategy=strategy,
-        groups=groups,
-        group=group,
-        seed=seed,
-        lam=lam,
-        small_policy=small_policy,
-        teacher_ranking=teacher_ranking,
-    )
+    selection = (selection or SelectionConfig()).validate()
     strategy = selection.strategy
     if source is None:  # "" is refused by open_source, never taken for the default
-        source = "demo" if all(s == DEFAULT_STUDENT for s in students) else "scas_pool"
+        source = "demo" if all(s == DEFAULT_STUDENT for s in names) else "scas_pool"
     parent = Path(out) if out else Path("out")
-    folders = {s: parent / dataset_name(s, strategy) for s in students}
+    folders = {s: parent / dataset_name(s, strategy) for s in names}
     for folder in folders.values():  # before any work
         check_out_folder(folder)
     check_summary_writable(parent)
-    for s in students:  # each student's repo name and the tag, before any work
+    for s in names:  # each student's repo name and the tag, before any work
         check_push_settings(push, default_repo(push, s, strategy) if push else None, version)
 
     corpus_stats = PipelineStats()
     opened, table, verified = run_table(source, subset, source_revision, corpus_stats, verification, selection)
     results: dict[str, CurateResult] = {}
-    for student, slug in zip(students, slugs, strict=True):
+    for model, slug in zip(models, slugs, strict=True):
+        student = model.name
         started = time.perf_counter()
         stats = copy.deepcopy(corpus_stats)  # each student counts afresh from the verified corpus
         with stats.stage("score"):
             report = score_table(
-                table, student, stats, dtype=dtype, device=device, scoring=scoring, score_cache=score_cache
+                table,
+                student,
+                stats,
+                dtype=model.dtype,
+                device=model.device,
+                scoring=scoring if model.chat_template is None else replace(scoring, chat_template=model.chat_template),
+                revision=model.revision,
+                score_cache=scoring.score_cache,
             )
         if report is None:  # not the main process: rank 0 publishes
             continue

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from scas_hub import ScoringConfig, curate
+from scas_hub import ScoringConfig, SelectionConfig, curate
 from scas_hub.testing.corpus import synthetic_pool, write_pool
 
 PACKAGE = Path(__file__).resolve().parent.parent / "scas_hub"
@@ -103,7 +103,9 @@ def published(tiny_qwen_dir, tmp_path_factory) -> Path:
         synthetic_pool(4, teachers=3, max_words=30, seed=3, subset="mini"), tmp_path_factory.mktemp("corpus")
     )
     out = tmp_path_factory.mktemp("published") / "scas-tiny"
-    curate(str(tiny_qwen_dir), str(corpus), out, seed=7, scoring=ScoringConfig(progress=False))
+    curate(
+        str(tiny_qwen_dir), str(corpus), out, scoring=ScoringConfig(progress=False), selection=SelectionConfig(seed=7)
+    )
     return out
 
 

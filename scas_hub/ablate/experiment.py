@@ -36,6 +36,7 @@ from ..run_record import RunRecord
 from ..score.engine import ScoringConfig
 from ..select import SelectionConfig
 from ..source import OpenedSource, open_source
+from ..student.config import StudentConfig
 from ..student.loading import check_student, resolve_student
 from ..train.config import TrainConfig
 from .arms import BASELINE, ArmResult, arm_path, read_arm, strategy_slug, train_arm, write_arm
@@ -341,21 +342,23 @@ def _build_datasets(plan: AblationPlan, needed: set[tuple[str, int]]) -> None:
     scored = plan.dataset(first)
     if not (scored / "README.md").exists():  # the card is written last
         curate(
-            plan.student,
+            StudentConfig(plan.student, revision=plan.student_revision),
             plan.source,
             scored,
             subset=plan.subset,
             source_revision=plan.source_revision,
-            student_revision=plan.student_revision,
-            strategy=first,
-            seed=plan.selection_seed,
+            selection=SelectionConfig(strategy=first, seed=plan.selection_seed),
             scoring=ScoringConfig(progress=plan.progress, max_length=plan.train_config.max_length),
             held_out=plan.overlap.texts if plan.exclude_overlap else None,
         )
     for strategy, k in sorted(needed, key=lambda n: (plan.strategies.index(n[0]), n[1])):
         folder = plan.dataset(strategy, k)
         if not (folder / "README.md").exists():
-            reselect(scored, folder, strategy=strategy, seed=selection_seed_of(strategy, k, plan.selection_seed))
+            reselect(
+                scored,
+                folder,
+                selection=SelectionConfig(strategy, seed=selection_seed_of(strategy, k, plan.selection_seed)),
+            )
 
 
 def _dataset_facts(folder: Path) -> dict[str, Any] | None:

@@ -4,8 +4,17 @@ from __future__ import annotations
 
 import argparse
 
-from ..constants import DEFAULT_SEED, DEFAULT_STUDENT
-from .common import HelpFormatter, add_eval_args, add_train_args, decoding, print_cut, split_list, train_config
+from ..constants import DEFAULT_SEED
+from .common import (
+    HelpFormatter,
+    add_eval_args,
+    add_student_args,
+    add_train_args,
+    decoding,
+    print_cut,
+    split_list,
+    train_config,
+)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -67,13 +76,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         formatter_class=HelpFormatter,
         help="train one student per selection strategy and compare them on held-out questions",
     )
-    a.add_argument("--student", default=DEFAULT_STUDENT, help="alias, Hub model id or local folder")
-    a.add_argument(
-        "--student-revision",
-        default=None,
-        metavar="REV",
-        help="Hub revision of the student: tag, branch or commit (default: main)",
-    )
+    add_student_args(a, ("name", "revision"))
     a.add_argument(
         "--strategies",
         action="append",

@@ -4,9 +4,72 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from ..constants import DEFAULT_SEED
+from ..score.config import ScoringConfig
+from ..student.config import StudentConfig
 from .options import add_config_flags
+
+if TYPE_CHECKING:
+    from ..evaluate.config import DecodingConfig
+    from ..pipeline import CurateResult
+    from ..publish.config import PublishConfig
+    from ..select import SelectionConfig
+    from ..train.config import TrainConfig
+
+MAX_PROCESSES = 1024
+"""Most `--num-processes`: more ranks than any one machine holds devices or cores."""
+
+
+@dataclass(frozen=True)
+class LaunchConfig:
+    """How a command runs: on this process, or on N that it starts under `accelerate launch`."""
+
+    num_processes: int = field(
+        default=1,
+        metadata={
+            "help": "score on N processes via `accelerate launch` (one per GPU; CPU ranks use gloo)",
+            "metavar": "N",
+            "range": (1, MAX_PROCESSES),
+        },
+    )
+
+
+def add_launch_args(group: argparse._ActionsContainer, help_text: str | None = None) -> None:
+    """`--num-processes` (`LaunchConfig`); `help_text` says what the processes do, where it is not scoring."""
+    add_config_flags(group, LaunchConfig, ("num_processes",), helps={"num_processes": help_text} if help_text else None)
+
+
+def add_student_args(group: argparse._ActionsContainer, names: tuple[str, ...], **overrides: Any) -> None:
+    """The `StudentConfig` flags `names` (`--student`, `--student-revision`, `--dtype`, ...); `overrides`
+    as for `add_config_flags` (a command's own help where the flag means more there)."""
+    add_config_flags(group, StudentConfig, names, **overrides)
+
+
+def student_config(args: argparse.Namespace, name: str) -> StudentConfig:
+    """The `StudentConfig` of student `name` from the student flags (`curate`)."""
+    return StudentConfig(
+        name,
+        revision=args.student_revision,
+        dtype=args.dtype,
+        device=args.device,
+        chat_template=Path(args.chat_template) if args.chat_template else None,
+    )
+
+
+def add_score_cache_args(group: argparse._ActionsContainer) -> None:
+    """`--score-cache DIR` (`ScoringConfig.score_cache`; unset: the default folder) and `--no-score-cache`."""
+    add_config_flags(group, ScoringConfig, ("score_cache",), unset=True)
+    group.add_argument("--no-score-cache", action="store_true", help="score everything, write no cache")
+
+
+def score_cache(args: argparse.Namespace) -> str | bool:
+    """`ScoringConfig.score_cache` from `--score-cache` / `--no-score-cache`."""
+    return False if args.no_score_cache else (args.score_cache or True)
+
 
 SELECTION_FLAGS = ("strategy", "groups", "group", "seed", "lam", "small_policy", "teacher_ranking")
 """The `SelectionConfig` fields `curate`, `select` and `rounds` take as flags, in --help order."""
@@ -17,14 +80,14 @@ def split_list(values: list[str] | None) -> list[str]:
     return [v.strip() for value in values or [] for v in value.split(",") if v.strip()]
 
 
-def selection_config(args: argparse.Namespace):
+def selection_config(args: argparse.Namespace) -> SelectionConfig:
     """The `SelectionConfig` the selection flags make."""
     from ..select import SelectionConfig
 
     return SelectionConfig(**selection_kwargs(args))
 
 
-def publish_config(args: argparse.Namespace):
+def publish_config(args: argparse.Namespace) -> PublishConfig:
     """The `PublishConfig` the --push, --version and --private flags make."""
     from ..publish.config import PublishConfig
 
@@ -38,7 +101,7 @@ def selection_kwargs(args: argparse.Namespace) -> dict:
     return values
 
 
-def print_result(result) -> None:
+def print_result(result: CurateResult) -> None:
     from ..report import drop_warning, set_aside_table
 
     s = result.stats
@@ -58,7 +121,7 @@ def print_result(result) -> None:
         print(f"scas-hub: warning: {warning}", file=sys.stderr)
 
 
-def print_load_line(target) -> None:
+def print_load_line(target: str | Path) -> None:
     print("Load it with:\n")
     print("    from datasets import load_dataset")
     print(f'    ds = load_dataset("{target}")')
@@ -87,7 +150,7 @@ def add_decoding_args(
     )
 
 
-def decoding(args: argparse.Namespace):
+def decoding(args: argparse.Namespace) -> DecodingConfig:
     from ..evaluate import DecodingConfig
 
     return DecodingConfig(
@@ -140,9 +203,7 @@ def add_eval_args(
     )
     p.add_argument("--sample-seed", type=int, default=DEFAULT_SEED, help="seed of the --limit draw")
     add_decoding_args(p, batch_flag=batch_flag)
-    p.add_argument(
-        "--device", default=None, help="torch device, e.g. cpu, cuda, cuda:1 (default: cuda if available, else cpu)"
-    )
+    add_student_args(p, ("device",))
     p.add_argument("--system-prompt", default=None, metavar="TEXT", help=system_prompt_help)
     p.add_argument("--no-progress", action="store_true", help="draw no progress bars")
 
@@ -185,7 +246,7 @@ def relaunch(num_processes: int) -> int:
     return subprocess.call(cmd, env=env)
 
 
-def train_config(args: argparse.Namespace):
+def train_config(args: argparse.Namespace) -> TrainConfig:
     """`TrainConfig` from the training flags; unset flags keep the reference recipe's defaults."""
     import os
 
@@ -255,13 +316,14 @@ def add_train_args(p: argparse.ArgumentParser, seed_flag: str = "--seed") -> Non
         dests={"seed": "train_seed"},
         flags={"seed": seed_flag},
     )
-    g.add_argument(
-        "--chat-template",
-        default=None,
-        metavar="FILE",
-        help="Jinja chat template to render with instead of the student's own, as the dataset was "
-        "scored with it; saved with the checkpoints (default: the student's)",
-    )
+    # training renders the dataset's rows: its own words for what the template does there
+    add_student_args(g, ("chat_template",), helps={"chat_template": TRAIN_CHAT_TEMPLATE_HELP})
+
+
+TRAIN_CHAT_TEMPLATE_HELP = (
+    "Jinja chat template to render with instead of the student's own, as the dataset was "
+    "scored with it; saved with the checkpoints (default: the student's)"
+)
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -272,11 +334,7 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         text = action.help or ""
         if "default" in text or action.default in (None, False, argparse.SUPPRESS) or not action.option_strings:
             return text
-        return super()._get_help_string(action)
-
-
-MAX_PROCESSES = 1024
-"""Most `--num-processes`: more ranks than any one machine holds devices or cores."""
+        return super()._get_help_string(action) or text
 
 
 def add_selection_args(parser: argparse.ArgumentParser) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .common import HelpFormatter, add_eval_args, decoding, print_cut
+from .common import HelpFormatter, add_eval_args, add_student_args, decoding, print_cut
 
 
 def run(args: argparse.Namespace) -> int:
@@ -56,19 +56,16 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="greedy answers of a student to held-out questions, checked with math-verify",
     )
     e.add_argument("--student", required=True, help="alias, Hub model id or local folder (e.g. a checkpoint)")
-    e.add_argument(
-        "--student-revision",
-        default=None,
-        metavar="REV",
-        help="Hub revision of the student: tag, branch or commit (default: main)",
-    )
+    add_student_args(e, ("revision",))
     add_eval_args(e, subset_flags=("--subset",), batch_flag="--batch-size")
-    e.add_argument(
-        "--chat-template",
-        default=None,
-        metavar="FILE",
-        help="Jinja chat template to render prompts with (default: the student's own; a checkpoint's is "
-        "the one its dataset was scored with); its SHA-256 is recorded",
+    # evaluation renders prompts and records the template's hash: its own words
+    add_student_args(
+        e,
+        ("chat_template",),
+        helps={
+            "chat_template": "Jinja chat template to render prompts with (default: the student's own; a "
+            "checkpoint's is the one its dataset was scored with); its SHA-256 is recorded"
+        },
     )
     e.add_argument(
         "--no-reference-nll",

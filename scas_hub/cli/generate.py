@@ -5,33 +5,40 @@ from __future__ import annotations
 import argparse
 import shlex
 
+from ..generate.config import GenerateConfig, RetryPolicy, RoutingConfig
 from .common import HelpFormatter
+from .options import add_config_flags
+
+REQUEST_FLAGS = (
+    "samples",
+    "max_tokens",
+    "temperature",
+    "top_p",
+    "seed",
+    "system_prompt",
+    "api_key_env",
+    "concurrency",
+)
+"""The `GenerateConfig` fields `generate` takes as flags, in --help order (then the retry policy's)."""
+RETRY_FLAGS = ("retries", "backoff", "timeout")
+ROUTING_FLAGS = ("student", "probe", "keep", "verification")
+"""The `RoutingConfig` fields, as `--route-student`, `--route-probe`, `--route-keep`, `--route-verify`."""
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..generate import GenerateConfig, RetryPolicy, generate, load_teachers_file, parse_teacher
+    from ..generate import generate, load_teachers_file, parse_teacher
 
     teachers = [parse_teacher(t) for t in args.teacher or []]
     for path in args.teachers or []:
         teachers += load_teachers_file(path)
     config = GenerateConfig(
-        samples=args.samples,
-        max_tokens=args.max_tokens,
-        temperature=args.temperature,
-        top_p=args.top_p,
-        seed=args.seed,
-        system_prompt=args.system_prompt,
-        concurrency=args.concurrency,
-        api_key_env=args.api_key_env,
-        retry=RetryPolicy(retries=args.retries, backoff=args.backoff, timeout=args.timeout),
-        vllm_python=args.vllm_python,
+        **{name: getattr(args, name) for name in (*REQUEST_FLAGS, "vllm_python")},
+        retry=RetryPolicy(**{name: getattr(args, name) for name in RETRY_FLAGS}),
         vllm_args=tuple(shlex.split(args.vllm_args or "")),
         progress=not args.no_progress,
     )
     routing = None
     if args.route_student:
-        from ..generate import RoutingConfig
-
         routing = RoutingConfig(
             args.route_student,
             args.route_probe,
@@ -105,62 +112,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="FILE",
         help="YAML or JSON file listing teachers (name, spec or model/endpoint, settings; default: none)",
     )
-    g.add_argument("--samples", type=int, default=1, metavar="K", help="answers per teacher and question")
-    g.add_argument("--max-tokens", type=int, default=1024, help="most tokens per answer")
-    g.add_argument("--temperature", type=float, default=None, help="default: the server's")
-    g.add_argument("--top-p", type=float, default=None, help="default: the server's")
-    g.add_argument("--seed", type=int, default=None, help="sample k is requested with seed S + k (default: none)")
-    g.add_argument(
-        "--system-prompt",
-        default=None,
-        metavar="TEXT",
-        help="for teachers without their own system (default: the question's own, else the default one)",
-    )
-    g.add_argument(
-        "--api-key-env",
-        default=None,
-        metavar="NAME",
-        help="environment variable holding the endpoints' API key, never written anywhere (default: no key)",
-    )
-    g.add_argument("--concurrency", type=int, default=8, help="requests in flight at once")
-    g.add_argument("--retries", type=int, default=4, help="tries after the first on 429, 5xx, timeouts, drops")
-    g.add_argument("--backoff", type=float, default=1.0, help="seconds before the first retry (doubled each time)")
-    g.add_argument("--timeout", type=float, default=600.0, help="seconds one request may take")
-    g.add_argument(
-        "--route-student",
-        default=None,
-        metavar="STUDENT",
-        help="student-routed generation: this student scores every teacher's probe answers (default: no routing)",
-    )
-    g.add_argument(
-        "--route-probe", type=int, default=50, metavar="N", help="--route-student: questions every teacher answers"
-    )
-    g.add_argument(
-        "--route-keep",
-        type=int,
-        default=2,
-        metavar="M",
-        help="--route-student: the rest goes to the M teachers with the most SCAS picks",
-    )
-    g.add_argument(
-        "--route-verify",
-        default=None,
-        choices=["auto", "flags", "math", "trusted"],
-        help="--route-student: how probe answers are verified (default: auto)",
-    )
-    g.add_argument(
-        "--vllm-python",
-        default=None,
-        metavar="PATH",
-        help="python of the vLLM environment (default: $SCAS_HUB_VLLM_PYTHON, else .venv-vllm)",
-    )
-    g.add_argument(
-        "--vllm-args",
-        default=None,
-        metavar="'ARGS'",
-        help="more arguments for the vLLM servers scas-hub starts, e.g. "
-        "--vllm-args='--enforce-eager --dtype float32' (default: none)",
-    )
+    add_config_flags(g, GenerateConfig, REQUEST_FLAGS)
+    add_config_flags(g, RetryPolicy, RETRY_FLAGS)
+    add_config_flags(g, RoutingConfig, ROUTING_FLAGS)
+    add_config_flags(g, GenerateConfig, ("vllm_python",))
+    add_config_flags(g, GenerateConfig, ("vllm_args",), unset=True)  # one shell-quoted string, split in `run`
     g.add_argument("--out", required=True, metavar="DIR", help="output folder; a rerun resumes it")
     g.add_argument(
         "--push", default=None, metavar="REPO_ID", help="upload the corpus to this Hub dataset repo (default: no push)"

@@ -5,6 +5,8 @@ A config field declares its flag in `dataclasses.field(metadata=...)`, as TRL's 
 - `help`: the flag's help; `{default}` in it is replaced by the field's default, written as a
   user types it (so the default is stated once, in the field);
 - `flag`: the flag's name when it is not `--<field-name>` (e.g. `--lambda` for `lam`);
+- `dest`: the argparse dest when it is not the field's name (e.g. `student_revision` for a
+  `StudentConfig.revision`, beside a command's own `--revision`);
 - `metavar`, `choices`: as for argparse; `range`: `(low, high)` for an integer in that range;
 - `negatable`: a bool flag with its `--no-` form (else a bool is a plain switch);
 - `append`: a repeatable flag whose values are comma lists (`--x a,b --x c`).
@@ -18,13 +20,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 _TYPES: dict[str, type] = {"int": int, "float": float, "str": str}
 
 
-def int_in(low: int, high: int):
+def int_in(low: int, high: int) -> Callable[[str], int]:
     """argparse type: an integer in `[low, high]` (a huge number is a typo, and would overflow later)."""
 
     def integer(text: str) -> int:
@@ -72,9 +74,14 @@ def help_of(f: dataclasses.Field) -> str:
     return f.metadata["help"].replace("{default}", show_default(field_default(f)))
 
 
-def _value_type(annotation: str) -> type | None:
+def _value_type(annotation: object) -> type | None:
     parts = {p.strip() for p in str(annotation).split("|")} - {"None"}
     return _TYPES.get(next(iter(parts))) if len(parts) == 1 else None
+
+
+def _is_bool(annotation: object) -> bool:
+    """`bool` or `bool | None`: a switch (a path-or-bool field such as `score_cache` takes a value)."""
+    return {p.strip() for p in str(annotation).split("|")} - {"None"} == {"bool"}
 
 
 def add_config_flags(
@@ -100,9 +107,12 @@ def add_config_flags(
         f = config_field(config, name)
         meta = f.metadata
         default = None if unset else field_default(f)
-        kwargs: dict[str, Any] = {"dest": (dests or {}).get(name, name), "help": (helps or {}).get(name) or help_of(f)}
+        kwargs: dict[str, Any] = {
+            "dest": (dests or {}).get(name) or meta.get("dest", name),
+            "help": (helps or {}).get(name) or help_of(f),
+        }
         value_type = _value_type(f.type)
-        if "bool" in str(f.type):
+        if _is_bool(f.type):
             if meta.get("negatable"):  # --x / --no-x
                 kwargs.update(action=argparse.BooleanOptionalAction, default=default)
             else:
@@ -118,7 +128,7 @@ def add_config_flags(
         for key in ("metavar", "choices"):
             if key in meta:
                 kwargs[key] = meta[key]
-        if name in (choices or {}):
+        if choices and name in choices:
             kwargs["choices"] = list(choices[name])
         action = group.add_argument((flags or {}).get(name) or flag_of(f), **kwargs)
-        action.config_field = (config, name, unset)  # what tests hold the flag to
+        action.config_field = (config, name, unset)  # type: ignore[attr-defined]  # what tests hold the flag to

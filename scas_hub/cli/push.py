@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 
+from ..publish.config import PublishConfig
 from .common import HelpFormatter, add_runtime_args
+from .options import add_config_flags
 
 
 def run(args: argparse.Namespace) -> int:
@@ -26,7 +28,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("folder", help="an output folder of `curate` or `select`")
     p.add_argument("repo_id", help="the Hub dataset repo (org/name); created if missing")
     pub = p.add_argument_group("publishing")
-    pub.add_argument("--version", default=None, metavar="TAG", help="tag of the pushed commit (default: the next vN)")
-    pub.add_argument("--private", action="store_true", help="create the Hub repo private")
+    add_config_flags(pub, PublishConfig, ("version", "private"))
     add_runtime_args(p)
     p.set_defaults(func=run)

@@ -5,14 +5,16 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..constants import DEFAULT_SEED, DEFAULT_STUDENT
+from ..constants import DEFAULT_SEED
 from .common import (
     DECODING_FLAGS,
-    MAX_PROCESSES,
     HelpFormatter,
     add_decoding_args,
+    add_launch_args,
     add_runtime_args,
+    add_score_cache_args,
     add_selection_args,
+    add_student_args,
     add_train_args,
     decoding,
     launched_by_accelerate,
@@ -21,7 +23,7 @@ from .common import (
     selection_config,
     train_config,
 )
-from .options import add_config_flags, int_in
+from .options import add_config_flags
 
 
 def run(args: argparse.Namespace) -> int:
@@ -90,31 +92,31 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="the corpus, as for `curate` (default: demo for the embedded student, scas_pool otherwise)",
     )
     src.add_argument("--subset", default=None, help="subset(s) of the source (default: the recipe's default)")
-    src.add_argument("--student", default=DEFAULT_STUDENT, help="the base student: alias, Hub model id or folder")
-    src.add_argument(
-        "--student-revision", default=None, metavar="REV", help="Hub revision of the base student (default: main)"
+    # the loop's student is the base of every round, and it trains too: its own words
+    add_student_args(
+        src,
+        ("name", "revision"),
+        helps={
+            "name": "the base student: alias, Hub model id or folder",
+            "revision": "Hub revision of the base student (default: main)",
+        },
     )
     src.add_argument("--rounds", type=int, default=3, metavar="N", help="rounds to run (or to complete)")
-    src.add_argument(
-        "--dtype",
-        default="auto",
-        choices=["auto", "float32", "bfloat16", "float16"],
-        help="the dtype the scorer runs the student in; auto = bfloat16 on CUDA, float32 otherwise",
+    add_student_args(
+        src,
+        ("dtype", "device"),
+        helps={
+            "dtype": "the dtype the scorer runs the student in; auto = bfloat16 on CUDA, float32 otherwise",
+            "device": "torch device for scoring (default: cuda if available)",
+        },
     )
-    src.add_argument("--device", default=None, help="torch device for scoring (default: cuda if available)")
     add_config_flags(
         src,
         ScoringConfig,
         ("token_budget",),
         helps={"token_budget": "tokens per scoring forward pass (default: 4096 on CPU, 16384 on GPU)"},
     )
-    src.add_argument(
-        "--score-cache",
-        default=None,
-        metavar="DIR",
-        help="score cache / resume folder (default: under $SCAS_HUB_CACHE or $HF_HOME/scas_hub)",
-    )
-    src.add_argument("--no-score-cache", action="store_true", help="score everything, write no cache")
+    add_score_cache_args(src)
     add_config_flags(
         src,
         ScoringConfig,
@@ -176,12 +178,5 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="Hub model repo every trained checkpoint is pushed to (default: no push)",
     )
     pub.add_argument("--private", action="store_true", help="create the Hub repos private")
-    rt = add_runtime_args(o)
-    rt.add_argument(
-        "--num-processes",
-        type=int_in(1, MAX_PROCESSES),
-        default=1,
-        metavar="N",
-        help="score and train on N processes via `accelerate launch` (one per GPU)",
-    )
+    add_launch_args(add_runtime_args(o), "score and train on N processes via `accelerate launch` (one per GPU)")
     o.set_defaults(func=run)

@@ -5,17 +5,16 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..constants import DEFAULT_STUDENT
 from .common import (
-    MAX_PROCESSES,
     HelpFormatter,
+    add_launch_args,
     add_runtime_args,
+    add_student_args,
     add_train_args,
     launched_by_accelerate,
     relaunch,
     train_config,
 )
-from .options import int_in
 
 
 def run(args: argparse.Namespace) -> int:
@@ -63,10 +62,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="REV",
         help="Hub revision of --dataset: a tag (v1, ...), branch or commit (default: main)",
     )
-    src.add_argument("--student", default=DEFAULT_STUDENT, help="alias, Hub model id or local folder")
-    src.add_argument(
-        "--student-revision", default=None, metavar="REV", help="Hub revision of the student (default: main)"
-    )
+    add_student_args(src, ("name", "revision"), helps={"revision": "Hub revision of the student (default: main)"})
     add_train_args(t)
     pub = t.add_argument_group("output & publishing")
     pub.add_argument(
@@ -79,12 +75,5 @@ def register(sub: argparse._SubParsersAction) -> None:
     pub.add_argument(
         "--keep-checkpoints", action="store_true", help="keep the Trainer checkpoints (optimizer state) after the run"
     )
-    rt = add_runtime_args(t)
-    rt.add_argument(
-        "--num-processes",
-        type=int_in(1, MAX_PROCESSES),
-        default=1,
-        metavar="N",
-        help="train on N processes via `accelerate launch` (one per GPU)",
-    )
+    add_launch_args(add_runtime_args(t), "train on N processes via `accelerate launch` (one per GPU)")
     t.set_defaults(func=run)

@@ -15,6 +15,8 @@ from typing import Any
 
 import httpx2 as httpx
 
+from .config import RetryPolicy
+
 RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
 
 
@@ -34,17 +36,6 @@ class Completion:
     finish_reason: str | None
     prompt_tokens: int | None
     completion_tokens: int | None
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    retries: int = 4
-    """Tries after the first one."""
-    backoff: float = 1.0
-    """Seconds before the first retry; doubled each time."""
-    max_backoff: float = 30.0
-    timeout: float = 600.0
-    """Seconds a request may take (read timeout)."""
 
 
 class ChatClient:

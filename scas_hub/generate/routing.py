@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import math
 from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,30 +24,10 @@ from ..errors import ConfigError
 from ..records import Candidate, Question
 from ..select import SelectionConfig, select
 from ..stats import PipelineStats
+from .config import RoutingConfig
 from .teachers import TeacherSpec
 
 ROUTING_FILE = "routing.json"
-
-
-@dataclass(frozen=True)
-class RoutingConfig:
-    student: str
-    probe: int
-    """Questions every teacher answers."""
-    keep: int
-    """Teachers that answer the rest."""
-    selection: SelectionConfig = SelectionConfig()
-    verification: str | None = None
-    """The probe's verification rule (`auto`, `math`, `trusted`, ...; default: the corpus's, `auto`)."""
-    dtype: str = "auto"
-    device: str | None = None
-    progress: bool = True
-
-    def check(self, n_teachers: int) -> None:
-        if self.probe < 1:
-            raise ConfigError("--route-probe must be at least 1")
-        if not 1 <= self.keep < n_teachers:
-            raise ConfigError(f"--route-keep must be between 1 and {n_teachers - 1} (there are {n_teachers} teachers)")
 
 
 def _pick_id(c: Candidate) -> tuple[str, int]:
@@ -113,14 +92,13 @@ def route(
     stats = PipelineStats()
     _, questions = load_questions(str(out), None, None, stats, config.verification)
     questions = [q for q in questions if q.question_id in probe_ids]
-    from ..score.engine import ScoringConfig
+    from ..score.config import ScoringConfig
+    from ..student.config import StudentConfig
 
     score(
         questions,
-        config.student,
+        StudentConfig(config.student, dtype=config.dtype, device=config.device),
         stats,
-        dtype=config.dtype,
-        device=config.device,
         scoring=ScoringConfig(progress=config.progress),
     )
     if not any(q.scored for q in questions):

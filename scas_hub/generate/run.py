@@ -26,7 +26,8 @@ from ..atomic import write_text_atomic
 from ..constants import DEFAULT_SYSTEM_PROMPT
 from ..errors import ConfigError
 from ..progress import progress_bars_enabled
-from .client import ChatClient, Completion, RequestFailed, RetryPolicy
+from .client import ChatClient, Completion, RequestFailed
+from .config import GenerateConfig
 from .routing import RoutingConfig, route, savings, write_routing
 from .server import VLLMServer
 from .teachers import Sampling, TeacherSpec, check_names
@@ -51,27 +52,6 @@ class Prompt:
     def key(self) -> str:
         """The question id `curate` gives the written rows."""
         return f"{self.source_dataset}/{self.id}"
-
-
-@dataclass
-class GenerateConfig:
-    """How `generate` asks the teachers (a teacher's own settings win over these)."""
-
-    samples: int = 1
-    max_tokens: int = 1024
-    temperature: float | None = None
-    """None: the server's default."""
-    top_p: float | None = None
-    seed: int | None = None
-    """Sample k of a question is requested with seed `seed + k`."""
-    system_prompt: str | None = None
-    """Sent to every teacher without its own `system`; else the question's own, else the default."""
-    concurrency: int = 8
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
-    api_key_env: str | None = None
-    vllm_python: str | None = None
-    vllm_args: tuple[str, ...] = ()
-    progress: bool = True
 
 
 @dataclass

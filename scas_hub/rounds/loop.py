@@ -39,6 +39,7 @@ from ..publish.output import check_rounds_folder
 from ..run_record import RunRecord
 from ..score.engine import ScoringConfig
 from ..select import SelectionConfig, selection_config
+from ..student.config import StudentConfig
 from ..student.loading import ResolvedStudent, resolve_student, student_slug
 from ..train import TrainConfig, TrainResult, train
 
@@ -491,22 +492,17 @@ def _score_round(
         check_template_continues(_read_record(round_folder(out, r - 1)) or RunRecord(), Path(current), r)
     logger.info("round %d: scoring with %s", r, resolved.public_id)
     curate(
-        current,
+        StudentConfig(current, revision=current_revision, dtype=plan.dtype, device=plan.device),
         plan.source,
         round_folder(out, r),
         subset=plan.subset,
-        student_revision=current_revision,
         selection=plan.selection,
         round_number=r,
         previous_round=round_folder(out, r - 1) if r > 1 and not plan.push else None,
         round_training=training,
         verification=plan.verification,
-        dtype=plan.dtype,
-        device=plan.device,
-        scoring=plan.scoring,
-        push=plan.push,
-        private=plan.publishing.private,
-        score_cache=plan.score_cache,
+        scoring=replace(plan.scoring, score_cache=plan.score_cache),
+        publishing=PublishConfig(push=plan.push, private=plan.publishing.private),
         held_out=plan.evaluation.held_out if plan.evaluation else None,
     )
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from ..errors import ConfigError
 
@@ -75,6 +76,16 @@ class ScoringConfig:
     chat_template: str | os.PathLike | None = None
     """A Jinja chat template overriding the student's own (`--chat-template FILE`): its text, or a
     path to a file (read here). Changes the scores: the score cache key covers it."""
+    score_cache: str | Path | bool | None = field(
+        default=True,
+        metadata={
+            "help": "score cache / resume folder (default: under $SCAS_HUB_CACHE or $HF_HOME/scas_hub)",
+            "metavar": "DIR",
+        },
+    )
+    """Where scores are cached: `True` the default folder under the scas-hub cache, a folder, or
+    `False`/`None` for no cache (and no resume). Reruns and resumed runs score only the candidates
+    missing from it."""
 
     @property
     def chat_template_text(self) -> str | None:

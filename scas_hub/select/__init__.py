@@ -129,10 +129,10 @@ class SelectionConfig:
 
 
 SELECTION_KEYWORDS = ("strategy", "groups", "group", "seed", "lam", "small_policy", "teacher_ranking")
-"""The `SelectionConfig` fields a workflow also takes as keywords (`curate(..., strategy="argmin")`)."""
+"""The `SelectionConfig` fields `run_rounds` still takes as keywords beside `selection=` (see `selection_config`)."""
 
 
-def selection_config(selection: SelectionConfig | None = None, **keywords: object) -> SelectionConfig:
+def selection_config(selection: SelectionConfig | None = None, **keywords: Any) -> SelectionConfig:
     """The validated config a workflow selects with: `selection`, or one built from the keywords a
     caller set (None keeps the field's default, so the defaults live only in `SelectionConfig`).
 

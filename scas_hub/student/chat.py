@@ -88,7 +88,7 @@ def resolve_chat_template(tokenizer: PreTrainedTokenizerBase, chat_template: str
     if chat_template is None and not getattr(tokenizer, "chat_template", None):
         raise StudentError(
             "the student's tokenizer has no chat template: pass one with --chat-template FILE "
-            "(Python: curate(..., chat_template=...)) or use a student that ships one (e.g. an -Instruct model)"
+            "(Python: StudentConfig(..., chat_template=...)) or use a student that ships one (e.g. an -Instruct model)"
         )
     try:
         template = tokenizer.get_chat_template(chat_template)

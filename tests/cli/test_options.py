@@ -15,11 +15,14 @@ import sys
 import pytest
 
 from scas_hub.cli import build_parser
+from scas_hub.cli.common import LaunchConfig
 from scas_hub.cli.options import field_default, flag_of, help_of, show_default
 from scas_hub.evaluate.config import DecodingConfig
+from scas_hub.generate.config import GenerateConfig, RetryPolicy, RoutingConfig
 from scas_hub.publish.config import PublishConfig
 from scas_hub.score.config import ScoringConfig
 from scas_hub.select import SelectionConfig
+from scas_hub.student.config import StudentConfig
 from scas_hub.train.config import TrainConfig
 
 
@@ -39,12 +42,24 @@ def _field(config: type, name: str) -> dataclasses.Field:
 
 # which configs' flags each command takes (the fields themselves come from the configs)
 TAKES = {
-    "curate": {SelectionConfig, PublishConfig, ScoringConfig},
+    "curate": {SelectionConfig, PublishConfig, ScoringConfig, StudentConfig, LaunchConfig},
     "select": {SelectionConfig, PublishConfig},
-    "rounds": {SelectionConfig, TrainConfig, DecodingConfig, ScoringConfig},
-    "train": {TrainConfig},
-    "evaluate": {DecodingConfig},
-    "ablate": {TrainConfig, DecodingConfig},
+    "rounds": {SelectionConfig, TrainConfig, DecodingConfig, ScoringConfig, StudentConfig, LaunchConfig},
+    "train": {TrainConfig, StudentConfig, LaunchConfig},
+    "evaluate": {DecodingConfig, StudentConfig},
+    "ablate": {TrainConfig, DecodingConfig, StudentConfig},
+    "generate": {GenerateConfig, RetryPolicy, RoutingConfig},
+    "push": {PublishConfig},
+}
+
+# flags whose help a command words its own way: what the option does there differs from the field's
+# general help (e.g. the chat template is saved with checkpoints in training, hashed in evaluation)
+OWN_WORDS = {
+    "rounds": {"batch_size", "backend", "token_budget", "truncate", "name", "revision", "dtype", "device"}
+    | {"chat_template", "num_processes"},
+    "train": {"revision", "chat_template", "num_processes"},
+    "ablate": {"chat_template"},
+    "evaluate": {"chat_template"},
 }
 
 
@@ -61,7 +76,7 @@ def test_flags_follow_their_config_fields(command):
         assert action.default == (None if unset and not switch else field_default(f)), (command, name)
         if unset and "{default}" in f.metadata["help"]:
             assert f"(default: {show_default(field_default(f))}" in action.help, (command, name)
-        if command != "rounds" or name not in ("batch_size", "backend", "token_budget", "truncate"):  # own words
+        if name not in OWN_WORDS.get(command, set()):
             assert action.help == help_of(f), (command, name)
             assert action.choices == f.metadata.get("choices"), (command, name)
         assert flag_of(f) in action.option_strings or name in ("seed", "batch_size"), (command, name)

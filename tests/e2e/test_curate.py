@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 from datasets import load_dataset
 
-from scas_hub import curate
+from scas_hub import SelectionConfig, curate
 from scas_hub.testing.corpus import synthetic_pool, write_pool
 from scas_hub.testing.naive import naive_components, naive_score
 
@@ -104,7 +104,7 @@ def test_unseen_corpus_scores_match_naive_and_no_question_lost(tmp_path, tiny_qw
     del rows["teacher-5"][4]
     write_pool(rows, tmp_path / "corpus")
     out = tmp_path / "out"
-    result = curate(str(tiny_qwen_dir), str(tmp_path / "corpus"), out, seed=7)
+    result = curate(str(tiny_qwen_dir), str(tmp_path / "corpus"), out, selection=SelectionConfig(seed=7))
     assert result.stats["questions_selected"] == 5
     candidates = load_dataset(str(out), "candidates")["train"]
     model, tokenizer = tiny_qwen

@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 from datasets import load_dataset
 
-from scas_hub import CorpusFormatError, ScoringConfig, SourceError, curate, reselect
+from scas_hub import CorpusFormatError, ScoringConfig, SelectionConfig, SourceError, curate, reselect
 from scas_hub.cli import main
 from scas_hub.testing.corpus import synthetic_pool, write_pool
 
@@ -44,7 +44,11 @@ def corpus(tmp_path_factory):
 
 def run_curate(student, corpus, out, **kw):
     return curate(
-        str(student), str(corpus), out, seed=7, scoring=ScoringConfig(max_length=MAX_LENGTH, progress=False), **kw
+        str(student),
+        str(corpus),
+        out,
+        scoring=ScoringConfig(max_length=MAX_LENGTH, progress=False),
+        selection=SelectionConfig(**{"seed": 7, **kw}),
     )
 
 
@@ -61,7 +65,7 @@ def original(tiny_qwen_dir, corpus, tmp_path_factory):
 
 def test_reselect_with_the_same_settings_reproduces_the_original(original, tmp_path):
     out = tmp_path / "again"
-    result = reselect(original, out, seed=7)
+    result = reselect(original, out, selection=SelectionConfig(seed=7))
     assert table(out).equals(table(original))
     assert table(out, "candidates").equals(table(original, "candidates"))
     before, after = stats(original), stats(out)
@@ -97,7 +101,7 @@ def test_reselect_with_the_same_settings_reproduces_the_original(original, tmp_p
 
 @pytest.mark.parametrize("strategy", ["argmin", "strongest"])
 def test_reselect_equals_scoring_again(original, tiny_qwen_dir, corpus, tmp_path, strategy):
-    reselected = reselect(original, tmp_path / "reselected", strategy=strategy, seed=7)
+    reselected = reselect(original, tmp_path / "reselected", selection=SelectionConfig(strategy=strategy, seed=7))
     rescored = run_curate(tiny_qwen_dir, corpus, tmp_path / "rescored", strategy=strategy)
     assert picks(tmp_path / "reselected") == picks(tmp_path / "rescored")
     assert table(tmp_path / "reselected").equals(table(tmp_path / "rescored"))
@@ -120,7 +124,7 @@ def test_strongest_counts_rows_that_scoring_set_aside(original, tmp_path):
     s = stats(original)
     too_long = {t: r["too_long"] for t, r in s["skipped_by_teacher"].items() if "too_long" in r}
     assert too_long
-    result = reselect(original, tmp_path / "strongest", strategy="strongest")
+    result = reselect(original, tmp_path / "strongest", selection=SelectionConfig(strategy="strongest"))
     order = result.stats["selection"]["teacher_order"]
     scored = _scored_by_teacher(original)
     verified = {t: scored.get(t, 0) + too_long.get(t, 0) for t in set(scored) | set(too_long)}
@@ -135,7 +139,11 @@ def _scored_by_teacher(folder) -> dict[str, int]:
 
 
 def test_reselect_with_a_user_ranking_and_another_lambda(original, tmp_path):
-    result = reselect(original, tmp_path / "ranked", strategy="strongest", teacher_ranking=["teacher-3", "teacher-1"])
+    result = reselect(
+        original,
+        tmp_path / "ranked",
+        selection=SelectionConfig(strategy="strongest", teacher_ranking=["teacher-3", "teacher-1"]),
+    )
     order = result.stats["selection"]["teacher_order"]
     assert order[:2] == ["teacher-3", "teacher-1"] and len(order) == 6
     candidates = table(original, "candidates").to_pylist()
@@ -144,7 +152,7 @@ def test_reselect_with_a_user_ranking_and_another_lambda(original, tmp_path):
     assert picks(tmp_path / "ranked") == expected
     assert set(expected.values()) >= {"teacher-3", "teacher-1"}  # the ranking matters here
     # lambda changes the ranking score: the new folder's scores are recomputed from the components
-    reselect(original, tmp_path / "lam0", strategy="argmin", lam=0.0)
+    reselect(original, tmp_path / "lam0", selection=SelectionConfig(strategy="argmin", lam=0.0))
     for r in table(tmp_path / "lam0").to_pylist():
         assert r["scas_score"] == pytest.approx(r["answer_mean_nll"] ** 2 * _component(candidates, r, "sim_aa"))
 
@@ -213,8 +221,8 @@ def test_reselect_from_a_published_version_on_the_hub(fake_hub, original, tmp_pa
     repo_id = "org/scas-tiny"
     shutil.copytree(original, tmp_path / "pushed")
     assert push_folder(tmp_path / "pushed", repo_id).version == "v1"
-    local = reselect(original, tmp_path / "local", strategy="argmin", seed=7)
-    hub = reselect(repo_id, tmp_path / "hub", revision="v1", strategy="argmin", seed=7)
+    local = reselect(original, tmp_path / "local", selection=SelectionConfig(strategy="argmin", seed=7))
+    hub = reselect(repo_id, tmp_path / "hub", revision="v1", selection=SelectionConfig(strategy="argmin", seed=7))
     assert picks(tmp_path / "hub") == picks(tmp_path / "local")
     assert table(tmp_path / "hub").equals(table(tmp_path / "local"))
     origin = hub.stats["scores_from"]

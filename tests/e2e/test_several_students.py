@@ -10,10 +10,21 @@ import pyarrow.parquet as pq
 import pytest
 
 import scas_hub.several_students as several
-from scas_hub import PublishError, ScoringConfig, SelectionError, StudentError, curate, curate_students
+from scas_hub import (
+    PublishConfig,
+    PublishError,
+    ScoringConfig,
+    SelectionConfig,
+    SelectionError,
+    StudentConfig,
+    StudentError,
+    curate,
+    curate_students,
+)
 from scas_hub.cli import main
 from scas_hub.student.loading import student_slug
 from scas_hub.testing.corpus import synthetic_pool, write_pool
+from scas_hub.testing.models import QWEN_CHAT_TEMPLATE
 
 
 @pytest.fixture(scope="module")
@@ -46,8 +57,8 @@ def pair(corpus, tiny_qwen_dir, tmp_path_factory):
             ["smollm2-135m", str(tiny_qwen_dir)],
             str(corpus),
             out,
-            strategy="argmin",
             scoring=ScoringConfig(progress=False),
+            selection=SelectionConfig(strategy="argmin"),
         )
     finally:
         mp.undo()
@@ -97,7 +108,11 @@ def test_each_student_starts_from_fresh_records(pair, corpus, tiny_qwen_dir, tmp
     out, run, _ = pair
     tiny = student_slug(str(tiny_qwen_dir))
     alone = curate(
-        str(tiny_qwen_dir), str(corpus), tmp_path / "alone", strategy="argmin", scoring=ScoringConfig(progress=False)
+        str(tiny_qwen_dir),
+        str(corpus),
+        tmp_path / "alone",
+        scoring=ScoringConfig(progress=False),
+        selection=SelectionConfig(strategy="argmin"),
     )
     assert pq.read_table(out / f"scas-{tiny}-argmin" / "candidates").equals(pq.read_table(alone.out / "candidates"))
     assert run.results[tiny].stats["skipped"] == alone.stats["skipped"]
@@ -117,16 +132,37 @@ def test_several_students_cli(corpus, tiny_qwen_dir, tmp_path, capsys):
     assert "| 4 | 4 | 100.0% |" in printed
 
 
+def test_each_student_is_loaded_as_its_own_config_says(corpus, tiny_qwen_dir, tmp_path):
+    twin = tmp_path / "twin-tiny"
+    twin.symlink_to(tiny_qwen_dir, target_is_directory=True)
+    run = curate_students(
+        [str(tiny_qwen_dir), StudentConfig(str(twin), dtype="bfloat16", chat_template=QWEN_CHAT_TEMPLATE)],
+        str(corpus),
+        tmp_path / "out",
+        scoring=ScoringConfig(progress=False, score_cache=False),
+    )
+    plain, twin_facts = (run.results[student_slug(s)].stats["student"] for s in (str(tiny_qwen_dir), str(twin)))
+    assert (plain["dtype"], plain["chat_template_override"]) == ("float32", False)
+    assert (twin_facts["dtype"], twin_facts["chat_template_override"]) == ("bfloat16", True)
+
+
 def test_several_students_errors(corpus, tiny_qwen_dir, tmp_path, capsys, monkeypatch):
     with pytest.raises(StudentError, match="distinct names"):
         curate_students([str(tiny_qwen_dir), str(tiny_qwen_dir)], str(corpus), tmp_path)
     with pytest.raises(PublishError, match="takes an org"):
-        curate_students(["smollm2-135m", str(tiny_qwen_dir)], str(corpus), tmp_path, push="org/name")
+        curate_students(
+            ["smollm2-135m", str(tiny_qwen_dir)], str(corpus), tmp_path, publishing=PublishConfig(push="org/name")
+        )
     assert main(["curate", "--student", "qwen-0.5b", "--student", "qwen-1.5b", "--round", "2"]) == 2
     assert "take one student" in capsys.readouterr().err
     monkeypatch.setattr(several, "score_table", lambda *a, **k: pytest.fail("scored before checking the teacher name"))
     with pytest.raises(SelectionError, match="not in the corpus"):
-        curate_students(["smollm2-135m", str(tiny_qwen_dir)], str(corpus), tmp_path, strategy="teacher:nobody")
+        curate_students(
+            ["smollm2-135m", str(tiny_qwen_dir)],
+            str(corpus),
+            tmp_path,
+            selection=SelectionConfig(strategy="teacher:nobody"),
+        )
 
 
 def test_summary_files_the_tool_did_not_write_are_refused_before_any_work(corpus, tiny_qwen_dir, tmp_path, monkeypatch):

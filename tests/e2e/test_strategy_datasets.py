@@ -15,7 +15,7 @@ import pytest
 from datasets import load_dataset
 from huggingface_hub import DatasetCard
 
-from scas_hub import reselect
+from scas_hub import SelectionConfig, reselect
 from scas_hub.cli import main
 from scas_hub.pipeline import dataset_name, default_repo
 from scas_hub.student.loading import student_slug
@@ -211,14 +211,14 @@ def test_the_scas_card_explains_group_sampling_with_its_settings(curated, tmp_pa
     assert "one answer per question was drawn from the lowest-cost of 5 cost groups" in text
     assert "| groups G | 5 |" in text and "| group drawn from | 1 |" in text and "| λ (lambda) | 0.5 |" in text
     assert "| tokens scored in this run |" in text and "model run" not in text
-    reselect(curated, tmp_path / "g2", group=2)
+    reselect(curated, tmp_path / "g2", selection=SelectionConfig(group=2))
     text = card(tmp_path / "g2")
     assert "drawn from cost group 2 of 5 (group 1 is the cheapest)" in text and "| group drawn from | 2 |" in text
 
 
 def test_a_reselection_of_a_reselection_names_the_run_that_scored(curated, tmp_path):
-    first = reselect(curated, tmp_path / "first", strategy="argmin")
-    second = reselect(tmp_path / "first", tmp_path / "second", strategy="random")
+    first = reselect(curated, tmp_path / "first", selection=SelectionConfig(strategy="argmin"))
+    second = reselect(tmp_path / "first", tmp_path / "second", selection=SelectionConfig(strategy="random"))
     assert second.stats["scores_from"]["location"] == str(tmp_path / "first")
     assert second.stats["scores_from"]["scoring_run"] == first.stats["scores_from"]["scoring_run"]
     assert (

@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 from datasets import load_dataset
 
-from scas_hub import curate
+from scas_hub import SelectionConfig, curate
 from scas_hub.cli import main
 from scas_hub.publish import output as output_module
 from scas_hub.testing.corpus import synthetic_pool, write_pool
@@ -110,7 +110,9 @@ def test_rerun_replaces_the_tools_files_and_keeps_the_users(curated, tmp_path, t
     out = shutil.copytree(curated / "out", tmp_path / "out")
     add_extras(out)
     extras = {rel: snapshot(out)[rel] for rel in EXTRA}
-    result = curate(str(tiny_qwen_dir), str(curated / "corpus"), out, strategy="argmin", scoring=None)
+    result = curate(
+        str(tiny_qwen_dir), str(curated / "corpus"), out, scoring=None, selection=SelectionConfig(strategy="argmin")
+    )
     assert result.stats["scores_from_cache"] == result.stats["rows_scored"]  # the rerun scored nothing
     written = record(out)["files"]
     assert files(out) == set(written) | set(EXTRA)

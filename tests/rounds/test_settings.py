@@ -10,7 +10,7 @@ import shutil
 import pyarrow.parquet as pq
 import pytest
 
-from scas_hub import ScoringConfig, curate
+from scas_hub import ScoringConfig, SelectionConfig, curate
 from scas_hub.cli import main
 from scas_hub.rounds.loop import SUMMARY_FILENAME, checkpoint_folder, round_folder
 from scas_hub.testing.corpus import synthetic_pool, write_pool
@@ -188,18 +188,16 @@ def test_a_students_context_length_sets_longer_candidates_aside_unless_truncated
         str(short),
         str(corpus),
         tmp_path / "a",
-        strategy="argmin",
-        score_cache=False,
-        scoring=ScoringConfig(progress=False),
+        scoring=ScoringConfig(progress=False, score_cache=False),
+        selection=SelectionConfig(strategy="argmin"),
     )
     assert kept.stats["student"]["max_length"] == 64 and kept.stats["skipped"]["too_long"] > 0
     cut = curate(
         str(short),
         str(corpus),
         tmp_path / "b",
-        strategy="argmin",
-        score_cache=False,
-        scoring=ScoringConfig(progress=False, max_length=4096, truncate=True),
+        scoring=ScoringConfig(progress=False, max_length=4096, truncate=True, score_cache=False),
+        selection=SelectionConfig(strategy="argmin"),
     )
     assert cut.stats["student"]["max_length"] == 64 and cut.stats["student"]["truncate"]
     assert cut.stats["skipped"].get("too_long", 0) == 0 and cut.stats["rows_truncated"] > 0

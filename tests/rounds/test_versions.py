@@ -10,7 +10,7 @@ from collections import Counter
 import pyarrow.parquet as pq
 import pytest
 
-from scas_hub import PublishError, ScoringConfig, SelectionError, curate
+from scas_hub import PublishConfig, PublishError, ScoringConfig, SelectionConfig, SelectionError, curate
 from scas_hub.student.loading import resolve_student
 from scas_hub.testing.corpus import synthetic_pool, write_pool
 from scas_hub.testing.models import tiny_qwen2
@@ -32,7 +32,12 @@ def checkpoints(tiny_qwen_dir, qwen_tokenizer, tmp_path_factory):
 
 def run_round(student, corpus, out, n):
     return curate(
-        str(student), str(corpus), out, round_number=n, strategy="argmin", scoring=ScoringConfig(progress=False)
+        str(student),
+        str(corpus),
+        out,
+        round_number=n,
+        scoring=ScoringConfig(progress=False),
+        selection=SelectionConfig(strategy="argmin"),
     )
 
 
@@ -92,7 +97,7 @@ def test_a_round_cannot_be_written_twice_or_without_its_predecessor(two_rounds, 
     with pytest.raises(SelectionError, match="--round must be >= 1"):
         run_round(checkpoints[1], corpus, tmp_path / "empty", 0)
     with pytest.raises(PublishError, match="full repo id"):  # an org alone would name the repo per checkpoint
-        curate(str(checkpoints[1]), str(corpus), out, round_number=3, push="my-org")
+        curate(str(checkpoints[1]), str(corpus), out, round_number=3, publishing=PublishConfig(push="my-org"))
 
 
 def test_a_dataset_built_without_rounds_counts_as_the_previous_round(two_rounds, checkpoints, corpus, tmp_path):

@@ -14,7 +14,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from scas_hub import curate
+from scas_hub import SelectionConfig, StudentConfig, curate
 from scas_hub.testing.corpus import synthetic_pool, write_pool
 
 
@@ -56,8 +56,7 @@ def in_process(model: Path, corpus: Path, out: Path, cache: Path) -> dict:
         str(corpus),
         out,
         verification="trusted",
-        score_cache=cache,
-        scoring=ScoringConfig(window_chars=3000, progress=False),
+        scoring=ScoringConfig(window_chars=3000, progress=False, score_cache=cache),
     )
     return json.loads((out / "selection_stats.json").read_text())
 
@@ -129,13 +128,12 @@ def test_cache_is_keyed_by_student_and_content_not_selection(tmp_path, tiny_qwen
     kw = dict(
         source=str(tmp_path / "corpus"),
         verification="trusted",
-        score_cache=cache,
-        scoring=ScoringConfig(progress=False),
+        scoring=ScoringConfig(progress=False, score_cache=cache),
     )
     first = curate(str(tiny_qwen_dir), out=tmp_path / "a", **kw)
     assert first.stats["scores_from_cache"] == 0
     # new lambda and strategy: every score comes from the cache
-    again = curate(str(tiny_qwen_dir), out=tmp_path / "b", lam=0.2, strategy="argmin", **kw)
+    again = curate(str(tiny_qwen_dir), out=tmp_path / "b", **kw, selection=SelectionConfig(strategy="argmin", lam=0.2))
     assert again.stats["scores_from_cache"] == 12 == again.stats["rows_scored"]
     # one answer edited: exactly that candidate is scored again
     rows["teacher-1"][2]["teacher_output"] += " (edited)"
@@ -146,4 +144,7 @@ def test_cache_is_keyed_by_student_and_content_not_selection(tmp_path, tiny_qwen
     other = tiny_qwen2(tmp_path / "other-student", tokenizer=qwen_tokenizer, seed=1)
     assert curate(str(other), out=tmp_path / "d", **kw).stats["scores_from_cache"] == 0
     # another dtype: nothing from the cache
-    assert curate(str(tiny_qwen_dir), out=tmp_path / "e", dtype="bfloat16", **kw).stats["scores_from_cache"] == 0
+    assert (
+        curate(StudentConfig(str(tiny_qwen_dir), dtype="bfloat16"), out=tmp_path / "e", **kw).stats["scores_from_cache"]
+        == 0
+    )

@@ -349,7 +349,6 @@ def test_nothing_survives_scoring_says_what_to_do(tmp_path, tiny_qwen_dir):
             str(tiny_qwen_dir),
             str(tmp_path / "corpus"),
             tmp_path / "out",
-            scoring=ScoringConfig(max_length=100, progress=False),
-            score_cache=False,
+            scoring=ScoringConfig(max_length=100, progress=False, score_cache=False),
         )
     assert not (tmp_path / "out").exists()

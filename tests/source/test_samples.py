@@ -9,7 +9,7 @@ from dataclasses import replace
 import pyarrow.parquet as pq
 import pytest
 
-from scas_hub import PipelineStats, ScoringConfig, curate, load_questions, reselect
+from scas_hub import PipelineStats, ScoringConfig, SelectionConfig, curate, load_questions, reselect
 from scas_hub.source import load_builder
 from scas_hub.testing.corpus import write_rows
 
@@ -61,10 +61,9 @@ def curated(tmp_path_factory, tiny_qwen_dir):
         str(tiny_qwen_dir),
         str(root / "corpus"),
         root / "teacher-b",
-        strategy="teacher:b",
         verification="trusted",
-        score_cache=False,
-        scoring=ScoringConfig(progress=False),
+        scoring=ScoringConfig(progress=False, score_cache=False),
+        selection=SelectionConfig(strategy="teacher:b"),
     )
     return root, result
 
@@ -105,7 +104,7 @@ def test_per_teacher_table_counts_samples(curated):
 def test_reselection_round_trips_samples_and_strongest_takes_the_lowest_sample(curated):
     root, _ = curated
     out = root / "strongest-a"
-    reselect(root / "teacher-b", out, strategy="strongest", teacher_ranking=["a"])
+    reselect(root / "teacher-b", out, selection=SelectionConfig(strategy="strongest", teacher_ranking=["a"]))
     key = ("question_id", "teacher", "sample", "scas_score")
     before, after = (pq.read_table(d / "candidates").to_pylist() for d in (root / "teacher-b", out))
     assert [tuple(r[k] for k in key) for r in after] == [tuple(r[k] for k in key) for r in before]
@@ -122,7 +121,7 @@ def test_old_dataset_without_sample_column_reads_as_sample_zero(curated, tmp_pat
     for path in (old / "candidates").glob("*.parquet"):
         table = pq.read_table(path)
         pq.write_table(table.drop_columns(["sample"]), path)
-    reselect(old, tmp_path / "again", strategy="teacher:b")
+    reselect(old, tmp_path / "again", selection=SelectionConfig(strategy="teacher:b"))
     fresh = pq.read_table(root / "teacher-b" / "data").to_pylist()
     again = pq.read_table(tmp_path / "again" / "data").to_pylist()
     assert {r["sample"] for r in again} == {0}
@@ -159,9 +158,8 @@ def test_openr1_shaped_corpus_one_teacher_with_samples(tmp_path, tiny_qwen_dir):
         str(tiny_qwen_dir),
         recipe,
         tmp_path / "out",
-        strategy="teacher:DeepSeek-R1",
-        score_cache=False,
-        scoring=ScoringConfig(progress=False),
+        scoring=ScoringConfig(progress=False, score_cache=False),
+        selection=SelectionConfig(strategy="teacher:DeepSeek-R1"),
     )
     assert result.stats["questions_selected"] == 2
     assert result.stats["skipped_by_teacher"] == {"DeepSeek-R1": {"not_verified": 1}}

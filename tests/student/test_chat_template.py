@@ -13,7 +13,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from scas_hub import ScoringConfig, StudentError, curate
+from scas_hub import ScoringConfig, StudentConfig, StudentError, curate
 from scas_hub.student.chat import chat_template_sha256
 from scas_hub.testing.corpus import synthetic_pool, write_pool
 from scas_hub.testing.models import QWEN_CHAT_TEMPLATE
@@ -46,8 +46,7 @@ def test_editing_chat_template_jinja_rescores(tmp_path, corpus, tiny_qwen_dir):
     kw = dict(
         source=str(corpus),
         verification="trusted",
-        score_cache=tmp_path / "cache",
-        scoring=ScoringConfig(progress=False),
+        scoring=ScoringConfig(progress=False, score_cache=tmp_path / "cache"),
     )
     first = curate(str(student), out=tmp_path / "a", **kw)
     assert first.stats["scores_from_cache"] == 0
@@ -129,8 +128,7 @@ def test_checkpoint_without_template_needs_chat_template_option(tmp_path, corpus
             str(corpus),
             tmp_path / "y",
             verification="trusted",
-            score_cache=False,
-            scoring=ScoringConfig(progress=False),
+            scoring=ScoringConfig(progress=False, score_cache=False),
         )
 
     template = tmp_path / "qwen.jinja"
@@ -151,25 +149,23 @@ def test_checkpoint_without_template_needs_chat_template_option(tmp_path, corpus
 
     # the Python API, template as text: the same scoring key, so every score comes from the CLI's cache
     again = curate(
-        str(no_template_student),
+        StudentConfig(str(no_template_student), chat_template=QWEN_CHAT_TEMPLATE),
         str(corpus),
         tmp_path / "api",
         verification="trusted",
-        score_cache=tmp_path / "cache",
-        chat_template=QWEN_CHAT_TEMPLATE,
-        scoring=ScoringConfig(progress=False),
+        scoring=ScoringConfig(progress=False, score_cache=tmp_path / "cache"),
     )
     assert again.stats["scores_from_cache"] == 12
     assert scores(tmp_path / "api") == scores(out)
     # another override template: scored again, with other scores
     other = curate(
-        str(no_template_student),
+        StudentConfig(
+            str(no_template_student), chat_template=template.read_text().replace(SYSTEM_TURN, EDITED_SYSTEM_TURN)
+        ),
         str(corpus),
         tmp_path / "other",
         verification="trusted",
-        score_cache=tmp_path / "cache",
-        chat_template=template.read_text().replace(SYSTEM_TURN, EDITED_SYSTEM_TURN),
-        scoring=ScoringConfig(progress=False),
+        scoring=ScoringConfig(progress=False, score_cache=tmp_path / "cache"),
     )
     assert other.stats["scores_from_cache"] == 0
     assert scores(tmp_path / "other") != scores(out)

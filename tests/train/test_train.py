@@ -10,7 +10,7 @@ import sys
 import pyarrow.parquet as pq
 import pytest
 
-from scas_hub import ScoringConfig, curate
+from scas_hub import ScoringConfig, SelectionConfig, curate
 from scas_hub.errors import ChatTemplateMismatchError, TrainError
 from scas_hub.records import Candidate
 from scas_hub.student.chat import ChatEncoder, chat_template_sha256, special_token_ids
@@ -118,7 +118,13 @@ def curated(tiny_qwen_dir, tmp_path_factory):
         synthetic_pool(6, teachers=3, max_words=30, seed=5, subset="train"), tmp_path_factory.mktemp("corpus")
     )
     out = tmp_path_factory.mktemp("curated") / "scas-tiny"
-    curate(str(tiny_qwen_dir), str(corpus), out, strategy="argmin", scoring=ScoringConfig(progress=False))
+    curate(
+        str(tiny_qwen_dir),
+        str(corpus),
+        out,
+        scoring=ScoringConfig(progress=False),
+        selection=SelectionConfig(strategy="argmin"),
+    )
     return corpus, out
 
 
@@ -140,7 +146,11 @@ def test_a_trained_checkpoint_loads_and_scores(trained, curated, tiny_qwen_dir, 
     assert resolve_student(str(ckpt)).revision != resolve_student(str(tiny_qwen_dir)).revision
     before = pq.read_table(curated[1] / "candidates").to_pylist()
     rescored = curate(
-        str(ckpt), str(curated[0]), tmp_path / "rescored", strategy="argmin", scoring=ScoringConfig(progress=False)
+        str(ckpt),
+        str(curated[0]),
+        tmp_path / "rescored",
+        scoring=ScoringConfig(progress=False),
+        selection=SelectionConfig(strategy="argmin"),
     )
     after = pq.read_table(rescored.out / "candidates").to_pylist()
     assert len(after) == len(before)

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from scas_hub import ScoringConfig, curate
+from scas_hub import ScoringConfig, SelectionConfig, curate
 from scas_hub.cli import main
 from scas_hub.testing.corpus import synthetic_pool, write_pool
 from scas_hub.train.card import FACTS_FILENAME
@@ -22,7 +22,13 @@ def dataset(tiny_qwen_dir, tmp_path_factory):
         synthetic_pool(4, teachers=2, max_words=20, seed=3, subset="v"), tmp_path_factory.mktemp("corpus")
     )
     out = tmp_path_factory.mktemp("curated") / "scas-tiny"
-    curate(str(tiny_qwen_dir), str(corpus), out, strategy="argmin", scoring=ScoringConfig(progress=False))
+    curate(
+        str(tiny_qwen_dir),
+        str(corpus),
+        out,
+        scoring=ScoringConfig(progress=False),
+        selection=SelectionConfig(strategy="argmin"),
+    )
     return out
 
 
@@ -136,9 +142,8 @@ def test_train_warns_when_it_trains_longer_conversations_than_were_scored(tiny_q
         str(tiny_qwen_dir),
         str(corpus),
         tmp_path / "cut",
-        strategy="argmin",
-        score_cache=False,
-        scoring=ScoringConfig(progress=False, max_length=100, truncate=True),
+        scoring=ScoringConfig(progress=False, max_length=100, truncate=True, score_cache=False),
+        selection=SelectionConfig(strategy="argmin"),
     )
     assert scored.stats["student"]["max_length"] == 100 and scored.stats["rows_truncated"] > 0
     with caplog.at_level("WARNING", logger="scas_hub.train"):
