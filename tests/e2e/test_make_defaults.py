@@ -12,7 +12,7 @@ from scas_hub.cli import build_parser
 from scas_hub.constants import DEFAULT_STUDENT
 from scas_hub.pipeline import default_out
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def make_args(target: str, *variables: str) -> list[str]:
