@@ -195,20 +195,7 @@ def score(
     `None` off the main process. `student`: a name or a `StudentConfig`, as for `curate`."""
     from .score.runner import score_corpus
 
-    model = StudentConfig.of(student)
-    scoring = scoring or ScoringConfig()
-    if model.chat_template is not None:
-        scoring = replace(scoring, chat_template=model.chat_template)
-    return score_corpus(
-        questions,
-        model.name,
-        stats,
-        dtype=model.dtype,
-        device=model.device,
-        scoring=scoring,
-        revision=model.revision,
-        score_cache=scoring.score_cache,
-    )
+    return score_corpus(questions, student, stats, scoring=scoring)
 
 
 def _hardware(device: str | None) -> str:
@@ -480,16 +467,7 @@ def curate(
     from .score.runner import score_table  # torch: loaded once there is something to score
 
     with stats.stage("score"):
-        report = score_table(
-            table,
-            student,
-            stats,
-            dtype=model.dtype,
-            device=model.device,
-            scoring=scoring,
-            revision=model.revision,
-            score_cache=scoring.score_cache,
-        )
+        report = score_table(table, model, stats, scoring=scoring)
     if report is None:  # not the main process: rank 0 selects, writes and publishes
         return None
     if not stats.rows_scored:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import copy
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -109,16 +109,7 @@ def curate_students(
         started = time.perf_counter()
         stats = copy.deepcopy(corpus_stats)  # each student counts afresh from the verified corpus
         with stats.stage("score"):
-            report = score_table(
-                table,
-                student,
-                stats,
-                dtype=model.dtype,
-                device=model.device,
-                scoring=scoring if model.chat_template is None else replace(scoring, chat_template=model.chat_template),
-                revision=model.revision,
-                score_cache=scoring.score_cache,
-            )
+            report = score_table(table, model, stats, scoring=scoring)
         if report is None:  # not the main process: rank 0 publishes
             continue
         if not stats.rows_scored:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +26,7 @@ from ..progress import progress_bars_enabled
 from ..records import Question
 from ..stats import PipelineStats
 from ..student.chat import chat_template_sha256
+from ..student.config import StudentConfig
 from ..student.loading import load_student, load_tokenizer, resolve_dtype, resolve_student, tokenizer_digest
 from ..verify.table import CandidateTable
 from .cache import (
@@ -44,6 +45,7 @@ if TYPE_CHECKING:
     import numpy as np
     import pyarrow as pa
     from accelerate import PartialState
+    from transformers import PreTrainedTokenizerBase
 
     from ..student.loading import ResolvedStudent
 
@@ -291,40 +293,111 @@ def merge_outcomes(
 
 def score_table(
     table: CandidateTable,
-    student: str,
+    student: str | StudentConfig,
     stats: PipelineStats,
     *,
-    dtype: str = "auto",
-    device: str | None = None,
     scoring: ScoringConfig | None = None,
-    revision: str | None = None,
-    score_cache: str | Path | None | bool = True,
 ) -> ScoreReport | None:
     """Score every usable candidate of a candidate table, across all processes of an
     `accelerate launch` if any. A rank reads its windows as row ranges of the (memory-mapped)
     table and holds Python objects only for the window it scores; only scores cross ranks.
 
-    Steps: resolve the student and the cache folder; `plan_scoring` (no model); `score_windows`
-    (this rank's share); gather; `merge_outcomes` on the main process.
+    Steps: `_settle` (the student, dtype, length and cache folder); `plan_scoring` (no model);
+    `score_windows` (this rank's share); `_gather`; `merge_outcomes` on the main process.
 
     Args:
-        score_cache: `True` for the default folder under the scas-hub cache, a path, or
-            `False`/`None` to disable caching (and resuming).
+        student: a name or a `StudentConfig`; its chat template, when set, renders instead of
+            `scoring.chat_template`.
+        scoring: how to score; `scoring.score_cache` is `True` for the default folder under the
+            scas-hub cache, a path, or `False`/`None` to disable caching (and resuming).
 
     Returns:
         On the main process, a `ScoreReport` whose `scores` hold one outcome per table row (null
         for rows set aside before scoring), with `stats` counted; `None` elsewhere.
     """
-    scoring = scoring or ScoringConfig()
     state = distributed_state()
-    with state.main_process_first():  # the main process downloads or converts the student first
-        resolved = resolve_student(student, revision)
-    if device is None:
-        device = str(state.device)
-    dtype = resolve_dtype(dtype, device)
+    run = _settle(StudentConfig.of(student), scoring or ScoringConfig(), state)
+    cache = ScoreCache(run.cache_folder)
+    known = cache.load()
+    plan = plan_scoring(table, known, run.scoring.window_chars, state.num_processes)
+
+    def load_scorer() -> StudentScorer:
+        model, _, _, _ = load_student(run.resolved, dtype=run.dtype, device=run.device, tokenizer=run.tokenizer)
+        return StudentScorer(model, run.tokenizer, run.scoring)
+
+    progress = _Progress(
+        state,
+        run.cache_folder,
+        total=int(plan.pending.sum()),
+        enabled=run.scoring.progress and progress_bars_enabled(),
+    )
+    scratch = PipelineStats()
+    started = time.perf_counter()
+    local = score_windows(plan, state.process_index, table, load_scorer, cache, progress, scratch)
+    rank_facts = {
+        "rank": state.process_index,
+        "device": run.device,
+        "candidates": local.num_rows,
+        "tokens": scratch.tokens_scored,
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+    progress.finish()
+    gathered = _gather(state, {"outcomes": local, "facts": rank_facts})
+    if gathered is None:
+        return None
+    scores, ranks = merge_outcomes(plan, known, gathered, table, stats)
+    return ScoreReport(
+        student=run.facts(state.num_processes),
+        from_cache=plan.from_cache,
+        ranks=ranks,
+        scores=scores,
+    )
+
+
+@dataclass
+class _ScoringRun:
+    """What one scoring run settled before any window: the student, how it runs, and where its
+    scores are cached (the key covers everything that changes a score)."""
+
+    resolved: ResolvedStudent
+    tokenizer: PreTrainedTokenizerBase
+    scoring: ScoringConfig
+    dtype: str
+    device: str
+    context: int | None
+    template_sha: str
+    cache_folder: Path | None
+
+    def facts(self, processes: int) -> dict[str, Any]:
+        """The student as scored, for the card (`ScoreReport.student`)."""
+        return {
+            "name": self.resolved.name,
+            "repo_id": self.resolved.public_id,
+            "revision": self.resolved.revision,
+            "weights": self.resolved.weights,
+            "dtype": self.dtype,
+            "device": self.device,
+            "processes": processes,
+            "chat_template_sha256": self.template_sha,
+            "chat_template_override": self.scoring.chat_template is not None,
+            "max_length": self.scoring.max_length,
+            "truncate": self.scoring.truncate,
+            "context_length": self.context,
+            **_lineage(self.resolved),
+        }
+
+
+def _settle(student: StudentConfig, scoring: ScoringConfig, state: PartialState) -> _ScoringRun:
+    """Step 1 of `score_table`: resolve the student (the main process downloads or converts it
+    first), its dtype and device, the scoring length, the tokenizer, and the cache folder."""
+    with state.main_process_first():
+        resolved = resolve_student(student.name, student.revision)
+    device = student.device if student.device is not None else str(state.device)
+    dtype = resolve_dtype(student.dtype, device)
     context = context_length(resolved.path)
+    if student.chat_template is not None:
+        scoring = replace(scoring, chat_template=student.chat_template)
     scoring = at_most(scoring, context)
-    truncate_to = scoring.max_length if scoring.truncate else None
     # the tokenizer is read up front: a missing chat template fails before any work, and the key
     # covers what renders the text (every tokenizer file and the template itself, override or not)
     tokenizer = load_tokenizer(resolved)
@@ -336,70 +409,24 @@ def score_table(
         dtype=dtype,
         feature_module=scoring.feature_module,
         feature_layer=scoring.feature_layer,
-        truncate_to=truncate_to,
+        truncate_to=scoring.max_length if scoring.truncate else None,
         max_length=scoring.max_length,
         tokenizer=tokenizer_digest(resolved.path),
         chat_template_sha256=template_sha,
     )
-    if score_cache is True:
-        folder: Path | None = score_cache_dir() / key
-    elif score_cache:
-        folder = Path(score_cache) / key
-    else:
-        folder = None
-    cache = ScoreCache(folder)
-    known = cache.load()
-    plan = plan_scoring(table, known, scoring.window_chars, state.num_processes)
+    cache = scoring.score_cache
+    folder = score_cache_dir() / key if cache is True else Path(cache) / key if cache else None
+    return _ScoringRun(resolved, tokenizer, scoring, dtype, device, context, template_sha, folder)
 
-    def load_scorer() -> StudentScorer:
-        model, _, _, _ = load_student(resolved, dtype=dtype, device=device, tokenizer=tokenizer)
-        return StudentScorer(model, tokenizer, scoring)
 
-    progress = _Progress(
-        state, folder, total=int(plan.pending.sum()), enabled=scoring.progress and progress_bars_enabled()
-    )
-    scratch = PipelineStats()
-    started = time.perf_counter()
-    local = score_windows(plan, state.process_index, table, load_scorer, cache, progress, scratch)
-    rank_facts = {
-        "rank": state.process_index,
-        "device": device,
-        "candidates": local.num_rows,
-        "tokens": scratch.tokens_scored,
-        "seconds": round(time.perf_counter() - started, 3),
-    }
-    progress.finish()
+def _gather(state: PartialState, mine: dict[str, Any]) -> list[dict[str, Any]] | None:
+    """Every rank's outcomes and facts, on the main process (`None` elsewhere)."""
+    if state.num_processes == 1:
+        return [mine]
+    from accelerate.utils import gather_object
 
-    if state.num_processes > 1:
-        from accelerate.utils import gather_object
-
-        gathered = gather_object([{"outcomes": local, "facts": rank_facts}])
-    else:
-        gathered = [{"outcomes": local, "facts": rank_facts}]
-    if not state.is_main_process:
-        return None
-
-    scores, ranks = merge_outcomes(plan, known, gathered, table, stats)
-    return ScoreReport(
-        student={
-            "name": resolved.name,
-            "repo_id": resolved.public_id,
-            "revision": resolved.revision,
-            "weights": resolved.weights,
-            "dtype": dtype,
-            "device": device,
-            "processes": state.num_processes,
-            "chat_template_sha256": template_sha,
-            "chat_template_override": scoring.chat_template is not None,
-            "max_length": scoring.max_length,
-            "truncate": scoring.truncate,
-            "context_length": context,
-            **_lineage(resolved),
-        },
-        from_cache=plan.from_cache,
-        ranks=ranks,
-        scores=scores,
-    )
+    gathered = gather_object([mine])
+    return gathered if state.is_main_process else None
 
 
 def context_length(model_path: str | Path) -> int | None:
@@ -416,8 +443,6 @@ def context_length(model_path: str | Path) -> int | None:
 def at_most(scoring: ScoringConfig, context: int | None) -> ScoringConfig:
     """Scoring at one max length: the one asked for (`--max-length`), at most the student's context
     length. Longer candidates are set aside as `too_long`, or cut there with `--truncate`."""
-    from dataclasses import replace
-
     limits = [n for n in (scoring.max_length, context) if n is not None]
     limit = min(limits) if limits else None
     return scoring if limit == scoring.max_length else replace(scoring, max_length=limit)
@@ -462,14 +487,15 @@ def _null_unless(scores: pa.Table | None, usable: np.ndarray, n_rows: int) -> pa
 
 def score_corpus(
     questions: list[Question],
-    student: str,
+    student: str | StudentConfig,
     stats: PipelineStats,
-    **kwargs,
+    *,
+    scoring: ScoringConfig | None = None,
 ) -> ScoreReport | None:
     """`score_table` for questions already held as objects: their candidates get their scores
-    (or the reason the student set them aside). Keyword arguments as for `score_table`."""
+    (or the reason the student set them aside)."""
     table = CandidateTable.from_questions(questions)
-    report = score_table(table, student, stats, **kwargs)
+    report = score_table(table, student, stats, scoring=scoring)
     if report is None:
         return None
     outcomes = report.scores.to_pylist()
