@@ -261,9 +261,7 @@ def push_folder(
             or the Hub refused the push (nothing tagged).
     """
     from huggingface_hub import HfApi
-    from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
-
-    http = http_library()
+    from huggingface_hub.errors import HfHubHTTPError
 
     check_repo_id(repo_id, what="the repo id")
     if version is not None:
@@ -272,58 +270,118 @@ def push_folder(
     if not folder.is_dir():
         raise PublishError(missing_path_message(folder) + "; push an output folder of `scas-hub curate` or `select`")
     record = RunRecord.from_dict(read_stats(folder))
-    api = HfApi(token=token)
+    push = _Push(HfApi(token=token), repo_id, retry)
+    try:
+        version, head = push.settle_version(version, private)
+        versions = push.stamp_release(folder, record, version, head, same_strategy=same_strategy)
+        commit = push.upload(folder, record, version, head, versions)
+        push.tag(version, commit)
+    except HfHubHTTPError as err:
+        hint = (
+            "someone else pushed to main meanwhile; nothing was tagged, run the push again"
+            if err.response is not None and err.response.status_code == 412
+            else "nothing was tagged; run the same command again to retry"
+        )
+        raise PublishError(
+            _redact(f"pushing {folder} to {repo_id} failed while {push.step}: {describe(err)} ({hint})", token)
+        ) from err
+    except (http_library().TransportError, OSError, RuntimeError, ValueError) as err:  # network, LFS, metadata
+        hint = (
+            f"{what_to_do()}, then run the same command again"
+            if is_hub_error(err)
+            else "run the same command again to retry"
+        )
+        raise PublishError(
+            _redact(
+                f"pushing {folder} to {repo_id} failed while {push.step}: {describe(err)} (nothing was tagged; {hint})",
+                token,
+            )
+        ) from err
+    return PushResult(repo_id, version, commit)
 
-    def read_refs():
-        refs = with_retries(api.list_repo_refs, repo_id, repo_type=REPO_TYPE, what="list refs", policy=retry)
+
+@dataclass
+class _Push:
+    """The steps of one `push_folder`, each retried; `step` names the one running (for errors)."""
+
+    api: HfApi
+    repo_id: str
+    retry: RetryPolicy | None
+    step: str = "reading the repo's refs"
+
+    def _refs(self) -> tuple[list[str], str | None]:
+        refs = with_retries(
+            self.api.list_repo_refs, self.repo_id, repo_type=REPO_TYPE, what="list refs", policy=self.retry
+        )
         return [t.name for t in refs.tags], next((b.target_commit for b in refs.branches if b.name == "main"), None)
 
-    step = "reading the repo's refs"
-    try:
+    def _is_private(self) -> bool:
+        return bool(with_retries(self.api.dataset_info, self.repo_id, what="read repo info", policy=self.retry).private)
+
+    def settle_version(self, version: str | None, private: bool) -> tuple[str, str | None]:
+        """Step 1: the version to tag (checked against the repo's tags) and main's head; the repo is
+        created (only once the version is known to be good) when it does not exist."""
+        from huggingface_hub.errors import RepositoryNotFoundError
+
+        self.step = "reading the repo's refs"
+        tags: list[str] | None
         try:
-            tags, head = read_refs()
+            tags, head = self._refs()
         except RepositoryNotFoundError:
             tags, head = None, None
-        version = check_version(version or next_version(tags or []), tags or [], repo_id)
-        if tags is None:  # the version is known to be good: now the repo may be created
-            step = "creating the repo"
+        version = check_version(version or next_version(tags or []), tags or [], self.repo_id)
+        if tags is None:
+            self.step = "creating the repo"
             with_retries(
-                api.create_repo,
-                repo_id,
+                self.api.create_repo,
+                self.repo_id,
                 repo_type=REPO_TYPE,
                 private=private,
                 exist_ok=True,
-                what=f"create {repo_id}",
-                policy=retry,
+                what=f"create {self.repo_id}",
+                policy=self.retry,
             )
-            step = "reading the repo's refs"
-            tags, head = read_refs()
-            check_version(version, tags, repo_id)
-        if private and not with_retries(api.dataset_info, repo_id, what="read repo info", policy=retry).private:
+            self.step = "reading the repo's refs"
+            tags, head = self._refs()
+            check_version(version, tags, self.repo_id)
+        if private and not self._is_private():
             raise PublishError(
-                f"{repo_id} exists and is public, but a private push was asked for; nothing was "
+                f"{self.repo_id} exists and is public, but a private push was asked for; nothing was "
                 "pushed. Make the repo private in its settings on the Hub, or leave --private out."
             )
+        return version, head
 
-        step = "reading the version history"
+    def stamp_release(
+        self, folder: Path, record: RunRecord, version: str, head: str | None, *, same_strategy: bool
+    ) -> list[dict[str, Any]]:
+        """Step 2: the folder's record and card re-rendered with this release and the version
+        history (the repo's, with this version last); returns that history."""
+        self.step = "reading the version history"
         history = (
-            with_retries(remote_history, api, repo_id, head, what="read version history", policy=retry) if head else []
+            with_retries(remote_history, self.api, self.repo_id, head, what="read version history", policy=self.retry)
+            if head
+            else []
         )
         if same_strategy:
-            check_strategy(history, record, repo_id, folder)
+            check_strategy(history, record, self.repo_id, folder)
         date = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-        record.release = Release(repo_id=repo_id, version=version, date=date)
+        record.release = Release(repo_id=self.repo_id, version=version, date=date)
         versions = [v for v in history if v["version"] != version] + [version_entry(record, version, date)]
         record.versions = versions
         write_stats(folder, record.to_dict())
         write_card(folder)
+        return versions
 
-        step = "uploading"
-        logger.info("pushing %s to %s as %s", folder, repo_id, version)
+    def upload(
+        self, folder: Path, record: RunRecord, version: str, head: str | None, versions: list[dict[str, Any]]
+    ) -> str:
+        """Step 3: one commit on main with the tool's files (parent: the head read in step 1)."""
+        self.step = "uploading"
+        logger.info("pushing %s to %s as %s", folder, self.repo_id, version)
         try:
-            commit = with_retries(
-                api.upload_folder,
-                repo_id=repo_id,
+            return with_retries(
+                self.api.upload_folder,
+                repo_id=self.repo_id,
                 repo_type=REPO_TYPE,
                 folder_path=str(folder),
                 commit_message=f"scas-hub: publish {version}",
@@ -333,32 +391,13 @@ def push_folder(
                 allow_patterns=present_tool_files(folder),
                 delete_patterns=list(MANAGED),
                 what="upload",
-                policy=retry,
+                policy=self.retry,
             ).oid
         except KeyError:  # a 200 answer without the commit's id (`commitUrl`/`commitOid`): find the commit
-            step = "finding the uploaded commit (the Hub's answer named none)"
-            commit = _landed_commit(api, repo_id, head, versions[-1], retry)
-        step = f"tagging commit {commit}"
-        with_retries(_tag, api, repo_id, version, commit, what=f"tag {version}", policy=retry)
-    except HfHubHTTPError as err:
-        hint = (
-            "someone else pushed to main meanwhile; nothing was tagged, run the push again"
-            if err.response is not None and err.response.status_code == 412
-            else "nothing was tagged; run the same command again to retry"
-        )
-        raise PublishError(
-            _redact(f"pushing {folder} to {repo_id} failed while {step}: {describe(err)} ({hint})", token)
-        ) from err
-    except (http.TransportError, OSError, RuntimeError, ValueError) as err:  # network, LFS upload, bad metadata
-        hint = (
-            f"{what_to_do()}, then run the same command again"
-            if is_hub_error(err)
-            else "run the same command again to retry"
-        )
-        raise PublishError(
-            _redact(
-                f"pushing {folder} to {repo_id} failed while {step}: {describe(err)} (nothing was tagged; {hint})",
-                token,
-            )
-        ) from err
-    return PushResult(repo_id, version, commit)
+            self.step = "finding the uploaded commit (the Hub's answer named none)"
+            return _landed_commit(self.api, self.repo_id, head, versions[-1], self.retry)
+
+    def tag(self, version: str, commit: str) -> None:
+        """Step 4: the version tag on the uploaded commit."""
+        self.step = f"tagging commit {commit}"
+        with_retries(_tag, self.api, self.repo_id, version, commit, what=f"tag {version}", policy=self.retry)
