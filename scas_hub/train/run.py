@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from accelerate import PartialState
     from datasets import Dataset
     from transformers import PreTrainedTokenizerBase
+    from trl import SFTConfig, SFTTrainer
 
 logger = logging.getLogger("scas_hub.train")
 RUN_FILENAME = "run.json"
@@ -250,15 +251,7 @@ def train(
     out = Path(out) if out else default_out(student)
 
     started = time.perf_counter()
-    data = open_training_data(dataset, revision)
-    if not data.rows:
-        raise TrainError(f"{data.ref} holds no selected rows to train on")
-    resolved = resolve_student(student, student_revision)
-    from transformers import AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(resolved.path)
-    if chat_template is not None:  # the checkpoint's tokenizer keeps it, so the next round renders alike
-        tokenizer.chat_template = read_chat_template(chat_template)
+    data, resolved, tokenizer = _open_inputs(dataset, revision, student, student_revision, chat_template)
     template_hash = check_chat_template(data, tokenizer, student)
     settings = {**_run_settings(data, resolved, config), "chat_template_sha256": template_hash}
     finished = read_facts(out)
@@ -268,35 +261,10 @@ def train(
             finished = _push(out, finished, push, private, state)
         return TrainResult.from_facts(out, finished, found_finished=True)
 
-    encoded = encode_for_training(data.rows, tokenizer)
-    cut, dropped = over_length(encoded, config.max_length)
-    if dropped == len(data.rows):
-        raise TrainError(
-            f"every conversation of {data.ref} has a prompt of {config.max_length} tokens or more: "
-            "nothing would be trained; raise --max-length"
-        )
-    total_steps = _total_steps(config, len(data.rows) - dropped, state.num_processes)
-    config.check_trains(total_steps)
-    warmup_at_zero = sum(1 for _ in itertools.takewhile(lambda rate: rate == 0, config.learning_rates(total_steps)))
-    longer = _longer_than_scored(encoded, data, config)
+    plan = _plan_training(data, tokenizer, config, state.num_processes)
     resume_from = _check_out(out, settings)
-    state.wait_for_everyone()  # every process has looked at `out` before rank 0 writes to it
-    if state.is_main_process:
-        (out / TRAINER_DIR).mkdir(parents=True, exist_ok=True)
-        (out / TRAINER_DIR / RUN_FILENAME).write_text(json.dumps(settings, indent=2), encoding="utf-8")
-    state.wait_for_everyone()
-
-    from trl import SFTTrainer
-
-    args = config.sft_config(out / TRAINER_DIR, world_size=state.num_processes, progress=progress)
-    trainer = SFTTrainer(model=resolved.path, args=args, train_dataset=encoded, processing_class=tokenizer)
-    if resume_from is not None:
-        logger.info("resuming %s from %s", out, resume_from)
-    trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
-    losses = _logged_losses(trainer.state.log_history)
-    assert trainer.model is not None, "the trainer loads the model from the student's path"
-    _check_finite(trainer.model, losses, out, config, state)
-    trainer.save_model(str(out))
+    _write_settings(out, settings, state)
+    trainer, args, losses = _fit(resolved.path, tokenizer, plan, config, out, state, progress, resume_from)
 
     facts = {
         "student": student_facts(resolved),
@@ -307,15 +275,15 @@ def train(
         "round": round_number,
         "steps": trainer.state.global_step,
         "epochs_done": float(trainer.state.epoch or 0),
-        "steps_at_zero_lr": warmup_at_zero,
+        "steps_at_zero_lr": plan.warmup_at_zero,
         # from the log history, which a resumed run restores: Trainer's own train_loss covers this call only
         "final_loss": losses[-1],
         "train_loss": sum(losses) / len(losses),
         "rows": len(data.rows),
-        "rows_cut": cut,
-        "rows_dropped": dropped,
+        "rows_cut": plan.cut,
+        "rows_dropped": plan.dropped,
         "scored_max_length": data.scored_max_length,
-        "rows_longer_than_scored": longer,
+        "rows_longer_than_scored": plan.longer,
         "chat_template_sha256": template_hash,
         "system_prompt": _shared_system_prompt(data.rows),
         "processes": state.num_processes,
@@ -328,6 +296,106 @@ def train(
         "resumed_from_step": _step_of(resume_from),
         "load_id": push or f"path/to/{out.resolve().name}",  # cards never show local paths
     }
+    _write_checkpoint_files(out, facts, tokenizer, keep_checkpoints, state)
+    if push:
+        facts = _push(out, read_facts(out) or facts, push, private, state)
+    return TrainResult.from_facts(out, read_facts(out) or facts, resumed=resume_from is not None)
+
+
+def _open_inputs(
+    dataset: str | Path,
+    revision: str | None,
+    student: str,
+    student_revision: str | None,
+    chat_template: str | Path | None,
+) -> tuple[TrainingData, ResolvedStudent, PreTrainedTokenizerBase]:
+    """Step 1 of `train`: the selected rows, the student, and its tokenizer (with the chat template
+    the dataset was scored with, when one was given: the checkpoint keeps it for the next round)."""
+    data = open_training_data(dataset, revision)
+    if not data.rows:
+        raise TrainError(f"{data.ref} holds no selected rows to train on")
+    resolved = resolve_student(student, student_revision)
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(resolved.path)
+    if chat_template is not None:
+        tokenizer.chat_template = read_chat_template(chat_template)
+    return data, resolved, tokenizer
+
+
+@dataclass
+class _TrainingPlan:
+    """The encoded rows and what the run will do with them, known before the first step."""
+
+    encoded: Dataset
+    cut: int
+    """Conversations cut at `max_length`."""
+    dropped: int
+    """Conversations left out: the prompt alone fills `max_length`."""
+    warmup_at_zero: int
+    """Steps the schedule runs at learning rate 0."""
+    longer: int
+    """Rows longer than the length they were scored at."""
+
+
+def _plan_training(
+    data: TrainingData, tokenizer: PreTrainedTokenizerBase, config: TrainConfig, processes: int
+) -> _TrainingPlan:
+    """Step 2 of `train`: encode the rows and refuse a run that would train nothing (every prompt too
+    long, or every step at learning rate 0)."""
+    encoded = encode_for_training(data.rows, tokenizer)
+    cut, dropped = over_length(encoded, config.max_length)
+    if dropped == len(data.rows):
+        raise TrainError(
+            f"every conversation of {data.ref} has a prompt of {config.max_length} tokens or more: "
+            "nothing would be trained; raise --max-length"
+        )
+    total_steps = _total_steps(config, len(data.rows) - dropped, processes)
+    config.check_trains(total_steps)
+    warmup_at_zero = sum(1 for _ in itertools.takewhile(lambda rate: rate == 0, config.learning_rates(total_steps)))
+    return _TrainingPlan(encoded, cut, dropped, warmup_at_zero, _longer_than_scored(encoded, data, config))
+
+
+def _write_settings(out: Path, settings: dict[str, Any], state: PartialState) -> None:
+    """The run's settings beside the trainer's checkpoints (what a resumed run must match)."""
+    state.wait_for_everyone()  # every process has looked at `out` before rank 0 writes to it
+    if state.is_main_process:
+        (out / TRAINER_DIR).mkdir(parents=True, exist_ok=True)
+        (out / TRAINER_DIR / RUN_FILENAME).write_text(json.dumps(settings, indent=2), encoding="utf-8")
+    state.wait_for_everyone()
+
+
+def _fit(
+    model_path: str,
+    tokenizer: PreTrainedTokenizerBase,
+    plan: _TrainingPlan,
+    config: TrainConfig,
+    out: Path,
+    state: PartialState,
+    progress: bool,
+    resume_from: Path | None,
+) -> tuple[SFTTrainer, SFTConfig, list[float]]:
+    """Step 3 of `train`: TRL's SFT (resumed from `resume_from` if any); the model is saved to `out`
+    only when its weights and losses are finite."""
+    from trl import SFTTrainer
+
+    args = config.sft_config(out / TRAINER_DIR, world_size=state.num_processes, progress=progress)
+    trainer = SFTTrainer(model=model_path, args=args, train_dataset=plan.encoded, processing_class=tokenizer)
+    if resume_from is not None:
+        logger.info("resuming %s from %s", out, resume_from)
+    trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+    losses = _logged_losses(trainer.state.log_history)
+    assert trainer.model is not None, "the trainer loads the model from the student's path"
+    _check_finite(trainer.model, losses, out, config, state)
+    trainer.save_model(str(out))
+    return trainer, args, losses
+
+
+def _write_checkpoint_files(
+    out: Path, facts: dict[str, Any], tokenizer: PreTrainedTokenizerBase, keep_checkpoints: bool, state: PartialState
+) -> None:
+    """Step 4 of `train`: the stop ids, the model card and `training_facts.json` (last: it marks the
+    folder finished); the trainer's checkpoints go unless kept."""
     if state.is_main_process:
         facts["eos_token_id"] = write_stop_ids(out, tokenizer)
         write_card(out, facts)
@@ -335,9 +403,6 @@ def train(
         if not keep_checkpoints:
             shutil.rmtree(out / TRAINER_DIR, ignore_errors=True)
     state.wait_for_everyone()
-    if push:
-        facts = _push(out, read_facts(out) or facts, push, private, state)
-    return TrainResult.from_facts(out, read_facts(out) or facts, resumed=resume_from is not None)
 
 
 def _check_finished(out: Path, facts: dict[str, Any], settings: dict[str, Any]) -> None:
