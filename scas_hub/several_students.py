@@ -80,17 +80,9 @@ def curate_students(
     scoring = scoring or ScoringConfig()
     publishing = publishing or PublishConfig()
     push, version, private = publishing.push, publishing.version, publishing.private
-    slugs = [student_slug(s) for s in names]
-    if not students or len(set(slugs)) != len(slugs):
-        raise StudentError(f"several students need distinct names for their datasets, got {', '.join(slugs)}")
-    for s in names:
-        check_student(s)
-    if push and "/" in push:
-        raise PublishError(
-            f"with several students --push takes an org (each dataset goes to <org>/scas-<student>), not {push!r}"
-        )
     selection = (selection or SelectionConfig()).validate()
     strategy = selection.strategy
+    slugs = _check_students(names, publishing, strategy)
     if source is None:  # "" is refused by open_source, never taken for the default
         source = "demo" if all(s == DEFAULT_STUDENT for s in names) else "scas_pool"
     parent = Path(out) if out else Path("out")
@@ -98,8 +90,6 @@ def curate_students(
     for folder in folders.values():  # before any work
         check_out_folder(folder)
     check_summary_writable(parent)
-    for s in names:  # each student's repo name and the tag, before any work
-        check_push_settings(push, default_repo(push, s, strategy) if push else None, version)
 
     corpus_stats = PipelineStats()
     opened, table, verified = run_table(source, subset, source_revision, corpus_stats, verification, selection)
@@ -143,3 +133,21 @@ def curate_students(
     summary = students_summary({s: r.selection for s, r in results.items()}, datasets)
     json_path, md_path = write_summary(parent, summary)
     return StudentsResult(results, summary, json_path, md_path)
+
+
+def _check_students(names: list[str], publishing: PublishConfig, strategy: str) -> list[str]:
+    """Before any work: distinct dataset names, known students, and push settings each student's
+    repo can take. Returns the students' short names."""
+    slugs = [student_slug(s) for s in names]
+    if not names or len(set(slugs)) != len(slugs):
+        raise StudentError(f"several students need distinct names for their datasets, got {', '.join(slugs)}")
+    for s in names:
+        check_student(s)
+    push = publishing.push
+    if push and "/" in push:
+        raise PublishError(
+            f"with several students --push takes an org (each dataset goes to <org>/scas-<student>), not {push!r}"
+        )
+    for s in names:  # each student's repo name and the tag
+        check_push_settings(push, default_repo(push, s, strategy) if push else None, publishing.version)
+    return slugs
