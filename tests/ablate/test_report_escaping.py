@@ -25,6 +25,7 @@ HOSTILE = {
     "yaml": "x\n---\npretty_name: evil\n---",  # ends the front matter, or a setext heading
     "markdown": "*em* _x_ ~~s~~ $\\frac$ \\ # > &amp;",
     "long": "n" * 3000,
+    "folded": "--- " * 300 + "x",  # YAML folds it onto lines of `---` (indented)
 }
 QUESTIONS = ["q0", "q1", "q2", "q3"]
 PINS = [

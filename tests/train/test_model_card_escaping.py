@@ -21,6 +21,7 @@ HOSTILE = {
     "link": "[x](javascript:alert(1)) ![i](https://e.vil/i.png)",
     "yaml": "x\n---\nbase_model: evil\n---",  # ends the front matter, or a setext heading
     "long": "n" * 3000,
+    "folded": "--- " * 300 + "x",  # YAML folds it onto lines of `---` (indented)
 }
 TRAINING_ROWS = [
     "base model",
