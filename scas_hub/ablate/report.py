@@ -8,6 +8,7 @@ from typing import Any
 
 from ..constants import PAPER_URL
 from ..errors import PublishError
+from ..publish.markdown import cell, code_block, plain
 from .arms import ARMS_DIR, BASELINE
 
 TEMPLATE = "ablation.md.j2"
@@ -23,6 +24,12 @@ def _rows(record: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     return rows
 
 
+def _as_text(label: str) -> str:
+    """A label matplotlib shows as it is: with its `$` escaped, a name never turns into mathtext (which
+    renders `$x$` as math and fails on what is not TeX)."""
+    return label.replace("$", r"\$")
+
+
 def plot_accuracy(record: dict[str, Any], path: Path) -> Path:
     """Bar chart of accuracy per strategy, with the bootstrap interval as error bars."""
     from matplotlib.figure import Figure
@@ -36,13 +43,13 @@ def plot_accuracy(record: dict[str, Any], path: Path) -> Path:
     low = [100 * (s["accuracy"] - s["ci_low"]) if s["ci_low"] is not None else 0 for _, s in rows]
     high = [100 * (s["ci_high"] - s["accuracy"]) if s["ci_high"] is not None else 0 for _, s in rows]
     colors = ["#e8743b" if n == "scas" else "#c3c8ce" if n == BASELINE else "#5b8db8" for n in names]
-    ax.bar(names, acc, yerr=[low, high], capsize=4, color=colors)
+    ax.bar([_as_text(name) for name in names], acc, yerr=[low, high], capsize=4, color=colors)
     for i, a in enumerate(acc):
         ax.annotate(f"{a:.1f}", (i, a), textcoords="offset points", xytext=(6, 2), fontsize=8)
     ax.set_ylabel("accuracy (%)")
     ax.set_ylim(0, 100)
     n = next(iter(record["strategies"].values()))["n_questions"]
-    ax.set_title(f"{record['student']['name']}: {n} held-out questions, 95% bootstrap CI", fontsize=9)
+    ax.set_title(f"{_as_text(record['student']['name'])}: {n} held-out questions, 95% bootstrap CI", fontsize=9)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, format="png", metadata={"Software": None})
     return path
@@ -64,13 +71,18 @@ def _interval(low: float | None, high: float | None, signed: bool = False) -> st
 
 
 def _source_line(source: dict[str, Any]) -> str:
-    where = f"`{source['repo_id']}` @ `{source['revision']}`" if source.get("repo_id") else f"`{source['name']}`"
-    subsets = ", ".join(source.get("subsets") or [])
+    """A corpus as a table cell: its Hub id and revision, else its name, then its subsets."""
+    where = f"{cell(source['repo_id'])} @ {cell(source['revision'])}" if source.get("repo_id") else cell(source["name"])
+    subsets = ", ".join(plain(s) for s in source.get("subsets") or [])
     return f"{where}" + (f" ({subsets})" if subsets else "")
 
 
 def render_readme(record: dict[str, Any]) -> str:
-    """The README's text: YAML metadata for the Hub, then the table, chart, meaning and pins."""
+    """The README's text: YAML metadata for the Hub, then the table, chart, meaning and pins.
+
+    What the run's inputs named (student, strategies, sources, system prompt, command) is escaped, so
+    no value can break the tables or the command's block, or add a link or HTML to the page.
+    """
     import yaml
     from jinja2 import Environment
 
@@ -117,7 +129,11 @@ def render_readme(record: dict[str, Any]) -> str:
         card_data=yaml.safe_dump(metadata, sort_keys=False).strip(),
         corpus=_source_line(record["training_corpus"]["source"]),
         evalsrc=_source_line(record["eval"]["source"]),
-        versions=", ".join(f"{k} {v}" for k, v in record["run"]["versions"].items()),
+        versions=", ".join(plain(f"{k} {v}") for k, v in record["run"]["versions"].items()),
+        seeded=", ".join(plain(s) for s in record["selection"].get("seeded") or []),
+        command=code_block(record["run"]["command"], "bash"),
+        cell=cell,
+        plain=plain,
     )
 
 

@@ -46,3 +46,25 @@ def text(value: object) -> str:
     `&` as HTML entities (so no tag is ever written)."""
     escaped = _visible(str(value)).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     return escaped.replace("|", "\\|")
+
+
+_MARKDOWN_SIGNS = re.compile(r"[\\`*\[\]|~$]|(?<![^\W_])_|_(?![^\W_])")
+"""What Markdown (GFM, with the Hub's `$` math) could read in plain text; an `_` inside a word cannot
+open or close emphasis, so it stays as it is."""
+
+
+def plain(value: object) -> str:
+    """`value` as plain text in prose or a table cell, shown as it reads: a backslash before what Markdown
+    would read (`*`, `[`, `]`, a backtick, `|`, `~`, `$`, `\\`, an `_` at a word's edge), `<`, `>`, `&` as
+    HTML entities, control characters as escapes. Letters, digits, spaces and other punctuation stay as
+    they are, so an ordinary name is written unchanged (`Qwen2.5-0.5B`, `teacher:gpt-4o`, `my_model`)."""
+    escaped = _visible(str(value)).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return _MARKDOWN_SIGNS.sub(lambda sign: "\\" + sign.group(), escaped)
+
+
+def code_block(value: object, info: str = "") -> str:
+    """`value` as a fenced code block (```` ```info ````): the fence is longer than any run of backticks
+    in the text, so no line of it can end the block."""
+    body = str(value)
+    fence = "`" * max(3, max((len(m) for m in _LONGEST_TICKS.findall(body)), default=0) + 1)
+    return f"{fence}{info}\n{body}\n{fence}"

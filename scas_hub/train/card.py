@@ -9,6 +9,7 @@ from typing import Any
 
 from ..atomic import write_json_atomic
 from ..constants import PAPER_URL
+from ..publish.markdown import cell, code, plain
 
 TEMPLATE = "model_card.md.j2"
 FACTS_FILENAME = "training_facts.json"
@@ -46,12 +47,21 @@ def _metadata(facts: dict[str, Any]) -> str:
 
 
 def render_card(facts: dict[str, Any]) -> str:
-    """The card's text for one finished training run."""
+    """The card's text for one finished training run; what the run's inputs named (ids, revisions,
+    names) is escaped, so no value can break the card's tables or add a link or HTML to it."""
     from jinja2 import Environment, StrictUndefined
 
     template = resources.files("scas_hub.cards").joinpath(TEMPLATE).read_text(encoding="utf-8")
     env = Environment(undefined=StrictUndefined, keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True)
-    return env.from_string(template).render(f=facts, metadata=_metadata(facts), paper_url=PAPER_URL)
+    return env.from_string(template).render(
+        f=facts,
+        metadata=_metadata(facts),
+        paper_url=PAPER_URL,
+        versions=", ".join(plain(v) for v in facts["versions"]),
+        code=code,
+        cell=cell,
+        plain=plain,
+    )
 
 
 def write_card(folder: Path, facts: dict[str, Any]) -> Path:
