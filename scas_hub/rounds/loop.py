@@ -58,9 +58,9 @@ class RoundsResult:
     out: Path
     rounds: list[dict[str, Any]] = field(default_factory=list)
     """Per round: `round`, `student` (that scored it), `dataset` (folder, repo_id, version), `training`,
-    and with `eval_source` the accuracy of the checkpoint trained on it (`eval`)."""
+    and with `eval_questions` the accuracy of the checkpoint trained on it (`eval`)."""
     base_eval: dict[str, Any] | None = None
-    """With `eval_source`: the base student's accuracy on the same questions."""
+    """With `eval_questions`: the base student's accuracy on the same questions."""
 
     @property
     def final_checkpoint(self) -> Path:
