@@ -105,7 +105,7 @@ def add_config_flags(
         dests, flags, helps, choices: per field, another argparse dest, flag, help or choices than the field's
             (one command spells a flag its own way, e.g. `--train-seed` beside a selection `--seed`).
         aliases: per field, more flags for it after its own (e.g. `evaluate`'s `--subset`).
-        required: the fields a command cannot run without (no default is used).
+        required: the fields whose flag a command cannot run without (argparse's `required`).
     """
     for name in names:
         f = config_field(config, name)
