@@ -26,7 +26,8 @@ from typing import Any
 from ..atomic import write_json_atomic
 from ..constants import DEFAULT_SEED, DEFAULT_STUDENT, STATS_FILENAME
 from ..errors import ConfigError
-from ..evaluate import DecodingConfig, EvalReport, EvalSet, evaluate_student, find_overlap, load_eval_questions
+from ..evaluate import DecodingConfig, EvalReport, EvalSet, evaluate_student, find_overlap
+from ..evaluate.config import QuestionsConfig
 from ..evaluate.overlap import Overlap
 from ..evaluate.prompts import training_system_prompt
 from ..facts import api_call, hardware, library_versions, now
@@ -123,8 +124,8 @@ class AblationPlan:
     each arm is trained and evaluated (settled before any arm runs)."""
 
     out: Path
-    student: str
-    student_revision: str | None
+    student: StudentConfig
+    """The student every arm starts from; its `device` is where the arms are evaluated."""
     strategies: list[str]
     source: str
     subset: str | None
@@ -138,7 +139,6 @@ class AblationPlan:
     seeds: int
     selection_seed: int
     exclude_overlap: bool
-    device: str | None
     progress: bool
     command: str
     system_prompt: str | None = None
@@ -182,26 +182,20 @@ class AblationPlan:
 
 
 def ablate(
-    student: str = DEFAULT_STUDENT,
-    eval_source: str | None = None,
+    student: str | StudentConfig = DEFAULT_STUDENT,
+    eval_questions: str | QuestionsConfig | None = None,
     out: str | Path = "out/ablation",
     *,
     strategies: Sequence[str] = DEFAULT_STRATEGIES,
     source: str | None = None,
     subset: str | None = None,
     source_revision: str | None = None,
-    eval_subset: str | None = None,
-    eval_revision: str | None = None,
-    limit: int | None = None,
-    sample_seed: int = DEFAULT_SEED,
     decoding: DecodingConfig | None = None,
     train_config: TrainConfig | None = None,
     seeds: int = 1,
     selection_seed: int = DEFAULT_SEED,
     exclude_overlap: bool = True,
     baseline: bool = True,
-    student_revision: str | None = None,
-    device: str | None = None,
     progress: bool = True,
     publishing: PublishConfig | None = None,
     repo_type: str = "dataset",
@@ -211,9 +205,13 @@ def ablate(
     """Train one student per selection strategy (and seed) on the same budget; compare them on the same questions.
 
     Args:
-        student: alias, Hub model id or local folder: the student every arm starts from.
-        eval_source: held-out questions (builder, recipe, folder or Hub id); each distinct
-            question with a reference answer once, `limit` of them drawn with `sample_seed`.
+        student: alias, Hub model id or local folder: the student every arm starts from; or a
+            `StudentConfig` with its revision, the dtype it is scored in, and the `device` the arms
+            are evaluated on (scoring and training choose their own device). It takes no chat template.
+        eval_questions: the held-out questions every arm is evaluated on: a `QuestionsConfig` (source,
+            subset, revision, and `limit` of them drawn with `sample_seed`), or just its source
+            (builder, recipe, folder or Hub id: every question); each distinct question with a
+            reference answer once.
         out: the ablation folder; a rerun with the same settings resumes it (finished arms are kept).
         strategies: selection strategies (`scas`, `strongest`, `random`, `lowest-nll`, `argmin`,
             `teacher:<name>`); `scas` is the reference of the paired comparisons.
@@ -243,29 +241,27 @@ def ablate(
     started = time.perf_counter()
     strategies = _strategies(strategies)
     publishing = publishing or PublishConfig()
-    eval_source = _check_arguments(seeds, eval_source, repo_type, publishing)
-    check_student(student)
-    source = source or default_source(student)
+    model = StudentConfig.of(student)
+    questions = _check_arguments(seeds, eval_questions, repo_type, publishing, model)
+    check_student(model.name)
+    source = source or default_source(model.name)
     train_config = (train_config or TrainConfig()).validate()
     command = command or api_call(
         "scas_hub.ablate",
-        student=student,
-        eval_source=eval_source,
+        student=model.name,
+        eval_source=questions.source,
         strategies=",".join(strategies),
         source=source,
-        limit=limit,
+        limit=questions.limit,
         seeds=seeds,
     )
-    eval_set = load_eval_questions(
-        eval_source, subset=eval_subset, revision=eval_revision, limit=limit, sample_seed=sample_seed
-    )
+    eval_set = questions.load()
     corpus = open_source(source, subset=subset, revision=source_revision)
     overlap = find_overlap(corpus.candidates(), eval_set.questions)
-    resolved = resolve_student(student, student_revision)
+    resolved = resolve_student(model.name, model.revision)
     plan = AblationPlan(
         out=Path(out),
-        student=student,
-        student_revision=student_revision,
+        student=model,
         strategies=strategies,
         source=source,
         subset=subset,
@@ -279,7 +275,6 @@ def ablate(
         seeds=seeds,
         selection_seed=selection_seed,
         exclude_overlap=exclude_overlap,
-        device=device,
         progress=progress,
         command=command,
         system_prompt=system_prompt,
@@ -290,21 +285,30 @@ def ablate(
     return result
 
 
-def _check_arguments(seeds: int, eval_source: str | None, repo_type: str, publishing: PublishConfig) -> str:
-    """Refuse settings no ablation can run with, before anything is loaded; returns `eval_source`.
+def _check_arguments(
+    seeds: int,
+    eval_questions: str | QuestionsConfig | None,
+    repo_type: str,
+    publishing: PublishConfig,
+    student: StudentConfig,
+) -> QuestionsConfig:
+    """Refuse settings no ablation can run with, before anything is loaded; returns the eval questions.
 
     Raises:
         ConfigError: with what to do.
     """
     if seeds < 1:
         raise ConfigError(f"--seeds must be at least 1, not {seeds}")
-    if eval_source is None:
+    questions = QuestionsConfig.of(eval_questions) if eval_questions is not None else QuestionsConfig()
+    if questions.source is None:
         raise ConfigError("--eval SOURCE is required: the held-out questions every arm is evaluated on")
     if repo_type not in ("dataset", "model"):
         raise ConfigError(f"--repo-type must be dataset or model, not {repo_type!r}")
     if publishing.version is not None:
         raise ConfigError("the ablation's report is pushed as one commit: pass no version")
-    return eval_source
+    if student.chat_template is not None:
+        raise ConfigError("ablate trains and evaluates with the student's own chat template: pass none")
+    return questions
 
 
 def _run_ablation(plan: AblationPlan, started: float, *, baseline: bool) -> AblationResult:
@@ -341,8 +345,9 @@ def _build_datasets(plan: AblationPlan, needed: set[tuple[str, int]]) -> None:
     first = plan.strategies[0]
     scored = plan.dataset(first)
     if not (scored / "README.md").exists():  # the card is written last
-        curate(
-            StudentConfig(plan.student, revision=plan.student_revision),
+        student = plan.student
+        curate(  # scoring chooses its own device, as training does: `device` is where the arms are evaluated
+            StudentConfig(student.name, revision=student.revision, dtype=student.dtype),
             plan.source,
             scored,
             subset=plan.subset,
@@ -439,10 +444,10 @@ def _run_arm(plan: AblationPlan, strategy: str, seed_index: int, seed: int) -> A
     out = plan.out
     checkpoint, training = train_arm(
         plan.dataset(strategy, seed_index),
-        plan.student,
+        plan.student.name,
         out / "checkpoints" / strategy_slug(strategy) / f"seed-{seed}",
         replace(plan.train_config, seed=seed),
-        student_revision=plan.student_revision,
+        student_revision=plan.student.revision,
         progress=plan.progress,
     )
     training["checkpoint"] = (
@@ -460,7 +465,7 @@ def _run_baseline(plan: AblationPlan) -> ArmResult:
     finished = read_arm(path)
     if finished is not None:
         return finished
-    arm = ArmResult(BASELINE, None, None, _evaluate(plan, plan.student, student_revision=plan.student_revision))
+    arm = ArmResult(BASELINE, None, None, _evaluate(plan, plan.student.name, student_revision=plan.student.revision))
     write_arm(path, arm)
     return arm
 
@@ -471,7 +476,7 @@ def _evaluate(plan: AblationPlan, student: str, *, student_revision: str | None 
         student,
         plan.eval_set,
         student_revision=student_revision,
-        device=plan.device,
+        device=plan.student.device,
         decoding=plan.decoding,
         progress=plan.progress,
         command=plan.command,

@@ -12,6 +12,7 @@ from .common import (
     add_train_args,
     decoding,
     print_cut,
+    questions_config,
     split_list,
     train_config,
 )
@@ -20,28 +21,25 @@ from .common import (
 def run(args: argparse.Namespace) -> int:
     from ..ablate import DEFAULT_STRATEGIES, ablate
     from ..publish.config import PublishConfig
+    from ..student.config import StudentConfig
 
     config = train_config(args)
+    # ablate's --dtype is the decoding's (`decoding(args)`): the student config keeps `auto` for scoring
+    student = StudentConfig(args.student, revision=args.student_revision, device=args.device)
     result = ablate(
-        args.student,
-        args.eval,
+        student,
+        questions_config(args),
         args.out,
         strategies=split_list(args.strategies) or DEFAULT_STRATEGIES,
         source=args.source,
         subset=args.source_subset,
         source_revision=args.source_revision,
-        eval_subset=args.subset,
-        eval_revision=args.eval_revision,
-        limit=args.limit,
-        sample_seed=args.sample_seed,
         decoding=decoding(args),
         train_config=config,
         seeds=args.seeds,
         selection_seed=args.selection_seed,
         exclude_overlap=args.exclude_overlap,
         baseline=not args.no_baseline,
-        student_revision=args.student_revision,
-        device=args.device,
         progress=not args.no_progress,
         publishing=PublishConfig(push=args.push, private=args.private),
         repo_type=args.repo_type,

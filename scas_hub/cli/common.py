@@ -8,13 +8,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..constants import DEFAULT_SEED
 from ..score.config import ScoringConfig
 from ..student.config import StudentConfig
 from .options import add_config_flags
 
 if TYPE_CHECKING:
-    from ..evaluate.config import DecodingConfig
+    from ..evaluate.config import DecodingConfig, QuestionsConfig
     from ..pipeline import CurateResult
     from ..publish.config import PublishConfig
     from ..select import SelectionConfig
@@ -179,33 +178,29 @@ def add_eval_args(
     "training prompt, else each row's own, else the project's default, as "
     "training and scoring render rows)",
 ) -> None:
-    p.add_argument(
-        "--eval",
-        required=True,
-        metavar="SOURCE",
-        help="held-out questions: builder, recipe file (.py), folder, or Hub dataset id",
-    )
-    p.add_argument(
-        "--eval-subset",
-        *subset_flags,
-        dest="subset",
-        default=None,
-        help="subset of the eval source (default: the recipe's default)",
-    )
-    p.add_argument(
-        "--eval-revision",
-        default=None,
-        metavar="REV",
-        help="Hub revision of the eval source: tag, branch or commit (default: main)",
-    )
-    p.add_argument(
-        "--limit", type=int, default=None, help="evaluate N questions, a seeded uniform draw (default: every question)"
-    )
-    p.add_argument("--sample-seed", type=int, default=DEFAULT_SEED, help="seed of the --limit draw")
+    """The `QuestionsConfig` flags (`--eval` required; `subset_flags`: more flags for `--eval-subset`), the
+    `DecodingConfig` flags, `--device`, `--system-prompt` and `--no-progress` (`evaluate`, `ablate`)."""
+    from ..evaluate.config import QuestionsConfig
+
+    add_config_flags(p, QuestionsConfig, QUESTIONS_FLAGS, aliases={"subset": subset_flags}, required=("source",))
     add_decoding_args(p, batch_flag=batch_flag)
     add_student_args(p, ("device",))
     p.add_argument("--system-prompt", default=None, metavar="TEXT", help=system_prompt_help)
     p.add_argument("--no-progress", action="store_true", help="draw no progress bars")
+
+
+QUESTIONS_FLAGS = ("source", "subset", "revision", "limit", "sample_seed")
+"""The `QuestionsConfig` fields `evaluate` and `ablate` take as flags (`rounds` spells its own, `--eval-*`)."""
+
+
+def questions_config(args: argparse.Namespace) -> QuestionsConfig:
+    """The `QuestionsConfig` the `--eval`, `--eval-subset`, `--eval-revision`, `--limit` and `--sample-seed`
+    flags make (`evaluate`, `ablate`)."""
+    from ..evaluate.config import QuestionsConfig
+
+    return QuestionsConfig(
+        args.eval, subset=args.subset, revision=args.eval_revision, limit=args.limit, sample_seed=args.sample_seed
+    )
 
 
 def launched_by_accelerate() -> bool:

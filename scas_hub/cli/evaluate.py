@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .common import HelpFormatter, add_eval_args, add_student_args, decoding, print_cut
+from .common import HelpFormatter, add_eval_args, add_student_args, decoding, print_cut, questions_config
 
 
 def run(args: argparse.Namespace) -> int:
@@ -24,13 +24,9 @@ def run(args: argparse.Namespace) -> int:
         )
     report = evaluate(
         args.student,
-        args.eval,
+        questions_config(args),
         args.out,
-        subset=args.subset,
-        eval_revision=args.eval_revision,
         student_revision=args.student_revision,
-        limit=args.limit,
-        sample_seed=args.sample_seed,
         decoding=decoding(args),
         device=args.device,
         reference_nll=not args.no_reference_nll,

@@ -20,7 +20,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
 _TYPES: dict[str, type] = {"int": int, "float": float, "str": str}
@@ -94,6 +94,8 @@ def add_config_flags(
     flags: Mapping[str, str] | None = None,
     helps: Mapping[str, str] | None = None,
     choices: Mapping[str, Sequence[str]] | None = None,
+    aliases: Mapping[str, Sequence[str]] | None = None,
+    required: Collection[str] = (),
 ) -> None:
     """Add one flag per field `names` of the dataclass `config` to `group`, in that order.
 
@@ -102,6 +104,8 @@ def add_config_flags(
             flags a user set and the config's own defaults fill the rest (their help says them).
         dests, flags, helps, choices: per field, another argparse dest, flag, help or choices than the field's
             (one command spells a flag its own way, e.g. `--train-seed` beside a selection `--seed`).
+        aliases: per field, more flags for it after its own (e.g. `evaluate`'s `--subset`).
+        required: the fields whose flag a command cannot run without (argparse's `required`).
     """
     for name in names:
         f = config_field(config, name)
@@ -130,5 +134,8 @@ def add_config_flags(
                 kwargs[key] = meta[key]
         if choices and name in choices:
             kwargs["choices"] = list(choices[name])
-        action = group.add_argument((flags or {}).get(name) or flag_of(f), **kwargs)
+        if name in required:
+            kwargs["required"] = True
+        flag = (flags or {}).get(name) or flag_of(f)
+        action = group.add_argument(flag, *(aliases or {}).get(name, ()), **kwargs)
         action.config_field = (config, name, unset)  # type: ignore[attr-defined]  # what tests hold the flag to

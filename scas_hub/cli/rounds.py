@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..constants import DEFAULT_SEED
 from .common import (
@@ -20,10 +20,15 @@ from .common import (
     launched_by_accelerate,
     print_load_line,
     relaunch,
+    score_cache,
     selection_config,
+    student_config,
     train_config,
 )
 from .options import add_config_flags
+
+if TYPE_CHECKING:
+    from ..evaluate.config import QuestionsConfig
 
 
 def run(args: argparse.Namespace) -> int:
@@ -39,30 +44,22 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         max_length=config.max_length,
         truncate=args.truncate,
-        chat_template=Path(args.chat_template) if args.chat_template else None,
+        score_cache=score_cache(args),
     )
     result = run_rounds(
-        args.student,
+        student_config(args, args.student),  # the chat template file is read here, once
         args.rounds,
         args.out,
         source=args.source,
         subset=args.subset,
-        student_revision=args.student_revision,
         publishing=PublishConfig(push=args.push, private=args.private),
         push_checkpoints=args.push_checkpoints,
         train_config=config,
         selection=selection_config(args),
-        dtype=args.dtype,
-        device=args.device,
         scoring=scoring,
         from_base=args.from_base,
-        eval_source=args.eval,
-        eval_subset=args.eval_subset,
-        eval_revision=args.eval_revision,
-        eval_limit=args.eval_limit,
-        eval_seed=args.eval_seed,
+        eval_questions=eval_questions(args),
         decoding=decoding(args) if args.eval else None,
-        score_cache=False if args.no_score_cache else (args.score_cache or True),
         progress=not args.no_progress,
     )
     print(f"\n{result.table()}\n\nRounds folder: {result.out.resolve()}")
@@ -72,6 +69,21 @@ def run(args: argparse.Namespace) -> int:
     if args.push:
         print_load_line(args.push)
     return 0
+
+
+def eval_questions(args: argparse.Namespace) -> QuestionsConfig | None:
+    """The `QuestionsConfig` of `--eval` and the loop's own `--eval-*` flags; None without `--eval`."""
+    from ..evaluate.config import QuestionsConfig
+
+    if not args.eval:
+        return None
+    return QuestionsConfig(
+        args.eval,
+        subset=args.eval_subset,
+        revision=args.eval_revision,
+        limit=args.eval_limit,
+        sample_seed=args.eval_seed,
+    )
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .bootstrap import accuracy_interval, paired_difference
+    from .config import QuestionsConfig
     from .generate import DecodingConfig, Generation, Generator
     from .grading import grade
     from .overlap import Overlap, find_overlap
@@ -29,6 +30,7 @@ _EXPORTS = {
             "accuracy_interval",
             "paired_difference",
         ),
+        "config": ("QuestionsConfig",),
         "generate": (
             "DecodingConfig",
             "Generation",
@@ -67,6 +69,7 @@ __all__ = [
     "Generator",
     "Overlap",
     "QuestionResult",
+    "QuestionsConfig",
     "accuracy_interval",
     "evaluate",
     "evaluate_student",

@@ -1,15 +1,78 @@
-"""How answers are decoded: `DecodingConfig`, importable without torch (the CLI builds flags from it)."""
+"""What an evaluation asks and how answers are decoded: `QuestionsConfig` and `DecodingConfig`,
+importable without torch (the CLI builds flags from them)."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from ..constants import DEFAULT_SEED
 from ..errors import ConfigError
+
+if TYPE_CHECKING:
+    from ..source import CorpusRecipe
+    from .questions import EvalSet
 
 BACKENDS = ("auto", "transformers", "vllm", "openai")
 DTYPE_NAMES = ("float32", "bfloat16", "float16")
 """The dtypes a student runs in (`score.engine.DTYPES` maps them to torch's), besides `auto`."""
+
+
+@dataclass(frozen=True)
+class QuestionsConfig:
+    """The held-out questions an evaluation runs on: a source, and a seeded draw of N of its questions
+    (`evaluate`, `ablate` and `run_rounds` take it)."""
+
+    source: str | os.PathLike[str] | CorpusRecipe | None = field(
+        default=None,
+        metadata={
+            "help": "held-out questions: builder, recipe file (.py), folder, or Hub dataset id",
+            "flag": "--eval",
+            "dest": "eval",
+            "metavar": "SOURCE",
+        },
+    )
+    """Builder, recipe file or `CorpusRecipe`, local folder, or Hub dataset id; each distinct question
+    with a reference answer is evaluated once."""
+    subset: str | None = field(
+        default=None,
+        metadata={"help": "subset of the eval source (default: the recipe's default)", "flag": "--eval-subset"},
+    )
+    revision: str | None = field(
+        default=None,
+        metadata={
+            "help": "Hub revision of the eval source: tag, branch or commit (default: main)",
+            "flag": "--eval-revision",
+            "dest": "eval_revision",
+            "metavar": "REV",
+        },
+    )
+    limit: int | None = field(
+        default=None, metadata={"help": "evaluate N questions, a seeded uniform draw (default: every question)"}
+    )
+    """Evaluate N questions, drawn uniformly with `sample_seed` (kept in source order)."""
+    sample_seed: int = field(default=DEFAULT_SEED, metadata={"help": "seed of the --limit draw"})
+
+    @classmethod
+    def of(cls, questions: str | os.PathLike[str] | CorpusRecipe | QuestionsConfig) -> QuestionsConfig:
+        """`questions` itself, or every question of the source `questions`."""
+        return questions if isinstance(questions, QuestionsConfig) else cls(questions)
+
+    def load(self) -> EvalSet:
+        """Read the distinct questions with a reference answer, and draw `limit` of them (`load_eval_questions`).
+
+        Raises:
+            ConfigError: no `source`.
+            SourceError: the source cannot be read, or holds no question with a reference answer.
+        """
+        from .questions import load_eval_questions
+
+        if self.source is None:
+            raise ConfigError("no eval source: pass --eval SOURCE, the held-out questions")
+        return load_eval_questions(
+            self.source, subset=self.subset, revision=self.revision, limit=self.limit, sample_seed=self.sample_seed
+        )
 
 
 @dataclass(frozen=True)

@@ -15,9 +15,10 @@ from ..source import CorpusRecipe, source_record
 from ..student.chat import chat_template_sha256, read_chat_template
 from ..student.loading import check_student, load_student, resolve_dtype, resolve_student
 from ..train.card import read_facts
+from .config import QuestionsConfig
 from .generate import DecodingConfig, Generation, Generator, TransformersGenerator, VLLMGenerator, resolve_backend
 from .grading import grade
-from .questions import EvalSet, load_eval_questions
+from .questions import EvalSet
 from .reference_nll import reference_solution_nll
 from .report import EvalReport, QuestionResult
 
@@ -29,14 +30,10 @@ logger = logging.getLogger(__name__)
 
 def evaluate(
     student: str,
-    eval_source: str | CorpusRecipe,
+    eval_questions: str | CorpusRecipe | QuestionsConfig,
     out: str | Path | None = None,
     *,
-    subset: str | None = None,
-    eval_revision: str | None = None,
     student_revision: str | None = None,
-    limit: int | None = None,
-    sample_seed: int = 42,
     decoding: DecodingConfig | None = None,
     device: str | None = None,
     reference_nll: bool = True,
@@ -50,10 +47,11 @@ def evaluate(
 
     Args:
         student: alias, Hub model id or local folder (e.g. a trained checkpoint).
-        eval_source: builder, recipe file or `CorpusRecipe`, local folder, or Hub dataset id; each
-            distinct question with a reference answer is evaluated once.
+        eval_questions: the held-out questions: a `QuestionsConfig` (source, subset, revision, and a
+            seeded draw of `limit` of them), or just its source (builder, recipe file or
+            `CorpusRecipe`, local folder, or Hub dataset id: every question); each distinct question
+            with a reference answer is evaluated once.
         out: where to write `report.json` (a `.json` path, or a folder to hold `report.json`).
-        limit: evaluate N questions, drawn uniformly with `sample_seed`.
         decoding: greedy decoding settings (max new tokens, batch size, backend, dtype).
         reference_nll: also report the mean NLL of reference solutions where the source has them.
         generator: answers conversations instead of the student's own decoding (tests, custom
@@ -69,15 +67,14 @@ def evaluate(
         SourceError, StudentError, ConfigError: with what to do.
     """
     check_student(student)
-    eval_set = load_eval_questions(
-        eval_source, subset=subset, revision=eval_revision, limit=limit, sample_seed=sample_seed
-    )
+    questions = QuestionsConfig.of(eval_questions)
+    eval_set = questions.load()
     command = command or api_call(
         "scas_hub.evaluate",
         student=student,
-        eval_source=str(eval_source),
-        subset=subset,
-        limit=limit,
+        eval_source=str(questions.source),
+        subset=questions.subset,
+        limit=questions.limit,
         decoding=decoding,
         system_prompt=system_prompt,
         chat_template=str(chat_template) if chat_template is not None else None,

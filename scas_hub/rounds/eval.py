@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..evaluate import DecodingConfig, EvalReport, EvalSet, Overlap, accuracy_interval, evaluate_student, find_overlap
-from ..evaluate.questions import load_eval_questions
+from ..evaluate.config import QuestionsConfig
 from ..source import source_record
 
 EVAL_DIR = "eval"
@@ -34,15 +34,11 @@ class RoundsEval:
     @classmethod
     def load(
         cls,
-        eval_source: str,
+        questions: QuestionsConfig,
         out: Path,
         *,
         corpus: str,
         corpus_subset: str | None,
-        subset: str | None = None,
-        revision: str | None = None,
-        limit: int | None = None,
-        sample_seed: int = 42,
         decoding: DecodingConfig | None = None,
     ) -> RoundsEval:
         """Draw the eval questions and find those the training corpus shares with them.
@@ -52,9 +48,7 @@ class RoundsEval:
         """
         from ..source import open_source
 
-        eval_set = load_eval_questions(
-            eval_source, subset=subset, revision=revision, limit=limit, sample_seed=sample_seed
-        )
+        eval_set = questions.load()
         overlap = find_overlap(open_source(corpus, subset=corpus_subset).candidates(), eval_set.questions)
         return cls(eval_set, overlap, decoding or DecodingConfig(), out / EVAL_DIR)
 

@@ -27,10 +27,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..atomic import write_json_atomic
-from ..constants import DEFAULT_SEED, DEFAULT_STUDENT, STATS_FILENAME
+from ..constants import DEFAULT_STUDENT, STATS_FILENAME
 from ..distributed import distributed_state
 from ..errors import ChatTemplateMismatchError, ConfigError, PublishError
 from ..evaluate import DecodingConfig
+from ..evaluate.config import QuestionsConfig
 from ..pipeline import curate, default_source
 from ..publish.config import PublishConfig
 from ..publish.hub import check_repo_id
@@ -57,9 +58,9 @@ class RoundsResult:
     out: Path
     rounds: list[dict[str, Any]] = field(default_factory=list)
     """Per round: `round`, `student` (that scored it), `dataset` (folder, repo_id, version), `training`,
-    and with `eval_source` the accuracy of the checkpoint trained on it (`eval`)."""
+    and with `eval_questions` the accuracy of the checkpoint trained on it (`eval`)."""
     base_eval: dict[str, Any] | None = None
-    """With `eval_source`: the base student's accuracy on the same questions."""
+    """With `eval_questions`: the base student's accuracy on the same questions."""
 
     @property
     def final_checkpoint(self) -> Path:
@@ -259,8 +260,8 @@ class LoopPlan:
     """The settings every round of one loop shares, settled once from the base student."""
 
     out: Path
-    student: str
-    student_revision: str | None
+    student: StudentConfig
+    """The base student θ_1, and how every round's student runs (dtype, device)."""
     source: str
     subset: str | None
     verification: str | None
@@ -269,9 +270,6 @@ class LoopPlan:
     publishing: PublishConfig
     push_checkpoints: str | None
     train_config: TrainConfig
-    dtype: str
-    device: str | None
-    score_cache: str | Path | bool | None
     from_base: bool
     progress: bool
     base: ResolvedStudent
@@ -290,7 +288,7 @@ class LoopPlan:
             verification=self.verification,
             selection=self.selection,
             scoring=self.scoring,
-            dtype=self.dtype,
+            dtype=self.student.dtype,
             train_config=self.train_config,
             push=self.push,
             push_checkpoints=self.push_checkpoints,
@@ -299,47 +297,46 @@ class LoopPlan:
         )
 
 
-@locks_output(lambda a: a["out"] or Path("out") / f"rounds-{student_slug(a['student'])}", check=check_rounds_folder)
+def default_rounds_out(student: str | StudentConfig) -> Path:
+    """`out/rounds-<student>`: the loop's folder when none is given."""
+    return Path("out") / f"rounds-{student_slug(StudentConfig.of(student).name)}"
+
+
+@locks_output(lambda a: a["out"] or default_rounds_out(a["student"]), check=check_rounds_folder)
 def run_rounds(
-    student: str = DEFAULT_STUDENT,
+    student: str | StudentConfig = DEFAULT_STUDENT,
     rounds: int = 3,
     out: str | Path | None = None,
     *,
     source: str | None = None,
     subset: str | None = None,
-    student_revision: str | None = None,
     verification: str | None = None,
     selection: SelectionConfig | None = None,
     scoring: ScoringConfig | None = None,
     publishing: PublishConfig | None = None,
     train_config: TrainConfig | None = None,
     push_checkpoints: str | None = None,
-    dtype: str = "auto",
-    device: str | None = None,
-    score_cache: str | Path | bool | None = True,
     from_base: bool = False,
-    eval_source: str | None = None,
-    eval_subset: str | None = None,
-    eval_revision: str | None = None,
-    eval_limit: int | None = None,
-    eval_seed: int = DEFAULT_SEED,
+    eval_questions: str | QuestionsConfig | None = None,
     decoding: DecodingConfig | None = None,
     progress: bool = True,
 ) -> RoundsResult:
     """Run (or continue) `rounds` rounds of the SCAS loop from `student`.
 
     Args:
-        student: the base student θ_1: alias, Hub model id or local folder.
+        student: the base student θ_1: alias, Hub model id or local folder; or a `StudentConfig` with
+            its revision, the dtype and device every round's student is scored (and evaluated) in,
+            and a chat template (as `scoring.chat_template`, which it overrides).
         rounds: how many rounds; each ends with a trained checkpoint (θ_{rounds+1} is the last).
         out: the loop's folder (default `out/rounds-<student>`).
         source: the corpus, as for `curate` (default: the demo for the embedded student, else the pool);
             settled once from the base student, every round scores it.
         selection: how each round selects (default `SelectionConfig()`); its `seed` is the
             selection's, the training seed is `train_config.seed`.
-        scoring: how to run the student; it scores at the training `max_length` (longer candidates are
-            set aside as `too_long`, or cut there alike with `truncate`). Its `chat_template` (text or
-            file), when set, is scored and trained with instead of the student's own; every checkpoint
-            keeps it.
+        scoring: how to run the student, and its score cache (`score_cache`); it scores at the training
+            `max_length` (longer candidates are set aside as `too_long`, or cut there alike with
+            `truncate`). Its `chat_template` (text or file), when set, is scored and trained with
+            instead of the student's own; every checkpoint keeps it.
         publishing: `PublishConfig(push=..., private=...)` with no `version` (each round is the next
             one): round r is pushed to the Hub dataset repo `push` (`org/name`) as its next version
             (v1, v2, ...); `private` applies to the checkpoints' repo too.
@@ -347,9 +344,10 @@ def run_rounds(
         push_checkpoints: Hub model repo id: each trained checkpoint is pushed to it (one commit each).
         from_base: train every round's checkpoint from the base student (default: from the previous
             round's checkpoint, continued training).
-        eval_source, eval_subset, eval_revision, eval_limit, eval_seed, decoding: evaluate the base
-            student and every trained checkpoint on the same held-out questions (as `evaluate`);
-            corpus questions whose text is an eval question are set aside from training.
+        eval_questions, decoding: evaluate the base student and every trained checkpoint on the same
+            held-out questions (a `QuestionsConfig`, or just its source; decoded as `decoding` says),
+            as `evaluate` does; corpus questions whose text is an eval question are set aside from
+            training.
 
     Returns:
         Every round's dataset and checkpoint, on every process of an `accelerate launch`.
@@ -364,30 +362,24 @@ def run_rounds(
     publishing = publishing or PublishConfig()
     _check_arguments(rounds, publishing, push_checkpoints)
     train_config = (train_config or TrainConfig()).validate(distributed_state().num_processes)
+    model = StudentConfig.of(student)
     scoring = scoring_at_training_length(scoring or ScoringConfig(progress=progress), train_config)
-    out = Path(out) if out else Path("out") / f"rounds-{student_slug(student)}"
-    source = source or default_source(student)  # settled from the base student, once for every round
+    if model.chat_template is not None:
+        scoring = replace(scoring, chat_template=model.chat_template)
+    out = Path(out) if out else default_rounds_out(model)
+    source = source or default_source(model.name)  # settled from the base student, once for every round
     selection = selection_config(selection)
-    base = resolve_student(student, student_revision)
+    base = resolve_student(model.name, model.revision)
     evaluation = None
-    if eval_source is not None:
+    if eval_questions is not None:
         from .eval import RoundsEval
 
         evaluation = RoundsEval.load(
-            eval_source,
-            out,
-            corpus=source,
-            corpus_subset=subset,
-            subset=eval_subset,
-            revision=eval_revision,
-            limit=eval_limit,
-            sample_seed=eval_seed,
-            decoding=decoding,
+            QuestionsConfig.of(eval_questions), out, corpus=source, corpus_subset=subset, decoding=decoding
         )
     plan = LoopPlan(
         out=out,
-        student=student,
-        student_revision=student_revision,
+        student=model,
         source=source,
         subset=subset,
         verification=verification,
@@ -396,9 +388,6 @@ def run_rounds(
         publishing=publishing,
         push_checkpoints=push_checkpoints,
         train_config=train_config,
-        dtype=dtype,
-        device=device,
-        score_cache=score_cache,
         from_base=from_base,
         progress=progress,
         base=base,
@@ -412,9 +401,10 @@ def _run_loop(plan: LoopPlan, rounds: int) -> RoundsResult:
     out, settings = plan.out, plan.settings()
     check_settings(out, settings)  # rounds.json is written once round 1's dataset exists: a run that fails
     # before (a typo in --source) leaves no settings behind to refuse the corrected rerun
-    base_eval = _evaluate(plan, 1, plan.student, plan.base.revision, student_revision=plan.student_revision)
+    base = plan.student
+    base_eval = _evaluate(plan, 1, base.name, plan.base.revision, student_revision=base.revision)
     summary: list[dict[str, Any]] = []
-    current, current_revision = plan.student, plan.student_revision
+    current, current_revision = base.name, base.revision
     training: dict[str, Any] | None = None
     for r in range(1, rounds + 1):
         resolved = resolve_student(current, current_revision)
@@ -492,7 +482,7 @@ def _score_round(
         check_template_continues(_read_record(round_folder(out, r - 1)) or RunRecord(), Path(current), r)
     logger.info("round %d: scoring with %s", r, resolved.public_id)
     curate(
-        StudentConfig(current, revision=current_revision, dtype=plan.dtype, device=plan.device),
+        StudentConfig(current, revision=current_revision, dtype=plan.student.dtype, device=plan.student.device),
         plan.source,
         round_folder(out, r),
         subset=plan.subset,
@@ -501,7 +491,7 @@ def _score_round(
         previous_round=round_folder(out, r - 1) if r > 1 and not plan.push else None,
         round_training=training,
         verification=plan.verification,
-        scoring=replace(plan.scoring, score_cache=plan.score_cache),
+        scoring=plan.scoring,
         publishing=PublishConfig(push=plan.push, private=plan.publishing.private),
         held_out=plan.evaluation.held_out if plan.evaluation else None,
     )
@@ -510,7 +500,8 @@ def _score_round(
 def _train_round(plan: LoopPlan, r: int, record: RunRecord, current: str, current_revision: str | None) -> TrainResult:
     """Step 2 of round `r`: train the next checkpoint on the round's dataset (from the base student
     with `from_base`, else from the round's)."""
-    trainee, trainee_revision = (plan.student, plan.student_revision) if plan.from_base else (current, current_revision)
+    base = plan.student
+    trainee, trainee_revision = (base.name, base.revision) if plan.from_base else (current, current_revision)
     logger.info("round %d: training %s on %s", r, trainee, record.version or round_folder(plan.out, r))
     return train(
         plan.push or round_folder(plan.out, r),
@@ -573,7 +564,12 @@ def _evaluate(
         return None
     facts = (
         plan.evaluation.evaluate(
-            theta, student, revision, student_revision=student_revision, device=plan.device, progress=plan.progress
+            theta,
+            student,
+            revision,
+            student_revision=student_revision,
+            device=plan.student.device,
+            progress=plan.progress,
         )
         if _is_main()
         else None

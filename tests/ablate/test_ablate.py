@@ -13,7 +13,14 @@ import pytest
 from scas_hub.ablate import paired_comparison, question_scores, strategy_summary
 from scas_hub.ablate.arms import ArmResult
 from scas_hub.errors import ConfigError
-from scas_hub.evaluate import EvalReport, QuestionResult, accuracy_interval, find_overlap, paired_difference
+from scas_hub.evaluate import (
+    EvalReport,
+    QuestionResult,
+    QuestionsConfig,
+    accuracy_interval,
+    find_overlap,
+    paired_difference,
+)
 from scas_hub.evaluate.questions import EvalQuestion
 from scas_hub.records import Candidate
 from scas_hub.testing.corpus import synthetic_pool, write_pool
@@ -228,7 +235,9 @@ def test_a_rerun_resumes_without_redoing_finished_arms(ablation, corpus, tiny_qw
     with pytest.raises(ConfigError, match="not empty"):
         from scas_hub.ablate import ablate
 
-        ablate(str(tiny_qwen_dir), str(corpus), foreign, source=str(corpus), strategies=["scas"], limit=1)
+        ablate(
+            str(tiny_qwen_dir), QuestionsConfig(str(corpus), limit=1), foreign, source=str(corpus), strategies=["scas"]
+        )
     assert (foreign / "notes.txt").read_text() == "mine"
 
 
@@ -247,3 +256,15 @@ def test_the_report_is_pushed_to_the_hub(ablation, fake_hub, repo_type):
         "arms/random/seed-42.json",
     } == set(files) - {".gitattributes"}  # never datasets or checkpoints
     assert files["ablation.json"] == (ablation / "ablation.json").read_bytes() and len(commit) == 40
+
+
+def test_ablate_takes_its_student_and_questions_as_configs_and_refuses_what_it_cannot_run(tmp_path):
+    from scas_hub.ablate import ablate
+    from scas_hub.student.config import StudentConfig
+
+    templated = StudentConfig("smollm2-135m", chat_template="{{ messages }}")
+    with pytest.raises(ConfigError, match="chat template"):  # training and evaluation use the student's own
+        ablate(templated, QuestionsConfig("demo", limit=1), tmp_path / "a")
+    with pytest.raises(ConfigError, match="--eval SOURCE is required"):
+        ablate(StudentConfig("smollm2-135m"), QuestionsConfig(limit=1), tmp_path / "a")
+    assert not (tmp_path / "a").exists()

@@ -17,7 +17,7 @@ import pytest
 from scas_hub.cli import build_parser
 from scas_hub.cli.common import LaunchConfig
 from scas_hub.cli.options import field_default, flag_of, help_of, show_default
-from scas_hub.evaluate.config import DecodingConfig
+from scas_hub.evaluate.config import DecodingConfig, QuestionsConfig
 from scas_hub.generate.config import GenerateConfig, RetryPolicy, RoutingConfig
 from scas_hub.publish.config import PublishConfig
 from scas_hub.score.config import ScoringConfig
@@ -46,8 +46,8 @@ TAKES = {
     "select": {SelectionConfig, PublishConfig},
     "rounds": {SelectionConfig, TrainConfig, DecodingConfig, ScoringConfig, StudentConfig, LaunchConfig},
     "train": {TrainConfig, StudentConfig, LaunchConfig},
-    "evaluate": {DecodingConfig, StudentConfig},
-    "ablate": {TrainConfig, DecodingConfig, StudentConfig},
+    "evaluate": {QuestionsConfig, DecodingConfig, StudentConfig},
+    "ablate": {QuestionsConfig, TrainConfig, DecodingConfig, StudentConfig},
     "generate": {GenerateConfig, RetryPolicy, RoutingConfig},
     "push": {PublishConfig},
 }
@@ -91,6 +91,25 @@ def test_every_selection_field_is_a_flag(command):
     from scas_hub.cli.common import selection_kwargs
 
     assert SelectionConfig(**selection_kwargs(args)) == SelectionConfig()
+
+
+@pytest.mark.parametrize("command", ["evaluate", "ablate", "rounds"])
+def test_the_question_flags_make_the_questions_config(command):
+    from scas_hub.cli.common import questions_config
+    from scas_hub.cli.rounds import eval_questions
+
+    parse = build_parser().parse_args
+    student = ["--student", "s"]
+    if command == "rounds":  # the loop spells them --eval-limit, --eval-seed
+        assert eval_questions(parse([command])) is None
+        build, limit, seed = eval_questions, "--eval-limit", "--eval-seed"
+    else:
+        build, limit, seed = questions_config, "--limit", "--sample-seed"
+    assert build(parse([command, *student, "--eval", "e"])) == QuestionsConfig("e")
+    args = parse(
+        [command, *student, "--eval", "e", "--eval-subset", "x", "--eval-revision", "v1", limit, "5", seed, "7"]
+    )
+    assert build(args) == QuestionsConfig("e", subset="x", revision="v1", limit=5, sample_seed=7)
 
 
 def test_unset_training_flags_build_the_reference_recipe():

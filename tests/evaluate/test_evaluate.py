@@ -7,7 +7,7 @@ import json
 import pytest
 
 from scas_hub.errors import ConfigError, SourceError
-from scas_hub.evaluate import DecodingConfig, evaluate, grade, load_eval_questions
+from scas_hub.evaluate import DecodingConfig, QuestionsConfig, evaluate, grade, load_eval_questions
 from scas_hub.evaluate.generate import TransformersGenerator, stop_token_ids
 from scas_hub.testing.corpus import write_pool
 from scas_hub.testing.naive import naive_components
@@ -187,7 +187,11 @@ def test_cli_evaluate_writes_the_report(toy_pool, tiny_qwen_dir, tmp_path, capsy
 @pytest.mark.slow  # generation with the embedded SmolLM2 on a shared 2-core CPU takes minutes
 def test_evaluate_the_embedded_student_on_the_demo_corpus(tmp_path):
     report = evaluate(
-        "smollm2-135m", "demo", tmp_path, limit=2, decoding=DecodingConfig(max_new_tokens=16), progress=False
+        "smollm2-135m",
+        QuestionsConfig("demo", limit=2),
+        tmp_path,
+        decoding=DecodingConfig(max_new_tokens=16),
+        progress=False,
     )
     data = json.loads((tmp_path / "report.json").read_text())
     assert data["n_questions"] == 2 and data["student"]["repo_id"] == "HuggingFaceTB/SmolLM2-135M-Instruct"

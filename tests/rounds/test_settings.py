@@ -219,3 +219,29 @@ def test_a_run_that_fails_before_its_first_dataset_leaves_no_settings_behind(tin
     assert not (out / SUMMARY_FILENAME).exists()  # the corrected rerun is not refused for "other settings"
     assert rounds(tiny_qwen_dir, out, "--rounds", "1", "--learning-rate", "nan") == 2
     assert "--learning-rate must be a finite number" in capsys.readouterr().err and not out.exists()
+
+
+def test_run_rounds_takes_the_student_as_a_config_and_scores_into_the_scoring_configs_cache(
+    tiny_qwen_dir, corpus, tmp_path
+):
+    from scas_hub.rounds.loop import run_rounds
+    from scas_hub.student.config import StudentConfig
+    from scas_hub.train import TrainConfig
+
+    cache = tmp_path / "cache"
+    result = run_rounds(
+        StudentConfig(str(tiny_qwen_dir), dtype="float32", device="cpu"),
+        1,
+        tmp_path / "rounds",
+        source=str(corpus),
+        selection=SelectionConfig(strategy="argmin"),
+        scoring=ScoringConfig(progress=False, score_cache=cache),
+        train_config=TrainConfig(max_steps=2, effective_batch_size=2),
+        progress=False,
+    )
+    settings = json.loads((result.out / SUMMARY_FILENAME).read_text())["settings"]
+    assert settings["scoring"]["dtype"] == "float32"
+    assert settings["student"]["repo_id"] == f"local:{tiny_qwen_dir.name}"
+    record = json.loads((round_folder(result.out, 1) / "selection_stats.json").read_text())
+    assert (record["student"]["dtype"], record["student"]["device"]) == ("float32", "cpu")
+    assert any(p.is_file() for p in cache.rglob("*"))  # the scores went where the scoring config says
