@@ -114,7 +114,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=DEFAULT_SEED,
         help="seed of every strategy's draws (scas group sampling, random)",
     )
-    add_train_args(a)
+    # no --chat-template: ablate scores, trains and evaluates with the student's own template
+    add_train_args(a, chat_template=False)
     a.add_argument("--no-baseline", action="store_true", help="do not evaluate the untrained student")
     a.add_argument("--out", default="out/ablation", help="ablation folder; a rerun resumes it")
     a.add_argument(

@@ -277,8 +277,9 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
     return TrainConfig(**values)
 
 
-def add_train_args(p: argparse.ArgumentParser, seed_flag: str = "--seed") -> None:
-    """The `TrainConfig` flags; unset ones keep the reference recipe's defaults (see `train_config`)."""
+def add_train_args(p: argparse.ArgumentParser, seed_flag: str = "--seed", chat_template: bool = True) -> None:
+    """The `TrainConfig` flags; unset ones keep the reference recipe's defaults (see `train_config`).
+    `chat_template`: also `--chat-template`, for the commands that train with it."""
     from ..train.config import TrainConfig
 
     g = p.add_argument_group("training (default: the reference recipe)")
@@ -311,8 +312,8 @@ def add_train_args(p: argparse.ArgumentParser, seed_flag: str = "--seed") -> Non
         dests={"seed": "train_seed"},
         flags={"seed": seed_flag},
     )
-    # training renders the dataset's rows: its own words for what the template does there
-    add_student_args(g, ("chat_template",), helps={"chat_template": TRAIN_CHAT_TEMPLATE_HELP})
+    if chat_template:  # training renders the dataset's rows: its own words for what the template does there
+        add_student_args(g, ("chat_template",), helps={"chat_template": TRAIN_CHAT_TEMPLATE_HELP})
 
 
 TRAIN_CHAT_TEMPLATE_HELP = (

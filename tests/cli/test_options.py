@@ -158,3 +158,14 @@ def test_workflows_take_a_config_or_its_keywords_not_both():
     assert publish_config(None, push="org/name") == PublishConfig(push="org/name")
     with pytest.raises(ConfigError, match="not both"):
         publish_config(PublishConfig(), private=True)
+
+
+def test_a_flag_a_command_would_ignore_is_not_offered(capsys):
+    """`ablate` scores, trains and evaluates with the student's own template: `--chat-template` there
+    was accepted and silently ignored; now argparse refuses it (exit 2) and `--help` does not list it."""
+    parser = build_parser()
+    with pytest.raises(SystemExit) as exit_info:
+        parser.parse_args(["ablate", "--eval", "demo", "--chat-template", "t.jinja"])
+    assert exit_info.value.code == 2 and "--chat-template" in capsys.readouterr().err
+    assert parser.parse_args(["train", "--dataset", "d", "--chat-template", "t.jinja"]).chat_template == "t.jinja"
+    assert parser.parse_args(["rounds", "--chat-template", "t.jinja"]).chat_template == "t.jinja"
