@@ -33,6 +33,7 @@ from ..evaluate.prompts import training_system_prompt
 from ..facts import api_call, hardware, library_versions, now
 from ..pipeline import curate, default_source, reselect, source_record
 from ..publish.config import PublishConfig
+from ..publish.lock import locks_output
 from ..run_record import RunRecord
 from ..score.engine import ScoringConfig
 from ..select import SelectionConfig
@@ -181,6 +182,7 @@ class AblationPlan:
         }
 
 
+@locks_output(lambda a: a["out"])  # one writer per ablation folder (its arms lock their own folders)
 def ablate(
     student: str | StudentConfig = DEFAULT_STUDENT,
     eval_questions: str | QuestionsConfig | None = None,

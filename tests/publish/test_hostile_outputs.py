@@ -163,15 +163,17 @@ def test_finding_3_a_second_run_is_refused_and_a_killed_holder_is_taken_over(cur
     assert not lock_path(out).exists()  # removed when the run ended
 
 
-def test_rounds_and_train_refuse_an_out_another_run_holds(curated, tmp_path, capsys, holder):
-    rounds_out, train_out = tmp_path / "rounds", tmp_path / "ckpt"
+def test_rounds_train_and_ablate_refuse_an_out_another_run_holds(curated, tmp_path, capsys, holder):
+    rounds_out, train_out, ablate_out = tmp_path / "rounds", tmp_path / "ckpt", tmp_path / "ablation"
     holder(rounds_out)
     holder(train_out)
+    holder(ablate_out)
     assert main(["rounds", "--out", str(rounds_out), "--rounds", "1", "--no-progress"]) == 2
     assert main(["train", "--dataset", str(curated / "out"), "--out", str(train_out), "--no-progress"]) == 2
+    assert main(["ablate", "--eval", "demo", "--out", str(ablate_out), "--no-progress"]) == 2
     err = capsys.readouterr().err
-    assert err.count("being written by another scas-hub run") == 2
-    assert not rounds_out.exists() and not train_out.exists()
+    assert err.count("being written by another scas-hub run") == 3
+    assert not rounds_out.exists() and not train_out.exists() and not ablate_out.exists()
 
 
 # --- finding 6: `rounds --out` over a user's files --------------------------------------------------
