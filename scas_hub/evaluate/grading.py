@@ -11,20 +11,14 @@
 
 from __future__ import annotations
 
-import threading
-from functools import lru_cache
-
-PARSE_TIMEOUT_S = 5
+# the reference is parsed as `verify` parses it (the same cache); `_timeout` is math-verify's
+# signal-based timeout, off outside the main thread
+from ..verify.math_answers import _parse_reference, _timeout
 
 OUTCOMES = ("correct", "not_verified", "unverifiable", "cut_without_final_answer", "unverifiable_reference")
 """`correct`; `not_verified` (a final answer that differs); `unverifiable` (no answer could be extracted);
 `cut_without_final_answer` (cut at the token limit before an explicit final answer);
 `unverifiable_reference` (the reference does not parse)."""
-
-
-def _timeout() -> int | None:
-    # math-verify's timeouts use signal.alarm, which only works in the main thread
-    return PARSE_TIMEOUT_S if threading.current_thread() is threading.main_thread() else None
 
 
 def _finished_config():
@@ -40,16 +34,6 @@ def _cut_config():
         ExprExtractionConfig(try_extract_without_anchor=False),
         LatexExtractionConfig(boxed_match_priority=0, try_extract_without_anchor=False),
     ]
-
-
-@lru_cache(maxsize=4096)
-def _parse_reference(reference: str):
-    from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse
-
-    text = reference.strip()
-    if "$" not in text and "\\boxed" not in text:
-        text = f"${text}$"  # a bare reference such as `\frac{1}{2}` is LaTeX
-    return parse(text, [LatexExtractionConfig(), ExprExtractionConfig()], parsing_timeout=_timeout())
 
 
 def grade(generated: str, reference_answer: str, *, finished: bool | None = True) -> tuple[bool, str]:

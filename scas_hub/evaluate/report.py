@@ -1,4 +1,4 @@
-"""Checking generated answers against the reference, and the evaluation report (`report.json`)."""
+"""The evaluation report (`report.json`); answers are graded in `grading.py`."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 from ..atomic import write_json_atomic
-from .grading import grade  # noqa: F401  (re-exported: `scas_hub.evaluate.report.grade`)
 
 CUT_WARNING_SHARE = 0.10
 """Above this share of answers cut at the token limit, the summary warns: the accuracy then measures

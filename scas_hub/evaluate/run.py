@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..constants import DEFAULT_SYSTEM_PROMPT
-from ..errors import StudentError
+from ..errors import ConfigError, StudentError
 from ..facts import api_call, hardware, library_versions, now
 from ..source import CorpusRecipe, source_record
 from ..student.chat import chat_template_sha256, read_chat_template
@@ -66,6 +66,7 @@ def evaluate(
     Raises:
         SourceError, StudentError, ConfigError: with what to do.
     """
+    check_backend_template(generator, decoding, chat_template)
     check_student(student)
     questions = QuestionsConfig.of(eval_questions)
     eval_set = questions.load()
@@ -95,6 +96,22 @@ def evaluate(
     )
 
 
+def check_backend_template(
+    generator: Generator | None, decoding: DecodingConfig | None, chat_template: str | Path | None
+) -> None:
+    """Refuse a chat template the backend would not use: an OpenAI-compatible server renders with its own.
+
+    Raises:
+        ConfigError: `chat_template` with the openai backend.
+    """
+    openai = getattr(generator, "backend", None) == "openai" or (decoding is not None and decoding.backend == "openai")
+    if chat_template is not None and openai:
+        raise ConfigError(
+            "--chat-template cannot be used with --backend openai: the server renders prompts with its own "
+            "template (serve the student with the template you want, e.g. `vllm serve --chat-template`)"
+        )
+
+
 def report_path(out: str | Path) -> Path:
     """`x.json` stays; a folder gets `report.json` inside."""
     out = Path(out)
@@ -117,6 +134,7 @@ def evaluate_student(
     chat_template: str | Path | None = None,
 ) -> EvalReport:
     """`evaluate` on questions already loaded (an ablation evaluates every arm on the same `EvalSet`)."""
+    check_backend_template(generator, decoding, chat_template)
     import torch
     from transformers import AutoTokenizer
 

@@ -62,12 +62,6 @@ class ChatClient:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def models(self) -> list[str]:
-        """Model ids the server lists (`GET /models`)."""
-        response = self._http.get(f"{self.base_url}/models")
-        response.raise_for_status()
-        return [m["id"] for m in response.json().get("data", [])]
-
     def chat(self, payload: dict[str, Any]) -> Completion:
         """POST `/chat/completions`, retried per the policy.
 

@@ -26,6 +26,7 @@ from ..atomic import write_text_atomic
 from ..constants import DEFAULT_SYSTEM_PROMPT
 from ..errors import ConfigError
 from ..progress import progress_bars_enabled
+from ..publish.lock import locks_output
 from .client import ChatClient, Completion, RequestFailed
 from .config import GenerateConfig
 from .routing import RoutingConfig, route, savings, write_routing
@@ -210,7 +211,7 @@ def _payload(job: _Job, model: str, config: GenerateConfig) -> dict[str, Any]:
     return payload
 
 
-def _row(job: _Job, answer: Completion, payload: dict[str, Any], config: GenerateConfig) -> dict[str, Any]:
+def _row(job: _Job, answer: Completion, payload: dict[str, Any]) -> dict[str, Any]:
     t, p = job.teacher, job.prompt
     # every key in every row (None: not sent, the server's default), so all files share one schema
     sampling = {k: payload.get(k) for k in ("temperature", "top_p", "max_tokens", "seed")}
@@ -264,10 +265,12 @@ def _run_jobs(
     files: dict[tuple[str, str], TeacherFile],
     counts: dict[str, TeacherCounts],
     config: GenerateConfig,
-    out: Path,
     label: str,
 ) -> None:
-    """Send `jobs` on a bounded pool; write each answer as it arrives (this thread is the only writer)."""
+    """Send `jobs` on a bounded pool; write each answer as it arrives (this thread is the only writer).
+
+    `files` holds a `TeacherFile` for every (source dataset, teacher) of `jobs` (`generate_answers`
+    opens them all before any request)."""
     progress = _Progress(len(jobs), label, config.progress)
 
     def ask(job: _Job) -> tuple[_Job, dict[str, Any], Completion | RequestFailed]:
@@ -301,10 +304,7 @@ def _run_jobs(
                 elif not answer.text.strip():
                     c.failed["empty_answer"] += 1
                 else:
-                    key = (job.prompt.source_dataset, job.teacher.name)
-                    if key not in files:
-                        files[key] = TeacherFile(teacher_path(out, *key))
-                    files[key].append(_row(job, answer, payload, config))
+                    files[(job.prompt.source_dataset, job.teacher.name)].append(_row(job, answer, payload))
                     c.written += 1
                     c.truncated += answer.finish_reason == "length"
                     c.prompt_tokens += answer.prompt_tokens or 0
@@ -355,7 +355,7 @@ def generate_answers(
                 client = stack.enter_context(ChatClient(t.endpoint, t.api_key(), config.retry, config.concurrency))
                 clients[t.name] = (client, t.model)
             names = {t.name for t in endpoint_teachers}
-            _run_jobs([j for j in jobs if j.teacher.name in names], clients, files, counts, config, out, label)
+            _run_jobs([j for j in jobs if j.teacher.name in names], clients, files, counts, config, label)
     for (model, revision), group in served.items():
         names = {t.name for t in group}
         group_jobs = [j for j in jobs if j.teacher.name in names]
@@ -368,15 +368,14 @@ def generate_answers(
             ) as server,
             ChatClient(server.url, None, config.retry, config.concurrency) as client,
         ):
-            _run_jobs(
-                group_jobs, {t.name: (client, model) for t in group}, files, counts, config, out, f"{label} ({model})"
-            )
+            _run_jobs(group_jobs, {t.name: (client, model) for t in group}, files, counts, config, f"{label} ({model})")
     return skipped
 
 
 # ---- the command ---------------------------------------------------------------------------------
 
 
+@locks_output(lambda a: a["out"])  # one writer per corpus folder: rows are appended in place, then finalized
 def generate(
     source: str,
     teachers: list[TeacherSpec],
@@ -408,6 +407,7 @@ def generate(
     Raises:
         ConfigError: bad settings, an unusable output folder, a vLLM server that does not start.
         SourceError: the source cannot be read.
+        PublishError: another scas-hub run is writing `out`.
     """
     config = config or GenerateConfig()
     if config.samples < 1 or config.concurrency < 1 or config.max_tokens < 1:

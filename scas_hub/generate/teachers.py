@@ -122,10 +122,11 @@ def _clean_endpoint(url: str, name: str) -> str:
 def _settings(name: str, values: dict[str, Any]) -> dict[str, Any]:
     out = {}
     for key, value in values.items():
-        if key not in SETTINGS:
-            raise ConfigError(f"teacher {name!r}: unknown setting {key!r}; settings: {', '.join(SETTINGS)}")
+        # before the unknown-setting check: `api_key` is not a setting, and its own message says what to do
         if key == "api_key" or (key == "api_key_env" and isinstance(value, str) and value.startswith("sk-")):
             raise ConfigError(f"teacher {name!r}: give the name of an environment variable, not a key")
+        if key not in SETTINGS:
+            raise ConfigError(f"teacher {name!r}: unknown setting {key!r}; settings: {', '.join(SETTINGS)}")
         try:
             out[key] = SETTINGS[key](value)
         except (TypeError, ValueError) as err:

@@ -84,6 +84,41 @@ def test_openai_backend_needs_an_endpoint(tiny_qwen_dir, tmp_path, capsys):
         parse_endpoint("http://127.0.0.1:8000/v1")
 
 
+def test_openai_backend_refuses_a_chat_template_the_server_would_not_use(tiny_qwen_dir, tmp_path, capsys):
+    """The server renders prompts with its own template: a local --chat-template would be recorded
+    (its sha) as if used. It is refused before any question is asked or anything written."""
+    template = tmp_path / "template.jinja"
+    template.write_text("{% for m in messages %}{{ m['content'] }}{% endfor %}")
+    out = tmp_path / "report.json"
+    with FakeOpenAI(models=["student"], answer=lambda model, messages, request: "\\boxed{1}") as server:
+        code = main(
+            [
+                "evaluate",
+                "--student",
+                str(tiny_qwen_dir),
+                "--eval",
+                "demo",
+                "--limit",
+                "2",
+                "--backend",
+                "openai",
+                "--endpoint",
+                f"{server.url}#student",
+                "--chat-template",
+                str(template),
+                "--no-progress",
+                "--out",
+                str(out),
+            ]
+        )
+        sent = server.completions("student")
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "--chat-template cannot be used with --backend openai" in err and "its own template" in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert sent == [] and not out.exists()
+
+
 def test_backend_differences_names_each_question_and_where_answers_part():
     def report(*answers):
         return EvalReport(

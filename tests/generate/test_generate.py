@@ -119,6 +119,8 @@ def test_teacher_specs_and_files(tmp_path):
         ("a=openai:http://h/v1", "openai:URL#MODEL"),
         ("a=openai:http://u:p@h/v1#m", "no credentials"),
         ("a=m?colour=red", "unknown setting"),
+        ("a=openai:http://h/v1#m?api_key=sk-123", "name of an environment variable, not a key"),
+        ("a=openai:http://h/v1#m?api_key_env=sk-123", "name of an environment variable, not a key"),
         ("a=m?temperature=hot", "not a float"),
         ("a b=m", "teacher name"),
     ]:
@@ -143,6 +145,11 @@ def test_teacher_specs_and_files(tmp_path):
     json_file.write_text(json.dumps({"a": "openai:http://127.0.0.1:9/v1#m", "b": {"model": "org/x", "top_p": 0.9}}))
     a, b = load_teachers_file(json_file)
     assert a.endpoint and b.served and b.sampling.top_p == 0.9
+    keyed = tmp_path / "keyed.json"
+    keyed.write_text(json.dumps([{"name": "a", "endpoint": "http://127.0.0.1:9/v1", "model": "m", "api_key": "x"}]))
+    with pytest.raises(ConfigError, match="not a key") as err:
+        load_teachers_file(keyed)
+    assert "unknown setting" not in str(err.value)
 
 
 # ---- generate -----------------------------------------------------------------------------------
@@ -383,6 +390,47 @@ def test_out_folders_the_tool_did_not_write_are_refused(server, tmp_path, capsys
         == 2
     )
     assert "other settings" in capsys.readouterr().err
+
+
+HOLDER = """
+import sys, time
+from scas_hub.publish.lock import output_lock
+with output_lock(sys.argv[1]):
+    print("held", flush=True)
+    time.sleep(600)
+"""
+
+
+def test_an_out_another_run_holds_is_refused_and_left_as_it_was(server, tmp_path, capsys):
+    """generate appends to --out in place and finalizes it: two runs on one folder would write rows
+    twice or drop each other's. A second run fails at once, naming the holder, and writes nothing."""
+    out, fresh = tmp_path / "gen", tmp_path / "fresh"
+    assert (
+        main(["generate", "--source", "demo", "--limit", "1", *_teachers(server, "right"), "--out", str(out), *FAST])
+        == 0
+    )
+    before = {p.relative_to(out): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+    asked = len(server.completions("right"))
+    capsys.readouterr()
+    holders = [
+        subprocess.Popen([sys.executable, "-c", HOLDER, str(folder)], stdout=subprocess.PIPE, text=True)
+        for folder in (out, fresh)
+    ]
+    try:
+        for proc in holders:
+            assert proc.stdout.readline().strip() == "held"
+        for folder in (out, fresh):
+            argv = ["generate", "--source", "demo", "--limit", "3", *_teachers(server, "right"), "--out", str(folder)]
+            assert main([*argv, *FAST]) == 2
+            err = capsys.readouterr().err
+            assert "being written by another scas-hub run" in err and "Traceback" not in err
+            assert len(err.strip().splitlines()) == 1
+    finally:
+        for proc in holders:
+            proc.kill()
+            proc.wait()
+    assert {p.relative_to(out): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()} == before
+    assert not fresh.exists() and len(server.completions("right")) == asked
 
 
 def test_a_killed_run_loses_at_most_the_requests_in_flight(server, tmp_path):
