@@ -35,9 +35,9 @@ from ..pipeline import curate, default_source, reselect, source_record
 from ..publish.config import PublishConfig
 from ..publish.lock import locks_output
 from ..run_record import RunRecord
-from ..score.engine import ScoringConfig
+from ..score.config import ScoringConfig
 from ..select import SelectionConfig
-from ..source import OpenedSource, open_source
+from ..source import OpenedSource, check_source_given, open_source
 from ..student.config import StudentConfig
 from ..student.loading import check_student, resolve_student
 from ..train.config import TrainConfig
@@ -246,7 +246,8 @@ def ablate(
     model = StudentConfig.of(student)
     questions = _check_arguments(seeds, eval_questions, repo_type, publishing, model)
     check_student(model.name)
-    source = source or default_source(model.name)
+    check_source_given(source)  # before any work; a blank is not the default corpus
+    source = default_source(model.name) if source is None else source
     train_config = (train_config or TrainConfig()).validate()
     command = command or api_call(
         "scas_hub.ablate",

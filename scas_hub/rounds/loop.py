@@ -38,8 +38,9 @@ from ..publish.hub import check_repo_id
 from ..publish.lock import locks_output
 from ..publish.output import check_rounds_folder
 from ..run_record import RunRecord
-from ..score.engine import ScoringConfig
-from ..select import SelectionConfig, selection_config
+from ..score.config import ScoringConfig
+from ..select import SelectionConfig
+from ..source import check_source_given
 from ..student.config import StudentConfig
 from ..student.loading import ResolvedStudent, resolve_student, student_slug
 from ..train import TrainConfig, TrainResult, train
@@ -202,7 +203,7 @@ def loop_settings(
     """What every round of one loop shares, as recorded in `rounds.json`."""
     import hashlib
 
-    template = _template_text(scoring)
+    template = scoring.chat_template_text
     return {
         "student": base,
         "source": source,
@@ -367,8 +368,11 @@ def run_rounds(
     if model.chat_template is not None:
         scoring = replace(scoring, chat_template=model.chat_template)
     out = Path(out) if out else default_rounds_out(model)
-    source = source or default_source(model.name)  # settled from the base student, once for every round
-    selection = selection_config(selection)
+    check_source_given(source)  # before any work; a blank is not the default corpus
+    source = (
+        default_source(model.name) if source is None else source
+    )  # settled from the base student, once for every round
+    selection = (selection or SelectionConfig()).validate()
     base = resolve_student(model.name, model.revision)
     evaluation = None
     if eval_questions is not None:
@@ -514,13 +518,8 @@ def _train_round(plan: LoopPlan, r: int, record: RunRecord, current: str, curren
         private=plan.publishing.private,
         progress=plan.progress,
         round_number=r,
-        chat_template=_template_text(plan.scoring),
+        chat_template=plan.scoring.chat_template_text,
     )
-
-
-def _template_text(scoring: ScoringConfig) -> str | None:
-    """The chat template override as text (`ScoringConfig` reads a file's when it is built)."""
-    return None if scoring.chat_template is None else str(scoring.chat_template)
 
 
 def _round_entry(

@@ -46,6 +46,16 @@ EMPTY_SOURCE = (
 )
 
 
+def check_source_given(source: object) -> None:
+    """Refuse a blank source name (`Path("")` is the current folder; a blank is never the default corpus).
+
+    Raises:
+        SourceError: `source` is a blank string.
+    """
+    if isinstance(source, str) and not source.strip():
+        raise SourceError(EMPTY_SOURCE)
+
+
 @dataclass(frozen=True)
 class SourceInfo:
     """What the card records about the corpus."""
@@ -295,8 +305,7 @@ def open_source(
     """
     if isinstance(source, CorpusRecipe):
         return _open_recipe(source, subset, revision, Path.cwd(), None, verification)
-    if isinstance(source, str) and not source.strip():  # Path("") is the current folder: never read for ""
-        raise SourceError(EMPTY_SOURCE)
+    check_source_given(source)
     local = Path(source).expanduser()
     if local.is_file() and local.suffix == ".py":
         recipe = load_recipe_file(local)

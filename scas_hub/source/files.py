@@ -378,10 +378,13 @@ def row_parts(path: Path, rows_per_part: int) -> list[tuple[int, int] | None]:
         except Exception:  # an unreadable file: the reader reports it with its name
             return [None]
     elif path.name.endswith(".jsonl") or path.name.endswith(".json"):
-        with open(path, "rb") as f:
-            if _starts_array(f):  # an array is read whole, whatever the file is called
-                return [None]
-            total = sum(block.count(b"\n") for block in iter(lambda: f.read(1 << 20), b"")) + 1
+        try:
+            with open(path, "rb") as f:
+                if _starts_array(f):  # an array is read whole, whatever the file is called
+                    return [None]
+                total = sum(block.count(b"\n") for block in iter(lambda: f.read(1 << 20), b"")) + 1
+        except OSError:  # an unreadable file: the reader reports it with its name (not as the cache's disk)
+            return [None]
     else:
         return [None]
     if total <= rows_per_part:

@@ -612,6 +612,24 @@ def test_card_load_lines_stay_python_whatever_the_folder_name(curated, tmp_path)
     assert 'load_dataset("path/to/we\\"ird ```name", split="train")' in card
 
 
+def test_card_escapes_the_student_weights_and_run_facts(curated, tmp_path):
+    """`weights` comes from the user's model; hardware and versions are shown as plain text too."""
+    from scas_hub.publish.card import write_card
+
+    folder = shutil.copytree(curated, tmp_path / "copy")
+    record = json.loads((folder / "selection_stats.json").read_text())
+    record["student"]["weights"] = "w|x <script>alert(1)</script>"
+    record["run"]["hardware"] = "gpu|1 *bold*"
+    (folder / "selection_stats.json").write_text(json.dumps(record))
+    card = write_card(folder).read_text()
+    assert_no_raw_html(card)
+    tables = rendered_tables(card)
+    student = next(t for t in tables if t[0][0] == "" and len(t) > 1 and t[1][0] == "student")
+    assert all(len(row) == 4 for row in student) and "weights: w|x <script>alert(1)</script>; " in student[1][3]
+    run = next(t for t in tables if any(row[0] == "hardware" for row in t))
+    assert all(len(row) == 2 for row in run) and ["hardware", "gpu|1 *bold*"] in run
+
+
 def test_single_teacher_strategy_card_escapes_the_name():
     from scas_hub.publish.card import describe_strategy
 
@@ -645,8 +663,15 @@ def test_empty_source_is_refused_not_the_demo(tmp_path, capsys, monkeypatch, com
 
 
 def test_empty_source_in_python_is_a_source_error(tmp_path):
+    """In the library too, not only at the CLI: `rounds` and `ablate` took a blank for the default corpus."""
     from scas_hub import SourceError, curate
+    from scas_hub.ablate import ablate
+    from scas_hub.rounds.loop import run_rounds
 
     with pytest.raises(SourceError, match="--source is empty"):
         curate("smollm2-135m", "", tmp_path / "out")
-    assert not (tmp_path / "out").exists()
+    with pytest.raises(SourceError, match="--source is empty"):
+        run_rounds("smollm2-135m", 1, tmp_path / "rounds", source=" ")
+    with pytest.raises(SourceError, match="--source is empty"):
+        ablate("smollm2-135m", "demo", tmp_path / "ablation", source="")
+    assert sorted(p.name for p in tmp_path.iterdir()) == []

@@ -352,3 +352,13 @@ def test_nothing_survives_scoring_says_what_to_do(tmp_path, tiny_qwen_dir):
             scoring=ScoringConfig(max_length=100, progress=False, score_cache=False),
         )
     assert not (tmp_path / "out").exists()
+
+
+def test_a_data_file_that_cannot_be_opened_is_left_to_the_reader(tmp_path):
+    """Splitting files for several cores does not read an unopenable file itself: the reader reports it
+    with its name (an OSError escaping here was reported as the table cache's disk being unwritable)."""
+    from scas_hub.source.files import row_parts
+
+    unopenable = tmp_path / "teacher.jsonl"
+    unopenable.mkdir()  # open() fails with an OSError (IsADirectoryError), also when run as root
+    assert row_parts(unopenable, rows_per_part=1) == [None]
