@@ -23,7 +23,8 @@ REPO_ID = "my-org/scas-smollm2-135m"
 
 def main(dest: Path = HERE / "example_card") -> None:
     sys.path.insert(0, str(HERE.parent))
-    from scas_hub.testing.fake_hub import FakeHub, free_port
+    from scas_hub.testing.fake_hub import FakeHub
+    from scas_hub.testing.loopback import free_port
 
     port = free_port()
     # the Hub endpoint is read when huggingface_hub is imported: set it before importing scas_hub

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Collection, Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -248,7 +248,6 @@ def publish(
     """
     selection.validate()
     order = teacher_order([], selection, verified)
-    check_out_folder(out)  # checked before scoring too; the folder may have changed since
     # the ranking `--strategy strongest` picks by; the card's "strongest teacher" row uses it too
     strongest = strongest_teacher(verified, selection.teacher_ranking)
     settings = selection.to_dict()
@@ -436,13 +435,10 @@ def curate(
     strategy = selection.strategy
     publishing = publishing or PublishConfig()
     push, version = publishing.push, publishing.version
-    scoring = scoring or ScoringConfig()
-    if model.chat_template is not None:
-        scoring = replace(scoring, chat_template=model.chat_template)
+    scoring = scoring or ScoringConfig()  # the student's chat template, if any, overrides it (`score_table`)
     check_student(student)
     source = default_source(student) if source is None else source  # "" is refused by open_source
     out = Path(out) if out else default_out(student, strategy)
-    check_out_folder(out)  # before any work: a folder the tool may not write fails now, not after scoring
     if round_number is not None and push and "/" not in push:
         raise PublishError(
             f"with --round, --push takes the dataset's full repo id (org/name), not {push!r}: "

@@ -8,6 +8,7 @@ from typing import Any
 
 from ..constants import PAPER_URL
 from ..errors import PublishError
+from ..publish.figures import plain_labels, save_figure
 from ..publish.markdown import cell, code_block, plain
 from .arms import ARMS_DIR, BASELINE
 
@@ -24,12 +25,7 @@ def _rows(record: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     return rows
 
 
-def _as_text(label: str) -> str:
-    """A label matplotlib shows as it is: with its `$` escaped, a name never turns into mathtext (which
-    renders `$x$` as math and fails on what is not TeX)."""
-    return label.replace("$", r"\$")
-
-
+@plain_labels
 def plot_accuracy(record: dict[str, Any], path: Path) -> Path:
     """Bar chart of accuracy per strategy, with the bootstrap interval as error bars."""
     from matplotlib.figure import Figure
@@ -43,15 +39,14 @@ def plot_accuracy(record: dict[str, Any], path: Path) -> Path:
     low = [100 * (s["accuracy"] - s["ci_low"]) if s["ci_low"] is not None else 0 for _, s in rows]
     high = [100 * (s["ci_high"] - s["accuracy"]) if s["ci_high"] is not None else 0 for _, s in rows]
     colors = ["#e8743b" if n == "scas" else "#c3c8ce" if n == BASELINE else "#5b8db8" for n in names]
-    ax.bar([_as_text(name) for name in names], acc, yerr=[low, high], capsize=4, color=colors)
+    ax.bar(names, acc, yerr=[low, high], capsize=4, color=colors)
     for i, a in enumerate(acc):
         ax.annotate(f"{a:.1f}", (i, a), textcoords="offset points", xytext=(6, 2), fontsize=8)
     ax.set_ylabel("accuracy (%)")
     ax.set_ylim(0, 100)
     n = next(iter(record["strategies"].values()))["n_questions"]
-    ax.set_title(f"{_as_text(record['student']['name'])}: {n} held-out questions, 95% bootstrap CI", fontsize=9)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, format="png", metadata={"Software": None})
+    ax.set_title(f"{record['student']['name']}: {n} held-out questions, 95% bootstrap CI", fontsize=9)
+    save_figure(fig, path)
     return path
 
 

@@ -13,11 +13,7 @@ import sys
 
 from ..errors import ScasHubError
 from . import ablate, builders, curate, evaluate, generate, push, rounds, select, students, train
-from .common import HelpFormatter, train_config
-
-# the names tests and callers used when the CLI was one module
-_HelpFormatter = HelpFormatter
-_train_config = train_config
+from .common import HelpFormatter
 
 COMMANDS = (curate, select, train, rounds, evaluate, ablate, generate, students, builders, push)
 """The subcommand modules, in the order `scas-hub --help` lists them."""

@@ -271,7 +271,9 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
         if args.effective_batch_size is not None:
             raise ConfigError("pass --effective-batch or --grad-accum, not both")
         world = int(os.environ.get("WORLD_SIZE", "1"))
-        values["effective_batch_size"] = args.grad_accum * values.get("per_device_batch_size", 1) * world
+        values["effective_batch_size"] = (
+            args.grad_accum * values.get("per_device_batch_size", TrainConfig.per_device_batch_size) * world
+        )
     elif args.effective_batch_size is not None:
         values["effective_batch_size"] = args.effective_batch_size
     return TrainConfig(**values)

@@ -12,6 +12,7 @@ def run(args: argparse.Namespace) -> int:
     from ..evaluate import evaluate
     from ..evaluate.run import report_path
 
+    decoding_config = decoding(args)
     generator = None
     if args.backend == "openai" or args.endpoint:
         from ..errors import ConfigError
@@ -20,14 +21,14 @@ def run(args: argparse.Namespace) -> int:
         if not args.endpoint or args.backend != "openai":
             raise ConfigError("--backend openai and --endpoint URL#MODEL go together")
         generator = OpenAIGenerator(
-            args.endpoint, decoding(args), api_key_env=args.api_key_env, progress=not args.no_progress
+            args.endpoint, decoding_config, api_key_env=args.api_key_env, progress=not args.no_progress
         )
     report = evaluate(
         args.student,
         questions_config(args),
         args.out,
         student_revision=args.student_revision,
-        decoding=decoding(args),
+        decoding=decoding_config,
         device=args.device,
         reference_nll=not args.no_reference_nll,
         progress=not args.no_progress,

@@ -9,14 +9,13 @@ from typing import TYPE_CHECKING, Any
 
 from ..constants import DEFAULT_SEED
 from ..errors import ConfigError
+from ..student.config import DTYPE_NAMES
 
 if TYPE_CHECKING:
     from ..source import CorpusRecipe
     from .questions import EvalSet
 
 BACKENDS = ("auto", "transformers", "vllm", "openai")
-DTYPE_NAMES = ("float32", "bfloat16", "float16")
-"""The dtypes a student runs in (`score.engine.DTYPES` maps them to torch's), besides `auto`."""
 
 
 @dataclass(frozen=True)

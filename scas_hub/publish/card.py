@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..constants import PAPER_URL
 from .folder import CONFIG_DIRS, configs_metadata, read_stats
-from .markdown import cell, code, text
+from .markdown import cell, code, plain, text
 
 if TYPE_CHECKING:
     from huggingface_hub import DatasetCard
@@ -191,6 +191,7 @@ def render_card(record: dict[str, Any], folder: str | Path, name: str | None = N
         code=code,
         cell=cell,
         text=text,
+        plain=plain,
     )
 
 

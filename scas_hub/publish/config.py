@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..errors import ConfigError
-
 
 @dataclass(frozen=True)
 class PublishConfig:
@@ -24,23 +22,3 @@ class PublishConfig:
         default=None, metadata={"help": "tag of the pushed commit (default: the next vN)", "metavar": "TAG"}
     )
     private: bool = field(default=False, metadata={"help": "create the Hub repo private"})
-
-
-def publish_config(
-    publishing: PublishConfig | None = None,
-    *,
-    push: str | None = None,
-    version: str | None = None,
-    private: bool | None = None,
-) -> PublishConfig:
-    """`publishing`, or a `PublishConfig` from the keywords a caller set; both at once is refused.
-
-    Raises:
-        ConfigError: a `PublishConfig` and push keywords together.
-    """
-    if publishing is not None:
-        given = [k for k, v in (("push", push), ("version", version), ("private", private)) if v is not None]
-        if given:
-            raise ConfigError(f"pass publishing=PublishConfig(...) or {', '.join(given)}=..., not both")
-        return publishing
-    return PublishConfig(push=push, version=version, private=bool(private))

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
@@ -20,6 +22,33 @@ MAX_DOTS = 2000
 _SELECTED, _ALL = "#e8743b", "#9aa5b1"
 
 
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def plain_labels(plot: F) -> F:
+    """Draw with every label shown as written: a `$` in a teacher, student or strategy name never
+    starts mathtext (which renders `$x$` as math and raises on what is not TeX)."""
+
+    @functools.wraps(plot)
+    def drawn(*args: Any, **kwargs: Any) -> Any:
+        from matplotlib import rc_context
+
+        with rc_context({"text.parse_math": False}):
+            return plot(*args, **kwargs)
+
+    return drawn  # type: ignore[return-value]
+
+
+def save_figure(fig: Figure, path: Path) -> None:
+    """Write `fig` as a PNG (no software stamp, so a rerun writes the same bytes)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fig.savefig(path, format="png", metadata={"Software": None})
+    except OSError:  # a full disk: the half-written figure goes
+        path.unlink(missing_ok=True)
+        raise
+
+
 def _figure(n_rows: int):
     from matplotlib.figure import Figure
 
@@ -29,15 +58,7 @@ def _figure(n_rows: int):
     return fig, ax
 
 
-def _save(fig: Figure, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fig.savefig(path, format="png", metadata={"Software": None})
-    except OSError:  # a full disk: the half-written figure goes
-        path.unlink(missing_ok=True)
-        raise
-
-
+@plain_labels
 def plot_selected_share(teachers: list[dict[str, Any]], path: Path) -> None:
     """Horizontal bars per teacher: its share of the selection next to its share of all candidates."""
     rows = sorted(teachers, key=lambda t: (t["share"], t["teacher"]))
@@ -63,9 +84,10 @@ def plot_selected_share(teachers: list[dict[str, Any]], path: Path) -> None:
     ax.set_xlabel("% of answers")
     ax.set_title("Which teachers' answers the student keeps", loc="left", fontsize=11)
     fig.legend(loc="outside lower center", ncols=2, frameon=False, fontsize=8)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
+@plain_labels
 def plot_score_distribution(distributions: dict[str, dict[str, Any]], path: Path) -> None:
     """Box plot of SCAS scores per teacher (lower = cheaper to learn), selected answers as dots
     (at most `MAX_DOTS` per teacher, evenly spread over its sorted scores)."""
@@ -104,9 +126,10 @@ def plot_score_distribution(distributions: dict[str, dict[str, Any]], path: Path
     ax.set_title("Score distribution per teacher", loc="left", fontsize=11)
     if labelled:
         fig.legend(loc="outside lower center", frameon=False, fontsize=8)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
+@plain_labels
 def plot_rounds(rounds: list[dict[str, Any]], path: Path) -> None:
     """Per round: the teachers' shares of the selection (stacked bars) and, on a second axis, the
     share of questions whose selected answer changed since the previous round."""
@@ -145,7 +168,7 @@ def plot_rounds(rounds: list[dict[str, Any]], path: Path) -> None:
         ax2.set_ylabel("% of questions changed")
     ax.set_title("Teacher shares and changed selections per round", loc="left", fontsize=11)
     fig.legend(loc="outside lower center", ncols=min(len(teachers), 4), frameon=False, fontsize=8)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def write_figures(

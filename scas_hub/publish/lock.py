@@ -1,6 +1,6 @@
 """One writer per output folder: a lock file beside `--out`, held for the whole run.
 
-`curate`, `select`, `push`, `train` and `rounds` take `.<name>.scas-hub.lock` beside their output
+`curate`, `select`, `push`, `train`, `rounds`, `ablate` and `generate` take `.<name>.scas-hub.lock` beside their output
 folder before they look at it, and keep it until they return. A second run on the same folder fails
 at once with a one-line message naming the holder (pid, host, command, start time). The lock is an
 OS lock (`filelock`, `flock` on POSIX): a killed holder's lock ends with its process, so the next

@@ -44,15 +44,6 @@ from .folder import CONFIG_DIRS, write_stats
 from .lock import holds_lock
 
 CARD_FILENAME = "README.md"
-TOOL_PATTERNS = (
-    CARD_FILENAME,
-    STATS_FILENAME,
-    SELECTED_SHARE,
-    SCORE_DISTRIBUTION,
-    ROUNDS,
-    *(f"{d}/train-*-of-*.parquet" for d in CONFIG_DIRS.values()),
-)
-"""Every path an output folder of scas-hub can hold, as globs (for reading; matching uses `TOOL_PATH`)."""
 TOOL_DIRS = (*CONFIG_DIRS.values(), FIGURES_DIR)
 """The folders of an output that hold tool files; the tool creates them and removes them when empty."""
 _SHARD = r"train-[0-9]{5,}-of-[0-9]{5,}\.parquet"

@@ -16,6 +16,7 @@ from typing import Any
 
 from ..evaluate import DecodingConfig, EvalReport, EvalSet, Overlap, accuracy_interval, evaluate_student, find_overlap
 from ..evaluate.config import QuestionsConfig
+from ..publish.figures import save_figure
 from ..source import source_record
 
 EVAL_DIR = "eval"
@@ -132,8 +133,7 @@ def plot_accuracy(base: dict[str, Any], rounds: list[dict[str, Any]], path: Path
     ax.set_xticks(x, [label for label, _ in points])
     ax.set_ylabel(f"accuracy, % (95% interval, {base['n_questions']} questions)")
     ax.set_ylim(0, 100)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, format="png", metadata={"Software": None})
+    save_figure(fig, path)
     return path
 
 

@@ -25,7 +25,6 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import StudentError
-from .config import ATTENTION_MODES
 
 if TYPE_CHECKING:
     from torch.nn.attention.flex_attention import BlockMask
@@ -34,7 +33,6 @@ ATTENTION = "scas_packed"
 KERNEL_GQA_DEVICES = frozenset({"cpu"})
 """Device types whose attention kernels take grouped key/value heads directly, masked or not
 (elsewhere, e.g. CUDA's masked memory-efficient kernel, heads are repeated first)."""
-MODES = ATTENTION_MODES  # one list, in the torch-free config
 COMPILED_FLEX_DEVICES = frozenset({"cuda"})
 """Device types where flex attention and its block masks are compiled (elsewhere the reference
 form runs: correct, but it materialises whole score matrices)."""

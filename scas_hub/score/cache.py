@@ -25,7 +25,7 @@ from ..records import Candidate
 
 if TYPE_CHECKING:
     import pyarrow as pa
-from ..schema import COMPONENTS, candidate_digest, content_digest, outcome_schema  # noqa: F401 (re-exported)
+from ..schema import COMPONENTS, outcome_schema
 
 SCORER_VERSION = 2  # 2: packed engine (bf16 scores move within rounding)
 """Bump when a change to the engine or the proxy changes any score: old cache entries then miss."""

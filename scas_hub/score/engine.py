@@ -28,14 +28,13 @@ from ..progress import progress_bars_enabled
 from ..records import Candidate, Question
 from ..stats import PipelineStats
 from ..student.chat import ChatEncoder, EncodedCandidate, special_token_ids
-from ..student.loading import DTYPE_NAMES
+from ..student.config import DTYPE_NAMES
 from . import attention
 from .attention import ATTENTION, Call, FlexPlan, flex_plan, sdpa_calls
 from .config import ScoringConfig
 from .fusion import fused, fusible_modules
 from .head import BlockedHead, measure_transform
 from .proxy import RegionSummary, combine, unit_features
-from .regions import special_mask
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -44,6 +43,11 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 DTYPES = {name: getattr(torch, name) for name in DTYPE_NAMES}
+
+
+def special_mask(input_ids: torch.Tensor, special_ids: torch.Tensor) -> torch.Tensor:
+    """Boolean mask of positions holding a special token (neither question nor answer)."""
+    return torch.isin(input_ids, special_ids)
 
 
 def pending_candidates(question: Question) -> list[Candidate]:

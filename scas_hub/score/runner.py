@@ -24,6 +24,7 @@ from ..constants import score_cache_dir
 from ..distributed import distributed_state
 from ..progress import progress_bars_enabled
 from ..records import Question
+from ..schema import candidate_digest, outcome_schema
 from ..stats import PipelineStats
 from ..student.chat import chat_template_sha256
 from ..student.config import StudentConfig
@@ -33,8 +34,6 @@ from .cache import (
     SCORER_VERSION,
     ScoreCache,
     apply_outcome,
-    candidate_digest,
-    outcome_schema,
     outcomes_table,
     scoring_key,
     shard_name,
@@ -56,7 +55,7 @@ class ScoreReport:
 
     student: dict[str, Any]
     """name, repo_id, revision, dtype, device, processes, `chat_template_sha256` (of the template the
-    candidates were rendered with, `regions.chat_template_sha256`) and `chat_template_override`."""
+    candidates were rendered with, `student.chat.chat_template_sha256`) and `chat_template_override`."""
     from_cache: int = 0
     ranks: list[dict[str, Any]] = field(default_factory=list)
     scores: Any = None

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..records import SCORING_SKIP_REASONS, Question
-from ..schema import COMPONENTS, TEXT_COLUMNS, WINDOW_COLUMNS, WINDOW_ROWS, window_schema  # noqa: F401 (re-exported)
+from ..schema import COMPONENTS, TEXT_COLUMNS, WINDOW_ROWS, window_schema
 from ..verify.table import CandidateTable
 
 if TYPE_CHECKING:

@@ -36,7 +36,6 @@ import random
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 from ..constants import DEFAULT_GROUP, DEFAULT_GROUPS, DEFAULT_LAMBDA, DEFAULT_SEED, DEFAULT_STRATEGY, MAX_GROUPS
 from ..errors import SelectionError
@@ -126,28 +125,6 @@ class SelectionConfig:
         if self.teacher_ranking:
             out["teacher_ranking"] = list(self.teacher_ranking)
         return out
-
-
-SELECTION_KEYWORDS = ("strategy", "groups", "group", "seed", "lam", "small_policy", "teacher_ranking")
-"""The `SelectionConfig` fields `run_rounds` still takes as keywords beside `selection=` (see `selection_config`)."""
-
-
-def selection_config(selection: SelectionConfig | None = None, **keywords: Any) -> SelectionConfig:
-    """The validated config a workflow selects with: `selection`, or one built from the keywords a
-    caller set (None keeps the field's default, so the defaults live only in `SelectionConfig`).
-
-    Raises:
-        SelectionError: an unknown keyword, a config and keywords together, or a bad setting.
-    """
-    unknown = set(keywords) - set(SELECTION_KEYWORDS)
-    if unknown:
-        raise SelectionError(f"unknown selection setting(s): {', '.join(sorted(unknown))}")
-    given: dict[str, Any] = {k: v for k, v in keywords.items() if v is not None}
-    if selection is not None:
-        if given:
-            raise SelectionError(f"pass selection=SelectionConfig(...) or {', '.join(given)}=..., not both")
-        return selection.validate()
-    return SelectionConfig(**given).validate()
 
 
 def cost_key(cost: float, c: Candidate) -> tuple[bool, float, str, int]:

@@ -11,12 +11,10 @@ from ..atomic import build_aside
 from ..constants import DEFAULT_STUDENT, cache_dir
 from ..errors import StudentError
 from ..hub_access import describe, is_local_path, missing_path_message, what_to_do
+from .config import DTYPE_NAMES
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
-
-DTYPE_NAMES = ("float32", "bfloat16", "float16")
-"""The compute dtypes a student runs in (`score.engine.DTYPES` maps them to torch dtypes)."""
 
 
 @dataclass(frozen=True)

@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from ..generate.server import free_port  # noqa: F401 (the fakes' callers take it from here)
+
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A port that is free right now (for setting HF_ENDPOINT before the server starts)."""
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
 
 
 class LoopbackServer:

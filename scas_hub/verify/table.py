@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import mmap
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,21 +33,6 @@ TABLE_VERSION = 4
 BATCH_ROWS = 1024
 SHARD_ROWS = 65_536
 META_FILE = "table.json"
-CANDIDATE_FIELDS = (
-    "question_id",
-    "teacher",
-    "instruction",
-    "answer",
-    "system",
-    "source_dataset",
-    "reference_answer",
-    "reference_solution",
-    "verified",
-    "provenance",
-    "skip_reason",
-    "sample",
-)
-"""The `Candidate` fields a table stores (scores and the selection come later)."""
 
 
 def schema() -> pa.Schema:
@@ -271,9 +255,3 @@ class CandidateTable:
             cands = [candidate_of(r) for r in rows[a - first : b - first]]
             out.append(Question(cands[0].question_id, cands))
         return out
-
-    def iter_questions(self, per_batch: int = 256) -> Iterator[Question]:
-        """Every question in order, materialised `per_batch` questions at a time."""
-        for start in range(0, self.n_questions, per_batch):
-            yield from self.questions(start, min(start + per_batch, self.n_questions))
-            self.release()

@@ -113,14 +113,14 @@ def test_the_question_flags_make_the_questions_config(command):
 
 
 def test_unset_training_flags_build_the_reference_recipe():
-    from scas_hub.cli import _train_config
+    from scas_hub.cli.common import train_config
 
     args = build_parser().parse_args(["train", "--dataset", "d"])
-    assert _train_config(args) == TrainConfig()
+    assert train_config(args) == TrainConfig()
     args = build_parser().parse_args(
         ["train", "--dataset", "d", "--learning-rate", "2e-5", "--bf16", "--effective-batch", "4", "--seed", "7"]
     )
-    config = _train_config(args)
+    config = train_config(args)
     assert (config.learning_rate, config.bf16, config.effective_batch_size, config.seed) == (2e-5, True, 4, 7)
 
 
@@ -142,22 +142,6 @@ def test_help_shows_the_config_defaults():
         check=True,
     ).stdout
     assert f"(default: {SelectionConfig().groups})" in out and "--lambda LAM" in out
-
-
-def test_workflows_take_a_config_or_its_keywords_not_both():
-    from scas_hub.errors import ConfigError, SelectionError
-    from scas_hub.publish.config import publish_config
-    from scas_hub.select import selection_config
-
-    assert selection_config(None, strategy="argmin", seed=None) == SelectionConfig(strategy="argmin")
-    assert selection_config(SelectionConfig(groups=3)) == SelectionConfig(groups=3)
-    with pytest.raises(SelectionError, match="not both"):
-        selection_config(SelectionConfig(), strategy="argmin")
-    with pytest.raises(SelectionError, match="--groups"):
-        selection_config(None, groups=0)
-    assert publish_config(None, push="org/name") == PublishConfig(push="org/name")
-    with pytest.raises(ConfigError, match="not both"):
-        publish_config(PublishConfig(), private=True)
 
 
 def test_a_flag_a_command_would_ignore_is_not_offered(capsys):

@@ -13,7 +13,8 @@ import sys
 import pytest
 import requests
 
-from scas_hub.cli import _HelpFormatter, build_parser, main
+from scas_hub.cli import build_parser, main
+from scas_hub.cli.common import HelpFormatter
 from scas_hub.constants import DEFAULT_GROUPS, DEFAULT_LAMBDA, DEFAULT_SEED
 from scas_hub.report import drop_warning, set_aside_table
 from scas_hub.testing.corpus import synthetic_pool, write_pool
@@ -86,7 +87,7 @@ def test_every_option_of_every_subcommand_has_help_and_a_default_said():
             assert action.help and action.help.strip(), f"{where} has no help"
             flag = isinstance(action, argparse._StoreTrueAction)
             if action.option_strings and not flag and not action.required:
-                assert "default" in _HelpFormatter("x")._get_help_string(action), f"{where} says no default"
+                assert "default" in HelpFormatter("x")._get_help_string(action), f"{where} says no default"
     for name in ("curate", "select", "push", "train", "rounds"):
         assert any(a.dest == "no_progress" for a in parsers[name]._actions), f"{name} lacks --no-progress"
 

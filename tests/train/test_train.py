@@ -317,10 +317,11 @@ def test_push_sends_the_checkpoint_to_a_model_repo(trained, curated, tiny_qwen_d
 
 
 def test_cli_flags_override_the_reference_recipe_one_by_one():
-    from scas_hub.cli import _train_config, build_parser
+    from scas_hub.cli import build_parser
+    from scas_hub.cli.common import train_config
 
     def config(*flags):
-        return _train_config(build_parser().parse_args(["train", "--dataset", "d", *flags]))
+        return train_config(build_parser().parse_args(["train", "--dataset", "d", *flags]))
 
     assert config() == TrainConfig(
         learning_rate=1e-5,
@@ -362,7 +363,7 @@ def test_cli_flags_override_the_reference_recipe_one_by_one():
         tuned.warmup_ratio,
     ) == (5, 2e-5, 1, 1024, 7, False, 16, 0)
     rounds = build_parser().parse_args(["rounds", "--max-steps", "2", "--seed", "3", "--train-seed", "5"])
-    assert (_train_config(rounds).max_steps, _train_config(rounds).seed, rounds.seed) == (2, 5, 3)
+    assert (train_config(rounds).max_steps, train_config(rounds).seed, rounds.seed) == (2, 5, 3)
 
 
 @pytest.mark.slow
