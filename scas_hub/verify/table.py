@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import mmap
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -255,3 +256,9 @@ class CandidateTable:
             cands = [candidate_of(r) for r in rows[a - first : b - first]]
             out.append(Question(cands[0].question_id, cands))
         return out
+
+    def iter_questions(self, per_batch: int = 256) -> Iterator[Question]:
+        """Every question in order, materialised `per_batch` questions at a time."""
+        for start in range(0, self.n_questions, per_batch):
+            yield from self.questions(start, min(start + per_batch, self.n_questions))
+            self.release()
